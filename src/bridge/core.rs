@@ -1,0 +1,501 @@
+//! The bridge's rules, as a state machine with no I/O.
+//!
+//! The runtime feeds one [`Input`] at a time with the current time and
+//! carries out the [`Output`]: publishes, log lines, and whether to save.
+//! Nothing here touches a socket or a clock, so every rule is a unit test.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+use super::pending::{slot_of, Pending, Sent, Slot, Waiting};
+use super::state::{LastCommand, Outcome, ToyState};
+use crate::catalog::Catalog;
+use crate::folotoy::{self, Command, Inbound, Play, Settings, Sn, ToyEvent};
+use crate::ha::discovery::Discovery;
+use crate::ha::entities::{Entity, TOY};
+use crate::ha::{self, HaInbound, Request, Topics};
+use crate::store::Snapshot;
+
+/// Home Assistant re-subscribes right after its birth message; publishing a
+/// moment later makes sure it is listening (the delay zigbee2mqtt uses too).
+pub const REPUBLISH_DELAY: Duration = Duration::from_secs(2);
+
+/// How many refused serial numbers are remembered so each is warned about
+/// once; past that a flood of made-up sns costs no memory.
+const REFUSED_MEMORY: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub topics: Topics,
+    pub catalog: Catalog,
+    /// Names of roles 1..7, as the Speaking role select shows them.
+    pub roles: Vec<String>,
+    /// Configured toys and the names the user gave them.
+    pub toys: Vec<(Sn, Option<String>)>,
+    pub allow_unknown_toys: bool,
+    pub max_toys: usize,
+    pub command_timeout: Duration,
+}
+
+/// One thing that happened, for the core to decide on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Connected (again) to Home Assistant's broker: everything is published
+    /// anew, because a broker without persistence forgot it all.
+    HaUp,
+    FoloToyUp,
+    FoloToyDown,
+    FoloToy { topic: String, msg: Inbound },
+    Ha { topic: String, msg: HaInbound },
+    /// Time passed: overdue acks and a scheduled republish are handled.
+    Tick,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Ha,
+    FoloToy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publish {
+    pub side: Side,
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Info,
+    Warn,
+}
+
+/// A line for the log: always names the topic it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Log {
+    pub level: Level,
+    pub topic: String,
+    pub message: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Output {
+    pub publish: Vec<Publish>,
+    pub logs: Vec<Log>,
+    /// The state to save changed: call [`Core::snapshot`] and store it.
+    pub save: bool,
+}
+
+impl Output {
+    fn ha(&mut self, topic: String, payload: impl Into<Vec<u8>>, retain: bool) {
+        self.publish.push(Publish { side: Side::Ha, topic, payload: payload.into(), retain });
+    }
+
+    fn log(&mut self, level: Level, topic: &str, message: impl Into<String>) {
+        self.logs.push(Log { level, topic: topic.to_owned(), message: message.into() });
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Log> {
+        self.logs.iter().filter(|l| l.level == Level::Warn)
+    }
+}
+
+#[derive(Debug)]
+struct Toy {
+    /// The name the user configured; discovered toys have none.
+    name: Option<String>,
+    state: ToyState,
+}
+
+#[derive(Debug)]
+pub struct Core {
+    cfg: CoreConfig,
+    toys: BTreeMap<Sn, Toy>,
+    pending: Pending,
+    next_msg_id: u32,
+    /// Discovery topics that hold a config of ours, so stale ones are cleared.
+    published: BTreeSet<String>,
+    ha_up: bool,
+    folotoy_up: bool,
+    republish_at: Option<Instant>,
+    refused: HashSet<Sn>,
+}
+
+impl Core {
+    /// Builds the core from the configuration and the saved state. Toys that
+    /// are no longer allowed are left out, so their discovery gets cleared.
+    pub fn new(cfg: CoreConfig, saved: Snapshot) -> (Core, Vec<Log>) {
+        let mut logs = Vec::new();
+        let mut saved_toys = saved.toys;
+        let mut toys = BTreeMap::new();
+        for (sn, name) in &cfg.toys {
+            let state = saved_toys.remove(sn).unwrap_or_default();
+            toys.insert(sn.clone(), Toy { name: name.clone(), state });
+        }
+        if cfg.allow_unknown_toys {
+            for (sn, state) in saved_toys {
+                if toys.len() >= cfg.max_toys {
+                    logs.push(Log {
+                        level: Level::Warn,
+                        topic: cfg.topics.state(&sn, "#"),
+                        message: format!("saved toy {sn} left out: folotoy.max_toys ({}) reached", cfg.max_toys),
+                    });
+                    continue;
+                }
+                toys.insert(sn, Toy { name: None, state });
+            }
+        }
+        for (sn, toy) in &mut toys {
+            for err in toy.state.settings.retain_valid() {
+                logs.push(Log {
+                    level: Level::Warn,
+                    topic: cfg.topics.state(sn, "#"),
+                    message: format!("saved setting dropped: {err}"),
+                });
+            }
+            if toy.state.role == 0 || usize::from(toy.state.role) > cfg.roles.len() {
+                toy.state.role = 1;
+            }
+            if let Some(cmd) = &mut toy.state.last_command {
+                if cmd.outcome == Outcome::Pending {
+                    cmd.outcome = Outcome::NoAnswer;
+                    cmd.reason = Some("the bridge restarted before the toy answered".into());
+                }
+            }
+        }
+        let core = Core {
+            cfg,
+            toys,
+            pending: Pending::default(),
+            next_msg_id: saved.next_msg_id.max(1),
+            published: saved.discovery_topics,
+            ha_up: false,
+            folotoy_up: false,
+            republish_at: None,
+            refused: HashSet::new(),
+        };
+        (core, logs)
+    }
+
+    /// What to save: every toy's confirmed state and the discovery topics.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            next_msg_id: self.next_msg_id,
+            toys: self.toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
+            discovery_topics: self.published.clone(),
+            ..Snapshot::default()
+        }
+    }
+
+    /// When the runtime must call again with [`Input::Tick`]; `None` means
+    /// only new input can change anything, so the bridge sleeps.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.pending.next_deadline(), self.republish_at].into_iter().flatten().min()
+    }
+
+    pub fn toys(&self) -> impl Iterator<Item = &Sn> {
+        self.toys.keys()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn handle(&mut self, input: Input, now: Instant) -> Output {
+        let mut out = Output::default();
+        match input {
+            Input::HaUp => {
+                self.ha_up = true;
+                self.publish_all(&mut out);
+            }
+            Input::FoloToyUp => {
+                self.folotoy_up = true;
+                self.publish_link(&mut out);
+            }
+            Input::FoloToyDown => {
+                self.folotoy_up = false;
+                self.publish_link(&mut out);
+            }
+            Input::Ha { topic, msg } => self.on_ha(&topic, msg, now, &mut out),
+            Input::FoloToy { topic, msg } => self.on_folotoy(&topic, msg, now, &mut out),
+            Input::Tick => self.on_tick(now, &mut out),
+        }
+        out
+    }
+
+    fn on_tick(&mut self, now: Instant, out: &mut Output) {
+        if self.republish_at.is_some_and(|t| t <= now) {
+            self.republish_at = None;
+            self.publish_all(out);
+        }
+        for msg_id in self.pending.expired(now) {
+            self.finish(msg_id, Outcome::NoAnswer, now, out);
+        }
+    }
+
+    fn on_ha(&mut self, topic: &str, msg: HaInbound, now: Instant, out: &mut Output) {
+        match msg {
+            HaInbound::Status { online: true } => {
+                out.log(Level::Info, topic, "Home Assistant is online: publishing everything again shortly");
+                self.republish_at.get_or_insert(now + REPUBLISH_DELAY);
+            }
+            HaInbound::Status { online: false } => out.log(Level::Info, topic, "Home Assistant went offline"),
+            HaInbound::Command { sn, key, payload } => self.on_command(topic, &sn, &key, &payload, now, out),
+        }
+    }
+
+    fn on_command(&mut self, topic: &str, sn: &str, key: &str, payload: &str, now: Instant, out: &mut Output) {
+        let sn = match Sn::parse(sn) {
+            Ok(sn) if self.toys.contains_key(&sn) => sn,
+            Ok(_) => return out.log(Level::Warn, topic, format!("command for unknown toy {sn} ignored")),
+            Err(e) => return out.log(Level::Warn, topic, format!("command ignored: {e}")),
+        };
+        let Some(entity) = Entity::find(key) else {
+            return out.log(Level::Warn, topic, format!("command for unknown entity {key:?} ignored"));
+        };
+        let request = match ha::commands::parse(entity, payload, &self.cfg.catalog, &self.cfg.roles) {
+            Ok(r) => r,
+            Err(e) => {
+                out.log(Level::Warn, topic, format!("command refused before sending: {e}"));
+                let raw = ha::states::truncate(payload, 64);
+                self.set_last(&sn, entity.key, raw, Outcome::Invalid, None, Some(e.to_string()), out);
+                // Home Assistant may show the refused value until told otherwise.
+                self.publish_state(&sn, entity, out);
+                return;
+            }
+        };
+        let raw = payload.to_owned();
+        if let Request::SpeakingRole(role) = request {
+            // The role is the bridge's own: nothing to ask the toy.
+            self.toy_mut(&sn).role = role;
+            self.publish_state(&sn, entity, out);
+            out.save = true;
+            return;
+        }
+        if let Request::Set(setting, _) = request {
+            if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
+                let replaced = self.pending.wait(&sn, Slot::Setting(setting), Waiting { entity: entity.key, request, raw });
+                let note = match replaced {
+                    Some(old) => format!(", replacing {} which is not sent", old.raw),
+                    None => String::new(),
+                };
+                out.log(
+                    Level::Info,
+                    topic,
+                    format!("{} is waiting for the toy's answer to msgId {busy}; newest value sent after it{note}", entity.key),
+                );
+                return;
+            }
+        }
+        self.send(&sn, entity.key, request, raw, now, out);
+    }
+
+    fn send(&mut self, sn: &Sn, entity: &'static str, request: Request, raw: String, now: Instant, out: &mut Output) {
+        let msg_id = self.next_msg_id;
+        self.next_msg_id = self.next_msg_id.checked_add(1).unwrap_or(1);
+        let role = self.toys[sn].state.role;
+        let command = match &request {
+            Request::Set(setting, value) => {
+                let mut patch = Settings::default();
+                patch.set(*setting, *value);
+                Command::UpdateCommonConfig(patch)
+            }
+            Request::Say(text) => Command::Play(Play { role: Some(role), text: Some(text.clone()), url: None }),
+            Request::PlayAudio(url) => Command::Play(Play { role: None, text: None, url: Some(url.clone()) }),
+            Request::SpeakingRole(_) => unreachable!("handled without the toy"),
+        };
+        out.publish.push(Publish {
+            side: Side::FoloToy,
+            topic: folotoy::topics::command(sn),
+            payload: command.payload(msg_id),
+            retain: false,
+        });
+        let shown = ha::states::truncate(&raw, 64);
+        self.set_last(sn, entity, shown, Outcome::Pending, Some(msg_id), None, out);
+        let deadline = now + self.cfg.command_timeout;
+        let sent = Sent { sn: sn.clone(), identifier: command.identifier(), entity, request, raw, deadline };
+        self.pending.insert(msg_id, slot_of(msg_id, &sent.request), sent);
+    }
+
+    fn on_folotoy(&mut self, topic: &str, msg: Inbound, now: Instant, out: &mut Output) {
+        match msg {
+            Inbound::Seen { sn } => {
+                self.admit(&sn, topic, out);
+            }
+            Inbound::Event { sn, event } => {
+                if !self.admit(&sn, topic, out) {
+                    return;
+                }
+                if let ToyEvent::Other { identifier } = event {
+                    out.log(Level::Warn, topic, format!("event {identifier:?} is not one this bridge knows; ignored"));
+                }
+            }
+            Inbound::CallAck { sn, ack } => {
+                if !self.admit(&sn, topic, out) {
+                    return;
+                }
+                match self.pending.get(ack.msg_id) {
+                    Some(sent) if sent.sn == sn && sent.identifier == ack.identifier => {
+                        let outcome = if ack.ok { Outcome::Ok } else { Outcome::Refused };
+                        self.finish(ack.msg_id, outcome, now, out);
+                    }
+                    Some(sent) => out.log(
+                        Level::Warn,
+                        topic,
+                        format!(
+                            "ack for msgId {} does not match what was sent ({} to {}); ignored",
+                            ack.msg_id, sent.identifier, sent.sn
+                        ),
+                    ),
+                    None => out.log(
+                        Level::Warn,
+                        topic,
+                        format!("ack for msgId {} which is not waiting for an answer (late, or not ours); ignored", ack.msg_id),
+                    ),
+                }
+            }
+            Inbound::ConfigAck(_) => {}
+        }
+    }
+
+    /// Ends a command: on success the value becomes the toy's state; on
+    /// refusal or silence the last confirmed value is shown again.
+    fn finish(&mut self, msg_id: u32, outcome: Outcome, now: Instant, out: &mut Output) {
+        let Some((sent, next)) = self.pending.finish(msg_id) else { return };
+        let entity = Entity::find(sent.entity).expect("sent from a table entity");
+        let topic = folotoy::topics::command(&sent.sn);
+        let reason = match outcome {
+            Outcome::Ok => {
+                let toy = self.toy_mut(&sent.sn);
+                match &sent.request {
+                    Request::Set(setting, value) => toy.settings.set(*setting, *value),
+                    Request::Say(text) => toy.said = Some(text.clone()),
+                    Request::PlayAudio(url) => toy.played = Some(url.clone()),
+                    Request::SpeakingRole(_) => {}
+                }
+                None
+            }
+            Outcome::Refused => {
+                out.log(Level::Warn, &topic, format!("toy {} refused {} {} (msgId {msg_id})", sent.sn, sent.entity, sent.raw));
+                None
+            }
+            _ => {
+                let secs = self.cfg.command_timeout.as_secs_f64();
+                out.log(
+                    Level::Warn,
+                    &topic,
+                    format!("no answer from toy {} to {} {} (msgId {msg_id}) within {secs} s", sent.sn, sent.entity, sent.raw),
+                );
+                Some(format!("no answer within {secs} s"))
+            }
+        };
+        let shown = ha::states::truncate(&sent.raw, 64);
+        self.set_last(&sent.sn, sent.entity, shown, outcome, Some(msg_id), reason, out);
+        self.publish_state(&sent.sn, entity, out);
+        out.save = true;
+        if let Some(w) = next {
+            self.send(&sent.sn, w.entity, w.request, w.raw, now, out);
+        }
+    }
+
+    /// Makes sure a toy that spoke is known; false if it may not be.
+    fn admit(&mut self, sn: &Sn, topic: &str, out: &mut Output) -> bool {
+        if self.toys.contains_key(sn) {
+            return true;
+        }
+        let refusal = if !self.cfg.allow_unknown_toys {
+            Some("it is not in folotoy.toys and folotoy.allow_unknown_toys is false".to_owned())
+        } else if self.toys.len() >= self.cfg.max_toys {
+            Some(format!("folotoy.max_toys ({}) is reached", self.cfg.max_toys))
+        } else if let Some(other) = self.toys.keys().find(|k| k.ha_id() == sn.ha_id()) {
+            Some(format!("toy {other} differs from it only in case, and Home Assistant ids are lower case"))
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            if self.refused.len() < REFUSED_MEMORY && self.refused.insert(sn.clone()) {
+                out.log(Level::Warn, topic, format!("toy {sn} ignored: {why}"));
+            }
+            return false;
+        }
+        out.log(Level::Info, topic, format!("new toy {sn}: adding it to Home Assistant"));
+        self.toys.insert(sn.clone(), Toy { name: None, state: ToyState::default() });
+        out.save = true;
+        if self.ha_up {
+            self.publish_toy(sn, out);
+        }
+        true
+    }
+
+    fn toy_mut(&mut self, sn: &Sn) -> &mut ToyState {
+        &mut self.toys.get_mut(sn).expect("checked by the caller").state
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn set_last(
+        &mut self,
+        sn: &Sn,
+        entity: &str,
+        value: String,
+        outcome: Outcome,
+        msg_id: Option<u32>,
+        reason: Option<String>,
+        out: &mut Output,
+    ) {
+        self.toy_mut(sn).last_command = Some(LastCommand { entity: entity.to_owned(), value, outcome, msg_id, reason });
+        let e = Entity::find("last_command").expect("in the table");
+        self.publish_state(sn, e, out);
+    }
+
+    fn publish_state(&self, sn: &Sn, entity: &Entity, out: &mut Output) {
+        let toy = &self.toys[sn].state;
+        let payload = ha::states::render(entity, toy, &self.cfg.catalog, &self.cfg.roles);
+        out.ha(self.cfg.topics.state(sn, entity.key), payload, true);
+    }
+
+    fn publish_link(&self, out: &mut Output) {
+        if self.ha_up {
+            let link = if self.folotoy_up { "online" } else { "offline" };
+            out.ha(self.cfg.topics.folotoy_link(), link, true);
+        }
+    }
+
+    fn discovery(&self) -> Discovery<'_> {
+        Discovery { topics: &self.cfg.topics, catalog: &self.cfg.catalog, roles: &self.cfg.roles }
+    }
+
+    fn publish_toy(&mut self, sn: &Sn, out: &mut Output) {
+        let name = self.toys[sn].name.as_deref();
+        for c in self.discovery().toy(sn, name) {
+            self.published.insert(c.topic.clone());
+            out.ha(c.topic, c.payload, true);
+        }
+        for e in TOY {
+            self.publish_state(sn, e, out);
+        }
+    }
+
+    /// Availability, discovery and every state; clears configs of toys that
+    /// are gone. Runs on every connect and after Home Assistant's birth.
+    fn publish_all(&mut self, out: &mut Output) {
+        let before = std::mem::take(&mut self.published);
+        for c in self.discovery().bridge() {
+            self.published.insert(c.topic.clone());
+            out.ha(c.topic, c.payload, true);
+        }
+        let sns: Vec<Sn> = self.toys.keys().cloned().collect();
+        for sn in &sns {
+            self.publish_toy(sn, out);
+        }
+        for stale in before.difference(&self.published) {
+            out.log(Level::Info, stale, "clearing the discovery config of an entity that is gone");
+            out.ha(stale.clone(), Vec::new(), true);
+        }
+        if before != self.published {
+            out.save = true;
+        }
+        out.ha(self.cfg.topics.bridge_state(), "online", true);
+        self.publish_link(out);
+    }
+}

@@ -1,0 +1,7 @@
+//! The bridge's decisions, with no I/O: inputs in, publishes and logs out.
+
+pub mod core;
+pub mod pending;
+pub mod state;
+
+pub use self::core::{Core, CoreConfig, Input, Log, Output, Publish, Side};

@@ -1,0 +1,100 @@
+//! Commands sent to toys and not yet answered.
+//!
+//! At most one command per (toy, setting) is in flight: when Home Assistant
+//! sends faster than a toy answers (a dragged slider, an automation in a
+//! loop), only the newest value waits, and it is sent when the toy answers
+//! the one before. Say and Play are never merged: every message is spoken.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use crate::folotoy::{Setting, Sn};
+use crate::ha::Request;
+
+/// What a command is about, for merging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Setting(Setting),
+    /// Each play command is its own slot, keyed by its msgId.
+    Play(u32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    pub sn: Sn,
+    pub identifier: &'static str,
+    pub entity: &'static str,
+    pub request: Request,
+    /// The value as Home Assistant sent it, for the Last command sensor.
+    pub raw: String,
+    pub deadline: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    pub entity: &'static str,
+    pub request: Request,
+    pub raw: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Pending {
+    in_flight: BTreeMap<u32, Sent>,
+    by_slot: HashMap<(Sn, Slot), u32>,
+    waiting: HashMap<(Sn, Slot), Waiting>,
+}
+
+impl Pending {
+    /// The msgId in flight for this slot, if any.
+    pub fn busy(&self, sn: &Sn, slot: Slot) -> Option<u32> {
+        self.by_slot.get(&(sn.clone(), slot)).copied()
+    }
+
+    pub fn insert(&mut self, msg_id: u32, slot: Slot, sent: Sent) {
+        self.by_slot.insert((sent.sn.clone(), slot), msg_id);
+        self.in_flight.insert(msg_id, sent);
+    }
+
+    /// Parks a request behind the one in flight; returns the one it replaces.
+    pub fn wait(&mut self, sn: &Sn, slot: Slot, w: Waiting) -> Option<Waiting> {
+        self.waiting.insert((sn.clone(), slot), w)
+    }
+
+    /// Ends the command with this msgId; returns it and whatever waited behind it.
+    pub fn finish(&mut self, msg_id: u32) -> Option<(Sent, Option<Waiting>)> {
+        let sent = self.in_flight.remove(&msg_id)?;
+        let slot = slot_of(msg_id, &sent.request);
+        let key = (sent.sn.clone(), slot);
+        self.by_slot.remove(&key);
+        let next = self.waiting.remove(&key);
+        Some((sent, next))
+    }
+
+    pub fn get(&self, msg_id: u32) -> Option<&Sent> {
+        self.in_flight.get(&msg_id)
+    }
+
+    /// msgIds whose answer is overdue at `now`.
+    pub fn expired(&self, now: Instant) -> Vec<u32> {
+        self.in_flight.iter().filter(|(_, s)| s.deadline <= now).map(|(id, _)| *id).collect()
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.in_flight.values().map(|s| s.deadline).min()
+    }
+
+    pub fn len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+}
+
+pub fn slot_of(msg_id: u32, request: &Request) -> Slot {
+    match request {
+        Request::Set(setting, _) => Slot::Setting(*setting),
+        _ => Slot::Play(msg_id),
+    }
+}

@@ -1,0 +1,326 @@
+//! One client connection. After the CONNECT handshake a reader and a writer
+//! run side by side until either fails, the client says DISCONNECT, or the
+//! broker kicks it; whatever ends first ends the connection.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::{
+    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, UnsubAck,
+};
+use rumqttc::mqttbytes::{self, Protocol, QoS};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
+
+use super::{topic, Shared, CLIENT_QUEUE_CAPACITY, MAX_PACKET_SIZE};
+
+/// A socket that never says CONNECT would otherwise be held forever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Queued packets are coalesced into one write up to about this many bytes.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Why the broker ended a connection; only ever logged.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CloseReason {
+    #[error("connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("connection closed without DISCONNECT")]
+    Closed,
+    #[error("malformed packet: {0}")]
+    Malformed(mqttbytes::Error),
+    #[error("packet of {0} bytes is over the {MAX_PACKET_SIZE}-byte limit")]
+    TooLarge(usize),
+    #[error("nothing received within 1.5 x keep-alive ({0:?})")]
+    KeepAliveExpired(Duration),
+    #[error("no CONNECT within {CONNECT_TIMEOUT:?}")]
+    NoConnect,
+    #[error("CONNECT refused: {0:?}")]
+    Refused(ConnectReturnCode),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("it reads too slowly: {CLIENT_QUEUE_CAPACITY} packets are waiting for it")]
+    TooSlow,
+    #[error("another connection took over its client id")]
+    TakenOver,
+}
+
+impl CloseReason {
+    /// The client misbehaved, as opposed to just going away.
+    fn is_warning(&self) -> bool {
+        matches!(
+            self,
+            Self::Malformed(_)
+                | Self::TooLarge(_)
+                | Self::NoConnect
+                | Self::Refused(_)
+                | Self::Protocol(_)
+                | Self::TooSlow
+        )
+    }
+}
+
+pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(4096);
+    let connect = match handshake(&mut reader, &mut writer, &mut buf).await {
+        Ok(connect) => connect,
+        Err(reason) => return log_close("(before CONNECT)", peer, &reason),
+    };
+    let client_id = match connect.client_id.as_str() {
+        // Unique among live connections, which is all a clean session needs.
+        "" => format!("auto-{peer}"),
+        id => id.to_owned(),
+    };
+
+    let (queue, outbox) = mpsc::channel(CLIENT_QUEUE_CAPACITY);
+    let (kick, kicked) = oneshot::channel();
+    let connection = shared.register(&client_id, queue.clone(), kick);
+    // A fresh queue has room, and no subscription can have queued anything yet.
+    let _ = queue.try_send(vec![Packet::ConnAck(ConnAck::new(
+        ConnectReturnCode::Success,
+        false,
+    ))]);
+    tracing::debug!(client = client_id, %peer, "client connected");
+
+    let mut session = Session {
+        shared: shared.clone(),
+        client_id,
+        connection,
+        queue,
+        awaiting_release: HashSet::new(),
+    };
+    let keep_alive = (connect.keep_alive > 0)
+        .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
+    let outcome = tokio::select! {
+        // First, so a kicked session reports the kick rather than its symptoms.
+        biased;
+        reason = kicked => Err(reason.unwrap_or(CloseReason::TakenOver)),
+        result = session.read_loop(&mut reader, &mut buf, keep_alive) => result,
+        reason = write_loop(writer, outbox) => Err(reason),
+    };
+    let client_id = session.client_id.clone();
+    drop(session);
+
+    match outcome {
+        Ok(()) => tracing::debug!(client = client_id, %peer, "client disconnected"),
+        Err(reason) => {
+            log_close(&client_id, peer, &reason);
+            if let Some(will) = connect.last_will {
+                let mut message = Publish::from_bytes(will.topic, will.qos, will.message);
+                message.retain = will.retain;
+                shared.publish(message);
+            }
+        }
+    }
+}
+
+fn log_close(client: &str, peer: SocketAddr, reason: &CloseReason) {
+    if reason.is_warning() {
+        tracing::warn!(client, %peer, "embedded MQTT broker closed the connection: {reason}");
+    } else {
+        tracing::info!(client, %peer, "embedded MQTT broker closed the connection: {reason}");
+    }
+}
+
+/// Reads CONNECT and refuses what this broker cannot serve, answering with
+/// the matching CONNACK code so the client gets a reason.
+async fn handshake(
+    reader: &mut OwnedReadHalf,
+    writer: &mut OwnedWriteHalf,
+    buf: &mut BytesMut,
+) -> Result<Connect, CloseReason> {
+    let packet = timeout(CONNECT_TIMEOUT, read_packet(reader, buf))
+        .await
+        .map_err(|_| CloseReason::NoConnect)??;
+    let Packet::Connect(connect) = packet else {
+        return Err(CloseReason::Protocol("first packet is not CONNECT"));
+    };
+    let refusal = if connect.protocol != Protocol::V4 {
+        Some(ConnectReturnCode::RefusedProtocolVersion)
+    } else if connect.client_id.is_empty() && !connect.clean_session {
+        // [MQTT-3.1.3-8]: a session without a name cannot be resumed.
+        Some(ConnectReturnCode::BadClientId)
+    } else {
+        None
+    };
+    if let Some(code) = refusal {
+        let mut out = BytesMut::new();
+        if Packet::ConnAck(ConnAck::new(code, false))
+            .write(&mut out, usize::MAX)
+            .is_ok()
+        {
+            writer.write_all(&out).await?;
+        }
+        return Err(CloseReason::Refused(code));
+    }
+    if let Some(will) = &connect.last_will {
+        if !topic::valid_topic(&will.topic) {
+            return Err(CloseReason::Protocol(
+                "last will topic is not a valid topic name",
+            ));
+        }
+    }
+    Ok(connect)
+}
+
+/// Reads one whole packet, refusing oversized ones from their header alone
+/// so they are never buffered.
+async fn read_packet(
+    reader: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+) -> Result<Packet, CloseReason> {
+    loop {
+        match Packet::read(buf, MAX_PACKET_SIZE) {
+            Ok(packet) => return Ok(packet),
+            Err(mqttbytes::Error::InsufficientBytes(_)) => {}
+            Err(mqttbytes::Error::PayloadSizeLimitExceeded(size)) => {
+                return Err(CloseReason::TooLarge(size))
+            }
+            Err(err) => return Err(CloseReason::Malformed(err)),
+        }
+        buf.reserve(4096);
+        if reader.read_buf(buf).await? == 0 {
+            return Err(CloseReason::Closed);
+        }
+    }
+}
+
+/// Sends whatever is queued for the client. Outgoing QoS 1 messages get
+/// their packet id here; nothing is kept for re-delivery (clean sessions
+/// only, and TCP does not lose packets within a connection).
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut outbox: mpsc::Receiver<Vec<Packet>>,
+) -> CloseReason {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut last_pkid: u16 = 0;
+    // The session holds a sender for as long as this runs, so `None` is moot.
+    while let Some(first) = outbox.recv().await {
+        let mut next = Some(first);
+        while let Some(batch) = next {
+            for mut packet in batch {
+                if let Packet::Publish(publish) = &mut packet {
+                    if publish.qos != QoS::AtMostOnce {
+                        last_pkid = last_pkid % u16::MAX + 1; // 1..=65535, never 0
+                        publish.pkid = last_pkid;
+                    }
+                }
+                // Sizes were bounded on the way in, so this cannot fail in practice.
+                if let Err(err) = packet.write(&mut buf, usize::MAX) {
+                    tracing::error!(%err, "embedded MQTT broker could not encode a packet");
+                }
+            }
+            next = if buf.len() < WRITE_BATCH {
+                outbox.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if let Err(err) = writer.write_all(&buf).await {
+            return err.into();
+        }
+        buf.clear();
+    }
+    CloseReason::Closed
+}
+
+/// A registered connection; dropping it takes the client out of the
+/// registry, even if the task panics or is aborted.
+struct Session {
+    shared: Arc<Shared>,
+    client_id: String,
+    connection: u64,
+    queue: mpsc::Sender<Vec<Packet>>,
+    /// QoS 2 packet ids between PUBREC and PUBREL, so a re-sent PUBLISH is
+    /// not routed twice.
+    awaiting_release: HashSet<u16>,
+}
+
+impl Session {
+    /// Returns `Ok` on DISCONNECT, the only ending that skips the last will.
+    async fn read_loop(
+        &mut self,
+        reader: &mut OwnedReadHalf,
+        buf: &mut BytesMut,
+        keep_alive: Option<Duration>,
+    ) -> Result<(), CloseReason> {
+        loop {
+            let packet = match keep_alive {
+                Some(limit) => timeout(limit, read_packet(reader, buf))
+                    .await
+                    .map_err(|_| CloseReason::KeepAliveExpired(limit))??,
+                None => read_packet(reader, buf).await?,
+            };
+            match packet {
+                Packet::Publish(publish) => self.on_publish(publish)?,
+                Packet::PubRel(release) => {
+                    self.awaiting_release.remove(&release.pkid);
+                    self.reply(Packet::PubComp(PubComp::new(release.pkid)))?;
+                }
+                Packet::Subscribe(subscribe) => {
+                    let filters = subscribe.filters.into_iter();
+                    let filters = filters.map(|f| (f.path, f.qos)).collect();
+                    let (id, connection) = (&self.client_id, self.connection);
+                    self.shared
+                        .subscribe(id, connection, subscribe.pkid, filters)?;
+                }
+                Packet::Unsubscribe(unsubscribe) => {
+                    let (id, connection) = (&self.client_id, self.connection);
+                    self.shared
+                        .unsubscribe(id, connection, &unsubscribe.topics)?;
+                    self.reply(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))?;
+                }
+                Packet::PingReq => self.reply(Packet::PingResp)?,
+                // Nothing is kept in flight towards clients, so acks need no bookkeeping.
+                Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) => {}
+                Packet::Disconnect => return Ok(()),
+                Packet::Connect(_) => return Err(CloseReason::Protocol("second CONNECT")),
+                Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                    return Err(CloseReason::Protocol("client sent a server-only packet"))
+                }
+            }
+        }
+    }
+
+    fn on_publish(&mut self, publish: Publish) -> Result<(), CloseReason> {
+        if !topic::valid_topic(&publish.topic) {
+            return Err(CloseReason::Protocol("PUBLISH to an invalid topic name"));
+        }
+        let pkid = publish.pkid;
+        match publish.qos {
+            QoS::AtMostOnce => self.shared.publish(publish),
+            QoS::AtLeastOnce => {
+                self.shared.publish(publish);
+                self.reply(Packet::PubAck(PubAck::new(pkid)))?;
+            }
+            QoS::ExactlyOnce => {
+                if self.awaiting_release.insert(pkid) {
+                    self.shared.publish(publish);
+                }
+                self.reply(Packet::PubRec(PubRec::new(pkid)))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reply(&self, packet: Packet) -> Result<(), CloseReason> {
+        // `Closed` cannot happen while the writer runs; `Full` means the
+        // client stopped reading.
+        self.queue
+            .try_send(vec![packet])
+            .map_err(|_| CloseReason::TooSlow)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shared.unregister(&self.client_id, self.connection);
+    }
+}

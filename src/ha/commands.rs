@@ -1,0 +1,150 @@
+//! Turning a command payload from Home Assistant into a request to the core.
+
+use super::entities::{Entity, Kind, MAX_TEXT};
+use crate::catalog::Catalog;
+use crate::folotoy::settings::RangeError;
+use crate::folotoy::{Setting, Value};
+
+/// What Home Assistant asked of a toy, checked against the entity's range.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Set(Setting, Value),
+    Say(String),
+    PlayAudio(String),
+    SpeakingRole(u8),
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0:?} is not a number")]
+    NotANumber(String),
+    #[error(transparent)]
+    Range(#[from] RangeError),
+    #[error("{value:?} is not one of {options:?}")]
+    NotAnOption { value: String, options: Vec<String> },
+    #[error("{0:?} is neither ON nor OFF")]
+    NotOnOff(String),
+    #[error("text is empty")]
+    Empty,
+    #[error("text has {0} characters; at most {MAX_TEXT} are allowed")]
+    TooLong(usize),
+    #[error("{0:?} is not an http:// or https:// URL")]
+    NotUrl(String),
+    #[error("this entity takes no commands")]
+    ReadOnly,
+}
+
+/// Parses `payload` sent to `entity`'s command topic. Select options are
+/// compared with the labels of the user's language, which is what Home
+/// Assistant sends; the option keys (`click`, `knob`...) are accepted too, so
+/// automations keep working when the language changes.
+pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]) -> Result<Request, CommandError> {
+    let p = payload.trim();
+    match entity.kind {
+        Kind::Number { setting, .. } => {
+            let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
+            Ok(Request::Set(setting, setting.check(x)?))
+        }
+        Kind::Select { setting, options } => {
+            let code = options
+                .iter()
+                .find(|(key, _)| p == *key || p == catalog.option(entity.key, key))
+                .map(|(_, code)| *code)
+                .ok_or_else(|| CommandError::NotAnOption {
+                    value: short(p),
+                    options: options.iter().map(|(k, _)| catalog.option(entity.key, k).to_owned()).collect(),
+                })?;
+            Ok(Request::Set(setting, setting.check(code as f64)?))
+        }
+        Kind::Switch { setting, on, off } => {
+            let code = match p {
+                "ON" => on,
+                "OFF" => off,
+                _ => return Err(CommandError::NotOnOff(short(p))),
+            };
+            Ok(Request::Set(setting, setting.check(code as f64)?))
+        }
+        Kind::Say => Ok(Request::Say(text(payload)?)),
+        Kind::PlayAudio => {
+            let url = text(p)?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(CommandError::NotUrl(short(&url)));
+            }
+            Ok(Request::PlayAudio(url))
+        }
+        Kind::SpeakingRole => roles
+            .iter()
+            .position(|name| name == p)
+            .or_else(|| p.parse::<usize>().ok().filter(|n| (1..=roles.len()).contains(n)).map(|n| n - 1))
+            .map(|i| Request::SpeakingRole(i as u8 + 1))
+            .ok_or_else(|| CommandError::NotAnOption { value: short(p), options: roles.to_vec() }),
+        Kind::LastCommand => Err(CommandError::ReadOnly),
+    }
+}
+
+fn text(s: &str) -> Result<String, CommandError> {
+    let n = s.chars().count();
+    if s.trim().is_empty() {
+        Err(CommandError::Empty)
+    } else if n > MAX_TEXT {
+        Err(CommandError::TooLong(n))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// Keeps a warning readable when the payload was huge.
+fn short(s: &str) -> String {
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(key: &str, payload: &str) -> Result<Request, CommandError> {
+        let cat = Catalog::load("en").unwrap();
+        parse(Entity::find(key).unwrap(), payload, &cat, &cat.roles)
+    }
+
+    #[test]
+    fn each_entity_turns_its_payload_into_a_request() {
+        assert_eq!(run("volume", "30"), Ok(Request::Set(Setting::Volume, Value::Int(30))));
+        assert_eq!(run("volume", "30.0"), Ok(Request::Set(Setting::Volume, Value::Int(30))));
+        assert_eq!(run("recording_mode", "Hold to talk"), Ok(Request::Set(Setting::RecordType, Value::Int(2))));
+        assert_eq!(run("recording_mode", "continuous"), Ok(Request::Set(Setting::RecordType, Value::Int(3))));
+        assert_eq!(run("volume_control", "Home Assistant"), Ok(Request::Set(Setting::VolumeControlType, Value::Int(2))));
+        assert_eq!(run("power_on_sound", "OFF"), Ok(Request::Set(Setting::OpenTipType, Value::Int(0))));
+        assert_eq!(run("low_battery_alarm", "3.6"), Ok(Request::Set(Setting::VoltageAlarm, Value::Float(3.6))));
+        assert_eq!(run("sleep_after", "600"), Ok(Request::Set(Setting::SleepTriggerTime, Value::Int(600))));
+        assert_eq!(run("say", "Dinner is ready"), Ok(Request::Say("Dinner is ready".into())));
+        assert_eq!(run("play_audio", "http://h/a.mp3"), Ok(Request::PlayAudio("http://h/a.mp3".into())));
+        assert_eq!(run("speaking_role", "Role 3"), Ok(Request::SpeakingRole(3)));
+        assert_eq!(run("speaking_role", "7"), Ok(Request::SpeakingRole(7)));
+    }
+
+    #[test]
+    fn out_of_range_and_malformed_values_are_refused_with_a_reason() {
+        assert!(matches!(run("volume", "120"), Err(CommandError::Range(_))));
+        assert!(matches!(run("volume", "loud"), Err(CommandError::NotANumber(_))));
+        assert!(matches!(run("volume", "NaN"), Err(CommandError::Range(_))));
+        assert!(matches!(run("sleep_after", "10"), Err(CommandError::Range(_))));
+        assert!(matches!(run("recording_mode", "Shout"), Err(CommandError::NotAnOption { .. })));
+        assert!(matches!(run("power_on_sound", "on"), Err(CommandError::NotOnOff(_))));
+        assert_eq!(run("say", "   "), Err(CommandError::Empty));
+        assert_eq!(run("say", &"a".repeat(256)), Err(CommandError::TooLong(256)));
+        assert!(matches!(run("play_audio", "file:///etc/passwd"), Err(CommandError::NotUrl(_))));
+        assert!(matches!(run("speaking_role", "8"), Err(CommandError::NotAnOption { .. })));
+        assert_eq!(run("last_command", "x"), Err(CommandError::ReadOnly));
+    }
+
+    #[test]
+    fn a_huge_payload_is_shortened_in_the_reason() {
+        let err = run("volume", &"9".repeat(5000)).unwrap_err().to_string();
+        assert!(err.len() < 200, "{err}");
+    }
+}

@@ -1,0 +1,159 @@
+//! MQTT discovery configs, built from the entity table.
+//!
+//! One config topic per entity (not device-based discovery): it works on
+//! every Home Assistant version, and one entity Home Assistant cannot read
+//! does not take the others down with it.
+
+use serde_json::{json, Map, Value as Json};
+
+use super::entities::{Category, Entity, Kind, NumberMode, MAX_TEXT, TOY};
+use super::topics::{toy_node, Topics};
+use crate::catalog::Catalog;
+use crate::folotoy::settings::Domain;
+use crate::folotoy::Sn;
+
+pub const SUPPORT_URL: &str = "https://github.com/folotoy-ha-bridge/folotoy-ha-bridge";
+
+/// A retained discovery config to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub topic: String,
+    pub payload: String,
+}
+
+/// What every config needs besides the entity itself.
+pub struct Discovery<'a> {
+    pub topics: &'a Topics,
+    pub catalog: &'a Catalog,
+    pub roles: &'a [String],
+}
+
+impl Discovery<'_> {
+    /// The bridge's own device: whether it is connected to each broker.
+    pub fn bridge(&self) -> Vec<Config> {
+        let id = self.topics.bridge_id();
+        let device = json!({
+            "identifiers": [id],
+            "name": self.catalog.bridge_device,
+            "manufacturer": "folotoy-ha-bridge",
+            "model": "FoloToy to Home Assistant bridge",
+            "sw_version": env!("CARGO_PKG_VERSION"),
+        });
+        let mut out = Vec::new();
+        for (key, state_topic, availability) in [
+            // The last will turns this off when the bridge dies, so it must
+            // not depend on the bridge's own availability.
+            ("connection", self.topics.bridge_state(), None),
+            ("folotoy_connection", self.topics.folotoy_link(), Some(self.topics.bridge_state())),
+        ] {
+            let mut c = base(&id, key, "binary_sensor", self.catalog.entity(key), &device);
+            c.insert("state_topic".into(), state_topic.into());
+            c.insert("payload_on".into(), "online".into());
+            c.insert("payload_off".into(), "offline".into());
+            c.insert("device_class".into(), "connectivity".into());
+            c.insert("entity_category".into(), "diagnostic".into());
+            if let Some(topic) = availability {
+                c.insert("availability".into(), json!([{ "topic": topic }]));
+            }
+            out.push(Config { topic: self.topics.discovery("binary_sensor", &id, key), payload: Json::Object(c).to_string() });
+        }
+        out
+    }
+
+    /// Every entity of one toy. `name` is the device name the user chose.
+    pub fn toy(&self, sn: &Sn, name: Option<&str>) -> Vec<Config> {
+        let node = toy_node(sn);
+        let device = json!({
+            "identifiers": [node],
+            "name": name.map_or_else(|| self.catalog.toy_device(sn.as_str()), str::to_owned),
+            "manufacturer": "FoloToy",
+            "model": self.catalog.toy_model,
+            "serial_number": sn.as_str(),
+            "via_device": self.topics.bridge_id(),
+        });
+        TOY.iter()
+            .map(|e| Config {
+                topic: self.topics.discovery(e.component(), &node, e.key),
+                payload: Json::Object(self.entity(e, sn, &node, &device)).to_string(),
+            })
+            .collect()
+    }
+
+    fn entity(&self, e: &Entity, sn: &Sn, node: &str, device: &Json) -> Map<String, Json> {
+        let mut c = base(node, e.key, e.component(), self.catalog.entity(e.key), device);
+        c.insert("icon".into(), e.icon.into());
+        c.insert("state_topic".into(), self.topics.state(sn, e.key).into());
+        if e.has_command() {
+            c.insert("command_topic".into(), self.topics.command(sn, e.key).into());
+            c.insert("retain".into(), false.into());
+        }
+        // Entities are usable only while the bridge is up and reaches FoloToy.
+        c.insert(
+            "availability".into(),
+            json!([{ "topic": self.topics.bridge_state() }, { "topic": self.topics.folotoy_link() }]),
+        );
+        c.insert("availability_mode".into(), "all".into());
+        if let Some(cat) = e.category {
+            let cat = match cat {
+                Category::Config => "config",
+                Category::Diagnostic => "diagnostic",
+            };
+            c.insert("entity_category".into(), cat.into());
+        }
+        match e.kind {
+            Kind::Number { setting, step, mode, unit } => {
+                let (min, max) = match setting.domain() {
+                    Domain::Int { min, max } => (min as f64, max as f64),
+                    // 0 means never; the range check refuses 1..29.
+                    Domain::OffOrAtLeast { max, .. } => (0.0, max as f64),
+                    Domain::Float { min, max } => (min, max),
+                    Domain::Codes(c) => (c[0] as f64, c[c.len() - 1] as f64),
+                };
+                c.insert("min".into(), min.into());
+                c.insert("max".into(), max.into());
+                c.insert("step".into(), step.into());
+                c.insert("mode".into(), if mode == NumberMode::Slider { "slider" } else { "box" }.into());
+                if let Some(unit) = unit {
+                    c.insert("unit_of_measurement".into(), unit.into());
+                }
+            }
+            Kind::Select { options, .. } => {
+                let labels: Vec<&str> = options.iter().map(|(k, _)| self.catalog.option(e.key, k)).collect();
+                c.insert("options".into(), labels.into());
+            }
+            Kind::SpeakingRole => {
+                c.insert("options".into(), self.roles.into());
+            }
+            Kind::Switch { .. } => {}
+            Kind::Say => {
+                c.insert("max".into(), MAX_TEXT.into());
+            }
+            Kind::PlayAudio => {
+                c.insert("max".into(), MAX_TEXT.into());
+                c.insert("pattern".into(), "https?://.+".into());
+            }
+            Kind::LastCommand => {
+                c.insert("value_template".into(), "{{ value_json.summary }}".into());
+                c.insert("json_attributes_topic".into(), self.topics.state(sn, e.key).into());
+            }
+        }
+        c
+    }
+}
+
+/// The keys every config shares. `unique_id` comes from the node and key
+/// only, so it never changes when the user renames a toy.
+fn base(node: &str, key: &str, component: &str, name: &str, device: &Json) -> Map<String, Json> {
+    let id = format!("{node}_{key}");
+    let mut c = Map::new();
+    c.insert("name".into(), name.into());
+    c.insert("unique_id".into(), id.clone().into());
+    c.insert("default_entity_id".into(), format!("{component}.{id}").into());
+    c.insert("device".into(), device.clone());
+    c.insert(
+        "origin".into(),
+        json!({ "name": "folotoy-ha-bridge", "sw_version": env!("CARGO_PKG_VERSION"), "support_url": SUPPORT_URL }),
+    );
+    c.insert("qos".into(), 1.into());
+    c
+}

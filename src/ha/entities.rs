@@ -1,0 +1,177 @@
+//! Every entity a toy has in Home Assistant, described once.
+//!
+//! Discovery configs, command parsing and state rendering all read this
+//! table, so adding an entity is one row here and one name per catalog.
+//! A row's `key` is part of its `unique_id`: never rename one, or every user
+//! gets a duplicate entity.
+
+use crate::folotoy::Setting;
+
+/// What an entity does, which also fixes its Home Assistant platform.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// A toy setting as a number.
+    Number { setting: Setting, step: f64, mode: NumberMode, unit: Option<&'static str> },
+    /// A toy setting chosen from labelled codes; labels come from the catalog.
+    Select { setting: Setting, options: &'static [(&'static str, i64)] },
+    /// A toy setting that is on or off.
+    Switch { setting: Setting, on: i64, off: i64 },
+    /// Text the toy speaks with its speaking role (`iwantplay` text).
+    Say,
+    /// A URL the toy plays (`iwantplay` url).
+    PlayAudio,
+    /// Which of the server's roles (1..7) speaks for Say. Kept by the bridge:
+    /// FoloToy has no setting for it.
+    SpeakingRole,
+    /// What the bridge last sent to the toy and how it ended.
+    LastCommand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NumberMode {
+    Slider,
+    Box,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Category {
+    Config,
+    Diagnostic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Entity {
+    pub key: &'static str,
+    pub kind: Kind,
+    pub icon: &'static str,
+    pub category: Option<Category>,
+}
+
+/// The entities of one toy.
+pub const TOY: &[Entity] = &[
+    Entity {
+        key: "volume",
+        kind: Kind::Number { setting: Setting::Volume, step: 1.0, mode: NumberMode::Slider, unit: Some("%") },
+        icon: "mdi:volume-high",
+        category: None,
+    },
+    Entity {
+        key: "recording_mode",
+        kind: Kind::Select {
+            setting: Setting::RecordType,
+            options: &[("click", 1), ("hold", 2), ("continuous", 3)],
+        },
+        icon: "mdi:microphone-message",
+        category: Some(Category::Config),
+    },
+    Entity {
+        key: "volume_control",
+        kind: Kind::Select {
+            setting: Setting::VolumeControlType,
+            options: &[("knob", 1), ("home_assistant", 2)],
+        },
+        icon: "mdi:knob",
+        category: Some(Category::Config),
+    },
+    Entity {
+        key: "power_on_sound",
+        kind: Kind::Switch { setting: Setting::OpenTipType, on: 1, off: 0 },
+        icon: "mdi:bell-ring-outline",
+        category: Some(Category::Config),
+    },
+    Entity {
+        key: "low_battery_alarm",
+        kind: Kind::Number { setting: Setting::VoltageAlarm, step: 0.05, mode: NumberMode::Box, unit: Some("V") },
+        icon: "mdi:battery-alert-variant-outline",
+        category: Some(Category::Config),
+    },
+    Entity {
+        key: "sleep_after",
+        kind: Kind::Number { setting: Setting::SleepTriggerTime, step: 1.0, mode: NumberMode::Box, unit: Some("s") },
+        icon: "mdi:sleep",
+        category: Some(Category::Config),
+    },
+    Entity { key: "say", kind: Kind::Say, icon: "mdi:account-voice", category: None },
+    Entity { key: "speaking_role", kind: Kind::SpeakingRole, icon: "mdi:drama-masks", category: None },
+    Entity { key: "play_audio", kind: Kind::PlayAudio, icon: "mdi:music-box-outline", category: None },
+    Entity { key: "last_command", kind: Kind::LastCommand, icon: "mdi:message-reply-text-outline", category: Some(Category::Diagnostic) },
+];
+
+/// Home Assistant's text entities hold at most 255 characters.
+pub const MAX_TEXT: usize = 255;
+
+impl Entity {
+    pub fn find(key: &str) -> Option<&'static Entity> {
+        TOY.iter().find(|e| e.key == key)
+    }
+
+    /// The entity that shows a setting.
+    pub fn for_setting(setting: Setting) -> &'static Entity {
+        TOY.iter().find(|e| e.kind.setting() == Some(setting)).expect("every setting has an entity")
+    }
+
+    pub fn component(&self) -> &'static str {
+        match self.kind {
+            Kind::Number { .. } => "number",
+            Kind::Select { .. } | Kind::SpeakingRole => "select",
+            Kind::Switch { .. } => "switch",
+            Kind::Say | Kind::PlayAudio => "text",
+            Kind::LastCommand => "sensor",
+        }
+    }
+
+    /// Whether Home Assistant can send to it.
+    pub fn has_command(&self) -> bool {
+        !matches!(self.kind, Kind::LastCommand)
+    }
+}
+
+impl Kind {
+    pub fn setting(&self) -> Option<Setting> {
+        match *self {
+            Kind::Number { setting, .. } | Kind::Select { setting, .. } | Kind::Switch { setting, .. } => {
+                Some(setting)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, LANGUAGES};
+
+    #[test]
+    fn every_setting_has_exactly_one_entity() {
+        for s in Setting::ALL {
+            assert_eq!(TOY.iter().filter(|e| e.kind.setting() == Some(s)).count(), 1, "{s}");
+        }
+    }
+
+    #[test]
+    fn every_entity_and_option_is_named_in_every_language() {
+        for (code, _) in LANGUAGES {
+            let cat = Catalog::load(code).unwrap();
+            for e in TOY {
+                assert_ne!(cat.entity(e.key), e.key, "{code} lacks entities.{}", e.key);
+                if let Kind::Select { options, .. } = e.kind {
+                    for (o, _) in options {
+                        assert_ne!(cat.option(e.key, o), *o, "{code} lacks options.{}.{o}", e.key);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn select_options_are_the_documented_codes() {
+        for e in TOY {
+            if let Kind::Select { setting, options } = e.kind {
+                for (_, code) in options {
+                    assert!(setting.check(*code as f64).is_ok(), "{}: {code}", e.key);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Messages from Home Assistant's broker, checked at the edge.
+
+use super::topics::Topics;
+use crate::folotoy::messages::MAX_PAYLOAD;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HaInbound {
+    /// A command for one toy entity; the core checks the sn and the key.
+    Command { sn: String, key: String, payload: String },
+    /// Home Assistant's birth (`online`) or will (`offline`) message.
+    Status { online: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HaParseError {
+    #[error("retained command ignored: a command is only obeyed when it is sent, never replayed")]
+    Retained,
+    #[error("payload of {0} bytes is over the {MAX_PAYLOAD}-byte limit")]
+    TooLarge(usize),
+    #[error("payload is not UTF-8 text")]
+    NotText,
+    #[error("status payload {0:?} is neither online nor offline")]
+    BadStatus(String),
+    #[error("topic is not a command topic of this bridge")]
+    UnknownTopic,
+}
+
+pub fn parse(topics: &Topics, topic: &str, payload: &[u8], retained: bool) -> Result<HaInbound, HaParseError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(HaParseError::TooLarge(payload.len()));
+    }
+    let text = std::str::from_utf8(payload).map_err(|_| HaParseError::NotText)?;
+    if topic == topics.status {
+        // The birth message is not retained by Home Assistant, but a user's
+        // broker may keep one; a retained `online` is still true, so use it.
+        return match text {
+            "online" => Ok(HaInbound::Status { online: true }),
+            "offline" => Ok(HaInbound::Status { online: false }),
+            other => Err(HaParseError::BadStatus(other.chars().take(40).collect())),
+        };
+    }
+    let (sn, key) = topics.parse_command(topic).ok_or(HaParseError::UnknownTopic)?;
+    if retained {
+        return Err(HaParseError::Retained);
+    }
+    Ok(HaInbound::Command { sn: sn.to_owned(), key: key.to_owned(), payload: text.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics() -> Topics {
+        Topics { base: "folotoy".into(), discovery_prefix: "homeassistant".into(), status: "homeassistant/status".into() }
+    }
+
+    #[test]
+    fn retained_commands_are_refused() {
+        assert_eq!(parse(&topics(), "folotoy/fcb467dad0c0/volume/set", b"30", true), Err(HaParseError::Retained));
+    }
+
+    #[test]
+    fn birth_and_will_are_recognised() {
+        assert_eq!(parse(&topics(), "homeassistant/status", b"online", false), Ok(HaInbound::Status { online: true }));
+        assert_eq!(parse(&topics(), "homeassistant/status", b"offline", true), Ok(HaInbound::Status { online: false }));
+        assert!(matches!(parse(&topics(), "homeassistant/status", b"up", false), Err(HaParseError::BadStatus(_))));
+    }
+
+    #[test]
+    fn binary_and_huge_payloads_are_refused() {
+        let t = "folotoy/fcb467dad0c0/say/set";
+        assert_eq!(parse(&topics(), t, &[0xff, 0xfe], false), Err(HaParseError::NotText));
+        assert_eq!(parse(&topics(), t, &vec![b'a'; MAX_PAYLOAD + 1], false), Err(HaParseError::TooLarge(MAX_PAYLOAD + 1)));
+    }
+}

@@ -1,0 +1,14 @@
+//! Home Assistant's MQTT contract: discovery configs out, commands and the
+//! birth message in, entity states out.
+
+pub mod commands;
+pub mod discovery;
+pub mod entities;
+pub mod inbound;
+pub mod states;
+pub mod topics;
+
+pub use commands::Request;
+pub use entities::{Entity, Kind};
+pub use inbound::HaInbound;
+pub use topics::Topics;

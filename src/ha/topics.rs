@@ -1,0 +1,97 @@
+//! Topic layout on Home Assistant's broker.
+//!
+//! `<base>/bridge/state` is the bridge's availability (and its last will),
+//! `<base>/bridge/folotoy` whether it reaches FoloToy's broker, and each toy
+//! entity has `<base>/<sn>/<key>` for state and `<base>/<sn>/<key>/set` for
+//! commands. Serial numbers have at least 8 characters, so no sn can collide
+//! with `bridge`.
+
+use crate::folotoy::Sn;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub base: String,
+    pub discovery_prefix: String,
+    pub status: String,
+}
+
+impl Topics {
+    pub fn bridge_state(&self) -> String {
+        format!("{}/bridge/state", self.base)
+    }
+
+    pub fn folotoy_link(&self) -> String {
+        format!("{}/bridge/folotoy", self.base)
+    }
+
+    pub fn state(&self, sn: &Sn, key: &str) -> String {
+        format!("{}/{sn}/{key}", self.base)
+    }
+
+    pub fn command(&self, sn: &Sn, key: &str) -> String {
+        format!("{}/{sn}/{key}/set", self.base)
+    }
+
+    pub fn command_filter(&self) -> String {
+        format!("{}/+/+/set", self.base)
+    }
+
+    /// `<prefix>/<component>/<node>/<key>/config`; node and key are already
+    /// limited to `[a-z0-9_]`, which discovery requires.
+    pub fn discovery(&self, component: &str, node: &str, key: &str) -> String {
+        format!("{}/{component}/{node}/{key}/config", self.discovery_prefix)
+    }
+
+    /// Splits a command topic into the raw sn and entity key.
+    pub fn parse_command<'a>(&self, topic: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = topic.strip_prefix(self.base.as_str())?.strip_prefix('/')?;
+        let mut parts = rest.split('/');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(sn), Some(key), Some("set"), None) => Some((sn, key)),
+            _ => None,
+        }
+    }
+
+    /// The id of the bridge's own device: distinct per base topic, so two
+    /// bridges on one Home Assistant do not merge.
+    pub fn bridge_id(&self) -> String {
+        if self.base == "folotoy" {
+            return "folotoy_bridge".into();
+        }
+        let clean: String =
+            self.base.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        format!("folotoy_bridge_{clean}")
+    }
+}
+
+/// The id a toy's device and entities are built from.
+pub fn toy_node(sn: &Sn) -> String {
+    format!("folotoy_{}", sn.ha_id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics(base: &str) -> Topics {
+        Topics { base: base.into(), discovery_prefix: "homeassistant".into(), status: "homeassistant/status".into() }
+    }
+
+    #[test]
+    fn command_topics_round_trip() {
+        let t = topics("home/folotoy");
+        let sn = Sn::parse("fcb467dad0c0").unwrap();
+        let topic = t.command(&sn, "volume");
+        assert_eq!(topic, "home/folotoy/fcb467dad0c0/volume/set");
+        assert_eq!(t.parse_command(&topic), Some(("fcb467dad0c0", "volume")));
+        assert_eq!(t.parse_command("home/folotoy/fcb467dad0c0/volume"), None);
+        assert_eq!(t.parse_command("home/folotoyx/a/b/set"), None);
+        assert_eq!(t.parse_command("home/folotoy/a/b/set/x"), None);
+    }
+
+    #[test]
+    fn bridge_ids_differ_per_base_topic() {
+        assert_eq!(topics("folotoy").bridge_id(), "folotoy_bridge");
+        assert_eq!(topics("Home/Toys").bridge_id(), "folotoy_bridge_home_toys");
+    }
+}

@@ -1,0 +1,12 @@
+//! Puts FoloToy AI talking toys into Home Assistant through MQTT discovery.
+//!
+//! The FoloToy contract ([`folotoy`]) and the Home Assistant contract ([`ha`])
+//! are types at the edges; [`bridge`] decides between them without I/O, and
+//! [`runtime`] does the I/O around it.
+
+pub mod bridge;
+pub mod broker;
+pub mod catalog;
+pub mod folotoy;
+pub mod ha;
+pub mod store;

@@ -1,0 +1,142 @@
+//! Saving the bridge's state between runs.
+//!
+//! The file is replaced atomically (write a temporary file, fsync, rename,
+//! fsync the folder), so a crash at any moment leaves either the old or the
+//! new state, never half of one. A file that cannot be read is moved aside,
+//! not deleted, and the bridge starts fresh.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bridge::state::ToyState;
+use crate::folotoy::Sn;
+
+/// Bumped when the format changes in a way older bridges cannot read.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Snapshot {
+    pub version: u32,
+    /// The next msgId to use, so a restarted bridge does not take a late ack
+    /// for an earlier command as the answer to a new one.
+    pub next_msg_id: u32,
+    pub toys: BTreeMap<Sn, ToyState>,
+    /// Discovery topics that hold one of our configs in Home Assistant.
+    pub discovery_topics: BTreeSet<String>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot { version: VERSION, next_msg_id: 1, toys: BTreeMap::new(), discovery_topics: BTreeSet::new() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot write state file {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read state file {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+}
+
+/// What loading found; `set_aside` says where an unreadable file was moved.
+#[derive(Debug)]
+pub struct Loaded {
+    pub snapshot: Snapshot,
+    pub set_aside: Option<(PathBuf, String)>,
+}
+
+pub fn load(path: &Path) -> Result<Loaded, StoreError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Loaded { snapshot: Snapshot::default(), set_aside: None })
+        }
+        Err(source) => return Err(StoreError::Read { path: path.into(), source }),
+    };
+    let problem = match serde_json::from_slice::<Snapshot>(&bytes) {
+        Ok(s) if s.version <= VERSION => return Ok(Loaded { snapshot: s, set_aside: None }),
+        Ok(s) => format!("it was written by a newer bridge (format {})", s.version),
+        Err(e) => format!("it is not valid: {e}"),
+    };
+    let aside = aside_path(path);
+    fs::rename(path, &aside).map_err(|source| StoreError::Write { path: aside.clone(), source })?;
+    Ok(Loaded { snapshot: Snapshot::default(), set_aside: Some((aside, problem)) })
+}
+
+pub fn save(path: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
+    let err = |source| StoreError::Write { path: path.into(), source };
+    let tmp = path.with_extension("tmp");
+    let mut bytes = serde_json::to_vec_pretty(snapshot).expect("plain data serializes");
+    bytes.push(b'\n');
+    let mut f = fs::File::create(&tmp).map_err(err)?;
+    f.write_all(&bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Makes the rename itself survive a power cut.
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// `state.json` -> `state.json.corrupt-<n>`, never overwriting an older one.
+fn aside_path(path: &Path) -> PathBuf {
+    (1..)
+        .map(|n| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(format!(".corrupt-{n}"));
+            PathBuf::from(p)
+        })
+        .find(|p| !p.exists())
+        .expect("some number is free")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::folotoy::{Setting, Value};
+
+    #[test]
+    fn saved_state_loads_back_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut snap = Snapshot::default();
+        let mut toy = ToyState::default();
+        toy.settings.set(Setting::Volume, Value::Int(30));
+        toy.role = 3;
+        snap.toys.insert(Sn::parse("fcb467dad0c0").unwrap(), toy);
+        snap.discovery_topics.insert("homeassistant/number/x/volume/config".into());
+        save(&path, &snap).unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.snapshot, snap);
+        assert!(loaded.set_aside.is_none());
+    }
+
+    #[test]
+    fn a_missing_file_is_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(&dir.path().join("none.json")).unwrap().snapshot, Snapshot::default());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_moved_aside_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(&path, b"{\"toys\": {\"bad sn\": {}}").unwrap();
+        let loaded = load(&path).unwrap();
+        let (aside, why) = loaded.set_aside.unwrap();
+        assert_eq!(aside, dir.path().join("state.json.corrupt-1"));
+        assert!(why.contains("not valid"), "{why}");
+        assert_eq!(fs::read(&aside).unwrap(), b"{\"toys\": {\"bad sn\": {}}");
+        assert!(!path.exists());
+        fs::write(&path, b"garbage").unwrap();
+        assert_eq!(load(&path).unwrap().set_aside.unwrap().0, dir.path().join("state.json.corrupt-2"));
+    }
+}
