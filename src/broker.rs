@@ -123,6 +123,9 @@ struct Client {
     queue: mpsc::Sender<Vec<Packet>>,
     kick: oneshot::Sender<CloseReason>,
     subscriptions: HashMap<String, QoS>,
+    /// Published by whoever removes the entry, unless the client said
+    /// DISCONNECT.
+    will: Option<Publish>,
 }
 
 impl Shared {
@@ -131,12 +134,16 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a connection under `client_id`, kicking whoever had it.
+    /// Registers a connection under `client_id`. Whoever had the id is
+    /// kicked and, as Mosquitto does, its will is published right here:
+    /// before the new connection's CONNACK, so a stale "offline" can never
+    /// land after the new connection's "online".
     fn register(
         &self,
         client_id: &str,
         queue: mpsc::Sender<Vec<Packet>>,
         kick: oneshot::Sender<CloseReason>,
+        will: Option<Publish>,
     ) -> u64 {
         let mut state = self.lock();
         state.next_connection += 1;
@@ -146,56 +153,32 @@ impl Shared {
             queue,
             kick,
             subscriptions: HashMap::new(),
+            will,
         };
         if let Some(old) = state.clients.insert(client_id.to_owned(), client) {
             let _ = old.kick.send(CloseReason::TakenOver);
+            if let Some(will) = old.will {
+                state.route(will);
+            }
         }
         connection
     }
 
-    fn unregister(&self, client_id: &str, connection: u64) {
+    /// Removes this connection's entry unless someone else already did, and
+    /// publishes its will if it ended without DISCONNECT.
+    fn unregister(&self, client_id: &str, connection: u64, disconnected: bool) {
         let mut state = self.lock();
-        if state.clients.get(client_id).map(|c| c.connection) == Some(connection) {
-            state.clients.remove(client_id);
+        if state.clients.get(client_id).map(|c| c.connection) != Some(connection) {
+            return;
+        }
+        let will = state.clients.remove(client_id).and_then(|c| c.will);
+        if let (Some(will), false) = (will, disconnected) {
+            state.route(will);
         }
     }
 
-    /// Stores/clears the retained copy and queues the message for every
-    /// matching subscriber without waiting on any of them.
     fn publish(&self, message: Publish) {
-        let mut state = self.lock();
-        if message.retain {
-            if message.payload.is_empty() {
-                state.retained.remove(&message.topic);
-            } else {
-                state
-                    .retained
-                    .insert(message.topic.clone(), message.clone());
-            }
-        }
-        let mut too_slow = Vec::new();
-        for (client_id, client) in &state.clients {
-            let granted = client
-                .subscriptions
-                .iter()
-                .filter(|(filter, _)| topic::matches(filter, &message.topic))
-                .map(|(_, qos)| *qos)
-                .max_by_key(|qos| *qos as u8);
-            if let Some(granted) = granted {
-                // [MQTT-3.3.1-9]: live deliveries never carry the retain flag.
-                let delivery = outgoing(&message, granted, false);
-                if let Err(mpsc::error::TrySendError::Full(_)) =
-                    client.queue.try_send(vec![delivery])
-                {
-                    too_slow.push(client_id.clone());
-                }
-            }
-        }
-        for client_id in too_slow {
-            if let Some(client) = state.clients.remove(&client_id) {
-                let _ = client.kick.send(CloseReason::TooSlow);
-            }
-        }
+        self.lock().route(message);
     }
 
     /// Records the subscriptions and answers with SUBACK followed by the
@@ -252,6 +235,47 @@ impl Shared {
             client.subscriptions.remove(filter);
         }
         Ok(())
+    }
+}
+
+impl State {
+    /// Stores/clears the retained copy and queues the message for every
+    /// matching subscriber without waiting on any of them. Subscribers too
+    /// far behind are dropped, and their wills routed in turn.
+    fn route(&mut self, message: Publish) {
+        let mut pending = vec![message];
+        while let Some(message) = pending.pop() {
+            if message.retain {
+                if message.payload.is_empty() {
+                    self.retained.remove(&message.topic);
+                } else {
+                    self.retained.insert(message.topic.clone(), message.clone());
+                }
+            }
+            let mut too_slow = Vec::new();
+            for (client_id, client) in &self.clients {
+                let granted = client
+                    .subscriptions
+                    .iter()
+                    .filter(|(filter, _)| topic::matches(filter, &message.topic))
+                    .map(|(_, qos)| *qos)
+                    .max_by_key(|qos| *qos as u8);
+                if let Some(granted) = granted {
+                    // [MQTT-3.3.1-9]: live deliveries never carry the retain flag.
+                    let delivery = vec![outgoing(&message, granted, false)];
+                    if let Err(mpsc::error::TrySendError::Full(_)) = client.queue.try_send(delivery)
+                    {
+                        too_slow.push(client_id.clone());
+                    }
+                }
+            }
+            for client_id in too_slow {
+                if let Some(client) = self.clients.remove(&client_id) {
+                    let _ = client.kick.send(CloseReason::TooSlow);
+                    pending.extend(client.will);
+                }
+            }
+        }
     }
 }
 

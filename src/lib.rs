@@ -7,6 +7,10 @@
 pub mod bridge;
 pub mod broker;
 pub mod catalog;
+pub mod config;
+pub mod demo;
 pub mod folotoy;
 pub mod ha;
+pub mod runtime;
+pub mod sim;
 pub mod store;

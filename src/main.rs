@@ -1,1 +1,144 @@
-fn main() {}
+//! `folotoy-ha-bridge`: run the bridge, a FoloToy simulator, or the demo.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use folotoy_ha_bridge::config::{Config, Sources};
+use folotoy_ha_bridge::sim::{AckMode, SimConfig, Simulator};
+use folotoy_ha_bridge::{demo, folotoy::Sn, runtime};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(version, about = "Puts FoloToy AI talking toys into Home Assistant over MQTT")]
+struct Cli {
+    /// YAML configuration file (environment variables FOLOTOY_HA_* override it).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the bridge (the default).
+    Run,
+    /// Show the bridge at work with no setup: embedded broker, simulated toys, bridge.
+    Demo(demo::DemoArgs),
+    /// Stand in for a FoloToy server with toys, on the configured FoloToy broker.
+    Simulate {
+        /// Serial numbers of the simulated toys.
+        #[arg(long = "toy", default_values = ["fcb467dad0c0"])]
+        toys: Vec<String>,
+        /// How toys answer: ok, refuse, silent or delay:<ms>.
+        #[arg(long, default_value = "ok")]
+        ack: AckMode,
+        /// Publish a heard/said conversation every this many seconds (0: never).
+        #[arg(long, default_value_t = 0)]
+        events_every: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let sources = Sources { file: cli.config.clone(), options_json: None };
+    let result = match cli.command.unwrap_or(Cmd::Run) {
+        Cmd::Run => load(&sources).and_then(|config| {
+            init_logs(&config.log_level);
+            block_on(async move { runtime::run(config, shutdown_signal()).await.map_err(|e| e.to_string()) })
+        }),
+        Cmd::Demo(args) => {
+            init_logs("warn");
+            block_on(async move { demo::run(args).await.map_err(|e| e.to_string()) })
+        }
+        Cmd::Simulate { toys, ack, events_every } => load(&sources).and_then(|config| {
+            init_logs(&config.log_level);
+            let toys = toys
+                .iter()
+                .map(|s| Sn::parse(s).map_err(|e| format!("--toy {s}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            block_on(simulate(config, toys, ack, events_every))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("folotoy-ha-bridge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(sources: &Sources) -> Result<Config, String> {
+    Config::load(sources).map_err(|e| e.to_string())
+}
+
+fn block_on<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?
+        .block_on(f)
+}
+
+/// One line per event, no colours unless a person watches a terminal (the
+/// add-on's log tab shows escape codes as garbage).
+fn init_logs(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn simulate(config: Config, toys: Vec<Sn>, ack: AckMode, every: u64) -> Result<(), String> {
+    let sim = Simulator::start(config.folotoy_mqtt(), SimConfig { toys: toys.clone(), ack })
+        .await
+        .map_err(|e| format!("simulator: {e}"))?;
+    eprintln!("simulating {} toy(s), answering {ack:?}; Ctrl-C to stop", toys.len());
+    let mut recording = 0;
+    loop {
+        let wait = if every == 0 { u64::MAX / 4 } else { every };
+        tokio::select! {
+            cmd = sim.next_command(std::time::Duration::from_secs(wait)) => {
+                if let Some(cmd) = cmd {
+                    println!("{} {}", cmd.topic, cmd.payload);
+                } else if every > 0 {
+                    recording += 1;
+                    for sn in &toys {
+                        let _ = sim.heard(sn, recording, "Can you tell me a story about a dragon?").await;
+                        let _ = sim.said(sn, recording, 1, "Once upon a time, a small dragon").await;
+                        let _ = sim.said(sn, recording, 2, " learned to fly.").await;
+                    }
+                }
+            }
+            _ = shutdown_signal() => return Ok(()),
+        }
+    }
+}

@@ -143,6 +143,16 @@ impl Core {
                     });
                     continue;
                 }
+                // Ids in Home Assistant are lower case: a case twin of a toy
+                // already here would take over its entities.
+                if let Some(twin) = toys.keys().find(|k| k.ha_id() == sn.ha_id()) {
+                    logs.push(Log {
+                        level: Level::Warn,
+                        topic: cfg.topics.state(&sn, "#"),
+                        message: format!("saved toy {sn} left out: toy {twin} differs from it only in case"),
+                    });
+                    continue;
+                }
                 toys.insert(sn, Toy { name: None, state });
             }
         }
@@ -387,7 +397,7 @@ impl Core {
                     &topic,
                     format!("no answer from toy {} to {} {} (msgId {msg_id}) within {secs} s", sent.sn, sent.entity, sent.raw),
                 );
-                Some(format!("no answer within {secs} s"))
+                Some(format!("waited {secs} s"))
             }
         };
         let shown = ha::states::truncate(&sent.raw, 64);
@@ -444,6 +454,9 @@ impl Core {
         out: &mut Output,
     ) {
         self.toy_mut(sn).last_command = Some(LastCommand { entity: entity.to_owned(), value, outcome, msg_id, reason });
+        // The Last command is saved state, and a sent command used up a
+        // msgId that a restarted bridge must not hand out again.
+        out.save = true;
         let e = Entity::find("last_command").expect("in the table");
         self.publish_state(sn, e, out);
     }
@@ -499,3 +512,7 @@ impl Core {
         self.publish_link(out);
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

@@ -79,9 +79,14 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
         id => id.to_owned(),
     };
 
+    let will = connect.last_will.map(|will| {
+        let mut message = Publish::from_bytes(will.topic, will.qos, will.message);
+        message.retain = will.retain;
+        message
+    });
     let (queue, outbox) = mpsc::channel(CLIENT_QUEUE_CAPACITY);
     let (kick, kicked) = oneshot::channel();
-    let connection = shared.register(&client_id, queue.clone(), kick);
+    let connection = shared.register(&client_id, queue.clone(), kick, will);
     // A fresh queue has room, and no subscription can have queued anything yet.
     let _ = queue.try_send(vec![Packet::ConnAck(ConnAck::new(
         ConnectReturnCode::Success,
@@ -90,11 +95,12 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     tracing::debug!(client = client_id, %peer, "client connected");
 
     let mut session = Session {
-        shared: shared.clone(),
+        shared,
         client_id,
         connection,
         queue,
         awaiting_release: HashSet::new(),
+        disconnected: false,
     };
     let keep_alive = (connect.keep_alive > 0)
         .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
@@ -105,27 +111,18 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
         result = session.read_loop(&mut reader, &mut buf, keep_alive) => result,
         reason = write_loop(writer, outbox) => Err(reason),
     };
-    let client_id = session.client_id.clone();
-    drop(session);
-
-    match outcome {
-        Ok(()) => tracing::debug!(client = client_id, %peer, "client disconnected"),
-        Err(reason) => {
-            log_close(&client_id, peer, &reason);
-            if let Some(will) = connect.last_will {
-                let mut message = Publish::from_bytes(will.topic, will.qos, will.message);
-                message.retain = will.retain;
-                shared.publish(message);
-            }
-        }
+    match &outcome {
+        Ok(()) => tracing::debug!(client = session.client_id, %peer, "client disconnected"),
+        Err(reason) => log_close(&session.client_id, peer, reason),
     }
+    session.disconnected = outcome.is_ok();
 }
 
 fn log_close(client: &str, peer: SocketAddr, reason: &CloseReason) {
     if reason.is_warning() {
-        tracing::warn!(client, %peer, "embedded MQTT broker closed the connection: {reason}");
+        tracing::warn!(client, %peer, "embedded MQTT broker dropped a client: {reason}");
     } else {
-        tracing::info!(client, %peer, "embedded MQTT broker closed the connection: {reason}");
+        tracing::info!(client, %peer, "embedded MQTT broker lost a client: {reason}");
     }
 }
 
@@ -232,7 +229,7 @@ async fn write_loop(
 }
 
 /// A registered connection; dropping it takes the client out of the
-/// registry, even if the task panics or is aborted.
+/// registry (and sends its will) even if the task panics or is aborted.
 struct Session {
     shared: Arc<Shared>,
     client_id: String,
@@ -241,6 +238,8 @@ struct Session {
     /// QoS 2 packet ids between PUBREC and PUBREL, so a re-sent PUBLISH is
     /// not routed twice.
     awaiting_release: HashSet<u16>,
+    /// Set once the client said DISCONNECT, which cancels its will.
+    disconnected: bool,
 }
 
 impl Session {
@@ -321,6 +320,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.shared.unregister(&self.client_id, self.connection);
+        let (id, connection) = (&self.client_id, self.connection);
+        self.shared.unregister(id, connection, self.disconnected);
     }
 }

@@ -130,7 +130,9 @@ impl Discovery<'_> {
             }
             Kind::PlayAudio => {
                 c.insert("max".into(), MAX_TEXT.into());
-                c.insert("pattern".into(), "https?://.+".into());
+                // Empty is the state until the toy played something, and Home
+                // Assistant checks the state against the pattern too.
+                c.insert("pattern".into(), "^$|https?://.+".into());
             }
             Kind::LastCommand => {
                 c.insert("value_template".into(), "{{ value_json.summary }}".into());

@@ -34,7 +34,8 @@ pub fn last_command(cmd: Option<&LastCommand>, catalog: &Catalog) -> String {
     let Some(cmd) = cmd else {
         return serde_json::json!({ "summary": "" }).to_string();
     };
-    let mut summary = format!("{} {}: {}", cmd.entity, cmd.value, catalog.outcome(cmd.outcome.key()));
+    let name = catalog.entity(&cmd.entity);
+    let mut summary = format!("{name} {}: {}", cmd.value, catalog.outcome(cmd.outcome.key()));
     if let Some(reason) = &cmd.reason {
         summary.push_str(&format!(" ({reason})"));
     }

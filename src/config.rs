@@ -1,0 +1,377 @@
+//! Configuration: built-in defaults < YAML file < environment
+//! (`FOLOTOY_HA_` prefix, `__` between levels: `FOLOTOY_HA_MQTT__HOST`).
+//!
+//! Every problem is reported once, naming the key, before anything connects:
+//! a bridge that starts with a half-valid configuration fails later in ways
+//! that are much harder to read.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Json, Serialized, Yaml};
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::bridge::CoreConfig;
+use crate::catalog::{Catalog, CatalogError};
+use crate::folotoy::Sn;
+use crate::ha::Topics;
+
+pub const ENV_PREFIX: &str = "FOLOTOY_HA_";
+
+/// Keys whose environment value is text even when it looks like a number.
+const RAW_TEXT_KEYS: &[&str] = &[
+    "mqtt.host",
+    "mqtt.username",
+    "mqtt.password",
+    "mqtt.client_id",
+    "folotoy.mqtt.host",
+    "folotoy.mqtt.username",
+    "folotoy.mqtt.password",
+    "folotoy.mqtt.client_id",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Home Assistant's broker (and FoloToy's too, unless `folotoy.mqtt` is set).
+    pub mqtt: MqttConfig,
+    pub folotoy: FoloToyConfig,
+    pub homeassistant: HaConfig,
+    /// Where confirmed settings and published discovery topics are kept.
+    pub state_file: PathBuf,
+    /// Language of entity names: a file in `translations/`.
+    pub language: String,
+    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` overrides it.
+    pub log_level: String,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    #[serde(deserialize_with = "opt_text")]
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    #[serde(deserialize_with = "text")]
+    pub client_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FoloToyConfig {
+    /// FoloToy's own broker, when it is not Home Assistant's.
+    pub mqtt: Option<MqttConfig>,
+    pub toys: Vec<ToyConfig>,
+    /// Add toys that are not in `toys` as soon as they publish anything.
+    pub allow_unknown_toys: bool,
+    pub max_toys: usize,
+    /// How long a toy has to answer a command before it counts as lost.
+    pub command_timeout_s: f64,
+    /// Names of the server's roles ("1".."7"), shown by Speaking role.
+    pub roles: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToyConfig {
+    #[serde(deserialize_with = "text")]
+    pub sn: String,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HaConfig {
+    pub discovery_prefix: String,
+    pub status_topic: String,
+    pub base_topic: String,
+}
+
+/// A password or token: usable, but never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        text(d).map(Secret)
+    }
+}
+
+impl fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mqtt: MqttConfig::default(),
+            folotoy: FoloToyConfig::default(),
+            homeassistant: HaConfig::default(),
+            state_file: PathBuf::from("folotoy-ha-bridge-state.json"),
+            language: "en".into(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            host: "localhost".into(),
+            port: 1883,
+            username: None,
+            password: None,
+            client_id: "folotoy-ha-bridge".into(),
+        }
+    }
+}
+
+impl Default for FoloToyConfig {
+    fn default() -> Self {
+        FoloToyConfig {
+            mqtt: None,
+            toys: Vec::new(),
+            allow_unknown_toys: true,
+            max_toys: 64,
+            command_timeout_s: 10.0,
+            roles: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        HaConfig {
+            discovery_prefix: "homeassistant".into(),
+            status_topic: "homeassistant/status".into(),
+            base_topic: "folotoy".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration key {key}: {problem}")]
+    Invalid { key: String, problem: String },
+    #[error("configuration key language: {0}")]
+    Language(#[from] CatalogError),
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), problem: problem.into() }
+}
+
+/// Where each layer comes from; the add-on adds `/data/options.json`.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    pub options_json: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads every layer and validates the result.
+    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = &sources.file {
+            if !file.exists() {
+                return Err(invalid("--config", format!("file {} does not exist", file.display())));
+            }
+            fig = fig.merge(Yaml::file(file));
+        }
+        if let Some(json) = sources.options_json.as_deref().filter(|p| p.exists()) {
+            fig = fig.merge(Json::file(json));
+        }
+        fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        // figment reads `PASSWORD=007` as the number 7; text keys are taken
+        // again as the exact text that was typed.
+        for key in RAW_TEXT_KEYS {
+            let var = format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase());
+            if let Ok(raw) = std::env::var(&var) {
+                fig = fig.merge(Serialized::default(key, raw));
+            }
+        }
+        let config: Config = fig.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.mqtt.validate("mqtt")?;
+        if let Some(m) = &self.folotoy.mqtt {
+            m.validate("folotoy.mqtt")?;
+        }
+        let f = &self.folotoy;
+        if f.max_toys == 0 {
+            return Err(invalid("folotoy.max_toys", "must be at least 1"));
+        }
+        if f.toys.len() > f.max_toys {
+            return Err(invalid(
+                "folotoy.toys",
+                format!("lists {} toys but folotoy.max_toys is {}", f.toys.len(), f.max_toys),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, toy) in f.toys.iter().enumerate() {
+            let sn = Sn::parse(&toy.sn).map_err(|e| invalid(format!("folotoy.toys[{i}].sn"), e.to_string()))?;
+            if !seen.insert(sn.ha_id()) {
+                return Err(invalid(format!("folotoy.toys[{i}].sn"), format!("{} is listed twice", toy.sn)));
+            }
+        }
+        if !(f.command_timeout_s > 0.0 && f.command_timeout_s <= 3600.0) {
+            return Err(invalid("folotoy.command_timeout_s", "must be more than 0 and at most 3600 seconds"));
+        }
+        for key in f.roles.keys() {
+            if !matches!(key.as_str(), "1" | "2" | "3" | "4" | "5" | "6" | "7") {
+                return Err(invalid(format!("folotoy.roles.{key}"), "roles are numbered 1 to 7"));
+            }
+        }
+        let ha = &self.homeassistant;
+        topic_prefix("homeassistant.discovery_prefix", &ha.discovery_prefix)?;
+        topic_prefix("homeassistant.base_topic", &ha.base_topic)?;
+        topic_prefix("homeassistant.status_topic", &ha.status_topic)?;
+        Catalog::load(&self.language)?;
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
+            return Err(invalid("log_level", "must be one of error, warn, info, debug, trace"));
+        }
+        Ok(())
+    }
+
+    pub fn topics(&self) -> Topics {
+        Topics {
+            base: self.homeassistant.base_topic.clone(),
+            discovery_prefix: self.homeassistant.discovery_prefix.clone(),
+            status: self.homeassistant.status_topic.clone(),
+        }
+    }
+
+    /// The core's view of the configuration. Call after [`Config::validate`].
+    pub fn core(&self) -> Result<CoreConfig, ConfigError> {
+        let catalog = Catalog::load(&self.language)?;
+        let roles = (1..=7)
+            .map(|n| self.folotoy.roles.get(&n.to_string()).cloned().unwrap_or_else(|| catalog.roles[n - 1].clone()))
+            .collect();
+        let toys = self
+            .folotoy
+            .toys
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let sn = Sn::parse(&t.sn).map_err(|e| invalid(format!("folotoy.toys[{i}].sn"), e.to_string()))?;
+                Ok((sn, t.name.clone()))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(CoreConfig {
+            topics: self.topics(),
+            catalog,
+            roles,
+            toys,
+            allow_unknown_toys: self.folotoy.allow_unknown_toys,
+            max_toys: self.folotoy.max_toys,
+            command_timeout: Duration::from_secs_f64(self.folotoy.command_timeout_s),
+        })
+    }
+
+    /// FoloToy's broker: its own, or Home Assistant's.
+    pub fn folotoy_mqtt(&self) -> &MqttConfig {
+        self.folotoy.mqtt.as_ref().unwrap_or(&self.mqtt)
+    }
+}
+
+impl MqttConfig {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.host.trim().is_empty() {
+            return Err(invalid(format!("{key}.host"), "is empty"));
+        }
+        if self.port == 0 {
+            return Err(invalid(format!("{key}.port"), "must be from 1 to 65535"));
+        }
+        if self.client_id.is_empty() || self.client_id.len() > 64 {
+            return Err(invalid(format!("{key}.client_id"), "must have 1 to 64 characters"));
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err(invalid(format!("{key}.username"), "is needed when a password is set"));
+        }
+        Ok(())
+    }
+}
+
+/// A topic prefix the bridge publishes under: no wildcards, no empty level
+/// at either end (which would make a different topic tree than intended).
+fn topic_prefix(key: &str, t: &str) -> Result<(), ConfigError> {
+    if t.is_empty() || t.starts_with('/') || t.ends_with('/') || t.contains("//") {
+        return Err(invalid(key, format!("{t:?} must be a topic like \"homeassistant\", with no empty level")));
+    }
+    if t.contains(['+', '#', '\0']) {
+        return Err(invalid(key, format!("{t:?} must not contain + # or NUL")));
+    }
+    Ok(())
+}
+
+/// Strings from the environment are parsed by figment as numbers or booleans
+/// when they look like one (`FOLOTOY_HA_MQTT__PASSWORD=1234`); take them back.
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        I(i64),
+        U(u64),
+        F(f64),
+        B(bool),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::S(s) => s,
+        Text::I(i) => i.to_string(),
+        Text::U(u) => u.to_string(),
+        Text::F(f) => f.to_string(),
+        Text::B(b) => b.to_string(),
+    })
+}
+
+fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "text")] String);
+    Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,139 @@
+//! One MQTT connection: options from the configuration, and a task that
+//! polls it, reconnects with backoff and reports what happens.
+//!
+//! rumqttc reconnects on the next `poll()` with no delay at all, so a broker
+//! that is down would be hammered; the pause between attempts is ours.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::bridge::Side;
+use crate::config::MqttConfig;
+
+/// Larger publishes make rumqttc drop the connection; the parsers refuse
+/// anything over 64 KiB anyway, this only bounds memory.
+const MAX_INCOMING: usize = 1024 * 1024;
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// Which broker a link is: Home Assistant's, FoloToy's, or one for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Ha,
+    FoloToy,
+    Both,
+}
+
+impl Role {
+    pub fn serves(self, side: Side) -> bool {
+        matches!((self, side), (Role::Both, _) | (Role::Ha, Side::Ha) | (Role::FoloToy, Side::FoloToy))
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Ha => "Home Assistant's broker",
+            Role::FoloToy => "FoloToy's broker",
+            Role::Both => "the broker",
+        }
+    }
+}
+
+/// What a link reports to the bridge task.
+#[derive(Debug)]
+pub enum LinkEvent {
+    Up(Role),
+    Down(Role),
+    Message { role: Role, topic: String, payload: bytes::Bytes, retain: bool },
+}
+
+pub fn options(cfg: &MqttConfig, will: Option<LastWill>) -> MqttOptions {
+    let mut o = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_max_packet_size(MAX_INCOMING, MAX_INCOMING);
+    o.set_request_channel_capacity(4096);
+    if let (Some(user), pass) = (&cfg.username, &cfg.password) {
+        o.set_credentials(user.clone(), pass.as_ref().map_or("", |p| p.expose()));
+    }
+    if let Some(will) = will {
+        o.set_last_will(will);
+    }
+    o
+}
+
+pub fn will(topic: String) -> LastWill {
+    LastWill::new(topic, "offline", QoS::AtLeastOnce, true)
+}
+
+/// Polls `eventloop` until the bridge task goes away.
+pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mpsc::Sender<LinkEvent>) {
+    let mut backoff = BACKOFF_START;
+    let mut up = false;
+    let mut last_error = String::new();
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                info!("connected to {} at {where_}", role.name());
+                up = true;
+                backoff = BACKOFF_START;
+                last_error.clear();
+                if tx.send(LinkEvent::Up(role)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let topic = p.topic.clone();
+                let msg = LinkEvent::Message { role, topic, payload: p.payload, retain: p.retain };
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let error = e.to_string();
+                if up {
+                    warn!("lost {} at {where_}: {error}; reconnecting", role.name());
+                    up = false;
+                    if tx.send(LinkEvent::Down(role)).await.is_err() {
+                        return;
+                    }
+                } else if error != last_error {
+                    warn!("cannot connect to {} at {where_}: {error}; retrying", role.name());
+                }
+                last_error = error;
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(BACKOFF_CAP);
+            }
+        }
+    }
+}
+
+/// ±20 %, so many bridges restarted together do not retry in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let r = RandomState::new().build_hasher().finish() % 401; // 0..=400
+    d * (800 + r as u32) / 1000
+}
+
+pub fn client(cfg: &MqttConfig, will: Option<LastWill>) -> (AsyncClient, EventLoop) {
+    AsyncClient::new(options(cfg, will), 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_jitter_stays_within_20_percent() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_secs(10));
+            assert!(j >= Duration::from_secs(8) && j <= Duration::from_secs(12), "{j:?}");
+        }
+    }
+}

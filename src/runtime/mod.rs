@@ -1,0 +1,214 @@
+//! The I/O around the core: MQTT links, the clock, the state file.
+//!
+//! One task owns the [`Core`]; links feed it [`LinkEvent`]s through a
+//! channel, and it sleeps until the next input or the core's next deadline,
+//! so an idle bridge uses no CPU.
+
+pub mod link;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, QoS};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::bridge::core::Level;
+use crate::bridge::{Core, Input, Output, Side};
+use crate::config::{Config, ConfigError};
+use crate::folotoy;
+use crate::ha;
+use crate::store::{self, StoreError};
+use link::{LinkEvent, Role};
+
+/// How long shutdown waits for `offline` to reach the broker.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Links {
+    ha: AsyncClient,
+    /// FoloToy's own broker; `None` when one broker serves both.
+    folotoy: Option<AsyncClient>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Links {
+    fn client(&self, side: Side) -> &AsyncClient {
+        match (side, &self.folotoy) {
+            (Side::FoloToy, Some(c)) => c,
+            _ => &self.ha,
+        }
+    }
+}
+
+/// Runs the bridge until `shutdown` completes, then says `offline` and saves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
+    let core_cfg = config.core()?;
+    let topics = core_cfg.topics.clone();
+    let state_file = config.state_file.clone();
+    let loaded = store::load(&state_file)?;
+    if let Some((aside, why)) = &loaded.set_aside {
+        warn!("state file {} moved to {}: {why}; starting with no saved state", state_file.display(), aside.display());
+    }
+    let (mut core, logs) = Core::new(core_cfg, loaded.snapshot);
+    emit_logs(&logs);
+    info!("{} toys known; state file {}", core.toys().count(), state_file.display());
+
+    let (tx, mut rx) = mpsc::channel(1024);
+    let links = connect(&config, &topics, tx);
+
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = core.next_deadline().map(Instant::from_std);
+        let input = tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(ev) => ev,
+                None => break,
+            },
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                let out = core.handle(Input::Tick, std::time::Instant::now());
+                apply(&core, &links, &state_file, out).await;
+                continue;
+            }
+            _ = &mut shutdown => break,
+        };
+        for input in inputs(&topics, &links, input).await {
+            let out = core.handle(input, std::time::Instant::now());
+            apply(&core, &links, &state_file, out).await;
+        }
+    }
+
+    info!("stopping: telling Home Assistant the bridge is offline");
+    let _ = links.ha.publish(topics.bridge_state(), QoS::AtLeastOnce, true, "offline").await;
+    for c in std::iter::once(&links.ha).chain(links.folotoy.as_ref()) {
+        let _ = c.disconnect().await;
+    }
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, futures_join(links.tasks)).await;
+    save(&core, &state_file);
+    Ok(())
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn connect(config: &Config, topics: &ha::Topics, tx: mpsc::Sender<LinkEvent>) -> Links {
+    let will = link::will(topics.bridge_state());
+    let mut tasks = Vec::new();
+    let where_ = |m: &crate::config::MqttConfig| format!("{}:{}", m.host, m.port);
+    let ha_role = if config.folotoy.mqtt.is_some() { Role::Ha } else { Role::Both };
+    let (ha, ev) = link::client(&config.mqtt, Some(will));
+    tasks.push(tokio::spawn(link::drive(ha_role, where_(&config.mqtt), ev, tx.clone())));
+    let folotoy = config.folotoy.mqtt.as_ref().map(|m| {
+        let (c, ev) = link::client(m, None);
+        tasks.push(tokio::spawn(link::drive(Role::FoloToy, where_(m), ev, tx)));
+        c
+    });
+    Links { ha, folotoy, tasks }
+}
+
+/// Turns a link event into core inputs, parsing at the edge: bad messages
+/// stop here with a warning naming the topic and the reason.
+async fn inputs(topics: &ha::Topics, links: &Links, ev: LinkEvent) -> Vec<Input> {
+    match ev {
+        LinkEvent::Up(role) => {
+            subscribe(topics, links, role).await;
+            let mut v = Vec::new();
+            if role.serves(Side::FoloToy) {
+                v.push(Input::FoloToyUp);
+            }
+            if role.serves(Side::Ha) {
+                v.push(Input::HaUp);
+            }
+            v
+        }
+        // One broker for both: the last will already says offline.
+        LinkEvent::Down(Role::FoloToy) => vec![Input::FoloToyDown],
+        LinkEvent::Down(_) => vec![],
+        LinkEvent::Message { role, topic, payload, retain } => {
+            let folotoy_topic = topic.starts_with("/sys/");
+            let parsed = if role.serves(Side::FoloToy) && folotoy_topic {
+                folotoy::messages::parse(&topic, &payload)
+                    .map(|msg| Input::FoloToy { topic: topic.clone(), msg })
+                    .map_err(|e| e.to_string())
+            } else if role.serves(Side::Ha) {
+                ha::inbound::parse(topics, &topic, &payload, retain)
+                    .map(|msg| Input::Ha { topic: topic.clone(), msg })
+                    .map_err(|e| e.to_string())
+            } else {
+                Err("not a topic this bridge subscribed to".to_owned())
+            };
+            match parsed {
+                Ok(input) => vec![input],
+                Err(reason) => {
+                    warn!(topic = %topic, "{reason}");
+                    vec![]
+                }
+            }
+        }
+    }
+}
+
+async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
+    let client = links.client(if role == Role::FoloToy { Side::FoloToy } else { Side::Ha });
+    let mut filters = Vec::new();
+    if role.serves(Side::Ha) {
+        filters.push(topics.status.clone());
+        filters.push(topics.command_filter());
+    }
+    if role.serves(Side::FoloToy) {
+        filters.push(folotoy::topics::TOYS_FILTER.to_owned());
+        filters.push(folotoy::topics::CONFIG_ACK.to_owned());
+    }
+    for f in filters {
+        if let Err(e) = client.subscribe(f.clone(), QoS::AtLeastOnce).await {
+            warn!("cannot subscribe to {f}: {e}");
+        }
+    }
+}
+
+async fn apply(core: &Core, links: &Links, state_file: &PathBuf, out: Output) {
+    emit_logs(&out.logs);
+    for p in out.publish {
+        debug!(topic = %p.topic, retain = p.retain, "publish {}", String::from_utf8_lossy(&p.payload));
+        if let Err(e) = links.client(p.side).publish(p.topic.clone(), QoS::AtLeastOnce, p.retain, p.payload).await {
+            warn!(topic = %p.topic, "cannot publish: {e}");
+        }
+    }
+    if out.save {
+        save(core, state_file);
+    }
+}
+
+fn save(core: &Core, path: &PathBuf) {
+    if let Err(e) = store::save(path, &core.snapshot()) {
+        warn!("{e}");
+    }
+}
+
+fn emit_logs(logs: &[crate::bridge::Log]) {
+    for l in logs {
+        match l.level {
+            Level::Info => info!(topic = %l.topic, "{}", l.message),
+            Level::Warn => warn!(topic = %l.topic, "{}", l.message),
+        }
+    }
+}
