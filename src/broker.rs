@@ -61,8 +61,8 @@ impl BrokerHandle {
         self.local_addr
     }
 
-    /// Like dropping the handle, but returns only once the listener and all
-    /// connections are gone, so the port can be reused immediately.
+    /// Like dropping the handle, but returns only once the listener is
+    /// closed, so the port can be bound again straight away.
     pub async fn shutdown(mut self) {
         self.task.abort();
         let _ = (&mut self.task).await;
@@ -172,7 +172,7 @@ impl Shared {
             return;
         }
         let will = state.clients.remove(client_id).and_then(|c| c.will);
-        if let (Some(will), false) = (will, disconnected) {
+        if let Some(will) = will.filter(|_| !disconnected) {
             state.route(will);
         }
     }

@@ -186,12 +186,23 @@ impl Default for HaConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    #[error("configuration key {key}: {problem} (in {source_name})")]
+    Load { key: String, problem: String, source_name: String },
     #[error("configuration key {key}: {problem}")]
     Invalid { key: String, problem: String },
     #[error("configuration key language: {0}")]
     Language(#[from] CatalogError),
+}
+
+/// figment's own message names the profile (`default.`) and keeps the
+/// environment's upper case; users wrote `mqtt.port`, so say that.
+fn load_error(e: figment::Error) -> ConfigError {
+    let key = e.path.iter().map(|p| p.to_lowercase()).collect::<Vec<_>>().join(".");
+    let source_name = e.metadata.as_ref().map_or_else(|| "defaults".to_owned(), |m| match &m.source {
+        Some(figment::Source::File(path)) => format!("{} {}", m.name, path.display()),
+        _ => m.name.to_string(),
+    });
+    ConfigError::Load { key: if key.is_empty() { "(top level)".into() } else { key }, problem: e.kind.to_string(), source_name }
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
@@ -227,7 +238,7 @@ impl Config {
                 fig = fig.merge(Serialized::default(key, raw));
             }
         }
-        let config: Config = fig.extract().map_err(Box::new)?;
+        let config: Config = fig.extract().map_err(load_error)?;
         config.validate()?;
         Ok(config)
     }

@@ -332,16 +332,41 @@ async fn clean_disconnect_does_not_publish_the_last_will() {
 #[tokio::test]
 async fn reusing_a_client_id_disconnects_the_older_connection() {
     let broker = start_broker().await;
-    let mut old = Client::connect(options(&broker, "same-id")).await;
-    let mut new = Client::connect(options(&broker, "same-id")).await;
+    let mut with_will = options(&broker, "same-id");
+    with_will.set_last_will(LastWill::new(
+        "same/status",
+        "offline",
+        QoS::AtMostOnce,
+        true,
+    ));
+    let mut old = Client::connect(with_will.clone()).await;
+    let mut new = Client::connect(with_will).await;
     old.expect_disconnected().await;
 
     new.subscribe("after/takeover", QoS::AtMostOnce).await;
+    new.publish_acked("same/status", true, b"online").await;
     let mut publisher = Client::connect(options(&broker, "publisher")).await;
     publisher
         .publish_acked("after/takeover", false, b"hi")
         .await;
     assert_eq!(&new.next_publish().await.payload[..], b"hi");
+
+    // The old connection's will went out before the new one was accepted,
+    // so it cannot overwrite what the new connection says.
+    let mut late = Client::connect(options(&broker, "late")).await;
+    late.subscribe("same/status", QoS::AtMostOnce).await;
+    assert_eq!(&late.next_publish().await.payload[..], b"online");
+}
+
+#[tokio::test]
+async fn shutting_the_broker_down_disconnects_clients_and_frees_the_port() {
+    let broker = start_broker().await;
+    let addr = broker.local_addr();
+    let mut client = Client::connect(options(&broker, "client")).await;
+    broker.shutdown().await;
+    client.expect_disconnected().await;
+    let again = broker::start(addr).await.expect("port is free again");
+    assert_eq!(again.local_addr(), addr);
 }
 
 #[tokio::test]

@@ -418,10 +418,11 @@ impl Core {
             Some("it is not in folotoy.toys and folotoy.allow_unknown_toys is false".to_owned())
         } else if self.toys.len() >= self.cfg.max_toys {
             Some(format!("folotoy.max_toys ({}) is reached", self.cfg.max_toys))
-        } else if let Some(other) = self.toys.keys().find(|k| k.ha_id() == sn.ha_id()) {
-            Some(format!("toy {other} differs from it only in case, and Home Assistant ids are lower case"))
         } else {
-            None
+            self.toys
+                .keys()
+                .find(|k| k.ha_id() == sn.ha_id())
+                .map(|other| format!("toy {other} differs from it only in case, and Home Assistant ids are lower case"))
         };
         if let Some(why) = refusal {
             if self.refused.len() < REFUSED_MEMORY && self.refused.insert(sn.clone()) {

@@ -1,1 +1,1137 @@
+//! The core's rules as a user would notice them. No broker and no sleeping:
+//! every input happens at `t0 + Duration`, and the output is inspected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::PathBuf;
+
+use serde_json::{json, Value as Json};
+
 use super::*;
+use crate::folotoy::{Setting, Value};
+
+/// The configured toy, named "Bunny".
+const SN: &str = "fcb467dad0c0";
+/// A second toy: configured in some tests, unknown in others.
+const BEAR: &str = "08d1f9c6a310";
+/// Where commands for Bunny go on FoloToy's broker.
+const CALL: &str = "/sys/folotoy/fcb467dad0c0/thing/command/call";
+const CALL_ACK: &str = "/sys/folotoy/fcb467dad0c0/thing/command/callAck";
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The entities that show one of the toy's `updatecommonconfig` settings.
+const SETTINGS: [&str; 6] =
+    ["volume", "recording_mode", "volume_control", "power_on_sound", "low_battery_alarm", "sleep_after"];
+const SNAPSHOT: &str = "tests/snapshots/discovery-fcb467dad0c0.json";
+
+fn sn(s: &str) -> Sn {
+    Sn::parse(s).expect("a valid serial number")
+}
+
+fn topics() -> Topics {
+    Topics { base: "folotoy".into(), discovery_prefix: "homeassistant".into(), status: "homeassistant/status".into() }
+}
+
+fn config_with(toys: &[(&str, Option<&str>)], allow_unknown_toys: bool, max_toys: usize) -> CoreConfig {
+    let catalog = Catalog::load("en").expect("the English catalog");
+    CoreConfig {
+        topics: topics(),
+        roles: catalog.roles.clone(),
+        catalog,
+        toys: toys.iter().map(|(s, name)| (sn(s), name.map(str::to_owned))).collect(),
+        allow_unknown_toys,
+        max_toys,
+        command_timeout: TIMEOUT,
+    }
+}
+
+/// One configured toy, Bunny; toys nobody configured are refused.
+fn config() -> CoreConfig {
+    config_with(&[(SN, Some("Bunny"))], false, 8)
+}
+
+/// Bunny configured, and any other toy that speaks is welcome.
+fn open_config() -> CoreConfig {
+    config_with(&[(SN, Some("Bunny"))], true, 8)
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
+/// A saved state as it comes back from the state file.
+fn through_disk(s: Snapshot) -> Snapshot {
+    serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap()
+}
+
+/// The core and the moment the test starts.
+struct Bridge {
+    core: Core,
+    t0: Instant,
+}
+
+impl Bridge {
+    /// Built from the configuration with nothing saved; not connected yet.
+    fn start(cfg: CoreConfig) -> Bridge {
+        Bridge::restore(cfg, Snapshot::default())
+    }
+
+    /// Built from a saved state, which must load without a warning.
+    fn restore(cfg: CoreConfig, saved: Snapshot) -> Bridge {
+        let (b, logs) = Bridge::restore_with_logs(cfg, saved);
+        assert!(logs.is_empty(), "unexpected logs at start: {logs:?}");
+        b
+    }
+
+    fn restore_with_logs(cfg: CoreConfig, saved: Snapshot) -> (Bridge, Vec<Log>) {
+        let (core, logs) = Core::new(cfg, saved);
+        (Bridge { core, t0: Instant::now() }, logs)
+    }
+
+    /// Started and connected to both brokers at t0 (that output is dropped).
+    fn up(cfg: CoreConfig) -> Bridge {
+        let mut b = Bridge::start(cfg);
+        b.at(secs(0), Input::HaUp);
+        b.at(secs(0), Input::FoloToyUp);
+        b
+    }
+
+    fn at(&mut self, after: Duration, input: Input) -> Output {
+        self.core.handle(input, self.t0 + after)
+    }
+
+    /// When the core wants a Tick, counted from t0.
+    fn deadline(&self) -> Option<Duration> {
+        self.core.next_deadline().map(|d| d - self.t0)
+    }
+
+    /// A command to Bunny that the toy accepts at once; returns the ack's output.
+    fn confirm(&mut self, after: Duration, key: &str, payload: &str) -> Output {
+        let sent = self.at(after, command(key, payload)).to_toy();
+        assert_eq!(sent.len(), 1, "{key} {payload} should be sent: {sent:?}");
+        let identifier = sent[0]["identifier"].as_str().unwrap().to_owned();
+        self.at(after, ack(SN, &identifier, msg_id(&sent[0]), 1))
+    }
+}
+
+/// A command from Home Assistant to Bunny, parsed as the runtime would.
+fn command(key: &str, payload: &str) -> Input {
+    command_to(SN, key, payload)
+}
+
+fn command_to(sn: &str, key: &str, payload: &str) -> Input {
+    let topic = format!("folotoy/{sn}/{key}/set");
+    let msg = ha::inbound::parse(&topics(), &topic, payload.as_bytes(), false).expect("a command topic");
+    Input::Ha { topic, msg }
+}
+
+/// Home Assistant's birth message.
+fn birth() -> Input {
+    let topic = "homeassistant/status".to_owned();
+    let msg = ha::inbound::parse(&topics(), &topic, b"online", false).unwrap();
+    Input::Ha { topic, msg }
+}
+
+fn folotoy(topic: String, payload: Json) -> Input {
+    let msg = folotoy::messages::parse(&topic, payload.to_string().as_bytes()).expect("a valid FoloToy message");
+    Input::FoloToy { topic, msg }
+}
+
+/// A toy's answer to a command (`result` 1 ok, 0 failed).
+fn ack(sn: &str, identifier: &str, msg_id: u32, result: u8) -> Input {
+    folotoy(
+        format!("/sys/folotoy/{sn}/thing/command/callAck"),
+        json!({"identifier": identifier, "msgId": msg_id, "result": result}),
+    )
+}
+
+/// Bunny's answer to an `updatecommonconfig`.
+fn settings_ack(msg_id: u32, result: u8) -> Input {
+    ack(SN, "updatecommonconfig", msg_id, result)
+}
+
+/// Bunny's answer to an `iwantplay`.
+fn play_ack(msg_id: u32, result: u8) -> Input {
+    ack(SN, "iwantplay", msg_id, result)
+}
+
+/// A toy speaks: one sentence of an answer.
+fn voice_from(sn: &str) -> Input {
+    event_from(sn, "voice_generated")
+}
+
+fn event_from(sn: &str, identifier: &str) -> Input {
+    folotoy(
+        format!("/sys/folotoy/{sn}/thing/event/post"),
+        json!({"msgId": 174, "identifier": identifier,
+               "inputParams": {"recordingId": 31, "order": 1, "voiceText": " Hi!", "role": 1}}),
+    )
+}
+
+fn msg_id(sent: &Json) -> u32 {
+    sent["msgId"].as_u64().expect("a msgId") as u32
+}
+
+fn discovery_topic(component: &str, node: &str, key: &str) -> String {
+    format!("homeassistant/{component}/{node}/{key}/config")
+}
+
+/// Every discovery topic of one toy.
+fn toy_config_topics(sn: &str) -> BTreeSet<String> {
+    TOY.iter().map(|e| discovery_topic(e.component(), &format!("folotoy_{sn}"), e.key)).collect()
+}
+
+fn bridge_config_topics() -> BTreeSet<String> {
+    ["connection", "folotoy_connection"].iter().map(|k| discovery_topic("binary_sensor", "folotoy_bridge", k)).collect()
+}
+
+/// Reading an [`Output`] the way a test wants to.
+trait Seen {
+    /// The last payload published on `topic` to Home Assistant; it must be retained.
+    fn retained(&self, topic: &str) -> Option<String>;
+    /// The state Bunny's entity `key` was given.
+    fn state(&self, key: &str) -> Option<String>;
+    /// Bunny's Last command sensor, as JSON.
+    fn last_command(&self) -> Option<Json>;
+    /// Commands sent to Bunny on FoloToy's broker, as JSON.
+    fn to_toy(&self) -> Vec<Json>;
+    /// Anything sent on FoloToy's broker at all, as (topic, JSON).
+    fn to_folotoy(&self) -> Vec<(String, Json)>;
+    /// Discovery configs published, by topic (cleared ones left out).
+    fn configs(&self) -> BTreeMap<String, Json>;
+    /// Discovery topics cleared with an empty retained payload.
+    fn cleared(&self) -> BTreeSet<String>;
+    /// The warnings, as (topic, message).
+    fn warned(&self) -> Vec<(&str, &str)>;
+}
+
+impl Seen for Output {
+    fn retained(&self, topic: &str) -> Option<String> {
+        let p = self.publish.iter().rev().find(|p| p.side == Side::Ha && p.topic == topic)?;
+        assert!(p.retain, "{topic} must be retained");
+        Some(String::from_utf8(p.payload.clone()).expect("text"))
+    }
+
+    fn state(&self, key: &str) -> Option<String> {
+        self.retained(&format!("folotoy/{SN}/{key}"))
+    }
+
+    fn last_command(&self) -> Option<Json> {
+        self.state("last_command").map(|s| serde_json::from_str(&s).expect("Last command is JSON"))
+    }
+
+    fn to_toy(&self) -> Vec<Json> {
+        self.to_folotoy()
+            .into_iter()
+            .map(|(topic, json)| {
+                assert_eq!(topic, CALL);
+                json
+            })
+            .collect()
+    }
+
+    fn to_folotoy(&self) -> Vec<(String, Json)> {
+        self.publish
+            .iter()
+            .filter(|p| p.side == Side::FoloToy)
+            .map(|p| {
+                assert!(!p.retain, "a command to a toy must never be retained: {}", p.topic);
+                (p.topic.clone(), serde_json::from_slice(&p.payload).expect("commands are JSON"))
+            })
+            .collect()
+    }
+
+    fn configs(&self) -> BTreeMap<String, Json> {
+        self.publish
+            .iter()
+            .filter(|p| p.side == Side::Ha && p.topic.starts_with("homeassistant/") && !p.payload.is_empty())
+            .map(|p| {
+                assert!(p.retain, "discovery {} must be retained", p.topic);
+                (p.topic.clone(), serde_json::from_slice(&p.payload).expect("discovery is JSON"))
+            })
+            .collect()
+    }
+
+    fn cleared(&self) -> BTreeSet<String> {
+        self.publish
+            .iter()
+            .filter(|p| p.side == Side::Ha && p.topic.starts_with("homeassistant/") && p.payload.is_empty())
+            .map(|p| {
+                assert!(p.retain, "clearing {} only works retained", p.topic);
+                p.topic.clone()
+            })
+            .collect()
+    }
+
+    fn warned(&self) -> Vec<(&str, &str)> {
+        self.warnings().map(|l| (l.topic.as_str(), l.message.as_str())).collect()
+    }
+}
+
+// --- Connecting to Home Assistant ------------------------------------------
+
+#[test]
+fn connecting_to_home_assistant_publishes_discovery_availability_and_every_state() {
+    let mut b = Bridge::start(config());
+    let out = b.at(secs(0), Input::HaUp);
+
+    assert!(out.publish.iter().all(|p| p.side == Side::Ha && p.retain), "{:?}", out.publish);
+    assert!(out.warned().is_empty(), "{:?}", out.warned());
+    assert!(out.save, "the discovery topics now in Home Assistant are saved state");
+
+    let configs = out.configs();
+    let expected: BTreeSet<String> = bridge_config_topics().into_iter().chain(toy_config_topics(SN)).collect();
+    assert_eq!(configs.keys().cloned().collect::<BTreeSet<_>>(), expected);
+
+    let volume = &configs[&discovery_topic("number", "folotoy_fcb467dad0c0", "volume")];
+    assert_eq!(volume["unique_id"], "folotoy_fcb467dad0c0_volume");
+    assert_eq!(volume["default_entity_id"], "number.folotoy_fcb467dad0c0_volume");
+    assert_eq!(volume["state_topic"], "folotoy/fcb467dad0c0/volume");
+    assert_eq!(volume["command_topic"], "folotoy/fcb467dad0c0/volume/set");
+    assert_eq!(volume["min"], 0.0);
+    assert_eq!(volume["max"], 100.0);
+    assert_eq!(volume["device"]["identifiers"], json!(["folotoy_fcb467dad0c0"]));
+    assert_eq!(volume["device"]["name"], "Bunny");
+    assert_eq!(volume["device"]["serial_number"], SN);
+    assert_eq!(volume["device"]["manufacturer"], "FoloToy");
+    assert_eq!(volume["device"]["via_device"], "folotoy_bridge");
+    let availability = json!([{"topic": "folotoy/bridge/state"}, {"topic": "folotoy/bridge/folotoy"}]);
+    assert_eq!(volume["availability"], availability);
+    assert_eq!(volume["availability_mode"], "all");
+    assert_eq!(volume["origin"]["name"], "folotoy-ha-bridge");
+    assert_eq!(volume["origin"]["sw_version"], env!("CARGO_PKG_VERSION"));
+
+    // Every toy entity shares that device, availability and origin.
+    for e in TOY {
+        let c = &configs[&discovery_topic(e.component(), "folotoy_fcb467dad0c0", e.key)];
+        let id = format!("folotoy_fcb467dad0c0_{}", e.key);
+        assert_eq!(c["unique_id"], id.as_str(), "{}", e.key);
+        assert_eq!(c["default_entity_id"], format!("{}.{id}", e.component()).as_str());
+        assert_eq!(c["device"], volume["device"], "{}", e.key);
+        assert_eq!(c["availability"], availability, "{}", e.key);
+        assert_eq!(c["origin"], volume["origin"], "{}", e.key);
+        assert_eq!(c["state_topic"], format!("folotoy/{SN}/{}", e.key).as_str());
+        assert_eq!(c.get("command_topic").is_some(), e.has_command(), "{}", e.key);
+    }
+
+    // The bridge's own device: its connection must not depend on itself.
+    let connection = &configs[&discovery_topic("binary_sensor", "folotoy_bridge", "connection")];
+    assert_eq!(connection["device"]["identifiers"], json!(["folotoy_bridge"]));
+    assert_eq!(connection["state_topic"], "folotoy/bridge/state");
+    assert_eq!(connection["device_class"], "connectivity");
+    assert!(connection.get("availability").is_none(), "{connection}");
+    let link = &configs[&discovery_topic("binary_sensor", "folotoy_bridge", "folotoy_connection")];
+    assert_eq!(link["state_topic"], "folotoy/bridge/folotoy");
+    assert_eq!(link["availability"], json!([{"topic": "folotoy/bridge/state"}]));
+
+    assert_eq!(out.retained("folotoy/bridge/state").as_deref(), Some("online"));
+    assert_eq!(out.retained("folotoy/bridge/folotoy").as_deref(), Some("offline"), "FoloToy is not connected yet");
+
+    // Every state: settings the toy never confirmed are unknown, not a guess.
+    for key in SETTINGS {
+        assert_eq!(out.state(key).as_deref(), Some("None"), "{key}");
+    }
+    assert_eq!(out.state("speaking_role").as_deref(), Some("Role 1"));
+    assert_eq!(out.state("say").as_deref(), Some(""));
+    assert_eq!(out.state("play_audio").as_deref(), Some(""));
+    assert_eq!(out.last_command(), Some(json!({"summary": ""})));
+    for e in TOY {
+        assert!(out.state(e.key).is_some(), "no state for {}", e.key);
+    }
+}
+
+#[test]
+fn unique_ids_come_from_the_serial_number_never_from_the_name() {
+    let ids = |toys: &[(&str, Option<&str>)]| {
+        let mut b = Bridge::start(config_with(toys, false, 8));
+        let configs = b.at(secs(0), Input::HaUp).configs();
+        let ids: BTreeSet<String> = configs.values().map(|c| c["unique_id"].as_str().unwrap().to_owned()).collect();
+        let names: BTreeSet<String> = configs
+            .values()
+            .filter(|c| c["device"]["manufacturer"] == "FoloToy")
+            .map(|c| c["device"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        (ids, names)
+    };
+    let (bunny_ids, bunny_names) = ids(&[(SN, Some("Bunny"))]);
+    let (teddy_ids, teddy_names) = ids(&[(SN, Some("Teddy"))]);
+    let (unnamed_ids, unnamed_names) = ids(&[(SN, None)]);
+    assert_eq!(bunny_ids, teddy_ids);
+    assert_eq!(bunny_ids, unnamed_ids);
+    assert_eq!(bunny_names, BTreeSet::from(["Bunny".to_owned()]));
+    assert_eq!(teddy_names, BTreeSet::from(["Teddy".to_owned()]));
+    assert_eq!(unnamed_names, BTreeSet::from(["FoloToy fcb467dad0c0".to_owned()]));
+
+    // Home Assistant ids are lower case; topics keep the toy's own sn.
+    let mut b = Bridge::start(config_with(&[("F234103026", None)], false, 8));
+    let configs = b.at(secs(0), Input::HaUp).configs();
+    let volume = &configs[&discovery_topic("number", "folotoy_f234103026", "volume")];
+    assert_eq!(volume["unique_id"], "folotoy_f234103026_volume");
+    assert_eq!(volume["state_topic"], "folotoy/F234103026/volume");
+    assert_eq!(volume["device"]["serial_number"], "F234103026");
+}
+
+/// Lists what differs between two discovery payloads, key by key.
+fn payload_diff(want: &Json, got: &Json) -> Vec<String> {
+    let (Some(w), Some(g)) = (want.as_object(), got.as_object()) else {
+        return vec![format!("  snapshot: {want}\n  now:      {got}")];
+    };
+    w.keys()
+        .chain(g.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| w.get(*k) != g.get(*k))
+        .map(|k| format!("  {k}: snapshot {}, now {}", shown(w.get(k)), shown(g.get(k))))
+        .collect()
+}
+
+fn shown(v: Option<&Json>) -> String {
+    v.map_or_else(|| "(absent)".to_owned(), Json::to_string)
+}
+
+#[test]
+fn discovery_of_a_toy_matches_the_reviewed_snapshot() {
+    let mut b = Bridge::start(config());
+    let mut got: BTreeMap<String, Json> = b
+        .at(secs(0), Input::HaUp)
+        .configs()
+        .into_iter()
+        .filter(|(t, _)| t.contains("/folotoy_fcb467dad0c0/"))
+        .collect();
+    assert_eq!(got.len(), TOY.len());
+    // The version changes with every release; the snapshot should not.
+    for c in got.values_mut() {
+        assert_eq!(c["origin"]["sw_version"], env!("CARGO_PKG_VERSION"));
+        c["origin"]["sw_version"] = "<CARGO_PKG_VERSION>".into();
+    }
+
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(SNAPSHOT);
+    if std::env::var("UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+        return;
+    }
+    let how = format!(
+        "If the change is intended, read the new payloads as Home Assistant would, then regenerate {SNAPSHOT} with\n  \
+         UPDATE_SNAPSHOTS=1 cargo test --lib discovery_of_a_toy_matches_the_reviewed_snapshot\n\
+         and review the file's diff before committing it."
+    );
+    let saved = fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {SNAPSHOT}: {e}\n{how}"));
+    let want: BTreeMap<String, Json> =
+        serde_json::from_str(&saved).unwrap_or_else(|e| panic!("{SNAPSHOT} is not valid JSON: {e}\n{how}"));
+
+    let mut diffs = Vec::new();
+    for topic in want.keys().chain(got.keys()).collect::<BTreeSet<_>>() {
+        match (want.get(topic), got.get(topic)) {
+            (Some(w), Some(g)) if w == g => {}
+            (Some(w), Some(g)) => diffs.push(format!("{topic} changed:\n{}", payload_diff(w, g).join("\n"))),
+            (Some(_), None) => diffs.push(format!("{topic} is no longer published")),
+            (None, Some(g)) => diffs.push(format!("{topic} is new: {g}")),
+            (None, None) => unreachable!(),
+        }
+    }
+    assert!(diffs.is_empty(), "discovery payloads differ from {SNAPSHOT}:\n{}\n\n{how}", diffs.join("\n"));
+}
+
+// --- Commands and acks -----------------------------------------------------
+
+#[test]
+fn volume_shows_the_new_value_only_after_the_toy_confirms() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), command("volume", "30"));
+    assert_eq!(
+        out.to_toy(),
+        vec![json!({"msgId": 1, "identifier": "updatecommonconfig", "inputParams": {"volume": 30}})]
+    );
+    assert_eq!(out.state("volume"), None, "nothing is shown before the toy answers");
+    let last = out.last_command().unwrap();
+    assert_eq!(last["entity"], "volume");
+    assert_eq!(last["value"], "30");
+    assert_eq!(last["outcome"], "pending");
+    assert_eq!(last["msg_id"], 1);
+    assert_eq!(last["summary"], "Volume 30: waiting for the toy");
+    assert_eq!(b.deadline(), Some(TIMEOUT));
+
+    let out = b.at(secs(1), settings_ack(1, 1));
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    let last = out.last_command().unwrap();
+    assert_eq!(last["outcome"], "ok");
+    assert_eq!(last["summary"], "Volume 30: done");
+    assert!(out.save);
+    assert!(out.warned().is_empty(), "{:?}", out.warned());
+    assert!(out.to_folotoy().is_empty());
+    assert_eq!(b.core.next_deadline(), None, "nothing is waiting any more");
+    assert_eq!(b.core.in_flight(), 0);
+}
+
+#[test]
+fn each_setting_sends_only_its_own_field_and_shows_what_the_toy_confirmed() {
+    let cases = [
+        ("volume", "30", "volume", json!(30), "30"),
+        ("volume", "0", "volume", json!(0), "0"),
+        ("recording_mode", "Hold to talk", "record_type", json!(2), "Hold to talk"),
+        ("recording_mode", "Click to talk", "record_type", json!(1), "Click to talk"),
+        ("recording_mode", "continuous", "record_type", json!(3), "Continuous conversation"),
+        ("volume_control", "Home Assistant", "volume_control_type", json!(2), "Home Assistant"),
+        ("volume_control", "Knob", "volume_control_type", json!(1), "Knob"),
+        ("power_on_sound", "OFF", "open_tip_type", json!(0), "OFF"),
+        ("power_on_sound", "ON", "open_tip_type", json!(1), "ON"),
+        ("low_battery_alarm", "3.6", "voltage_alarm", json!(3.6), "3.6"),
+        ("sleep_after", "600", "sleep_trigger_time", json!(600), "600"),
+        ("sleep_after", "0", "sleep_trigger_time", json!(0), "0"),
+    ];
+    let mut b = Bridge::up(config());
+    for (i, (key, payload, field, value, shown)) in cases.into_iter().enumerate() {
+        let t = secs(i as u64);
+        let out = b.at(t, command(key, payload));
+        let sent = out.to_toy();
+        assert_eq!(sent.len(), 1, "{key} {payload}");
+        assert_eq!(sent[0]["identifier"], "updatecommonconfig");
+        assert_eq!(sent[0]["inputParams"], json!({ field: value }), "{key} {payload}: only the changed field");
+        assert_eq!(out.last_command().unwrap()["outcome"], "pending");
+
+        let out = b.at(t, settings_ack(msg_id(&sent[0]), 1));
+        assert_eq!(out.state(key).as_deref(), Some(shown), "{key} {payload}");
+        assert_eq!(out.last_command().unwrap()["outcome"], "ok");
+        assert!(out.save);
+    }
+}
+
+#[test]
+fn say_speaks_the_text_with_the_speaking_role_and_shows_it_once_spoken() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), command("say", "Dinner is ready"));
+    assert_eq!(
+        out.to_toy(),
+        vec![json!({"msgId": 1, "identifier": "iwantplay", "inputParams": {"role": 1, "text": "Dinner is ready"}})]
+    );
+    assert_eq!(out.state("say"), None);
+    assert_eq!(out.last_command().unwrap()["outcome"], "pending");
+
+    let out = b.at(secs(2), play_ack(1, 1));
+    assert_eq!(out.state("say").as_deref(), Some("Dinner is ready"));
+    assert_eq!(out.last_command().unwrap()["summary"], "Say Dinner is ready: done");
+    assert!(out.save);
+}
+
+#[test]
+fn play_audio_sends_only_the_url_and_shows_it_once_played() {
+    let mut b = Bridge::up(config());
+    let url = "http://192.168.1.20:8123/local/dinner.mp3";
+    let out = b.at(secs(0), command("play_audio", url));
+    assert_eq!(out.to_toy(), vec![json!({"msgId": 1, "identifier": "iwantplay", "inputParams": {"url": url}})]);
+    assert_eq!(out.state("play_audio"), None);
+
+    let out = b.at(secs(1), play_ack(1, 1));
+    assert_eq!(out.state("play_audio").as_deref(), Some(url));
+    assert_eq!(out.last_command().unwrap()["outcome"], "ok");
+}
+
+#[test]
+fn a_refused_volume_puts_back_the_last_confirmed_value_with_a_warning() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+
+    let out = b.at(secs(1), command("volume", "80"));
+    assert_eq!(out.to_toy()[0]["msgId"], 2);
+    let out = b.at(secs(2), settings_ack(2, 0));
+    assert_eq!(out.state("volume").as_deref(), Some("30"), "the toy still has 30");
+    let last = out.last_command().unwrap();
+    assert_eq!(last["outcome"], "refused");
+    assert_eq!(last["value"], "80");
+    assert_eq!(last["summary"], "Volume 80: refused by the toy");
+    let warned = out.warned();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].0, CALL);
+    assert!(warned[0].1.contains("refused"), "{warned:?}");
+    assert!(out.save);
+    assert_eq!(b.core.next_deadline(), None);
+}
+
+#[test]
+fn a_refused_setting_the_toy_never_confirmed_stays_unknown() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), command("recording_mode", "Hold to talk"));
+    let out = b.at(secs(1), settings_ack(1, 0));
+    assert_eq!(out.state("recording_mode").as_deref(), Some("None"));
+    assert_eq!(out.last_command().unwrap()["outcome"], "refused");
+    assert_eq!(out.warned().len(), 1);
+}
+
+#[test]
+fn a_refused_say_keeps_showing_what_was_last_spoken() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "say", "Hello");
+    b.at(secs(1), command("say", "Goodbye"));
+    let out = b.at(secs(2), play_ack(2, 0));
+    assert_eq!(out.state("say").as_deref(), Some("Hello"));
+    assert_eq!(out.last_command().unwrap()["outcome"], "refused");
+}
+
+#[test]
+fn a_toy_that_never_answers_gets_its_old_value_back_after_the_timeout() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    b.at(secs(5), command("volume", "80"));
+    assert_eq!(b.deadline(), Some(secs(5) + TIMEOUT));
+
+    let out = b.at(secs(15) - ms(1), Input::Tick);
+    assert!(out.publish.is_empty() && out.logs.is_empty(), "too early: {out:?}");
+    assert_eq!(b.core.in_flight(), 1);
+
+    let out = b.at(secs(15), Input::Tick);
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    let last = out.last_command().unwrap();
+    assert_eq!(last["outcome"], "no_answer");
+    assert_eq!(last["msg_id"], 2);
+    assert!(last["reason"].as_str().unwrap().contains("10 s"), "{last}");
+    assert!(last["summary"].as_str().unwrap().starts_with("Volume 80: no answer from the toy"), "{last}");
+    let warned = out.warned();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].0, CALL);
+    assert!(out.save);
+    assert!(out.to_folotoy().is_empty());
+    assert_eq!(b.core.next_deadline(), None);
+
+    // The answer coming after all is not taken for a new command's.
+    let out = b.at(secs(16), settings_ack(2, 1));
+    assert_eq!(out.state("volume"), None);
+    assert_eq!(out.warned().len(), 1);
+    assert_eq!(out.warned()[0].0, CALL_ACK);
+}
+
+#[test]
+fn a_say_nobody_answers_leaves_the_say_text_empty() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), command("say", "Anyone there?"));
+    let out = b.at(TIMEOUT, Input::Tick);
+    assert_eq!(out.state("say").as_deref(), Some(""));
+    assert_eq!(out.last_command().unwrap()["outcome"], "no_answer");
+}
+
+#[test]
+fn next_deadline_follows_the_oldest_unanswered_command() {
+    let mut b = Bridge::up(config());
+    assert_eq!(b.core.next_deadline(), None, "nothing to wait for");
+
+    b.at(secs(0), command("volume", "30"));
+    assert_eq!(b.core.next_deadline(), Some(b.t0 + TIMEOUT));
+    b.at(secs(3), command("say", "Hi"));
+    assert_eq!(b.core.next_deadline(), Some(b.t0 + TIMEOUT), "the older command is due first");
+
+    b.at(secs(4), settings_ack(1, 1));
+    assert_eq!(b.core.next_deadline(), Some(b.t0 + secs(3) + TIMEOUT));
+    b.at(secs(5), play_ack(2, 1));
+    assert_eq!(b.core.next_deadline(), None);
+}
+
+// --- Coalescing ------------------------------------------------------------
+
+#[test]
+fn a_dragged_volume_slider_sends_the_first_value_then_only_the_newest() {
+    let mut b = Bridge::up(config());
+    let mut sent = Vec::new();
+
+    let out = b.at(ms(0), command("volume", "10"));
+    sent.extend(out.to_toy());
+    assert_eq!(sent.len(), 1);
+
+    for (t, v) in [(ms(100), "20"), (ms(200), "30")] {
+        let out = b.at(t, command("volume", v));
+        assert!(out.to_folotoy().is_empty(), "{v} must wait for the toy's answer to 10");
+        assert!(out.warned().is_empty(), "{:?}", out.warned());
+        sent.extend(out.to_toy());
+    }
+    assert_eq!(b.core.in_flight(), 1);
+
+    let out = b.at(secs(1), settings_ack(1, 1));
+    assert_eq!(out.state("volume").as_deref(), Some("10"));
+    let next = out.to_toy();
+    assert_eq!(next, vec![json!({"msgId": 2, "identifier": "updatecommonconfig", "inputParams": {"volume": 30}})]);
+    assert_eq!(out.last_command().unwrap()["value"], "30", "the newest value is now the one waiting");
+    assert_eq!(out.last_command().unwrap()["outcome"], "pending");
+    assert_eq!(b.deadline(), Some(secs(1) + TIMEOUT));
+    sent.extend(next);
+
+    let out = b.at(secs(2), settings_ack(2, 1));
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    assert!(out.to_folotoy().is_empty());
+    assert_eq!(b.core.next_deadline(), None);
+
+    let volumes: Vec<&Json> = sent.iter().map(|s| &s["inputParams"]["volume"]).collect();
+    assert_eq!(volumes, [&json!(10), &json!(30)], "20 is never sent");
+}
+
+#[test]
+fn a_value_waiting_behind_a_silent_toy_is_sent_when_the_first_times_out() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), command("volume", "10"));
+    b.at(secs(1), command("volume", "20"));
+
+    let out = b.at(TIMEOUT, Input::Tick);
+    assert_eq!(out.state("volume").as_deref(), Some("None"));
+    assert_eq!(
+        out.to_toy(),
+        vec![json!({"msgId": 2, "identifier": "updatecommonconfig", "inputParams": {"volume": 20}})]
+    );
+    assert_eq!(b.deadline(), Some(TIMEOUT + TIMEOUT));
+}
+
+#[test]
+fn different_settings_are_not_held_back_by_each_other() {
+    let mut b = Bridge::up(config());
+    assert_eq!(b.at(secs(0), command("volume", "10")).to_toy().len(), 1);
+    let out = b.at(secs(0), command("recording_mode", "Hold to talk"));
+    assert_eq!(
+        out.to_toy(),
+        vec![json!({"msgId": 2, "identifier": "updatecommonconfig", "inputParams": {"record_type": 2}})]
+    );
+    assert_eq!(b.core.in_flight(), 2);
+}
+
+#[test]
+fn two_say_commands_are_both_spoken() {
+    let mut b = Bridge::up(config());
+    let first = b.at(secs(0), command("say", "One")).to_toy();
+    let second = b.at(secs(0), command("say", "Two")).to_toy();
+    assert_eq!(first[0]["inputParams"]["text"], "One");
+    assert_eq!(second[0]["inputParams"]["text"], "Two");
+    assert_eq!((msg_id(&first[0]), msg_id(&second[0])), (1, 2));
+    assert_eq!(b.core.in_flight(), 2);
+
+    // Answers may come in any order; each ends its own command.
+    let out = b.at(secs(1), play_ack(2, 1));
+    assert_eq!(out.state("say").as_deref(), Some("Two"));
+    let out = b.at(secs(1), play_ack(1, 1));
+    assert!(out.warned().is_empty(), "{:?}", out.warned());
+    assert_eq!(b.core.next_deadline(), None);
+}
+
+// --- Speaking role ---------------------------------------------------------
+
+#[test]
+fn choosing_a_speaking_role_asks_nothing_of_the_toy_and_say_then_uses_it() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), command("speaking_role", "Role 3"));
+    assert!(out.to_folotoy().is_empty(), "FoloToy has no setting for it");
+    assert_eq!(out.state("speaking_role").as_deref(), Some("Role 3"));
+    assert!(out.save);
+    assert_eq!(b.core.next_deadline(), None);
+
+    let sent = b.at(secs(1), command("say", "I am role three")).to_toy();
+    assert_eq!(sent[0]["inputParams"], json!({"role": 3, "text": "I am role three"}));
+
+    // An automation may name the role by its number.
+    let out = b.at(secs(2), command("speaking_role", "7"));
+    assert_eq!(out.state("speaking_role").as_deref(), Some("Role 7"));
+    let sent = b.at(secs(3), command("say", "Seven")).to_toy();
+    assert_eq!(sent[0]["inputParams"]["role"], 7);
+}
+
+// --- Refused before sending ------------------------------------------------
+
+#[test]
+fn out_of_range_values_are_refused_before_reaching_the_toy() {
+    let too_long = "a".repeat(256);
+    let cases = [
+        ("volume", "120"),
+        ("volume", "-1"),
+        ("volume", "50.5"),
+        ("volume", "loud"),
+        ("volume", ""),
+        ("sleep_after", "10"),
+        ("low_battery_alarm", "5"),
+        ("recording_mode", "Shout"),
+        ("volume_control", "3"),
+        ("power_on_sound", "on"),
+        ("say", "   "),
+        ("say", too_long.as_str()),
+        ("play_audio", "file:///etc/passwd"),
+        ("speaking_role", "8"),
+        ("speaking_role", "Role 9"),
+        ("last_command", "x"),
+    ];
+    let mut b = Bridge::up(config());
+    for (key, payload) in cases {
+        let out = b.at(secs(0), command(key, payload));
+        assert!(out.to_folotoy().is_empty(), "{key} {payload:?} reached the toy");
+        let warned = out.warned();
+        assert_eq!(warned.len(), 1, "{key} {payload:?}: {warned:?}");
+        assert_eq!(warned[0].0, format!("folotoy/{SN}/{key}/set"), "the warning names the command topic");
+        assert!(warned[0].1.contains("refused before sending"), "{warned:?}");
+        let last = out.last_command().unwrap();
+        assert_eq!(last["outcome"], "invalid", "{key} {payload:?}");
+        assert_eq!(last["entity"], key);
+        assert!(last.get("msg_id").is_none(), "nothing was sent: {last}");
+        assert!(last["summary"].as_str().unwrap().chars().count() <= 255);
+        assert!(out.save, "the Last command is saved state");
+        // Home Assistant may be showing the refused value: put the real one back.
+        assert!(out.state(key).is_some(), "{key} state not re-published");
+        assert_eq!(b.core.next_deadline(), None);
+    }
+    assert_eq!(b.core.in_flight(), 0);
+}
+
+#[test]
+fn a_refused_value_leaves_the_confirmed_one_shown() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    let out = b.at(secs(1), command("volume", "120"));
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    assert!(out.to_folotoy().is_empty());
+}
+
+#[test]
+fn commands_for_unknown_toys_unknown_entities_or_bad_serial_numbers_are_ignored() {
+    for cfg in [config(), open_config()] {
+        let mut b = Bridge::up(cfg);
+        for (sn, key, why) in [
+            (BEAR, "volume", "unknown toy"),
+            (SN, "bass", "unknown entity"),
+            (SN, "Volume", "unknown entity"),
+            ("bad+sn12", "volume", "command ignored"),
+            ("short", "volume", "command ignored"),
+        ] {
+            let out = b.at(secs(0), command_to(sn, key, "30"));
+            assert!(out.publish.is_empty(), "{sn}/{key}: {:?}", out.publish);
+            let warned = out.warned();
+            assert_eq!(warned.len(), 1, "{sn}/{key}: {warned:?}");
+            assert_eq!(warned[0].0, format!("folotoy/{sn}/{key}/set"));
+            assert!(warned[0].1.contains(why), "{sn}/{key}: {warned:?}");
+            assert!(!out.save);
+        }
+        assert_eq!(b.core.toys().collect::<Vec<_>>(), [&sn(SN)], "a command never adds a toy");
+        assert_eq!(b.core.in_flight(), 0);
+    }
+}
+
+// --- Acks ------------------------------------------------------------------
+
+#[test]
+fn acks_that_match_no_sent_command_change_nothing() {
+    let mut b = Bridge::up(config_with(&[(SN, Some("Bunny")), (BEAR, Some("Bear"))], false, 8));
+    b.at(secs(0), command("volume", "30"));
+
+    for (input, topic, why) in [
+        (settings_ack(99, 1), CALL_ACK, "not waiting"),
+        (ack(BEAR, "updatecommonconfig", 1, 1), "/sys/folotoy/08d1f9c6a310/thing/command/callAck", "does not match"),
+        (ack(SN, "iwantplay", 1, 1), CALL_ACK, "does not match"),
+    ] {
+        let out = b.at(secs(1), input);
+        assert!(out.publish.is_empty(), "{:?}", out.publish);
+        let warned = out.warned();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert_eq!(warned[0].0, topic);
+        assert!(warned[0].1.contains(why), "{warned:?}");
+        assert!(!out.save);
+        assert_eq!(b.core.in_flight(), 1);
+        assert_eq!(b.deadline(), Some(TIMEOUT));
+    }
+
+    let out = b.at(secs(2), settings_ack(1, 1));
+    assert_eq!(out.state("volume").as_deref(), Some("30"), "the real answer still counts");
+}
+
+// --- Unknown toys ----------------------------------------------------------
+
+#[test]
+fn an_unknown_toy_that_speaks_is_added_when_unknown_toys_are_allowed() {
+    let mut b = Bridge::up(open_config());
+    let out = b.at(secs(0), voice_from(BEAR));
+    assert!(out.save);
+    assert!(out.warned().is_empty(), "{:?}", out.warned());
+    let configs = out.configs();
+    assert_eq!(configs.keys().cloned().collect::<BTreeSet<_>>(), toy_config_topics(BEAR));
+    let volume = &configs[&discovery_topic("number", "folotoy_08d1f9c6a310", "volume")];
+    assert_eq!(volume["device"]["name"], "FoloToy 08d1f9c6a310");
+    assert_eq!(volume["device"]["via_device"], "folotoy_bridge");
+    assert_eq!(out.retained("folotoy/08d1f9c6a310/volume").as_deref(), Some("None"));
+    assert_eq!(b.core.toys().count(), 2);
+    assert!(b.core.snapshot().discovery_topics.is_superset(&toy_config_topics(BEAR)));
+
+    // Once known, it takes commands and speaks again without more noise.
+    let out = b.at(secs(1), command_to(BEAR, "volume", "40"));
+    assert_eq!(out.to_folotoy()[0].0, "/sys/folotoy/08d1f9c6a310/thing/command/call");
+    let out = b.at(secs(2), voice_from(BEAR));
+    assert!(out.publish.is_empty() && out.logs.is_empty() && !out.save, "{out:?}");
+}
+
+#[test]
+fn an_unknown_toy_met_before_home_assistant_is_up_appears_when_it_connects() {
+    let mut b = Bridge::start(open_config());
+    let out = b.at(secs(0), voice_from(BEAR));
+    assert!(out.save);
+    assert!(out.publish.is_empty(), "Home Assistant is not connected: {:?}", out.publish);
+
+    let out = b.at(secs(1), Input::HaUp);
+    assert!(out.configs().keys().cloned().collect::<BTreeSet<_>>().is_superset(&toy_config_topics(BEAR)));
+}
+
+#[test]
+fn an_unknown_toy_is_refused_with_one_warning_when_unknown_toys_are_not_allowed() {
+    let mut b = Bridge::up(config());
+    let bear_call = "/sys/folotoy/08d1f9c6a310/thing/command/call".to_owned();
+    let inputs =
+        [voice_from(BEAR), ack(BEAR, "iwantplay", 1, 1), folotoy(bear_call, json!({"msgId": 1})), voice_from(BEAR)];
+    let mut warnings = Vec::new();
+    for input in inputs {
+        let out = b.at(secs(0), input);
+        assert!(out.publish.is_empty(), "{:?}", out.publish);
+        assert!(!out.save);
+        warnings.extend(out.warned().into_iter().map(|(t, m)| (t.to_owned(), m.to_owned())));
+    }
+    assert_eq!(warnings.len(), 1, "one warning per toy, not per message: {warnings:?}");
+    assert!(warnings[0].0.contains(BEAR));
+    assert!(warnings[0].1.contains("allow_unknown_toys"), "{warnings:?}");
+
+    // Another stranger gets its own warning.
+    let out = b.at(secs(1), voice_from("F234103026"));
+    assert_eq!(out.warned().len(), 1);
+    assert_eq!(b.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
+}
+
+#[test]
+fn no_more_toys_than_max_toys_are_added() {
+    let mut b = Bridge::up(config_with(&[(SN, Some("Bunny"))], true, 2));
+    assert!(b.at(secs(0), voice_from(BEAR)).save);
+
+    let out = b.at(secs(1), voice_from("F234103026"));
+    assert!(out.publish.is_empty() && !out.save, "{out:?}");
+    let warned = out.warned();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].1.contains("max_toys"), "{warned:?}");
+    assert!(b.at(secs(2), voice_from("F234103026")).warned().is_empty(), "warned once");
+    assert_eq!(b.core.toys().count(), 2);
+    assert_eq!(b.core.snapshot().toys.len(), 2);
+}
+
+#[test]
+fn a_serial_number_differing_only_in_case_is_refused() {
+    let mut b = Bridge::up(open_config());
+    let out = b.at(secs(0), voice_from("FCB467DAD0C0"));
+    assert!(out.publish.is_empty() && !out.save, "{out:?}");
+    let warned = out.warned();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].1.contains("only in case"), "{warned:?}");
+    assert_eq!(b.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
+}
+
+#[test]
+fn an_event_this_bridge_does_not_know_is_logged_and_ignored() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), event_from(SN, "battery_low"));
+    assert!(out.publish.is_empty());
+    let warned = out.warned();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].0, "/sys/folotoy/fcb467dad0c0/thing/event/post");
+    assert!(warned[0].1.contains("battery_low"));
+}
+
+// --- Home Assistant restarts -----------------------------------------------
+
+#[test]
+fn home_assistant_restart_republishes_everything_after_a_short_delay() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+
+    let out = b.at(secs(10), birth());
+    assert!(out.publish.is_empty(), "Home Assistant is still subscribing: {:?}", out.publish);
+    assert!(out.warned().is_empty());
+    assert_eq!(b.core.next_deadline(), Some(b.t0 + secs(10) + REPUBLISH_DELAY));
+
+    let out = b.at(secs(10) + REPUBLISH_DELAY - ms(1), Input::Tick);
+    assert!(out.publish.is_empty(), "too early");
+
+    let out = b.at(secs(10) + REPUBLISH_DELAY, Input::Tick);
+    let expected: BTreeSet<String> = bridge_config_topics().into_iter().chain(toy_config_topics(SN)).collect();
+    assert_eq!(out.configs().keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(out.retained("folotoy/bridge/state").as_deref(), Some("online"));
+    assert_eq!(out.retained("folotoy/bridge/folotoy").as_deref(), Some("online"));
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    for e in TOY {
+        assert!(out.state(e.key).is_some(), "{} not re-published", e.key);
+    }
+    assert!(out.cleared().is_empty());
+    assert_eq!(b.core.next_deadline(), None);
+}
+
+#[test]
+fn several_home_assistant_births_in_a_row_give_one_republish() {
+    let mut b = Bridge::up(config());
+    for t in [secs(10), secs(10) + ms(500), secs(11)] {
+        assert!(b.at(t, birth()).publish.is_empty());
+    }
+    assert_eq!(b.deadline(), Some(secs(10) + REPUBLISH_DELAY));
+
+    let out = b.at(secs(13), Input::Tick);
+    assert_eq!(out.configs().len(), TOY.len() + 2);
+    assert_eq!(b.core.next_deadline(), None);
+    assert!(b.at(secs(14), Input::Tick).publish.is_empty(), "published once");
+}
+
+#[test]
+fn home_assistant_going_offline_publishes_nothing() {
+    let mut b = Bridge::up(config());
+    let topic = "homeassistant/status".to_owned();
+    let msg = ha::inbound::parse(&topics(), &topic, b"offline", false).unwrap();
+    let out = b.at(secs(1), Input::Ha { topic, msg });
+    assert!(out.publish.is_empty() && out.warned().is_empty());
+    assert_eq!(b.core.next_deadline(), None);
+}
+
+// --- Bridge restarts -------------------------------------------------------
+
+#[test]
+fn settings_and_speaking_role_survive_a_restart() {
+    let mut before = Bridge::up(config());
+    before.confirm(secs(0), "volume", "30");
+    before.confirm(secs(1), "recording_mode", "Hold to talk");
+    before.confirm(secs(2), "low_battery_alarm", "3.65");
+    before.confirm(secs(3), "say", "Good night");
+    before.at(secs(4), command("speaking_role", "Role 4"));
+    let saved = through_disk(before.core.snapshot());
+
+    let mut after = Bridge::restore(config(), saved);
+    let out = after.at(secs(0), Input::HaUp);
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    assert_eq!(out.state("recording_mode").as_deref(), Some("Hold to talk"));
+    assert_eq!(out.state("low_battery_alarm").as_deref(), Some("3.65"));
+    assert_eq!(out.state("power_on_sound").as_deref(), Some("None"), "never confirmed");
+    assert_eq!(out.state("speaking_role").as_deref(), Some("Role 4"));
+    assert_eq!(out.state("say").as_deref(), Some("Good night"));
+    assert_eq!(out.last_command().unwrap()["summary"], "Say Good night: done");
+    assert!(out.cleared().is_empty(), "{:?}", out.cleared());
+    assert!(!out.save, "the same discovery topics as before");
+
+    // Say speaks with the saved role, and msgIds go on where they were.
+    let sent = after.at(secs(1), command("say", "Morning")).to_toy();
+    assert_eq!(sent[0]["inputParams"]["role"], 4);
+    assert_eq!(sent[0]["msgId"], 5);
+}
+
+#[test]
+fn a_sent_command_asks_to_save_so_a_restart_never_reuses_its_msg_id() {
+    let mut before = Bridge::up(config());
+    let out = before.at(secs(0), command("volume", "30"));
+    assert!(out.save, "a msgId was used up");
+    let saved = through_disk(before.core.snapshot());
+
+    let mut after = Bridge::restore(config(), saved);
+    after.at(secs(0), Input::HaUp);
+    let sent = after.at(secs(1), command("volume", "40")).to_toy();
+    assert_eq!(sent[0]["msgId"], 2);
+    // A late answer to the first bridge's command is not taken for this one.
+    let out = after.at(secs(2), settings_ack(1, 1));
+    assert_eq!(out.state("volume"), None);
+    assert_eq!(out.warned().len(), 1);
+}
+
+#[test]
+fn a_command_waiting_for_its_answer_at_shutdown_shows_no_answer_after_restart() {
+    let mut before = Bridge::up(config());
+    before.confirm(secs(0), "volume", "30");
+    before.at(secs(1), command("volume", "80"));
+    let saved = through_disk(before.core.snapshot());
+    assert_eq!(saved.toys[&sn(SN)].last_command.as_ref().unwrap().outcome, Outcome::Pending);
+
+    let mut after = Bridge::restore(config(), saved);
+    assert_eq!(after.core.next_deadline(), None, "nothing is in flight after a restart");
+    let out = after.at(secs(0), Input::HaUp);
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    let last = out.last_command().unwrap();
+    assert_eq!(last["outcome"], "no_answer");
+    assert_eq!(last["value"], "80");
+    assert!(last["reason"].as_str().unwrap().contains("restarted"), "{last}");
+}
+
+#[test]
+fn a_toy_no_longer_configured_has_its_entities_removed_from_home_assistant() {
+    let two = || config_with(&[(SN, Some("Bunny")), (BEAR, Some("Bear"))], false, 8);
+    let mut before = Bridge::up(two());
+    before.confirm(secs(0), "volume", "30");
+    let saved = through_disk(before.core.snapshot());
+    assert!(saved.discovery_topics.is_superset(&toy_config_topics(BEAR)));
+
+    let mut after = Bridge::restore(config(), saved);
+    assert_eq!(after.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
+    let out = after.at(secs(0), Input::HaUp);
+    assert_eq!(out.cleared(), toy_config_topics(BEAR));
+    assert!(out.configs().keys().all(|t| !t.contains(BEAR)), "Bear must not be published again");
+    assert_eq!(out.state("volume").as_deref(), Some("30"), "Bunny is untouched");
+    assert!(out.logs.iter().any(|l| l.topic.contains(BEAR) && l.message.contains("clearing")));
+    assert!(out.save);
+    let snapshot = after.core.snapshot();
+    assert!(snapshot.discovery_topics.is_disjoint(&toy_config_topics(BEAR)));
+    assert!(!snapshot.toys.contains_key(&sn(BEAR)));
+
+    // Cleared once: the next connection has nothing left to clear.
+    let out = after.at(secs(1), Input::HaUp);
+    assert!(out.cleared().is_empty());
+    assert!(!out.save);
+}
+
+#[test]
+fn a_discovered_toy_stays_after_a_restart_when_unknown_toys_are_allowed() {
+    let mut before = Bridge::up(open_config());
+    before.at(secs(0), voice_from(BEAR));
+    let saved = through_disk(before.core.snapshot());
+
+    let mut after = Bridge::restore(open_config(), saved);
+    let out = after.at(secs(0), Input::HaUp);
+    assert!(out.cleared().is_empty());
+    assert!(out.configs().keys().cloned().collect::<BTreeSet<_>>().is_superset(&toy_config_topics(BEAR)));
+}
+
+#[test]
+fn out_of_range_saved_values_are_dropped_with_a_warning() {
+    let mut toy = ToyState::default();
+    toy.settings.set(Setting::Volume, Value::Int(400));
+    toy.settings.set(Setting::RecordType, Value::Int(2));
+    toy.role = 9;
+    let mut saved = Snapshot::default();
+    saved.toys.insert(sn(SN), toy);
+
+    let (mut b, logs) = Bridge::restore_with_logs(config(), through_disk(saved));
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0].level, Level::Warn);
+    assert_eq!(logs[0].topic, "folotoy/fcb467dad0c0/#");
+    assert!(logs[0].message.contains("volume") && logs[0].message.contains("400"), "{logs:?}");
+
+    let out = b.at(secs(0), Input::HaUp);
+    assert_eq!(out.state("volume").as_deref(), Some("None"));
+    assert_eq!(out.state("recording_mode").as_deref(), Some("Hold to talk"));
+    assert_eq!(out.state("speaking_role").as_deref(), Some("Role 1"), "role 9 does not exist");
+}
+
+#[test]
+fn a_saved_toy_differing_only_in_case_from_a_configured_one_is_left_out() {
+    let mut saved = Snapshot::default();
+    saved.toys.insert(sn("FCB467DAD0C0"), ToyState::default());
+    let (b, logs) = Bridge::restore_with_logs(open_config(), saved);
+    assert_eq!(b.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(logs[0].message.contains("only in case"), "{logs:?}");
+}
+
+// --- The FoloToy connection ------------------------------------------------
+
+#[test]
+fn folotoy_connection_is_shown_only_once_home_assistant_is_up() {
+    let mut b = Bridge::start(config());
+    let out = b.at(secs(0), Input::FoloToyUp);
+    assert!(out.publish.is_empty(), "Home Assistant's broker is not connected: {:?}", out.publish);
+
+    let out = b.at(secs(1), Input::HaUp);
+    assert_eq!(out.retained("folotoy/bridge/folotoy").as_deref(), Some("online"));
+
+    let out = b.at(secs(2), Input::FoloToyDown);
+    assert_eq!(out.publish.len(), 1);
+    assert_eq!(out.retained("folotoy/bridge/folotoy").as_deref(), Some("offline"));
+
+    let out = b.at(secs(3), Input::FoloToyUp);
+    assert_eq!(out.publish.len(), 1);
+    assert_eq!(out.retained("folotoy/bridge/folotoy").as_deref(), Some("online"));
+}

@@ -45,7 +45,7 @@ pub(crate) enum CloseReason {
     Refused(ConnectReturnCode),
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
-    #[error("it reads too slowly: {CLIENT_QUEUE_CAPACITY} packets are waiting for it")]
+    #[error("it reads too slowly: its queue of {CLIENT_QUEUE_CAPACITY} outgoing batches is full")]
     TooSlow,
     #[error("another connection took over its client id")]
     TakenOver,

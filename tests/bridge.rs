@@ -1,0 +1,351 @@
+//! The bridge binary against a real Mosquitto and the FoloToy simulator:
+//! what a user sees in Home Assistant when toys answer, refuse or stay silent.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use folotoy_ha_bridge::sim::{AckMode, SimConfig, Simulator};
+use serde_json::Value as Json;
+
+struct Setup {
+    broker: Mosquitto,
+    dir: tempfile::TempDir,
+    bridge: Bridge,
+    sim: Simulator,
+    ha: Client,
+}
+
+async fn setup_with(yaml: &str) -> Setup {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(&broker.mqtt(), SimConfig { toys: vec![], ack: AckMode::Ok }).await.unwrap();
+    let mut ha = Client::connect(&broker, &["folotoy/#", "homeassistant/#"]).await;
+    let bridge = Bridge::start(&broker, dir.path(), yaml);
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    Setup { broker, dir, bridge, sim, ha }
+}
+
+async fn setup() -> Setup {
+    setup_with(&bunny_yaml()).await
+}
+
+fn json(s: &str) -> Json {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
+}
+
+#[tokio::test]
+async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
+    let s = setup().await;
+    // A client that connects later, as Home Assistant after a restart, gets it all.
+    let mut late = Client::connect(&s.broker, &["homeassistant/#", "folotoy/#"]).await;
+    let msgs = late.collect(Duration::from_millis(500)).await;
+    let configs: Vec<_> = msgs.iter().filter(|m| m.topic.starts_with("homeassistant/")).collect();
+    let expected = [
+        "number/folotoy_fcb467dad0c0/volume",
+        "select/folotoy_fcb467dad0c0/recording_mode",
+        "select/folotoy_fcb467dad0c0/volume_control",
+        "switch/folotoy_fcb467dad0c0/power_on_sound",
+        "number/folotoy_fcb467dad0c0/low_battery_alarm",
+        "number/folotoy_fcb467dad0c0/sleep_after",
+        "text/folotoy_fcb467dad0c0/say",
+        "select/folotoy_fcb467dad0c0/speaking_role",
+        "text/folotoy_fcb467dad0c0/play_audio",
+        "sensor/folotoy_fcb467dad0c0/last_command",
+        "binary_sensor/folotoy_bridge/connection",
+        "binary_sensor/folotoy_bridge/folotoy_connection",
+    ];
+    for e in expected {
+        let topic = format!("homeassistant/{e}/config");
+        let m = configs.iter().find(|m| m.topic == topic).unwrap_or_else(|| panic!("no {topic}"));
+        assert!(m.retain);
+        let c = json(&m.payload);
+        assert!(c["unique_id"].as_str().unwrap().starts_with("folotoy_"));
+        assert!(c["device"]["identifiers"].is_array());
+    }
+    assert_eq!(configs.len(), expected.len());
+    let volume = json(&configs.iter().find(|m| m.topic.contains("/volume/config")).unwrap().payload);
+    assert_eq!(volume["device"]["name"], "Bunny");
+    assert_eq!(volume["device"]["via_device"], "folotoy_bridge");
+    assert_eq!(volume["default_entity_id"], "number.folotoy_fcb467dad0c0_volume");
+    let online = msgs.iter().find(|m| m.topic == "folotoy/bridge/state").unwrap();
+    assert_eq!((online.payload.as_str(), online.retain), ("online", true));
+}
+
+/// Each entity, the payload Home Assistant sends, and what the toy must get.
+const COMMANDS: &[(&str, &str, &str, &str)] = &[
+    ("volume", "30", "updatecommonconfig", r#"{"volume":30}"#),
+    ("recording_mode", "Hold to talk", "updatecommonconfig", r#"{"record_type":2}"#),
+    ("volume_control", "Home Assistant", "updatecommonconfig", r#"{"volume_control_type":2}"#),
+    ("power_on_sound", "OFF", "updatecommonconfig", r#"{"open_tip_type":0}"#),
+    ("low_battery_alarm", "3.6", "updatecommonconfig", r#"{"voltage_alarm":3.6}"#),
+    ("sleep_after", "600", "updatecommonconfig", r#"{"sleep_trigger_time":600}"#),
+    ("say", "Dinner is ready", "iwantplay", r#"{"role":1,"text":"Dinner is ready"}"#),
+    ("play_audio", "http://nas.local/bell.mp3", "iwantplay", r#"{"url":"http://nas.local/bell.mp3"}"#),
+];
+
+#[tokio::test]
+async fn each_entity_reaches_the_toy_as_the_documented_command_and_shows_the_confirmed_value() {
+    let mut s = setup().await;
+    let mut ids = Vec::new();
+    for (key, value, identifier, params) in COMMANDS {
+        s.ha.publish(&set(key), value).await;
+        let cmd = s.sim.next_command(WAIT).await.unwrap_or_else(|| panic!("{key}: nothing reached the toy"));
+        assert_eq!(cmd.topic, format!("/sys/folotoy/{BUNNY}/thing/command/call"));
+        assert_eq!(cmd.payload["identifier"], *identifier, "{key}");
+        assert_eq!(cmd.payload["inputParams"], json(params), "{key}");
+        ids.push(cmd.payload["msgId"].as_u64().unwrap());
+        s.ha.wait_value(&state(key), value).await;
+    }
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "every command has its own msgId: {ids:?}");
+    s.ha.wait_for(&state("last_command"), |p| p.contains("play_audio") && p.contains("\"ok\"")).await;
+    // States are retained: Home Assistant restarting later still gets them.
+    assert_eq!(retained(&s.broker, &state("volume")).await.as_deref(), Some("30"));
+    assert_eq!(retained(&s.broker, &state("say")).await.as_deref(), Some("Dinner is ready"));
+}
+
+#[tokio::test]
+async fn say_speaks_with_the_chosen_speaking_role() {
+    let mut s = setup().await;
+    s.ha.publish(&set("speaking_role"), "Role 4").await;
+    s.ha.wait_value(&state("speaking_role"), "Role 4").await;
+    s.ha.publish(&set("say"), "Bath time").await;
+    let cmd = s.sim.next_command(WAIT).await.unwrap();
+    assert_eq!(cmd.payload["inputParams"], json(r#"{"role":4,"text":"Bath time"}"#));
+}
+
+#[tokio::test]
+async fn a_refused_command_puts_the_last_confirmed_value_back_and_says_why() {
+    let mut s = setup().await;
+    s.ha.publish(&set("volume"), "30").await;
+    s.ha.wait_value(&state("volume"), "30").await;
+    s.sim.set_ack(AckMode::Refuse);
+    s.ha.seen.clear();
+    s.ha.publish(&set("volume"), "80").await;
+    let last = s.ha.wait_for(&state("last_command"), |p| p.contains("refused")).await;
+    assert_eq!(json(&last.payload)["summary"], "Volume 80: refused by the toy");
+    s.ha.wait_value(&state("volume"), "30").await;
+    assert!(!s.ha.seen.iter().any(|m| m.topic == state("volume") && m.payload == "80"), "never shown as 80");
+    s.bridge.wait_log(&["WARN", "refused volume 80", "/sys/folotoy/fcb467dad0c0/thing/command/call"]).await;
+}
+
+#[tokio::test]
+async fn a_command_the_toy_never_answers_times_out_and_shows_the_old_value() {
+    let mut s = setup().await;
+    s.sim.set_ack(AckMode::Silent);
+    s.ha.publish(&set("recording_mode"), "Continuous conversation").await;
+    let last = s.ha.wait_for(&state("last_command"), |p| p.contains("no_answer")).await;
+    let last = json(&last.payload);
+    assert_eq!(last["summary"], "Recording mode Continuous conversation: no answer from the toy (waited 1 s)");
+    s.ha.wait_value(&state("recording_mode"), "None").await;
+    s.bridge.wait_log(&["WARN", "no answer from toy fcb467dad0c0"]).await;
+}
+
+#[tokio::test]
+async fn a_late_answer_after_the_timeout_changes_nothing() {
+    let mut s = setup().await;
+    s.sim.set_ack(AckMode::Delay(Duration::from_millis(1500)));
+    s.ha.publish(&set("volume"), "40").await;
+    s.ha.wait_for(&state("last_command"), |p| p.contains("no_answer")).await;
+    s.bridge.wait_log(&["WARN", "not waiting for an answer"]).await;
+    assert!(!s.ha.seen.iter().any(|m| m.topic == state("volume") && m.payload == "40"));
+}
+
+#[tokio::test]
+async fn out_of_range_values_never_reach_the_toy() {
+    let mut s = setup().await;
+    for (key, value) in [("volume", "101"), ("sleep_after", "10"), ("low_battery_alarm", "9"), ("recording_mode", "Shout")] {
+        s.ha.publish(&set(key), value).await;
+        s.ha.wait_for(&state("last_command"), |p| p.contains("invalid") && p.contains(value)).await;
+        s.bridge.wait_log(&["WARN", "refused before sending", &set(key)]).await;
+    }
+    assert!(s.sim.next_command(Duration::from_millis(300)).await.is_none());
+}
+
+#[tokio::test]
+async fn a_retained_command_is_not_replayed_when_the_bridge_connects() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(&broker.mqtt(), SimConfig { toys: vec![], ack: AckMode::Ok }).await.unwrap();
+    let mut ha = Client::connect(&broker, &["folotoy/#"]).await;
+    // Left behind by a misconfigured automation (`retain: true`).
+    ha.publish_retained(&set("volume"), b"55").await;
+    let bridge = Bridge::start(&broker, dir.path(), &bunny_yaml());
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    bridge.wait_log(&["WARN", "retained command ignored", &set("volume")]).await;
+    assert!(sim.next_command(Duration::from_millis(300)).await.is_none());
+}
+
+#[tokio::test]
+async fn bad_input_from_either_side_is_refused_with_a_warning_naming_topic_and_reason() {
+    let s = setup().await;
+    let event = format!("/sys/folotoy/{BUNNY}/thing/event/post");
+    let ack = format!("/sys/folotoy/{BUNNY}/thing/command/callAck");
+    let huge = "x".repeat(70 * 1024);
+    let cases: Vec<(String, String, &str)> = vec![
+        (event.clone(), "{\"identifier\": \"voice_gen".into(), "not JSON"),
+        (event.clone(), "[1,2]".into(), "not a JSON object"),
+        (event.clone(), r#"{"identifier":"voice_generated","inputParams":{"voiceText":5}}"#.into(), "voiceText"),
+        (event.clone(), r#"{"identifier":"dance"}"#.into(), "\"dance\""),
+        (ack.clone(), r#"{"identifier":"iwantplay","result":1}"#.into(), "msgId is missing"),
+        (ack.clone(), r#"{"identifier":"iwantplay","msgId":99999,"result":1}"#.into(), "msgId 99999"),
+        (event.clone(), huge, "over the 65536-byte limit"),
+        // `+` and `#` cannot be in a published topic at all (the broker refuses them).
+        ("/sys/folotoy/toyé12345/thing/event/post".into(), "{}".into(), "only the letters"),
+        (format!("/sys/folotoy/{}/thing/event/post", "a".repeat(200)), "{}".into(), "200 characters"),
+        ("folotoy/nosuchtoy1/volume/set".into(), "3".into(), "unknown toy nosuchtoy1"),
+        (set("colour"), "red".into(), "unknown entity \"colour\""),
+        (set("volume"), "loud".into(), "not a number"),
+        ("homeassistant/status".into(), "maybe".into(), "neither online nor offline"),
+    ];
+    for (topic, payload, reason) in &cases {
+        s.ha.publish(topic, payload).await;
+        s.bridge.wait_log(&["WARN", reason, topic]).await;
+    }
+    // Still working after all that.
+    s.ha.publish(&set("volume"), "20").await;
+    assert_eq!(s.sim.next_command(WAIT).await.unwrap().payload["inputParams"]["volume"], 20);
+}
+
+#[tokio::test]
+async fn home_assistant_coming_online_gets_everything_published_again() {
+    let mut s = setup().await;
+    s.ha.publish(&set("volume"), "35").await;
+    s.ha.wait_value(&state("volume"), "35").await;
+    s.ha.seen.clear();
+    s.ha.publish("homeassistant/status", "online").await;
+    s.ha.wait_for("homeassistant/number/folotoy_fcb467dad0c0/volume/config", |_| true).await;
+    s.ha.wait_value(&state("volume"), "35").await;
+    s.ha.wait_value("folotoy/bridge/state", "online").await;
+}
+
+#[tokio::test]
+async fn sigterm_says_offline_saves_and_exits_promptly() {
+    let mut s = setup().await;
+    s.ha.publish(&set("volume"), "45").await;
+    s.ha.wait_value(&state("volume"), "45").await;
+    s.ha.seen.clear();
+    let (status, took) = s.bridge.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    s.ha.wait_value("folotoy/bridge/state", "offline").await;
+    assert_eq!(retained(&s.broker, "folotoy/bridge/state").await.as_deref(), Some("offline"));
+    let saved: Json = json(&std::fs::read_to_string(s.dir.path().join("state.json")).unwrap());
+    assert_eq!(saved["toys"][BUNNY]["settings"]["volume"], 45);
+}
+
+#[tokio::test]
+async fn confirmed_settings_survive_a_bridge_restart_and_a_broker_that_forgot_everything() {
+    let mut s = setup().await;
+    s.ha.publish(&set("volume"), "25").await;
+    s.ha.wait_value(&state("volume"), "25").await;
+    s.ha.publish(&set("speaking_role"), "Role 6").await;
+    s.ha.wait_value(&state("speaking_role"), "Role 6").await;
+    s.bridge.kill();
+    // The broker restarts without persistence: every retained message is gone.
+    s.broker.restart();
+    let mut ha = Client::connect(&s.broker, &["folotoy/#", "homeassistant/#"]).await;
+    s.bridge.spawn(&[]);
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    ha.wait_value(&state("volume"), "25").await;
+    ha.wait_value(&state("speaking_role"), "Role 6").await;
+    ha.wait_for("homeassistant/number/folotoy_fcb467dad0c0/volume/config", |p| !p.is_empty()).await;
+}
+
+#[tokio::test]
+async fn a_killed_bridge_is_shown_offline_by_its_last_will() {
+    let mut s = setup().await;
+    s.bridge.kill();
+    s.ha.wait_value("folotoy/bridge/state", "offline").await;
+    assert_eq!(retained(&s.broker, "folotoy/bridge/state").await.as_deref(), Some("offline"));
+}
+
+#[tokio::test]
+async fn a_corrupt_state_file_is_set_aside_and_the_bridge_starts() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("state.json"), b"{\"toys\": ").unwrap();
+    let mut ha = Client::connect(&broker, &["folotoy/#"]).await;
+    let bridge = Bridge::start(&broker, dir.path(), &bunny_yaml());
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    bridge.wait_log(&["WARN", "moved to", "state.json.corrupt-1"]).await;
+    assert_eq!(std::fs::read(dir.path().join("state.json.corrupt-1")).unwrap(), b"{\"toys\": ");
+}
+
+#[tokio::test]
+async fn a_toy_nobody_configured_appears_when_it_speaks() {
+    let mut s = setup().await;
+    let stranger = "c82e18658f00";
+    s.sim.heard(&sn(stranger), 1, "hello").await.unwrap();
+    let topic = format!("homeassistant/number/folotoy_{stranger}/volume/config");
+    let c = json(&s.ha.wait_for(&topic, |p| !p.is_empty()).await.payload);
+    assert_eq!(c["device"]["name"], format!("FoloToy {stranger}"));
+    s.bridge.wait_log(&["new toy c82e18658f00"]).await;
+}
+
+#[tokio::test]
+async fn with_unknown_toys_disallowed_only_configured_toys_appear() {
+    let yaml = format!("{}  allow_unknown_toys: false\n", bunny_yaml());
+    let mut s = setup_with(&yaml).await;
+    let stranger = "c82e18658f00";
+    s.sim.heard(&sn(stranger), 1, "hello").await.unwrap();
+    s.sim.heard(&sn(stranger), 2, "hello again").await.unwrap();
+    s.bridge.wait_log(&["WARN", "toy c82e18658f00 ignored", "allow_unknown_toys is false"]).await;
+    let later = s.ha.collect(Duration::from_millis(300)).await;
+    assert!(!later.iter().any(|m| m.topic.contains(stranger)));
+    let warned = s.bridge.log().iter().filter(|l| l.contains("toy c82e18658f00 ignored")).count();
+    assert_eq!(warned, 1, "warned once per toy, not per message");
+}
+
+#[tokio::test]
+async fn a_flood_of_new_serial_numbers_creates_no_more_than_max_toys() {
+    let yaml = format!("{}  max_toys: 3\n", bunny_yaml());
+    let mut s = setup_with(&yaml).await;
+    for i in 0..20 {
+        s.sim.heard(&sn(&format!("flood{i:06}")), 1, "hi").await.unwrap();
+    }
+    s.bridge.wait_log(&["WARN", "folotoy.max_toys (3) is reached"]).await;
+    let msgs = s.ha.collect(Duration::from_millis(500)).await;
+    let mut toys: Vec<_> = s
+        .ha
+        .seen
+        .iter()
+        .chain(&msgs)
+        .filter(|m| m.topic.ends_with("/volume/config"))
+        .map(|m| m.topic.clone())
+        .collect();
+    toys.sort();
+    toys.dedup();
+    assert_eq!(toys.len(), 3, "{toys:?}");
+}
+
+#[tokio::test]
+async fn a_toy_removed_from_the_configuration_has_its_entities_cleared() {
+    let mut s = setup_with(&format!("{}  allow_unknown_toys: false\n", bunny_yaml())).await;
+    s.ha.wait_for("homeassistant/number/folotoy_fcb467dad0c0/volume/config", |p| !p.is_empty()).await;
+    s.bridge.terminate();
+    let dir = s.dir.path().to_owned();
+    let other = "folotoy:\n  allow_unknown_toys: false\n  toys:\n    - sn: 08d1f9c6a310\n";
+    let _bridge = Bridge::start(&s.broker, &dir, other);
+    s.ha.wait_for("homeassistant/number/folotoy_fcb467dad0c0/volume/config", |p| p.is_empty()).await;
+    s.ha.wait_for("homeassistant/sensor/folotoy_fcb467dad0c0/last_command/config", |p| p.is_empty()).await;
+    s.ha.wait_for("homeassistant/number/folotoy_08d1f9c6a310/volume/config", |p| !p.is_empty()).await;
+}
+
+#[tokio::test]
+async fn a_dragged_slider_sends_only_the_newest_value_after_the_one_in_flight() {
+    let mut s = setup().await;
+    s.sim.set_ack(AckMode::Delay(Duration::from_millis(300)));
+    for v in ["10", "20", "30", "40"] {
+        s.ha.publish(&set("volume"), v).await;
+    }
+    let first = s.sim.next_command(WAIT).await.unwrap();
+    assert_eq!(first.payload["inputParams"]["volume"], 10);
+    let second = s.sim.next_command(WAIT).await.unwrap();
+    assert_eq!(second.payload["inputParams"]["volume"], 40);
+    s.ha.wait_value(&state("volume"), "40").await;
+    assert!(s.sim.next_command(Duration::from_millis(500)).await.is_none());
+}

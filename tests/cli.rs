@@ -1,0 +1,64 @@
+//! The binary as a user starts it: the demo, configuration errors, secrets.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_folotoy-ha-bridge");
+
+#[test]
+fn the_demo_runs_with_no_setup_and_shows_commands_confirmed_refused_and_unanswered() {
+    let out = Command::new(BIN).args(["demo", "--once", "--port", "0"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for expected in [
+        "discovery: number.folotoy_fcb467dad0c0_volume \"Volume\"",
+        "HA -> bridge    folotoy/fcb467dad0c0/volume/set = 30",
+        "bridge -> toy   fcb467dad0c0 updatecommonconfig msgId 1 {\"volume\":30}",
+        "toy -> bridge   fcb467dad0c0 answers msgId 1: ok",
+        "bridge -> HA    folotoy/fcb467dad0c0/volume = 30",
+        "iwantplay msgId 3 {\"role\":1,\"text\":\"Dinner is ready!\"}",
+        "answers msgId 4: FAILED",
+        "\"outcome\":\"no_answer\"",
+        "recording_transcribed: \"Can we take a bath?\"",
+    ] {
+        assert!(stdout.contains(expected), "demo output lacks {expected:?}:\n{stdout}");
+    }
+}
+
+#[test]
+fn invalid_configuration_stops_with_one_message_naming_the_key() {
+    let out = Command::new(BIN).env("FOLOTOY_HA_FOLOTOY__MAX_TOYS", "0").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("folotoy.max_toys"), "{stderr}");
+    let out = Command::new(BIN).env("FOLOTOY_HA_MQTT__PORT", "http").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mqtt.port"));
+}
+
+#[tokio::test]
+async fn the_broker_password_never_appears_in_the_log_even_at_trace_level() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ha = Client::connect(&broker, &["folotoy/#"]).await;
+    let yaml = format!("{}log_level: trace\n", bunny_yaml());
+    let mut bridge = Bridge::start(&broker, dir.path(), &yaml);
+    bridge.kill();
+    bridge.spawn(&[
+        ("FOLOTOY_HA_MQTT__USERNAME", "homeassistant"),
+        ("FOLOTOY_HA_MQTT__PASSWORD", "hunter2-very-secret"),
+        ("RUST_LOG", "trace"),
+    ]);
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    ha.publish(&set("volume"), "30").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bridge.terminate();
+    let log = bridge.log().join("\n");
+    assert!(log.lines().count() > 5, "trace log expected:\n{log}");
+    assert!(!log.contains("hunter2-very-secret"), "password leaked:\n{log}");
+}

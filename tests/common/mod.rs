@@ -1,0 +1,331 @@
+//! Real parts for the integration tests: a Mosquitto of the test's own, the
+//! bridge binary as users run it, and an MQTT client that plays Home
+//! Assistant and watches what is published.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use folotoy_ha_bridge::config::MqttConfig;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+
+pub const BUNNY: &str = "fcb467dad0c0";
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A Mosquitto on a free loopback port, killed when dropped.
+pub struct Mosquitto {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    persistence: bool,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        Self::start_with(false)
+    }
+
+    /// With persistence, retained messages survive a restart, as with the
+    /// Home Assistant Mosquitto add-on; without, they are lost.
+    pub fn start_with(persistence: bool) -> Mosquitto {
+        let port = free_port();
+        let mut m = Mosquitto { port, dir: tempfile::tempdir().unwrap(), persistence, child: None };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        let mut text = format!("listener {} 127.0.0.1\nallow_anonymous true\n", self.port);
+        if self.persistence {
+            text += &format!("persistence true\npersistence_location {}/\n", self.dir.path().display());
+        }
+        std::fs::write(&conf, text).unwrap();
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("mosquitto");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (apt-get install mosquitto); .ci/run installs it");
+        self.child = Some(child);
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(start.elapsed() < WAIT, "mosquitto did not start on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: the broker dies as in a crash or power cut.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn mqtt(&self) -> MqttConfig {
+        MqttConfig { host: "127.0.0.1".into(), port: self.port, ..MqttConfig::default() }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The bridge binary, with its log collected line by line.
+pub struct Bridge {
+    child: Option<Child>,
+    log: Arc<Mutex<Vec<String>>>,
+    pub dir: PathBuf,
+    config: String,
+}
+
+impl Bridge {
+    /// Starts the bridge with `yaml` as its configuration file. The broker
+    /// port, a short command timeout and the state file are filled in unless
+    /// `yaml` sets them.
+    pub fn start(broker: &Mosquitto, dir: &Path, yaml: &str) -> Bridge {
+        let config = format!(
+            "mqtt:\n  host: 127.0.0.1\n  port: {}\nstate_file: {}\n{}",
+            broker.port,
+            dir.join("state.json").display(),
+            yaml
+        );
+        let mut b = Bridge { child: None, log: Arc::default(), dir: dir.to_owned(), config };
+        b.spawn(&[]);
+        b
+    }
+
+    pub fn spawn(&mut self, env: &[(&str, &str)]) {
+        let file = self.dir.join("bridge.yaml");
+        std::fs::write(&file, &self.config).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_folotoy-ha-bridge"));
+        cmd.arg("--config").arg(&file).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log.lock().unwrap().push(line);
+            }
+        });
+        self.child = Some(child);
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for a log line containing every one of `parts`.
+    pub async fn wait_log(&self, parts: &[&str]) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self.log().into_iter().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return l;
+            }
+            if start.elapsed() > WAIT {
+                panic!("no log line with {parts:?}; log:\n{}", self.log().join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGTERM, as Docker and the Supervisor stop a container; returns how it ended.
+    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        let start = Instant::now();
+        Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status().unwrap();
+        let status = self.wait_exit();
+        (status, start.elapsed())
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            if start.elapsed() > WAIT {
+                let _ = child.kill();
+                panic!("bridge did not exit; log:\n{}", self.log().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A received message.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub topic: String,
+    pub payload: String,
+    pub retain: bool,
+}
+
+/// An MQTT client that records everything on the filters it subscribed to.
+pub struct Client {
+    pub client: AsyncClient,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    pub seen: Vec<Msg>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Client {
+    pub async fn connect(broker: &Mosquitto, filters: &[&str]) -> Client {
+        let id = format!("test-{}-{}", std::process::id(), free_port());
+        let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
+        opts.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut ev) = AsyncClient::new(opts, 1024);
+        for f in filters {
+            client.subscribe(*f, QoS::AtLeastOnce).await.unwrap();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let want = filters.len();
+        let task = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            let mut subacks = 0;
+            if want == 0 {
+                let _ = ready.take().unwrap().send(());
+            }
+            loop {
+                match ev.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        subacks += 1;
+                        if subacks == want {
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(());
+                            }
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                        let _ = tx.send(Msg { topic: p.topic, payload, retain: p.retain });
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        tokio::time::timeout(WAIT, ready_rx).await.expect("subscribed").unwrap();
+        Client { client, rx, seen: Vec::new(), task }
+    }
+
+    pub async fn publish(&self, topic: &str, payload: &str) {
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload.to_owned()).await.unwrap();
+    }
+
+    pub async fn publish_retained(&self, topic: &str, payload: &[u8]) {
+        self.client.publish(topic, QoS::AtLeastOnce, true, payload.to_vec()).await.unwrap();
+    }
+
+    /// Waits for a message on `topic` whose payload satisfies `pred`
+    /// (messages received before are looked at too).
+    pub async fn wait_for(&mut self, topic: &str, pred: impl Fn(&str) -> bool) -> Msg {
+        if let Some(m) = self.seen.iter().rev().find(|m| m.topic == topic && pred(&m.payload)) {
+            return m.clone();
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(m)) => {
+                    self.seen.push(m.clone());
+                    if m.topic == topic && pred(&m.payload) {
+                        return m;
+                    }
+                }
+                _ => panic!(
+                    "nothing matching on {topic}; seen on it: {:?}",
+                    self.seen.iter().filter(|m| m.topic == topic).map(|m| &m.payload).collect::<Vec<_>>()
+                ),
+            }
+        }
+    }
+
+    pub async fn wait_value(&mut self, topic: &str, value: &str) -> Msg {
+        self.wait_for(topic, |p| p == value).await
+    }
+
+    /// Everything that arrives within `d`.
+    pub async fn collect(&mut self, d: Duration) -> Vec<Msg> {
+        let deadline = tokio::time::Instant::now() + d;
+        let mut out = Vec::new();
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            self.seen.push(m.clone());
+            out.push(m);
+        }
+        out
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn sn(s: &str) -> folotoy_ha_bridge::folotoy::Sn {
+    folotoy_ha_bridge::folotoy::Sn::parse(s).unwrap()
+}
+
+/// One configured toy named Bunny, answers within 1 s.
+pub fn bunny_yaml() -> String {
+    format!("folotoy:\n  command_timeout_s: 1\n  toys:\n    - sn: {BUNNY}\n      name: Bunny\n")
+}
+
+pub fn state(key: &str) -> String {
+    format!("folotoy/{BUNNY}/{key}")
+}
+
+pub fn set(key: &str) -> String {
+    format!("folotoy/{BUNNY}/{key}/set")
+}
+
+/// The message the broker keeps retained on `topic`, as a client connecting
+/// now (Home Assistant after a restart) would get it.
+pub async fn retained(broker: &Mosquitto, topic: &str) -> Option<String> {
+    let mut c = Client::connect(broker, &[topic]).await;
+    let msgs = c.collect(Duration::from_millis(300)).await;
+    msgs.into_iter().find(|m| m.retain && m.topic == topic).map(|m| m.payload)
+}
