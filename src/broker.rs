@@ -148,13 +148,7 @@ impl Shared {
         let mut state = self.lock();
         state.next_connection += 1;
         let connection = state.next_connection;
-        let client = Client {
-            connection,
-            queue,
-            kick,
-            subscriptions: HashMap::new(),
-            will,
-        };
+        let client = Client { connection, queue, kick, subscriptions: HashMap::new(), will };
         if let Some(old) = state.clients.insert(client_id.to_owned(), client) {
             let _ = old.kick.send(CloseReason::TakenOver);
             if let Some(will) = old.will {
@@ -193,9 +187,7 @@ impl Shared {
     ) -> Result<(), CloseReason> {
         use rumqttc::mqttbytes::v4::{SubAck, SubscribeReasonCode};
         let mut state = self.lock();
-        let State {
-            clients, retained, ..
-        } = &mut *state;
+        let State { clients, retained, .. } = &mut *state;
         let client = live_client(clients, client_id, connection)?;
         let mut codes = Vec::with_capacity(filters.len());
         let mut replay = Vec::new();
@@ -217,18 +209,10 @@ impl Shared {
         }
         let ack = Packet::SubAck(SubAck::new(pkid, codes));
         let batch = std::iter::once(ack).chain(replay).collect();
-        client
-            .queue
-            .try_send(batch)
-            .map_err(|_| CloseReason::TooSlow)
+        client.queue.try_send(batch).map_err(|_| CloseReason::TooSlow)
     }
 
-    fn unsubscribe(
-        &self,
-        client_id: &str,
-        connection: u64,
-        filters: &[String],
-    ) -> Result<(), CloseReason> {
+    fn unsubscribe(&self, client_id: &str, connection: u64, filters: &[String]) -> Result<(), CloseReason> {
         let mut state = self.lock();
         let client = live_client(&mut state.clients, client_id, connection)?;
         for filter in filters {
@@ -263,8 +247,7 @@ impl State {
                 if let Some(granted) = granted {
                     // [MQTT-3.3.1-9]: live deliveries never carry the retain flag.
                     let delivery = vec![outgoing(&message, granted, false)];
-                    if let Err(mpsc::error::TrySendError::Full(_)) = client.queue.try_send(delivery)
-                    {
+                    if let Err(mpsc::error::TrySendError::Full(_)) = client.queue.try_send(delivery) {
                         too_slow.push(client_id.clone());
                     }
                 }
@@ -286,20 +269,13 @@ fn live_client<'a>(
     client_id: &str,
     connection: u64,
 ) -> Result<&'a mut Client, CloseReason> {
-    clients
-        .get_mut(client_id)
-        .filter(|client| client.connection == connection)
-        .ok_or(CloseReason::TakenOver)
+    clients.get_mut(client_id).filter(|client| client.connection == connection).ok_or(CloseReason::TakenOver)
 }
 
 /// A copy of `message` for one subscriber; the packet id is filled in by
 /// that subscriber's writer.
 fn outgoing(message: &Publish, granted: QoS, retain: bool) -> Packet {
-    let mut copy = Publish::from_bytes(
-        message.topic.clone(),
-        min_qos(message.qos, granted),
-        message.payload.clone(),
-    );
+    let mut copy = Publish::from_bytes(message.topic.clone(), min_qos(message.qos, granted), message.payload.clone());
     copy.retain = retain;
     Packet::Publish(copy)
 }

@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 /// The languages with a catalog, by the code the `language` setting takes.
-pub const LANGUAGES: &[(&str, &str)] = &[
-    ("en", include_str!("../translations/en.yaml")),
-    ("zh-Hans", include_str!("../translations/zh-Hans.yaml")),
-];
+pub const LANGUAGES: &[(&str, &str)] =
+    &[("en", include_str!("../translations/en.yaml")), ("zh-Hans", include_str!("../translations/zh-Hans.yaml"))];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -198,11 +198,18 @@ pub enum ConfigError {
 /// environment's upper case; users wrote `mqtt.port`, so say that.
 fn load_error(e: figment::Error) -> ConfigError {
     let key = e.path.iter().map(|p| p.to_lowercase()).collect::<Vec<_>>().join(".");
-    let source_name = e.metadata.as_ref().map_or_else(|| "defaults".to_owned(), |m| match &m.source {
-        Some(figment::Source::File(path)) => format!("{} {}", m.name, path.display()),
-        _ => m.name.to_string(),
-    });
-    ConfigError::Load { key: if key.is_empty() { "(top level)".into() } else { key }, problem: e.kind.to_string(), source_name }
+    let source_name = e.metadata.as_ref().map_or_else(
+        || "defaults".to_owned(),
+        |m| match &m.source {
+            Some(figment::Source::File(path)) => format!("{} {}", m.name, path.display()),
+            _ => m.name.to_string(),
+        },
+    );
+    ConfigError::Load {
+        key: if key.is_empty() { "(top level)".into() } else { key },
+        problem: e.kind.to_string(),
+        source_name,
+    }
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {

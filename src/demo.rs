@@ -95,18 +95,22 @@ async fn start_broker(args: &DemoArgs) -> Result<broker::BrokerHandle, DemoError
 }
 
 fn demo_config(addr: SocketAddr, state_file: std::path::PathBuf) -> Config {
-    let mut c = Config::default();
-    c.mqtt = MqttConfig { host: addr.ip().to_string(), port: addr.port(), ..MqttConfig::default() };
-    if addr.ip().is_unspecified() {
-        c.mqtt.host = "127.0.0.1".into();
+    // Listening on every address still means connecting to loopback here.
+    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    let folotoy = crate::config::FoloToyConfig {
+        toys: vec![
+            ToyConfig { sn: BUNNY.into(), name: Some("Bunny".into()) },
+            ToyConfig { sn: BEAR.into(), name: Some("Bear".into()) },
+        ],
+        command_timeout_s: 2.0,
+        ..Default::default()
+    };
+    Config {
+        mqtt: MqttConfig { host, port: addr.port(), ..MqttConfig::default() },
+        folotoy,
+        state_file,
+        ..Config::default()
     }
-    c.folotoy.toys = vec![
-        ToyConfig { sn: BUNNY.into(), name: Some("Bunny".into()) },
-        ToyConfig { sn: BEAR.into(), name: Some("Bear".into()) },
-    ];
-    c.folotoy.command_timeout_s = 2.0;
-    c.state_file = state_file;
-    c
 }
 
 /// The scripted part: what a user would do from Home Assistant.

@@ -157,7 +157,9 @@ async fn a_late_answer_after_the_timeout_changes_nothing() {
 #[tokio::test]
 async fn out_of_range_values_never_reach_the_toy() {
     let mut s = setup().await;
-    for (key, value) in [("volume", "101"), ("sleep_after", "10"), ("low_battery_alarm", "9"), ("recording_mode", "Shout")] {
+    for (key, value) in
+        [("volume", "101"), ("sleep_after", "10"), ("low_battery_alarm", "9"), ("recording_mode", "Shout")]
+    {
         s.ha.publish(&set(key), value).await;
         s.ha.wait_for(&state("last_command"), |p| p.contains("invalid") && p.contains(value)).await;
         s.bridge.wait_log(&["WARN", "refused before sending", &set(key)]).await;
@@ -309,14 +311,13 @@ async fn a_flood_of_new_serial_numbers_creates_no_more_than_max_toys() {
     }
     s.bridge.wait_log(&["WARN", "folotoy.max_toys (3) is reached"]).await;
     let msgs = s.ha.collect(Duration::from_millis(500)).await;
-    let mut toys: Vec<_> = s
-        .ha
-        .seen
-        .iter()
-        .chain(&msgs)
-        .filter(|m| m.topic.ends_with("/volume/config"))
-        .map(|m| m.topic.clone())
-        .collect();
+    let mut toys: Vec<_> =
+        s.ha.seen
+            .iter()
+            .chain(&msgs)
+            .filter(|m| m.topic.ends_with("/volume/config"))
+            .map(|m| m.topic.clone())
+            .collect();
     toys.sort();
     toys.dedup();
     assert_eq!(toys.len(), 3, "{toys:?}");

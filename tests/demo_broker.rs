@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use folotoy_ha_bridge::broker::{self, BrokerHandle};
-use rumqttc::{
-    AsyncClient, Connect, Event, LastWill, MqttOptions, Packet, Publish, QoS, Subscribe,
-};
+use rumqttc::{AsyncClient, Connect, Event, LastWill, MqttOptions, Packet, Publish, QoS, Subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -16,9 +14,7 @@ use tokio::time::timeout;
 const PATIENCE: Duration = Duration::from_secs(5);
 
 async fn start_broker() -> BrokerHandle {
-    broker::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("broker starts")
+    broker::start("127.0.0.1:0".parse().unwrap()).await.expect("broker starts")
 }
 
 fn options(broker: &BrokerHandle, client_id: &str) -> MqttOptions {
@@ -55,11 +51,7 @@ impl Client {
                 }
             }
         });
-        let mut client = Client {
-            client,
-            events,
-            event_loop,
-        };
+        let mut client = Client { client, events, event_loop };
         client.expect(|p| matches!(p, Packet::ConnAck(_))).await;
         client
     }
@@ -76,9 +68,7 @@ impl Client {
                 }
             }
         };
-        timeout(PATIENCE, wait)
-            .await
-            .expect("expected packet in time")
+        timeout(PATIENCE, wait).await.expect("expected packet in time")
     }
 
     async fn next_publish(&mut self) -> Publish {
@@ -96,10 +86,7 @@ impl Client {
     /// Publishes at QoS 1 and waits for the broker's PUBACK, so the message
     /// is known to be routed (and retained) before the test goes on.
     async fn publish_acked(&mut self, topic: &str, retain: bool, payload: &[u8]) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
-            .await
-            .unwrap();
+        self.client.publish(topic, QoS::AtLeastOnce, retain, payload.to_vec()).await.unwrap();
         self.expect(|p| matches!(p, Packet::PubAck(_))).await;
     }
 
@@ -112,9 +99,7 @@ impl Client {
                 }
             }
         };
-        timeout(PATIENCE, wait)
-            .await
-            .expect("broker closes the connection in time");
+        timeout(PATIENCE, wait).await.expect("broker closes the connection in time");
     }
 }
 
@@ -134,15 +119,9 @@ fn encode(packet: Packet) -> Vec<u8> {
 /// well-behaved libraries never would.
 async fn raw_connect(broker: &BrokerHandle, connect: Connect) -> TcpStream {
     let mut stream = TcpStream::connect(broker.local_addr()).await.unwrap();
-    stream
-        .write_all(&encode(Packet::Connect(connect)))
-        .await
-        .unwrap();
+    stream.write_all(&encode(Packet::Connect(connect))).await.unwrap();
     let mut connack = [0u8; 4];
-    timeout(PATIENCE, stream.read_exact(&mut connack))
-        .await
-        .expect("CONNACK in time")
-        .unwrap();
+    timeout(PATIENCE, stream.read_exact(&mut connack)).await.expect("CONNACK in time").unwrap();
     assert_eq!(connack, [0x20, 0x02, 0x00, 0x00], "accepted CONNACK");
     stream
 }
@@ -158,9 +137,7 @@ async fn expect_closed_by_broker(stream: &mut TcpStream) {
             }
         }
     };
-    timeout(Duration::from_secs(20), drain)
-        .await
-        .expect("broker closes the connection in time");
+    timeout(Duration::from_secs(20), drain).await.expect("broker closes the connection in time");
 }
 
 /// Proves the broker still serves everybody: a fresh subscriber gets a
@@ -177,14 +154,10 @@ async fn assert_broker_still_routes(broker: &BrokerHandle) {
 async fn late_subscriber_receives_the_retained_message_flagged_as_retained() {
     let broker = start_broker().await;
     let mut publisher = Client::connect(options(&broker, "publisher")).await;
-    publisher
-        .publish_acked("homeassistant/status", true, b"online")
-        .await;
+    publisher.publish_acked("homeassistant/status", true, b"online").await;
 
     let mut subscriber = Client::connect(options(&broker, "late")).await;
-    subscriber
-        .subscribe("homeassistant/+", QoS::AtLeastOnce)
-        .await;
+    subscriber.subscribe("homeassistant/+", QoS::AtLeastOnce).await;
     let message = subscriber.next_publish().await;
     assert_eq!(message.topic, "homeassistant/status");
     assert_eq!(&message.payload[..], b"online");
@@ -215,9 +188,7 @@ async fn empty_retained_payload_forgets_the_retained_message() {
     subscriber.subscribe("toys/a/config", QoS::AtMostOnce).await;
     // Retained replays are queued right behind the SUBACK, so if one were
     // left it would arrive before this live message.
-    publisher
-        .publish_acked("toys/a/config", false, b"live")
-        .await;
+    publisher.publish_acked("toys/a/config", false, b"live").await;
     let message = subscriber.next_publish().await;
     assert_eq!(&message.payload[..], b"live");
     assert!(!message.retain);
@@ -227,22 +198,15 @@ async fn empty_retained_payload_forgets_the_retained_message() {
 async fn wildcard_subscriptions_receive_toy_topics_that_start_with_a_slash() {
     let broker = start_broker().await;
     let mut subscriber = Client::connect(options(&broker, "bridge")).await;
-    subscriber
-        .subscribe("/sys/folotoy/+/thing/event/post", QoS::AtMostOnce)
-        .await;
-    subscriber
-        .subscribe("homeassistant/#", QoS::AtMostOnce)
-        .await;
+    subscriber.subscribe("/sys/folotoy/+/thing/event/post", QoS::AtMostOnce).await;
+    subscriber.subscribe("homeassistant/#", QoS::AtMostOnce).await;
 
     let mut toy = Client::connect(options(&broker, "abc12345")).await;
     // Not matched by either filter; the messages after it are.
-    toy.publish_acked("/sys/folotoy/abc12345/thing/other", false, b"no")
-        .await;
-    toy.publish_acked("/sys/folotoy/abc12345/thing/event/post", false, b"1")
-        .await;
+    toy.publish_acked("/sys/folotoy/abc12345/thing/other", false, b"no").await;
+    toy.publish_acked("/sys/folotoy/abc12345/thing/event/post", false, b"1").await;
     toy.publish_acked("homeassistant", false, b"2").await;
-    toy.publish_acked("homeassistant/sensor/x/config", false, b"3")
-        .await;
+    toy.publish_acked("homeassistant/sensor/x/config", false, b"3").await;
 
     for (topic, payload) in [
         ("/sys/folotoy/abc12345/thing/event/post", "1"),
@@ -250,10 +214,7 @@ async fn wildcard_subscriptions_receive_toy_topics_that_start_with_a_slash() {
         ("homeassistant/sensor/x/config", "3"),
     ] {
         let message = subscriber.next_publish().await;
-        assert_eq!(
-            (message.topic.as_str(), &message.payload[..]),
-            (topic, payload.as_bytes())
-        );
+        assert_eq!((message.topic.as_str(), &message.payload[..]), (topic, payload.as_bytes()));
     }
 }
 
@@ -279,17 +240,10 @@ async fn qos1_publish_is_acknowledged_and_delivered_at_the_granted_qos() {
 async fn last_will_is_published_and_retained_when_a_client_vanishes() {
     let broker = start_broker().await;
     let mut watcher = Client::connect(options(&broker, "watcher")).await;
-    watcher
-        .subscribe("bridge/availability", QoS::AtMostOnce)
-        .await;
+    watcher.subscribe("bridge/availability", QoS::AtMostOnce).await;
 
     let mut toy_options = options(&broker, "bridge");
-    toy_options.set_last_will(LastWill::new(
-        "bridge/availability",
-        "offline",
-        QoS::AtLeastOnce,
-        true,
-    ));
+    toy_options.set_last_will(LastWill::new("bridge/availability", "offline", QoS::AtLeastOnce, true));
     let vanishing = Client::connect(toy_options).await;
     drop(vanishing); // aborts its event loop: the socket closes without DISCONNECT
 
@@ -307,25 +261,16 @@ async fn last_will_is_published_and_retained_when_a_client_vanishes() {
 async fn clean_disconnect_does_not_publish_the_last_will() {
     let broker = start_broker().await;
     let mut watcher = Client::connect(options(&broker, "watcher")).await;
-    watcher
-        .subscribe("bridge/availability", QoS::AtMostOnce)
-        .await;
+    watcher.subscribe("bridge/availability", QoS::AtMostOnce).await;
 
     let mut polite_options = options(&broker, "bridge");
-    polite_options.set_last_will(LastWill::new(
-        "bridge/availability",
-        "offline",
-        QoS::AtMostOnce,
-        false,
-    ));
+    polite_options.set_last_will(LastWill::new("bridge/availability", "offline", QoS::AtMostOnce, false));
     let mut polite = Client::connect(polite_options).await;
     polite.client.disconnect().await.unwrap();
     polite.expect_disconnected().await;
 
     let mut publisher = Client::connect(options(&broker, "publisher")).await;
-    publisher
-        .publish_acked("bridge/availability", false, b"marker")
-        .await;
+    publisher.publish_acked("bridge/availability", false, b"marker").await;
     assert_eq!(&watcher.next_publish().await.payload[..], b"marker");
 }
 
@@ -333,12 +278,7 @@ async fn clean_disconnect_does_not_publish_the_last_will() {
 async fn reusing_a_client_id_disconnects_the_older_connection() {
     let broker = start_broker().await;
     let mut with_will = options(&broker, "same-id");
-    with_will.set_last_will(LastWill::new(
-        "same/status",
-        "offline",
-        QoS::AtMostOnce,
-        true,
-    ));
+    with_will.set_last_will(LastWill::new("same/status", "offline", QoS::AtMostOnce, true));
     let mut old = Client::connect(with_will.clone()).await;
     let mut new = Client::connect(with_will).await;
     old.expect_disconnected().await;
@@ -346,9 +286,7 @@ async fn reusing_a_client_id_disconnects_the_older_connection() {
     new.subscribe("after/takeover", QoS::AtMostOnce).await;
     new.publish_acked("same/status", true, b"online").await;
     let mut publisher = Client::connect(options(&broker, "publisher")).await;
-    publisher
-        .publish_acked("after/takeover", false, b"hi")
-        .await;
+    publisher.publish_acked("after/takeover", false, b"hi").await;
     assert_eq!(&new.next_publish().await.payload[..], b"hi");
 
     // The old connection's will went out before the new one was accepted,
@@ -377,11 +315,7 @@ async fn garbage_bytes_close_only_that_connection() {
 
     // A reserved packet type, a CONNECT with a bad protocol name, a PINGREQ
     // instead of CONNECT, then a reserved packet type after a good CONNECT.
-    for garbage in [
-        &[0x00, 0x00][..],
-        &[0x10, 0x06, 0x00, 0x04, b'X', b'Y', b'Z', b'W'][..],
-        &[0xC0, 0x00][..],
-    ] {
+    for garbage in [&[0x00, 0x00][..], &[0x10, 0x06, 0x00, 0x04, b'X', b'Y', b'Z', b'W'][..], &[0xC0, 0x00][..]] {
         let mut stream = TcpStream::connect(broker.local_addr()).await.unwrap();
         stream.write_all(garbage).await.unwrap();
         expect_closed_by_broker(&mut stream).await;
@@ -424,27 +358,15 @@ async fn a_subscriber_that_stops_reading_is_dropped_instead_of_stalling_publishe
     watcher.subscribe("stalled/will", QoS::AtMostOnce).await;
 
     let mut stalled_connect = Connect::new("stalled");
-    stalled_connect.last_will = Some(LastWill::new(
-        "stalled/will",
-        "gone",
-        QoS::AtMostOnce,
-        false,
-    ));
+    stalled_connect.last_will = Some(LastWill::new("stalled/will", "gone", QoS::AtMostOnce, false));
     let mut stalled = raw_connect(&broker, stalled_connect).await;
     let mut subscribe = Subscribe::new("flood/#", QoS::AtMostOnce);
     subscribe.pkid = 1;
-    stalled
-        .write_all(&encode(Packet::Subscribe(subscribe)))
-        .await
-        .unwrap();
+    stalled.write_all(&encode(Packet::Subscribe(subscribe))).await.unwrap();
     // ...and never reads again.
 
     let mut flooder = raw_connect(&broker, Connect::new("flooder")).await;
-    let message = encode(Packet::Publish(Publish::new(
-        "flood/data",
-        QoS::AtMostOnce,
-        vec![0u8; 64 * 1024],
-    )));
+    let message = encode(Packet::Publish(Publish::new("flood/data", QoS::AtMostOnce, vec![0u8; 64 * 1024])));
     let flood = async {
         loop {
             for _ in 0..16 {
@@ -465,10 +387,7 @@ async fn a_subscriber_that_stops_reading_is_dropped_instead_of_stalling_publishe
     // The flooder itself was never held up: it still gets answers.
     flooder.write_all(&encode(Packet::PingReq)).await.unwrap();
     let mut pingresp = [0u8; 2];
-    timeout(PATIENCE, flooder.read_exact(&mut pingresp))
-        .await
-        .expect("PINGRESP in time")
-        .unwrap();
+    timeout(PATIENCE, flooder.read_exact(&mut pingresp)).await.expect("PINGRESP in time").unwrap();
     assert_eq!(pingresp, [0xD0, 0x00]);
     expect_closed_by_broker(&mut stalled).await;
 }
@@ -478,12 +397,7 @@ async fn silent_client_is_dropped_after_one_and_a_half_keep_alive_periods() {
     let broker = start_broker().await;
     let mut silent_connect = Connect::new("silent");
     silent_connect.keep_alive = 1;
-    silent_connect.last_will = Some(LastWill::new(
-        "silent/will",
-        "timed out",
-        QoS::AtMostOnce,
-        false,
-    ));
+    silent_connect.last_will = Some(LastWill::new("silent/will", "timed out", QoS::AtMostOnce, false));
     let mut watcher = Client::connect(options(&broker, "watcher")).await;
     watcher.subscribe("silent/will", QoS::AtMostOnce).await;
 
@@ -491,13 +405,7 @@ async fn silent_client_is_dropped_after_one_and_a_half_keep_alive_periods() {
     let mut silent = raw_connect(&broker, silent_connect).await;
     expect_closed_by_broker(&mut silent).await;
     let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(1400),
-        "closed after only {waited:?}"
-    );
-    assert!(
-        waited < Duration::from_secs(3),
-        "closed only after {waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(1400), "closed after only {waited:?}");
+    assert!(waited < Duration::from_secs(3), "closed only after {waited:?}");
     assert_eq!(&watcher.next_publish().await.payload[..], b"timed out");
 }

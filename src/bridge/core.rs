@@ -45,8 +45,14 @@ pub enum Input {
     HaUp,
     FoloToyUp,
     FoloToyDown,
-    FoloToy { topic: String, msg: Inbound },
-    Ha { topic: String, msg: HaInbound },
+    FoloToy {
+        topic: String,
+        msg: Inbound,
+    },
+    Ha {
+        topic: String,
+        msg: HaInbound,
+    },
     /// Time passed: overdue acks and a scheduled republish are handled.
     Tick,
 }
@@ -285,7 +291,8 @@ impl Core {
         }
         if let Request::Set(setting, _) = request {
             if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
-                let replaced = self.pending.wait(&sn, Slot::Setting(setting), Waiting { entity: entity.key, request, raw });
+                let replaced =
+                    self.pending.wait(&sn, Slot::Setting(setting), Waiting { entity: entity.key, request, raw });
                 let note = match replaced {
                     Some(old) => format!(", replacing {} which is not sent", old.raw),
                     None => String::new(),
@@ -293,7 +300,10 @@ impl Core {
                 out.log(
                     Level::Info,
                     topic,
-                    format!("{} is waiting for the toy's answer to msgId {busy}; newest value sent after it{note}", entity.key),
+                    format!(
+                        "{} is waiting for the toy's answer to msgId {busy}; newest value sent after it{note}",
+                        entity.key
+                    ),
                 );
                 return;
             }
@@ -361,7 +371,10 @@ impl Core {
                     None => out.log(
                         Level::Warn,
                         topic,
-                        format!("ack for msgId {} which is not waiting for an answer (late, or not ours); ignored", ack.msg_id),
+                        format!(
+                            "ack for msgId {} which is not waiting for an answer (late, or not ours); ignored",
+                            ack.msg_id
+                        ),
                     ),
                 }
             }
@@ -387,7 +400,11 @@ impl Core {
                 None
             }
             Outcome::Refused => {
-                out.log(Level::Warn, &topic, format!("toy {} refused {} {} (msgId {msg_id})", sent.sn, sent.entity, sent.raw));
+                out.log(
+                    Level::Warn,
+                    &topic,
+                    format!("toy {} refused {} {} (msgId {msg_id})", sent.sn, sent.entity, sent.raw),
+                );
                 None
             }
             _ => {
@@ -395,7 +412,10 @@ impl Core {
                 out.log(
                     Level::Warn,
                     &topic,
-                    format!("no answer from toy {} to {} {} (msgId {msg_id}) within {secs} s", sent.sn, sent.entity, sent.raw),
+                    format!(
+                        "no answer from toy {} to {} {} (msgId {msg_id}) within {secs} s",
+                        sent.sn, sent.entity, sent.raw
+                    ),
                 );
                 Some(format!("waited {secs} s"))
             }

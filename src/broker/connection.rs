@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rumqttc::mqttbytes::v4::{
-    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, UnsubAck,
-};
+use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, UnsubAck};
 use rumqttc::mqttbytes::{self, Protocol, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -88,22 +86,12 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     let (kick, kicked) = oneshot::channel();
     let connection = shared.register(&client_id, queue.clone(), kick, will);
     // A fresh queue has room, and no subscription can have queued anything yet.
-    let _ = queue.try_send(vec![Packet::ConnAck(ConnAck::new(
-        ConnectReturnCode::Success,
-        false,
-    ))]);
+    let _ = queue.try_send(vec![Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false))]);
     tracing::debug!(client = client_id, %peer, "client connected");
 
-    let mut session = Session {
-        shared,
-        client_id,
-        connection,
-        queue,
-        awaiting_release: HashSet::new(),
-        disconnected: false,
-    };
-    let keep_alive = (connect.keep_alive > 0)
-        .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
+    let mut session =
+        Session { shared, client_id, connection, queue, awaiting_release: HashSet::new(), disconnected: false };
+    let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
     let outcome = tokio::select! {
         // First, so a kicked session reports the kick rather than its symptoms.
         biased;
@@ -133,9 +121,7 @@ async fn handshake(
     writer: &mut OwnedWriteHalf,
     buf: &mut BytesMut,
 ) -> Result<Connect, CloseReason> {
-    let packet = timeout(CONNECT_TIMEOUT, read_packet(reader, buf))
-        .await
-        .map_err(|_| CloseReason::NoConnect)??;
+    let packet = timeout(CONNECT_TIMEOUT, read_packet(reader, buf)).await.map_err(|_| CloseReason::NoConnect)??;
     let Packet::Connect(connect) = packet else {
         return Err(CloseReason::Protocol("first packet is not CONNECT"));
     };
@@ -149,19 +135,14 @@ async fn handshake(
     };
     if let Some(code) = refusal {
         let mut out = BytesMut::new();
-        if Packet::ConnAck(ConnAck::new(code, false))
-            .write(&mut out, usize::MAX)
-            .is_ok()
-        {
+        if Packet::ConnAck(ConnAck::new(code, false)).write(&mut out, usize::MAX).is_ok() {
             writer.write_all(&out).await?;
         }
         return Err(CloseReason::Refused(code));
     }
     if let Some(will) = &connect.last_will {
         if !topic::valid_topic(&will.topic) {
-            return Err(CloseReason::Protocol(
-                "last will topic is not a valid topic name",
-            ));
+            return Err(CloseReason::Protocol("last will topic is not a valid topic name"));
         }
     }
     Ok(connect)
@@ -169,17 +150,12 @@ async fn handshake(
 
 /// Reads one whole packet, refusing oversized ones from their header alone
 /// so they are never buffered.
-async fn read_packet(
-    reader: &mut OwnedReadHalf,
-    buf: &mut BytesMut,
-) -> Result<Packet, CloseReason> {
+async fn read_packet(reader: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<Packet, CloseReason> {
     loop {
         match Packet::read(buf, MAX_PACKET_SIZE) {
             Ok(packet) => return Ok(packet),
             Err(mqttbytes::Error::InsufficientBytes(_)) => {}
-            Err(mqttbytes::Error::PayloadSizeLimitExceeded(size)) => {
-                return Err(CloseReason::TooLarge(size))
-            }
+            Err(mqttbytes::Error::PayloadSizeLimitExceeded(size)) => return Err(CloseReason::TooLarge(size)),
             Err(err) => return Err(CloseReason::Malformed(err)),
         }
         buf.reserve(4096);
@@ -192,10 +168,7 @@ async fn read_packet(
 /// Sends whatever is queued for the client. Outgoing QoS 1 messages get
 /// their packet id here; nothing is kept for re-delivery (clean sessions
 /// only, and TCP does not lose packets within a connection).
-async fn write_loop(
-    mut writer: OwnedWriteHalf,
-    mut outbox: mpsc::Receiver<Vec<Packet>>,
-) -> CloseReason {
+async fn write_loop(mut writer: OwnedWriteHalf, mut outbox: mpsc::Receiver<Vec<Packet>>) -> CloseReason {
     let mut buf = BytesMut::with_capacity(4096);
     let mut last_pkid: u16 = 0;
     // The session holds a sender for as long as this runs, so `None` is moot.
@@ -214,11 +187,7 @@ async fn write_loop(
                     tracing::error!(%err, "embedded MQTT broker could not encode a packet");
                 }
             }
-            next = if buf.len() < WRITE_BATCH {
-                outbox.try_recv().ok()
-            } else {
-                None
-            };
+            next = if buf.len() < WRITE_BATCH { outbox.try_recv().ok() } else { None };
         }
         if let Err(err) = writer.write_all(&buf).await {
             return err.into();
@@ -267,13 +236,11 @@ impl Session {
                     let filters = subscribe.filters.into_iter();
                     let filters = filters.map(|f| (f.path, f.qos)).collect();
                     let (id, connection) = (&self.client_id, self.connection);
-                    self.shared
-                        .subscribe(id, connection, subscribe.pkid, filters)?;
+                    self.shared.subscribe(id, connection, subscribe.pkid, filters)?;
                 }
                 Packet::Unsubscribe(unsubscribe) => {
                     let (id, connection) = (&self.client_id, self.connection);
-                    self.shared
-                        .unsubscribe(id, connection, &unsubscribe.topics)?;
+                    self.shared.unsubscribe(id, connection, &unsubscribe.topics)?;
                     self.reply(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))?;
                 }
                 Packet::PingReq => self.reply(Packet::PingResp)?,
@@ -312,9 +279,7 @@ impl Session {
     fn reply(&self, packet: Packet) -> Result<(), CloseReason> {
         // `Closed` cannot happen while the writer runs; `Full` means the
         // client stopped reading.
-        self.queue
-            .try_send(vec![packet])
-            .map_err(|_| CloseReason::TooSlow)
+        self.queue.try_send(vec![packet]).map_err(|_| CloseReason::TooSlow)
     }
 }
 

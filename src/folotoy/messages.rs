@@ -18,12 +18,20 @@ pub const MAX_PAYLOAD: usize = 64 * 1024;
 /// A message from the FoloToy side, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {
-    Event { sn: Sn, event: ToyEvent },
-    CallAck { sn: Sn, ack: Ack },
+    Event {
+        sn: Sn,
+        event: ToyEvent,
+    },
+    CallAck {
+        sn: Sn,
+        ack: Ack,
+    },
     ConfigAck(ConfigAck),
     /// A message about a toy that carries nothing for the bridge (for
     /// example another integration's command); it still proves the toy exists.
-    Seen { sn: Sn },
+    Seen {
+        sn: Sn,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -221,9 +229,7 @@ impl Command {
         let identifier = self.identifier();
         let bytes = match self {
             Command::Play(p) => serde_json::to_vec(&Call { msg_id, identifier, input_params: p }),
-            Command::UpdateCommonConfig(s) => {
-                serde_json::to_vec(&Call { msg_id, identifier, input_params: s })
-            }
+            Command::UpdateCommonConfig(s) => serde_json::to_vec(&Call { msg_id, identifier, input_params: s }),
         };
         bytes.expect("plain structs always serialize")
     }

@@ -97,22 +97,14 @@ impl Setting {
         let value = fmt_number(x);
         let whole = x.is_finite() && x.fract() == 0.0;
         match self.domain() {
-            Domain::Int { min, max } if whole && (min as f64..=max as f64).contains(&x) => {
-                Ok(Value::Int(x as i64))
-            }
+            Domain::Int { min, max } if whole && (min as f64..=max as f64).contains(&x) => Ok(Value::Int(x as i64)),
             Domain::Int { min, max } => Err(RangeError::Int { setting, min, max, value }),
-            Domain::Codes(allowed) if whole && allowed.contains(&(x as i64)) => {
-                Ok(Value::Int(x as i64))
-            }
+            Domain::Codes(allowed) if whole && allowed.contains(&(x as i64)) => Ok(Value::Int(x as i64)),
             Domain::Codes(allowed) => Err(RangeError::Code { setting, allowed, value }),
-            Domain::OffOrAtLeast { min, max }
-                if whole && (x == 0.0 || (min as f64..=max as f64).contains(&x)) =>
-            {
+            Domain::OffOrAtLeast { min, max } if whole && (x == 0.0 || (min as f64..=max as f64).contains(&x)) => {
                 Ok(Value::Int(x as i64))
             }
-            Domain::OffOrAtLeast { min, max } => {
-                Err(RangeError::OffOrAtLeast { setting, min, max, value })
-            }
+            Domain::OffOrAtLeast { min, max } => Err(RangeError::OffOrAtLeast { setting, min, max, value }),
             Domain::Float { min, max } if (min..=max).contains(&x) => {
                 // Two decimals are more than a toy's ADC resolves, and keep
                 // 3.7 from travelling as 3.7000000000000002.
@@ -208,10 +200,7 @@ mod tests {
         assert_eq!(Setting::SleepTriggerTime.check(0.0), Ok(Value::Int(0)));
         assert_eq!(Setting::SleepTriggerTime.check(30.0), Ok(Value::Int(30)));
         let err = Setting::SleepTriggerTime.check(10.0).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "sleep_trigger_time must be 0 (off) or a whole number from 30 to 86400, not 10"
-        );
+        assert_eq!(err.to_string(), "sleep_trigger_time must be 0 (off) or a whole number from 30 to 86400, not 10");
     }
 
     #[test]
@@ -242,9 +231,6 @@ mod tests {
         let mut s = Settings::default();
         s.set(Setting::Volume, Value::Int(30));
         s.set(Setting::VoltageAlarm, Value::Float(3.6));
-        assert_eq!(
-            serde_json::to_string(&s).unwrap(),
-            r#"{"volume":30,"voltage_alarm":3.6}"#
-        );
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"volume":30,"voltage_alarm":3.6}"#);
     }
 }

@@ -43,10 +43,7 @@ mod tests {
 
     #[test]
     fn classifies_the_documented_topics() {
-        assert_eq!(
-            classify("/sys/folotoy/fcb467dad0c0/thing/event/post"),
-            Some(ToyTopic::Event("fcb467dad0c0"))
-        );
+        assert_eq!(classify("/sys/folotoy/fcb467dad0c0/thing/event/post"), Some(ToyTopic::Event("fcb467dad0c0")));
         assert_eq!(
             classify("/sys/folotoy/fcb467dad0c0/thing/command/callAck"),
             Some(ToyTopic::CallAck("fcb467dad0c0"))

@@ -117,7 +117,10 @@ mod tests {
         assert_eq!(run("volume", "30.0"), Ok(Request::Set(Setting::Volume, Value::Int(30))));
         assert_eq!(run("recording_mode", "Hold to talk"), Ok(Request::Set(Setting::RecordType, Value::Int(2))));
         assert_eq!(run("recording_mode", "continuous"), Ok(Request::Set(Setting::RecordType, Value::Int(3))));
-        assert_eq!(run("volume_control", "Home Assistant"), Ok(Request::Set(Setting::VolumeControlType, Value::Int(2))));
+        assert_eq!(
+            run("volume_control", "Home Assistant"),
+            Ok(Request::Set(Setting::VolumeControlType, Value::Int(2)))
+        );
         assert_eq!(run("power_on_sound", "OFF"), Ok(Request::Set(Setting::OpenTipType, Value::Int(0))));
         assert_eq!(run("low_battery_alarm", "3.6"), Ok(Request::Set(Setting::VoltageAlarm, Value::Float(3.6))));
         assert_eq!(run("sleep_after", "600"), Ok(Request::Set(Setting::SleepTriggerTime, Value::Int(600))));

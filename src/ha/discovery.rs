@@ -55,7 +55,10 @@ impl Discovery<'_> {
             if let Some(topic) = availability {
                 c.insert("availability".into(), json!([{ "topic": topic }]));
             }
-            out.push(Config { topic: self.topics.discovery("binary_sensor", &id, key), payload: Json::Object(c).to_string() });
+            out.push(Config {
+                topic: self.topics.discovery("binary_sensor", &id, key),
+                payload: Json::Object(c).to_string(),
+            });
         }
         out
     }
@@ -93,6 +96,9 @@ impl Discovery<'_> {
             json!([{ "topic": self.topics.bridge_state() }, { "topic": self.topics.folotoy_link() }]),
         );
         c.insert("availability_mode".into(), "all".into());
+        if let Some(class) = e.device_class {
+            c.insert("device_class".into(), class.into());
+        }
         if let Some(cat) = e.category {
             let cat = match cat {
                 Category::Config => "config",

@@ -45,6 +45,9 @@ pub struct Entity {
     pub kind: Kind,
     pub icon: &'static str,
     pub category: Option<Category>,
+    /// Home Assistant's device class, which picks icons, units and how a
+    /// value is shown.
+    pub device_class: Option<&'static str>,
 }
 
 /// The entities of one toy.
@@ -54,47 +57,65 @@ pub const TOY: &[Entity] = &[
         kind: Kind::Number { setting: Setting::Volume, step: 1.0, mode: NumberMode::Slider, unit: Some("%") },
         icon: "mdi:volume-high",
         category: None,
+        device_class: None,
     },
     Entity {
         key: "recording_mode",
-        kind: Kind::Select {
-            setting: Setting::RecordType,
-            options: &[("click", 1), ("hold", 2), ("continuous", 3)],
-        },
+        kind: Kind::Select { setting: Setting::RecordType, options: &[("click", 1), ("hold", 2), ("continuous", 3)] },
         icon: "mdi:microphone-message",
         category: Some(Category::Config),
+        device_class: None,
     },
     Entity {
         key: "volume_control",
-        kind: Kind::Select {
-            setting: Setting::VolumeControlType,
-            options: &[("knob", 1), ("home_assistant", 2)],
-        },
+        kind: Kind::Select { setting: Setting::VolumeControlType, options: &[("knob", 1), ("home_assistant", 2)] },
         icon: "mdi:knob",
         category: Some(Category::Config),
+        device_class: None,
     },
     Entity {
         key: "power_on_sound",
         kind: Kind::Switch { setting: Setting::OpenTipType, on: 1, off: 0 },
         icon: "mdi:bell-ring-outline",
         category: Some(Category::Config),
+        device_class: None,
     },
     Entity {
         key: "low_battery_alarm",
         kind: Kind::Number { setting: Setting::VoltageAlarm, step: 0.05, mode: NumberMode::Box, unit: Some("V") },
         icon: "mdi:battery-alert-variant-outline",
         category: Some(Category::Config),
+        device_class: Some("voltage"),
     },
     Entity {
         key: "sleep_after",
         kind: Kind::Number { setting: Setting::SleepTriggerTime, step: 1.0, mode: NumberMode::Box, unit: Some("s") },
         icon: "mdi:sleep",
         category: Some(Category::Config),
+        device_class: Some("duration"),
     },
-    Entity { key: "say", kind: Kind::Say, icon: "mdi:account-voice", category: None },
-    Entity { key: "speaking_role", kind: Kind::SpeakingRole, icon: "mdi:drama-masks", category: None },
-    Entity { key: "play_audio", kind: Kind::PlayAudio, icon: "mdi:music-box-outline", category: None },
-    Entity { key: "last_command", kind: Kind::LastCommand, icon: "mdi:message-reply-text-outline", category: Some(Category::Diagnostic) },
+    Entity { key: "say", kind: Kind::Say, icon: "mdi:account-voice", category: None, device_class: None },
+    Entity {
+        key: "speaking_role",
+        kind: Kind::SpeakingRole,
+        icon: "mdi:drama-masks",
+        category: None,
+        device_class: None,
+    },
+    Entity {
+        key: "play_audio",
+        kind: Kind::PlayAudio,
+        icon: "mdi:music-box-outline",
+        category: None,
+        device_class: None,
+    },
+    Entity {
+        key: "last_command",
+        kind: Kind::LastCommand,
+        icon: "mdi:message-reply-text-outline",
+        category: Some(Category::Diagnostic),
+        device_class: None,
+    },
 ];
 
 /// Home Assistant's text entities hold at most 255 characters.
@@ -129,9 +150,7 @@ impl Entity {
 impl Kind {
     pub fn setting(&self) -> Option<Setting> {
         match *self {
-            Kind::Number { setting, .. } | Kind::Select { setting, .. } | Kind::Switch { setting, .. } => {
-                Some(setting)
-            }
+            Kind::Number { setting, .. } | Kind::Select { setting, .. } | Kind::Switch { setting, .. } => Some(setting),
             _ => None,
         }
     }

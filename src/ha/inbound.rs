@@ -51,7 +51,11 @@ mod tests {
     use super::*;
 
     fn topics() -> Topics {
-        Topics { base: "folotoy".into(), discovery_prefix: "homeassistant".into(), status: "homeassistant/status".into() }
+        Topics {
+            base: "folotoy".into(),
+            discovery_prefix: "homeassistant".into(),
+            status: "homeassistant/status".into(),
+        }
     }
 
     #[test]
@@ -70,6 +74,9 @@ mod tests {
     fn binary_and_huge_payloads_are_refused() {
         let t = "folotoy/fcb467dad0c0/say/set";
         assert_eq!(parse(&topics(), t, &[0xff, 0xfe], false), Err(HaParseError::NotText));
-        assert_eq!(parse(&topics(), t, &vec![b'a'; MAX_PAYLOAD + 1], false), Err(HaParseError::TooLarge(MAX_PAYLOAD + 1)));
+        assert_eq!(
+            parse(&topics(), t, &vec![b'a'; MAX_PAYLOAD + 1], false),
+            Err(HaParseError::TooLarge(MAX_PAYLOAD + 1))
+        );
     }
 }

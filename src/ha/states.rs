@@ -16,9 +16,9 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
             let code = v.as_f64() as i64;
             options.iter().find(|(_, c)| *c == code).map(|(k, _)| catalog.option(entity.key, k).to_owned())
         }),
-        Kind::Switch { setting, on, .. } => toy.settings.get(setting).map(|v| {
-            if v.as_f64() as i64 == on { "ON" } else { "OFF" }.to_owned()
-        }),
+        Kind::Switch { setting, on, .. } => {
+            toy.settings.get(setting).map(|v| if v.as_f64() as i64 == on { "ON" } else { "OFF" }.to_owned())
+        }
         Kind::SpeakingRole => roles.get(usize::from(toy.role).saturating_sub(1)).cloned(),
         // A text entity has no "unknown": empty is its honest blank.
         Kind::Say => Some(toy.said.clone().unwrap_or_default()),

@@ -7,7 +7,7 @@
 pub mod link;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, QoS};
@@ -185,7 +185,7 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
     }
 }
 
-async fn apply(core: &Core, links: &Links, state_file: &PathBuf, out: Output) {
+async fn apply(core: &Core, links: &Links, state_file: &Path, out: Output) {
     emit_logs(&out.logs);
     for p in out.publish {
         debug!(topic = %p.topic, retain = p.retain, "publish {}", String::from_utf8_lossy(&p.payload));
@@ -198,7 +198,7 @@ async fn apply(core: &Core, links: &Links, state_file: &PathBuf, out: Output) {
     }
 }
 
-fn save(core: &Core, path: &PathBuf) {
+fn save(core: &Core, path: &Path) {
     if let Err(e) = store::save(path, &core.snapshot()) {
         warn!("{e}");
     }
