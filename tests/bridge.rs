@@ -53,6 +53,13 @@ async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
         "select/folotoy_fcb467dad0c0/speaking_role",
         "text/folotoy_fcb467dad0c0/play_audio",
         "sensor/folotoy_fcb467dad0c0/last_command",
+        "sensor/folotoy_fcb467dad0c0/heard",
+        "sensor/folotoy_fcb467dad0c0/said",
+        "sensor/folotoy_fcb467dad0c0/last_activity",
+        "event/folotoy_fcb467dad0c0/conversation",
+        "notify/folotoy_fcb467dad0c0/announce",
+        "device_automation/folotoy_fcb467dad0c0/child_said",
+        "device_automation/folotoy_fcb467dad0c0/toy_said",
         "binary_sensor/folotoy_bridge/connection",
         "binary_sensor/folotoy_bridge/folotoy_connection",
     ];
@@ -61,7 +68,9 @@ async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
         let m = configs.iter().find(|m| m.topic == topic).unwrap_or_else(|| panic!("no {topic}"));
         assert!(m.retain);
         let c = json(&m.payload);
-        assert!(c["unique_id"].as_str().unwrap().starts_with("folotoy_"));
+        if !e.starts_with("device_automation/") {
+            assert!(c["unique_id"].as_str().unwrap().starts_with("folotoy_"));
+        }
         assert!(c["device"]["identifiers"].is_array());
     }
     assert_eq!(configs.len(), expected.len());
@@ -349,4 +358,40 @@ async fn a_dragged_slider_sends_only_the_newest_value_after_the_one_in_flight() 
     assert_eq!(second.payload["inputParams"]["volume"], 40);
     s.ha.wait_value(&state("volume"), "40").await;
     assert!(s.sim.next_command(Duration::from_millis(500)).await.is_none());
+}
+
+#[tokio::test]
+async fn what_the_child_says_and_the_toy_answers_reach_home_assistant_as_sensors_and_events() {
+    let mut s = setup().await;
+    let bunny = sn(BUNNY);
+    let long = "Once upon a time ".repeat(40);
+    s.sim.heard(&bunny, 41, &long).await.unwrap();
+    let event = s.ha.wait_for(&state("conversation"), |p| p.contains("heard")).await;
+    assert!(!event.retain, "events must not fire again on reconnect");
+    assert_eq!(json(&event.payload)["text"], long.as_str());
+    let heard = json(&s.ha.wait_for(&state("heard"), |p| p.contains("\"recording_id\":41")).await.payload);
+    assert_eq!(heard["summary"].as_str().unwrap().chars().count(), 255);
+    assert_eq!(heard["text"], long.as_str());
+
+    // Sentences out of order and one repeated: the answer reads in order, once.
+    for (order, text) in [(2, " lived a bunny."), (1, "There"), (2, " lived a bunny."), (3, " The end.")] {
+        s.sim.said(&bunny, 41, order, text).await.unwrap();
+    }
+    s.ha.wait_for(&state("said"), |p| json(p)["summary"] == "There lived a bunny. The end.").await;
+    let said = json(&retained(&s.broker, &state("said")).await.unwrap());
+    assert_eq!(said["voice_urls"].as_array().unwrap().len(), 3);
+    assert!(retained(&s.broker, &state("last_activity")).await.unwrap().starts_with("20"));
+    assert_eq!(retained(&s.broker, &state("conversation")).await, None);
+}
+
+#[tokio::test]
+async fn an_announcement_makes_the_toy_speak_with_its_speaking_role() {
+    let mut s = setup().await;
+    s.ha.publish(&set("speaking_role"), "Role 2").await;
+    s.ha.wait_value(&state("speaking_role"), "Role 2").await;
+    s.ha.publish(&set("announce"), "Dinner is ready").await;
+    let cmd = s.sim.next_command(WAIT).await.expect("the announcement reaches the toy");
+    assert_eq!(cmd.payload["identifier"], "iwantplay");
+    assert_eq!(cmd.payload["inputParams"], json(r#"{"role":2,"text":"Dinner is ready"}"#));
+    s.ha.wait_for(&state("last_command"), |p| p.contains("announce") && p.contains("\"ok\"")).await;
 }

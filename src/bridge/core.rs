@@ -5,14 +5,14 @@
 //! Nothing here touches a socket or a clock, so every rule is a unit test.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::pending::{slot_of, Pending, Sent, Slot, Waiting};
-use super::state::{LastCommand, Outcome, ToyState};
+use super::state::{Answer, Heard, LastCommand, Outcome, Part, ToyState};
 use crate::catalog::Catalog;
 use crate::folotoy::{self, Command, Inbound, Play, Settings, Sn, ToyEvent};
 use crate::ha::discovery::Discovery;
-use crate::ha::entities::{Entity, TOY};
+use crate::ha::entities::{Entity, Kind, TOY};
 use crate::ha::{self, HaInbound, Request, Topics};
 use crate::store::Snapshot;
 
@@ -23,6 +23,9 @@ pub const REPUBLISH_DELAY: Duration = Duration::from_secs(2);
 /// How many refused serial numbers are remembered so each is warned about
 /// once; past that a flood of made-up sns costs no memory.
 const REFUSED_MEMORY: usize = 1024;
+
+/// Bounds one answer's memory: a real answer has a handful of sentences.
+const MAX_ANSWER_PARTS: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -48,6 +51,9 @@ pub enum Input {
     FoloToy {
         topic: String,
         msg: Inbound,
+        /// When it arrived, by the wall clock: the "Last activity" sensor
+        /// shows it, and `Instant` cannot be turned into a date.
+        at: SystemTime,
     },
     Ha {
         topic: String,
@@ -234,7 +240,7 @@ impl Core {
                 self.publish_link(&mut out);
             }
             Input::Ha { topic, msg } => self.on_ha(&topic, msg, now, &mut out),
-            Input::FoloToy { topic, msg } => self.on_folotoy(&topic, msg, now, &mut out),
+            Input::FoloToy { topic, msg, at } => self.on_folotoy(&topic, msg, now, at, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
         }
         out
@@ -338,7 +344,7 @@ impl Core {
         self.pending.insert(msg_id, slot_of(msg_id, &sent.request), sent);
     }
 
-    fn on_folotoy(&mut self, topic: &str, msg: Inbound, now: Instant, out: &mut Output) {
+    fn on_folotoy(&mut self, topic: &str, msg: Inbound, now: Instant, at: SystemTime, out: &mut Output) {
         match msg {
             Inbound::Seen { sn } => {
                 self.admit(&sn, topic, out);
@@ -347,9 +353,8 @@ impl Core {
                 if !self.admit(&sn, topic, out) {
                     return;
                 }
-                if let ToyEvent::Other { identifier } = event {
-                    out.log(Level::Warn, topic, format!("event {identifier:?} is not one this bridge knows; ignored"));
-                }
+                self.active(&sn, at, out);
+                self.on_event(&sn, topic, event, out);
             }
             Inbound::CallAck { sn, ack } => {
                 if !self.admit(&sn, topic, out) {
@@ -382,6 +387,61 @@ impl Core {
         }
     }
 
+    fn on_event(&mut self, sn: &Sn, topic: &str, event: ToyEvent, out: &mut Output) {
+        let conversation = self.cfg.topics.state(sn, "conversation");
+        match event {
+            ToyEvent::RecordingTranscribed { recording_id, text } => {
+                let heard = Heard { text, recording_id };
+                if self.ha_up {
+                    out.ha(conversation, ha::states::heard_event(&heard), false);
+                }
+                self.toy_mut(sn).heard = Some(heard);
+                self.publish_key(sn, "heard", out);
+            }
+            ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
+                let toy = self.toy_mut(sn);
+                let answer = match &mut toy.answer {
+                    Some(a) if a.recording_id == recording_id => a,
+                    other => other.insert(Answer { recording_id, role, ..Answer::default() }),
+                };
+                // Without an order, a sentence goes after those already here.
+                let order = order.unwrap_or_else(|| answer.parts.keys().next_back().map_or(1, |o| o + 1));
+                if !answer.parts.contains_key(&order) && answer.parts.len() >= MAX_ANSWER_PARTS {
+                    out.log(
+                        Level::Warn,
+                        topic,
+                        format!(
+                            "answer {recording_id:?} has over {MAX_ANSWER_PARTS} sentences; sentence {order} ignored"
+                        ),
+                    );
+                    return;
+                }
+                answer.role = role.or(answer.role);
+                answer.parts.insert(order, Part { text, voice_url });
+                let event = ha::states::said_event(answer, order);
+                if self.ha_up {
+                    out.ha(conversation, event, false);
+                }
+                self.publish_key(sn, "said", out);
+            }
+            ToyEvent::Other { identifier } => {
+                out.log(Level::Warn, topic, format!("event {identifier:?} is not one this bridge knows; ignored"));
+            }
+        }
+    }
+
+    /// Records that a toy was heard from, for the Last activity sensor.
+    fn active(&mut self, sn: &Sn, at: SystemTime, out: &mut Output) {
+        let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        self.toy_mut(sn).last_activity_ms = Some(ms);
+        self.publish_key(sn, "last_activity", out);
+        out.save = true;
+    }
+
+    fn publish_key(&self, sn: &Sn, key: &str, out: &mut Output) {
+        self.publish_state(sn, Entity::find(key).expect("key from the entity table"), out);
+    }
+
     /// Ends a command: on success the value becomes the toy's state; on
     /// refusal or silence the last confirmed value is shown again.
     fn finish(&mut self, msg_id: u32, outcome: Outcome, now: Instant, out: &mut Output) {
@@ -391,11 +451,12 @@ impl Core {
         let reason = match outcome {
             Outcome::Ok => {
                 let toy = self.toy_mut(&sent.sn);
-                match &sent.request {
-                    Request::Set(setting, value) => toy.settings.set(*setting, *value),
-                    Request::Say(text) => toy.said = Some(text.clone()),
-                    Request::PlayAudio(url) => toy.played = Some(url.clone()),
-                    Request::SpeakingRole(_) => {}
+                match (&sent.request, entity.kind) {
+                    (Request::Set(setting, value), _) => toy.settings.set(*setting, *value),
+                    // An announcement is not what the Say entity shows.
+                    (Request::Say(text), Kind::Say) => toy.say_text = Some(text.clone()),
+                    (Request::PlayAudio(url), _) => toy.play_url = Some(url.clone()),
+                    _ => {}
                 }
                 None
             }
@@ -478,14 +539,18 @@ impl Core {
         // The Last command is saved state, and a sent command used up a
         // msgId that a restarted bridge must not hand out again.
         out.save = true;
-        let e = Entity::find("last_command").expect("in the table");
-        self.publish_state(sn, e, out);
+        self.publish_key(sn, "last_command", out);
     }
 
+    /// States wait for Home Assistant: its connection publishes them all.
     fn publish_state(&self, sn: &Sn, entity: &Entity, out: &mut Output) {
+        if !self.ha_up {
+            return;
+        }
         let toy = &self.toys[sn].state;
-        let payload = ha::states::render(entity, toy, &self.cfg.catalog, &self.cfg.roles);
-        out.ha(self.cfg.topics.state(sn, entity.key), payload, true);
+        if let Some(payload) = ha::states::render(entity, toy, &self.cfg.catalog, &self.cfg.roles) {
+            out.ha(self.cfg.topics.state(sn, entity.key), payload, true);
+        }
     }
 
     fn publish_link(&self, out: &mut Output) {

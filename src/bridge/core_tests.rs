@@ -9,6 +9,7 @@ use serde_json::{json, Value as Json};
 
 use super::*;
 use crate::folotoy::{Setting, Value};
+use crate::ha::entities::TRIGGERS;
 
 /// The configured toy, named "Bunny".
 const SN: &str = "fcb467dad0c0";
@@ -137,7 +138,7 @@ fn birth() -> Input {
 
 fn folotoy(topic: String, payload: Json) -> Input {
     let msg = folotoy::messages::parse(&topic, payload.to_string().as_bytes()).expect("a valid FoloToy message");
-    Input::FoloToy { topic, msg }
+    Input::FoloToy { topic, msg, at: std::time::UNIX_EPOCH + secs(1_795_608_000) }
 }
 
 /// A toy's answer to a command (`result` 1 ok, 0 failed).
@@ -180,8 +181,16 @@ fn discovery_topic(component: &str, node: &str, key: &str) -> String {
 }
 
 /// Every discovery topic of one toy.
+/// Entities whose state is kept on the broker (events fire and are gone).
+fn retains_state(e: &Entity) -> bool {
+    e.has_state() && !matches!(e.kind, Kind::Conversation)
+}
+
 fn toy_config_topics(sn: &str) -> BTreeSet<String> {
-    TOY.iter().map(|e| discovery_topic(e.component(), &format!("folotoy_{sn}"), e.key)).collect()
+    let node = format!("folotoy_{sn}");
+    let triggers =
+        TRIGGERS.iter().map(|(_, subtype, _)| discovery_topic("device_automation", &node, &format!("{subtype}_said")));
+    TOY.iter().map(|e| discovery_topic(e.component(), &node, e.key)).chain(triggers).collect()
 }
 
 fn bridge_config_topics() -> BTreeSet<String> {
@@ -313,7 +322,9 @@ fn connecting_to_home_assistant_publishes_discovery_availability_and_every_state
         assert_eq!(c["device"], volume["device"], "{}", e.key);
         assert_eq!(c["availability"], availability, "{}", e.key);
         assert_eq!(c["origin"], volume["origin"], "{}", e.key);
-        assert_eq!(c["state_topic"], format!("folotoy/{SN}/{}", e.key).as_str());
+        if e.has_state() {
+            assert_eq!(c["state_topic"], format!("folotoy/{SN}/{}", e.key).as_str());
+        }
         assert_eq!(c.get("command_topic").is_some(), e.has_command(), "{}", e.key);
     }
 
@@ -338,7 +349,7 @@ fn connecting_to_home_assistant_publishes_discovery_availability_and_every_state
     assert_eq!(out.state("say").as_deref(), Some(""));
     assert_eq!(out.state("play_audio").as_deref(), Some(""));
     assert_eq!(out.last_command(), Some(json!({"summary": ""})));
-    for e in TOY {
+    for e in TOY.iter().filter(|e| retains_state(e)) {
         assert!(out.state(e.key).is_some(), "no state for {}", e.key);
     }
 }
@@ -348,7 +359,9 @@ fn unique_ids_come_from_the_serial_number_never_from_the_name() {
     let ids = |toys: &[(&str, Option<&str>)]| {
         let mut b = Bridge::start(config_with(toys, false, 8));
         let configs = b.at(secs(0), Input::HaUp).configs();
-        let ids: BTreeSet<String> = configs.values().map(|c| c["unique_id"].as_str().unwrap().to_owned()).collect();
+        // Device triggers have no unique_id: their topic identifies them.
+        let ids: BTreeSet<String> =
+            configs.values().filter_map(|c| c["unique_id"].as_str()).map(str::to_owned).collect();
         let names: BTreeSet<String> = configs
             .values()
             .filter(|c| c["device"]["manufacturer"] == "FoloToy")
@@ -401,7 +414,7 @@ fn discovery_of_a_toy_matches_the_reviewed_snapshot() {
         .into_iter()
         .filter(|(t, _)| t.contains("/folotoy_fcb467dad0c0/"))
         .collect();
-    assert_eq!(got.len(), TOY.len());
+    assert_eq!(got.len(), TOY.len() + TRIGGERS.len());
     // The version changes with every release; the snapshot should not.
     for c in got.values_mut() {
         assert_eq!(c["origin"]["sw_version"], env!("CARGO_PKG_VERSION"));
@@ -856,7 +869,7 @@ fn an_unknown_toy_that_speaks_is_added_when_unknown_toys_are_allowed() {
     let out = b.at(secs(1), command_to(BEAR, "volume", "40"));
     assert_eq!(out.to_folotoy()[0].0, "/sys/folotoy/08d1f9c6a310/thing/command/call");
     let out = b.at(secs(2), voice_from(BEAR));
-    assert!(out.publish.is_empty() && out.logs.is_empty() && !out.save, "{out:?}");
+    assert!(out.configs().is_empty() && out.logs.is_empty(), "{out:?}");
 }
 
 #[test]
@@ -923,7 +936,9 @@ fn a_serial_number_differing_only_in_case_is_refused() {
 fn an_event_this_bridge_does_not_know_is_logged_and_ignored() {
     let mut b = Bridge::up(config());
     let out = b.at(secs(0), event_from(SN, "battery_low"));
-    assert!(out.publish.is_empty());
+    // The toy was still heard from.
+    let topics: Vec<&str> = out.publish.iter().map(|p| p.topic.as_str()).collect();
+    assert_eq!(topics, ["folotoy/fcb467dad0c0/last_activity"]);
     let warned = out.warned();
     assert_eq!(warned.len(), 1, "{warned:?}");
     assert_eq!(warned[0].0, "/sys/folotoy/fcb467dad0c0/thing/event/post");
@@ -951,7 +966,7 @@ fn home_assistant_restart_republishes_everything_after_a_short_delay() {
     assert_eq!(out.retained("folotoy/bridge/state").as_deref(), Some("online"));
     assert_eq!(out.retained("folotoy/bridge/folotoy").as_deref(), Some("online"));
     assert_eq!(out.state("volume").as_deref(), Some("30"));
-    for e in TOY {
+    for e in TOY.iter().filter(|e| retains_state(e)) {
         assert!(out.state(e.key).is_some(), "{} not re-published", e.key);
     }
     assert!(out.cleared().is_empty());
@@ -967,7 +982,7 @@ fn several_home_assistant_births_in_a_row_give_one_republish() {
     assert_eq!(b.deadline(), Some(secs(10) + REPUBLISH_DELAY));
 
     let out = b.at(secs(13), Input::Tick);
-    assert_eq!(out.configs().len(), TOY.len() + 2);
+    assert_eq!(out.configs().len(), TOY.len() + TRIGGERS.len() + 2);
     assert_eq!(b.core.next_deadline(), None);
     assert!(b.at(secs(14), Input::Tick).publish.is_empty(), "published once");
 }
@@ -1134,4 +1149,193 @@ fn folotoy_connection_is_shown_only_once_home_assistant_is_up() {
     let out = b.at(secs(3), Input::FoloToyUp);
     assert_eq!(out.publish.len(), 1);
     assert_eq!(out.retained("folotoy/bridge/folotoy").as_deref(), Some("online"));
+}
+
+// --- Conversations -----------------------------------------------------------
+
+/// Bunny heard the child say `text` (under `recordingText`).
+fn heard(recording_id: i64, text: &str) -> Input {
+    folotoy(
+        format!("/sys/folotoy/{SN}/thing/event/post"),
+        json!({"msgId": 1, "identifier": "recording_transcribed",
+               "inputParams": {"recordingId": recording_id, "recordingText": text}}),
+    )
+}
+
+/// One sentence of Bunny's answer to recording `recording_id`.
+fn said(recording_id: i64, order: i64, text: &str) -> Input {
+    folotoy(
+        format!("/sys/folotoy/{SN}/thing/event/post"),
+        json!({"msgId": 2, "identifier": "voice_generated",
+               "inputParams": {"recordingId": recording_id, "order": order, "voiceText": text,
+                               "voiceUrl": format!("http://h/{recording_id}-{order}.mp3"), "role": 3}}),
+    )
+}
+
+/// The events fired on Bunny's Conversation entity, as JSON; never retained.
+fn conversation_events(out: &Output) -> Vec<Json> {
+    out.publish
+        .iter()
+        .filter(|p| p.topic == format!("folotoy/{SN}/conversation"))
+        .map(|p| {
+            assert!(!p.retain, "an event must not fire again when Home Assistant reconnects");
+            serde_json::from_slice(&p.payload).expect("events are JSON")
+        })
+        .collect()
+}
+
+fn sensor(out: &Output, key: &str) -> Json {
+    serde_json::from_str(&out.state(key).unwrap_or_else(|| panic!("no {key} state"))).expect("JSON state")
+}
+
+#[test]
+fn what_the_child_said_shows_in_heard_and_fires_a_heard_event() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), heard(7, "I want a bath"));
+    let h = sensor(&out, "heard");
+    assert_eq!(h["summary"], "I want a bath");
+    assert_eq!(h["text"], "I want a bath");
+    assert_eq!(h["recording_id"], 7);
+    assert_eq!(conversation_events(&out), [json!({"event_type": "heard", "text": "I want a bath", "recording_id": 7})]);
+    assert_eq!(out.state("last_activity").as_deref(), Some("2026-11-25T12:00:00.000+00:00"));
+    assert!(out.save, "what the toy reported survives a restart");
+    assert!(out.warned().is_empty());
+
+    // `text` instead of `recordingText`, and fields nobody documented, are fine.
+    let out = b.at(
+        secs(1),
+        folotoy(
+            format!("/sys/folotoy/{SN}/thing/event/post"),
+            json!({"identifier": "recording_transcribed", "inputParams": {"recordingId": 8, "text": "bath", "lang": "en"}}),
+        ),
+    );
+    assert_eq!(sensor(&out, "heard")["summary"], "bath");
+}
+
+#[test]
+fn a_long_sentence_is_cut_to_255_characters_in_the_state_and_kept_whole_in_attributes() {
+    let mut b = Bridge::up(config());
+    let long = "兔".repeat(1000);
+    let out = b.at(secs(0), heard(1, &long));
+    let h = sensor(&out, "heard");
+    assert_eq!(h["summary"].as_str().unwrap().chars().count(), 255);
+    assert_eq!(h["text"], long.as_str());
+    assert_eq!(conversation_events(&out)[0]["text"], long.as_str());
+}
+
+#[test]
+fn an_answer_in_several_sentences_is_shown_joined_in_order_whatever_order_they_arrive() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), heard(31, "Tell me a story"));
+    let out = b.at(secs(1), said(31, 2, " a bunny lived in a hole."));
+    assert_eq!(sensor(&out, "said")["summary"], "a bunny lived in a hole.", "FoloToy's leading spaces are trimmed");
+    let out = b.at(secs(1), said(31, 1, "Once upon a time,"));
+    let s = sensor(&out, "said");
+    assert_eq!(s["summary"], "Once upon a time, a bunny lived in a hole.");
+    assert_eq!(s["recording_id"], 31);
+    assert_eq!(s["role"], 3);
+    assert_eq!(s["voice_urls"], json!(["http://h/31-1.mp3", "http://h/31-2.mp3"]));
+    let events = conversation_events(&out);
+    assert_eq!(events[0]["event_type"], "said");
+    assert_eq!(events[0]["text"], "Once upon a time,");
+    assert_eq!(events[0]["answer"], "Once upon a time, a bunny lived in a hole.");
+    assert_eq!(events[0]["order"], 1);
+
+    // A sentence sent twice is shown once.
+    let out = b.at(secs(2), said(31, 2, " a bunny lived in a hole."));
+    assert_eq!(sensor(&out, "said")["summary"], "Once upon a time, a bunny lived in a hole.");
+    let out = b.at(secs(2), said(31, 3, " The end."));
+    assert_eq!(sensor(&out, "said")["summary"], "Once upon a time, a bunny lived in a hole. The end.");
+    assert_eq!(sensor(&out, "said")["order"], 3);
+
+    // The next answer starts afresh.
+    let out = b.at(secs(3), said(32, 1, "Good night!"));
+    let s = sensor(&out, "said");
+    assert_eq!(s["summary"], "Good night!");
+    assert_eq!(s["recording_id"], 32);
+    assert_eq!(s["voice_urls"], json!(["http://h/32-1.mp3"]));
+}
+
+#[test]
+fn an_endless_answer_stops_growing_with_a_warning() {
+    let mut b = Bridge::up(config());
+    for order in 1..=MAX_ANSWER_PARTS as i64 {
+        b.at(secs(0), said(5, order, "la"));
+    }
+    let out = b.at(secs(1), said(5, MAX_ANSWER_PARTS as i64 + 1, "la"));
+    assert!(conversation_events(&out).is_empty());
+    let warned = out.warned();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].1.contains("sentences"), "{warned:?}");
+    // A sentence already held may still be corrected.
+    let out = b.at(secs(1), said(5, 1, "lo"));
+    assert!(out.warned().is_empty());
+}
+
+#[test]
+fn conversations_survive_a_restart_of_the_bridge() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), heard(9, "bath"));
+    b.at(secs(0), said(9, 1, "Splash!"));
+    let mut again = Bridge::restore(config(), through_disk(b.core.snapshot()));
+    let out = again.at(secs(0), Input::HaUp);
+    assert_eq!(sensor(&out, "heard")["summary"], "bath");
+    assert_eq!(sensor(&out, "said")["summary"], "Splash!");
+    assert_eq!(out.state("last_activity").as_deref(), Some("2026-11-25T12:00:00.000+00:00"));
+    assert!(conversation_events(&out).is_empty(), "old events must not fire again");
+}
+
+#[test]
+fn before_anything_was_said_heard_and_said_are_empty_and_last_activity_unknown() {
+    let mut b = Bridge::start(config());
+    let out = b.at(secs(0), Input::HaUp);
+    assert_eq!(sensor(&out, "heard")["summary"], "");
+    assert_eq!(sensor(&out, "said")["summary"], "");
+    assert_eq!(out.state("last_activity").as_deref(), Some("None"));
+}
+
+#[test]
+fn conversations_of_a_toy_that_is_not_allowed_are_ignored_with_one_warning() {
+    let mut b = Bridge::up(config());
+    let bear_heard = folotoy(
+        format!("/sys/folotoy/{BEAR}/thing/event/post"),
+        json!({"identifier": "recording_transcribed", "inputParams": {"recordingId": 1, "recordingText": "hi"}}),
+    );
+    let out = b.at(secs(0), bear_heard.clone());
+    assert!(out.publish.is_empty(), "{:?}", out.publish);
+    assert_eq!(out.warned().len(), 1);
+    let out = b.at(secs(1), bear_heard);
+    assert!(out.publish.is_empty() && out.warned().is_empty(), "one warning per toy: {out:?}");
+}
+
+// --- Announcements -----------------------------------------------------------
+
+#[test]
+fn an_announcement_is_spoken_with_the_speaking_role_and_leaves_say_alone() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), command("speaking_role", "Role 4"));
+    let out = b.at(secs(1), command("announce", "Dinner is ready"));
+    let sent = out.to_toy();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["identifier"], "iwantplay");
+    assert_eq!(sent[0]["inputParams"], json!({"role": 4, "text": "Dinner is ready"}));
+    assert!(out.state("announce").is_none(), "notify has no state");
+    let out = b.at(secs(1), play_ack(msg_id(&sent[0]), 1));
+    assert_eq!(out.last_command().unwrap()["entity"], "announce");
+    assert_eq!(out.last_command().unwrap()["outcome"], "ok");
+    assert!(out.state("say").is_none(), "the Say text entity shows only what was typed there");
+}
+
+#[test]
+fn an_announcement_longer_than_the_toy_should_read_is_refused_before_sending() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), command("announce", &"a".repeat(2001)));
+    assert!(out.to_folotoy().is_empty());
+    let warned = out.warned();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].0, "folotoy/fcb467dad0c0/announce/set");
+    assert!(warned[0].1.contains("2000"), "{warned:?}");
+    // 2000 characters of Chinese are fine: the limit counts characters, not bytes.
+    let out = b.at(secs(1), command("announce", &"好".repeat(2000)));
+    assert_eq!(out.to_toy().len(), 1);
 }

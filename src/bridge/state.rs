@@ -1,6 +1,8 @@
 //! What the bridge knows of each toy: only what the toy confirmed, or what
 //! the user chose in the bridge itself. This is what is saved and restored.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::folotoy::Settings;
@@ -11,17 +13,65 @@ pub struct ToyState {
     pub settings: Settings,
     /// The role (1..7) Say speaks with.
     pub role: u8,
-    /// The last text the toy accepted to speak.
-    pub said: Option<String>,
-    /// The last URL the toy accepted to play.
-    pub played: Option<String>,
+    /// The last text the toy accepted to speak (the Say entity).
+    pub say_text: Option<String>,
+    /// The last URL the toy accepted to play (the Play audio entity).
+    pub play_url: Option<String>,
     pub last_command: Option<LastCommand>,
+    /// What the child said last.
+    pub heard: Option<Heard>,
+    /// The toy's last answer, as far as it has arrived.
+    pub answer: Option<Answer>,
+    /// When the toy last published anything, in ms since the Unix epoch.
+    pub last_activity_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Heard {
+    pub text: String,
+    pub recording_id: Option<i64>,
+}
+
+/// An answer arrives as one `voice_generated` per sentence (`order` 1..n,
+/// same recordingId), possibly out of order or twice; it is kept by order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub recording_id: Option<i64>,
+    pub role: Option<i64>,
+    pub parts: BTreeMap<i64, Part>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    pub text: String,
+    pub voice_url: Option<String>,
+}
+
+impl Answer {
+    /// The sentences joined in order. FoloToy starts sentences with a space
+    /// where one is needed, so they are joined as they are.
+    pub fn text(&self) -> String {
+        self.parts.values().map(|p| p.text.as_str()).collect::<String>().trim().to_owned()
+    }
+
+    pub fn voice_urls(&self) -> Vec<&str> {
+        self.parts.values().filter_map(|p| p.voice_url.as_deref()).collect()
+    }
 }
 
 impl Default for ToyState {
     fn default() -> Self {
         // Role 1 is the toy's default role in roles.json.
-        ToyState { settings: Settings::default(), role: 1, said: None, played: None, last_command: None }
+        ToyState {
+            settings: Settings::default(),
+            role: 1,
+            say_text: None,
+            play_url: None,
+            last_command: None,
+            heard: None,
+            answer: None,
+            last_activity_ms: None,
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Turning a command payload from Home Assistant into a request to the core.
 
-use super::entities::{Entity, Kind, MAX_TEXT};
+use super::entities::{Entity, Kind, MAX_ANNOUNCE, MAX_TEXT};
 use crate::catalog::Catalog;
 use crate::folotoy::settings::RangeError;
 use crate::folotoy::{Setting, Value};
@@ -26,8 +26,8 @@ pub enum CommandError {
     NotOnOff(String),
     #[error("text is empty")]
     Empty,
-    #[error("text has {0} characters; at most {MAX_TEXT} are allowed")]
-    TooLong(usize),
+    #[error("text has {0} characters; at most {1} are allowed")]
+    TooLong(usize, usize),
     #[error("{0:?} is not an http:// or https:// URL")]
     NotUrl(String),
     #[error("this entity takes no commands")]
@@ -64,9 +64,10 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
             };
             Ok(Request::Set(setting, setting.check(code as f64)?))
         }
-        Kind::Say => Ok(Request::Say(text(payload)?)),
+        Kind::Say => Ok(Request::Say(text(payload, MAX_TEXT)?)),
+        Kind::Announce => Ok(Request::Say(text(payload, MAX_ANNOUNCE)?)),
         Kind::PlayAudio => {
-            let url = text(p)?;
+            let url = text(p, MAX_TEXT)?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(CommandError::NotUrl(short(&url)));
             }
@@ -78,16 +79,18 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
             .or_else(|| p.parse::<usize>().ok().filter(|n| (1..=roles.len()).contains(n)).map(|n| n - 1))
             .map(|i| Request::SpeakingRole(i as u8 + 1))
             .ok_or_else(|| CommandError::NotAnOption { value: short(p), options: roles.to_vec() }),
-        Kind::LastCommand => Err(CommandError::ReadOnly),
+        Kind::LastCommand | Kind::Heard | Kind::Said | Kind::Conversation | Kind::LastActivity => {
+            Err(CommandError::ReadOnly)
+        }
     }
 }
 
-fn text(s: &str) -> Result<String, CommandError> {
+fn text(s: &str, max: usize) -> Result<String, CommandError> {
     let n = s.chars().count();
     if s.trim().is_empty() {
         Err(CommandError::Empty)
-    } else if n > MAX_TEXT {
-        Err(CommandError::TooLong(n))
+    } else if n > max {
+        Err(CommandError::TooLong(n, max))
     } else {
         Ok(s.to_owned())
     }
@@ -128,6 +131,8 @@ mod tests {
         assert_eq!(run("play_audio", "http://h/a.mp3"), Ok(Request::PlayAudio("http://h/a.mp3".into())));
         assert_eq!(run("speaking_role", "Role 3"), Ok(Request::SpeakingRole(3)));
         assert_eq!(run("speaking_role", "7"), Ok(Request::SpeakingRole(7)));
+        let long = "word ".repeat(300);
+        assert_eq!(run("announce", &long), Ok(Request::Say(long.clone())));
     }
 
     #[test]
@@ -139,7 +144,7 @@ mod tests {
         assert!(matches!(run("recording_mode", "Shout"), Err(CommandError::NotAnOption { .. })));
         assert!(matches!(run("power_on_sound", "on"), Err(CommandError::NotOnOff(_))));
         assert_eq!(run("say", "   "), Err(CommandError::Empty));
-        assert_eq!(run("say", &"a".repeat(256)), Err(CommandError::TooLong(256)));
+        assert_eq!(run("say", &"a".repeat(256)), Err(CommandError::TooLong(256, 255)));
         assert!(matches!(run("play_audio", "file:///etc/passwd"), Err(CommandError::NotUrl(_))));
         assert!(matches!(run("speaking_role", "8"), Err(CommandError::NotAnOption { .. })));
         assert_eq!(run("last_command", "x"), Err(CommandError::ReadOnly));

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use super::entities::{Category, Entity, Kind, NumberMode, MAX_TEXT, TOY};
+use super::entities::{Category, Entity, Kind, NumberMode, EVENT_TYPES, MAX_TEXT, TOY, TRIGGERS};
 use super::topics::{toy_node, Topics};
 use crate::catalog::Catalog;
 use crate::folotoy::settings::Domain;
@@ -74,18 +74,36 @@ impl Discovery<'_> {
             "serial_number": sn.as_str(),
             "via_device": self.topics.bridge_id(),
         });
-        TOY.iter()
-            .map(|e| Config {
-                topic: self.topics.discovery(e.component(), &node, e.key),
-                payload: Json::Object(self.entity(e, sn, &node, &device)).to_string(),
+        let entities = TOY.iter().map(|e| Config {
+            topic: self.topics.discovery(e.component(), &node, e.key),
+            payload: Json::Object(self.entity(e, sn, &node, &device)).to_string(),
+        });
+        // Device triggers make "when the child says bath" a plain automation;
+        // they read the Conversation entity's events.
+        let triggers = TRIGGERS.iter().map(|(kind, subtype, event_type)| Config {
+            topic: self.topics.discovery("device_automation", &node, &format!("{subtype}_{kind}")),
+            payload: json!({
+                "automation_type": "trigger",
+                "topic": self.topics.state(sn, "conversation"),
+                "type": kind,
+                "subtype": subtype,
+                "value_template": "{{ value_json.event_type }}",
+                "payload": event_type,
+                "qos": 1,
+                "device": device,
+                "origin": origin(),
             })
-            .collect()
+            .to_string(),
+        });
+        entities.chain(triggers).collect()
     }
 
     fn entity(&self, e: &Entity, sn: &Sn, node: &str, device: &Json) -> Map<String, Json> {
         let mut c = base(node, e.key, e.component(), self.catalog.entity(e.key), device);
         c.insert("icon".into(), e.icon.into());
-        c.insert("state_topic".into(), self.topics.state(sn, e.key).into());
+        if e.has_state() {
+            c.insert("state_topic".into(), self.topics.state(sn, e.key).into());
+        }
         if e.has_command() {
             c.insert("command_topic".into(), self.topics.command(sn, e.key).into());
             c.insert("retain".into(), false.into());
@@ -140,13 +158,25 @@ impl Discovery<'_> {
                 // Assistant checks the state against the pattern too.
                 c.insert("pattern".into(), "^$|https?://.+".into());
             }
-            Kind::LastCommand => {
+            // These publish JSON: `summary` is the state (under Home
+            // Assistant's 255-character limit), the rest are attributes.
+            Kind::LastCommand | Kind::Heard | Kind::Said => {
                 c.insert("value_template".into(), "{{ value_json.summary }}".into());
                 c.insert("json_attributes_topic".into(), self.topics.state(sn, e.key).into());
             }
+            Kind::Conversation => {
+                c.insert("event_types".into(), EVENT_TYPES.into());
+            }
+            Kind::LastActivity | Kind::Announce => {}
         }
         c
     }
+}
+
+/// Who published a config: Home Assistant names it in its log when a config
+/// is wrong, so users know where to report it.
+fn origin() -> Json {
+    json!({ "name": "folotoy-ha-bridge", "sw_version": env!("CARGO_PKG_VERSION"), "support_url": SUPPORT_URL })
 }
 
 /// The keys every config shares. `unique_id` comes from the node and key
@@ -158,10 +188,7 @@ fn base(node: &str, key: &str, component: &str, name: &str, device: &Json) -> Ma
     c.insert("unique_id".into(), id.clone().into());
     c.insert("default_entity_id".into(), format!("{component}.{id}").into());
     c.insert("device".into(), device.clone());
-    c.insert(
-        "origin".into(),
-        json!({ "name": "folotoy-ha-bridge", "sw_version": env!("CARGO_PKG_VERSION"), "support_url": SUPPORT_URL }),
-    );
+    c.insert("origin".into(), origin());
     c.insert("qos".into(), 1.into());
     c
 }

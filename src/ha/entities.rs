@@ -25,6 +25,16 @@ pub enum Kind {
     SpeakingRole,
     /// What the bridge last sent to the toy and how it ended.
     LastCommand,
+    /// What the child said last (`recording_transcribed`).
+    Heard,
+    /// The toy's last answer, joined from its `voice_generated` sentences.
+    Said,
+    /// An event entity firing `heard` and `said`, for automations.
+    Conversation,
+    /// When the toy last published anything.
+    LastActivity,
+    /// A notify entity: `notify.send_message` makes the toy speak.
+    Announce,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,7 +126,35 @@ pub const TOY: &[Entity] = &[
         category: Some(Category::Diagnostic),
         device_class: None,
     },
+    Entity { key: "heard", kind: Kind::Heard, icon: "mdi:ear-hearing", category: None, device_class: None },
+    Entity { key: "said", kind: Kind::Said, icon: "mdi:message-text-outline", category: None, device_class: None },
+    Entity {
+        key: "conversation",
+        kind: Kind::Conversation,
+        icon: "mdi:chat-processing-outline",
+        category: None,
+        device_class: None,
+    },
+    Entity {
+        key: "last_activity",
+        kind: Kind::LastActivity,
+        icon: "mdi:clock-outline",
+        category: Some(Category::Diagnostic),
+        device_class: Some("timestamp"),
+    },
+    Entity { key: "announce", kind: Kind::Announce, icon: "mdi:bullhorn-outline", category: None, device_class: None },
 ];
+
+/// Device triggers: (type, subtype, event type). Home Assistant shows an
+/// unknown pair as "subtype type": "child said", "toy said".
+pub const TRIGGERS: &[(&str, &str, &str)] = &[("said", "child", "heard"), ("said", "toy", "said")];
+
+/// The event types of the Conversation entity.
+pub const EVENT_TYPES: &[&str] = &["heard", "said"];
+
+/// An announcement can be longer than a text entity; this bounds what one
+/// `notify.send_message` can make the toy read out.
+pub const MAX_ANNOUNCE: usize = 2000;
 
 /// Home Assistant's text entities hold at most 255 characters.
 pub const MAX_TEXT: usize = 255;
@@ -137,13 +175,20 @@ impl Entity {
             Kind::Select { .. } | Kind::SpeakingRole => "select",
             Kind::Switch { .. } => "switch",
             Kind::Say | Kind::PlayAudio => "text",
-            Kind::LastCommand => "sensor",
+            Kind::LastCommand | Kind::Heard | Kind::Said | Kind::LastActivity => "sensor",
+            Kind::Conversation => "event",
+            Kind::Announce => "notify",
         }
     }
 
     /// Whether Home Assistant can send to it.
     pub fn has_command(&self) -> bool {
-        !matches!(self.kind, Kind::LastCommand)
+        !matches!(self.kind, Kind::LastCommand | Kind::Heard | Kind::Said | Kind::LastActivity | Kind::Conversation)
+    }
+
+    /// Whether it reads a state topic (a notify entity has none).
+    pub fn has_state(&self) -> bool {
+        !matches!(self.kind, Kind::Announce)
     }
 }
 

@@ -1,16 +1,23 @@
 //! Entity states as Home Assistant reads them from the state topics.
 
 use super::entities::{Entity, Kind, MAX_TEXT};
-use crate::bridge::state::{LastCommand, ToyState};
+use serde_json::json;
+
+use crate::bridge::state::{Answer, Heard, LastCommand, ToyState};
 use crate::catalog::Catalog;
 
 /// What Home Assistant's MQTT number, select and switch take as "unknown".
 pub const UNKNOWN: &str = "None";
 
-/// The state payload of `entity`. Settings the toy never confirmed are
-/// `None` (unknown), so Home Assistant never shows a guess.
-pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[String]) -> String {
-    match entity.kind {
+/// Attribute text is capped well under the 16 KiB Home Assistant's recorder
+/// stores for all of an entity's attributes.
+pub const MAX_ATTRIBUTE_TEXT: usize = 4000;
+
+/// The state payload of `entity`, or `None` for entities that have no state
+/// to publish (events fire once; notify has no state). Settings the toy
+/// never confirmed are `None` (unknown), so Home Assistant never shows a guess.
+pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[String]) -> Option<String> {
+    let shown = match entity.kind {
         Kind::Number { setting, .. } => toy.settings.get(setting).map(|v| v.to_string()),
         Kind::Select { setting, options } => toy.settings.get(setting).and_then(|v| {
             let code = v.as_f64() as i64;
@@ -21,11 +28,79 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         }
         Kind::SpeakingRole => roles.get(usize::from(toy.role).saturating_sub(1)).cloned(),
         // A text entity has no "unknown": empty is its honest blank.
-        Kind::Say => Some(toy.said.clone().unwrap_or_default()),
-        Kind::PlayAudio => Some(toy.played.clone().unwrap_or_default()),
+        Kind::Say => Some(toy.say_text.clone().unwrap_or_default()),
+        Kind::PlayAudio => Some(toy.play_url.clone().unwrap_or_default()),
         Kind::LastCommand => Some(last_command(toy.last_command.as_ref(), catalog)),
-    }
-    .unwrap_or_else(|| UNKNOWN.to_owned())
+        Kind::Heard => Some(heard(toy.heard.as_ref())),
+        Kind::Said => Some(said(toy.answer.as_ref())),
+        Kind::LastActivity => toy.last_activity_ms.map(rfc3339),
+        Kind::Conversation | Kind::Announce => return None,
+    };
+    Some(shown.unwrap_or_else(|| UNKNOWN.to_owned()))
+}
+
+fn heard(h: Option<&Heard>) -> String {
+    let Some(h) = h else { return json!({ "summary": "" }).to_string() };
+    json!({
+        "summary": truncate(&h.text, MAX_TEXT),
+        "text": truncate(&h.text, MAX_ATTRIBUTE_TEXT),
+        "recording_id": h.recording_id,
+    })
+    .to_string()
+}
+
+fn said(a: Option<&Answer>) -> String {
+    let Some(a) = a else { return json!({ "summary": "" }).to_string() };
+    let text = a.text();
+    json!({
+        "summary": truncate(&text, MAX_TEXT),
+        "text": truncate(&text, MAX_ATTRIBUTE_TEXT),
+        "recording_id": a.recording_id,
+        "role": a.role,
+        "voice_urls": a.voice_urls(),
+        "order": a.parts.keys().next_back(),
+        "parts": a.parts.len(),
+    })
+    .to_string()
+}
+
+/// The Conversation event for what the child said.
+pub fn heard_event(h: &Heard) -> String {
+    json!({ "event_type": "heard", "text": truncate(&h.text, MAX_ATTRIBUTE_TEXT), "recording_id": h.recording_id })
+        .to_string()
+}
+
+/// The Conversation event for one sentence of the toy's answer; `answer` is
+/// the whole answer so far.
+pub fn said_event(a: &Answer, order: i64) -> String {
+    let part = a.parts.get(&order);
+    json!({
+        "event_type": "said",
+        "text": part.map(|p| truncate(p.text.trim(), MAX_ATTRIBUTE_TEXT)),
+        "answer": truncate(&a.text(), MAX_ATTRIBUTE_TEXT),
+        "recording_id": a.recording_id,
+        "order": order,
+        "role": a.role,
+        "voice_url": part.and_then(|p| p.voice_url.as_deref()),
+    })
+    .to_string()
+}
+
+/// `2026-11-25T12:00:00.000+00:00`: what a timestamp sensor takes.
+pub fn rfc3339(ms: u64) -> String {
+    let (secs, ms) = (ms / 1000, ms % 1000);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}+00:00", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// The Last command sensor's JSON: `summary` is its state (kept under Home
@@ -64,7 +139,7 @@ mod tests {
     fn unconfirmed_settings_are_unknown_and_confirmed_ones_are_labelled() {
         let cat = Catalog::load("en").unwrap();
         let mut toy = ToyState::default();
-        let show = |toy: &ToyState, key| render(Entity::find(key).unwrap(), toy, &cat, &cat.roles);
+        let show = |toy: &ToyState, key| render(Entity::find(key).unwrap(), toy, &cat, &cat.roles).unwrap();
         assert_eq!(show(&toy, "volume"), "None");
         assert_eq!(show(&toy, "recording_mode"), "None");
         toy.settings.set(Setting::Volume, Value::Int(30));
@@ -77,6 +152,30 @@ mod tests {
         assert_eq!(show(&toy, "low_battery_alarm"), "3.6");
         assert_eq!(show(&toy, "speaking_role"), "Role 1");
         assert_eq!(show(&toy, "say"), "");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000+00:00");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123+00:00");
+        assert_eq!(rfc3339(1_795_608_000_000), "2026-11-25T12:00:00.000+00:00");
+    }
+
+    #[test]
+    fn a_long_answer_is_cut_to_255_in_the_state_and_kept_in_the_attributes() {
+        let cat = Catalog::load("en").unwrap();
+        let mut toy = ToyState::default();
+        let mut a = Answer { recording_id: Some(3), role: Some(1), ..Answer::default() };
+        for order in 1..=40 {
+            let p = crate::bridge::state::Part { text: format!(" Sentence {order}."), voice_url: None };
+            a.parts.insert(order, p);
+        }
+        toy.answer = Some(a);
+        let out = render(Entity::find("said").unwrap(), &toy, &cat, &cat.roles).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(json["summary"].as_str().unwrap().chars().count(), 255);
+        assert!(json["text"].as_str().unwrap().ends_with("Sentence 40."));
+        assert_eq!(json["parts"], 40);
     }
 
     #[test]

@@ -147,7 +147,7 @@ async fn inputs(topics: &ha::Topics, links: &Links, ev: LinkEvent) -> Vec<Input>
             let folotoy_topic = topic.starts_with("/sys/");
             let parsed = if role.serves(Side::FoloToy) && folotoy_topic {
                 folotoy::messages::parse(&topic, &payload)
-                    .map(|msg| Input::FoloToy { topic: topic.clone(), msg })
+                    .map(|msg| Input::FoloToy { topic: topic.clone(), msg, at: std::time::SystemTime::now() })
                     .map_err(|e| e.to_string())
             } else if role.serves(Side::Ha) {
                 ha::inbound::parse(topics, &topic, &payload, retain)
