@@ -89,6 +89,8 @@ pub struct ToyConfig {
 pub struct HaConfig {
     pub discovery_prefix: String,
     pub status_topic: String,
+    /// A media player per toy, for the `mqtt_media_player` custom component.
+    pub media_player: bool,
     pub base_topic: String,
 }
 
@@ -179,6 +181,7 @@ impl Default for HaConfig {
         HaConfig {
             discovery_prefix: "homeassistant".into(),
             status_topic: "homeassistant/status".into(),
+            media_player: true,
             base_topic: "folotoy".into(),
         }
     }
@@ -324,6 +327,7 @@ impl Config {
             allow_unknown_toys: self.folotoy.allow_unknown_toys,
             max_toys: self.folotoy.max_toys,
             command_timeout: Duration::from_secs_f64(self.folotoy.command_timeout_s),
+            media_player: self.homeassistant.media_player,
         })
     }
 

@@ -60,6 +60,7 @@ async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
         "notify/folotoy_fcb467dad0c0/announce",
         "device_automation/folotoy_fcb467dad0c0/child_said",
         "device_automation/folotoy_fcb467dad0c0/toy_said",
+        "media_player/folotoy_fcb467dad0c0",
         "binary_sensor/folotoy_bridge/connection",
         "binary_sensor/folotoy_bridge/folotoy_connection",
     ];
@@ -394,4 +395,21 @@ async fn an_announcement_makes_the_toy_speak_with_its_speaking_role() {
     assert_eq!(cmd.payload["identifier"], "iwantplay");
     assert_eq!(cmd.payload["inputParams"], json(r#"{"role":2,"text":"Dinner is ready"}"#));
     s.ha.wait_for(&state("last_command"), |p| p.contains("announce") && p.contains("\"ok\"")).await;
+}
+
+#[tokio::test]
+async fn tts_through_the_media_player_plays_on_the_toy_and_its_volume_is_the_toys() {
+    let mut s = setup().await;
+    let tts = r#"{"media_type": "music", "media_id": "http://ha.local:8123/api/tts_proxy/abc.mp3"}"#;
+    s.ha.publish(&set("player_media"), tts).await;
+    let cmd = s.sim.next_command(WAIT).await.expect("the URL reaches the toy");
+    assert_eq!(cmd.payload["inputParams"], json(r#"{"url":"http://ha.local:8123/api/tts_proxy/abc.mp3"}"#));
+    s.ha.wait_value(&state("player_state"), "playing").await;
+    s.ha.wait_value(&state("player_title"), "abc.mp3").await;
+
+    s.ha.publish(&set("player_volume"), "0.42").await;
+    let cmd = s.sim.next_command(WAIT).await.expect("the volume reaches the toy");
+    assert_eq!(cmd.payload["inputParams"], json(r#"{"volume":42}"#));
+    s.ha.wait_value(&state("player_volume"), "0.42").await;
+    s.ha.wait_value(&state("volume"), "42").await;
 }

@@ -38,6 +38,8 @@ pub struct CoreConfig {
     pub allow_unknown_toys: bool,
     pub max_toys: usize,
     pub command_timeout: Duration,
+    /// Whether toys get a media player (needs the `mqtt_media_player` component).
+    pub media_player: bool,
 }
 
 /// One thing that happened, for the core to decide on.
@@ -132,6 +134,8 @@ pub struct Core {
     folotoy_up: bool,
     republish_at: Option<Instant>,
     refused: HashSet<Sn>,
+    /// When each playing toy is guessed to be done.
+    playing_until: BTreeMap<Sn, Instant>,
 }
 
 impl Core {
@@ -196,6 +200,7 @@ impl Core {
             folotoy_up: false,
             republish_at: None,
             refused: HashSet::new(),
+            playing_until: BTreeMap::new(),
         };
         (core, logs)
     }
@@ -213,7 +218,8 @@ impl Core {
     /// When the runtime must call again with [`Input::Tick`]; `None` means
     /// only new input can change anything, so the bridge sleeps.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.pending.next_deadline(), self.republish_at].into_iter().flatten().min()
+        let playing = self.playing_until.values().min().copied();
+        [self.pending.next_deadline(), self.republish_at, playing].into_iter().flatten().min()
     }
 
     pub fn toys(&self) -> impl Iterator<Item = &Sn> {
@@ -254,6 +260,24 @@ impl Core {
         for msg_id in self.pending.expired(now) {
             self.finish(msg_id, Outcome::NoAnswer, now, out);
         }
+        let done: Vec<Sn> = self.playing_until.iter().filter(|(_, t)| **t <= now).map(|(sn, _)| sn.clone()).collect();
+        for sn in done {
+            self.playing_until.remove(&sn);
+            if let Some(toy) = self.toys.get_mut(&sn) {
+                toy.state.playing = false;
+                self.publish_key(&sn, "player_state", out);
+            }
+        }
+    }
+
+    /// Shows the toy as playing `title` for about `length`.
+    fn playing(&mut self, sn: &Sn, title: String, length: Duration, now: Instant, out: &mut Output) {
+        let toy = self.toy_mut(sn);
+        toy.playing = true;
+        toy.player_title = Some(title);
+        self.playing_until.insert(sn.clone(), now + length);
+        self.publish_key(sn, "player_state", out);
+        self.publish_key(sn, "player_title", out);
     }
 
     fn on_ha(&mut self, topic: &str, msg: HaInbound, now: Instant, out: &mut Output) {
@@ -276,6 +300,9 @@ impl Core {
         let Some(entity) = Entity::find(key) else {
             return out.log(Level::Warn, topic, format!("command for unknown entity {key:?} ignored"));
         };
+        if matches!(entity.kind, Kind::Player(_)) && !self.cfg.media_player {
+            return out.log(Level::Warn, topic, "media player command ignored: homeassistant.media_player is off");
+        }
         let request = match ha::commands::parse(entity, payload, &self.cfg.catalog, &self.cfg.roles) {
             Ok(r) => r,
             Err(e) => {
@@ -354,7 +381,7 @@ impl Core {
                     return;
                 }
                 self.active(&sn, at, out);
-                self.on_event(&sn, topic, event, out);
+                self.on_event(&sn, topic, event, now, out);
             }
             Inbound::CallAck { sn, ack } => {
                 if !self.admit(&sn, topic, out) {
@@ -387,7 +414,7 @@ impl Core {
         }
     }
 
-    fn on_event(&mut self, sn: &Sn, topic: &str, event: ToyEvent, out: &mut Output) {
+    fn on_event(&mut self, sn: &Sn, topic: &str, event: ToyEvent, now: Instant, out: &mut Output) {
         let conversation = self.cfg.topics.state(sn, "conversation");
         match event {
             ToyEvent::RecordingTranscribed { recording_id, text } => {
@@ -419,10 +446,12 @@ impl Core {
                 answer.role = role.or(answer.role);
                 answer.parts.insert(order, Part { text, voice_url });
                 let event = ha::states::said_event(answer, order);
+                let text = answer.text();
                 if self.ha_up {
                     out.ha(conversation, event, false);
                 }
                 self.publish_key(sn, "said", out);
+                self.playing(sn, text.clone(), speaking_time(&text), now, out);
             }
             ToyEvent::Other { identifier } => {
                 out.log(Level::Warn, topic, format!("event {identifier:?} is not one this bridge knows; ignored"));
@@ -453,9 +482,15 @@ impl Core {
                 let toy = self.toy_mut(&sent.sn);
                 match (&sent.request, entity.kind) {
                     (Request::Set(setting, value), _) => toy.settings.set(*setting, *value),
-                    // An announcement is not what the Say entity shows.
+                    // An announcement or a media player URL is not what the
+                    // Say and Play audio text entities show.
                     (Request::Say(text), Kind::Say) => toy.say_text = Some(text.clone()),
-                    (Request::PlayAudio(url), _) => toy.play_url = Some(url.clone()),
+                    (Request::PlayAudio(url), Kind::PlayAudio) => toy.play_url = Some(url.clone()),
+                    _ => {}
+                }
+                match &sent.request {
+                    Request::Say(text) => self.playing(&sent.sn, text.clone(), speaking_time(text), now, out),
+                    Request::PlayAudio(url) => self.playing(&sent.sn, title_of(url), PLAY_GUESS, now, out),
                     _ => {}
                 }
                 None
@@ -483,7 +518,15 @@ impl Core {
         };
         let shown = ha::states::truncate(&sent.raw, 64);
         self.set_last(&sent.sn, sent.entity, shown, outcome, Some(msg_id), reason, out);
-        self.publish_state(&sent.sn, entity, out);
+        // Confirmed or not, every entity showing the value shows the truth.
+        match sent.request {
+            Request::Set(setting, _) => {
+                for e in TOY.iter().filter(|e| e.shows(setting)) {
+                    self.publish_state(&sent.sn, e, out);
+                }
+            }
+            _ => self.publish_state(&sent.sn, entity, out),
+        }
         out.save = true;
         if let Some(w) = next {
             self.send(&sent.sn, w.entity, w.request, w.raw, now, out);
@@ -544,7 +587,7 @@ impl Core {
 
     /// States wait for Home Assistant: its connection publishes them all.
     fn publish_state(&self, sn: &Sn, entity: &Entity, out: &mut Output) {
-        if !self.ha_up {
+        if !self.ha_up || (matches!(entity.kind, Kind::Player(_)) && !self.cfg.media_player) {
             return;
         }
         let toy = &self.toys[sn].state;
@@ -561,7 +604,12 @@ impl Core {
     }
 
     fn discovery(&self) -> Discovery<'_> {
-        Discovery { topics: &self.cfg.topics, catalog: &self.cfg.catalog, roles: &self.cfg.roles }
+        Discovery {
+            topics: &self.cfg.topics,
+            catalog: &self.cfg.catalog,
+            roles: &self.cfg.roles,
+            media_player: self.cfg.media_player,
+        }
     }
 
     fn publish_toy(&mut self, sn: &Sn, out: &mut Output) {
@@ -596,6 +644,27 @@ impl Core {
         }
         out.ha(self.cfg.topics.bridge_state(), "online", true);
         self.publish_link(out);
+    }
+}
+
+/// How long the toy is shown playing a URL: FoloToy never says when
+/// playback ends, so this is a guess.
+pub const PLAY_GUESS: Duration = Duration::from_secs(30);
+
+/// About how long the toy takes to read `text` aloud, for the media player's
+/// `playing` state: FoloToy never says when it is done.
+pub fn speaking_time(text: &str) -> Duration {
+    let chars = text.chars().count() as u64;
+    Duration::from_millis((chars * 80).clamp(2_000, 120_000))
+}
+
+/// The file name of a URL, which is the best title a bare URL has.
+fn title_of(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let after_host = path.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map(|(_, p)| p);
+    match after_host.and_then(|p| p.rsplit('/').find(|s| !s.is_empty())) {
+        Some(name) => name.to_owned(),
+        None => url.to_owned(),
     }
 }
 

@@ -42,6 +42,7 @@ fn config_with(toys: &[(&str, Option<&str>)], allow_unknown_toys: bool, max_toys
         allow_unknown_toys,
         max_toys,
         command_timeout: TIMEOUT,
+        media_player: true,
     }
 }
 
@@ -190,7 +191,12 @@ fn toy_config_topics(sn: &str) -> BTreeSet<String> {
     let node = format!("folotoy_{sn}");
     let triggers =
         TRIGGERS.iter().map(|(_, subtype, _)| discovery_topic("device_automation", &node, &format!("{subtype}_said")));
-    TOY.iter().map(|e| discovery_topic(e.component(), &node, e.key)).chain(triggers).collect()
+    let entities = TOY.iter().filter(|e| !matches!(e.kind, Kind::Player(_)));
+    entities
+        .map(|e| discovery_topic(e.component(), &node, e.key))
+        .chain(triggers)
+        .chain([format!("homeassistant/media_player/{node}/config")])
+        .collect()
 }
 
 fn bridge_config_topics() -> BTreeSet<String> {
@@ -313,8 +319,9 @@ fn connecting_to_home_assistant_publishes_discovery_availability_and_every_state
     assert_eq!(volume["origin"]["name"], "folotoy-ha-bridge");
     assert_eq!(volume["origin"]["sw_version"], env!("CARGO_PKG_VERSION"));
 
-    // Every toy entity shares that device, availability and origin.
-    for e in TOY {
+    // Every toy entity shares that device, availability and origin (the
+    // media player has a schema of its own, tested on its own).
+    for e in TOY.iter().filter(|e| !matches!(e.kind, Kind::Player(_))) {
         let c = &configs[&discovery_topic(e.component(), "folotoy_fcb467dad0c0", e.key)];
         let id = format!("folotoy_fcb467dad0c0_{}", e.key);
         assert_eq!(c["unique_id"], id.as_str(), "{}", e.key);
@@ -414,7 +421,7 @@ fn discovery_of_a_toy_matches_the_reviewed_snapshot() {
         .into_iter()
         .filter(|(t, _)| t.contains("/folotoy_fcb467dad0c0/"))
         .collect();
-    assert_eq!(got.len(), TOY.len() + TRIGGERS.len());
+    assert_eq!(got.len(), toy_config_topics(SN).len());
     // The version changes with every release; the snapshot should not.
     for c in got.values_mut() {
         assert_eq!(c["origin"]["sw_version"], env!("CARGO_PKG_VERSION"));
@@ -638,6 +645,9 @@ fn next_deadline_follows_the_oldest_unanswered_command() {
     b.at(secs(4), settings_ack(1, 1));
     assert_eq!(b.core.next_deadline(), Some(b.t0 + secs(3) + TIMEOUT));
     b.at(secs(5), play_ack(2, 1));
+    // Then only the media player waits, to go idle once "Hi" is said.
+    assert_eq!(b.deadline(), Some(secs(5) + speaking_time("Hi")));
+    b.at(secs(5) + speaking_time("Hi"), Input::Tick);
     assert_eq!(b.core.next_deadline(), None);
 }
 
@@ -720,7 +730,7 @@ fn two_say_commands_are_both_spoken() {
     assert_eq!(out.state("say").as_deref(), Some("Two"));
     let out = b.at(secs(1), play_ack(1, 1));
     assert!(out.warned().is_empty(), "{:?}", out.warned());
-    assert_eq!(b.core.next_deadline(), None);
+    assert_eq!(b.core.in_flight(), 0);
 }
 
 // --- Speaking role ---------------------------------------------------------
@@ -982,7 +992,7 @@ fn several_home_assistant_births_in_a_row_give_one_republish() {
     assert_eq!(b.deadline(), Some(secs(10) + REPUBLISH_DELAY));
 
     let out = b.at(secs(13), Input::Tick);
-    assert_eq!(out.configs().len(), TOY.len() + TRIGGERS.len() + 2);
+    assert_eq!(out.configs().len(), toy_config_topics(SN).len() + 2);
     assert_eq!(b.core.next_deadline(), None);
     assert!(b.at(secs(14), Input::Tick).publish.is_empty(), "published once");
 }
@@ -1338,4 +1348,110 @@ fn an_announcement_longer_than_the_toy_should_read_is_refused_before_sending() {
     // 2000 characters of Chinese are fine: the limit counts characters, not bytes.
     let out = b.at(secs(1), command("announce", &"好".repeat(2000)));
     assert_eq!(out.to_toy().len(), 1);
+}
+
+// --- Media player ------------------------------------------------------------
+
+fn media_player_config(out: &Output) -> Json {
+    out.configs().remove("homeassistant/media_player/folotoy_fcb467dad0c0/config").expect("a media player config")
+}
+
+#[test]
+fn the_media_player_is_announced_in_the_mqtt_media_player_schema_on_the_toys_device() {
+    let mut b = Bridge::start(config());
+    let out = b.at(secs(0), Input::HaUp);
+    let c = media_player_config(&out);
+    assert_eq!(c["name"], "Bunny");
+    assert_eq!(c["device"]["identifiers"], json!(["folotoy_fcb467dad0c0"]), "joins the toy's device");
+    assert!(c["device"].get("via_device").is_none());
+    assert_eq!(c["availability"]["topic"], "folotoy/bridge/state");
+    assert_eq!(c["state_state_topic"], "folotoy/fcb467dad0c0/player_state");
+    assert_eq!(c["command_playmedia_topic"], "folotoy/fcb467dad0c0/player_media/set");
+    assert_eq!(out.state("player_state").as_deref(), Some("idle"));
+    assert_eq!(out.state("player_title").as_deref(), Some(""));
+    assert_eq!(out.state("player_volume").as_deref(), Some(""), "volume unknown until the toy confirms one");
+}
+
+#[test]
+fn tts_on_the_media_player_plays_the_url_and_shows_playing_then_idle() {
+    let mut b = Bridge::up(config());
+    let tts = r#"{"media_type": "music", "media_id": "http://ha.local:8123/api/tts_proxy/dinner.mp3"}"#;
+    let out = b.at(secs(0), command("player_media", tts));
+    let sent = out.to_toy();
+    assert_eq!(sent[0]["identifier"], "iwantplay");
+    assert_eq!(sent[0]["inputParams"], json!({"url": "http://ha.local:8123/api/tts_proxy/dinner.mp3"}));
+    assert!(out.state("player_state").is_none(), "not playing before the toy confirms");
+
+    let out = b.at(secs(1), play_ack(msg_id(&sent[0]), 1));
+    assert_eq!(out.state("player_state").as_deref(), Some("playing"));
+    assert_eq!(out.state("player_title").as_deref(), Some("dinner.mp3"));
+    assert!(out.state("play_audio").is_none(), "the Play audio text entity shows only what was typed there");
+
+    assert_eq!(b.deadline(), Some(secs(1) + PLAY_GUESS));
+    let out = b.at(secs(1) + PLAY_GUESS, Input::Tick);
+    assert_eq!(out.state("player_state").as_deref(), Some("idle"));
+    assert_eq!(b.core.next_deadline(), None);
+}
+
+#[test]
+fn the_toy_answering_shows_as_playing_its_answer() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), said(3, 1, " Hello there!"));
+    assert_eq!(out.state("player_state").as_deref(), Some("playing"));
+    assert_eq!(out.state("player_title").as_deref(), Some("Hello there!"));
+    let out = b.at(secs(0) + speaking_time("Hello there!"), Input::Tick);
+    assert_eq!(out.state("player_state").as_deref(), Some("idle"));
+    // The title stays: it is what was said last.
+    assert!(out.state("player_title").is_none());
+}
+
+#[test]
+fn media_player_volume_is_the_toys_volume_from_0_to_1() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), command("player_volume", "0.35"));
+    let sent = out.to_toy();
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 35}));
+    let out = b.at(secs(0), settings_ack(msg_id(&sent[0]), 1));
+    assert_eq!(out.state("player_volume").as_deref(), Some("0.35"));
+    assert_eq!(out.state("volume").as_deref(), Some("35"), "the Volume number follows too");
+
+    // And the other way round.
+    let out = b.confirm(secs(1), "volume", "80");
+    assert_eq!(out.state("player_volume").as_deref(), Some("0.8"));
+
+    // A slider dragged on both is still one setting: one command in flight.
+    b.at(secs(2), command("volume", "10"));
+    let out = b.at(secs(2), command("player_volume", "0.2"));
+    assert!(out.to_toy().is_empty(), "waits behind the Volume command");
+}
+
+#[test]
+fn a_media_url_the_toy_cannot_fetch_is_refused_with_the_fix_in_the_warning() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), command("player_media", r#"{"media_type": "music", "media_id": "/api/tts_proxy/x.mp3"}"#));
+    assert!(out.to_folotoy().is_empty());
+    let warned = out.warned();
+    assert_eq!(warned[0].0, "folotoy/fcb467dad0c0/player_media/set");
+    assert!(warned[0].1.contains("internal URL"), "{warned:?}");
+    assert_eq!(out.last_command().unwrap()["outcome"], "invalid");
+}
+
+#[test]
+fn with_the_media_player_off_none_is_announced_and_its_commands_are_refused() {
+    let mut cfg = config();
+    cfg.media_player = false;
+    let mut b = Bridge::start(cfg.clone());
+    let out = b.at(secs(0), Input::HaUp);
+    assert!(!out.configs().keys().any(|t| t.contains("media_player")));
+    assert!(out.state("player_state").is_none());
+    let out = b.at(secs(0), command("player_volume", "0.5"));
+    assert!(out.to_folotoy().is_empty());
+    assert!(out.warned()[0].1.contains("homeassistant.media_player is off"));
+
+    // Switching it off later removes the player a previous run announced.
+    let mut on = Bridge::start(config());
+    on.at(secs(0), Input::HaUp);
+    let mut off = Bridge::restore(cfg, through_disk(on.core.snapshot()));
+    let out = off.at(secs(0), Input::HaUp);
+    assert!(out.cleared().contains("homeassistant/media_player/folotoy_fcb467dad0c0/config"));
 }

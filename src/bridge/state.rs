@@ -24,6 +24,12 @@ pub struct ToyState {
     pub answer: Option<Answer>,
     /// When the toy last published anything, in ms since the Unix epoch.
     pub last_activity_ms: Option<u64>,
+    /// The media player's title: what the toy played or said last.
+    pub player_title: Option<String>,
+    /// Whether the toy is (probably) playing. Not saved: FoloToy never says
+    /// when playback ends, so the core guesses and a restart starts idle.
+    #[serde(skip)]
+    pub playing: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +77,8 @@ impl Default for ToyState {
             heard: None,
             answer: None,
             last_activity_ms: None,
+            player_title: None,
+            playing: false,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Turning a command payload from Home Assistant into a request to the core.
 
-use super::entities::{Entity, Kind, MAX_ANNOUNCE, MAX_TEXT};
+use super::entities::{Entity, Kind, PlayerPart, MAX_ANNOUNCE, MAX_TEXT};
 use crate::catalog::Catalog;
 use crate::folotoy::settings::RangeError;
 use crate::folotoy::{Setting, Value};
@@ -28,8 +28,10 @@ pub enum CommandError {
     Empty,
     #[error("text has {0} characters; at most {1} are allowed")]
     TooLong(usize, usize),
-    #[error("{0:?} is not an http:// or https:// URL")]
+    #[error("{0:?} is not an http:// or https:// URL (a path starting with / means Home Assistant has no internal URL set: Settings > System > Network)")]
     NotUrl(String),
+    #[error("play_media payload is not {{\"media_type\": ..., \"media_id\": URL}} or a URL: {0}")]
+    BadMedia(String),
     #[error("this entity takes no commands")]
     ReadOnly,
 }
@@ -66,12 +68,27 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
         }
         Kind::Say => Ok(Request::Say(text(payload, MAX_TEXT)?)),
         Kind::Announce => Ok(Request::Say(text(payload, MAX_ANNOUNCE)?)),
-        Kind::PlayAudio => {
-            let url = text(p, MAX_TEXT)?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(CommandError::NotUrl(short(&url)));
-            }
-            Ok(Request::PlayAudio(url))
+        Kind::PlayAudio => Ok(Request::PlayAudio(url(p, MAX_TEXT)?)),
+        Kind::Player(PlayerPart::Volume) => {
+            let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
+            // 0..1 maps onto the toy's 0..100; the range check refuses the rest.
+            let percent = if (0.0..=1.0).contains(&x) { (x * 100.0).round() } else { x * 100.0 };
+            Ok(Request::Set(Setting::Volume, Setting::Volume.check(percent)?))
+        }
+        Kind::Player(PlayerPart::Media) => {
+            // The component sends JSON; a bare URL is taken too, for scripts.
+            let id = if p.starts_with('{') {
+                let v: serde_json::Value =
+                    serde_json::from_str(p).map_err(|e| CommandError::BadMedia(e.to_string()))?;
+                v.get("media_id")
+                    .and_then(|m| m.as_str())
+                    .ok_or_else(|| CommandError::BadMedia("no media_id text".into()))?
+                    .trim()
+                    .to_owned()
+            } else {
+                p.to_owned()
+            };
+            Ok(Request::PlayAudio(url(&id, MAX_ANNOUNCE)?))
         }
         Kind::SpeakingRole => roles
             .iter()
@@ -79,10 +96,21 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
             .or_else(|| p.parse::<usize>().ok().filter(|n| (1..=roles.len()).contains(n)).map(|n| n - 1))
             .map(|i| Request::SpeakingRole(i as u8 + 1))
             .ok_or_else(|| CommandError::NotAnOption { value: short(p), options: roles.to_vec() }),
-        Kind::LastCommand | Kind::Heard | Kind::Said | Kind::Conversation | Kind::LastActivity => {
-            Err(CommandError::ReadOnly)
-        }
+        Kind::LastCommand
+        | Kind::Heard
+        | Kind::Said
+        | Kind::Conversation
+        | Kind::LastActivity
+        | Kind::Player(PlayerPart::State | PlayerPart::Title) => Err(CommandError::ReadOnly),
     }
+}
+
+fn url(s: &str, max: usize) -> Result<String, CommandError> {
+    let url = text(s, max)?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(CommandError::NotUrl(short(&url)));
+    }
+    Ok(url)
 }
 
 fn text(s: &str, max: usize) -> Result<String, CommandError> {
@@ -133,6 +161,29 @@ mod tests {
         assert_eq!(run("speaking_role", "7"), Ok(Request::SpeakingRole(7)));
         let long = "word ".repeat(300);
         assert_eq!(run("announce", &long), Ok(Request::Say(long.clone())));
+        assert_eq!(run("player_volume", "0.3"), Ok(Request::Set(Setting::Volume, Value::Int(30))));
+        assert_eq!(run("player_volume", "1"), Ok(Request::Set(Setting::Volume, Value::Int(100))));
+        let tts = r#"{"media_type": "music", "media_id": "http://ha.local:8123/api/tts_proxy/abc.mp3"}"#;
+        assert_eq!(
+            run("player_media", tts),
+            Ok(Request::PlayAudio("http://ha.local:8123/api/tts_proxy/abc.mp3".into()))
+        );
+        assert_eq!(run("player_media", "https://h/a.mp3"), Ok(Request::PlayAudio("https://h/a.mp3".into())));
+    }
+
+    #[test]
+    fn media_player_commands_that_cannot_play_are_refused_with_a_reason() {
+        assert!(matches!(run("player_volume", "1.5"), Err(CommandError::Range(_))));
+        assert!(matches!(run("player_volume", "-0.1"), Err(CommandError::Range(_))));
+        assert!(matches!(run("player_volume", "loud"), Err(CommandError::NotANumber(_))));
+        // Home Assistant without an internal URL hands out paths, which a toy cannot fetch.
+        let relative = r#"{"media_type": "music", "media_id": "/api/tts_proxy/abc.mp3"}"#;
+        let err = run("player_media", relative).unwrap_err();
+        assert!(matches!(err, CommandError::NotUrl(_)));
+        assert!(err.to_string().contains("internal URL"), "{err}");
+        assert!(matches!(run("player_media", "{\"media_type\": 1"), Err(CommandError::BadMedia(_))));
+        assert!(matches!(run("player_media", r#"{"media_type": "music"}"#), Err(CommandError::BadMedia(_))));
+        assert_eq!(run("player_state", "playing"), Err(CommandError::ReadOnly));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use super::entities::{Category, Entity, Kind, NumberMode, EVENT_TYPES, MAX_TEXT, TOY, TRIGGERS};
+use super::entities::{Category, Entity, Kind, NumberMode, PlayerPart, EVENT_TYPES, MAX_TEXT, TOY, TRIGGERS};
 use super::topics::{toy_node, Topics};
 use crate::catalog::Catalog;
 use crate::folotoy::settings::Domain;
@@ -26,6 +26,8 @@ pub struct Discovery<'a> {
     pub topics: &'a Topics,
     pub catalog: &'a Catalog,
     pub roles: &'a [String],
+    /// Whether to publish media players for the `mqtt_media_player` component.
+    pub media_player: bool,
 }
 
 impl Discovery<'_> {
@@ -74,7 +76,7 @@ impl Discovery<'_> {
             "serial_number": sn.as_str(),
             "via_device": self.topics.bridge_id(),
         });
-        let entities = TOY.iter().map(|e| Config {
+        let entities = TOY.iter().filter(|e| !matches!(e.kind, Kind::Player(_))).map(|e| Config {
             topic: self.topics.discovery(e.component(), &node, e.key),
             payload: Json::Object(self.entity(e, sn, &node, &device)).to_string(),
         });
@@ -95,7 +97,44 @@ impl Discovery<'_> {
             })
             .to_string(),
         });
-        entities.chain(triggers).collect()
+        let player = self.media_player.then(|| self.media_player(sn, &node, &device));
+        entities.chain(triggers).chain(player).collect()
+    }
+
+    /// One config in the schema of the `mqtt_media_player` custom component
+    /// (bkbilly), which subscribes to `homeassistant/media_player/#` and
+    /// names the player after the topic level before `config`: so that level
+    /// is the toy's node, and there is no object id after it. Home Assistant's
+    /// own MQTT integration never subscribes to media_player topics.
+    fn media_player(&self, sn: &Sn, node: &str, device: &Json) -> Config {
+        let topic = |part: PlayerPart| {
+            let e = TOY.iter().find(|e| e.kind == Kind::Player(part)).expect("a row per part");
+            (self.topics.state(sn, e.key), self.topics.command(sn, e.key))
+        };
+        // The component links to the device by these identifiers; a
+        // `via_device` would name a device of its own domain that is not there.
+        let mut device = device.clone();
+        device.as_object_mut().expect("an object").remove("via_device");
+        let payload = json!({
+            "name": device["name"],
+            "unique_id": format!("{node}_media_player"),
+            "device": device,
+            "availability": {
+                "topic": self.topics.bridge_state(),
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            },
+            "state_state_topic": topic(PlayerPart::State).0,
+            "state_title_topic": topic(PlayerPart::Title).0,
+            "state_volume_topic": topic(PlayerPart::Volume).0,
+            "command_volume_topic": topic(PlayerPart::Volume).1,
+            "command_playmedia_topic": topic(PlayerPart::Media).1,
+            "origin": origin(),
+        });
+        Config {
+            topic: format!("{}/media_player/{node}/config", self.topics.discovery_prefix),
+            payload: payload.to_string(),
+        }
     }
 
     fn entity(&self, e: &Entity, sn: &Sn, node: &str, device: &Json) -> Map<String, Json> {
@@ -167,7 +206,7 @@ impl Discovery<'_> {
             Kind::Conversation => {
                 c.insert("event_types".into(), EVENT_TYPES.into());
             }
-            Kind::LastActivity | Kind::Announce => {}
+            Kind::LastActivity | Kind::Announce | Kind::Player(_) => {}
         }
         c
     }

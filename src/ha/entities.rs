@@ -35,6 +35,22 @@ pub enum Kind {
     LastActivity,
     /// A notify entity: `notify.send_message` makes the toy speak.
     Announce,
+    /// One topic of the toy's media player. Home Assistant has no MQTT media
+    /// player, so these rows make one config for the `mqtt_media_player`
+    /// custom component rather than an entity each.
+    Player(PlayerPart),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayerPart {
+    /// `playing` or `idle`.
+    State,
+    /// What is playing, or what the toy said last.
+    Title,
+    /// The toy's volume as 0..1, which is how Home Assistant's media players count.
+    Volume,
+    /// `play_media`: a URL (what Home Assistant's TTS resolves to) to play.
+    Media,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -143,7 +159,15 @@ pub const TOY: &[Entity] = &[
         device_class: Some("timestamp"),
     },
     Entity { key: "announce", kind: Kind::Announce, icon: "mdi:bullhorn-outline", category: None, device_class: None },
+    player("player_state", PlayerPart::State),
+    player("player_title", PlayerPart::Title),
+    player("player_volume", PlayerPart::Volume),
+    player("player_media", PlayerPart::Media),
 ];
+
+const fn player(key: &'static str, part: PlayerPart) -> Entity {
+    Entity { key, kind: Kind::Player(part), icon: "mdi:speaker", category: None, device_class: None }
+}
 
 /// Device triggers: (type, subtype, event type). Home Assistant shows an
 /// unknown pair as "subtype type": "child said", "toy said".
@@ -178,17 +202,34 @@ impl Entity {
             Kind::LastCommand | Kind::Heard | Kind::Said | Kind::LastActivity => "sensor",
             Kind::Conversation => "event",
             Kind::Announce => "notify",
+            Kind::Player(_) => "media_player",
         }
+    }
+
+    /// Whether this entity shows `setting`: the media player shows the volume too.
+    pub fn shows(&self, setting: Setting) -> bool {
+        self.kind.setting() == Some(setting)
+            || (setting == Setting::Volume && self.kind == Kind::Player(PlayerPart::Volume))
     }
 
     /// Whether Home Assistant can send to it.
     pub fn has_command(&self) -> bool {
-        !matches!(self.kind, Kind::LastCommand | Kind::Heard | Kind::Said | Kind::LastActivity | Kind::Conversation)
+        matches!(
+            self.kind,
+            Kind::Number { .. }
+                | Kind::Select { .. }
+                | Kind::Switch { .. }
+                | Kind::Say
+                | Kind::PlayAudio
+                | Kind::SpeakingRole
+                | Kind::Announce
+                | Kind::Player(PlayerPart::Volume | PlayerPart::Media)
+        )
     }
 
     /// Whether it reads a state topic (a notify entity has none).
     pub fn has_state(&self) -> bool {
-        !matches!(self.kind, Kind::Announce)
+        !matches!(self.kind, Kind::Announce | Kind::Player(PlayerPart::Media))
     }
 }
 

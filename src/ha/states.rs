@@ -1,6 +1,7 @@
 //! Entity states as Home Assistant reads them from the state topics.
 
-use super::entities::{Entity, Kind, MAX_TEXT};
+use super::entities::{Entity, Kind, PlayerPart, MAX_TEXT};
+use crate::folotoy::Setting;
 use serde_json::json;
 
 use crate::bridge::state::{Answer, Heard, LastCommand, ToyState};
@@ -34,7 +35,17 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         Kind::Heard => Some(heard(toy.heard.as_ref())),
         Kind::Said => Some(said(toy.answer.as_ref())),
         Kind::LastActivity => toy.last_activity_ms.map(rfc3339),
-        Kind::Conversation | Kind::Announce => return None,
+        Kind::Conversation | Kind::Announce | Kind::Player(PlayerPart::Media) => return None,
+        // The media player component reads plain values; empty is its blank.
+        Kind::Player(PlayerPart::State) => return Some(if toy.playing { "playing" } else { "idle" }.to_owned()),
+        Kind::Player(PlayerPart::Title) => {
+            return Some(toy.player_title.as_deref().map(|t| truncate(t, MAX_TEXT)).unwrap_or_default())
+        }
+        Kind::Player(PlayerPart::Volume) => {
+            return Some(
+                toy.settings.get(Setting::Volume).map(|v| (v.as_f64() / 100.0).to_string()).unwrap_or_default(),
+            )
+        }
     };
     Some(shown.unwrap_or_else(|| UNKNOWN.to_owned()))
 }
