@@ -15,6 +15,7 @@ pub const LANGUAGES: &[(&str, &str)] =
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
     pub bridge_device: String,
+    pub server_device: String,
     /// `{sn}` is replaced by the toy's serial number.
     pub toy_device: String,
     pub toy_model: String,

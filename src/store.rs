@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bridge::state::ToyState;
+use crate::bridge::state::{ServerState, ToyState};
 use crate::folotoy::Sn;
 
 /// Bumped when the format changes in a way older bridges cannot read.
@@ -28,11 +28,18 @@ pub struct Snapshot {
     pub toys: BTreeMap<Sn, ToyState>,
     /// Discovery topics that hold one of our configs in Home Assistant.
     pub discovery_topics: BTreeSet<String>,
+    pub server: ServerState,
 }
 
 impl Default for Snapshot {
     fn default() -> Self {
-        Snapshot { version: VERSION, next_msg_id: 1, toys: BTreeMap::new(), discovery_topics: BTreeSet::new() }
+        Snapshot {
+            version: VERSION,
+            next_msg_id: 1,
+            toys: BTreeMap::new(),
+            discovery_topics: BTreeSet::new(),
+            server: ServerState::default(),
+        }
     }
 }
 

@@ -62,6 +62,8 @@ async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
         "device_automation/folotoy_fcb467dad0c0/toy_said",
         "media_player/folotoy_fcb467dad0c0",
         "binary_sensor/folotoy_bridge/connection",
+        "button/folotoy_bridge_server/reload_roles",
+        "sensor/folotoy_bridge_server/roles_reload",
         "binary_sensor/folotoy_bridge/folotoy_connection",
     ];
     for e in expected {
@@ -412,4 +414,19 @@ async fn tts_through_the_media_player_plays_on_the_toy_and_its_volume_is_the_toy
     assert_eq!(cmd.payload["inputParams"], json(r#"{"volume":42}"#));
     s.ha.wait_value(&state("player_volume"), "0.42").await;
     s.ha.wait_value(&state("volume"), "42").await;
+}
+
+#[tokio::test]
+async fn reload_roles_asks_the_folotoy_server_and_shows_whether_it_answered() {
+    let mut s = setup().await;
+    s.ha.publish("folotoy/server/reload_roles/set", "PRESS").await;
+    let cmd = s.sim.next_command(WAIT).await.expect("the server gets load_roles_config");
+    assert_eq!(cmd.topic, "/sys/config");
+    assert_eq!(cmd.payload["identifier"], "load_roles_config");
+    s.ha.wait_for("folotoy/server/roles_reload", |p| json(p)["outcome"] == "ok").await;
+
+    s.sim.set_ack(AckMode::Silent);
+    s.ha.publish("folotoy/server/reload_roles/set", "PRESS").await;
+    s.ha.wait_for("folotoy/server/roles_reload", |p| json(p)["outcome"] == "no_answer").await;
+    s.bridge.wait_log(&["WARN", "no answer from the FoloToy server to load_roles_config"]).await;
 }

@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::pending::{slot_of, Pending, Sent, Slot, Waiting};
-use super::state::{Answer, Heard, LastCommand, Outcome, Part, ToyState};
+use super::state::{Answer, Heard, LastCommand, Outcome, Part, ServerState, ToyState};
 use crate::catalog::Catalog;
 use crate::folotoy::{self, Command, Inbound, Play, Settings, Sn, ToyEvent};
 use crate::ha::discovery::Discovery;
 use crate::ha::entities::{Entity, Kind, TOY};
+use crate::ha::topics::SERVER;
 use crate::ha::{self, HaInbound, Request, Topics};
 use crate::store::Snapshot;
 
@@ -136,6 +137,9 @@ pub struct Core {
     refused: HashSet<Sn>,
     /// When each playing toy is guessed to be done.
     playing_until: BTreeMap<Sn, Instant>,
+    server: ServerState,
+    /// The `load_roles_config` waiting for its configAck: msgId and deadline.
+    roles_in_flight: Option<(u32, Instant)>,
 }
 
 impl Core {
@@ -201,6 +205,8 @@ impl Core {
             republish_at: None,
             refused: HashSet::new(),
             playing_until: BTreeMap::new(),
+            server: saved.server,
+            roles_in_flight: None,
         };
         (core, logs)
     }
@@ -211,6 +217,7 @@ impl Core {
             next_msg_id: self.next_msg_id,
             toys: self.toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
             discovery_topics: self.published.clone(),
+            server: self.server.clone(),
             ..Snapshot::default()
         }
     }
@@ -219,7 +226,8 @@ impl Core {
     /// only new input can change anything, so the bridge sleeps.
     pub fn next_deadline(&self) -> Option<Instant> {
         let playing = self.playing_until.values().min().copied();
-        [self.pending.next_deadline(), self.republish_at, playing].into_iter().flatten().min()
+        let roles = self.roles_in_flight.map(|(_, deadline)| deadline);
+        [self.pending.next_deadline(), self.republish_at, playing, roles].into_iter().flatten().min()
     }
 
     pub fn toys(&self) -> impl Iterator<Item = &Sn> {
@@ -260,6 +268,16 @@ impl Core {
         for msg_id in self.pending.expired(now) {
             self.finish(msg_id, Outcome::NoAnswer, now, out);
         }
+        if let Some((msg_id, _)) = self.roles_in_flight.filter(|(_, deadline)| *deadline <= now) {
+            self.roles_in_flight = None;
+            let secs = self.cfg.command_timeout.as_secs_f64();
+            out.log(
+                Level::Warn,
+                folotoy::topics::CONFIG,
+                format!("no answer from the FoloToy server to load_roles_config (msgId {msg_id}) within {secs} s"),
+            );
+            self.set_roles(Outcome::NoAnswer, msg_id, Some(format!("waited {secs} s")), out);
+        }
         let done: Vec<Sn> = self.playing_until.iter().filter(|(_, t)| **t <= now).map(|(sn, _)| sn.clone()).collect();
         for sn in done {
             self.playing_until.remove(&sn);
@@ -292,6 +310,9 @@ impl Core {
     }
 
     fn on_command(&mut self, topic: &str, sn: &str, key: &str, payload: &str, now: Instant, out: &mut Output) {
+        if sn == SERVER {
+            return self.on_server_command(topic, key, now, out);
+        }
         let sn = match Sn::parse(sn) {
             Ok(sn) if self.toys.contains_key(&sn) => sn,
             Ok(_) => return out.log(Level::Warn, topic, format!("command for unknown toy {sn} ignored")),
@@ -344,9 +365,85 @@ impl Core {
         self.send(&sn, entity.key, request, raw, now, out);
     }
 
-    fn send(&mut self, sn: &Sn, entity: &'static str, request: Request, raw: String, now: Instant, out: &mut Output) {
+    /// "Reload roles": the server re-reads roles.json. Pressing again while
+    /// one waits for its answer sends nothing more.
+    fn on_server_command(&mut self, topic: &str, key: &str, now: Instant, out: &mut Output) {
+        if key != "reload_roles" {
+            return out.log(Level::Warn, topic, format!("command for unknown server entity {key:?} ignored"));
+        }
+        if let Some((msg_id, _)) = self.roles_in_flight {
+            return out.log(Level::Info, topic, format!("roles reload msgId {msg_id} still waits for its answer"));
+        }
+        let msg_id = self.take_msg_id();
+        out.publish.push(Publish {
+            side: Side::FoloToy,
+            topic: folotoy::topics::CONFIG.to_owned(),
+            payload: folotoy::messages::load_roles_payload(msg_id),
+            retain: false,
+        });
+        self.roles_in_flight = Some((msg_id, now + self.cfg.command_timeout));
+        self.set_roles(Outcome::Pending, msg_id, None, out);
+    }
+
+    fn on_config_ack(&mut self, topic: &str, ack: folotoy::messages::ConfigAck, out: &mut Output) {
+        if ack.identifier != "load_roles_config" {
+            let why = format!("configAck for {:?}, which this bridge never sends; ignored", ack.identifier);
+            return out.log(Level::Warn, topic, why);
+        }
+        match self.roles_in_flight {
+            // FoloToy echoes the msgId only if one was sent; an ack without
+            // one can only be for the reload that is waiting.
+            Some((msg_id, _)) if ack.msg_id.is_none_or(|m| m == msg_id) => {
+                self.roles_in_flight = None;
+                if ack.ok {
+                    out.log(Level::Info, topic, "the FoloToy server reloaded its roles");
+                    self.set_roles(Outcome::Ok, msg_id, None, out);
+                } else {
+                    out.log(
+                        Level::Warn,
+                        topic,
+                        format!("the FoloToy server refused load_roles_config (msgId {msg_id})"),
+                    );
+                    self.set_roles(Outcome::Refused, msg_id, None, out);
+                }
+            }
+            Some((waiting, _)) => out.log(
+                Level::Warn,
+                topic,
+                format!("configAck for msgId {:?} while msgId {waiting} waits; ignored", ack.msg_id),
+            ),
+            None => out.log(Level::Warn, topic, "configAck while no roles reload waits (late, or not ours); ignored"),
+        }
+    }
+
+    fn set_roles(&mut self, outcome: Outcome, msg_id: u32, reason: Option<String>, out: &mut Output) {
+        self.server.roles_reload = Some(LastCommand {
+            entity: "reload_roles".into(),
+            value: "roles.json".into(),
+            outcome,
+            msg_id: Some(msg_id),
+            reason,
+        });
+        out.save = true;
+        self.publish_server(out);
+    }
+
+    fn publish_server(&self, out: &mut Output) {
+        if self.ha_up {
+            let state = ha::states::last_command(self.server.roles_reload.as_ref(), &self.cfg.catalog);
+            out.ha(self.cfg.topics.server_state("roles_reload"), state, true);
+        }
+    }
+
+    /// A fresh msgId; it wraps, skipping 0, after four billion commands.
+    fn take_msg_id(&mut self) -> u32 {
         let msg_id = self.next_msg_id;
         self.next_msg_id = self.next_msg_id.checked_add(1).unwrap_or(1);
+        msg_id
+    }
+
+    fn send(&mut self, sn: &Sn, entity: &'static str, request: Request, raw: String, now: Instant, out: &mut Output) {
+        let msg_id = self.take_msg_id();
         let role = self.toys[sn].state.role;
         let command = match &request {
             Request::Set(setting, value) => {
@@ -410,7 +507,7 @@ impl Core {
                     ),
                 }
             }
-            Inbound::ConfigAck(_) => {}
+            Inbound::ConfigAck(ack) => self.on_config_ack(topic, ack, out),
         }
     }
 
@@ -642,6 +739,7 @@ impl Core {
         if before != self.published {
             out.save = true;
         }
+        self.publish_server(out);
         out.ha(self.cfg.topics.bridge_state(), "online", true);
         self.publish_link(out);
     }

@@ -200,7 +200,12 @@ fn toy_config_topics(sn: &str) -> BTreeSet<String> {
 }
 
 fn bridge_config_topics() -> BTreeSet<String> {
-    ["connection", "folotoy_connection"].iter().map(|k| discovery_topic("binary_sensor", "folotoy_bridge", k)).collect()
+    let bridge = ["connection", "folotoy_connection"].map(|k| discovery_topic("binary_sensor", "folotoy_bridge", k));
+    let server = [
+        discovery_topic("button", "folotoy_bridge_server", "reload_roles"),
+        discovery_topic("sensor", "folotoy_bridge_server", "roles_reload"),
+    ];
+    bridge.into_iter().chain(server).collect()
 }
 
 /// Reading an [`Output`] the way a test wants to.
@@ -371,7 +376,7 @@ fn unique_ids_come_from_the_serial_number_never_from_the_name() {
             configs.values().filter_map(|c| c["unique_id"].as_str()).map(str::to_owned).collect();
         let names: BTreeSet<String> = configs
             .values()
-            .filter(|c| c["device"]["manufacturer"] == "FoloToy")
+            .filter(|c| c["device"]["serial_number"] == SN)
             .map(|c| c["device"]["name"].as_str().unwrap().to_owned())
             .collect();
         (ids, names)
@@ -992,7 +997,7 @@ fn several_home_assistant_births_in_a_row_give_one_republish() {
     assert_eq!(b.deadline(), Some(secs(10) + REPUBLISH_DELAY));
 
     let out = b.at(secs(13), Input::Tick);
-    assert_eq!(out.configs().len(), toy_config_topics(SN).len() + 2);
+    assert_eq!(out.configs().len(), toy_config_topics(SN).len() + bridge_config_topics().len());
     assert_eq!(b.core.next_deadline(), None);
     assert!(b.at(secs(14), Input::Tick).publish.is_empty(), "published once");
 }
@@ -1454,4 +1459,83 @@ fn with_the_media_player_off_none_is_announced_and_its_commands_are_refused() {
     let mut off = Bridge::restore(cfg, through_disk(on.core.snapshot()));
     let out = off.at(secs(0), Input::HaUp);
     assert!(out.cleared().contains("homeassistant/media_player/folotoy_fcb467dad0c0/config"));
+}
+
+// --- Reload roles ------------------------------------------------------------
+
+const CONFIG_ACK: &str = "/sys/configAck";
+
+fn config_ack(payload: Json) -> Input {
+    folotoy(CONFIG_ACK.to_owned(), payload)
+}
+
+fn roles_reload(out: &Output) -> Json {
+    serde_json::from_str(&out.retained("folotoy/server/roles_reload").expect("a Roles reload state")).unwrap()
+}
+
+fn press_reload() -> Input {
+    let topic = "folotoy/server/reload_roles/set".to_owned();
+    let msg = ha::inbound::parse(&topics(), &topic, b"PRESS", false).expect("a command topic");
+    Input::Ha { topic, msg }
+}
+
+#[test]
+fn reload_roles_asks_the_server_and_shows_its_answer() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), press_reload());
+    let sent = out.to_folotoy();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "/sys/config");
+    assert_eq!(sent[0].1, json!({"msgId": 1, "identifier": "load_roles_config"}));
+    assert_eq!(roles_reload(&out)["outcome"], "pending");
+
+    // Pressed again while waiting: nothing more is sent.
+    let out = b.at(secs(1), press_reload());
+    assert!(out.to_folotoy().is_empty());
+
+    let out = b.at(secs(2), config_ack(json!({"msgId": 1, "identifier": "load_roles_config", "result": 1})));
+    let shown = roles_reload(&out);
+    assert_eq!(shown["outcome"], "ok");
+    assert_eq!(shown["summary"], "Reload roles roles.json: done");
+    assert!(out.save);
+    assert_eq!(b.core.next_deadline(), None);
+
+    // The result survives a restart.
+    let mut again = Bridge::restore(config(), through_disk(b.core.snapshot()));
+    assert_eq!(roles_reload(&again.at(secs(0), Input::HaUp))["outcome"], "ok");
+}
+
+#[test]
+fn reload_roles_shows_a_refusal_and_silence() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), press_reload());
+    let out = b.at(secs(1), config_ack(json!({"identifier": "load_roles_config", "result": 0})));
+    assert_eq!(roles_reload(&out)["outcome"], "refused", "an ack without msgId answers the one waiting");
+    assert_eq!(out.warned().len(), 1);
+
+    b.at(secs(2), press_reload());
+    assert_eq!(b.deadline(), Some(secs(2) + TIMEOUT));
+    let out = b.at(secs(2) + TIMEOUT, Input::Tick);
+    assert_eq!(roles_reload(&out)["outcome"], "no_answer");
+    assert!(out.warned()[0].1.contains("load_roles_config"), "{:?}", out.warned());
+}
+
+#[test]
+fn config_acks_nobody_waits_for_are_ignored_with_a_warning() {
+    let mut b = Bridge::up(config());
+    for (ack, why) in [
+        (json!({"msgId": 5, "identifier": "load_roles_config", "result": 1}), "no roles reload waits"),
+        (json!({"msgId": 5, "identifier": "load_tools_config", "result": 1}), "never sends"),
+    ] {
+        let out = b.at(secs(0), config_ack(ack));
+        assert!(out.publish.is_empty(), "{:?}", out.publish);
+        let warned = out.warned();
+        assert_eq!(warned.len(), 1);
+        assert_eq!(warned[0].0, CONFIG_ACK);
+        assert!(warned[0].1.contains(why), "{warned:?}");
+    }
+    b.at(secs(1), press_reload());
+    let out = b.at(secs(1), config_ack(json!({"msgId": 77, "identifier": "load_roles_config", "result": 1})));
+    assert!(out.warned()[0].1.contains("while msgId 1 waits"), "{:?}", out.warned());
+    assert_eq!(b.deadline(), Some(secs(1) + TIMEOUT), "still waiting for its own answer");
 }

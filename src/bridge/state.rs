@@ -83,6 +83,14 @@ impl Default for ToyState {
     }
 }
 
+/// What the bridge knows of the FoloToy server itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerState {
+    /// The last "Reload roles" and how it ended, for the Roles reload sensor.
+    pub roles_reload: Option<LastCommand>,
+}
+
 /// The Last command sensor: what was asked, and how it ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LastCommand {

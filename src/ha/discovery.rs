@@ -62,7 +62,41 @@ impl Discovery<'_> {
                 payload: Json::Object(c).to_string(),
             });
         }
+        out.extend(self.server());
         out
+    }
+
+    /// The FoloToy server: reloading its roles.json, and how that went.
+    fn server(&self) -> Vec<Config> {
+        let id = self.topics.server_id();
+        let device = json!({
+            "identifiers": [id],
+            "name": self.catalog.server_device,
+            "manufacturer": "FoloToy",
+            "model": "FoloToy server",
+            "via_device": self.topics.bridge_id(),
+        });
+        let availability = json!([{ "topic": self.topics.bridge_state() }, { "topic": self.topics.folotoy_link() }]);
+        let mut button = base(&id, "reload_roles", "button", self.catalog.entity("reload_roles"), &device);
+        button.insert("command_topic".into(), self.topics.server_command("reload_roles").into());
+        button.insert("payload_press".into(), "PRESS".into());
+        button.insert("retain".into(), false.into());
+        button.insert("entity_category".into(), "config".into());
+        button.insert("icon".into(), "mdi:account-sync".into());
+        let mut sensor = base(&id, "roles_reload", "sensor", self.catalog.entity("roles_reload"), &device);
+        sensor.insert("state_topic".into(), self.topics.server_state("roles_reload").into());
+        sensor.insert("value_template".into(), "{{ value_json.summary }}".into());
+        sensor.insert("json_attributes_topic".into(), self.topics.server_state("roles_reload").into());
+        sensor.insert("entity_category".into(), "diagnostic".into());
+        sensor.insert("icon".into(), "mdi:account-check-outline".into());
+        [("button", "reload_roles", button), ("sensor", "roles_reload", sensor)]
+            .into_iter()
+            .map(|(component, key, mut c)| {
+                c.insert("availability".into(), availability.clone());
+                c.insert("availability_mode".into(), "all".into());
+                Config { topic: self.topics.discovery(component, &id, key), payload: Json::Object(c).to_string() }
+            })
+            .collect()
     }
 
     /// Every entity of one toy. `name` is the device name the user chose.

@@ -8,6 +8,9 @@
 
 use crate::folotoy::Sn;
 
+/// The topic level that stands where a toy's sn would for the server device.
+pub const SERVER: &str = "server";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     pub base: String,
@@ -50,6 +53,21 @@ impl Topics {
             (Some(sn), Some(key), Some("set"), None) => Some((sn, key)),
             _ => None,
         }
+    }
+
+    /// The FoloToy server device's topics: `server` is shorter than any sn,
+    /// so it never collides with a toy's.
+    pub fn server_state(&self, key: &str) -> String {
+        format!("{}/{SERVER}/{key}", self.base)
+    }
+
+    pub fn server_command(&self, key: &str) -> String {
+        format!("{}/{SERVER}/{key}/set", self.base)
+    }
+
+    /// The id of the FoloToy server's device, under the bridge.
+    pub fn server_id(&self) -> String {
+        format!("{}_server", self.bridge_id())
     }
 
     /// The id of the bridge's own device: distinct per base topic, so two
