@@ -1,0 +1,110 @@
+//! The automation blueprints users copy from `blueprints/`: each must be a
+//! blueprint Home Assistant can import, and must use what the bridge really
+//! publishes. (The Home Assistant suite in tests/ha runs them for real.)
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use folotoy_ha_bridge::bridge::state::Heard;
+use serde_yaml::Value;
+
+fn blueprints() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints/automation/folotoy");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn load(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+}
+
+/// Every `!input name` anywhere in `v`.
+fn input_refs(v: &Value, found: &mut BTreeSet<String>) {
+    match v {
+        Value::Tagged(t) if t.tag == "!input" => {
+            found.insert(t.value.as_str().expect("!input takes a name").to_owned());
+        }
+        Value::Tagged(t) => input_refs(&t.value, found),
+        Value::Sequence(s) => s.iter().for_each(|x| input_refs(x, found)),
+        Value::Mapping(m) => m.values().for_each(|x| input_refs(x, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn there_are_blueprints_to_announce_act_on_a_phrase_and_set_bedtime() {
+    let names: Vec<String> =
+        blueprints().iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    for wanted in ["announce", "act_on_phrase", "bedtime"] {
+        assert!(names.iter().any(|n| n == wanted), "no {wanted}.yaml in {names:?}");
+    }
+}
+
+#[test]
+fn every_blueprint_is_an_automation_whose_inputs_are_all_declared_and_used() {
+    for path in blueprints() {
+        let bp = load(&path);
+        let name = path.display();
+        let meta = &bp["blueprint"];
+        assert_eq!(meta["domain"], "automation", "{name}");
+        assert!(meta["name"].as_str().is_some_and(|n| !n.is_empty()), "{name} has no name");
+        assert!(meta["source_url"].as_str().is_some_and(|u| u.starts_with("https://")), "{name}");
+        let declared: BTreeSet<String> = meta["input"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{name} has no inputs"))
+            .iter()
+            .map(|(k, v)| {
+                assert!(v["selector"].is_mapping(), "{name}: input {k:?} has no selector");
+                k.as_str().unwrap().to_owned()
+            })
+            .collect();
+        let mut used = BTreeSet::new();
+        for section in ["triggers", "conditions", "actions", "variables"] {
+            input_refs(&bp[section], &mut used);
+        }
+        assert_eq!(used, declared, "{name}: inputs declared and inputs used differ");
+        assert!(bp["triggers"].as_sequence().is_some_and(|t| !t.is_empty()), "{name} has no trigger");
+        assert!(!bp["actions"].is_null(), "{name} has no actions");
+    }
+}
+
+#[test]
+fn blueprints_pick_only_entities_the_bridge_publishes() {
+    // The platforms of the entities a toy has, from the entity table.
+    let ours: BTreeSet<&str> = folotoy_ha_bridge::ha::entities::TOY.iter().map(|e| e.component()).collect();
+    for path in blueprints() {
+        let bp = load(&path);
+        for (key, input) in bp["blueprint"]["input"].as_mapping().unwrap() {
+            let Some(filters) = input["selector"]["entity"]["filter"].as_sequence() else { continue };
+            for f in filters {
+                assert_eq!(f["integration"], "mqtt", "{}: {key:?}", path.display());
+                let domain = f["domain"].as_str().unwrap();
+                assert!(ours.contains(domain), "{}: {key:?} picks {domain}, which toys do not have", path.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_phrase_blueprint_reads_attributes_the_heard_event_really_has() {
+    let event: serde_json::Value = serde_json::from_str(&folotoy_ha_bridge::ha::states::heard_event(&Heard {
+        text: "I want a bath".into(),
+        recording_id: Some(1),
+    }))
+    .unwrap();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "blueprints/automation/folotoy/act_on_phrase.yaml",
+    ))
+    .unwrap();
+    for attribute in ["event_type", "text"] {
+        assert!(event.get(attribute).is_some(), "the heard event has no {attribute}");
+        assert!(text.contains(&format!("attributes.{attribute}")), "the blueprint does not read {attribute}");
+    }
+    assert_eq!(event["event_type"], "heard");
+}
