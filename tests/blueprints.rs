@@ -98,9 +98,9 @@ fn the_phrase_blueprint_reads_attributes_the_heard_event_really_has() {
         recording_id: Some(1),
     }))
     .unwrap();
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "blueprints/automation/folotoy/act_on_phrase.yaml",
-    ))
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints/automation/folotoy/act_on_phrase.yaml"),
+    )
     .unwrap();
     for attribute in ["event_type", "text"] {
         assert!(event.get(attribute).is_some(), "the heard event has no {attribute}");

@@ -430,3 +430,23 @@ async fn reload_roles_asks_the_folotoy_server_and_shows_whether_it_answered() {
     s.ha.wait_for("folotoy/server/roles_reload", |p| json(p)["outcome"] == "no_answer").await;
     s.bridge.wait_log(&["WARN", "no answer from the FoloToy server to load_roles_config"]).await;
 }
+
+#[tokio::test]
+async fn what_the_toy_reported_is_on_disk_within_seconds_and_survives_a_crash() {
+    let mut s = setup().await;
+    // A chatty toy: the saves are batched, but the last one still lands.
+    for i in 0..20 {
+        s.sim.heard(&sn(BUNNY), i, &format!("sentence {i}")).await.unwrap();
+    }
+    let file = s.dir.path().join("state.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&file).unwrap_or_default().contains("sentence 19") {
+        assert!(std::time::Instant::now() < deadline, "the last sentence never reached the state file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.bridge.kill();
+    s.broker.restart();
+    let mut ha = Client::connect(&s.broker, &["folotoy/#"]).await;
+    s.bridge.spawn(&[]);
+    ha.wait_for(&state("heard"), |p| json(p)["summary"] == "sentence 19").await;
+}

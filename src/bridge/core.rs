@@ -98,8 +98,12 @@ pub struct Log {
 pub struct Output {
     pub publish: Vec<Publish>,
     pub logs: Vec<Log>,
-    /// The state to save changed: call [`Core::snapshot`] and store it.
+    /// What the user set or a toy confirmed changed: call [`Core::snapshot`]
+    /// and store it now.
     pub save: bool,
+    /// Only what the toys report changed (conversations, activity), which a
+    /// chatty toy changes with every sentence: store it soon, batched.
+    pub save_soon: bool,
 }
 
 impl Output {
@@ -561,7 +565,7 @@ impl Core {
         let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         self.toy_mut(sn).last_activity_ms = Some(ms);
         self.publish_key(sn, "last_activity", out);
-        out.save = true;
+        out.save_soon = true;
     }
 
     fn publish_key(&self, sn: &Sn, key: &str, out: &mut Output) {

@@ -1213,7 +1213,7 @@ fn what_the_child_said_shows_in_heard_and_fires_a_heard_event() {
     assert_eq!(h["recording_id"], 7);
     assert_eq!(conversation_events(&out), [json!({"event_type": "heard", "text": "I want a bath", "recording_id": 7})]);
     assert_eq!(out.state("last_activity").as_deref(), Some("2026-11-25T12:00:00.000+00:00"));
-    assert!(out.save, "what the toy reported survives a restart");
+    assert!(out.save_soon, "what the toy reported survives a restart");
     assert!(out.warned().is_empty());
 
     // `text` instead of `recordingText`, and fields nobody documented, are fine.

@@ -66,24 +66,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (tx, mut rx) = mpsc::channel(1024);
     let links = connect(&config, &topics, tx);
 
+    let mut saver = Saver { path: state_file.clone(), last: None, due: None };
     tokio::pin!(shutdown);
     loop {
-        let deadline = core.next_deadline().map(Instant::from_std);
+        let deadline = [core.next_deadline(), saver.due].into_iter().flatten().min().map(Instant::from_std);
         let input = tokio::select! {
             ev = rx.recv() => match ev {
                 Some(ev) => ev,
                 None => break,
             },
             _ = sleep_until(deadline), if deadline.is_some() => {
-                let out = core.handle(Input::Tick, std::time::Instant::now());
-                apply(&core, &links, &state_file, out).await;
+                let now = std::time::Instant::now();
+                if core.next_deadline().is_some_and(|d| d <= now) {
+                    let out = core.handle(Input::Tick, now);
+                    apply(&core, &links, &mut saver, out).await;
+                }
+                saver.when_due(&core, now);
                 continue;
             }
             _ = &mut shutdown => break,
         };
         for input in inputs(&topics, &links, input).await {
             let out = core.handle(input, std::time::Instant::now());
-            apply(&core, &links, &state_file, out).await;
+            apply(&core, &links, &mut saver, out).await;
         }
     }
 
@@ -185,7 +190,42 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
     }
 }
 
-async fn apply(core: &Core, links: &Links, state_file: &Path, out: Output) {
+/// Writes what the toys report at most once per [`SAVE_EVERY`]: a chatty toy
+/// changes it with every sentence, and each write is an fsync. Such a change
+/// is on disk within that time, and always at a clean stop; what the user
+/// set or a toy confirmed is written at once.
+struct Saver {
+    path: std::path::PathBuf,
+    last: Option<std::time::Instant>,
+    due: Option<std::time::Instant>,
+}
+
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+impl Saver {
+    fn changed(&mut self, core: &Core, now: std::time::Instant) {
+        match self.last {
+            Some(last) if now < last + SAVE_EVERY => {
+                self.due.get_or_insert(last + SAVE_EVERY);
+            }
+            _ => self.save(core, now),
+        }
+    }
+
+    fn when_due(&mut self, core: &Core, now: std::time::Instant) {
+        if self.due.is_some_and(|d| d <= now) {
+            self.save(core, now);
+        }
+    }
+
+    fn save(&mut self, core: &Core, now: std::time::Instant) {
+        save(core, &self.path);
+        self.last = Some(now);
+        self.due = None;
+    }
+}
+
+async fn apply(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
     emit_logs(&out.logs);
     for p in out.publish {
         debug!(topic = %p.topic, retain = p.retain, "publish {}", String::from_utf8_lossy(&p.payload));
@@ -194,7 +234,9 @@ async fn apply(core: &Core, links: &Links, state_file: &Path, out: Output) {
         }
     }
     if out.save {
-        save(core, state_file);
+        saver.save(core, std::time::Instant::now());
+    } else if out.save_soon {
+        saver.changed(core, std::time::Instant::now());
     }
 }
 
