@@ -46,6 +46,12 @@ pub struct Config {
     pub language: String,
     /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` overrides it.
     pub log_level: String,
+    /// Where the add-on asks for the MQTT broker when none is configured.
+    pub supervisor_url: String,
+    /// Whether any layer above the defaults named Home Assistant's broker;
+    /// the add-on asks the Supervisor for it when not.
+    #[serde(skip)]
+    pub mqtt_given: bool,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -71,7 +77,10 @@ pub struct FoloToyConfig {
     pub max_toys: usize,
     /// How long a toy has to answer a command before it counts as lost.
     pub command_timeout_s: f64,
-    /// Names of the server's roles ("1".."7"), shown by Speaking role.
+    /// Names of the server's roles ("1".."7"), shown by Speaking role. A
+    /// list names roles 1, 2, ... in order: the add-on's options UI has lists,
+    /// not maps.
+    #[serde(deserialize_with = "roles")]
     pub roles: BTreeMap<String, String>,
 }
 
@@ -147,6 +156,8 @@ impl Default for Config {
             state_file: PathBuf::from("folotoy-ha-bridge-state.json"),
             language: "en".into(),
             log_level: "info".into(),
+            supervisor_url: "http://supervisor".into(),
+            mqtt_given: false,
         }
     }
 }
@@ -205,6 +216,7 @@ fn load_error(e: figment::Error) -> ConfigError {
         || "defaults".to_owned(),
         |m| match &m.source {
             Some(figment::Source::File(path)) => format!("{} {}", m.name, path.display()),
+            _ if m.name.starts_with("JSON") => "the add-on options (options.json)".to_owned(),
             _ => m.name.to_string(),
         },
     );
@@ -215,29 +227,89 @@ fn load_error(e: figment::Error) -> ConfigError {
     }
 }
 
+/// Role names as a map `{"1": name}` or a list `[name1, name2, ...]`.
+fn roles<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Roles {
+        Map(BTreeMap<String, String>),
+        List(Vec<String>),
+    }
+    Ok(match Roles::deserialize(d)? {
+        Roles::Map(m) => m,
+        Roles::List(l) => {
+            l.into_iter().enumerate().filter(|(_, n)| !n.is_empty()).map(|(i, n)| ((i + 1).to_string(), n)).collect()
+        }
+    })
+}
+
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), problem: problem.into() }
 }
 
-/// Where each layer comes from; the add-on adds `/data/options.json`.
+/// Where each layer comes from.
 #[derive(Debug, Default, Clone)]
 pub struct Sources {
     pub file: Option<PathBuf>,
-    pub options_json: Option<PathBuf>,
+    /// The add-on's data folder (`/data`): its `options.json` is a layer
+    /// above the YAML file, and the state file lives there by default.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The add-on's options as a figment layer. The Supervisor writes every
+/// option, set or not; unset ones (null, "", {}) must not hide the layers
+/// below, nor make an empty `folotoy.mqtt` mean "a second broker".
+fn options_layer(path: &std::path::Path) -> Result<Option<figment::providers::Data<Json>>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(invalid("(add-on options)", format!("cannot read {}: {e}", path.display()))),
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| invalid("(add-on options)", format!("{} is not JSON: {e}", path.display())))?;
+    prune(&mut value);
+    Ok(Some(Json::string(&value.to_string())))
+}
+
+/// Drops nulls, empty strings and objects left empty, recursively.
+fn prune(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    match v {
+        V::Null => false,
+        V::String(s) => !s.is_empty(),
+        V::Object(m) => {
+            m.retain(|_, x| prune(x));
+            !m.is_empty()
+        }
+        V::Array(a) => {
+            a.iter_mut().for_each(|x| {
+                prune(x);
+            });
+            true
+        }
+        _ => true,
+    }
 }
 
 impl Config {
     /// Reads every layer and validates the result.
     pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let mut defaults = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(dir) = &sources.data_dir {
+            defaults = defaults.merge(Serialized::default("state_file", dir.join("state.json")));
+        }
+        // The layers a person wrote, kept apart to see what they set.
+        let mut fig = Figment::new();
         if let Some(file) = &sources.file {
             if !file.exists() {
                 return Err(invalid("--config", format!("file {} does not exist", file.display())));
             }
             fig = fig.merge(Yaml::file(file));
         }
-        if let Some(json) = sources.options_json.as_deref().filter(|p| p.exists()) {
-            fig = fig.merge(Json::file(json));
+        if let Some(dir) = &sources.data_dir {
+            if let Some(options) = options_layer(&dir.join("options.json"))? {
+                fig = fig.merge(options);
+            }
         }
         fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__"));
         // figment reads `PASSWORD=007` as the number 7; text keys are taken
@@ -248,7 +320,9 @@ impl Config {
                 fig = fig.merge(Serialized::default(key, raw));
             }
         }
-        let config: Config = fig.extract().map_err(load_error)?;
+        let mqtt_given = fig.find_value("mqtt.host").is_ok();
+        let mut config: Config = defaults.merge(fig).extract().map_err(load_error)?;
+        config.mqtt_given = mqtt_given;
         config.validate()?;
         Ok(config)
     }

@@ -5,7 +5,7 @@ use super::*;
 use figment::Jail;
 
 fn load(file: Option<&str>) -> Result<Config, ConfigError> {
-    Config::load(&Sources { file: file.map(PathBuf::from), options_json: None })
+    Config::load(&Sources { file: file.map(PathBuf::from), data_dir: None })
 }
 
 #[test]
@@ -110,6 +110,105 @@ fn a_missing_config_file_is_an_error_not_silence() {
     Jail::expect_with(|_| {
         let msg = load(Some("nope.yaml")).unwrap_err().to_string();
         assert!(msg.contains("nope.yaml"), "{msg}");
+        Ok(())
+    });
+}
+
+// --- The add-on's options.json ----------------------------------------------
+
+fn load_addon(jail: &Jail, options: &str) -> Result<Config, ConfigError> {
+    jail.create_file("options.json", options).unwrap();
+    Config::load(&Sources { file: None, data_dir: Some(jail.directory().to_owned()) })
+}
+
+#[test]
+fn full_addon_options_configure_everything() {
+    Jail::expect_with(|jail| {
+        let c = load_addon(
+            jail,
+            r#"{
+              "mqtt": {"host": "core-mosquitto", "port": 1884, "username": "bridge", "password": "s3cret"},
+              "folotoy": {
+                "mqtt": {"host": "folotoy.lan", "port": 1883, "username": "integration", "password": "x"},
+                "toys": [{"sn": "fcb467dad0c0", "name": "Bunny"}, {"sn": "08d1f9c6a310"}],
+                "allow_unknown_toys": false, "max_toys": 8, "command_timeout_s": 5,
+                "roles": ["Storyteller", "Pirate"]
+              },
+              "homeassistant": {"media_player": false},
+              "language": "zh-Hans", "log_level": "debug"
+            }"#,
+        )
+        .unwrap();
+        assert!(c.mqtt_given);
+        assert_eq!((c.mqtt.host.as_str(), c.mqtt.port), ("core-mosquitto", 1884));
+        assert_eq!(c.mqtt.password.as_ref().unwrap().expose(), "s3cret");
+        assert_eq!(c.folotoy_mqtt().host, "folotoy.lan");
+        assert_eq!(c.folotoy.toys.len(), 2);
+        assert_eq!(c.folotoy.toys[1].name, None);
+        assert!(!c.folotoy.allow_unknown_toys);
+        assert_eq!(c.folotoy.max_toys, 8);
+        assert!(!c.homeassistant.media_player);
+        assert_eq!((c.language.as_str(), c.log_level.as_str()), ("zh-Hans", "debug"));
+        let core = c.core().unwrap();
+        assert_eq!(&core.roles[..3], ["Storyteller", "Pirate", "角色 3"]);
+        assert_eq!(c.state_file, jail.directory().join("state.json"), "state is kept in /data");
+        Ok(())
+    });
+}
+
+#[test]
+fn minimal_addon_options_leave_the_broker_to_the_supervisor() {
+    Jail::expect_with(|jail| {
+        // What the Supervisor writes when the user filled in nothing.
+        let c = load_addon(
+            jail,
+            r#"{"mqtt": {"host": "", "username": null}, "folotoy": {"mqtt": {"host": ""}, "toys": [],
+                "allow_unknown_toys": true}, "language": "en", "log_level": "info"}"#,
+        )
+        .unwrap();
+        assert!(!c.mqtt_given, "no broker was configured");
+        assert!(c.folotoy.mqtt.is_none(), "an empty FoloToy broker is no second broker");
+        assert!(c.folotoy.allow_unknown_toys);
+        assert_eq!(c.state_file, jail.directory().join("state.json"));
+        Ok(())
+    });
+}
+
+#[test]
+fn addon_options_sit_above_the_yaml_file_and_below_the_environment() {
+    Jail::expect_with(|jail| {
+        jail.create_file("bridge.yaml", "mqtt:\n  host: from-yaml\n  port: 1000\nlanguage: zh-Hans\n")?;
+        jail.create_file("options.json", r#"{"mqtt": {"host": "from-options"}, "log_level": "warn"}"#)?;
+        jail.set_env("FOLOTOY_HA_MQTT__HOST", "from-env");
+        let c =
+            Config::load(&Sources { file: Some("bridge.yaml".into()), data_dir: Some(jail.directory().to_owned()) })
+                .unwrap();
+        assert_eq!(c.mqtt.host, "from-env");
+        assert_eq!(c.mqtt.port, 1000);
+        assert_eq!(c.log_level, "warn");
+        assert_eq!(c.language, "zh-Hans");
+        Ok(())
+    });
+}
+
+#[test]
+fn invalid_addon_options_name_the_key_and_the_options_file() {
+    Jail::expect_with(|jail| {
+        let cases = [
+            (r#"{"folotoy": {"toys": [{"sn": "ab/cdefgh"}]}}"#, "folotoy.toys[0].sn"),
+            (r#"{"folotoy": {"max_toys": "many"}}"#, "folotoy.max_toys"),
+            (r#"{"log_level": "loud"}"#, "log_level"),
+            (r#"{"folotoy": {"roles": ["a", "b", "c", "d", "e", "f", "g", "h"]}}"#, "folotoy.roles.8"),
+            (r#"{"mqtt": {"port": 70000}}"#, "mqtt.port"),
+            (r#"{"toys": []}"#, "toys"),
+            ("{not json", "options.json is not JSON"),
+        ];
+        for (options, key) in cases {
+            let err = load_addon(jail, options).unwrap_err().to_string();
+            assert!(err.contains(key), "{options}: {err}");
+        }
+        let err = load_addon(jail, r#"{"folotoy": {"max_toys": "many"}}"#).unwrap_err().to_string();
+        assert!(err.contains("options.json"), "{err}");
         Ok(())
     });
 }

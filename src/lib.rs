@@ -14,3 +14,4 @@ pub mod ha;
 pub mod runtime;
 pub mod sim;
 pub mod store;
+pub mod supervisor;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use folotoy_ha_bridge::config::{Config, Sources};
 use folotoy_ha_bridge::sim::{AckMode, SimConfig, Simulator};
-use folotoy_ha_bridge::{demo, folotoy::Sn, runtime};
+use folotoy_ha_bridge::{demo, folotoy::Sn, runtime, supervisor};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -16,6 +16,10 @@ struct Cli {
     /// YAML configuration file (environment variables FOLOTOY_HA_* override it).
     #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    /// The add-on's data folder: its options.json configures the bridge, the
+    /// state file is kept there, and a missing broker is asked of the Supervisor.
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -42,11 +46,15 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let sources = Sources { file: cli.config.clone(), options_json: None };
+    let sources = Sources { file: cli.config.clone(), data_dir: cli.data.clone() };
     let result = match cli.command.unwrap_or(Cmd::Run) {
         Cmd::Run => load(&sources).and_then(|config| {
             init_logs(&config.log_level);
-            block_on(async move { runtime::run(config, shutdown_signal()).await.map_err(|e| e.to_string()) })
+            let addon = sources.data_dir.is_some();
+            block_on(async move {
+                let config = if addon { with_supervisor_broker(config).await? } else { config };
+                runtime::run(config, shutdown_signal()).await.map_err(|e| e.to_string())
+            })
         }),
         Cmd::Demo(args) => {
             init_logs("warn");
@@ -69,6 +77,21 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// In the add-on, a broker nobody configured comes from the Supervisor.
+async fn with_supervisor_broker(mut config: Config) -> Result<Config, String> {
+    if config.mqtt_given {
+        return Ok(config);
+    }
+    let token = std::env::var("SUPERVISOR_TOKEN").ok();
+    config.mqtt = supervisor::mqtt_service(&config.supervisor_url, token.as_deref(), SUPERVISOR_TIMEOUT, &config.mqtt)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("MQTT broker from the Supervisor: {}:{}", config.mqtt.host, config.mqtt.port);
+    Ok(config)
+}
+
+const SUPERVISOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn load(sources: &Sources) -> Result<Config, String> {
     Config::load(sources).map_err(|e| e.to_string())

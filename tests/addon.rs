@@ -1,0 +1,166 @@
+//! The bridge as the add-on image runs it: `--data /data`, options.json, and
+//! the broker asked of a Supervisor (a real HTTP server here, standing in).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use folotoy_ha_bridge::config::MqttConfig;
+use folotoy_ha_bridge::supervisor::{mqtt_service, SupervisorError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const TOKEN: &str = "test-supervisor-token";
+
+/// How the stand-in Supervisor answers.
+#[derive(Clone)]
+enum Reply {
+    Http(u16, String),
+    /// Accepts the connection and never answers.
+    Hang,
+}
+
+fn ok_for(port: u16) -> Reply {
+    Reply::Http(
+        200,
+        format!(
+            r#"{{"result":"ok","data":{{"addon":"core_mosquitto","host":"127.0.0.1","port":{port},"ssl":false,"protocol":"3.1.1","username":"addons","password":"pw"}}}}"#
+        ),
+    )
+}
+
+/// A Supervisor stand-in on a free port; returns its URL and the requests it got.
+async fn supervisor(reply: Reply) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let mut buf = vec![0u8; 4096];
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            log.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            match &reply {
+                Reply::Hang => {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+                Reply::Http(status, body) => {
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes()).await;
+                    let _ = conn.write_all(body.as_bytes()).await;
+                }
+            }
+        }
+    });
+    (url, seen)
+}
+
+async fn ask(url: &str) -> Result<MqttConfig, SupervisorError> {
+    mqtt_service(url, Some(TOKEN), Duration::from_millis(500), &MqttConfig::default()).await
+}
+
+#[tokio::test]
+async fn the_supervisors_mqtt_service_becomes_the_broker() {
+    let (url, seen) = supervisor(ok_for(1883)).await;
+    let m = ask(&url).await.unwrap();
+    assert_eq!((m.host.as_str(), m.port), ("127.0.0.1", 1883));
+    assert_eq!(m.username.as_deref(), Some("addons"));
+    assert_eq!(m.password.unwrap().expose(), "pw");
+    assert_eq!(m.client_id, "folotoy-ha-bridge");
+    let request = seen.lock().unwrap()[0].clone();
+    assert!(request.starts_with("GET /services/mqtt HTTP/1.1\r\n"), "{request}");
+    assert!(request.contains(&format!("Authorization: Bearer {TOKEN}\r\n")), "{request}");
+}
+
+#[tokio::test]
+async fn every_supervisor_failure_says_what_to_configure() {
+    let cases = [
+        (Reply::Http(401, r#"{"result":"error","message":"Unauthorized"}"#.into()), "mqtt:need"),
+        (Reply::Http(500, "boom".into()), "HTTP 500"),
+        (Reply::Http(400, r#"{"result":"error","message":"No mqtt service"}"#.into()), "Mosquitto broker add-on"),
+        (Reply::Http(200, "{not json".into()), "not what it documents"),
+        (Reply::Http(200, r#"{"result":"ok","data":{"host":"h"}}"#.into()), "not what it documents"),
+        (Reply::Http(200, r#"{"result":"ok","data":{"host":"h","port":8883,"ssl":true}}"#.into()), "TLS"),
+        (Reply::Hang, "did not answer within"),
+    ];
+    for (reply, says) in cases {
+        let (url, _) = supervisor(reply).await;
+        let err = ask(&url).await.unwrap_err().to_string();
+        assert!(err.contains(says), "expected {says:?} in: {err}");
+        assert!(err.contains("option") || err.contains("mqtt:need"), "says what to configure: {err}");
+    }
+    let unreachable = ask(&format!("http://127.0.0.1:{}", free_port())).await.unwrap_err().to_string();
+    assert!(unreachable.contains("cannot reach the Supervisor"), "{unreachable}");
+    let no_token = mqtt_service("http://supervisor", None, Duration::from_secs(1), &MqttConfig::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(no_token.contains("SUPERVISOR_TOKEN"), "{no_token}");
+}
+
+/// The binary as the image's CMD starts it, with `dir` as `/data`.
+fn start_addon(dir: &Path, env: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_folotoy-ha-bridge"));
+    cmd.arg("--data").arg(dir).env_remove("RUST_LOG").stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(l);
+        }
+    });
+    (child, lines)
+}
+
+#[tokio::test]
+async fn the_addon_finds_its_broker_through_the_supervisor_and_keeps_state_in_data() {
+    let broker = Mosquitto::start();
+    let (url, _) = supervisor(ok_for(broker.port)).await;
+    let data = tempfile::tempdir().unwrap();
+    let options = format!(
+        r#"{{"mqtt": {{"host": ""}}, "folotoy": {{"toys": [{{"sn": "{BUNNY}", "name": "Bunny"}}]}}, "log_level": "info", "supervisor_url": "{url}"}}"#
+    );
+    std::fs::write(data.path().join("options.json"), options).unwrap();
+    let mut ha = Client::connect(&broker, &["folotoy/#"]).await;
+    let (mut child, lines) = start_addon(data.path(), &[("SUPERVISOR_TOKEN", TOKEN)]);
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    ha.publish(&set("speaking_role"), "Role 3").await;
+    ha.wait_value(&state("speaking_role"), "Role 3").await;
+    terminate(&mut child);
+    assert!(child.wait().unwrap().success());
+    let saved = std::fs::read_to_string(data.path().join("state.json")).expect("state kept in /data");
+    assert!(saved.contains(BUNNY));
+    let log = lines.lock().unwrap().join("\n");
+    assert!(log.contains("MQTT broker from the Supervisor: 127.0.0.1"), "{log}");
+    assert!(!log.contains("\u{1b}["), "no colour codes in the add-on's log tab:\n{log}");
+    assert!(!log.contains("pw\"") && !log.contains(TOKEN), "no secrets in the log:\n{log}");
+}
+
+#[tokio::test]
+async fn the_addon_without_broker_or_supervisor_token_stops_with_one_clear_error() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("options.json"), r#"{"log_level": "info"}"#).unwrap();
+    let (mut child, lines) = start_addon(data.path(), &[]);
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let log = lines.lock().unwrap().join("\n");
+    assert!(log.contains("SUPERVISOR_TOKEN is not set") && log.contains("add-on's options"), "{log}");
+}
+
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+}
