@@ -268,7 +268,32 @@ fn options_layer(path: &std::path::Path) -> Result<Option<figment::providers::Da
     let mut value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| invalid("(add-on options)", format!("{} is not JSON: {e}", path.display())))?;
     prune(&mut value);
+    nest_addon_options(&mut value);
     Ok(Some(Json::string(&value.to_string())))
+}
+
+/// The add-on's options are flat (the Supervisor's options UI nests two
+/// levels at most, and `folotoy.toys[].sn` is three); this puts each where
+/// the configuration keeps it. Nested keys are taken as they are.
+fn nest_addon_options(v: &mut serde_json::Value) {
+    const MOVES: &[(&str, &str, &str)] = &[
+        ("toys", "folotoy", "toys"),
+        ("allow_unknown_toys", "folotoy", "allow_unknown_toys"),
+        ("max_toys", "folotoy", "max_toys"),
+        ("command_timeout_s", "folotoy", "command_timeout_s"),
+        ("roles", "folotoy", "roles"),
+        ("folotoy_mqtt", "folotoy", "mqtt"),
+        ("media_player", "homeassistant", "media_player"),
+    ];
+    let Some(top) = v.as_object_mut() else { return };
+    for (flat, section, key) in MOVES {
+        if let Some(value) = top.remove(*flat) {
+            let section = top.entry(*section).or_insert_with(|| serde_json::json!({}));
+            if let Some(section) = section.as_object_mut() {
+                section.entry(*key).or_insert(value);
+            }
+        }
+    }
 }
 
 /// Drops nulls, empty strings and objects left empty, recursively.

@@ -128,13 +128,11 @@ fn full_addon_options_configure_everything() {
             jail,
             r#"{
               "mqtt": {"host": "core-mosquitto", "port": 1884, "username": "bridge", "password": "s3cret"},
-              "folotoy": {
-                "mqtt": {"host": "folotoy.lan", "port": 1883, "username": "integration", "password": "x"},
-                "toys": [{"sn": "fcb467dad0c0", "name": "Bunny"}, {"sn": "08d1f9c6a310"}],
-                "allow_unknown_toys": false, "max_toys": 8, "command_timeout_s": 5,
-                "roles": ["Storyteller", "Pirate"]
-              },
-              "homeassistant": {"media_player": false},
+              "folotoy_mqtt": {"host": "folotoy.lan", "port": 1883, "username": "integration", "password": "x"},
+              "toys": [{"sn": "fcb467dad0c0", "name": "Bunny"}, {"sn": "08d1f9c6a310"}],
+              "allow_unknown_toys": false, "max_toys": 8, "command_timeout_s": 5,
+              "roles": ["Storyteller", "Pirate"],
+              "media_player": false,
               "language": "zh-Hans", "log_level": "debug"
             }"#,
         )
@@ -162,8 +160,8 @@ fn minimal_addon_options_leave_the_broker_to_the_supervisor() {
         // What the Supervisor writes when the user filled in nothing.
         let c = load_addon(
             jail,
-            r#"{"mqtt": {"host": "", "username": null}, "folotoy": {"mqtt": {"host": ""}, "toys": [],
-                "allow_unknown_toys": true}, "language": "en", "log_level": "info"}"#,
+            r#"{"mqtt": {"host": "", "username": null}, "folotoy_mqtt": {"host": ""}, "toys": [],
+                "allow_unknown_toys": true, "roles": [], "language": "en", "log_level": "info"}"#,
         )
         .unwrap();
         assert!(!c.mqtt_given, "no broker was configured");
@@ -195,12 +193,15 @@ fn addon_options_sit_above_the_yaml_file_and_below_the_environment() {
 fn invalid_addon_options_name_the_key_and_the_options_file() {
     Jail::expect_with(|jail| {
         let cases = [
-            (r#"{"folotoy": {"toys": [{"sn": "ab/cdefgh"}]}}"#, "folotoy.toys[0].sn"),
+            (r#"{"toys": [{"sn": "ab/cdefgh"}]}"#, "folotoy.toys[0].sn"),
+            (r#"{"max_toys": "many"}"#, "folotoy.max_toys"),
+            // The nested form of the YAML file is read too.
             (r#"{"folotoy": {"max_toys": "many"}}"#, "folotoy.max_toys"),
             (r#"{"log_level": "loud"}"#, "log_level"),
-            (r#"{"folotoy": {"roles": ["a", "b", "c", "d", "e", "f", "g", "h"]}}"#, "folotoy.roles.8"),
+            (r#"{"roles": ["a", "b", "c", "d", "e", "f", "g", "h"]}"#, "folotoy.roles.8"),
             (r#"{"mqtt": {"port": 70000}}"#, "mqtt.port"),
-            (r#"{"toys": []}"#, "toys"),
+            (r#"{"toys": "none"}"#, "folotoy.toys"),
+            (r#"{"colour": "red"}"#, "colour"),
             ("{not json", "options.json is not JSON"),
         ];
         for (options, key) in cases {

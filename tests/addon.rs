@@ -132,7 +132,7 @@ async fn the_addon_finds_its_broker_through_the_supervisor_and_keeps_state_in_da
     let (url, _) = supervisor(ok_for(broker.port)).await;
     let data = tempfile::tempdir().unwrap();
     let options = format!(
-        r#"{{"mqtt": {{"host": ""}}, "folotoy": {{"toys": [{{"sn": "{BUNNY}", "name": "Bunny"}}]}}, "log_level": "info", "supervisor_url": "{url}"}}"#
+        r#"{{"mqtt": {{"host": ""}}, "toys": [{{"sn": "{BUNNY}", "name": "Bunny"}}], "log_level": "info", "supervisor_url": "{url}"}}"#
     );
     std::fs::write(data.path().join("options.json"), options).unwrap();
     let mut ha = Client::connect(&broker, &["folotoy/#"]).await;
@@ -163,4 +163,48 @@ async fn the_addon_without_broker_or_supervisor_token_stops_with_one_clear_error
 
 fn terminate(child: &mut Child) {
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+}
+
+fn addon_config() -> serde_yaml::Value {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("addon/config.yaml")).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_addon_has_the_crates_version_and_needs_the_mqtt_service() {
+    let c = addon_config();
+    assert_eq!(c["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(c["services"][0], "mqtt:need");
+    assert_eq!(c["arch"], serde_yaml::from_str::<serde_yaml::Value>("[aarch64, amd64]").unwrap());
+}
+
+#[test]
+fn the_options_the_supervisor_writes_on_first_start_are_a_valid_configuration() {
+    // The Supervisor writes `options` as they are until the user changes them.
+    let options = serde_json::to_string(&addon_config()["options"]).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("options.json"), options).unwrap();
+    let sources = folotoy_ha_bridge::config::Sources { file: None, data_dir: Some(data.path().to_owned()) };
+    let c = folotoy_ha_bridge::config::Config::load(&sources).expect("the default options load");
+    assert!(!c.mqtt_given, "the broker comes from the Supervisor");
+}
+
+#[test]
+fn every_addon_option_is_a_configuration_key() {
+    // One value for every option in the add-on's schema must load: a key
+    // the bridge does not know would stop the add-on at start.
+    let data = tempfile::tempdir().unwrap();
+    let options = r#"{"toys": [{"sn": "fcb467dad0c0", "name": "Bunny"}], "allow_unknown_toys": false,
+        "max_toys": 10, "command_timeout_s": 5, "roles": ["Storyteller"], "media_player": false,
+        "language": "zh-Hans", "log_level": "debug",
+        "mqtt": {"host": "h", "port": 1883, "username": "u", "password": "p"},
+        "folotoy_mqtt": {"host": "f", "port": 1883, "username": "integration", "password": "p"}}"#;
+    let options_keys: std::collections::BTreeSet<String> =
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(options).unwrap().keys().cloned().collect();
+    let schema_keys: std::collections::BTreeSet<String> =
+        addon_config()["schema"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_owned()).collect();
+    assert_eq!(options_keys, schema_keys, "this test covers every option");
+    std::fs::write(data.path().join("options.json"), options).unwrap();
+    let sources = folotoy_ha_bridge::config::Sources { file: None, data_dir: Some(data.path().to_owned()) };
+    folotoy_ha_bridge::config::Config::load(&sources).expect("every option is understood");
 }
