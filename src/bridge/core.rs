@@ -347,6 +347,15 @@ impl Core {
             out.save = true;
             return;
         }
+        if !self.folotoy_up {
+            // Queued, it could reach the toy long after Home Assistant gave
+            // up on it; so it is refused now, and the old value shown again.
+            let why = "FoloToy's broker is not connected";
+            out.log(Level::Warn, topic, format!("command not sent: {why}"));
+            let shown = ha::states::truncate(payload, 64);
+            self.set_last(&sn, entity.key, shown, Outcome::Invalid, None, Some(why.into()), out);
+            return self.publish_state(&sn, entity, out);
+        }
         if let Request::Set(setting, _) = request {
             if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
                 let replaced =
@@ -377,6 +386,9 @@ impl Core {
         }
         if let Some((msg_id, _)) = self.roles_in_flight {
             return out.log(Level::Info, topic, format!("roles reload msgId {msg_id} still waits for its answer"));
+        }
+        if !self.folotoy_up {
+            return out.log(Level::Warn, topic, "roles reload not sent: FoloToy's broker is not connected");
         }
         let msg_id = self.take_msg_id();
         out.publish.push(Publish {
