@@ -181,3 +181,33 @@ async fn home_assistants_broker_down_alone_gets_everything_back_while_toys_kept_
     let heard = ha.seen.iter().rev().find(|m| m.topic == state("heard")).unwrap();
     assert_eq!(json(&heard.payload)["summary"], "chatter while away");
 }
+
+#[tokio::test]
+async fn a_bridge_killed_at_any_moment_leaves_a_state_file_that_loads() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Arc::new(Simulator::start(&broker.mqtt(), SimConfig { toys: vec![], ack: AckMode::Ok }).await.unwrap());
+    let ha = Client::connect(&broker, &[]).await;
+    let file = dir.path().join("state.json");
+    let mut bridge = Bridge::start(&broker, dir.path(), &bunny_yaml());
+    let stop = chatter(sim.clone());
+    // Saves happen all the time (every confirmed volume, the chatter once a
+    // second); kill the bridge at moments spread over them.
+    for (round, after_ms) in [37u64, 150, 5, 420, 90, 260, 15, 333].into_iter().enumerate() {
+        let volume = 10 + round;
+        for _ in 0..3 {
+            ha.publish(&set("volume"), &volume.to_string()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        bridge.kill();
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let saved: Json = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("round {round}: state file corrupt after SIGKILL: {e}\n{text}"));
+            assert!(saved["toys"].is_object(), "round {round}: {text}");
+        }
+        bridge.spawn(&[]);
+        bridge.wait_log(&["connected to the broker"]).await;
+        assert!(!bridge.log().iter().any(|l| l.contains("moved to")), "a state file was set aside as corrupt");
+    }
+    stop.store(true, Ordering::Relaxed);
+}
