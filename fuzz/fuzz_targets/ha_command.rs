@@ -7,6 +7,13 @@ use folotoy_ha_bridge::ha::commands::{self, Request};
 use folotoy_ha_bridge::ha::entities::TOY;
 use folotoy_ha_bridge::ha::{inbound, Topics};
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+/// Loaded once: parsing YAML on every run would be most of the time spent.
+fn catalogs() -> &'static [Catalog; 2] {
+    static CATALOGS: OnceLock<[Catalog; 2]> = OnceLock::new();
+    CATALOGS.get_or_init(|| [Catalog::load("en").unwrap(), Catalog::load("zh-Hans").unwrap()])
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, payload)) = data.split_first() else { return };
@@ -17,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = inbound::parse(&topics, &topic, payload, pick & 1 == 1);
     let _ = inbound::parse(&topics, "homeassistant/status", payload, false);
     let Ok(text) = std::str::from_utf8(payload) else { return };
-    let catalog = Catalog::load(if pick & 2 == 0 { "en" } else { "zh-Hans" }).expect("bundled catalog");
-    if let Ok(Request::Set(setting, value)) = commands::parse(entity, text, &catalog, &catalog.roles) {
+    let catalog = &catalogs()[usize::from(pick & 2 != 0)];
+    if let Ok(Request::Set(setting, value)) = commands::parse(entity, text, catalog, &catalog.roles) {
         assert!(setting.check(value.as_f64()).is_ok(), "{setting} = {value:?} accepted from {text:?}");
     }
 });
