@@ -573,11 +573,16 @@ impl Core {
     }
 
     /// Records that a toy was heard from, for the Last activity sensor.
+    /// Shown to the second: a toy reading a story sends a sentence every
+    /// few hundred milliseconds, and one update a second says as much.
     fn active(&mut self, sn: &Sn, at: SystemTime, out: &mut Output) {
         let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        self.toy_mut(sn).last_activity_ms = Some(ms);
-        self.publish_key(sn, "last_activity", out);
-        out.save_soon = true;
+        let toy = self.toy_mut(sn);
+        let before = toy.last_activity_ms.replace(ms);
+        if before.map(|b| b / 1000) != Some(ms / 1000) {
+            self.publish_key(sn, "last_activity", out);
+            out.save_soon = true;
+        }
     }
 
     fn publish_key(&self, sn: &Sn, key: &str, out: &mut Output) {

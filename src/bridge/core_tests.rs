@@ -1573,3 +1573,18 @@ fn a_command_in_flight_when_folotoy_goes_away_ends_as_no_answer() {
     assert_eq!(out.state("volume").as_deref(), Some("30"));
     assert_eq!(out.last_command().unwrap()["outcome"], "no_answer");
 }
+
+#[test]
+fn last_activity_changes_at_most_once_a_second() {
+    let mut b = Bridge::up(config());
+    let at = |ms: u64| std::time::UNIX_EPOCH + Duration::from_millis(1_795_608_000_000 + ms);
+    let event = |ms: u64| {
+        let topic = format!("/sys/folotoy/{SN}/thing/event/post");
+        let payload = json!({"identifier": "recording_transcribed", "inputParams": {"recordingText": "hi"}});
+        let msg = folotoy::messages::parse(&topic, payload.to_string().as_bytes()).unwrap();
+        Input::FoloToy { topic, msg, at: at(ms) }
+    };
+    assert_eq!(b.at(secs(0), event(0)).state("last_activity").as_deref(), Some("2026-11-25T12:00:00.000+00:00"));
+    assert_eq!(b.at(secs(0), event(400)).state("last_activity"), None, "same second");
+    assert_eq!(b.at(secs(1), event(1200)).state("last_activity").as_deref(), Some("2026-11-25T12:00:01.200+00:00"));
+}
