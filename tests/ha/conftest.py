@@ -1,19 +1,22 @@
-"""pytest fixtures: a private Mosquitto and a real Home Assistant core, one of each per module.
+"""pytest fixtures: per test module, a private Mosquitto, a real Home Assistant core, the
+FoloToy simulator and the bridge.
 
-Run through scripts/ha-e2e (it builds the venv with Home Assistant and sets HA_PYTHON).
+Run through scripts/ha-e2e (it builds the venv with Home Assistant and the bridge binary,
+and sets HA_PYTHON and HA_E2E_BRIDGE_BIN).
 
 Fixtures
-  mosquitto          module  Mosquitto: .host .port .url .start() .stop() .restart() .log_text()
-  homeassistant      module  HomeAssistant, started and connected to `mosquitto` (see ha_harness.py)
-  mqtt               function MqttProbe connected to `mosquitto` (publish / subscribe / wait_for)
-  ha_factory         module  make more HomeAssistant instances: ha_factory(name, **kwargs) -> started HA
+  mosquitto      module    Mosquitto: .host .port .start() .stop() .restart()
+  homeassistant  module    HomeAssistant, started and connected to `mosquitto` (see ha_harness.py)
+  toy            module    Simulator: the FoloToy server with the toy Bunny, answering "ok"
+  bridge         module    Bridge: `folotoy-ha-bridge run`, online, toy Bunny configured
+  mqtt           function  MqttProbe connected to `mosquitto` (publish / subscribe / wait_for)
 
 Module-level knobs read by `homeassistant` (set them in a test module):
-  HA_EXTRA_YAML = "..."          appended to configuration.yaml (automations, scripts, ...)
-  HA_DISCOVERY_PREFIX = "..."    MQTT discovery prefix (default "homeassistant")
+  HA_EXTRA_YAML = "..."          appended to configuration.yaml (automations, helpers, ...)
+  HA_FILES = {"name": "text"}    files written into the config folder before the first start
 
-Every test that uses `homeassistant` fails at teardown if HA logged a WARNING or worse
-from an MQTT logger during the test, unless the record matches @pytest.mark.ha_log_allow(regex...).
+Every test fails at teardown if Home Assistant logged a WARNING or worse from an MQTT
+logger, or one that mentions the bridge, during the test (see `_ha_log_guard`).
 """
 
 from __future__ import annotations
@@ -26,17 +29,32 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ha_harness import HaLog, HomeAssistant, Mosquitto, MqttProbe, wait_until  # noqa: E402,F401
+from folotoy_parts import Bridge, Simulator, write_config  # noqa: E402
+from ha_harness import HomeAssistant, Mosquitto, MqttProbe  # noqa: E402
 
-# Noise of the test environment, not of the project: no libturbojpeg on the machine,
-# no zlib_ng (isal is installed, older aiohttp-fast-zlib still warns).
+# Noise of the test machine, not of the project: no libturbojpeg, no zlib_ng.
 ENVIRONMENT_NOISE = (r"libturbojpeg", r"zlib_ng and isal are not available")
 
+# Loggers whose warnings are about MQTT discovery, entities or device triggers.
 MQTT_LOGGERS = (
     "homeassistant.components.mqtt",
     "homeassistant.components.mqtt_statestream",
     "homeassistant.components.device_automation",
 )
+# Words that tie a warning from any other logger to the bridge.
+BRIDGE_WORDS = ("folotoy", "homeassistant/", "discovery")
+
+
+def bridge_problems(ha: HomeAssistant, since: int = 0, allow: tuple[str, ...] = ()) -> list:
+    """WARNING+ records about MQTT or the bridge: from an MQTT logger or naming our topics."""
+    ignore = ENVIRONMENT_NOISE + tuple(allow)
+    from_mqtt = ha.log.problems(since=since, loggers=MQTT_LOGGERS, ignore=ignore)
+    mentioning = [
+        r
+        for r in ha.log.problems(since=since, loggers=(), ignore=ignore)
+        if any(w in r.message.lower() for w in BRIDGE_WORDS) and r not in from_mqtt
+    ]
+    return from_mqtt + mentioning
 
 
 @pytest.fixture(scope="module")
@@ -47,40 +65,38 @@ def mosquitto(tmp_path_factory) -> Mosquitto:
     broker.stop()
 
 
-def _ha_python() -> str:
-    python = os.environ.get("HA_PYTHON") or sys.executable
-    return python
-
-
 @pytest.fixture(scope="module")
-def ha_factory(mosquitto, tmp_path_factory):
-    """ha_factory(name="ha", broker=None, **HomeAssistant kwargs) -> a started HomeAssistant.
-
-    All instances made are stopped at module teardown."""
-    made: list[HomeAssistant] = []
-
-    def make(name: str = "ha", broker: Mosquitto | None = None, start: bool = True, **kwargs) -> HomeAssistant:
-        ha = HomeAssistant(tmp_path_factory.mktemp(name), broker or mosquitto, python=_ha_python(), **kwargs)
-        made.append(ha)
-        if start:
-            ha.start()
-        return ha
-
-    yield make
-    for ha in made:
-        ha.close()
-
-
-@pytest.fixture(scope="module")
-def homeassistant(request, ha_factory) -> HomeAssistant:
+def homeassistant(request, mosquitto, tmp_path_factory) -> HomeAssistant:
     module = request.module
-    ha = ha_factory(
-        "homeassistant",
+    ha = HomeAssistant(
+        tmp_path_factory.mktemp("homeassistant"),
+        mosquitto,
+        python=os.environ.get("HA_PYTHON") or sys.executable,
         extra_yaml=getattr(module, "HA_EXTRA_YAML", ""),
-        discovery_prefix=getattr(module, "HA_DISCOVERY_PREFIX", "homeassistant"),
+        files=getattr(module, "HA_FILES", {}),
     )
+    ha.start()
     print(f"\nHome Assistant {ha.version} at {ha.url}, config {ha.config_dir}, boot {ha.boot_seconds[-1]:.1f}s")
-    return ha
+    yield ha
+    ha.close()
+
+
+@pytest.fixture(scope="module")
+def toy(mosquitto, tmp_path_factory) -> Simulator:
+    """The simulated FoloToy server; a test that changes its answers puts "ok" back."""
+    workdir = tmp_path_factory.mktemp("folotoy")
+    sim = Simulator(workdir, write_config(workdir / "simulator.yaml", mosquitto, workdir / "unused-state.json"))
+    sim.start("ok")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="module")
+def bridge(mosquitto, toy, homeassistant, tmp_path_factory) -> Bridge:
+    """The bridge, started after Home Assistant, as when a user adds it to a running HA."""
+    b = Bridge(tmp_path_factory.mktemp("bridge"), mosquitto).start()
+    yield b
+    b.close()
 
 
 @pytest.fixture
@@ -91,20 +107,17 @@ def mqtt(mosquitto) -> MqttProbe:
 
 
 @pytest.fixture(autouse=True)
-def _ha_mqtt_log_guard(request):
-    """Fail a test whose HA logged MQTT warnings/errors (see module docstring)."""
+def _ha_log_guard(request):
+    """Fail a test during which HA logged MQTT or bridge warnings/errors.
+
+    @pytest.mark.ha_log_allow(regex, ...) lets through records a test provokes on purpose."""
     if "homeassistant" not in request.fixturenames:
         yield
         return
     ha: HomeAssistant = request.getfixturevalue("homeassistant")
     mark = ha.log.mark()
     yield
-    allowed = list(ENVIRONMENT_NOISE)
-    for m in request.node.iter_markers("ha_log_allow"):
-        allowed.extend(m.args)
-    problems = ha.log.problems(since=mark, loggers=MQTT_LOGGERS, ignore=allowed)
+    allowed = tuple(a for m in request.node.iter_markers("ha_log_allow") for a in m.args)
+    problems = bridge_problems(ha, since=mark, allow=allowed)
     if problems:
-        pytest.fail(
-            "Home Assistant logged MQTT warnings/errors:\n" + "\n".join(str(p) for p in problems),
-            pytrace=False,
-        )
+        pytest.fail("Home Assistant logged:\n" + "\n".join(str(p) for p in problems), pytrace=False)

@@ -203,6 +203,8 @@ class MqttProbe:
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self._suback: dict[int, threading.Event] = {}
         self.client.reconnect_delay_set(0.1, 1)
 
     # paho callbacks run in paho's thread
@@ -212,6 +214,12 @@ class MqttProbe:
         for topic, qos in self._subs:
             client.subscribe(topic, qos)
         self._connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        with self._cond:
+            done = self._suback.pop(mid, None)
+        if done is not None:
+            done.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
@@ -238,11 +246,18 @@ class MqttProbe:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def subscribe(self, topic: str, qos: int = 1, wait: float = 0.3) -> None:
+    def subscribe(self, topic: str, qos: int = 1, timeout: float = 10) -> None:
+        """Subscribe (again after every reconnect). When connected, returns once the broker
+        acknowledged it, so nothing published afterwards can be missed; retained messages
+        may still be on their way (wait for them with wait_for)."""
         self._subs.append((topic, qos))
         if self._connected.is_set():
-            self.client.subscribe(topic, qos)
-            time.sleep(wait)  # let retained messages arrive
+            done = threading.Event()
+            with self._cond:
+                _, mid = self.client.subscribe(topic, qos)
+                self._suback[mid] = done
+            if not done.wait(timeout):
+                raise TimeoutError(f"no SUBACK for {topic} within {timeout}s")
 
     def mark(self) -> int:
         """An index into the message log; pass it as `since` to only see later messages."""
@@ -411,12 +426,14 @@ class HomeAssistant:
         extra_yaml: str = "",
         log_levels: dict[str, str] | None = None,
         http_port: int | None = None,
+        files: dict[str, str] | None = None,
     ) -> None:
         self.config_dir = Path(config_dir)
         self.broker = broker
         self.python = python or os.environ.get("HA_PYTHON") or sys.executable
         self.discovery_prefix = discovery_prefix
         self.extra_yaml = extra_yaml
+        self.files = files or {}
         self.log_levels = {
             "homeassistant.components.mqtt": "debug",
             "homeassistant.components.mqtt.client": "info",
@@ -446,7 +463,7 @@ class HomeAssistant:
         return f"http://127.0.0.1:{self.http_port}"
 
     def prepare(self) -> None:
-        """Write configuration.yaml and the MQTT config entry (only if absent)."""
+        """Write configuration.yaml, the extra `files` and the MQTT config entry (the last two only if absent)."""
         storage = self.config_dir / ".storage"
         storage.mkdir(parents=True, exist_ok=True)
         levels = "\n".join(f"    {k}: {v}" for k, v in self.log_levels.items())
@@ -481,6 +498,9 @@ mqtt_statestream:
 {self.extra_yaml}
 """
         )
+        for name, text in self.files.items():
+            if not (self.config_dir / name).exists():  # HA may have changed it (automation editor)
+                (self.config_dir / name).write_text(text)
         entries = storage / "core.config_entries"
         if not entries.exists():
             entries.write_text(json.dumps(self._config_entries(), indent=2))
@@ -538,8 +558,8 @@ mqtt_statestream:
         self.prepare()
         if self.probe is None:
             self.probe = MqttProbe(self.broker.host, self.broker.port).connect()
-            self.probe.subscribe(self.birth_topic, wait=0)
-            self.probe.subscribe(f"{self.STATESTREAM_BASE}/#", wait=0)
+            self.probe.subscribe(self.birth_topic)
+            self.probe.subscribe(f"{self.STATESTREAM_BASE}/#")
         t0 = time.monotonic()
         log_mark = self.log.mark()
         probe_mark = self.probe.mark()
