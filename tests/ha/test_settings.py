@@ -108,3 +108,191 @@ def _discovery_configs(mqtt) -> list[dict]:
         if m.payload and m.topic.split("/")[1] in native:
             out.append(json.loads(m.payload))
     return [c for c in out if "default_entity_id" in c]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change made in Home Assistant, the command the toy must receive, the state shown after."""
+
+    entity_id: str
+    service: str
+    data: dict
+    identifier: str
+    params: dict
+    shown: str
+
+
+CHANGES = [
+    Change(toy_entity("number", "volume"), "number.set_value", {"value": 30}, "updatecommonconfig", {"volume": 30}, "30"),
+    Change(
+        toy_entity("select", "recording_mode"),
+        "select.select_option",
+        {"option": "Hold to talk"},
+        "updatecommonconfig",
+        {"record_type": 2},
+        "Hold to talk",
+    ),
+    Change(
+        toy_entity("select", "volume_control"),
+        "select.select_option",
+        {"option": "Home Assistant"},
+        "updatecommonconfig",
+        {"volume_control_type": 2},
+        "Home Assistant",
+    ),
+    Change(toy_entity("switch", "power_on_sound"), "switch.turn_off", {}, "updatecommonconfig", {"open_tip_type": 0}, "off"),
+    Change(toy_entity("switch", "power_on_sound"), "switch.turn_on", {}, "updatecommonconfig", {"open_tip_type": 1}, "on"),
+    Change(
+        toy_entity("number", "low_battery_alarm"),
+        "number.set_value",
+        {"value": 3.6},
+        "updatecommonconfig",
+        {"voltage_alarm": 3.6},
+        "3.6",
+    ),
+    Change(
+        toy_entity("number", "sleep_after"),
+        "number.set_value",
+        {"value": 600},
+        "updatecommonconfig",
+        {"sleep_trigger_time": 600},
+        "600",
+    ),
+    Change(
+        toy_entity("text", "play_audio"),
+        "text.set_value",
+        {"value": "http://nas.local/bell.mp3"},
+        "iwantplay",
+        {"url": "http://nas.local/bell.mp3"},
+        "http://nas.local/bell.mp3",
+    ),
+]
+
+
+def call(ha, service: str, entity_id: str, data: dict | None = None) -> None:
+    domain, name = service.split(".")
+    ha.call_service(domain, name, data or {}, entity_id=entity_id)
+
+
+def change_confirmed(ha, toy, service: str, entity_id: str, data: dict):
+    """Make a change and wait until the toy confirmed this very command (its msgId), so a
+    value that was already shown cannot pass for the confirmation."""
+    mark = toy.mark()
+    call(ha, service, entity_id, data)
+    cmd = toy.wait_for_command(mark)
+    ha.wait_for_state(
+        toy_entity("sensor", "last_command"), attributes={"msg_id": cmd.payload["msgId"], "outcome": "ok"}
+    )
+    return cmd
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=lambda c: f"{c.service}-{c.entity_id.split('_', 2)[-1]}")
+def test_a_change_in_home_assistant_reaches_the_toy_and_shows_once_confirmed(homeassistant, bridge, toy, change):
+    mark = toy.mark()
+    cmd = change_confirmed(homeassistant, toy, change.service, change.entity_id, change.data)
+    assert (cmd.topic, cmd.identifier, cmd.params) == (CALL_TOPIC, change.identifier, change.params)
+    homeassistant.wait_for_state(change.entity_id, state=change.shown)
+    assert len(toy.received_since(mark)) == 1, "one change, one command"
+
+
+def test_say_speaks_with_the_chosen_speaking_role(homeassistant, bridge, toy):
+    ha = homeassistant
+    mark = toy.mark()
+    call(ha, "select.select_option", toy_entity("select", "speaking_role"), {"option": "Role 4"})
+    ha.wait_for_state(toy_entity("select", "speaking_role"), state="Role 4")
+    assert toy.received_since(mark) == [], "the speaking role is the bridge's, nothing goes to the toy"
+    call(ha, "text.set_value", toy_entity("text", "say"), {"value": "Bath time"})
+    cmd = toy.wait_for_command(mark)
+    assert (cmd.identifier, cmd.params) == ("iwantplay", {"role": 4, "text": "Bath time"})
+    ha.wait_for_state(toy_entity("text", "say"), state="Bath time")
+
+
+def test_an_announcement_makes_the_toy_speak(homeassistant, bridge, toy):
+    ha = homeassistant
+    role = int(ha.state(toy_entity("select", "speaking_role"))["state"].split()[-1])
+    mark = toy.mark()
+    call(ha, "notify.send_message", toy_entity("notify", "announce"), {"message": "Dinner is ready"})
+    cmd = toy.wait_for_command(mark)
+    assert (cmd.identifier, cmd.params) == ("iwantplay", {"role": role, "text": "Dinner is ready"})
+    ha.wait_for_state(
+        toy_entity("sensor", "last_command"), predicate=lambda s: s["attributes"].get("entity") == "announce"
+    )
+
+
+def test_a_refused_change_shows_the_last_confirmed_value_again_and_says_why(homeassistant, bridge, toy):
+    ha = homeassistant
+    volume = toy_entity("number", "volume")
+    change_confirmed(ha, toy, "number.set_value", volume, {"value": 30})
+    ha.wait_for_state(volume, state="30")
+    toy.restart("refuse")
+    try:
+        stream = ha.probe.mark()
+        mark = toy.mark()
+        call(ha, "number.set_value", volume, {"value": 80})
+        assert toy.wait_for_command(mark).params == {"volume": 80}
+        ha.wait_for_state(toy_entity("sensor", "last_command"), state="Volume 80: refused by the toy")
+        assert ha.state(volume)["state"] == "30"
+        shown = [m.text for m in ha.probe.find(f"hass_state/number/folotoy_{BUNNY}_volume/state", since=stream)]
+        assert "80" not in shown, f"volume was shown as 80 although the toy refused: {shown}"
+    finally:
+        toy.restart("ok")
+
+
+def test_a_value_the_toy_cannot_take_is_refused_before_sending(homeassistant, bridge, toy):
+    """Home Assistant's slider allows 1..29 s for Sleep after; the toy does not (0 or >= 30)."""
+    ha = homeassistant
+    sleep_after = toy_entity("number", "sleep_after")
+    change_confirmed(ha, toy, "number.set_value", sleep_after, {"value": 600})
+    ha.wait_for_state(sleep_after, state="600")
+    mark = toy.mark()
+    call(ha, "number.set_value", sleep_after, {"value": 10})
+    ha.wait_for_state(
+        toy_entity("sensor", "last_command"), predicate=lambda s: s["state"].startswith("Sleep after 10: not sent")
+    )
+    assert ha.state(sleep_after)["state"] == "600"
+    assert toy.received_since(mark) == []
+
+
+def _current_states(ha) -> dict[str, str]:
+    return {e.entity_id: ha.state(e.entity_id)["state"] for e in EXPECTED}
+
+
+def _wait_for_states(ha, want: dict[str, str], timeout: float = 30) -> None:
+    """Wait until every entity shows the state in `want`; on timeout list the ones that differ."""
+    diff: dict = {}
+
+    def same():
+        nonlocal diff
+        now = _current_states(ha)
+        diff = {k: (now[k], v) for k, v in want.items() if now[k] != v}
+        return not diff
+
+    try:
+        wait_until(same, timeout, "every entity to show its state again", interval=0.2)
+    except TimeoutError:
+        pytest.fail(f"(shown, expected) after the restart: {diff}", pytrace=False)
+
+
+def test_after_the_bridge_restarts_every_entity_is_available_with_its_state(homeassistant, bridge):
+    ha = homeassistant
+    before = _current_states(ha)
+    assert "unavailable" not in before.values(), before
+    bridge.stop()
+    ha.wait_for_state(toy_entity("number", "volume"), state="unavailable")
+    ha.wait_for_state("binary_sensor.folotoy_bridge_connection", state="off")
+    bridge.start()
+    _wait_for_states(ha, before)
+
+
+def test_after_home_assistant_restarts_every_entity_is_available_with_its_state(homeassistant, bridge):
+    ha = homeassistant
+    before = _current_states(ha)
+    assert "unavailable" not in before.values(), before
+    ha.restart()
+    _wait_for_states(ha, before)
+
+
+def test_home_assistant_logged_no_warning_about_the_bridge(homeassistant, bridge):
+    """Over the whole run of this module: discovery, every change, both restarts."""
+    problems = bridge_problems(homeassistant, since=0)
+    assert not problems, "\n".join(str(p) for p in problems)
