@@ -16,6 +16,7 @@ HEARD = f"sensor.folotoy_{BUNNY}_heard"
 SAID = f"sensor.folotoy_{BUNNY}_said"
 CONVERSATION = f"event.folotoy_{BUNNY}_conversation"
 LAST_ACTIVITY = f"sensor.folotoy_{BUNNY}_last_activity"
+CONVERSATION_TOPIC = f"folotoy/{BUNNY}/conversation"
 
 # The automation editor saves into automations.yaml; helpers record what triggered.
 HA_EXTRA_YAML = """
@@ -62,9 +63,11 @@ def toy_says(mqtt, recording_id: int, order: int, text: str, role: int = 1) -> N
 
 
 @pytest.fixture(scope="module")
-def toy_device(homeassistant, bridge) -> dict:
-    """Bunny's device, once Home Assistant has discovered its conversation entities."""
-    homeassistant.wait_for_state(LAST_ACTIVITY)
+def toy_device(homeassistant, bridge, mosquitto) -> dict:
+    """Bunny's device, once Home Assistant has discovered its conversation entities and
+    listens for Conversation events (they are not retained: one sent earlier is lost)."""
+    homeassistant.wait_for_state(CONVERSATION)
+    mosquitto.wait_for_subscription(CONVERSATION_TOPIC)
     return homeassistant.device_by_identifier(f"folotoy_{BUNNY}")
 
 

@@ -232,7 +232,7 @@ def test_a_refused_change_shows_the_last_confirmed_value_again_and_says_why(home
         assert toy.wait_for_command(mark).params == {"volume": 80}
         ha.wait_for_state(toy_entity("sensor", "last_command"), state="Volume 80: refused by the toy")
         assert ha.state(volume)["state"] == "30"
-        shown = [m.text for m in ha.probe.find(f"hass_state/number/folotoy_{BUNNY}_volume/state", since=stream)]
+        shown = ha.streamed_states(volume, since=stream)
         assert "80" not in shown, f"volume was shown as 80 although the toy refused: {shown}"
     finally:
         toy.restart("ok")
