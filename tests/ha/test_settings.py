@@ -76,6 +76,25 @@ def test_every_entity_appears_with_its_entity_id_name_device_and_initial_state(h
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bridge bug: it publishes an empty retained state for Say and Play audio; MQTT takes that as "
+    "'delete the retained message', so Home Assistant shows unknown after discovery or its own restart, "
+    "but an empty text after a bridge restart (it is subscribed then and gets the empty message)",
+)
+def test_text_entities_never_used_look_the_same_after_a_bridge_restart(homeassistant, bridge):
+    ha = homeassistant
+    texts = [toy_entity("text", "say"), toy_entity("text", "play_audio")]
+    before = {t: ha.state(t)["state"] for t in texts}
+    bridge.stop()
+    for t in texts:
+        ha.wait_for_state(t, state="unavailable")
+    bridge.start()
+    # The bridge says online after every state, so an available entity shows its final state.
+    after = {t: ha.wait_for_state(t, predicate=lambda s: s["state"] != "unavailable")["state"] for t in texts}
+    assert after == before
+
+
 def test_the_toy_is_a_device_named_bunny_behind_the_bridge(homeassistant, bridge):
     ha = homeassistant
     toy = ha.device_by_identifier(TOY_DEVICE)
