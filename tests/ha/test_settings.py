@@ -35,7 +35,7 @@ class Expected:
 # Settings the toy never confirmed are unknown: FoloToy cannot read them back. Say and Play
 # audio are unknown too: the bridge publishes an empty retained payload for them, which MQTT
 # treats as "delete the retained message", so a Home Assistant that subscribes afterwards
-# never sees it (see the report in README.md, "End-to-end tests with Home Assistant").
+# never sees it (see test_text_entities_never_used_look_the_same_after_a_bridge_restart).
 EXPECTED = [
     Expected("binary_sensor.folotoy_bridge_connection", "Connection", BRIDGE_DEVICE, "on"),
     Expected("binary_sensor.folotoy_bridge_folotoy_connection", "FoloToy server connection", BRIDGE_DEVICE, "on"),
@@ -114,7 +114,13 @@ def test_every_entity_the_bridge_announces_exists_under_its_default_entity_id(ho
     """Whatever the bridge publishes on a platform HA's MQTT integration has, HA creates it
     under the entity id the bridge chose (not one derived from the name)."""
     mqtt.subscribe("homeassistant/#")
-    configs = wait_until(lambda: _discovery_configs(mqtt), 10, "the bridge's retained discovery configs")
+    known = {e.entity_id for e in EXPECTED}
+
+    def all_arrived():
+        configs = _discovery_configs(mqtt)
+        return configs if known <= {c["default_entity_id"] for c in configs} else None
+
+    configs = wait_until(all_arrived, 10, "the bridge's retained discovery configs")
     missing = [c["default_entity_id"] for c in configs if homeassistant.state(c["default_entity_id"]) is None]
     assert not missing, f"announced but not in Home Assistant: {missing}"
 
