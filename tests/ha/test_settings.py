@@ -342,3 +342,9 @@ def test_home_assistant_logged_no_warning_about_the_bridge(homeassistant, bridge
     """Over the whole run of this module: discovery, every change, the restarts."""
     problems = bridge_problems(homeassistant, since=0, allow=BROKER_LOST)
     assert not problems, describe(problems)
+
+
+def test_home_assistant_raised_no_repair_issue_about_mqtt(homeassistant, bridge):
+    """Deprecated discovery keys show up as repair issues (Settings > Repairs), not only in the log."""
+    issues = homeassistant.ws("repairs/list_issues")["issues"]
+    assert [i for i in issues if i["domain"] == "mqtt"] == []
