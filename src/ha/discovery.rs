@@ -227,9 +227,7 @@ impl Discovery<'_> {
             }
             Kind::PlayAudio => {
                 c.insert("max".into(), MAX_TEXT.into());
-                // Empty is the state until the toy played something, and Home
-                // Assistant checks the state against the pattern too.
-                c.insert("pattern".into(), "^$|https?://.+".into());
+                c.insert("pattern".into(), "https?://.+".into());
             }
             // These publish JSON: `summary` is the state (under Home
             // Assistant's 255-character limit), the rest are attributes.

@@ -28,9 +28,12 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
             toy.settings.get(setting).map(|v| if v.as_f64() as i64 == on { "ON" } else { "OFF" }.to_owned())
         }
         Kind::SpeakingRole => roles.get(usize::from(toy.role).saturating_sub(1)).cloned(),
-        // A text entity has no "unknown": empty is its honest blank.
-        Kind::Say => Some(toy.say_text.clone().unwrap_or_default()),
-        Kind::PlayAudio => Some(toy.play_url.clone().unwrap_or_default()),
+        // Nothing until something was said or played: an empty retained
+        // payload would delete the retained state, so Home Assistant would
+        // show an empty text after a bridge restart and unknown otherwise;
+        // and "None" would be shown as text.
+        Kind::Say => return toy.say_text.clone(),
+        Kind::PlayAudio => return toy.play_url.clone(),
         Kind::LastCommand => Some(last_command(toy.last_command.as_ref(), catalog)),
         Kind::Heard => Some(heard(toy.heard.as_ref())),
         Kind::Said => Some(said(toy.answer.as_ref())),

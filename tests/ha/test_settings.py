@@ -76,12 +76,6 @@ def test_every_entity_appears_with_its_entity_id_name_device_and_initial_state(h
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bridge bug: it publishes an empty retained state for Say and Play audio; MQTT takes that as "
-    "'delete the retained message', so Home Assistant shows unknown after discovery or its own restart, "
-    "but an empty text after a bridge restart (it is subscribed then and gets the empty message)",
-)
 def test_text_entities_never_used_look_the_same_after_a_bridge_restart(homeassistant, bridge):
     ha = homeassistant
     texts = [toy_entity("text", "say"), toy_entity("text", "play_audio")]
