@@ -8,12 +8,12 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::bridge::Side;
-use crate::config::MqttConfig;
+use crate::config::{ConfigError, MqttConfig};
 
 /// Larger publishes make rumqttc drop the connection; the parsers refuse
 /// anything over 64 KiB anyway, this only bounds memory.
@@ -51,7 +51,8 @@ pub enum LinkEvent {
     Message { role: Role, topic: String, payload: bytes::Bytes, retain: bool },
 }
 
-pub fn options(cfg: &MqttConfig, will: Option<LastWill>) -> MqttOptions {
+/// The connection options for `cfg`, found at `key` in the configuration.
+pub fn options(cfg: &MqttConfig, key: &str, will: Option<LastWill>) -> Result<MqttOptions, ConfigError> {
     let mut o = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
     o.set_keep_alive(Duration::from_secs(30));
     o.set_max_packet_size(MAX_INCOMING, MAX_INCOMING);
@@ -62,7 +63,10 @@ pub fn options(cfg: &MqttConfig, will: Option<LastWill>) -> MqttOptions {
     if let Some(will) = will {
         o.set_last_will(will);
     }
-    o
+    if let Some(tls) = crate::tls::client_config(cfg, key)? {
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
+    Ok(o)
 }
 
 pub fn will(topic: String) -> LastWill {
@@ -121,8 +125,8 @@ fn jitter(d: Duration) -> Duration {
     d * (800 + r as u32) / 1000
 }
 
-pub fn client(cfg: &MqttConfig, will: Option<LastWill>) -> (AsyncClient, EventLoop) {
-    AsyncClient::new(options(cfg, will), 4096)
+pub fn client(cfg: &MqttConfig, key: &str, will: Option<LastWill>) -> Result<(AsyncClient, EventLoop), ConfigError> {
+    Ok(AsyncClient::new(options(cfg, key, will)?, 4096))
 }
 
 #[cfg(test)]
