@@ -34,6 +34,14 @@ impl Role {
         matches!((self, side), (Role::Both, _) | (Role::Ha, Side::Ha) | (Role::FoloToy, Side::FoloToy))
     }
 
+    /// Where its broker is in the configuration.
+    fn key(self) -> &'static str {
+        match self {
+            Role::FoloToy => "folotoy.mqtt",
+            Role::Ha | Role::Both => "mqtt",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Role::Ha => "Home Assistant's broker",
@@ -109,13 +117,28 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
                         return;
                     }
                 } else if error != last_error {
-                    warn!("cannot connect to {} at {where_}: {error}; retrying", role.name());
+                    warn!("cannot connect to {} at {where_}: {error}{}; retrying", role.name(), tls_hint(&error, role));
                 }
                 last_error = error;
                 tokio::time::sleep(jitter(backoff)).await;
                 backoff = (backoff * 2).min(BACKOFF_CAP);
             }
         }
+    }
+}
+
+/// What to check when a TLS handshake failed, from rustls's words.
+fn tls_hint(error: &str, role: Role) -> String {
+    let key = role.key();
+    if error.contains("invalid peer certificate") {
+        format!(
+            " (check that {key}.ca_file is the CA that signed the broker's certificate, or that the system trusts \
+             it when ca_file is unset, and that the certificate names this host)"
+        )
+    } else if error.contains("CertificateRequired") || (error.contains("HandshakeFailure") && error.contains("alert")) {
+        format!(" (the broker may want a client certificate: set {key}.client_cert_file and {key}.client_key_file)")
+    } else {
+        String::new()
     }
 }
 
