@@ -157,6 +157,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn refused_tls_handshakes_say_which_keys_to_check() {
+        let unknown = tls_hint("TLS: I/O: invalid peer certificate: UnknownIssuer", Role::FoloToy);
+        assert!(unknown.contains("folotoy.mqtt.ca_file"), "{unknown}");
+        let no_cert = tls_hint("I/O: received fatal alert: CertificateRequired", Role::Both);
+        assert!(no_cert.contains("mqtt.client_cert_file") && no_cert.contains("mqtt.client_key_file"), "{no_cert}");
+        assert_eq!(tls_hint("I/O: connection refused", Role::Ha), "");
+    }
+
+    #[test]
     fn backoff_jitter_stays_within_20_percent() {
         for _ in 0..100 {
             let j = jitter(Duration::from_secs(10));
