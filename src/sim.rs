@@ -90,11 +90,22 @@ impl Simulator {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let answer = Answerer { client: client.clone(), mode: mode.clone(), toys: cfg.toys, received: tx };
+        let resubscribe = client.clone();
         let task = tokio::spawn(async move {
             let mut ready = Some(ready_tx);
             let mut subacks = 0;
+            let mut connections = 0;
             loop {
                 match eventloop.poll().await {
+                    // A broker that restarted forgot the subscriptions; a
+                    // FoloToy server subscribes again, and so does this.
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        connections += 1;
+                        if connections > 1 {
+                            let _ = resubscribe.try_subscribe("/sys/folotoy/+/thing/command/call", QoS::AtLeastOnce);
+                            let _ = resubscribe.try_subscribe(topics::CONFIG, QoS::AtLeastOnce);
+                        }
+                    }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         subacks += 1;
                         if subacks == 2 {

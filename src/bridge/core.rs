@@ -347,6 +347,15 @@ impl Core {
             out.save = true;
             return;
         }
+        if !self.folotoy_up {
+            // Queued, it could reach the toy long after Home Assistant gave
+            // up on it; so it is refused now, and the old value shown again.
+            let why = "FoloToy's broker is not connected";
+            out.log(Level::Warn, topic, format!("command not sent: {why}"));
+            let shown = ha::states::truncate(payload, 64);
+            self.set_last(&sn, entity.key, shown, Outcome::Invalid, None, Some(why.into()), out);
+            return self.publish_state(&sn, entity, out);
+        }
         if let Request::Set(setting, _) = request {
             if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
                 let replaced =
@@ -377,6 +386,9 @@ impl Core {
         }
         if let Some((msg_id, _)) = self.roles_in_flight {
             return out.log(Level::Info, topic, format!("roles reload msgId {msg_id} still waits for its answer"));
+        }
+        if !self.folotoy_up {
+            return out.log(Level::Warn, topic, "roles reload not sent: FoloToy's broker is not connected");
         }
         let msg_id = self.take_msg_id();
         out.publish.push(Publish {
@@ -561,11 +573,16 @@ impl Core {
     }
 
     /// Records that a toy was heard from, for the Last activity sensor.
+    /// Shown to the second: a toy reading a story sends a sentence every
+    /// few hundred milliseconds, and one update a second says as much.
     fn active(&mut self, sn: &Sn, at: SystemTime, out: &mut Output) {
         let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        self.toy_mut(sn).last_activity_ms = Some(ms);
-        self.publish_key(sn, "last_activity", out);
-        out.save_soon = true;
+        let toy = self.toy_mut(sn);
+        let before = toy.last_activity_ms.replace(ms);
+        if before.map(|b| b / 1000) != Some(ms / 1000) {
+            self.publish_key(sn, "last_activity", out);
+            out.save_soon = true;
+        }
     }
 
     fn publish_key(&self, sn: &Sn, key: &str, out: &mut Output) {

@@ -1026,6 +1026,7 @@ fn settings_and_speaking_role_survive_a_restart() {
 
     let mut after = Bridge::restore(config(), saved);
     let out = after.at(secs(0), Input::HaUp);
+    after.at(secs(0), Input::FoloToyUp);
     assert_eq!(out.state("volume").as_deref(), Some("30"));
     assert_eq!(out.state("recording_mode").as_deref(), Some("Hold to talk"));
     assert_eq!(out.state("low_battery_alarm").as_deref(), Some("3.65"));
@@ -1051,6 +1052,7 @@ fn a_sent_command_asks_to_save_so_a_restart_never_reuses_its_msg_id() {
 
     let mut after = Bridge::restore(config(), saved);
     after.at(secs(0), Input::HaUp);
+    after.at(secs(0), Input::FoloToyUp);
     let sent = after.at(secs(1), command("volume", "40")).to_toy();
     assert_eq!(sent[0]["msgId"], 2);
     // A late answer to the first bridge's command is not taken for this one.
@@ -1538,4 +1540,51 @@ fn config_acks_nobody_waits_for_are_ignored_with_a_warning() {
     let out = b.at(secs(1), config_ack(json!({"msgId": 77, "identifier": "load_roles_config", "result": 1})));
     assert!(out.warned()[0].1.contains("while msgId 1 waits"), "{:?}", out.warned());
     assert_eq!(b.deadline(), Some(secs(1) + TIMEOUT), "still waiting for its own answer");
+}
+
+// --- Outages -------------------------------------------------------------------
+
+#[test]
+fn a_command_while_folotoy_is_unreachable_is_refused_at_once_and_the_old_value_shown() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    b.at(secs(1), Input::FoloToyDown);
+    let out = b.at(secs(2), command("volume", "80"));
+    assert!(out.to_folotoy().is_empty(), "nothing is queued to reach the toy later");
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    let last = out.last_command().unwrap();
+    assert_eq!(last["outcome"], "invalid");
+    assert!(last["summary"].as_str().unwrap().contains("not connected"), "{last}");
+    assert_eq!(out.warned()[0].0, "folotoy/fcb467dad0c0/volume/set");
+    assert!(b.at(secs(2), press_reload()).to_folotoy().is_empty());
+
+    // Back: commands flow again.
+    b.at(secs(3), Input::FoloToyUp);
+    assert_eq!(b.at(secs(4), command("volume", "80")).to_toy().len(), 1);
+}
+
+#[test]
+fn a_command_in_flight_when_folotoy_goes_away_ends_as_no_answer() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    b.at(secs(1), command("volume", "80"));
+    b.at(secs(2), Input::FoloToyDown);
+    let out = b.at(secs(1) + TIMEOUT, Input::Tick);
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    assert_eq!(out.last_command().unwrap()["outcome"], "no_answer");
+}
+
+#[test]
+fn last_activity_changes_at_most_once_a_second() {
+    let mut b = Bridge::up(config());
+    let at = |ms: u64| std::time::UNIX_EPOCH + Duration::from_millis(1_795_608_000_000 + ms);
+    let event = |ms: u64| {
+        let topic = format!("/sys/folotoy/{SN}/thing/event/post");
+        let payload = json!({"identifier": "recording_transcribed", "inputParams": {"recordingText": "hi"}});
+        let msg = folotoy::messages::parse(&topic, payload.to_string().as_bytes()).unwrap();
+        Input::FoloToy { topic, msg, at: at(ms) }
+    };
+    assert_eq!(b.at(secs(0), event(0)).state("last_activity").as_deref(), Some("2026-11-25T12:00:00.000+00:00"));
+    assert_eq!(b.at(secs(0), event(400)).state("last_activity"), None, "same second");
+    assert_eq!(b.at(secs(1), event(1200)).state("last_activity").as_deref(), Some("2026-11-25T12:00:01.200+00:00"));
 }

@@ -1,0 +1,411 @@
+//! `cargo bench --bench bench`: the bridge (release build, its own process)
+//! against the limit set by the broker itself, measured in the same run.
+//!
+//! - command latency: Home Assistant publishes a command, the toy receives
+//!   the FoloToy command; beside it one direct hop through the same broker.
+//! - event throughput: 100 toys' events turned into Home Assistant events;
+//!   beside it the broker's own one-hop throughput.
+//! - startup: start to all discovery published, for 1, 100 and 1,000 toys.
+//! - memory and idle CPU of the bridge process, from /proc.
+//!
+//! Each measurement alternates or repeats the same work for the bridge and
+//! for the direct hop, so both see the same machine at the same moment.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+
+const COMMANDS: usize = 10_000;
+const EVENTS: usize = 20_000;
+const EVENT_TOYS: usize = 100;
+const WAIT: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A Mosquitto of the benchmark's own. Queues are unbounded so that a
+/// slow reader shows up as time, never as messages silently dropped.
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n"),
+        )
+        .unwrap();
+        let bin = if Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (apt-get install mosquitto)");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Broker { child, port, _dir: dir }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The bridge binary, configured for `toys`, with its state in a temp dir.
+struct Bridge {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Bridge {
+    fn start(broker: &Broker, toys: &[String]) -> Bridge {
+        let dir = tempfile::tempdir().unwrap();
+        let mut yaml = format!(
+            "mqtt:\n  host: 127.0.0.1\n  port: {}\nstate_file: {}\nlog_level: warn\nfolotoy:\n  max_toys: 2000\n  toys:\n",
+            broker.port,
+            dir.path().join("state.json").display()
+        );
+        for sn in toys {
+            yaml += &format!("    - sn: {sn}\n");
+        }
+        let file = dir.path().join("bridge.yaml");
+        std::fs::File::create(&file).unwrap().write_all(yaml.as_bytes()).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_folotoy-ha-bridge"))
+            .arg("--config")
+            .arg(&file)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Bridge { child, _dir: dir }
+    }
+
+    /// (current RSS, peak RSS) in KiB.
+    fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// CPU time used so far (user + system), in clock ticks of 10 ms.
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // The command name is in parentheses and may hold spaces.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn toys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("bench{i:07}")).collect()
+}
+
+/// A client whose received messages arrive on a channel with the moment
+/// they came off the socket.
+async fn client(
+    broker: &Broker,
+    name: &str,
+    filters: &[&str],
+) -> (AsyncClient, mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>) {
+    let mut opts = MqttOptions::new(format!("bench-{name}-{}", std::process::id()), "127.0.0.1", broker.port);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    opts.set_inflight(1000);
+    let (c, ev) = AsyncClient::new(opts, 100_000);
+    for f in filters {
+        c.subscribe(*f, QoS::AtLeastOnce).await.unwrap();
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(pump(ev, filters.len(), tx, ready_tx));
+    tokio::time::timeout(WAIT, ready_rx).await.expect("subscribed").unwrap();
+    (c, rx)
+}
+
+async fn pump(
+    mut ev: EventLoop,
+    want: usize,
+    tx: mpsc::UnboundedSender<(Instant, String, bytes::Bytes)>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut subacks = 0;
+    if want == 0 {
+        let _ = ready.take().unwrap().send(());
+    }
+    loop {
+        match ev.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) if want == 0 => {}
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                subacks += 1;
+                if subacks == want {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(());
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if tx.send((Instant::now(), p.topic, p.payload)).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("benchmark client lost the broker: {e}"),
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+struct Latency {
+    bridge: (Duration, Duration),
+    direct: (Duration, Duration),
+}
+
+/// Home Assistant's `say` on one toy, the toy receiving `iwantplay`, one
+/// after the other; direct publishes interleaved with them.
+async fn command_latency(broker: &Broker) -> Latency {
+    let sn = toys(1).remove(0);
+    let _bridge = Bridge::start(broker, std::slice::from_ref(&sn));
+    let (ha, mut ha_rx) = client(broker, "ha", &["folotoy/bridge/state"]).await;
+    // The toy: answers every command at once, as a FoloToy server would.
+    let (toy, mut toy_rx) = client(broker, "toy", &["/sys/folotoy/+/thing/command/call", "bench/direct"]).await;
+    loop {
+        let (_, _, p) = tokio::time::timeout(WAIT, ha_rx.recv()).await.expect("bridge online").unwrap();
+        if &p[..] == b"online" {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ack_topic = format!("/sys/folotoy/{sn}/thing/command/callAck");
+    let say = format!("folotoy/{sn}/say/set");
+    let (mut bridge, mut direct) = (Vec::with_capacity(COMMANDS), Vec::with_capacity(COMMANDS));
+    for i in 0..COMMANDS * 2 {
+        let via_bridge = i % 2 == 1;
+        let t0 = Instant::now();
+        if via_bridge {
+            ha.publish(&say, QoS::AtLeastOnce, false, format!("hello {i}")).await.unwrap();
+        } else {
+            ha.publish("bench/direct", QoS::AtLeastOnce, false, format!("hello {i}")).await.unwrap();
+        }
+        let (at, topic, payload) = tokio::time::timeout(WAIT, toy_rx.recv()).await.expect("command reached the toy").unwrap();
+        if via_bridge {
+            bridge.push(at - t0);
+            let cmd: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            let ack = serde_json::json!({"msgId": cmd["msgId"], "identifier": "iwantplay", "result": 1});
+            toy.publish(&ack_topic, QoS::AtLeastOnce, false, ack.to_string()).await.unwrap();
+        } else {
+            assert_eq!(topic, "bench/direct");
+            direct.push(at - t0);
+        }
+    }
+    bridge.sort();
+    direct.sort();
+    Latency {
+        bridge: (percentile(&bridge, 0.5), percentile(&bridge, 0.99)),
+        direct: (percentile(&direct, 0.5), percentile(&direct, 0.99)),
+    }
+}
+
+/// Sends `EVENTS` messages from `publisher` as fast as it can; returns the
+/// seconds from the first send to the last of them received on `rx`, which
+/// must receive every one (`key` names each received message uniquely).
+async fn blast(
+    publisher: &AsyncClient,
+    messages: Vec<(String, String)>,
+    rx: &mut mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>,
+    key: impl Fn(&str, &[u8]) -> Option<String>,
+) -> f64 {
+    let n = messages.len();
+    let t0 = Instant::now();
+    let sender = publisher.clone();
+    let send = tokio::spawn(async move {
+        for (topic, payload) in messages {
+            sender.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        }
+    });
+    let mut seen = HashSet::with_capacity(n);
+    let mut last = t0;
+    while seen.len() < n {
+        match tokio::time::timeout(WAIT, rx.recv()).await {
+            Ok(Some((at, topic, payload))) => {
+                if let Some(k) = key(&topic, &payload) {
+                    if seen.insert(k) {
+                        last = at;
+                    }
+                }
+            }
+            _ => panic!("lost {} of {n} messages", n - seen.len()),
+        }
+    }
+    send.await.unwrap();
+    (last - t0).as_secs_f64()
+}
+
+async fn event_throughput(broker: &Broker) -> (f64, f64) {
+    let sns = toys(EVENT_TOYS);
+    let _bridge = Bridge::start(broker, &sns);
+    // The same sender and receiver for both: one hop direct, two through the bridge.
+    let (server, _) = client(broker, "folotoy-server", &[]).await;
+    let (_ha, mut ha_rx) =
+        client(broker, "ha-events", &["folotoy/+/conversation", "folotoy/bridge/state", "bench/direct/+"]).await;
+    loop {
+        let (_, topic, p) = tokio::time::timeout(WAIT, ha_rx.recv()).await.expect("bridge online").unwrap();
+        if topic == "folotoy/bridge/state" && &p[..] == b"online" {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let direct_msgs: Vec<(String, String)> =
+        (0..EVENTS).map(|i| (format!("bench/direct/{}", i % EVENT_TOYS), format!("{{\"n\":{i}}}"))).collect();
+    let direct = blast(&server, direct_msgs, &mut ha_rx, |topic, p| {
+        topic.starts_with("bench/direct/").then(|| String::from_utf8_lossy(p).into_owned())
+    })
+    .await;
+
+    let events: Vec<(String, String)> = (0..EVENTS)
+        .map(|i| {
+            let sn = &sns[i % EVENT_TOYS];
+            let payload = serde_json::json!({"msgId": i, "identifier": "recording_transcribed",
+                "inputParams": {"recordingId": i, "recordingText": format!("sentence {i}")}});
+            (format!("/sys/folotoy/{sn}/thing/event/post"), payload.to_string())
+        })
+        .collect();
+    let via_bridge = blast(&server, events, &mut ha_rx, |topic, p| {
+        if !topic.ends_with("/conversation") {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(p).ok()?;
+        Some(format!("{topic} {}", v["recording_id"]))
+    })
+    .await;
+    (EVENTS as f64 / via_bridge, EVENTS as f64 / direct)
+}
+
+/// Seconds from starting the bridge to the last discovery config of `n`
+/// toys arriving, and the bridge, still running, for the memory figures.
+async fn startup(broker: &Broker, n: usize) -> (f64, Bridge) {
+    let per_toy = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(include_str!(
+        "../tests/snapshots/discovery-fcb467dad0c0.json"
+    ))
+    .unwrap()
+    .len();
+    let expected = n * per_toy + 4;
+    let (_watch, mut rx) = client(broker, &format!("startup-{n}"), &["homeassistant/#"]).await;
+    // Configs retained by an earlier run on this broker would count too early.
+    let t0 = Instant::now();
+    let bridge = Bridge::start(broker, &toys(n));
+    let mut seen = HashSet::new();
+    let mut last = t0;
+    while seen.len() < expected {
+        let (at, topic, payload) = tokio::time::timeout(WAIT, rx.recv()).await.expect("all discovery").unwrap();
+        if !payload.is_empty() && at >= t0 && seen.insert(topic) {
+            last = at;
+        }
+    }
+    ((last - t0).as_secs_f64(), bridge)
+}
+
+/// Idle figures of a running bridge: (RSS MiB, peak RSS MiB, CPU % over 5 s).
+async fn idle(bridge: &Bridge) -> (f64, f64, f64) {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = bridge.cpu_ticks();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let cpu = (bridge.cpu_ticks() - before) as f64 / 5.0; // ticks of 10 ms per s = %
+    let (rss, peak) = bridge.memory_kib();
+    (rss as f64 / 1024.0, peak as f64 / 1024.0, cpu)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is expected.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        println!("folotoy-ha-bridge benchmark (release build, Mosquitto on loopback, {} CPUs)", num_cpus());
+        let lat = command_latency(&Broker::start()).await;
+        let (bridge_eps, direct_eps) = event_throughput(&Broker::start()).await;
+        let mut starts = Vec::new();
+        let mut memory = Vec::new();
+        for n in [1, 100, 1000] {
+            let broker = Broker::start();
+            let (secs, bridge) = startup(&broker, n).await;
+            starts.push((n, secs));
+            memory.push((n, idle(&bridge).await));
+        }
+
+        println!();
+        println!("| measurement | bridge | broker alone (same run) | ratio | target |");
+        println!("|---|---|---|---|---|");
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        println!(
+            "| command latency p50 ({COMMANDS} commands) | {} | {} (direct hop) | {:.2}x | |",
+            us(lat.bridge.0),
+            us(lat.direct.0),
+            ratio(lat.bridge.0, lat.direct.0)
+        );
+        println!(
+            "| command latency p99 | {} | {} (direct hop) | {:.2}x | ≤ 2.5x |",
+            us(lat.bridge.1),
+            us(lat.direct.1),
+            ratio(lat.bridge.1, lat.direct.1)
+        );
+        println!(
+            "| event throughput, {EVENT_TOYS} toys, {EVENTS} events, 0 lost | {bridge_eps:.0} events/s | {direct_eps:.0} msgs/s (one hop) | {:.0} % | ≥ 50 % |",
+            100.0 * bridge_eps / direct_eps
+        );
+        for (n, secs) in &starts {
+            let target = if *n == 1000 { "< 2 s" } else { "" };
+            println!("| startup to all discovery, {n} toys | {:.0} ms | | | {target} |", secs * 1000.0);
+        }
+        for (n, (rss, peak, cpu)) in &memory {
+            let target = if *n == 1000 { "< 20 MB, no idle CPU" } else { "" };
+            println!("| idle with {n} toys: RSS / peak RSS / CPU | {rss:.1} MiB / {peak:.1} MiB / {cpu:.1} % | | | {target} |");
+        }
+    });
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

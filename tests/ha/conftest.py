@@ -1,0 +1,132 @@
+"""pytest fixtures: per test module, a private Mosquitto, a real Home Assistant core, the
+FoloToy simulator and the bridge.
+
+Run through scripts/ha-e2e (it builds the venv with Home Assistant and the bridge binary,
+and sets HA_PYTHON and HA_E2E_BRIDGE_BIN).
+
+Fixtures
+  mosquitto      module    Mosquitto: .host .port .start() .stop() .restart()
+  homeassistant  module    HomeAssistant, started and connected to `mosquitto` (see ha_harness.py)
+  toy            module    Simulator: the FoloToy server with the toy Bunny, answering "ok"
+  bridge         module    Bridge: `folotoy-ha-bridge run`, online, toy Bunny configured
+  mqtt           function  MqttProbe connected to `mosquitto` (publish / subscribe / wait_for)
+
+Module-level knobs read by `homeassistant` (set them in a test module):
+  HA_EXTRA_YAML = "..."          appended to configuration.yaml (automations, helpers, ...)
+  HA_FILES = {"name": "text"}    files written into the config folder before the first start
+
+Every test fails at teardown if Home Assistant logged a WARNING or worse from an MQTT
+logger, or one that mentions the bridge, during the test (see `_ha_log_guard`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from folotoy_parts import Bridge, Simulator, write_config  # noqa: E402
+from ha_harness import HomeAssistant, Mosquitto, MqttProbe  # noqa: E402
+
+# Noise of the test machine, not of the project: no libturbojpeg, no zlib_ng.
+ENVIRONMENT_NOISE = (r"libturbojpeg", r"zlib_ng and isal are not available")
+
+# Loggers whose warnings are about MQTT discovery, entities or device triggers.
+MQTT_LOGGERS = (
+    "homeassistant.components.mqtt",
+    "homeassistant.components.mqtt_statestream",
+    "homeassistant.components.device_automation",
+)
+# Words that tie a warning from any other logger to the bridge: every topic of the bridge
+# (folotoy/..., homeassistant/<platform>/folotoy_<sn>/...) has "folotoy" in it.
+BRIDGE_WORDS = ("folotoy", "discovery")
+
+
+def bridge_problems(ha: HomeAssistant, since: int = 0, allow: tuple[str, ...] = ()) -> list:
+    """WARNING+ records about MQTT or the bridge: from an MQTT logger or naming our topics."""
+    ignore = ENVIRONMENT_NOISE + tuple(allow)
+    from_mqtt = ha.log.problems(since=since, loggers=MQTT_LOGGERS, ignore=ignore)
+    mentioning = [
+        r
+        for r in ha.log.problems(since=since, loggers=(), ignore=ignore)
+        if any(w in r.message.lower() for w in BRIDGE_WORDS) and r not in from_mqtt
+    ]
+    return from_mqtt + mentioning
+
+
+@pytest.fixture(scope="module")
+def mosquitto(tmp_path_factory) -> Mosquitto:
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def homeassistant(request, mosquitto, tmp_path_factory) -> HomeAssistant:
+    module = request.module
+    ha = HomeAssistant(
+        tmp_path_factory.mktemp("homeassistant"),
+        mosquitto,
+        python=os.environ.get("HA_PYTHON") or sys.executable,
+        extra_yaml=getattr(module, "HA_EXTRA_YAML", ""),
+        files=getattr(module, "HA_FILES", {}),
+    )
+    ha.start()
+    print(f"\nHome Assistant {ha.version} at {ha.url}, config {ha.config_dir}, boot {ha.boot_seconds[-1]:.1f}s")
+    yield ha
+    ha.close()
+
+
+@pytest.fixture(scope="module")
+def toy(mosquitto, tmp_path_factory) -> Simulator:
+    """The simulated FoloToy server; a test that changes its answers puts "ok" back."""
+    workdir = tmp_path_factory.mktemp("folotoy")
+    sim = Simulator(workdir, write_config(workdir / "simulator.yaml", mosquitto, workdir / "unused-state.json"))
+    sim.start("ok")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="module")
+def bridge(mosquitto, toy, homeassistant, tmp_path_factory) -> Bridge:
+    """The bridge, started after Home Assistant, as when a user adds it to a running HA."""
+    b = Bridge(tmp_path_factory.mktemp("bridge"), mosquitto).start()
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def mqtt(mosquitto) -> MqttProbe:
+    probe = MqttProbe(mosquitto.host, mosquitto.port).connect()
+    yield probe
+    probe.close()
+
+
+@pytest.fixture(autouse=True)
+def _ha_log_guard(request):
+    """Fail a test during which HA logged MQTT or bridge warnings/errors.
+
+    @pytest.mark.ha_log_allow(regex, ...) lets through records a test provokes on purpose."""
+    if "homeassistant" not in request.fixturenames:
+        yield
+        return
+    ha: HomeAssistant = request.getfixturevalue("homeassistant")
+    mark = ha.log.mark()
+    yield
+    allowed = tuple(a for m in request.node.iter_markers("ha_log_allow") for a in m.args)
+    problems = bridge_problems(ha, since=mark, allow=allowed)
+    if problems:
+        pytest.fail("Home Assistant logged:\n" + describe(problems), pytrace=False)
+
+
+def describe(records: list, limit: int = 20) -> str:
+    """The first line of each record (tracebacks are in the log file), at most `limit` of them."""
+    lines = [str(r).splitlines()[0] for r in records[:limit]]
+    if len(records) > limit:
+        lines.append(f"... and {len(records) - limit} more")
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""Print the PyPI requirements of the Home Assistant integrations a test boot loads.
+
+Run with the venv's python after `homeassistant` itself is installed:
+
+    python tests/ha/ha_requirements.py mqtt mqtt_statestream ...
+
+It walks the manifests (``dependencies``) of HA's default integrations
+(bootstrap.CORE_INTEGRATIONS + bootstrap.DEFAULT_INTEGRATIONS) plus the domains
+named on the command line, and prints every ``requirements`` entry once, so the
+venv can be filled before the first boot and HA never runs pip at startup.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+
+def _bootstrap_sets(bootstrap_py: Path, names: tuple[str, ...]) -> set[str]:
+    """The string-set constants `names` of bootstrap.py, read without importing HA
+    (its dependencies are not installed yet when this runs)."""
+    out: set[str] = set()
+    for node in ast.parse(bootstrap_py.read_text()).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id in names and node.value is not None:
+            out |= {c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    return out
+
+
+def main(extra: list[str]) -> None:
+    spec = importlib.util.find_spec("homeassistant")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("homeassistant is not installed in this interpreter")
+    package = Path(list(spec.submodule_search_locations)[0])
+    components = package / "components"
+    todo = _bootstrap_sets(package / "bootstrap.py", ("CORE_INTEGRATIONS", "DEFAULT_INTEGRATIONS")) | set(extra)
+    seen: set[str] = set()
+    reqs: dict[str, None] = {}
+    while todo:
+        domain = todo.pop()
+        if domain in seen:
+            continue
+        seen.add(domain)
+        manifest = components / domain / "manifest.json"
+        if not manifest.exists():
+            print(f"# unknown integration {domain}", file=sys.stderr)
+            continue
+        data = json.loads(manifest.read_text())
+        todo |= set(data.get("dependencies", []))
+        for req in data.get("requirements", []):
+            reqs.setdefault(req, None)
+    print("\n".join(sorted(reqs)))
+    print(f"# {len(seen)} integrations: {' '.join(sorted(seen))}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

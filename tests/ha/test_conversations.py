@@ -1,0 +1,152 @@
+"""What the child says and what the toy answers, in a real Home Assistant: the Heard and Said
+sensors, the Conversation event, Last activity and the device triggers automations use.
+
+The FoloToy server's events are published by the test itself, with the payloads the server
+sends on /sys/folotoy/<sn>/thing/event/post.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from folotoy_parts import BUNNY, EVENT_TOPIC
+
+HEARD = f"sensor.folotoy_{BUNNY}_heard"
+SAID = f"sensor.folotoy_{BUNNY}_said"
+CONVERSATION = f"event.folotoy_{BUNNY}_conversation"
+LAST_ACTIVITY = f"sensor.folotoy_{BUNNY}_last_activity"
+CONVERSATION_TOPIC = f"folotoy/{BUNNY}/conversation"
+
+# The automation editor saves into automations.yaml; helpers record what triggered.
+HA_EXTRA_YAML = """
+automation: !include automations.yaml
+input_text:
+  child_said:
+    name: Child said
+    max: 255
+  toy_said:
+    name: Toy said
+    max: 255
+"""
+HA_FILES = {"automations.yaml": "[]\n"}
+
+
+def child_says(mqtt, recording_id: int, text: str) -> None:
+    """The FoloToy server's event for a transcribed recording."""
+    mqtt.publish(
+        EVENT_TOPIC,
+        {
+            "msgId": recording_id,
+            "identifier": "recording_transcribed",
+            "inputParams": {"recordingId": recording_id, "recordingText": text},
+        },
+    )
+
+
+def toy_says(mqtt, recording_id: int, order: int, text: str, role: int = 1) -> None:
+    """The FoloToy server's event for one generated sentence of the toy's answer."""
+    mqtt.publish(
+        EVENT_TOPIC,
+        {
+            "msgId": recording_id * 100 + order,
+            "identifier": "voice_generated",
+            "inputParams": {
+                "recordingId": recording_id,
+                "order": order,
+                "voiceText": text,
+                "voiceUrl": f"http://folotoy.local/voice-{recording_id}-{order}.mp3",
+                "role": role,
+            },
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def toy_device(homeassistant, bridge, mosquitto) -> dict:
+    """Bunny's device, once Home Assistant has discovered its conversation entities and
+    listens for Conversation events (they are not retained: one sent earlier is lost)."""
+    homeassistant.wait_for_state(CONVERSATION)
+    mosquitto.wait_for_subscription(CONVERSATION_TOPIC)
+    return homeassistant.device_by_identifier(f"folotoy_{BUNNY}")
+
+
+def test_what_the_child_says_shows_in_heard_and_fires_a_heard_event(homeassistant, toy_device, mqtt):
+    ha = homeassistant
+    child_says(mqtt, 7, "bath")
+    heard = ha.wait_for_state(HEARD, state="bath")
+    assert (heard["attributes"]["text"], heard["attributes"]["recording_id"]) == ("bath", 7)
+    event = ha.wait_for_state(CONVERSATION, attributes={"event_type": "heard", "recording_id": 7})
+    assert event["attributes"]["text"] == "bath"
+    assert event["attributes"]["event_types"] == ["heard", "said"]
+    activity = ha.wait_for_state(LAST_ACTIVITY, predicate=lambda s: s["state"] not in ("unknown", "unavailable"))
+    assert datetime.fromisoformat(activity["state"]).tzinfo is not None
+
+
+def test_a_long_sentence_is_cut_in_the_state_and_kept_whole_in_the_text_attribute(homeassistant, toy_device, mqtt):
+    """Home Assistant rejects states over 255 characters; the sensor must still update."""
+    ha = homeassistant
+    long = "Tell me the story of the dragon who could not fly, and then the one about the bunny. " * 4
+    assert len(long) > 255
+    child_says(mqtt, 8, long)
+    heard = ha.wait_for_state(HEARD, attributes={"recording_id": 8})
+    assert len(heard["state"]) == 255 and long.startswith(heard["state"][:-1])
+    assert heard["attributes"]["text"] == long
+    ha.wait_for_state(CONVERSATION, attributes={"event_type": "heard", "text": long})
+
+
+def test_what_the_toy_answers_shows_in_said_and_fires_said_events(homeassistant, toy_device, mqtt):
+    ha = homeassistant
+    child_says(mqtt, 9, "Can you tell me a story about a dragon?")
+    toy_says(mqtt, 9, 1, "Once upon a time, a small dragon", role=2)
+    toy_says(mqtt, 9, 2, " learned to fly.", role=2)
+    said = ha.wait_for_state(SAID, state="Once upon a time, a small dragon learned to fly.")
+    assert said["attributes"]["recording_id"] == 9 and said["attributes"]["role"] == 2
+    assert said["attributes"]["voice_urls"] == [
+        "http://folotoy.local/voice-9-1.mp3",
+        "http://folotoy.local/voice-9-2.mp3",
+    ]
+    ha.wait_for_state(CONVERSATION, attributes={"event_type": "said", "recording_id": 9, "order": 2})
+
+
+def test_the_toy_offers_child_said_and_toy_said_device_triggers(homeassistant, toy_device):
+    triggers = homeassistant.device_triggers(toy_device["id"])
+    said = sorted((t["type"], t["subtype"]) for t in triggers if t.get("domain") == "mqtt")
+    assert said == [("said", "child"), ("said", "toy")]
+
+
+def _create_automation(ha, automation_id: str, trigger: dict, helper: str) -> str:
+    """Save an automation through the automation editor's API (what the UI does) and wait
+    until it is on. It writes what triggered it into an input_text helper."""
+    ha.api(
+        "POST",
+        f"/api/config/automation/config/{automation_id}",
+        {
+            "alias": automation_id.replace("_", " "),
+            "triggers": [trigger],
+            "actions": [
+                {
+                    "action": "input_text.set_value",
+                    "target": {"entity_id": helper},
+                    "data": {"value": "{{ trigger.payload_json.text }}"},
+                }
+            ],
+            "mode": "queued",
+        },
+    )
+    entity_id = f"automation.{automation_id}"
+    ha.wait_for_state(entity_id, state="on")
+    return entity_id
+
+
+def test_an_automation_on_a_device_trigger_runs_when_the_child_speaks(homeassistant, toy_device, mqtt):
+    ha = homeassistant
+    triggers = {t["subtype"]: t for t in ha.device_triggers(toy_device["id"]) if t.get("domain") == "mqtt"}
+    _create_automation(ha, "when_bunny_hears", triggers["child"], "input_text.child_said")
+    _create_automation(ha, "when_bunny_answers", triggers["toy"], "input_text.toy_said")
+
+    child_says(mqtt, 10, "I want a bath")
+    ha.wait_for_state("input_text.child_said", state="I want a bath")
+    toy_says(mqtt, 10, 1, "Bath time!")
+    ha.wait_for_state("input_text.toy_said", state="Bath time!")
+    assert ha.state("input_text.child_said")["state"] == "I want a bath", "the child trigger fired for the toy"
