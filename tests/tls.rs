@@ -86,12 +86,18 @@ async fn tls_to_folotoys_broker_with_a_client_certificate_while_home_assistants_
         ],
     );
     let yaml = format!("mqtt:\n{}folotoy:\n  mqtt:\n{folotoy}{}", broker_yaml("  ", ha_broker.port, &[]), toys_yaml());
-    let bridge = Bridge::start_config(dir.path(), &yaml);
+    let bridge = Bridge::start_config_env(dir.path(), &yaml, &[("RUST_LOG", "trace")]);
     ha.wait_value("folotoy/bridge/state", "online").await;
     bridge.wait_log(&["connected to FoloToy's broker", "(TLS)"]).await;
     command_round_trips(&mut ha, &sim).await;
     let plain = bridge.wait_log(&["connected to Home Assistant's broker"]).await;
     assert!(!plain.contains("TLS"), "{plain}");
+    // Not even at trace level does any line of the key reach the log.
+    let key = std::fs::read_to_string(pki.path("client.key")).unwrap();
+    let log = bridge.log().join("\n");
+    for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!log.contains(line), "a line of the client key is in the log");
+    }
 }
 
 #[tokio::test]

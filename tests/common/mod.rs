@@ -158,9 +158,13 @@ impl Bridge {
     /// Starts the bridge with `yaml` as all of its configuration but the
     /// state file.
     pub fn start_config(dir: &Path, yaml: &str) -> Bridge {
+        Self::start_config_env(dir, yaml, &[])
+    }
+
+    pub fn start_config_env(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Bridge {
         let config = format!("state_file: {}\n{yaml}", dir.join("state.json").display());
         let mut b = Bridge { child: None, log: Arc::default(), dir: dir.to_owned(), config };
-        b.spawn(&[]);
+        b.spawn(env);
         b
     }
 
