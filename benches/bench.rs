@@ -45,7 +45,9 @@ impl Broker {
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n"),
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n"
+            ),
         )
         .unwrap();
         let bin = if Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
@@ -230,7 +232,8 @@ async fn command_latency(broker: &Broker) -> Latency {
         } else {
             ha.publish("bench/direct", QoS::AtLeastOnce, false, format!("hello {i}")).await.unwrap();
         }
-        let (at, topic, payload) = tokio::time::timeout(WAIT, toy_rx.recv()).await.expect("command reached the toy").unwrap();
+        let (at, topic, payload) =
+            tokio::time::timeout(WAIT, toy_rx.recv()).await.expect("command reached the toy").unwrap();
         if via_bridge {
             bridge.push(at - t0);
             let cmd: serde_json::Value = serde_json::from_slice(&payload).unwrap();

@@ -20,6 +20,8 @@ use crate::folotoy::Sn;
 use crate::ha::Topics;
 
 pub const ENV_PREFIX: &str = "FOLOTOY_HA_";
+/// Where brokers listen for MQTT over TLS by convention.
+pub const MQTTS_PORT: u16 = 8883;
 
 /// Keys whose environment value is text even when it looks like a number.
 const RAW_TEXT_KEYS: &[&str] = &[
@@ -31,6 +33,12 @@ const RAW_TEXT_KEYS: &[&str] = &[
     "folotoy.mqtt.username",
     "folotoy.mqtt.password",
     "folotoy.mqtt.client_id",
+    "mqtt.ca_file",
+    "mqtt.client_cert_file",
+    "mqtt.client_key_file",
+    "folotoy.mqtt.ca_file",
+    "folotoy.mqtt.client_cert_file",
+    "folotoy.mqtt.client_key_file",
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +72,19 @@ pub struct MqttConfig {
     pub password: Option<Secret>,
     #[serde(deserialize_with = "text")]
     pub client_id: String,
+    /// TLS to this broker. Unset: on when any other TLS key below is set;
+    /// `false` with one of them set is an error rather than a surprise.
+    pub tls: Option<bool>,
+    /// PEM file with the CA certificate(s) that signed the broker's
+    /// certificate; unset: the system's trust store.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and its private key, for brokers that ask for
+    /// one (`require_certificate true`); both or neither.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    /// Accept any certificate the broker shows: encrypted, but to whoever
+    /// answers. Warned about at every start.
+    pub tls_insecure: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +164,11 @@ impl fmt::Debug for MqttConfig {
             .field("username", &self.username)
             .field("password", &self.password)
             .field("client_id", &self.client_id)
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
+            .field("tls_insecure", &self.tls_insecure)
             .finish()
     }
 }
@@ -170,6 +196,11 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             client_id: "folotoy-ha-bridge".into(),
+            tls: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            tls_insecure: false,
         }
     }
 }
@@ -346,8 +377,19 @@ impl Config {
             }
         }
         let mqtt_given = fig.find_value("mqtt.host").is_ok();
+        let port_given = |key: &str| fig.find_value(&format!("{key}.port")).is_ok();
+        let (mqtt_port_given, folotoy_port_given) = (port_given("mqtt"), port_given("folotoy.mqtt"));
         let mut config: Config = defaults.merge(fig).extract().map_err(load_error)?;
         config.mqtt_given = mqtt_given;
+        // MQTT over TLS is on port 8883 unless a port is given.
+        if config.mqtt.tls_enabled() && !mqtt_port_given {
+            config.mqtt.port = MQTTS_PORT;
+        }
+        if let Some(m) = config.folotoy.mqtt.as_mut() {
+            if m.tls_enabled() && !folotoy_port_given {
+                m.port = MQTTS_PORT;
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -450,7 +492,50 @@ impl MqttConfig {
         if self.password.is_some() && self.username.is_none() {
             return Err(invalid(format!("{key}.username"), "is needed when a password is set"));
         }
+        if self.tls == Some(false) {
+            if let Some(other) = self.tls_keys_set().first() {
+                return Err(invalid(
+                    format!("{key}.tls"),
+                    format!("is false but {key}.{other} is set; remove {other} or set tls: true"),
+                ));
+            }
+        }
+        match (&self.client_cert_file, &self.client_key_file) {
+            (Some(_), None) => {
+                return Err(invalid(format!("{key}.client_key_file"), "is needed when client_cert_file is set"))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(format!("{key}.client_cert_file"), "is needed when client_key_file is set"))
+            }
+            _ => {}
+        }
+        if self.tls_insecure && self.ca_file.is_some() {
+            return Err(invalid(
+                format!("{key}.tls_insecure"),
+                "skips checking the broker's certificate, so ca_file would never be used; set only one of them",
+            ));
+        }
+        // Reads every file now, so that a wrong one stops the bridge here.
+        crate::tls::client_config(self, key)?;
         Ok(())
+    }
+
+    /// Whether this broker is spoken to over TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.unwrap_or_else(|| !self.tls_keys_set().is_empty())
+    }
+
+    /// The TLS keys other than `tls` that are set.
+    fn tls_keys_set(&self) -> Vec<&'static str> {
+        [
+            ("ca_file", self.ca_file.is_some()),
+            ("client_cert_file", self.client_cert_file.is_some()),
+            ("client_key_file", self.client_key_file.is_some()),
+            ("tls_insecure", self.tls_insecure),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
     }
 }
 

@@ -213,3 +213,99 @@ fn invalid_addon_options_name_the_key_and_the_options_file() {
         Ok(())
     });
 }
+
+// --- TLS ----------------------------------------------------------------------
+
+/// A PEM key file whose content must never be shown.
+const KEY_CONTENT: &str = "c2VjcmV0LWtleS1ieXRlcy1uZXZlci1zaG93bg==";
+
+fn key_pem() -> String {
+    format!("-----BEGIN PRIVATE KEY-----\n{KEY_CONTENT}\n-----END PRIVATE KEY-----\n")
+}
+
+/// Base64 of bytes that are not a certificate: PEM, but not usable.
+const NOT_A_CERT: &str = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+
+#[test]
+fn tls_is_off_by_default_and_any_tls_key_turns_it_on_with_port_8883() {
+    Jail::expect_with(|jail| {
+        let c = load(None).unwrap();
+        assert!(!c.mqtt.tls_enabled());
+        assert_eq!(c.mqtt.port, 1883);
+        jail.create_file("a.yaml", "mqtt:\n  tls_insecure: true\nfolotoy:\n  mqtt:\n    host: f\n    tls: true\n")?;
+        let c = load(Some("a.yaml")).unwrap();
+        assert!(c.mqtt.tls_enabled());
+        assert_eq!(c.mqtt.port, 8883, "MQTT over TLS is on 8883 unless a port is given");
+        assert!(c.folotoy_mqtt().tls_enabled());
+        assert_eq!(c.folotoy_mqtt().port, 8883);
+        jail.create_file("b.yaml", "mqtt:\n  tls_insecure: true\n  port: 1884\nfolotoy:\n  mqtt:\n    host: f\n")?;
+        let c = load(Some("b.yaml")).unwrap();
+        assert_eq!(c.mqtt.port, 1884, "a port given is kept");
+        assert!(!c.folotoy_mqtt().tls_enabled(), "TLS on one broker does not spread to the other");
+        assert_eq!(c.folotoy_mqtt().port, 1883);
+        jail.set_env("FOLOTOY_HA_MQTT__TLS", "true");
+        jail.set_env("FOLOTOY_HA_MQTT__TLS_INSECURE", "false");
+        assert!(load(None).unwrap().mqtt.tls_enabled(), "from the environment too");
+        Ok(())
+    });
+}
+
+#[test]
+fn contradictory_or_unusable_tls_settings_name_the_key_and_the_file() {
+    let cases: &[(&str, &[&str])] = &[
+        ("mqtt:\n  tls: false\n  tls_insecure: true\n", &["mqtt.tls:", "tls_insecure is set"]),
+        ("mqtt:\n  client_cert_file: c.pem\n", &["mqtt.client_key_file:", "is needed"]),
+        ("folotoy:\n  mqtt:\n    client_key_file: k.pem\n", &["folotoy.mqtt.client_cert_file:", "is needed"]),
+        ("mqtt:\n  tls_insecure: true\n  ca_file: ca.pem\n", &["mqtt.tls_insecure:", "only one"]),
+        ("mqtt:\n  ca_file: missing.pem\n", &["mqtt.ca_file:", "cannot read missing.pem"]),
+        ("mqtt:\n  ca_file: garbage.pem\n", &["mqtt.ca_file:", "garbage.pem has no certificate"]),
+        ("mqtt:\n  ca_file: notcert.pem\n", &["mqtt.ca_file:", "certificate 1 in notcert.pem is not usable"]),
+        ("mqtt:\n  ca_file: broken.pem\n", &["mqtt.ca_file:", "broken.pem is not a PEM certificate"]),
+        (
+            "folotoy:\n  mqtt:\n    tls_insecure: true\n    client_cert_file: garbage.pem\n    client_key_file: key.pem\n",
+            &["folotoy.mqtt.client_cert_file:", "garbage.pem has no certificate"],
+        ),
+        (
+            "mqtt:\n  tls_insecure: true\n  client_cert_file: notcert.pem\n  client_key_file: garbage.pem\n",
+            &["mqtt.client_key_file:", "garbage.pem has no private key"],
+        ),
+        (
+            "mqtt:\n  tls_insecure: true\n  client_cert_file: notcert.pem\n  client_key_file: key.pem\n",
+            &["mqtt.client_key_file:", "key.pem cannot be used with notcert.pem"],
+        ),
+    ];
+    Jail::expect_with(|jail| {
+        jail.create_file("garbage.pem", "this is not PEM at all\n")?;
+        jail.create_file("notcert.pem", NOT_A_CERT)?;
+        jail.create_file("broken.pem", "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")?;
+        jail.create_file("key.pem", &key_pem())?;
+        for (yaml, parts) in cases {
+            jail.create_file("bad.yaml", yaml)?;
+            let msg = load(Some("bad.yaml")).unwrap_err().to_string();
+            assert!(msg.starts_with("configuration key "), "{msg}");
+            for p in *parts {
+                assert!(msg.contains(p), "{yaml:?} gave {msg:?}, expected {p:?}");
+            }
+            assert!(!msg.contains(KEY_CONTENT), "the key never shows: {msg}");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn tls_settings_in_debug_output_show_paths_never_what_the_files_hold() {
+    Jail::expect_with(|jail| {
+        jail.create_file("key.pem", &key_pem())?;
+        let mut c = Config::default();
+        c.mqtt.password = Some(Secret::new("hunter2-secret"));
+        c.mqtt.username = Some("ha".into());
+        c.mqtt.ca_file = Some("ca.pem".into());
+        c.mqtt.client_cert_file = Some("client.pem".into());
+        c.mqtt.client_key_file = Some("key.pem".into());
+        c.folotoy.mqtt = Some(c.mqtt.clone());
+        let shown = format!("{c:?} {c:#?}");
+        assert!(shown.contains("key.pem"), "{shown}");
+        assert!(!shown.contains(KEY_CONTENT) && !shown.contains("hunter2-secret"), "{shown}");
+        Ok(())
+    });
+}

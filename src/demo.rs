@@ -39,6 +39,10 @@ pub enum DemoError {
     Client(#[from] rumqttc::ClientError),
     #[error(transparent)]
     Bridge(#[from] runtime::RuntimeError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("simulator: {0}")]
+    Sim(#[from] crate::sim::SimError),
 }
 
 const BUNNY: &str = "fcb467dad0c0";
@@ -148,7 +152,7 @@ impl Ha {
     async fn connect(mqtt: &MqttConfig) -> Result<Ha, DemoError> {
         let mut m = mqtt.clone();
         m.client_id = "demo-home-assistant".into();
-        let (client, mut ev) = runtime::link::client(&m, None);
+        let (client, mut ev) = runtime::link::client(&m, "mqtt", None)?;
         let task = tokio::spawn(async move { while ev.poll().await.is_ok() {} });
         Ok(Ha { client, _task: task })
     }
@@ -171,7 +175,7 @@ impl Watcher {
     async fn start(mqtt: &MqttConfig) -> Result<Watcher, DemoError> {
         let mut m = mqtt.clone();
         m.client_id = "demo-watcher".into();
-        let (client, mut ev) = runtime::link::client(&m, None);
+        let (client, mut ev) = runtime::link::client(&m, "mqtt", None)?;
         client.subscribe("#", QoS::AtLeastOnce).await?;
         let (ready_tx, ready_rx) = oneshot::channel();
         let task = tokio::spawn(async move {

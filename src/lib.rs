@@ -15,3 +15,4 @@ pub mod runtime;
 pub mod sim;
 pub mod store;
 pub mod supervisor;
+pub mod tls;

@@ -61,6 +61,14 @@ pub struct SimConfig {
     pub ack: AckMode,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Client(#[from] rumqttc::ClientError),
+}
+
 pub struct Simulator {
     client: AsyncClient,
     mode: Arc<Mutex<AckMode>>,
@@ -71,10 +79,11 @@ pub struct Simulator {
 impl Simulator {
     /// Connects and returns once the subscriptions are in place, so no
     /// command sent afterwards can be missed.
-    pub async fn start(mqtt: &MqttConfig, cfg: SimConfig) -> Result<Simulator, rumqttc::ClientError> {
+    /// `mqtt` has been validated, so its TLS files were fine a moment ago.
+    pub async fn start(mqtt: &MqttConfig, cfg: SimConfig) -> Result<Simulator, SimError> {
         let mut m = mqtt.clone();
         m.client_id = format!("folotoy-sim-{}", std::process::id());
-        let (client, mut eventloop) = crate::runtime::link::client(&m, None);
+        let (client, mut eventloop) = crate::runtime::link::client(&m, "folotoy.mqtt", None)?;
         client.subscribe("/sys/folotoy/+/thing/command/call", QoS::AtLeastOnce).await?;
         client.subscribe(topics::CONFIG, QoS::AtLeastOnce).await?;
         let mode = Arc::new(Mutex::new(cfg.ack));

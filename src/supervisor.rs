@@ -32,8 +32,6 @@ pub enum SupervisorError {
     Status { status: u16, body: String },
     #[error("the Supervisor's answer is not what it documents ({0}); set the broker in the add-on's options")]
     Malformed(String),
-    #[error("the Supervisor's broker uses TLS, which this version cannot speak yet; set a plain MQTT listener in the add-on's options (mqtt.host, mqtt.port)")]
-    Tls,
 }
 
 #[derive(Deserialize)]
@@ -74,15 +72,16 @@ pub async fn mqtt_service(
         return Err(SupervisorError::Malformed(format!("result is {:?}, not \"ok\"", answer.result)));
     }
     let s = answer.data;
-    if s.ssl {
-        return Err(SupervisorError::Tls);
-    }
+    // `ssl: true`: the broker's certificate is checked against the system's
+    // roots, for the host name the Supervisor gave.
     Ok(MqttConfig {
         host: s.host,
         port: s.port,
         username: s.username,
         password: s.password.map(Secret::new),
         client_id: current.client_id.clone(),
+        tls: Some(s.ssl),
+        ..MqttConfig::default()
     })
 }
 

@@ -8,12 +8,12 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::bridge::Side;
-use crate::config::MqttConfig;
+use crate::config::{ConfigError, MqttConfig};
 
 /// Larger publishes make rumqttc drop the connection; the parsers refuse
 /// anything over 64 KiB anyway, this only bounds memory.
@@ -34,6 +34,14 @@ impl Role {
         matches!((self, side), (Role::Both, _) | (Role::Ha, Side::Ha) | (Role::FoloToy, Side::FoloToy))
     }
 
+    /// Where its broker is in the configuration.
+    fn key(self) -> &'static str {
+        match self {
+            Role::FoloToy => "folotoy.mqtt",
+            Role::Ha | Role::Both => "mqtt",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Role::Ha => "Home Assistant's broker",
@@ -51,7 +59,8 @@ pub enum LinkEvent {
     Message { role: Role, topic: String, payload: bytes::Bytes, retain: bool },
 }
 
-pub fn options(cfg: &MqttConfig, will: Option<LastWill>) -> MqttOptions {
+/// The connection options for `cfg`, found at `key` in the configuration.
+pub fn options(cfg: &MqttConfig, key: &str, will: Option<LastWill>) -> Result<MqttOptions, ConfigError> {
     let mut o = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
     o.set_keep_alive(Duration::from_secs(30));
     o.set_max_packet_size(MAX_INCOMING, MAX_INCOMING);
@@ -62,7 +71,10 @@ pub fn options(cfg: &MqttConfig, will: Option<LastWill>) -> MqttOptions {
     if let Some(will) = will {
         o.set_last_will(will);
     }
-    o
+    if let Some(tls) = crate::tls::client_config(cfg, key)? {
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
+    Ok(o)
 }
 
 pub fn will(topic: String) -> LastWill {
@@ -105,7 +117,7 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
                         return;
                     }
                 } else if error != last_error {
-                    warn!("cannot connect to {} at {where_}: {error}; retrying", role.name());
+                    warn!("cannot connect to {} at {where_}: {error}{}; retrying", role.name(), tls_hint(&error, role));
                 }
                 last_error = error;
                 tokio::time::sleep(jitter(backoff)).await;
@@ -115,19 +127,43 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
     }
 }
 
+/// What to check when a TLS handshake failed, from rustls's words.
+fn tls_hint(error: &str, role: Role) -> String {
+    let key = role.key();
+    if error.contains("invalid peer certificate") {
+        format!(
+            " (check that {key}.ca_file is the CA that signed the broker's certificate, or that the system trusts \
+             it when ca_file is unset, and that the certificate names this host)"
+        )
+    } else if error.contains("CertificateRequired") || (error.contains("HandshakeFailure") && error.contains("alert")) {
+        format!(" (the broker may want a client certificate: set {key}.client_cert_file and {key}.client_key_file)")
+    } else {
+        String::new()
+    }
+}
+
 /// ±20 %, so many bridges restarted together do not retry in lockstep.
 fn jitter(d: Duration) -> Duration {
     let r = RandomState::new().build_hasher().finish() % 401; // 0..=400
     d * (800 + r as u32) / 1000
 }
 
-pub fn client(cfg: &MqttConfig, will: Option<LastWill>) -> (AsyncClient, EventLoop) {
-    AsyncClient::new(options(cfg, will), 4096)
+pub fn client(cfg: &MqttConfig, key: &str, will: Option<LastWill>) -> Result<(AsyncClient, EventLoop), ConfigError> {
+    Ok(AsyncClient::new(options(cfg, key, will)?, 4096))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_tls_handshakes_say_which_keys_to_check() {
+        let unknown = tls_hint("TLS: I/O: invalid peer certificate: UnknownIssuer", Role::FoloToy);
+        assert!(unknown.contains("folotoy.mqtt.ca_file"), "{unknown}");
+        let no_cert = tls_hint("I/O: received fatal alert: CertificateRequired", Role::Both);
+        assert!(no_cert.contains("mqtt.client_cert_file") && no_cert.contains("mqtt.client_key_file"), "{no_cert}");
+        assert_eq!(tls_hint("I/O: connection refused", Role::Ha), "");
+    }
 
     #[test]
     fn backoff_jitter_stays_within_20_percent() {

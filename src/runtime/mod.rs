@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::bridge::core::Level;
 use crate::bridge::{Core, Input, Output, Side};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, MqttConfig};
 use crate::folotoy;
 use crate::ha;
 use crate::store::{self, StoreError};
@@ -64,7 +64,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     info!("{} toys known; state file {}", core.toys().count(), state_file.display());
 
     let (tx, mut rx) = mpsc::channel(1024);
-    let links = connect(&config, &topics, tx);
+    let links = connect(&config, &topics, tx)?;
 
     let mut saver = Saver { path: state_file.clone(), last: None, due: None };
     tokio::pin!(shutdown);
@@ -115,19 +115,31 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn connect(config: &Config, topics: &ha::Topics, tx: mpsc::Sender<LinkEvent>) -> Links {
+fn connect(config: &Config, topics: &ha::Topics, tx: mpsc::Sender<LinkEvent>) -> Result<Links, ConfigError> {
     let will = link::will(topics.bridge_state());
     let mut tasks = Vec::new();
-    let where_ = |m: &crate::config::MqttConfig| format!("{}:{}", m.host, m.port);
+    let where_ = |m: &MqttConfig, key: &str| {
+        if m.tls_insecure {
+            warn!(
+                "{key}.tls_insecure is true: the certificate of the broker at {}:{} is not checked, so anyone between \
+                 the bridge and the broker can pose as it and read everything, passwords included",
+                m.host, m.port
+            );
+        }
+        format!("{}:{}{}", m.host, m.port, if m.tls_enabled() { " (TLS)" } else { "" })
+    };
     let ha_role = if config.folotoy.mqtt.is_some() { Role::Ha } else { Role::Both };
-    let (ha, ev) = link::client(&config.mqtt, Some(will));
-    tasks.push(tokio::spawn(link::drive(ha_role, where_(&config.mqtt), ev, tx.clone())));
-    let folotoy = config.folotoy.mqtt.as_ref().map(|m| {
-        let (c, ev) = link::client(m, None);
-        tasks.push(tokio::spawn(link::drive(Role::FoloToy, where_(m), ev, tx)));
-        c
-    });
-    Links { ha, folotoy, tasks }
+    let (ha, ev) = link::client(&config.mqtt, "mqtt", Some(will))?;
+    tasks.push(tokio::spawn(link::drive(ha_role, where_(&config.mqtt, "mqtt"), ev, tx.clone())));
+    let folotoy = match &config.folotoy.mqtt {
+        Some(m) => {
+            let (c, ev) = link::client(m, "folotoy.mqtt", None)?;
+            tasks.push(tokio::spawn(link::drive(Role::FoloToy, where_(m, "folotoy.mqtt"), ev, tx)));
+            Some(c)
+        }
+        None => None,
+    };
+    Ok(Links { ha, folotoy, tasks })
 }
 
 /// Turns a link event into core inputs, parsing at the edge: bad messages

@@ -20,9 +20,23 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// A Mosquitto on a free loopback port, killed when dropped.
 pub struct Mosquitto {
     pub port: u16,
+    /// The TLS listener, if any; `port` stays plain MQTT for the test's own
+    /// clients, so that only the bridge's TLS is under test.
+    pub tls_port: Option<u16>,
     dir: tempfile::TempDir,
     persistence: bool,
+    tls: Option<TlsListener>,
     child: Option<Child>,
+}
+
+/// What the broker's TLS listener shows and asks for.
+#[derive(Clone)]
+pub struct TlsListener {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Refuse clients without a certificate `ca` signed.
+    pub require_certificate: bool,
 }
 
 impl Mosquitto {
@@ -33,8 +47,18 @@ impl Mosquitto {
     /// With persistence, retained messages survive a restart, as with the
     /// Home Assistant Mosquitto add-on; without, they are lost.
     pub fn start_with(persistence: bool) -> Mosquitto {
+        Self::launch(persistence, None)
+    }
+
+    /// With a TLS listener on `tls_port` besides the plain one.
+    pub fn start_tls(tls: TlsListener) -> Mosquitto {
+        Self::launch(false, Some(tls))
+    }
+
+    fn launch(persistence: bool, tls: Option<TlsListener>) -> Mosquitto {
         let port = free_port();
-        let mut m = Mosquitto { port, dir: tempfile::tempdir().unwrap(), persistence, child: None };
+        let tls_port = tls.as_ref().map(|_| free_port());
+        let mut m = Mosquitto { port, tls_port, dir: tempfile::tempdir().unwrap(), persistence, tls, child: None };
         m.spawn();
         m
     }
@@ -45,7 +69,16 @@ impl Mosquitto {
         if self.persistence {
             text += &format!("persistence true\npersistence_location {}/\n", self.dir.path().display());
         }
-        std::fs::write(&conf, text).unwrap();
+        if let (Some(tls), Some(port)) = (&self.tls, self.tls_port) {
+            text += &format!(
+                "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {}\n",
+                tls.ca.display(),
+                tls.cert.display(),
+                tls.key.display(),
+                tls.require_certificate
+            );
+        }
+        std::fs::write(&conf, &text).unwrap();
         let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -59,9 +92,14 @@ impl Mosquitto {
             .expect("mosquitto must be installed (apt-get install mosquitto); .ci/run installs it");
         self.child = Some(child);
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < WAIT, "mosquitto did not start on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
+        for port in std::iter::once(self.port).chain(self.tls_port) {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(start.elapsed() < WAIT, "mosquitto did not start on port {port}");
+                if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                    panic!("mosquitto stopped ({status}) with this configuration:\n{text}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
@@ -115,6 +153,24 @@ impl Bridge {
         let mut b = Bridge { child: None, log: Arc::default(), dir: dir.to_owned(), config };
         b.spawn(&[]);
         b
+    }
+
+    /// Starts the bridge with `yaml` as all of its configuration but the
+    /// state file.
+    pub fn start_config(dir: &Path, yaml: &str) -> Bridge {
+        Self::start_config_env(dir, yaml, &[])
+    }
+
+    pub fn start_config_env(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Bridge {
+        let config = format!("state_file: {}\n{yaml}", dir.join("state.json").display());
+        let mut b = Bridge { child: None, log: Arc::default(), dir: dir.to_owned(), config };
+        b.spawn(env);
+        b
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
     pub fn spawn(&mut self, env: &[(&str, &str)]) {
@@ -329,3 +385,101 @@ pub async fn retained(broker: &Mosquitto, topic: &str) -> Option<String> {
     let msgs = c.collect(Duration::from_millis(300)).await;
     msgs.into_iter().find(|m| m.retain && m.topic == topic).map(|m| m.payload)
 }
+
+/// Certificates made for one test with the openssl CLI, in a folder of
+/// their own: a CA, a broker certificate it signed for 127.0.0.1 and
+/// localhost, a client certificate it signed, and a second, unrelated CA
+/// with a broker certificate of its own.
+pub struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let pki = Pki { dir: tempfile::tempdir().unwrap() };
+        std::fs::write(pki.path("openssl.cnf"), OPENSSL_CNF).unwrap();
+        // Mosquitto started as root reads its files as the `mosquitto` user.
+        readable_by_all(pki.dir.path());
+        for ca in ["ca", "other-ca"] {
+            pki.openssl(&format!(
+                "req -x509 -new {NEW_KEY} -days 2 -subj /CN=test-{ca} -config openssl.cnf -extensions ca \
+                 -keyout {ca}.key -out {ca}.pem"
+            ));
+        }
+        pki.sign("server", "ca", "server");
+        pki.sign("other-server", "other-ca", "server");
+        pki.sign("client", "ca", "client");
+        for f in std::fs::read_dir(pki.dir.path()).unwrap() {
+            readable_by_all(&f.unwrap().path());
+        }
+        pki
+    }
+
+    /// `name.pem` and `name.key`, signed by `ca`, with the `ext` section.
+    fn sign(&self, name: &str, ca: &str, ext: &str) {
+        self.openssl(&format!(
+            "req -new {NEW_KEY} -subj /CN={name} -config openssl.cnf -keyout {name}.key -out {name}.csr"
+        ));
+        let serial = format!("0x{:x}{:x}", std::process::id(), free_port());
+        self.openssl(&format!(
+            "x509 -req -in {name}.csr -CA {ca}.pem -CAkey {ca}.key -set_serial {serial} -days 2 \
+             -extfile openssl.cnf -extensions {ext} -out {name}.pem"
+        ));
+    }
+
+    /// Runs `openssl` in the folder; `args` has no spaces within an argument.
+    fn openssl(&self, args: &str) {
+        let out = Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(self.dir.path())
+            .output()
+            .expect("the openssl CLI must be installed");
+        assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// The broker's listener: the certificate `ca` signed.
+    pub fn listener(&self, require_certificate: bool) -> TlsListener {
+        TlsListener {
+            ca: self.path("ca.pem"),
+            cert: self.path("server.pem"),
+            key: self.path("server.key"),
+            require_certificate,
+        }
+    }
+
+    /// A listener whose certificate another CA signed.
+    pub fn other_listener(&self) -> TlsListener {
+        TlsListener { cert: self.path("other-server.pem"), key: self.path("other-server.key"), ..self.listener(false) }
+    }
+}
+
+fn readable_by_all(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if path.is_dir() { 0o755 } else { 0o644 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A P-256 key: quick to make, and what brokers commonly use.
+const NEW_KEY: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+
+const OPENSSL_CNF: &str = "[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+";
