@@ -799,8 +799,11 @@ fn out_of_range_values_are_refused_before_reaching_the_toy() {
         assert!(last.get("msg_id").is_none(), "nothing was sent: {last}");
         assert!(last["summary"].as_str().unwrap().chars().count() <= 255);
         assert!(out.save, "the Last command is saved state");
-        // Home Assistant may be showing the refused value: put the real one back.
-        assert!(out.state(key).is_some(), "{key} state not re-published");
+        // Home Assistant may be showing the refused value: put the real one
+        // back (Say and Play audio have none until something was said).
+        if !matches!(key, "say" | "play_audio" | "last_command") {
+            assert!(out.state(key).is_some(), "{key} state not re-published");
+        }
         assert_eq!(b.core.next_deadline(), None);
     }
     assert_eq!(b.core.in_flight(), 0);

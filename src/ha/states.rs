@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(show(&toy, "power_on_sound"), "OFF");
         assert_eq!(show(&toy, "low_battery_alarm"), "3.6");
         assert_eq!(show(&toy, "speaking_role"), "Role 1");
-        assert_eq!(show(&toy, "say"), "");
+        assert_eq!(render(Entity::find("say").unwrap(), &toy, &cat, &cat.roles), None, "nothing said yet");
     }
 
     #[test]
