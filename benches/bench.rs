@@ -46,7 +46,8 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n"
+                "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nlog_dest file {}\n",
+                dir.path().join("mosquitto.log").display()
             ),
         )
         .unwrap();
@@ -64,6 +65,13 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(20));
         }
         Broker { child, port, _dir: dir }
+    }
+
+    /// The end of the broker's log, to see why a client was dropped.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self._dir.path().join("mosquitto.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
     }
 }
 
@@ -188,7 +196,9 @@ async fn pump(
                 }
             }
             Ok(_) => {}
-            Err(e) => panic!("benchmark client lost the broker: {e}"),
+            // The broker of a finished measurement is gone; a lost
+            // connection during one shows as messages that never arrive.
+            Err(_) => return,
         }
     }
 }
@@ -256,6 +266,7 @@ async fn command_latency(broker: &Broker) -> Latency {
 /// seconds from the first send to the last of them received on `rx`, which
 /// must receive every one (`key` names each received message uniquely).
 async fn blast(
+    broker: &Broker,
     publisher: &AsyncClient,
     messages: Vec<(String, String)>,
     rx: &mut mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>,
@@ -280,7 +291,7 @@ async fn blast(
                     }
                 }
             }
-            _ => panic!("lost {} of {n} messages", n - seen.len()),
+            _ => panic!("lost {} of {n} messages; the broker's log ends:\n{}", n - seen.len(), broker.log_tail()),
         }
     }
     send.await.unwrap();
@@ -304,7 +315,7 @@ async fn event_throughput(broker: &Broker) -> (f64, f64) {
 
     let direct_msgs: Vec<(String, String)> =
         (0..EVENTS).map(|i| (format!("bench/direct/{}", i % EVENT_TOYS), format!("{{\"n\":{i}}}"))).collect();
-    let direct = blast(&server, direct_msgs, &mut ha_rx, |topic, p| {
+    let direct = blast(broker, &server, direct_msgs, &mut ha_rx, |topic, p| {
         topic.starts_with("bench/direct/").then(|| String::from_utf8_lossy(p).into_owned())
     })
     .await;
@@ -317,7 +328,7 @@ async fn event_throughput(broker: &Broker) -> (f64, f64) {
             (format!("/sys/folotoy/{sn}/thing/event/post"), payload.to_string())
         })
         .collect();
-    let via_bridge = blast(&server, events, &mut ha_rx, |topic, p| {
+    let via_bridge = blast(broker, &server, events, &mut ha_rx, |topic, p| {
         if !topic.ends_with("/conversation") {
             return None;
         }
@@ -367,6 +378,18 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         println!("folotoy-ha-bridge benchmark (release build, Mosquitto on loopback, {} CPUs)", num_cpus());
+        // BENCH_ONLY=events (or latency, startup) runs one part, to look into it.
+        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+        if only == "events" {
+            let (b, d) = event_throughput(&Broker::start()).await;
+            println!("events/s: bridge {b:.0}, direct {d:.0}");
+            return;
+        }
+        if only == "latency" {
+            let l = command_latency(&Broker::start()).await;
+            println!("p50/p99: bridge {:?}/{:?}, direct {:?}/{:?}", l.bridge.0, l.bridge.1, l.direct.0, l.direct.1);
+            return;
+        }
         let lat = command_latency(&Broker::start()).await;
         let (bridge_eps, direct_eps) = event_throughput(&Broker::start()).await;
         let mut starts = Vec::new();

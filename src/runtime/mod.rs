@@ -5,9 +5,9 @@
 //! so an idle bridge uses no CPU.
 
 pub mod link;
+mod saver;
 
 use std::future::Future;
-use std::path::Path;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, QoS};
@@ -22,6 +22,7 @@ use crate::folotoy;
 use crate::ha;
 use crate::store::{self, StoreError};
 use link::{LinkEvent, Role};
+use saver::Saver;
 
 /// How long shutdown waits for `offline` to reach the broker.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -66,7 +67,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (tx, mut rx) = mpsc::channel(1024);
     let links = connect(&config, &topics, tx)?;
 
-    let mut saver = Saver { path: state_file.clone(), last: None, due: None };
+    let mut saver = Saver::start(state_file.clone());
     tokio::pin!(shutdown);
     loop {
         let deadline = [core.next_deadline(), saver.due].into_iter().flatten().min().map(Instant::from_std);
@@ -98,7 +99,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let _ = c.disconnect().await;
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, futures_join(links.tasks)).await;
-    save(&core, &state_file);
+    saver.finish(&core).await;
     Ok(())
 }
 
@@ -202,41 +203,6 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
     }
 }
 
-/// Writes what the toys report at most once per [`SAVE_EVERY`]: a chatty toy
-/// changes it with every sentence, and each write is an fsync. Such a change
-/// is on disk within that time, and always at a clean stop; what the user
-/// set or a toy confirmed is written at once.
-struct Saver {
-    path: std::path::PathBuf,
-    last: Option<std::time::Instant>,
-    due: Option<std::time::Instant>,
-}
-
-const SAVE_EVERY: Duration = Duration::from_secs(1);
-
-impl Saver {
-    fn changed(&mut self, core: &Core, now: std::time::Instant) {
-        match self.last {
-            Some(last) if now < last + SAVE_EVERY => {
-                self.due.get_or_insert(last + SAVE_EVERY);
-            }
-            _ => self.save(core, now),
-        }
-    }
-
-    fn when_due(&mut self, core: &Core, now: std::time::Instant) {
-        if self.due.is_some_and(|d| d <= now) {
-            self.save(core, now);
-        }
-    }
-
-    fn save(&mut self, core: &Core, now: std::time::Instant) {
-        save(core, &self.path);
-        self.last = Some(now);
-        self.due = None;
-    }
-}
-
 async fn apply(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
     emit_logs(&out.logs);
     for p in out.publish {
@@ -246,15 +212,9 @@ async fn apply(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
         }
     }
     if out.save {
-        saver.save(core, std::time::Instant::now());
+        saver.now(core, std::time::Instant::now());
     } else if out.save_soon {
-        saver.changed(core, std::time::Instant::now());
-    }
-}
-
-fn save(core: &Core, path: &Path) {
-    if let Err(e) = store::save(path, &core.snapshot()) {
-        warn!("{e}");
+        saver.soon(core, std::time::Instant::now());
     }
 }
 
