@@ -66,7 +66,7 @@ pub enum Input {
     Tick,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
     Ha,
     FoloToy,

@@ -8,7 +8,9 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -82,7 +84,11 @@ pub fn will(topic: String) -> LastWill {
 }
 
 /// Polls `eventloop` until the bridge task goes away.
-pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mpsc::Sender<LinkEvent>) {
+/// Never waits on the bridge: the bridge publishes through this same event
+/// loop, so an event loop waiting for the bridge to take a message while the
+/// bridge waits for it to take a publish would stop both (and the broker
+/// drops a connection whose pings stop). Incoming messages queue instead.
+pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mpsc::UnboundedSender<LinkEvent>) {
     let mut backoff = BACKOFF_START;
     let mut up = false;
     let mut last_error = String::new();
@@ -93,14 +99,14 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
                 up = true;
                 backoff = BACKOFF_START;
                 last_error.clear();
-                if tx.send(LinkEvent::Up(role)).await.is_err() {
+                if tx.send(LinkEvent::Up(role)).is_err() {
                     return;
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let topic = p.topic.clone();
                 let msg = LinkEvent::Message { role, topic, payload: p.payload, retain: p.retain };
-                if tx.send(msg).await.is_err() {
+                if tx.send(msg).is_err() {
                     return;
                 }
             }
@@ -113,7 +119,7 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
                 if up {
                     warn!("lost {} at {where_}: {error}; reconnecting", role.name());
                     up = false;
-                    if tx.send(LinkEvent::Down(role)).await.is_err() {
+                    if tx.send(LinkEvent::Down(role)).is_err() {
                         return;
                     }
                 } else if error != last_error {
@@ -149,7 +155,13 @@ fn jitter(d: Duration) -> Duration {
 }
 
 pub fn client(cfg: &MqttConfig, key: &str, will: Option<LastWill>) -> Result<(AsyncClient, EventLoop), ConfigError> {
-    Ok(AsyncClient::new(options(cfg, key, will)?, 4096))
+    let (client, mut eventloop) = AsyncClient::new(options(cfg, key, will)?, 4096);
+    // Commands are small and someone waits for each: without this, Nagle's
+    // algorithm and delayed ACKs hold a lone publish back by up to 40 ms.
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    Ok((client, eventloop))
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     emit_logs(&logs);
     info!("{} toys known; state file {}", core.toys().count(), state_file.display());
 
-    let (tx, mut rx) = mpsc::channel(1024);
+    let (tx, mut rx) = mpsc::unbounded_channel();
     let links = connect(&config, &topics, tx)?;
 
     let mut saver = Saver::start(state_file.clone());
@@ -87,10 +87,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
             _ = &mut shutdown => break,
         };
-        for input in inputs(&topics, &links, input).await {
-            let out = core.handle(input, std::time::Instant::now());
-            apply(&core, &links, &mut saver, out).await;
+        // Whatever else already waits is handled in the same go, so a state
+        // that changed several times in a burst is published once.
+        let mut batch = vec![input];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(ev) => batch.push(ev),
+                Err(_) => break,
+            }
         }
+        let mut out = Output::default();
+        for ev in batch {
+            for input in inputs(&topics, &links, ev).await {
+                merge(&mut out, core.handle(input, std::time::Instant::now()));
+            }
+        }
+        apply(&core, &links, &mut saver, out).await;
     }
 
     info!("stopping: telling Home Assistant the bridge is offline");
@@ -116,7 +128,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn connect(config: &Config, topics: &ha::Topics, tx: mpsc::Sender<LinkEvent>) -> Result<Links, ConfigError> {
+fn connect(config: &Config, topics: &ha::Topics, tx: mpsc::UnboundedSender<LinkEvent>) -> Result<Links, ConfigError> {
     let will = link::will(topics.bridge_state());
     let mut tasks = Vec::new();
     let where_ = |m: &MqttConfig, key: &str| {
@@ -203,9 +215,30 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
     }
 }
 
+/// How many waiting messages are taken at once.
+const BATCH: usize = 4096;
+
+fn merge(into: &mut Output, out: Output) {
+    into.publish.extend(out.publish);
+    into.logs.extend(out.logs);
+    into.save |= out.save;
+    into.save_soon |= out.save_soon;
+}
+
+/// Keeps only the last retained publish to each topic: the broker keeps
+/// only the last one anyway, and a subscriber needs only the newest state.
+/// Not-retained messages (events, commands) are all kept, in order.
+fn newest_states(publish: Vec<crate::bridge::Publish>) -> Vec<crate::bridge::Publish> {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<_> =
+        publish.into_iter().rev().filter(|p| !p.retain || seen.insert((p.side, p.topic.clone()))).collect();
+    kept.reverse();
+    kept
+}
+
 async fn apply(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
     emit_logs(&out.logs);
-    for p in out.publish {
+    for p in newest_states(out.publish) {
         debug!(topic = %p.topic, retain = p.retain, "publish {}", String::from_utf8_lossy(&p.payload));
         if let Err(e) = links.client(p.side).publish(p.topic.clone(), QoS::AtLeastOnce, p.retain, p.payload).await {
             warn!(topic = %p.topic, "cannot publish: {e}");

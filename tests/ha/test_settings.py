@@ -33,9 +33,8 @@ class Expected:
 
 
 # Settings the toy never confirmed are unknown: FoloToy cannot read them back. Say and Play
-# audio are unknown too: the bridge publishes an empty retained payload for them, which MQTT
-# treats as "delete the retained message", so a Home Assistant that subscribes afterwards
-# never sees it (see test_text_entities_never_used_look_the_same_after_a_bridge_restart).
+# audio are unknown too until something was said or played: the bridge publishes no state for
+# them before (see test_text_entities_never_used_look_the_same_after_a_bridge_restart).
 EXPECTED = [
     Expected("binary_sensor.folotoy_bridge_connection", "Connection", BRIDGE_DEVICE, "on"),
     Expected("binary_sensor.folotoy_bridge_folotoy_connection", "FoloToy server connection", BRIDGE_DEVICE, "on"),
@@ -236,6 +235,19 @@ def test_an_announcement_makes_the_toy_speak(homeassistant, bridge, toy):
     ha.wait_for_state(
         toy_entity("sensor", "last_command"), predicate=lambda s: s["attributes"].get("entity") == "announce"
     )
+
+
+def test_reload_roles_asks_the_folotoy_server_and_shows_its_answer(homeassistant, bridge, toy):
+    ha = homeassistant
+    mark = toy.mark()
+    call(ha, "button.press", "button.folotoy_bridge_server_reload_roles")
+    cmd = toy.wait_for_command(mark)
+    assert (cmd.topic, cmd.identifier) == ("/sys/config", "load_roles_config")
+    ha.wait_for_state(
+        "sensor.folotoy_bridge_server_roles_reload", attributes={"msg_id": cmd.payload["msgId"], "outcome": "ok"}
+    )
+    device = ha.device_by_identifier("folotoy_bridge_server")
+    assert (device["name"], device["via_device_id"]) == ("FoloToy server", ha.device_by_identifier(BRIDGE_DEVICE)["id"])
 
 
 def test_a_refused_change_shows_the_last_confirmed_value_again_and_says_why(homeassistant, bridge, toy):
