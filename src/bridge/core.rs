@@ -64,6 +64,9 @@ pub enum Input {
     },
     /// Time passed: overdue acks and a scheduled republish are handled.
     Tick,
+    /// The runtime published the last [`Output`] with `more` set: the next
+    /// part of a republish.
+    Continue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,6 +107,9 @@ pub struct Output {
     /// Only what the toys report changed (conversations, activity), which a
     /// chatty toy changes with every sentence: store it soon, batched.
     pub save_soon: bool,
+    /// A republish is not finished: publish this, then call again with
+    /// [`Input::Continue`].
+    pub more: bool,
 }
 
 impl Output {
@@ -141,6 +147,9 @@ pub struct Core {
     refused: HashSet<Sn>,
     /// When each playing toy is guessed to be done.
     playing_until: BTreeMap<Sn, Instant>,
+    /// Toys whose discovery is still to publish, and the configs published
+    /// before this round (those not published again are cleared at the end).
+    to_publish: Option<(std::collections::VecDeque<Sn>, BTreeSet<String>)>,
     server: ServerState,
     /// The `load_roles_config` waiting for its configAck: msgId and deadline.
     roles_in_flight: Option<(u32, Instant)>,
@@ -209,6 +218,7 @@ impl Core {
             republish_at: None,
             refused: HashSet::new(),
             playing_until: BTreeMap::new(),
+            to_publish: None,
             server: saved.server,
             roles_in_flight: None,
         };
@@ -260,6 +270,7 @@ impl Core {
             Input::Ha { topic, msg } => self.on_ha(&topic, msg, now, &mut out),
             Input::FoloToy { topic, msg, at } => self.on_folotoy(&topic, msg, now, at, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
+            Input::Continue => self.publish_more(&mut out),
         }
         out
     }
@@ -743,15 +754,33 @@ impl Core {
 
     /// Availability, discovery and every state; clears configs of toys that
     /// are gone. Runs on every connect and after Home Assistant's birth.
+    ///
+    /// Toys come [`CHUNK`] at a time (`Output::more` asks for the next with
+    /// [`Input::Continue`]): a thousand toys' configs at once would be tens
+    /// of megabytes held at the same moment.
     fn publish_all(&mut self, out: &mut Output) {
         let before = std::mem::take(&mut self.published);
         for c in self.discovery().bridge() {
             self.published.insert(c.topic.clone());
             out.ha(c.topic, c.payload, true);
         }
-        let sns: Vec<Sn> = self.toys.keys().cloned().collect();
-        for sn in &sns {
-            self.publish_toy(sn, out);
+        self.to_publish = Some((self.toys.keys().cloned().collect(), before));
+        self.publish_more(out);
+    }
+
+    fn publish_more(&mut self, out: &mut Output) {
+        let Some((mut sns, before)) = self.to_publish.take() else { return };
+        for _ in 0..CHUNK {
+            let Some(sn) = sns.pop_front() else { break };
+            // A toy removed meanwhile has nothing to publish.
+            if self.toys.contains_key(&sn) {
+                self.publish_toy(&sn, out);
+            }
+        }
+        if !sns.is_empty() {
+            self.to_publish = Some((sns, before));
+            out.more = true;
+            return;
         }
         for stale in before.difference(&self.published) {
             out.log(Level::Info, stale, "clearing the discovery config of an entity that is gone");
@@ -769,6 +798,9 @@ impl Core {
 /// How long the toy is shown playing a URL: FoloToy never says when
 /// playback ends, so this is a guess.
 pub const PLAY_GUESS: Duration = Duration::from_secs(30);
+
+/// Toys published per part of a republish.
+pub const CHUNK: usize = 32;
 
 /// About how long the toy takes to read `text` aloud, for the media player's
 /// `playing` state: FoloToy never says when it is done.

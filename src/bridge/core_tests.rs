@@ -1594,3 +1594,21 @@ fn last_activity_changes_at_most_once_a_second() {
     assert_eq!(b.at(secs(0), event(400)).state("last_activity"), None, "same second");
     assert_eq!(b.at(secs(1), event(1200)).state("last_activity").as_deref(), Some("2026-11-25T12:00:01.200+00:00"));
 }
+
+#[test]
+fn many_toys_are_published_in_parts_with_online_last() {
+    let sns: Vec<String> = (0..CHUNK + 5).map(|i| format!("many{i:08}")).collect();
+    let toys: Vec<(&str, Option<&str>)> = sns.iter().map(|s| (s.as_str(), None)).collect();
+    let mut b = Bridge::start(config_with(&toys, false, 64));
+    let first = b.at(secs(0), Input::HaUp);
+    assert!(first.more, "more to come");
+    let volumes = |out: &Output| out.configs().keys().filter(|t| t.ends_with("/volume/config")).count();
+    assert_eq!(volumes(&first), CHUNK);
+    assert_eq!(first.retained("folotoy/bridge/state"), None, "online only once everything is there");
+    let rest = b.at(secs(0), Input::Continue);
+    assert!(!rest.more);
+    assert_eq!(volumes(&rest), 5);
+    assert_eq!(rest.retained("folotoy/bridge/state").as_deref(), Some("online"));
+    assert!(rest.cleared().is_empty());
+    assert!(b.at(secs(0), Input::Continue).publish.is_empty(), "nothing left");
+}

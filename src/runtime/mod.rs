@@ -80,7 +80,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 let now = std::time::Instant::now();
                 if core.next_deadline().is_some_and(|d| d <= now) {
                     let out = core.handle(Input::Tick, now);
-                    apply(&core, &links, &mut saver, out).await;
+                    apply(&mut core, &links, &mut saver, out).await;
                 }
                 saver.when_due(&core, now);
                 continue;
@@ -102,7 +102,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 merge(&mut out, core.handle(input, std::time::Instant::now()));
             }
         }
-        apply(&core, &links, &mut saver, out).await;
+        apply(&mut core, &links, &mut saver, out).await;
     }
 
     info!("stopping: telling Home Assistant the bridge is offline");
@@ -223,6 +223,7 @@ fn merge(into: &mut Output, out: Output) {
     into.logs.extend(out.logs);
     into.save |= out.save;
     into.save_soon |= out.save_soon;
+    into.more |= out.more;
 }
 
 /// Keeps only the last retained publish to each topic: the broker keeps
@@ -236,7 +237,20 @@ fn newest_states(publish: Vec<crate::bridge::Publish>) -> Vec<crate::bridge::Pub
     kept
 }
 
-async fn apply(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
+/// Publishes `out`; while a republish has more parts, asks for and
+/// publishes each in turn, so only one part is in memory at a time.
+async fn apply(core: &mut Core, links: &Links, saver: &mut Saver, mut out: Output) {
+    loop {
+        let more = out.more;
+        apply_one(core, links, saver, out).await;
+        if !more {
+            return;
+        }
+        out = core.handle(Input::Continue, std::time::Instant::now());
+    }
+}
+
+async fn apply_one(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
     emit_logs(&out.logs);
     for p in newest_states(out.publish) {
         debug!(topic = %p.topic, retain = p.retain, "publish {}", String::from_utf8_lossy(&p.payload));
