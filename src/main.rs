@@ -97,9 +97,12 @@ fn load(sources: &Sources) -> Result<Config, String> {
     Config::load(sources).map_err(|e| e.to_string())
 }
 
+/// One thread: the bridge waits on the network, and handing every message
+/// from the connection's task to the bridge's across threads cost more CPU
+/// (context switches) than all the bridge's own work, measured by the
+/// benchmark. Disk writes still go to tokio's blocking threads.
 fn block_on<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?
