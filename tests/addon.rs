@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -124,22 +123,14 @@ async fn every_supervisor_failure_says_what_to_configure() {
 }
 
 /// The binary as the image's CMD starts it, with `dir` as `/data`.
-fn start_addon(dir: &Path, env: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
+fn start_addon(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_folotoy-ha-bridge"));
-    cmd.arg("--data").arg(dir).env_remove("RUST_LOG").stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.arg("--data").arg(dir).env_remove("RUST_LOG").stdout(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(l);
-        }
-    });
-    (child, lines)
+    let lines = Lines::default();
+    (spawn_logged(&mut cmd, &lines), lines)
 }
 
 #[tokio::test]

@@ -1,16 +1,16 @@
 //! Brokers that want a user name and password: the bridge logs in, and the
 //! password never appears in its log, even at the most verbose level.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
+mod common;
+use common::{free_port, spawn_logged, Lines, WAIT};
+
 const PASSWORD: &str = "Tr0ub4dor&3-folotoy";
-const WAIT: Duration = Duration::from_secs(10);
 
 /// Mosquitto with one listener that wants a password (for the bridge) and
 /// one that does not (for the test to watch).
@@ -19,10 +19,6 @@ struct AuthBroker {
     secure: u16,
     open: u16,
     _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl AuthBroker {
@@ -65,7 +61,7 @@ impl Drop for AuthBroker {
 }
 
 /// The bridge at trace level, logging in with `password`.
-fn bridge(broker: &AuthBroker, dir: &Path, password: &str) -> (Child, Arc<Mutex<Vec<String>>>) {
+fn bridge(broker: &AuthBroker, dir: &Path, password: &str) -> (Child, Lines) {
     let config = dir.join("bridge.yaml");
     std::fs::write(
         &config,
@@ -76,26 +72,13 @@ fn bridge(broker: &AuthBroker, dir: &Path, password: &str) -> (Child, Arc<Mutex<
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_folotoy-ha-bridge"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(l);
-        }
-    });
-    (child, lines)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_folotoy-ha-bridge"));
+    cmd.arg("--config").arg(&config).env("RUST_LOG", "trace").stdout(Stdio::null());
+    let lines = Lines::default();
+    (spawn_logged(&mut cmd, &lines), lines)
 }
 
-async fn wait_log(lines: &Arc<Mutex<Vec<String>>>, part: &str) {
+async fn wait_log(lines: &Lines, part: &str) {
     let start = Instant::now();
     while !lines.lock().unwrap().iter().any(|l| l.contains(part)) {
         assert!(start.elapsed() < WAIT, "no log line with {part:?}:\n{}", lines.lock().unwrap().join("\n"));

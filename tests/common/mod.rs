@@ -131,6 +131,22 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A log collected line by line from a process's stderr.
+pub type Lines = Arc<Mutex<Vec<String>>>;
+
+/// Starts `cmd` with its stderr collected into `log`, as the process writes it.
+pub fn spawn_logged(cmd: &mut Command, log: &Lines) -> Child {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            log.lock().unwrap().push(line);
+        }
+    });
+    child
+}
+
 /// The bridge binary, with its log collected line by line.
 pub struct Bridge {
     child: Option<Child>,
@@ -181,15 +197,7 @@ impl Bridge {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = self.log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log.lock().unwrap().push(line);
-            }
-        });
-        self.child = Some(child);
+        self.child = Some(spawn_logged(&mut cmd, &self.log));
     }
 
     pub fn log(&self) -> Vec<String> {
