@@ -204,7 +204,7 @@ fn every_addon_option_is_a_configuration_key() {
     let options = r#"{"toys": [{"sn": "fcb467dad0c0", "name": "Bunny"}], "allow_unknown_toys": false,
         "max_toys": 10, "command_timeout_s": 5, "roles": ["Storyteller"], "media_player": false,
         "language": "zh-Hans", "log_level": "debug",
-        "mqtt": {"host": "h", "port": 1883, "username": "u", "password": "p"},
+        "mqtt": {"host": "h", "port": 8883, "username": "u", "password": "p", "tls": true, "tls_insecure": true},
         "folotoy_mqtt": {"host": "f", "port": 1883, "username": "integration", "password": "p"}}"#;
     let options_keys: std::collections::BTreeSet<String> =
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(options).unwrap().keys().cloned().collect();
