@@ -406,6 +406,13 @@ fn main() {
             println!("p50/p99: bridge {:?}/{:?}, direct {:?}/{:?}", l.bridge.0, l.bridge.1, l.direct.0, l.direct.1);
             return;
         }
+        if only == "startup" {
+            let broker = Broker::start();
+            let (secs, bridge) = startup(&broker, 1000).await;
+            let (rss, peak, cpu) = idle(&bridge).await;
+            println!("1000 toys: {:.0} ms, RSS {rss:.1} MiB, peak {peak:.1} MiB, CPU {cpu:.1} %", secs * 1000.0);
+            return;
+        }
         let lat = command_latency(&Broker::start()).await;
         let (bridge_eps, direct_eps) = event_throughput(&Broker::start()).await;
         let mut starts = Vec::new();

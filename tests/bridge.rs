@@ -31,6 +31,19 @@ async fn setup() -> Setup {
     setup_with(&bunny_yaml()).await
 }
 
+/// Waits until the state file satisfies `done`.
+async fn wait_saved(file: &std::path::Path, done: impl Fn(&Json) -> bool) {
+    let start = std::time::Instant::now();
+    loop {
+        let saved = std::fs::read_to_string(file).ok().and_then(|t| serde_json::from_str::<Json>(&t).ok());
+        if saved.as_ref().is_some_and(&done) {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "the state file never held it: {saved:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn json(s: &str) -> Json {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
 }
@@ -265,6 +278,12 @@ async fn confirmed_settings_survive_a_bridge_restart_and_a_broker_that_forgot_ev
     s.ha.wait_value(&state("volume"), "25").await;
     s.ha.publish(&set("speaking_role"), "Role 6").await;
     s.ha.wait_value(&state("speaking_role"), "Role 6").await;
+    // The state file is written beside the bridge's work, milliseconds
+    // later; a crash after that loses nothing.
+    wait_saved(&s.dir.path().join("state.json"), |saved| {
+        saved["toys"][BUNNY]["settings"]["volume"] == 25 && saved["toys"][BUNNY]["role"] == 6
+    })
+    .await;
     s.bridge.kill();
     // The broker restarts without persistence: every retained message is gone.
     s.broker.restart();

@@ -3,15 +3,18 @@
 //! A write is an fsync, which can take milliseconds; done in the loop that
 //! turns commands into FoloToy commands, every command would wait for the
 //! disk. So snapshots go to a writer task, which always writes the newest
-//! one (older ones waiting are skipped: the newest holds all they hold).
+//! one (older ones waiting are skipped: the newest holds all they hold) and
+//! keeps none once written: with a thousand toys a snapshot is megabytes.
 //! What the user set or a toy confirmed is handed over at once; what the
 //! toys merely report (a chatty toy changes it with every sentence) at most
 //! once per [`SAVE_EVERY`].
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
@@ -20,9 +23,17 @@ use crate::store::{self, Snapshot};
 
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
+/// The snapshot waiting to be written, shared with the writer task.
+#[derive(Default)]
+struct Mailbox {
+    latest: Mutex<Option<Snapshot>>,
+    wake: Notify,
+    closed: AtomicBool,
+}
+
 pub struct Saver {
     path: PathBuf,
-    tx: watch::Sender<Option<Snapshot>>,
+    mailbox: Arc<Mailbox>,
     writer: JoinHandle<()>,
     last: Option<Instant>,
     /// When a batched change must be handed over.
@@ -31,11 +42,19 @@ pub struct Saver {
 
 impl Saver {
     pub fn start(path: PathBuf) -> Saver {
-        let (tx, mut rx) = watch::channel::<Option<Snapshot>>(None);
+        let mailbox = Arc::new(Mailbox::default());
+        let inbox = mailbox.clone();
         let file = path.clone();
         let writer = tokio::spawn(async move {
-            while rx.changed().await.is_ok() {
-                let Some(snapshot) = rx.borrow_and_update().clone() else { continue };
+            loop {
+                let taken = inbox.latest.lock().expect("not poisoned").take();
+                let Some(snapshot) = taken else {
+                    if inbox.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    inbox.wake.notified().await;
+                    continue;
+                };
                 let file = file.clone();
                 let written = tokio::task::spawn_blocking(move || store::save(&file, &snapshot)).await;
                 match written {
@@ -45,12 +64,13 @@ impl Saver {
                 }
             }
         });
-        Saver { path, tx, writer, last: None, due: None }
+        Saver { path, mailbox, writer, last: None, due: None }
     }
 
     /// What the user set or a toy confirmed changed: write it now.
     pub fn now(&mut self, core: &Core, now: Instant) {
-        let _ = self.tx.send(Some(core.snapshot()));
+        *self.mailbox.latest.lock().expect("not poisoned") = Some(core.snapshot());
+        self.mailbox.wake.notify_one();
         self.last = Some(now);
         self.due = None;
     }
@@ -74,7 +94,8 @@ impl Saver {
     /// At a clean stop: lets the writer finish, then writes the final state
     /// itself, so nothing is left only in memory.
     pub async fn finish(self, core: &Core) {
-        drop(self.tx);
+        self.mailbox.closed.store(true, Ordering::Release);
+        self.mailbox.wake.notify_one();
         let _ = tokio::time::timeout(Duration::from_secs(1), self.writer).await;
         if let Err(e) = store::save(&self.path, &core.snapshot()) {
             warn!("{e}");
