@@ -49,6 +49,9 @@ pub enum Input {
     /// Connected (again) to Home Assistant's broker: everything is published
     /// anew, because a broker without persistence forgot it all.
     HaUp,
+    /// Lost Home Assistant's broker: publishing waits for [`Input::HaUp`],
+    /// which publishes everything, instead of piling up meanwhile.
+    HaDown,
     FoloToyUp,
     FoloToyDown,
     FoloToy {
@@ -258,6 +261,10 @@ impl Core {
             Input::HaUp => {
                 self.ha_up = true;
                 self.publish_all(&mut out);
+            }
+            Input::HaDown => {
+                self.ha_up = false;
+                self.to_publish = None;
             }
             Input::FoloToyUp => {
                 self.folotoy_up = true;

@@ -1612,3 +1612,15 @@ fn many_toys_are_published_in_parts_with_online_last() {
     assert!(rest.cleared().is_empty());
     assert!(b.at(secs(0), Input::Continue).publish.is_empty(), "nothing left");
 }
+
+#[test]
+fn while_home_assistants_broker_is_away_nothing_piles_up_and_its_return_brings_the_newest() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), Input::HaDown);
+    let out = b.at(secs(1), heard(4, "Are you there?"));
+    assert!(out.publish.is_empty(), "nothing to send while away: {:?}", out.publish);
+    assert!(out.save_soon, "what the toy said is still kept");
+    let out = b.at(secs(2), Input::HaUp);
+    assert_eq!(sensor(&out, "heard")["summary"], "Are you there?");
+    assert_eq!(out.retained("folotoy/bridge/state").as_deref(), Some("online"));
+}

@@ -170,9 +170,12 @@ async fn inputs(topics: &ha::Topics, links: &Links, ev: LinkEvent) -> Vec<Input>
             }
             v
         }
-        // One broker for both: the last will already says offline.
+        // Home Assistant's broker gone: nothing is published to it until it
+        // is back, when everything is published anew (its last will already
+        // told Home Assistant the bridge is offline).
         LinkEvent::Down(Role::FoloToy) => vec![Input::FoloToyDown],
-        LinkEvent::Down(_) => vec![],
+        LinkEvent::Down(Role::Ha) => vec![Input::HaDown],
+        LinkEvent::Down(Role::Both) => vec![Input::HaDown, Input::FoloToyDown],
         LinkEvent::Message { role, topic, payload, retain } => {
             let folotoy_topic = topic.starts_with("/sys/");
             let parsed = if role.serves(Side::FoloToy) && folotoy_topic {
