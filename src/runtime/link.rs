@@ -67,6 +67,7 @@ pub fn options(cfg: &MqttConfig, key: &str, will: Option<LastWill>) -> Result<Mq
     o.set_keep_alive(Duration::from_secs(30));
     o.set_max_packet_size(MAX_INCOMING, MAX_INCOMING);
     o.set_request_channel_capacity(4096);
+    o.set_inflight(1000);
     if let (Some(user), pass) = (&cfg.username, &cfg.password) {
         o.set_credentials(user.clone(), pass.as_ref().map_or("", |p| p.expose()));
     }
