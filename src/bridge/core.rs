@@ -350,8 +350,7 @@ impl Core {
             Ok(r) => r,
             Err(e) => {
                 out.log(Level::Warn, topic, format!("command refused before sending: {e}"));
-                let raw = ha::states::truncate(payload, 64);
-                self.set_last(&sn, entity.key, raw, Outcome::Invalid, None, Some(e.to_string()), out);
+                self.set_last(&sn, entity.key, payload, Outcome::Invalid, None, Some(e.to_string()), out);
                 // Home Assistant may show the refused value until told otherwise.
                 self.publish_state(&sn, entity, out);
                 return;
@@ -370,8 +369,7 @@ impl Core {
             // up on it; so it is refused now, and the old value shown again.
             let why = "FoloToy's broker is not connected";
             out.log(Level::Warn, topic, format!("command not sent: {why}"));
-            let shown = ha::states::truncate(payload, 64);
-            self.set_last(&sn, entity.key, shown, Outcome::Invalid, None, Some(why.into()), out);
+            self.set_last(&sn, entity.key, payload, Outcome::Invalid, None, Some(why.into()), out);
             return self.publish_state(&sn, entity, out);
         }
         if let Request::Set(setting, _) = request {
@@ -495,8 +493,7 @@ impl Core {
             payload: command.payload(msg_id),
             retain: false,
         });
-        let shown = ha::states::truncate(&raw, 64);
-        self.set_last(sn, entity, shown, Outcome::Pending, Some(msg_id), None, out);
+        self.set_last(sn, entity, &raw, Outcome::Pending, Some(msg_id), None, out);
         let deadline = now + self.cfg.command_timeout;
         let sent = Sent { sn: sn.clone(), identifier: command.identifier(), entity, request, raw, deadline };
         self.pending.insert(msg_id, slot_of(msg_id, &sent.request), sent);
@@ -582,7 +579,8 @@ impl Core {
                     out.ha(conversation, event, false);
                 }
                 self.publish_key(sn, "said", out);
-                self.playing(sn, text.clone(), speaking_time(&text), now, out);
+                let length = speaking_time(&text);
+                self.playing(sn, text, length, now, out);
             }
             ToyEvent::Other { identifier } => {
                 out.log(Level::Warn, topic, format!("event {identifier:?} is not one this bridge knows; ignored"));
@@ -652,8 +650,7 @@ impl Core {
                 Some(format!("waited {secs} s"))
             }
         };
-        let shown = ha::states::truncate(&sent.raw, 64);
-        self.set_last(&sent.sn, sent.entity, shown, outcome, Some(msg_id), reason, out);
+        self.set_last(&sent.sn, sent.entity, &sent.raw, outcome, Some(msg_id), reason, out);
         // Confirmed or not, every entity showing the value shows the truth.
         match sent.request {
             Request::Set(setting, _) => {
@@ -704,16 +701,19 @@ impl Core {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// `value` is what Home Assistant sent, shortened here: an announcement
+    /// can be 2,000 characters, the sensor needs only its start.
     fn set_last(
         &mut self,
         sn: &Sn,
         entity: &str,
-        value: String,
+        value: &str,
         outcome: Outcome,
         msg_id: Option<u32>,
         reason: Option<String>,
         out: &mut Output,
     ) {
+        let value = ha::states::truncate(value, MAX_SHOWN_VALUE);
         self.toy_mut(sn).last_command = Some(LastCommand { entity: entity.to_owned(), value, outcome, msg_id, reason });
         // The Last command is saved state, and a sent command used up a
         // msgId that a restarted bridge must not hand out again.
@@ -801,6 +801,9 @@ impl Core {
         self.publish_link(out);
     }
 }
+
+/// Characters of a command's value kept in the Last command sensor.
+const MAX_SHOWN_VALUE: usize = 64;
 
 /// How long the toy is shown playing a URL: FoloToy never says when
 /// playback ends, so this is a guess.
