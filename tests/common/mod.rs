@@ -136,21 +136,28 @@ pub type Lines = Arc<Mutex<Vec<String>>>;
 
 /// Starts `cmd` with its stderr collected into `log`, as the process writes it.
 pub fn spawn_logged(cmd: &mut Command, log: &Lines) -> Child {
+    spawn_logged_reader(cmd, log).0
+}
+
+/// As [`spawn_logged`], with the thread collecting the log: it ends once the
+/// process has exited and every line it wrote is in `log`.
+fn spawn_logged_reader(cmd: &mut Command, log: &Lines) -> (Child, std::thread::JoinHandle<()>) {
     let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let log = log.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             log.lock().unwrap().push(line);
         }
     });
-    child
+    (child, reader)
 }
 
 /// The bridge binary, with its log collected line by line.
 pub struct Bridge {
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
     pub dir: PathBuf,
     config: String,
 }
@@ -166,7 +173,7 @@ impl Bridge {
             dir.join("state.json").display(),
             yaml
         );
-        let mut b = Bridge { child: None, log: Arc::default(), dir: dir.to_owned(), config };
+        let mut b = Bridge { child: None, log: Arc::default(), reader: None, dir: dir.to_owned(), config };
         b.spawn(&[]);
         b
     }
@@ -179,7 +186,7 @@ impl Bridge {
 
     pub fn start_config_env(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Bridge {
         let config = format!("state_file: {}\n{yaml}", dir.join("state.json").display());
-        let mut b = Bridge { child: None, log: Arc::default(), dir: dir.to_owned(), config };
+        let mut b = Bridge { child: None, log: Arc::default(), reader: None, dir: dir.to_owned(), config };
         b.spawn(env);
         b
     }
@@ -197,7 +204,9 @@ impl Bridge {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        self.child = Some(spawn_logged(&mut cmd, &self.log));
+        let (child, reader) = spawn_logged_reader(&mut cmd, &self.log);
+        self.child = Some(child);
+        self.reader = Some(reader);
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -235,6 +244,10 @@ impl Bridge {
         let start = Instant::now();
         loop {
             if let Some(s) = child.try_wait().unwrap() {
+                // Its last lines may still be on the way through the pipe.
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
                 return s;
             }
             if start.elapsed() > WAIT {
