@@ -414,6 +414,41 @@ async fn what_the_child_says_and_the_toy_answers_reach_home_assistant_as_sensors
 }
 
 #[tokio::test]
+async fn a_burst_of_a_thousand_sentences_fires_every_event_and_the_heard_sensor_ends_on_the_last() {
+    // Mosquitto's default limits, as in most homes: nothing may be dropped
+    // on the way in (the bridge subscribes at QoS 0) or out.
+    let mut s = setup().await;
+    let bunny = sn(BUNNY);
+    const N: i64 = 1000;
+    for id in 1..=N {
+        s.sim.heard(&bunny, id, &format!("sentence {id}")).await.unwrap();
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    while ids.len() < N as usize {
+        let event =
+            s.ha.wait_for(&state("conversation"), |p| !ids.contains(&json(p)["recording_id"].as_i64().unwrap())).await;
+        ids.insert(json(&event.payload)["recording_id"].as_i64().unwrap());
+    }
+    s.ha.wait_for(&state("heard"), |p| json(p)["summary"] == format!("sentence {N}")).await;
+}
+
+#[tokio::test]
+async fn a_toy_talking_nonstop_rewrites_its_heard_sensor_at_most_about_once_a_second() {
+    let mut s = setup().await;
+    let bunny = sn(BUNNY);
+    // 100 sentences over two seconds, each its own event.
+    for id in 1..=100 {
+        s.sim.heard(&bunny, id, &format!("sentence {id}")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.ha.wait_for(&state("heard"), |p| json(p)["summary"] == "sentence 100").await;
+    let events = s.ha.seen.iter().filter(|m| m.topic == state("conversation")).count();
+    assert_eq!(events, 100, "every sentence fires its event");
+    let updates = s.ha.seen.iter().filter(|m| m.topic == state("heard")).count();
+    assert!((2..=5).contains(&updates), "the retained sensor was rewritten {updates} times in about 2 s");
+}
+
+#[tokio::test]
 async fn an_announcement_makes_the_toy_speak_with_its_speaking_role() {
     let mut s = setup().await;
     s.ha.publish(&set("speaking_role"), "Role 2").await;

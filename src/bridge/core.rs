@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::hold::Hold;
 use super::pending::{slot_of, Pending, Sent, Slot, Waiting};
 use super::state::{Answer, Heard, LastCommand, Outcome, Part, ServerState, ToyState};
 use crate::catalog::Catalog;
@@ -27,6 +28,10 @@ const REFUSED_MEMORY: usize = 1024;
 
 /// Bounds one answer's memory: a real answer has a handful of sentences.
 const MAX_ANSWER_PARTS: usize = 256;
+
+/// How often a conversation sensor may change (see [`Hold`]); the same
+/// second as the Last activity sensor.
+pub const CONVERSATION_HOLD: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -84,6 +89,18 @@ pub struct Publish {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retain: bool,
+}
+
+impl Publish {
+    /// Whether this goes out at most once (MQTT QoS 0): the Conversation
+    /// entity's events, the only publishes to Home Assistant not retained.
+    /// Every session is clean, so QoS 1 could not bring back an event lost
+    /// with a dropped link (neither rumqttc nor the broker keeps it for the
+    /// next connection); it would only cost the broker two more packets
+    /// per sentence. States stay QoS 1, as their discovery configs say.
+    pub fn at_most_once(&self) -> bool {
+        self.side == Side::Ha && !self.retain
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -156,6 +173,7 @@ pub struct Core {
     server: ServerState,
     /// The `load_roles_config` waiting for its configAck: msgId and deadline.
     roles_in_flight: Option<(u32, Instant)>,
+    hold: Hold,
 }
 
 impl Core {
@@ -224,6 +242,7 @@ impl Core {
             to_publish: None,
             server: saved.server,
             roles_in_flight: None,
+            hold: Hold::new(CONVERSATION_HOLD),
         };
         (core, logs)
     }
@@ -244,7 +263,8 @@ impl Core {
     pub fn next_deadline(&self) -> Option<Instant> {
         let playing = self.playing_until.values().min().copied();
         let roles = self.roles_in_flight.map(|(_, deadline)| deadline);
-        [self.pending.next_deadline(), self.republish_at, playing, roles].into_iter().flatten().min()
+        let held = self.hold.next_deadline();
+        [self.pending.next_deadline(), self.republish_at, playing, roles, held].into_iter().flatten().min()
     }
 
     pub fn toys(&self) -> impl Iterator<Item = &Sn> {
@@ -308,6 +328,11 @@ impl Core {
                 self.publish_key(&sn, "player_state", out);
             }
         }
+        for (sn, key) in self.hold.due(now) {
+            if self.toys.contains_key(&sn) {
+                self.publish_key(&sn, key, out);
+            }
+        }
     }
 
     /// Shows the toy as playing `title` for about `length`.
@@ -316,8 +341,8 @@ impl Core {
         toy.playing = true;
         toy.player_title = Some(title);
         self.playing_until.insert(sn.clone(), now + length);
-        self.publish_key(sn, "player_state", out);
-        self.publish_key(sn, "player_title", out);
+        self.publish_held(sn, "player_state", now, out);
+        self.publish_held(sn, "player_title", now, out);
     }
 
     fn on_ha(&mut self, topic: &str, msg: HaInbound, now: Instant, out: &mut Output) {
@@ -551,7 +576,7 @@ impl Core {
                     out.ha(conversation, ha::states::heard_event(&heard), false);
                 }
                 self.toy_mut(sn).heard = Some(heard);
-                self.publish_key(sn, "heard", out);
+                self.publish_held(sn, "heard", now, out);
             }
             ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
                 let toy = self.toy_mut(sn);
@@ -578,7 +603,7 @@ impl Core {
                 if self.ha_up {
                     out.ha(conversation, event, false);
                 }
-                self.publish_key(sn, "said", out);
+                self.publish_held(sn, "said", now, out);
                 let length = speaking_time(&text);
                 self.playing(sn, text, length, now, out);
             }
@@ -598,6 +623,13 @@ impl Core {
         if before.map(|b| b / 1000) != Some(ms / 1000) {
             self.publish_key(sn, "last_activity", out);
             out.save_soon = true;
+        }
+    }
+
+    /// Publishes a conversation state now, or once the [`Hold`] lets it.
+    fn publish_held(&mut self, sn: &Sn, key: &'static str, now: Instant, out: &mut Output) {
+        if self.hold.pass(sn, key, now) {
+            self.publish_key(sn, key, out);
         }
     }
 
@@ -766,6 +798,8 @@ impl Core {
     /// [`Input::Continue`]): a thousand toys' configs at once would be tens
     /// of megabytes held at the same moment.
     fn publish_all(&mut self, out: &mut Output) {
+        // Every state goes out now, the held ones with them.
+        self.hold.clear();
         let before = std::mem::take(&mut self.published);
         for c in self.discovery().bridge() {
             self.published.insert(c.topic.clone());

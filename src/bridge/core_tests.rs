@@ -1236,6 +1236,17 @@ fn what_the_child_said_shows_in_heard_and_fires_a_heard_event() {
 }
 
 #[test]
+fn events_go_out_at_most_once_and_states_and_commands_at_least_once() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), heard(7, "I want a bath"));
+    let (events, states): (Vec<_>, Vec<_>) = out.publish.iter().partition(|p| p.at_most_once());
+    assert_eq!(events.iter().map(|p| p.topic.as_str()).collect::<Vec<_>>(), [format!("folotoy/{SN}/conversation")]);
+    assert!(!states.is_empty() && states.iter().all(|p| p.retain), "{states:?}");
+    let out = b.at(secs(1), command("volume", "30"));
+    assert!(out.publish.iter().all(|p| !p.at_most_once()), "a command to a toy waits for its ack: {:?}", out.publish);
+}
+
+#[test]
 fn a_long_sentence_is_cut_to_255_characters_in_the_state_and_kept_whole_in_attributes() {
     let mut b = Bridge::up(config());
     let long = "兔".repeat(1000);
@@ -1252,7 +1263,7 @@ fn an_answer_in_several_sentences_is_shown_joined_in_order_whatever_order_they_a
     b.at(secs(0), heard(31, "Tell me a story"));
     let out = b.at(secs(1), said(31, 2, " a bunny lived in a hole."));
     assert_eq!(sensor(&out, "said")["summary"], "a bunny lived in a hole.", "FoloToy's leading spaces are trimmed");
-    let out = b.at(secs(1), said(31, 1, "Once upon a time,"));
+    let out = b.at(secs(2), said(31, 1, "Once upon a time,"));
     let s = sensor(&out, "said");
     assert_eq!(s["summary"], "Once upon a time, a bunny lived in a hole.");
     assert_eq!(s["recording_id"], 31);
@@ -1265,18 +1276,39 @@ fn an_answer_in_several_sentences_is_shown_joined_in_order_whatever_order_they_a
     assert_eq!(events[0]["order"], 1);
 
     // A sentence sent twice is shown once.
-    let out = b.at(secs(2), said(31, 2, " a bunny lived in a hole."));
+    let out = b.at(secs(3), said(31, 2, " a bunny lived in a hole."));
     assert_eq!(sensor(&out, "said")["summary"], "Once upon a time, a bunny lived in a hole.");
-    let out = b.at(secs(2), said(31, 3, " The end."));
+    let out = b.at(secs(4), said(31, 3, " The end."));
     assert_eq!(sensor(&out, "said")["summary"], "Once upon a time, a bunny lived in a hole. The end.");
     assert_eq!(sensor(&out, "said")["order"], 3);
 
     // The next answer starts afresh.
-    let out = b.at(secs(3), said(32, 1, "Good night!"));
+    let out = b.at(secs(5), said(32, 1, "Good night!"));
     let s = sensor(&out, "said");
     assert_eq!(s["summary"], "Good night!");
     assert_eq!(s["recording_id"], 32);
     assert_eq!(s["voice_urls"], json!(["http://h/32-1.mp3"]));
+}
+
+#[test]
+fn a_story_told_quickly_fires_every_sentence_but_changes_the_said_sensor_at_most_once_a_second() {
+    let mut b = Bridge::up(config());
+    let sentences = ["Once upon a time,", " a bunny", " lived", " in a hole."];
+    let mut states = Vec::new();
+    for (i, text) in sentences.iter().enumerate() {
+        let out = b.at(ms(200 * i as u64), said(40, i as i64 + 1, text));
+        assert_eq!(conversation_events(&out).len(), 1, "sentence {i} fires its event at once");
+        states.extend(out.state("said"));
+    }
+    assert_eq!(states.len(), 1, "only the first sentence changes the sensor at once");
+    assert_eq!(b.deadline(), Some(secs(1)), "the rest waits for the end of the second");
+    let out = b.at(secs(1), Input::Tick);
+    assert_eq!(sensor(&out, "said")["summary"], "Once upon a time, a bunny lived in a hole.");
+    assert_eq!(out.state("player_title").as_deref(), Some("Once upon a time, a bunny lived in a hole."));
+    assert!(conversation_events(&out).is_empty(), "no event fires twice");
+    // Quiet since: the next sentence shows at once.
+    let out = b.at(secs(3), said(41, 1, "The end."));
+    assert_eq!(sensor(&out, "said")["summary"], "The end.");
 }
 
 #[test]

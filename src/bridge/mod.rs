@@ -1,6 +1,7 @@
 //! The bridge's decisions, with no I/O: inputs in, publishes and logs out.
 
 pub mod core;
+pub mod hold;
 pub mod pending;
 pub mod state;
 

@@ -125,7 +125,8 @@ impl Discovery<'_> {
                 "subtype": subtype,
                 "value_template": "{{ value_json.event_type }}",
                 "payload": event_type,
-                "qos": 1,
+                // As the events are published (see `Publish::at_most_once`).
+                "qos": 0,
                 "device": device,
                 "origin": origin(),
             })
@@ -237,6 +238,7 @@ impl Discovery<'_> {
             }
             Kind::Conversation => {
                 c.insert("event_types".into(), EVENT_TYPES.into());
+                c.insert("qos".into(), 0.into());
             }
             Kind::LastActivity | Kind::Announce | Kind::Player(_) => {}
         }

@@ -211,8 +211,15 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
         filters.push(folotoy::topics::TOYS_FILTER.to_owned());
         filters.push(folotoy::topics::CONFIG_ACK.to_owned());
     }
+    // QoS 0: the session is clean, so a message in flight when the link
+    // drops is gone whatever the QoS (the broker forgets a clean session),
+    // and QoS 1 would only add an acknowledgement per message. Mosquitto
+    // drops QoS 0 only when 1,000 messages wait unwritten to the bridge's
+    // socket (`max_queued_messages`), later than the 1,020 unacknowledged it
+    // allows QoS 1. States lost with a dropped link come back anyway: the
+    // bridge publishes every state again when Home Assistant's broker does.
     for f in filters {
-        if let Err(e) = client.subscribe(f.clone(), QoS::AtLeastOnce).await {
+        if let Err(e) = client.subscribe(f.clone(), QoS::AtMostOnce).await {
             warn!("cannot subscribe to {f}: {e}");
         }
     }
@@ -257,7 +264,8 @@ async fn apply_one(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
     emit_logs(&out.logs);
     for p in newest_states(out.publish) {
         debug!(topic = %p.topic, retain = p.retain, "publish {}", String::from_utf8_lossy(&p.payload));
-        if let Err(e) = links.client(p.side).publish(p.topic.clone(), QoS::AtLeastOnce, p.retain, p.payload).await {
+        let qos = if p.at_most_once() { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        if let Err(e) = links.client(p.side).publish(p.topic.clone(), qos, p.retain, p.payload).await {
             warn!(topic = %p.topic, "cannot publish: {e}");
         }
     }
