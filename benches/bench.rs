@@ -472,11 +472,15 @@ fn main() {
         );
         for (n, secs) in &starts {
             let target = if *n == 1000 { "< 2 s" } else { "" };
-            println!("| startup to all discovery, {n} toys | {:.0} ms | | | {target} |", secs * 1000.0);
+            let toys = if *n == 1 { "toy" } else { "toys" };
+            println!("| startup to all discovery, {n} {toys} | {:.0} ms | | | {target} |", secs * 1000.0);
         }
         for (n, (rss, peak, cpu)) in &memory {
             let target = if *n == 1000 { "< 20 MB, no idle CPU" } else { "" };
-            println!("| idle with {n} toys: RSS / peak RSS / CPU | {rss:.1} MiB / {peak:.1} MiB / {cpu:.1} % | | | {target} |");
+            let toys = if *n == 1 { "toy" } else { "toys" };
+            println!(
+                "| idle with {n} {toys}: RSS / peak RSS / CPU | {rss:.1} MiB / {peak:.1} MiB / {cpu:.1} % | | | {target} |"
+            );
         }
     });
 }
