@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +28,9 @@ pub struct Snapshot {
     pub next_msg_id: u32,
     pub toys: BTreeMap<Sn, ToyState>,
     /// Discovery topics that hold one of our configs in Home Assistant.
-    pub discovery_topics: BTreeSet<String>,
+    /// Shared with the running bridge: with many toys it is most of the
+    /// state, and a snapshot is taken for every confirmed change.
+    pub discovery_topics: Arc<BTreeSet<String>>,
     pub server: ServerState,
 }
 
@@ -37,7 +40,7 @@ impl Default for Snapshot {
             version: VERSION,
             next_msg_id: 1,
             toys: BTreeMap::new(),
-            discovery_topics: BTreeSet::new(),
+            discovery_topics: Arc::default(),
             server: ServerState::default(),
         }
     }
@@ -119,7 +122,7 @@ mod tests {
         toy.settings.set(Setting::Volume, Value::Int(30));
         toy.role = 3;
         snap.toys.insert(Sn::parse("fcb467dad0c0").unwrap(), toy);
-        snap.discovery_topics.insert("homeassistant/number/x/volume/config".into());
+        Arc::make_mut(&mut snap.discovery_topics).insert("homeassistant/number/x/volume/config".into());
         save(&path, &snap).unwrap();
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.snapshot, snap);

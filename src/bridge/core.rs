@@ -5,6 +5,7 @@
 //! Nothing here touches a socket or a clock, so every rule is a unit test.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::hold::Hold;
@@ -160,7 +161,9 @@ pub struct Core {
     pending: Pending,
     next_msg_id: u32,
     /// Discovery topics that hold a config of ours, so stale ones are cleared.
-    published: BTreeSet<String>,
+    /// Shared with the snapshots being saved (copied only when it changes
+    /// while one is still being written).
+    published: Arc<BTreeSet<String>>,
     ha_up: bool,
     folotoy_up: bool,
     republish_at: Option<Instant>,
@@ -169,7 +172,7 @@ pub struct Core {
     playing_until: BTreeMap<Sn, Instant>,
     /// Toys whose discovery is still to publish, and the configs published
     /// before this round (those not published again are cleared at the end).
-    to_publish: Option<(std::collections::VecDeque<Sn>, BTreeSet<String>)>,
+    to_publish: Option<(std::collections::VecDeque<Sn>, Arc<BTreeSet<String>>)>,
     server: ServerState,
     /// The `load_roles_config` waiting for its configAck: msgId and deadline.
     roles_in_flight: Option<(u32, Instant)>,
@@ -783,7 +786,7 @@ impl Core {
     fn publish_toy(&mut self, sn: &Sn, out: &mut Output) {
         let name = self.toys[sn].name.as_deref();
         for c in self.discovery().toy(sn, name) {
-            self.published.insert(c.topic.clone());
+            Arc::make_mut(&mut self.published).insert(c.topic.clone());
             out.ha(c.topic, c.payload, true);
         }
         for e in TOY {
@@ -802,7 +805,7 @@ impl Core {
         self.hold.clear();
         let before = std::mem::take(&mut self.published);
         for c in self.discovery().bridge() {
-            self.published.insert(c.topic.clone());
+            Arc::make_mut(&mut self.published).insert(c.topic.clone());
             out.ha(c.topic, c.payload, true);
         }
         self.to_publish = Some((self.toys.keys().cloned().collect(), before));
