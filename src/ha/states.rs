@@ -39,15 +39,13 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         Kind::Said => Some(said(toy.answer.as_ref())),
         Kind::LastActivity => toy.last_activity_ms.map(rfc3339),
         Kind::Conversation | Kind::Announce | Kind::Player(PlayerPart::Media) => return None,
-        // The media player component reads plain values; empty is its blank.
+        // The media player component reads plain values. A title or volume
+        // not known yet is not published, as for Say: an empty retained
+        // payload would only delete itself.
         Kind::Player(PlayerPart::State) => return Some(if toy.playing { "playing" } else { "idle" }.to_owned()),
-        Kind::Player(PlayerPart::Title) => {
-            return Some(toy.player_title.as_deref().map(|t| truncate(t, MAX_TEXT)).unwrap_or_default())
-        }
+        Kind::Player(PlayerPart::Title) => return toy.player_title.as_deref().map(|t| truncate(t, MAX_TEXT)),
         Kind::Player(PlayerPart::Volume) => {
-            return Some(
-                toy.settings.get(Setting::Volume).map(|v| (v.as_f64() / 100.0).to_string()).unwrap_or_default(),
-            )
+            return toy.settings.get(Setting::Volume).map(|v| (v.as_f64() / 100.0).to_string())
         }
     };
     Some(shown.unwrap_or_else(|| UNKNOWN.to_owned()))
