@@ -32,7 +32,7 @@ const MAX_ANSWER_PARTS: usize = 256;
 
 /// How often a conversation sensor may change (see [`Hold`]); the same
 /// second as the Last activity sensor.
-pub const CONVERSATION_HOLD: Duration = Duration::from_secs(1);
+const CONVERSATION_HOLD: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -90,18 +90,13 @@ pub struct Publish {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retain: bool,
-}
-
-impl Publish {
-    /// Whether this goes out at most once (MQTT QoS 0): the Conversation
-    /// entity's events, the only publishes to Home Assistant not retained.
-    /// Every session is clean, so QoS 1 could not bring back an event lost
-    /// with a dropped link (neither rumqttc nor the broker keeps it for the
-    /// next connection); it would only cost the broker two more packets
-    /// per sentence. States stay QoS 1, as their discovery configs say.
-    pub fn at_most_once(&self) -> bool {
-        self.side == Side::Ha && !self.retain
-    }
+    /// Sent at most once (MQTT QoS 0) instead of at least once (QoS 1): the
+    /// Conversation entity's events. The bridge's sessions are clean, so
+    /// QoS 1 could not bring back an event lost with a dropped link (neither
+    /// rumqttc nor the broker keeps it for the next connection); it would
+    /// only cost the broker two more packets per sentence. States and
+    /// commands stay QoS 1, as the discovery configs say.
+    pub at_most_once: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -135,7 +130,23 @@ pub struct Output {
 
 impl Output {
     fn ha(&mut self, topic: String, payload: impl Into<Vec<u8>>, retain: bool) {
-        self.publish.push(Publish { side: Side::Ha, topic, payload: payload.into(), retain });
+        self.publish.push(Publish { side: Side::Ha, topic, payload: payload.into(), retain, at_most_once: false });
+    }
+
+    /// An event of the Conversation entity: never retained, so it cannot
+    /// fire again when Home Assistant reconnects.
+    fn event(&mut self, topic: String, payload: String) {
+        self.publish.push(Publish {
+            side: Side::Ha,
+            topic,
+            payload: payload.into(),
+            retain: false,
+            at_most_once: true,
+        });
+    }
+
+    fn folotoy(&mut self, topic: String, payload: Vec<u8>) {
+        self.publish.push(Publish { side: Side::FoloToy, topic, payload, retain: false, at_most_once: false });
     }
 
     fn log(&mut self, level: Level, topic: &str, message: impl Into<String>) {
@@ -341,10 +352,12 @@ impl Core {
     /// Shows the toy as playing `title` for about `length`.
     fn playing(&mut self, sn: &Sn, title: String, length: Duration, now: Instant, out: &mut Output) {
         let toy = self.toy_mut(sn);
-        toy.playing = true;
+        let was_playing = std::mem::replace(&mut toy.playing, true);
         toy.player_title = Some(title);
         self.playing_until.insert(sn.clone(), now + length);
-        self.publish_held(sn, "player_state", now, out);
+        if !was_playing {
+            self.publish_key(sn, "player_state", out);
+        }
         self.publish_held(sn, "player_title", now, out);
     }
 
@@ -435,12 +448,7 @@ impl Core {
             return out.log(Level::Warn, topic, "roles reload not sent: FoloToy's broker is not connected");
         }
         let msg_id = self.take_msg_id();
-        out.publish.push(Publish {
-            side: Side::FoloToy,
-            topic: folotoy::topics::CONFIG.to_owned(),
-            payload: folotoy::messages::load_roles_payload(msg_id),
-            retain: false,
-        });
+        out.folotoy(folotoy::topics::CONFIG.to_owned(), folotoy::messages::load_roles_payload(msg_id));
         self.roles_in_flight = Some((msg_id, now + self.cfg.command_timeout));
         self.set_roles(Outcome::Pending, msg_id, None, out);
     }
@@ -515,12 +523,7 @@ impl Core {
             Request::PlayAudio(url) => Command::Play(Play { role: None, text: None, url: Some(url.clone()) }),
             Request::SpeakingRole(_) => unreachable!("handled without the toy"),
         };
-        out.publish.push(Publish {
-            side: Side::FoloToy,
-            topic: folotoy::topics::command(sn),
-            payload: command.payload(msg_id),
-            retain: false,
-        });
+        out.folotoy(folotoy::topics::command(sn), command.payload(msg_id));
         self.set_last(sn, entity, &raw, Outcome::Pending, Some(msg_id), None, out);
         let deadline = now + self.cfg.command_timeout;
         let sent = Sent { sn: sn.clone(), identifier: command.identifier(), entity, request, raw, deadline };
@@ -576,7 +579,7 @@ impl Core {
             ToyEvent::RecordingTranscribed { recording_id, text } => {
                 let heard = Heard { text, recording_id };
                 if self.ha_up {
-                    out.ha(conversation, ha::states::heard_event(&heard), false);
+                    out.event(conversation, ha::states::heard_event(&heard));
                 }
                 self.toy_mut(sn).heard = Some(heard);
                 self.publish_held(sn, "heard", now, out);
@@ -604,7 +607,7 @@ impl Core {
                 let event = ha::states::said_event(answer, order);
                 let text = answer.text();
                 if self.ha_up {
-                    out.ha(conversation, event, false);
+                    out.event(conversation, event);
                 }
                 self.publish_held(sn, "said", now, out);
                 let length = speaking_time(&text);

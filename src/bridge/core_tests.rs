@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 
 use super::*;
 use crate::folotoy::{Setting, Value};
-use crate::ha::entities::TRIGGERS;
+use crate::ha::entities::{PlayerPart, TRIGGERS};
 
 /// The configured toy, named "Bunny".
 const SN: &str = "fcb467dad0c0";
@@ -183,9 +183,18 @@ fn discovery_topic(component: &str, node: &str, key: &str) -> String {
 
 /// Every discovery topic of one toy.
 /// Entities whose state is kept on the broker from the start (events fire
-/// and are gone; Say and Play audio wait until something was said or played).
+/// and are gone; Say, Play audio and the media player's title wait until
+/// something was said or played, its volume until the toy confirmed one).
 fn retains_state(e: &Entity) -> bool {
-    e.has_state() && !matches!(e.kind, Kind::Conversation | Kind::Say | Kind::PlayAudio)
+    e.has_state()
+        && !matches!(
+            e.kind,
+            Kind::Conversation
+                | Kind::Say
+                | Kind::PlayAudio
+                | Kind::Player(PlayerPart::Title)
+                | Kind::Player(PlayerPart::Volume)
+        )
 }
 
 fn toy_config_topics(sn: &str) -> BTreeSet<String> {
@@ -1239,11 +1248,11 @@ fn what_the_child_said_shows_in_heard_and_fires_a_heard_event() {
 fn events_go_out_at_most_once_and_states_and_commands_at_least_once() {
     let mut b = Bridge::up(config());
     let out = b.at(secs(0), heard(7, "I want a bath"));
-    let (events, states): (Vec<_>, Vec<_>) = out.publish.iter().partition(|p| p.at_most_once());
+    let (events, states): (Vec<_>, Vec<_>) = out.publish.iter().partition(|p| p.at_most_once);
     assert_eq!(events.iter().map(|p| p.topic.as_str()).collect::<Vec<_>>(), [format!("folotoy/{SN}/conversation")]);
     assert!(!states.is_empty() && states.iter().all(|p| p.retain), "{states:?}");
     let out = b.at(secs(1), command("volume", "30"));
-    assert!(out.publish.iter().all(|p| !p.at_most_once()), "a command to a toy waits for its ack: {:?}", out.publish);
+    assert!(out.publish.iter().all(|p| !p.at_most_once), "a command to a toy waits for its ack: {:?}", out.publish);
 }
 
 #[test]
@@ -1294,13 +1303,15 @@ fn an_answer_in_several_sentences_is_shown_joined_in_order_whatever_order_they_a
 fn a_story_told_quickly_fires_every_sentence_but_changes_the_said_sensor_at_most_once_a_second() {
     let mut b = Bridge::up(config());
     let sentences = ["Once upon a time,", " a bunny", " lived", " in a hole."];
-    let mut states = Vec::new();
+    let (mut states, mut playing) = (Vec::new(), Vec::new());
     for (i, text) in sentences.iter().enumerate() {
         let out = b.at(ms(200 * i as u64), said(40, i as i64 + 1, text));
         assert_eq!(conversation_events(&out).len(), 1, "sentence {i} fires its event at once");
         states.extend(out.state("said"));
+        playing.extend(out.state("player_state"));
     }
     assert_eq!(states.len(), 1, "only the first sentence changes the sensor at once");
+    assert_eq!(playing, ["playing"], "the player state changes once, at the first sentence");
     assert_eq!(b.deadline(), Some(secs(1)), "the rest waits for the end of the second");
     let out = b.at(secs(1), Input::Tick);
     assert_eq!(sensor(&out, "said")["summary"], "Once upon a time, a bunny lived in a hole.");
@@ -1309,6 +1320,23 @@ fn a_story_told_quickly_fires_every_sentence_but_changes_the_said_sensor_at_most
     // Quiet since: the next sentence shows at once.
     let out = b.at(secs(3), said(41, 1, "The end."));
     assert_eq!(sensor(&out, "said")["summary"], "The end.");
+}
+
+#[test]
+fn a_sentence_held_back_while_home_assistants_broker_is_away_is_shown_when_it_returns() {
+    let mut b = Bridge::up(config());
+    b.at(ms(0), heard(1, "one"));
+    b.at(ms(300), heard(2, "two"));
+    b.at(ms(500), Input::HaDown);
+    assert!(b.at(secs(1), Input::Tick).publish.is_empty(), "nothing goes to a broker that is away");
+    let mut out = b.at(secs(5), Input::HaUp);
+    while out.more {
+        let more = b.at(secs(5), Input::Continue);
+        out.publish.extend(more.publish);
+        out.more = more.more;
+    }
+    assert_eq!(sensor(&out, "heard")["summary"], "two");
+    assert_eq!(b.deadline(), None, "nothing left waiting");
 }
 
 #[test]
@@ -1413,8 +1441,8 @@ fn the_media_player_is_announced_in_the_mqtt_media_player_schema_on_the_toys_dev
     assert_eq!(c["state_state_topic"], "folotoy/fcb467dad0c0/player_state");
     assert_eq!(c["command_playmedia_topic"], "folotoy/fcb467dad0c0/player_media/set");
     assert_eq!(out.state("player_state").as_deref(), Some("idle"));
-    assert_eq!(out.state("player_title").as_deref(), Some(""));
-    assert_eq!(out.state("player_volume").as_deref(), Some(""), "volume unknown until the toy confirms one");
+    assert_eq!(out.state("player_title"), None, "nothing played yet");
+    assert_eq!(out.state("player_volume"), None, "volume unknown until the toy confirms one");
 }
 
 #[test]

@@ -40,6 +40,9 @@ impl Hold {
                 false
             }
             _ => {
+                // A change held earlier whose time came but whose tick has
+                // not run yet goes out now, once.
+                self.waiting.remove(&k);
                 self.quiet_until.insert(k, now + self.period);
                 true
             }
@@ -92,6 +95,17 @@ mod tests {
         // Right after the held one went out, the next change waits again.
         assert!(!h.pass(&sn(), "said", t0 + Duration::from_millis(1100)));
         assert_eq!(h.due(t0 + Duration::from_secs(2)), [(sn(), "said")]);
+    }
+
+    #[test]
+    fn a_change_after_its_period_ended_but_before_the_tick_goes_out_once() {
+        let mut h = Hold::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert!(h.pass(&sn(), "said", t0));
+        assert!(!h.pass(&sn(), "said", t0 + Duration::from_millis(500)));
+        // The period ended; the next change comes before the tick.
+        assert!(h.pass(&sn(), "said", t0 + Duration::from_millis(1001)));
+        assert!(h.due(t0 + Duration::from_millis(1002)).is_empty(), "already published with the change");
     }
 
     #[test]

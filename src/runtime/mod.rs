@@ -211,13 +211,12 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
         filters.push(folotoy::topics::TOYS_FILTER.to_owned());
         filters.push(folotoy::topics::CONFIG_ACK.to_owned());
     }
-    // QoS 0: the session is clean, so a message in flight when the link
-    // drops is gone whatever the QoS (the broker forgets a clean session),
-    // and QoS 1 would only add an acknowledgement per message. Mosquitto
-    // drops QoS 0 only when 1,000 messages wait unwritten to the bridge's
-    // socket (`max_queued_messages`), later than the 1,020 unacknowledged it
-    // allows QoS 1. States lost with a dropped link come back anyway: the
-    // bridge publishes every state again when Home Assistant's broker does.
+    // QoS 0, for the reason events go out at QoS 0 (`Publish::at_most_once`):
+    // the broker forgets a clean session, so QoS 1 would only add a PUBACK
+    // per message. Mosquitto 2.0 (its `db__ready_for_flight`) drops QoS 0
+    // for a connected client only when `max_queued_messages` (1,000) wait
+    // unwritten to its socket, as it drops QoS 1 beyond 20 in flight and
+    // 1,000 queued. EMQX, FoloToy's usual broker, was not checked.
     for f in filters {
         if let Err(e) = client.subscribe(f.clone(), QoS::AtMostOnce).await {
             warn!("cannot subscribe to {f}: {e}");
@@ -264,7 +263,7 @@ async fn apply_one(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
     emit_logs(&out.logs);
     for p in newest_states(out.publish) {
         debug!(topic = %p.topic, retain = p.retain, "publish {}", String::from_utf8_lossy(&p.payload));
-        let qos = if p.at_most_once() { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        let qos = if p.at_most_once { QoS::AtMostOnce } else { QoS::AtLeastOnce };
         if let Err(e) = links.client(p.side).publish(p.topic.clone(), qos, p.retain, p.payload).await {
             warn!(topic = %p.topic, "cannot publish: {e}");
         }

@@ -278,6 +278,8 @@ pub struct Msg {
     pub topic: String,
     pub payload: String,
     pub retain: bool,
+    /// The QoS it was delivered with (this client subscribes at QoS 1).
+    pub qos: QoS,
 }
 
 /// An MQTT client that records everything on the filters it subscribed to.
@@ -318,7 +320,7 @@ impl Client {
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let payload = String::from_utf8_lossy(&p.payload).into_owned();
-                        let _ = tx.send(Msg { topic: p.topic, payload, retain: p.retain });
+                        let _ = tx.send(Msg { topic: p.topic, payload, retain: p.retain, qos: p.qos });
                     }
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
