@@ -216,7 +216,8 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
     // per message. Mosquitto 2.0 (its `db__ready_for_flight`) drops QoS 0
     // for a connected client only when `max_queued_messages` (1,000) wait
     // unwritten to its socket, as it drops QoS 1 beyond 20 in flight and
-    // 1,000 queued. EMQX, FoloToy's usual broker, was not checked.
+    // 1,000 queued; EMQX forwards QoS 0 at once and queues (and drops) only
+    // QoS 1 and 2 beyond its in-flight window (its docs; not tried here).
     for f in filters {
         if let Err(e) = client.subscribe(f.clone(), QoS::AtMostOnce).await {
             warn!("cannot subscribe to {f}: {e}");
