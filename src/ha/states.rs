@@ -10,9 +10,12 @@ use crate::catalog::Catalog;
 /// What Home Assistant's MQTT number, select and switch take as "unknown".
 pub const UNKNOWN: &str = "None";
 
-/// Attribute text is capped well under the 16 KiB Home Assistant's recorder
-/// stores for all of an entity's attributes.
-pub const MAX_ATTRIBUTE_TEXT: usize = 4000;
+/// Home Assistant's recorder drops (with a warning) the attributes of a
+/// state whose JSON is over 16 KiB, so each text attribute is capped in
+/// bytes (Chinese takes three a character) and the voice URLs in number and
+/// bytes: a Said state stays under 10 KiB however long the story.
+pub const MAX_ATTRIBUTE_BYTES: usize = 4000;
+const MAX_VOICE_URLS: usize = 16;
 
 /// The state payload of `entity`, or `None` for entities that have no state
 /// to publish (events fire once; notify has no state). Settings the toy
@@ -55,7 +58,7 @@ fn heard(h: Option<&Heard>) -> String {
     let Some(h) = h else { return json!({ "summary": "" }).to_string() };
     json!({
         "summary": truncate(&h.text, MAX_TEXT),
-        "text": truncate(&h.text, MAX_ATTRIBUTE_TEXT),
+        "text": truncate_bytes(&h.text, MAX_ATTRIBUTE_BYTES),
         "recording_id": h.recording_id,
     })
     .to_string()
@@ -66,10 +69,10 @@ fn said(a: Option<&Answer>) -> String {
     let text = a.text();
     json!({
         "summary": truncate(&text, MAX_TEXT),
-        "text": truncate(&text, MAX_ATTRIBUTE_TEXT),
+        "text": truncate_bytes(&text, MAX_ATTRIBUTE_BYTES),
         "recording_id": a.recording_id,
         "role": a.role,
-        "voice_urls": a.voice_urls(),
+        "voice_urls": last_voice_urls(a),
         "order": a.parts.keys().next_back(),
         "parts": a.parts.len(),
     })
@@ -78,18 +81,18 @@ fn said(a: Option<&Answer>) -> String {
 
 /// The Conversation event for what the child said.
 pub fn heard_event(h: &Heard) -> String {
-    json!({ "event_type": "heard", "text": truncate(&h.text, MAX_ATTRIBUTE_TEXT), "recording_id": h.recording_id })
+    json!({ "event_type": "heard", "text": truncate_bytes(&h.text, MAX_ATTRIBUTE_BYTES), "recording_id": h.recording_id })
         .to_string()
 }
 
-/// The Conversation event for one sentence of the toy's answer; `answer` is
-/// the whole answer so far.
+/// The Conversation event for one sentence of the toy's answer. The whole
+/// answer so far is the Said sensor's: carried in every event, a story
+/// would be recorded over and over.
 pub fn said_event(a: &Answer, order: i64) -> String {
     let part = a.parts.get(&order);
     json!({
         "event_type": "said",
-        "text": part.map(|p| truncate(p.text.trim(), MAX_ATTRIBUTE_TEXT)),
-        "answer": truncate(&a.text(), MAX_ATTRIBUTE_TEXT),
+        "text": part.map(|p| truncate_bytes(p.text.trim(), MAX_ATTRIBUTE_BYTES)),
         "recording_id": a.recording_id,
         "order": order,
         "role": a.role,
@@ -129,6 +132,33 @@ pub fn last_command(cmd: Option<&LastCommand>, catalog: &Catalog) -> String {
     let mut json = serde_json::to_value(cmd).expect("plain struct");
     json["summary"] = truncate(&summary, MAX_TEXT).into();
     json.to_string()
+}
+
+/// The newest voice URLs that fit the attribute budget, oldest first.
+fn last_voice_urls(a: &Answer) -> Vec<&str> {
+    let mut budget = MAX_ATTRIBUTE_BYTES;
+    let mut urls: Vec<&str> = a
+        .voice_urls()
+        .into_iter()
+        .rev()
+        .take(MAX_VOICE_URLS)
+        .take_while(|u| budget.checked_sub(u.len()).map(|left| budget = left).is_some())
+        .collect();
+    urls.reverse();
+    urls
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary, marking the cut
+/// with an ellipsis (counted in).
+pub fn truncate_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 /// Cuts `s` to at most `max` characters, marking the cut with an ellipsis.
@@ -188,6 +218,37 @@ mod tests {
         assert_eq!(json["summary"].as_str().unwrap().chars().count(), 255);
         assert!(json["text"].as_str().unwrap().ends_with("Sentence 40."));
         assert_eq!(json["parts"], 40);
+    }
+
+    #[test]
+    fn a_story_of_256_chinese_sentences_stays_within_what_home_assistant_records() {
+        let cat = Catalog::load("en").unwrap();
+        let mut toy = ToyState::default();
+        let mut a = Answer { recording_id: Some(3), role: Some(1), ..Answer::default() };
+        for order in 1..=256 {
+            let url = format!("http://192.168.52.164:8082/voice-{order:032}.mp3");
+            let p = crate::bridge::state::Part { text: "小兔子住在洞里。".repeat(3), voice_url: Some(url) };
+            a.parts.insert(order, p);
+        }
+        toy.answer = Some(a.clone());
+        let state = render(Entity::find("said").unwrap(), &toy, &cat, &cat.roles).unwrap();
+        // Home Assistant reads every key of this JSON as an attribute.
+        assert!(state.len() < 10 * 1024, "{} bytes of attributes", state.len());
+        let json: serde_json::Value = serde_json::from_str(&state).unwrap();
+        assert!(json["text"].as_str().unwrap().ends_with('…'), "cut where a character ends");
+        let urls = json["voice_urls"].as_array().unwrap();
+        assert_eq!(urls.len(), MAX_VOICE_URLS);
+        assert!(urls.last().unwrap().as_str().unwrap().contains("0256"), "the newest are kept");
+        let event = said_event(&a, 256);
+        assert!(event.len() < 1024, "an event carries its sentence, not the story: {event}");
+    }
+
+    #[test]
+    fn cutting_to_bytes_never_splits_a_character() {
+        assert_eq!(truncate_bytes("short", 10), "short");
+        let cut = truncate_bytes("兔兔兔兔", 8);
+        assert!(cut.len() <= 8, "{cut}");
+        assert_eq!(cut, "兔…");
     }
 
     #[test]
