@@ -420,9 +420,24 @@ impl Config {
         if !(f.command_timeout_s > 0.0 && f.command_timeout_s <= 3600.0) {
             return Err(invalid("folotoy.command_timeout_s", "must be more than 0 and at most 3600 seconds"));
         }
-        for key in f.roles.keys() {
+        let mut names = std::collections::HashSet::new();
+        for (key, name) in &f.roles {
+            let at = || format!("folotoy.roles.{key}");
             if !matches!(key.as_str(), "1" | "2" | "3" | "4" | "5" | "6" | "7") {
-                return Err(invalid(format!("folotoy.roles.{key}"), "roles are numbered 1 to 7"));
+                return Err(invalid(at(), "roles are numbered 1 to 7"));
+            }
+            // The Speaking role select shows these as its options: Home
+            // Assistant ignores an empty or blank state, takes "None" (any
+            // case) as unknown, trims what it sends back, and one of two
+            // equal names could never be chosen.
+            if name.trim().is_empty() || name.trim() != name || name.chars().count() > 255 {
+                return Err(invalid(at(), "a role name must be 1 to 255 characters, without spaces around it"));
+            }
+            if name.eq_ignore_ascii_case("none") {
+                return Err(invalid(at(), "\"None\" means unknown to Home Assistant; pick another name"));
+            }
+            if !names.insert(name.as_str()) {
+                return Err(invalid(at(), format!("{name:?} names another role too")));
             }
         }
         let ha = &self.homeassistant;
