@@ -372,7 +372,7 @@ fn connecting_to_home_assistant_publishes_discovery_availability_and_every_state
     // delete itself and look different after each kind of restart).
     assert_eq!(out.state("say"), None);
     assert_eq!(out.state("play_audio"), None);
-    assert_eq!(out.last_command(), Some(json!({"summary": ""})));
+    assert_eq!(out.last_command(), Some(json!({"summary": null})), "unknown until a command is sent");
     for e in TOY.iter().filter(|e| retains_state(e)) {
         assert!(out.state(e.key).is_some(), "no state for {}", e.key);
     }
@@ -1369,11 +1369,11 @@ fn conversations_survive_a_restart_of_the_bridge() {
 }
 
 #[test]
-fn before_anything_was_said_heard_and_said_are_empty_and_last_activity_unknown() {
+fn before_anything_was_said_heard_said_and_last_activity_are_unknown() {
     let mut b = Bridge::start(config());
     let out = b.at(secs(0), Input::HaUp);
-    assert_eq!(sensor(&out, "heard")["summary"], "");
-    assert_eq!(sensor(&out, "said")["summary"], "");
+    assert_eq!(sensor(&out, "heard")["summary"], Json::Null);
+    assert_eq!(sensor(&out, "said")["summary"], Json::Null);
     assert_eq!(out.state("last_activity").as_deref(), Some("None"));
 }
 

@@ -54,8 +54,14 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
     Some(shown.unwrap_or_else(|| UNKNOWN.to_owned()))
 }
 
+/// A JSON sensor before anything happened: `null` renders as "None", which
+/// Home Assistant shows as unknown ("" would be a blank state).
+fn nothing_yet() -> String {
+    json!({ "summary": null }).to_string()
+}
+
 fn heard(h: Option<&Heard>) -> String {
-    let Some(h) = h else { return json!({ "summary": "" }).to_string() };
+    let Some(h) = h else { return nothing_yet() };
     json!({
         "summary": truncate(&h.text, MAX_TEXT),
         "text": truncate_bytes(&h.text, MAX_ATTRIBUTE_BYTES),
@@ -65,7 +71,7 @@ fn heard(h: Option<&Heard>) -> String {
 }
 
 fn said(a: Option<&Answer>) -> String {
-    let Some(a) = a else { return json!({ "summary": "" }).to_string() };
+    let Some(a) = a else { return nothing_yet() };
     let text = a.text();
     json!({
         "summary": truncate(&text, MAX_TEXT),
@@ -122,7 +128,7 @@ pub fn rfc3339(ms: u64) -> String {
 /// Assistant's 255-character limit), the rest are attributes.
 pub fn last_command(cmd: Option<&LastCommand>, catalog: &Catalog) -> String {
     let Some(cmd) = cmd else {
-        return serde_json::json!({ "summary": "" }).to_string();
+        return nothing_yet();
     };
     let name = catalog.entity(&cmd.entity);
     let mut summary = format!("{name} {}: {}", cmd.value, catalog.outcome(cmd.outcome.key()));
