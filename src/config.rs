@@ -315,6 +315,8 @@ fn nest_addon_options(v: &mut serde_json::Value) {
         ("roles", "folotoy", "roles"),
         ("folotoy_mqtt", "folotoy", "mqtt"),
         ("media_player", "homeassistant", "media_player"),
+        ("discovery_prefix", "homeassistant", "discovery_prefix"),
+        ("status_topic", "homeassistant", "status_topic"),
     ];
     let Some(top) = v.as_object_mut() else { return };
     for (flat, section, key) in MOVES {

@@ -197,13 +197,25 @@ fn the_options_the_supervisor_writes_on_first_start_are_a_valid_configuration() 
 }
 
 #[test]
+fn the_default_options_hold_every_section_of_the_schema_as_the_supervisor_requires() {
+    // The Supervisor refuses options missing a section (a mapping in the
+    // schema), even one whose keys are all optional: "Missing option".
+    let c = addon_config();
+    for (key, value) in c["schema"].as_mapping().unwrap() {
+        if value.is_mapping() {
+            assert!(c["options"].get(key).is_some_and(|o| o.is_mapping()), "options lack the section {key:?}");
+        }
+    }
+}
+
+#[test]
 fn every_addon_option_is_a_configuration_key() {
     // One value for every option in the add-on's schema must load: a key
     // the bridge does not know would stop the add-on at start.
     let data = tempfile::tempdir().unwrap();
     let options = r#"{"toys": [{"sn": "fcb467dad0c0", "name": "Bunny"}], "allow_unknown_toys": false,
         "max_toys": 10, "command_timeout_s": 5, "roles": ["Storyteller"], "media_player": false,
-        "language": "zh-Hans", "log_level": "debug",
+        "language": "zh-Hans", "log_level": "debug", "discovery_prefix": "ha", "status_topic": "ha/status",
         "mqtt": {"host": "h", "port": 8883, "username": "u", "password": "p", "tls": true, "tls_insecure": true},
         "folotoy_mqtt": {"host": "f", "port": 1883, "username": "integration", "password": "p"}}"#;
     let options_keys: std::collections::BTreeSet<String> =
