@@ -1,6 +1,7 @@
 //! The automation blueprints users copy from `blueprints/`: each must be a
 //! blueprint Home Assistant can import, and must use what the bridge really
-//! publishes. (The Home Assistant suite in tests/ha runs them for real.)
+//! publishes. (The Home Assistant suite in tests/ha runs `act_on_phrase` for
+//! real, across a bridge restart.)
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

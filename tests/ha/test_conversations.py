@@ -7,7 +7,10 @@ sends on /sys/folotoy/<sn>/thing/event/post.
 
 from __future__ import annotations
 
+import shutil
+import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from folotoy_parts import BUNNY, EVENT_TOPIC
@@ -28,6 +31,9 @@ input_text:
   toy_said:
     name: Toy said
     max: 255
+counter:
+  baths:
+    name: Baths
 """
 HA_FILES = {"automations.yaml": "[]\n"}
 
@@ -150,3 +156,43 @@ def test_an_automation_on_a_device_trigger_runs_when_the_child_speaks(homeassist
     toy_says(mqtt, 10, 1, "Bath time!")
     ha.wait_for_state("input_text.toy_said", state="Bath time!")
     assert ha.state("input_text.child_said")["state"] == "I want a bath", "the child trigger fired for the toy"
+
+
+def test_the_phrase_blueprint_acts_once_when_the_child_says_the_phrase_and_not_again_after_a_bridge_restart(
+    homeassistant, toy_device, bridge, mqtt
+):
+    ha = homeassistant
+    repo = Path(__file__).resolve().parents[2]
+    target = ha.config_dir / "blueprints" / "automation" / "folotoy"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(repo / "blueprints/automation/folotoy/act_on_phrase.yaml", target)
+    ha.api(
+        "POST",
+        "/api/config/automation/config/bath_time",
+        {
+            "alias": "Bath time",
+            "use_blueprint": {
+                "path": "folotoy/act_on_phrase.yaml",
+                "input": {
+                    "conversation": CONVERSATION,
+                    "phrase": "bath",
+                    "when_heard": [{"action": "counter.increment", "target": {"entity_id": "counter.baths"}}],
+                },
+            },
+        },
+    )
+    ha.wait_for_state("automation.bath_time", state="on")
+
+    child_says(mqtt, 20, "Hello bunny")
+    ha.wait_for_state(HEARD, state="Hello bunny")
+    child_says(mqtt, 21, "I want a BATH now")
+    ha.wait_for_state("counter.baths", state="1")
+
+    # The event entity shows its last event again when it comes back: that
+    # must not count as the child speaking.
+    bridge.stop()
+    ha.wait_for_state(CONVERSATION, state="unavailable")
+    bridge.start()
+    ha.wait_for_state(CONVERSATION, predicate=lambda s: s["state"] not in ("unavailable", "unknown"))
+    time.sleep(2)
+    assert ha.state("counter.baths")["state"] == "1", "the automation ran again without anyone speaking"
