@@ -381,6 +381,7 @@ impl Config {
         let mqtt_given = fig.find_value("mqtt.host").is_ok();
         let port_given = |key: &str| fig.find_value(&format!("{key}.port")).is_ok();
         let (mqtt_port_given, folotoy_port_given) = (port_given("mqtt"), port_given("folotoy.mqtt"));
+        let folotoy_id_given = fig.find_value("folotoy.mqtt.client_id").is_ok();
         let mut config: Config = defaults.merge(fig).extract().map_err(load_error)?;
         config.mqtt_given = mqtt_given;
         // MQTT over TLS is on port 8883 unless a port is given.
@@ -390,6 +391,17 @@ impl Config {
         if let Some(m) = config.folotoy.mqtt.as_mut() {
             if m.tls_enabled() && !folotoy_port_given {
                 m.port = MQTTS_PORT;
+            }
+            // A broker keeps one connection per client id: with the same id
+            // the two links would knock each other off, over and over, when
+            // both brokers are one.
+            if !folotoy_id_given {
+                m.client_id = format!("{}-folotoy", config.mqtt.client_id);
+            } else if m.client_id == config.mqtt.client_id {
+                return Err(invalid(
+                    "folotoy.mqtt.client_id",
+                    "must differ from mqtt.client_id: a broker keeps one connection per client id",
+                ));
             }
         }
         config.validate()?;

@@ -40,6 +40,7 @@ fn environment_overrides_the_file_which_overrides_defaults() {
         assert_eq!(c.folotoy.toys, vec![ToyConfig { sn: "fcb467dad0c0".into(), name: Some("Bunny".into()) }]);
         assert_eq!(c.folotoy_mqtt().host, "folotoy.lan");
         assert_eq!(c.folotoy_mqtt().port, 1883);
+        assert_eq!(c.folotoy_mqtt().client_id, "folotoy-ha-bridge-folotoy", "one broker may serve both links");
         let core = c.core().unwrap();
         assert_eq!(core.roles[0], "Storyteller");
         assert_eq!(core.roles[1], "Role 2");
@@ -102,6 +103,10 @@ fn invalid_configuration_names_the_key_and_the_problem() {
         ("mqtt:\n  password: x\n", "mqtt.username"),
         ("mqtt:\n  hots: x\n", "hots"),
         ("folotoy:\n  mqtt:\n    host: ''\n", "folotoy.mqtt.host"),
+        (
+            "mqtt:\n  client_id: a\nfolotoy:\n  mqtt:\n    host: f\n    client_id: a\n",
+            "folotoy.mqtt.client_id: must differ",
+        ),
     ];
     for (yaml, expected) in cases {
         let msg = problem(yaml);

@@ -133,5 +133,6 @@ async fn a_wrong_password_is_reported_without_showing_it() {
     let log = lines.lock().unwrap().join("\n");
     let lower = log.to_lowercase();
     assert!(lower.contains("notauthorized") || lower.contains("not authorized"), "{log}");
+    assert!(log.contains("check mqtt.username and mqtt.password"), "the log says what to fix:\n{log}");
     assert!(!log.contains(wrong), "the password is in the log:\n{log}");
 }

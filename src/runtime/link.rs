@@ -118,13 +118,13 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
             Err(e) => {
                 let error = e.to_string();
                 if up {
-                    warn!("lost {} at {where_}: {error}; reconnecting", role.name());
+                    warn!("lost {} at {where_}: {error}{}; reconnecting", role.name(), hint(&error, role));
                     up = false;
                     if tx.send(LinkEvent::Down(role)).is_err() {
                         return;
                     }
                 } else if error != last_error {
-                    warn!("cannot connect to {} at {where_}: {error}{}; retrying", role.name(), tls_hint(&error, role));
+                    warn!("cannot connect to {} at {where_}: {error}{}; retrying", role.name(), hint(&error, role));
                 }
                 last_error = error;
                 tokio::time::sleep(jitter(backoff)).await;
@@ -134,10 +134,19 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
     }
 }
 
-/// What to check when a TLS handshake failed, from rustls's words.
-fn tls_hint(error: &str, role: Role) -> String {
+/// What to check, from rumqttc's and rustls's words, naming the keys to fix.
+fn hint(error: &str, role: Role) -> String {
     let key = role.key();
-    if error.contains("invalid peer certificate") {
+    if error.contains("NotAuthorized") || error.contains("BadUserNamePassword") {
+        format!(" (check {key}.username and {key}.password)")
+    } else if error.contains("os error 111") {
+        format!(" (is a broker listening there? check {key}.host and {key}.port)")
+    } else if error.contains("closed by peer") {
+        format!(
+            " (the broker dropped the connection: another client with the same client id ({key}.client_id), such as \
+             a second bridge, takes it over, or the broker refused the login)"
+        )
+    } else if error.contains("invalid peer certificate") {
         format!(
             " (check that {key}.ca_file is the CA that signed the broker's certificate, or that the system trusts \
              it when ca_file is unset, and that the certificate names this host)"
@@ -171,11 +180,21 @@ mod tests {
 
     #[test]
     fn refused_tls_handshakes_say_which_keys_to_check() {
-        let unknown = tls_hint("TLS: I/O: invalid peer certificate: UnknownIssuer", Role::FoloToy);
+        let unknown = hint("TLS: I/O: invalid peer certificate: UnknownIssuer", Role::FoloToy);
         assert!(unknown.contains("folotoy.mqtt.ca_file"), "{unknown}");
-        let no_cert = tls_hint("I/O: received fatal alert: CertificateRequired", Role::Both);
+        let no_cert = hint("I/O: received fatal alert: CertificateRequired", Role::Both);
         assert!(no_cert.contains("mqtt.client_cert_file") && no_cert.contains("mqtt.client_key_file"), "{no_cert}");
-        assert_eq!(tls_hint("I/O: connection refused", Role::Ha), "");
+        assert_eq!(hint("I/O: timed out", Role::Ha), "");
+    }
+
+    #[test]
+    fn refused_logins_missing_brokers_and_taken_client_ids_say_which_keys_to_check() {
+        let login = hint("Connection refused, return code: `NotAuthorized`", Role::FoloToy);
+        assert!(login.contains("folotoy.mqtt.username and folotoy.mqtt.password"), "{login}");
+        let nobody = hint("I/O: Connection refused (os error 111)", Role::Ha);
+        assert!(nobody.contains("mqtt.host and mqtt.port"), "{nobody}");
+        let taken = hint("Connection closed by peer abruptly", Role::Both);
+        assert!(taken.contains("mqtt.client_id"), "{taken}");
     }
 
     #[test]
