@@ -61,11 +61,18 @@ pub struct Loaded {
     pub set_aside: Option<(PathBuf, String)>,
 }
 
+/// Reads the saved state. With none yet, its folder is created and an empty
+/// state written at once, so a path the bridge cannot write stops it at
+/// start instead of every save failing later.
 pub fn load(path: &Path) -> Result<Loaded, StoreError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Loaded { snapshot: Snapshot::default(), set_aside: None })
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir).map_err(|source| StoreError::Write { path: path.into(), source })?;
+            }
+            save(path, &Snapshot::default())?;
+            return Ok(Loaded { snapshot: Snapshot::default(), set_aside: None });
         }
         Err(source) => return Err(StoreError::Read { path: path.into(), source }),
     };
@@ -112,6 +119,25 @@ fn aside_path(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use crate::folotoy::{Setting, Value};
+
+    #[test]
+    fn a_state_file_in_a_folder_not_made_yet_gets_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("var/lib/bridge/state.json");
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.snapshot, Snapshot::default());
+        assert!(path.exists(), "written at once");
+    }
+
+    #[test]
+    fn a_state_file_that_cannot_be_written_is_an_error_at_start() {
+        // (Permissions do not stop root, who runs the tests in CI: a folder
+        // where the temporary file goes does.)
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("state.tmp")).unwrap();
+        let err = load(&dir.path().join("state.json")).unwrap_err().to_string();
+        assert!(err.starts_with("cannot write state file") && err.contains("state.json"), "{err}");
+    }
 
     #[test]
     fn saved_state_loads_back_identical() {
