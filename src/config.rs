@@ -108,7 +108,7 @@ pub struct FoloToyConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToyConfig {
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "sn_text")]
     pub sn: String,
     #[serde(default, deserialize_with = "opt_text")]
     pub name: Option<String>,
@@ -582,23 +582,45 @@ fn topic_prefix(key: &str, t: &str) -> Result<(), ConfigError> {
 
 /// Strings from the environment are parsed by figment as numbers or booleans
 /// when they look like one (`FOLOTOY_HA_MQTT__PASSWORD=1234`); take them back.
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Text {
-        S(String),
-        I(i64),
-        U(u64),
-        F(f64),
-        B(bool),
+/// A YAML or JSON scalar, for keys that hold text: a numeric password or
+/// client id typed without quotes is still text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    S(String),
+    I(i64),
+    U(u64),
+    F(f64),
+    B(bool),
+}
+
+impl Scalar {
+    fn into_text(self) -> String {
+        match self {
+            Scalar::S(s) => s,
+            Scalar::I(i) => i.to_string(),
+            Scalar::U(u) => u.to_string(),
+            Scalar::F(f) => f.to_string(),
+            Scalar::B(b) => b.to_string(),
+        }
     }
-    Ok(match Text::deserialize(d)? {
-        Text::S(s) => s,
-        Text::I(i) => i.to_string(),
-        Text::U(u) => u.to_string(),
-        Text::F(f) => f.to_string(),
-        Text::B(b) => b.to_string(),
-    })
+}
+
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Scalar::deserialize(d)?.into_text())
+}
+
+/// A serial number read as a number has already lost what it was (`0x12ab`
+/// became 4779, `12e3` 12000), so it must come quoted.
+fn sn_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Scalar::deserialize(d)? {
+        Scalar::S(s) => Ok(s),
+        other => Err(serde::de::Error::custom(format!(
+            "was read as the number {}: put the serial number in quotes (YAML reads 0x… and …e… as \
+             numbers)",
+            other.into_text()
+        ))),
+    }
 }
 
 fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

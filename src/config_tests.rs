@@ -85,6 +85,8 @@ fn problem(yaml: &str) -> String {
 fn invalid_configuration_names_the_key_and_the_problem() {
     let cases = [
         ("folotoy:\n  toys:\n    - sn: 'ab/cd'\n", "folotoy.toys[0].sn"),
+        ("folotoy:\n  toys:\n    - sn: 0x1234abcd\n", "put the serial number in quotes"),
+        ("folotoy:\n  toys:\n    - sn: 1234567e10\n", "put the serial number in quotes"),
         ("folotoy:\n  toys:\n    - sn: abcdefgh\n    - sn: ABCDEFGH\n", "listed twice"),
         ("folotoy:\n  max_toys: 0\n", "folotoy.max_toys"),
         ("folotoy:\n  max_toys: 1\n  toys:\n    - sn: abcdefgh\n    - sn: abcdefgi\n", "folotoy.toys"),
