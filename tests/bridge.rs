@@ -49,6 +49,12 @@ fn json(s: &str) -> Json {
 }
 
 #[tokio::test]
+async fn the_log_names_every_toy_at_start_so_a_mistyped_serial_number_shows() {
+    let s = setup().await;
+    s.bridge.wait_log(&["INFO", "1 toy known: fcb467dad0c0 (Bunny)"]).await;
+}
+
+#[tokio::test]
 async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
     let s = setup().await;
     // A client that connects later, as Home Assistant after a restart, gets it all.

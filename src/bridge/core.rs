@@ -285,6 +285,11 @@ impl Core {
         self.toys.keys()
     }
 
+    /// Every toy with the name the user gave it, if any.
+    pub fn named_toys(&self) -> impl Iterator<Item = (&Sn, Option<&str>)> {
+        self.toys.iter().map(|(sn, t)| (sn, t.name.as_deref()))
+    }
+
     pub fn in_flight(&self) -> usize {
         self.pending.len()
     }

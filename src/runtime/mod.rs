@@ -62,7 +62,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let (mut core, logs) = Core::new(core_cfg, loaded.snapshot);
     emit_logs(&logs);
-    info!("{} toys known; state file {}", core.toys().count(), state_file.display());
+    info!("{}; state file {}", toys_known(&core), state_file.display());
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let links = connect(&config, &topics, tx)?;
@@ -273,6 +273,23 @@ async fn apply_one(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
         saver.now(core, std::time::Instant::now());
     } else if out.save_soon {
         saver.soon(core, std::time::Instant::now());
+    }
+}
+
+/// "2 toys known: fcb467dad0c0 (Bunny), 08d1f9c6a310", so a mistyped
+/// serial number shows at start; a long list is cut.
+fn toys_known(core: &Core) -> String {
+    const SHOWN: usize = 20;
+    let all: Vec<String> =
+        core.named_toys().map(|(sn, name)| name.map_or_else(|| sn.to_string(), |n| format!("{sn} ({n})"))).collect();
+    let mut list = all.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if all.len() > SHOWN {
+        list.push_str(&format!(" and {} more", all.len() - SHOWN));
+    }
+    match all.len() {
+        0 => "no toys known yet".to_owned(),
+        1 => format!("1 toy known: {list}"),
+        n => format!("{n} toys known: {list}"),
     }
 }
 
