@@ -148,7 +148,7 @@ async fn the_addon_finds_its_broker_through_the_supervisor_and_keeps_state_in_da
     ha.publish(&set("speaking_role"), "Role 3").await;
     ha.wait_value(&state("speaking_role"), "Role 3").await;
     terminate(&mut child);
-    assert!(child.wait().unwrap().success());
+    assert!(wait_logged(&mut child).success());
     let saved = std::fs::read_to_string(data.path().join("state.json")).expect("state kept in /data");
     assert!(saved.contains(BUNNY));
     let log = lines.lock().unwrap().join("\n");
@@ -162,7 +162,7 @@ async fn the_addon_without_broker_or_supervisor_token_stops_with_one_clear_error
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("options.json"), r#"{"log_level": "info"}"#).unwrap();
     let (mut child, lines) = start_addon(data.path(), &[]);
-    let status = child.wait().unwrap();
+    let status = wait_logged(&mut child);
     assert!(!status.success());
     let log = lines.lock().unwrap().join("\n");
     assert!(log.contains("SUPERVISOR_TOKEN is not set") && log.contains("add-on's options"), "{log}");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 mod common;
-use common::{free_port, spawn_logged, Lines, WAIT};
+use common::{free_port, spawn_logged, wait_logged, Lines, WAIT};
 
 const PASSWORD: &str = "Tr0ub4dor&3-folotoy";
 
@@ -105,7 +105,7 @@ async fn wait_online(port: u16) {
 
 fn stop(child: &mut Child) {
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let _ = child.wait();
+    wait_logged(child);
 }
 
 #[tokio::test]

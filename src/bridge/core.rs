@@ -203,6 +203,16 @@ impl Core {
         }
         if cfg.allow_unknown_toys {
             for (sn, state) in saved_toys {
+                // Listed once, taken off the list, and never heard from: a
+                // mistyped serial number, not a toy that would come back.
+                if state.last_activity_ms.is_none() {
+                    logs.push(Log {
+                        level: Level::Info,
+                        topic: cfg.topics.state(&sn, "#"),
+                        message: format!("saved toy {sn} left out: no longer in folotoy.toys and never heard from"),
+                    });
+                    continue;
+                }
                 if toys.len() >= cfg.max_toys {
                     logs.push(Log {
                         level: Level::Warn,

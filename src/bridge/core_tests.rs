@@ -1133,6 +1133,28 @@ fn a_discovered_toy_stays_after_a_restart_when_unknown_toys_are_allowed() {
 }
 
 #[test]
+fn a_toy_taken_off_the_list_that_was_never_heard_from_is_removed_from_home_assistant() {
+    // Bunny and a mistyped Bear were listed; Bear never talked. Both are
+    // taken off the list; unknown toys are allowed.
+    let typo = "08d1f9c6a31";
+    let listed = config_with(&[(SN, Some("Bunny")), (typo, Some("Bear"))], true, 8);
+    let mut before = Bridge::up(listed);
+    before.at(secs(0), heard(1, "hello"));
+    let saved = through_disk(before.core.snapshot());
+
+    let (mut after, logs) = Bridge::restore_with_logs(config_with(&[], true, 8), saved);
+    assert_eq!(after.core.toys().collect::<Vec<_>>(), [&sn(SN)], "Bunny talked: it stays as a discovered toy");
+    assert!(logs.iter().any(|l| l.message.contains(typo) && l.message.contains("never heard from")), "{logs:?}");
+    let mut out = after.at(secs(0), Input::HaUp);
+    while out.more {
+        let more = after.at(secs(0), Input::Continue);
+        out.publish.extend(more.publish);
+        out.more = more.more;
+    }
+    assert!(out.cleared().is_superset(&toy_config_topics(typo)), "the mistyped toy's entities are removed");
+}
+
+#[test]
 fn out_of_range_saved_values_are_dropped_with_a_warning() {
     let mut toy = ToyState::default();
     toy.settings.set(Setting::Volume, Value::Int(400));
@@ -1156,7 +1178,8 @@ fn out_of_range_saved_values_are_dropped_with_a_warning() {
 #[test]
 fn a_saved_toy_differing_only_in_case_from_a_configured_one_is_left_out() {
     let mut saved = Snapshot::default();
-    saved.toys.insert(sn("FCB467DAD0C0"), ToyState::default());
+    let heard_from = ToyState { last_activity_ms: Some(1), ..ToyState::default() };
+    saved.toys.insert(sn("FCB467DAD0C0"), heard_from);
     let (b, logs) = Bridge::restore_with_logs(open_config(), saved);
     assert_eq!(b.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
     assert_eq!(logs.len(), 1, "{logs:?}");

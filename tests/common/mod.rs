@@ -134,9 +134,34 @@ pub fn free_port() -> u16 {
 /// A log collected line by line from a process's stderr.
 pub type Lines = Arc<Mutex<Vec<String>>>;
 
-/// Starts `cmd` with its stderr collected into `log`, as the process writes it.
+/// The threads collecting each logged process's stderr, by process id.
+static READERS: Mutex<Vec<(u32, std::thread::JoinHandle<()>)>> = Mutex::new(Vec::new());
+
+/// Starts `cmd` with its stderr collected into `log`, as the process writes
+/// it; [`wait_logged`] waits for its end and its last lines.
 pub fn spawn_logged(cmd: &mut Command, log: &Lines) -> Child {
-    spawn_logged_reader(cmd, log).0
+    let (child, reader) = spawn_logged_reader(cmd, log);
+    READERS.lock().unwrap().push((child.id(), reader));
+    child
+}
+
+/// Waits for a process started by [`spawn_logged`] to exit and for every
+/// line it wrote to be in its log.
+pub fn wait_logged(child: &mut Child) -> ExitStatus {
+    let status = child.wait().unwrap();
+    join_reader(child.id());
+    status
+}
+
+/// Once process `pid` has exited: waits until its last lines are logged.
+fn join_reader(pid: u32) {
+    let reader = {
+        let mut readers = READERS.lock().unwrap();
+        readers.iter().position(|(p, _)| *p == pid).map(|i| readers.remove(i).1)
+    };
+    if let Some(reader) = reader {
+        let _ = reader.join();
+    }
 }
 
 /// As [`spawn_logged`], with the thread collecting the log: it ends once the
@@ -157,7 +182,6 @@ fn spawn_logged_reader(cmd: &mut Command, log: &Lines) -> (Child, std::thread::J
 pub struct Bridge {
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
     pub dir: PathBuf,
     config: String,
 }
@@ -173,7 +197,7 @@ impl Bridge {
             dir.join("state.json").display(),
             yaml
         );
-        let mut b = Bridge { child: None, log: Arc::default(), reader: None, dir: dir.to_owned(), config };
+        let mut b = Bridge { child: None, log: Arc::default(), dir: dir.to_owned(), config };
         b.spawn(&[]);
         b
     }
@@ -186,7 +210,7 @@ impl Bridge {
 
     pub fn start_config_env(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Bridge {
         let config = format!("state_file: {}\n{yaml}", dir.join("state.json").display());
-        let mut b = Bridge { child: None, log: Arc::default(), reader: None, dir: dir.to_owned(), config };
+        let mut b = Bridge { child: None, log: Arc::default(), dir: dir.to_owned(), config };
         b.spawn(env);
         b
     }
@@ -204,9 +228,7 @@ impl Bridge {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let (child, reader) = spawn_logged_reader(&mut cmd, &self.log);
-        self.child = Some(child);
-        self.reader = Some(reader);
+        self.child = Some(spawn_logged(&mut cmd, &self.log));
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -245,9 +267,7 @@ impl Bridge {
         loop {
             if let Some(s) = child.try_wait().unwrap() {
                 // Its last lines may still be on the way through the pipe.
-                if let Some(reader) = self.reader.take() {
-                    let _ = reader.join();
-                }
+                join_reader(child.id());
                 return s;
             }
             if start.elapsed() > WAIT {
