@@ -32,6 +32,9 @@ pub struct Snapshot {
     /// state, and a snapshot is taken for every confirmed change.
     pub discovery_topics: Arc<BTreeSet<String>>,
     pub server: ServerState,
+    /// Toys the user deleted in Home Assistant: kept out until listed in
+    /// `folotoy.toys`, even when they talk.
+    pub deleted_toys: BTreeSet<Sn>,
 }
 
 impl Default for Snapshot {
@@ -42,6 +45,7 @@ impl Default for Snapshot {
             toys: BTreeMap::new(),
             discovery_topics: Arc::default(),
             server: ServerState::default(),
+            deleted_toys: BTreeSet::new(),
         }
     }
 }

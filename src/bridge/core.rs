@@ -15,7 +15,7 @@ use crate::catalog::Catalog;
 use crate::folotoy::{self, Command, Inbound, Play, Settings, Sn, ToyEvent};
 use crate::ha::discovery::Discovery;
 use crate::ha::entities::{Entity, Kind, TOY};
-use crate::ha::topics::SERVER;
+use crate::ha::topics::{toy_node, SERVER};
 use crate::ha::{self, HaInbound, Request, Topics};
 use crate::store::Snapshot;
 
@@ -188,6 +188,8 @@ pub struct Core {
     /// The `load_roles_config` waiting for its configAck: msgId and deadline.
     roles_in_flight: Option<(u32, Instant)>,
     hold: Hold,
+    /// Toys deleted in Home Assistant (see `on_deleted_in_ha`).
+    deleted: BTreeSet<Sn>,
 }
 
 impl Core {
@@ -196,6 +198,9 @@ impl Core {
     pub fn new(cfg: CoreConfig, saved: Snapshot) -> (Core, Vec<Log>) {
         let mut logs = Vec::new();
         let mut saved_toys = saved.toys;
+        // Listing a deleted toy brings it back.
+        let mut deleted = saved.deleted_toys;
+        deleted.retain(|sn| !cfg.toys.iter().any(|(listed, _)| listed == sn));
         let mut toys = BTreeMap::new();
         for (sn, name) in &cfg.toys {
             let state = saved_toys.remove(sn).unwrap_or_default();
@@ -267,6 +272,7 @@ impl Core {
             server: saved.server,
             roles_in_flight: None,
             hold: Hold::new(CONVERSATION_HOLD),
+            deleted,
         };
         (core, logs)
     }
@@ -278,6 +284,7 @@ impl Core {
             toys: self.toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
             discovery_topics: self.published.clone(),
             server: self.server.clone(),
+            deleted_toys: self.deleted.clone(),
             ..Snapshot::default()
         }
     }
@@ -384,7 +391,50 @@ impl Core {
             }
             HaInbound::Status { online: false } => out.log(Level::Info, topic, "Home Assistant went offline"),
             HaInbound::Command { sn, key, payload } => self.on_command(topic, &sn, &key, &payload, now, out),
+            // Our own config coming back, or one we emptied ourselves.
+            HaInbound::Discovery { emptied: false, .. } => {}
+            HaInbound::Discovery { node, emptied: true } => {
+                if self.published.contains(topic) {
+                    self.on_deleted_in_ha(topic, &node, out);
+                }
+            }
         }
+    }
+
+    /// The user deleted a toy's device in Home Assistant, which emptied its
+    /// configs. A toy that appeared by itself is forgotten and kept out, or
+    /// it would come back with the next republish or sentence; a listed toy
+    /// stays (the configuration says so), with a warning saying how.
+    fn on_deleted_in_ha(&mut self, topic: &str, node: &str, out: &mut Output) {
+        let Some(sn) = self.toys.keys().find(|sn| toy_node(sn) == node).cloned() else { return };
+        if self.cfg.toys.iter().any(|(listed, _)| *listed == sn) {
+            out.log(
+                Level::Warn,
+                topic,
+                format!(
+                    "toy {sn} was deleted in Home Assistant but is listed in folotoy.toys: it comes back when Home \
+                     Assistant or the bridge restarts; take it off the list to keep it away"
+                ),
+            );
+            return;
+        }
+        out.log(
+            Level::Info,
+            topic,
+            format!("toy {sn} was deleted in Home Assistant: forgotten, and kept out until listed in folotoy.toys"),
+        );
+        self.toys.remove(&sn);
+        self.pending.forget(&sn);
+        self.playing_until.remove(&sn);
+        self.deleted.insert(sn);
+        let gone: Vec<String> =
+            self.published.iter().filter(|t| self.cfg.topics.node_of(t) == Some(node)).cloned().collect();
+        let published = Arc::make_mut(&mut self.published);
+        for t in gone {
+            published.remove(&t);
+            out.ha(t, Vec::new(), true);
+        }
+        out.save = true;
     }
 
     fn on_command(&mut self, topic: &str, sn: &str, key: &str, payload: &str, now: Instant, out: &mut Output) {
@@ -726,6 +776,8 @@ impl Core {
         }
         let refusal = if !self.cfg.allow_unknown_toys {
             Some("it is not in folotoy.toys and folotoy.allow_unknown_toys is false".to_owned())
+        } else if self.deleted.contains(sn) {
+            Some("it was deleted in Home Assistant; list it in folotoy.toys to bring it back".to_owned())
         } else if self.toys.len() >= self.cfg.max_toys {
             Some(format!("folotoy.max_toys ({}) is reached", self.cfg.max_toys))
         } else {

@@ -1132,6 +1132,64 @@ fn a_discovered_toy_stays_after_a_restart_when_unknown_toys_are_allowed() {
     assert!(out.configs().keys().cloned().collect::<BTreeSet<_>>().is_superset(&toy_config_topics(BEAR)));
 }
 
+/// Home Assistant emptying `sn`'s watched discovery config, as deleting its
+/// device there does.
+fn deleted_in_ha(sn: &str) -> Input {
+    let topic = format!("homeassistant/sensor/folotoy_{}/last_command/config", sn.to_lowercase());
+    let msg = ha::inbound::parse(&topics(), &topic, b"", true).expect("a watched discovery topic");
+    Input::Ha { topic, msg }
+}
+
+#[test]
+fn a_toy_deleted_in_home_assistant_that_appeared_by_itself_is_forgotten_and_kept_out() {
+    let mut b = Bridge::up(open_config());
+    b.at(secs(0), voice_from(BEAR));
+    let out = b.at(secs(1), deleted_in_ha(BEAR));
+    assert!(out.cleared().is_superset(&toy_config_topics(BEAR)), "every config of it is emptied");
+    assert!(out.configs().is_empty());
+    assert_eq!(b.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
+    assert!(out.save);
+    assert!(out.warned().is_empty(), "{:?}", out.warned());
+
+    // It talks again: kept out, said once.
+    let out = b.at(secs(2), voice_from(BEAR));
+    assert!(out.publish.is_empty(), "{:?}", out.publish);
+    assert!(out.warned()[0].1.contains("deleted in Home Assistant"), "{:?}", out.warned());
+    assert!(b.at(secs(3), voice_from(BEAR)).warned().is_empty(), "warned once");
+
+    // Over a restart too, and Home Assistant coming back does not bring it back.
+    let saved = through_disk(b.core.snapshot());
+    let mut again = Bridge::restore(open_config(), saved.clone());
+    let out = again.at(secs(0), Input::HaUp);
+    assert!(out.configs().keys().all(|t| !t.contains(&BEAR.to_lowercase())));
+    assert!(again.at(secs(1), voice_from(BEAR)).publish.is_empty());
+
+    // Listing it brings it back.
+    let listed = config_with(&[(SN, Some("Bunny")), (BEAR, Some("Bear"))], true, 8);
+    let mut listed = Bridge::restore(listed, saved);
+    let out = listed.at(secs(0), Input::HaUp);
+    assert!(out.configs().keys().any(|t| t.contains(&BEAR.to_lowercase())));
+}
+
+#[test]
+fn a_listed_toy_deleted_in_home_assistant_stays_with_a_warning_saying_how_to_remove_it() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(1), deleted_in_ha(SN));
+    assert!(out.cleared().is_empty());
+    assert!(out.warned()[0].1.contains("listed in folotoy.toys"), "{:?}", out.warned());
+    assert_eq!(b.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
+}
+
+#[test]
+fn the_bridges_own_configs_coming_back_change_nothing() {
+    let mut b = Bridge::up(open_config());
+    let topic = format!("homeassistant/sensor/folotoy_{SN}/last_command/config");
+    let msg = ha::inbound::parse(&topics(), &topic, b"{\"name\": \"Last command\"}", true).unwrap();
+    assert!(b.at(secs(1), Input::Ha { topic, msg }).publish.is_empty());
+    // An emptied config the bridge does not hold (it emptied it itself).
+    assert!(b.at(secs(1), deleted_in_ha("0a0b0c0d0e0f")).publish.is_empty());
+}
+
 #[test]
 fn a_toy_taken_off_the_list_that_was_never_heard_from_is_removed_from_home_assistant() {
     // Bunny and a mistyped Bear were listed; Bear never talked. Both are

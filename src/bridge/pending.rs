@@ -70,6 +70,13 @@ impl Pending {
         Some((sent, next))
     }
 
+    /// Drops everything sent to or waiting for a toy that is gone.
+    pub fn forget(&mut self, sn: &Sn) {
+        self.in_flight.retain(|_, s| &s.sn != sn);
+        self.by_slot.retain(|(s, _), _| s != sn);
+        self.waiting.retain(|(s, _), _| s != sn);
+    }
+
     pub fn get(&self, msg_id: u32) -> Option<&Sent> {
         self.in_flight.get(&msg_id)
     }

@@ -9,6 +9,9 @@ pub enum HaInbound {
     Command { sn: String, key: String, payload: String },
     /// Home Assistant's birth (`online`) or will (`offline`) message.
     Status { online: bool },
+    /// A toy's watched discovery config ([`Topics::deletion_watch`]): our
+    /// own, or emptied when the user deleted the device in Home Assistant.
+    Discovery { node: String, emptied: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -39,6 +42,9 @@ pub fn parse(topics: &Topics, topic: &str, payload: &[u8], retained: bool) -> Re
             other => Err(HaParseError::BadStatus(other.chars().take(40).collect())),
         };
     }
+    if let Some(node) = topics.parse_deletion(topic) {
+        return Ok(HaInbound::Discovery { node: node.to_owned(), emptied: payload.is_empty() });
+    }
     let (sn, key) = topics.parse_command(topic).ok_or(HaParseError::UnknownTopic)?;
     if retained {
         return Err(HaParseError::Retained);
@@ -68,6 +74,16 @@ mod tests {
         assert_eq!(parse(&topics(), "homeassistant/status", b"online", false), Ok(HaInbound::Status { online: true }));
         assert_eq!(parse(&topics(), "homeassistant/status", b"offline", true), Ok(HaInbound::Status { online: false }));
         assert!(matches!(parse(&topics(), "homeassistant/status", b"up", false), Err(HaParseError::BadStatus(_))));
+    }
+
+    #[test]
+    fn an_emptied_toy_config_is_told_from_the_bridges_own() {
+        let t = "homeassistant/sensor/folotoy_fcb467dad0c0/last_command/config";
+        let node = "folotoy_fcb467dad0c0".to_owned();
+        assert_eq!(parse(&topics(), t, b"", true), Ok(HaInbound::Discovery { node: node.clone(), emptied: true }));
+        assert_eq!(parse(&topics(), t, b"{}", true), Ok(HaInbound::Discovery { node, emptied: false }));
+        let other = "homeassistant/sensor/zigbee_lamp/last_command/config";
+        assert_eq!(parse(&topics(), other, b"", false), Err(HaParseError::UnknownTopic));
     }
 
     #[test]

@@ -45,6 +45,24 @@ impl Topics {
         format!("{}/{component}/{node}/{key}/config", self.discovery_prefix)
     }
 
+    /// One discovery config per toy, watched for Home Assistant emptying it:
+    /// deleting a device there empties the configs of all its entities.
+    pub fn deletion_watch(&self) -> String {
+        format!("{}/sensor/+/last_command/config", self.discovery_prefix)
+    }
+
+    /// The device node (`folotoy_<sn>`) of a watched config topic.
+    pub fn parse_deletion<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        let rest = topic.strip_prefix(self.discovery_prefix.as_str())?.strip_prefix("/sensor/")?;
+        rest.strip_suffix("/last_command/config").filter(|node| node.starts_with("folotoy_") && !node.contains('/'))
+    }
+
+    /// The device node a discovery topic of this bridge belongs to.
+    pub fn node_of<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        let rest = topic.strip_prefix(self.discovery_prefix.as_str())?.strip_prefix('/')?;
+        rest.split('/').nth(1)
+    }
+
     /// Splits a command topic into the raw sn and entity key.
     pub fn parse_command<'a>(&self, topic: &'a str) -> Option<(&'a str, &'a str)> {
         let rest = topic.strip_prefix(self.base.as_str())?.strip_prefix('/')?;

@@ -206,6 +206,7 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
     if role.serves(Side::Ha) {
         filters.push(topics.status.clone());
         filters.push(topics.command_filter());
+        filters.push(topics.deletion_watch());
     }
     if role.serves(Side::FoloToy) {
         filters.push(folotoy::topics::TOYS_FILTER.to_owned());

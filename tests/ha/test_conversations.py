@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from folotoy_parts import BUNNY, EVENT_TOPIC
+from ha_harness import wait_until
 
 HEARD = f"sensor.folotoy_{BUNNY}_heard"
 SAID = f"sensor.folotoy_{BUNNY}_said"
@@ -196,3 +197,37 @@ def test_the_phrase_blueprint_acts_once_when_the_child_says_the_phrase_and_not_a
     ha.wait_for_state(CONVERSATION, predicate=lambda s: s["state"] not in ("unavailable", "unknown"))
     time.sleep(2)
     assert ha.state("counter.baths")["state"] == "1", "the automation ran again without anyone speaking"
+
+
+def test_a_toy_deleted_in_home_assistant_stays_deleted_when_it_talks_and_home_assistant_comes_back(
+    homeassistant, toy_device, bridge, mqtt
+):
+    ha = homeassistant
+    visitor = "0a1b2c3d4e5f"  # not listed: it appears by itself when it talks
+
+    def visitor_says(recording_id: int, text: str) -> None:
+        mqtt.publish(
+            f"/sys/folotoy/{visitor}/thing/event/post",
+            {
+                "msgId": recording_id,
+                "identifier": "recording_transcribed",
+                "inputParams": {"recordingId": recording_id, "recordingText": text},
+            },
+        )
+
+    visitor_says(30, "Hi")
+    ha.wait_for_state(f"sensor.folotoy_{visitor}_heard", state="Hi")
+    device = ha.device_by_identifier(f"folotoy_{visitor}")
+    # What the device page's Delete does.
+    ha.ws("config/device_registry/remove_config_entry", device_id=device["id"], config_entry_id=device["config_entries"][0])
+    wait_until(lambda: ha.device_by_identifier(f"folotoy_{visitor}") is None, 10, "the device to be deleted")
+
+    # It talks again, and Home Assistant announces itself, after which the
+    # bridge publishes everything again: the toy must stay deleted.
+    visitor_says(31, "Still here")
+    mqtt.publish("homeassistant/status", "online", qos=0)
+    time.sleep(4)
+    assert ha.device_by_identifier(f"folotoy_{visitor}") is None, "the deleted toy came back"
+    assert ha.device_by_identifier(f"folotoy_{BUNNY}") is not None, "the listed toy is untouched"
+    log = bridge.log_path.read_text()
+    assert f"toy {visitor} was deleted in Home Assistant" in log, log[-2000:]
