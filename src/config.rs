@@ -274,6 +274,35 @@ fn roles<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D:
     })
 }
 
+impl ConfigError {
+    /// The same error, its key followed by the add-on option that holds it.
+    fn naming_addon_option(self) -> ConfigError {
+        let name =
+            |key: &str| addon_option_name(key).map_or(key.to_owned(), |n| format!("{key} (add-on option \"{n}\")"));
+        match self {
+            ConfigError::Load { key, problem, source_name } => {
+                ConfigError::Load { key: name(&key), problem, source_name }
+            }
+            ConfigError::Invalid { key, problem } => ConfigError::Invalid { key: name(&key), problem },
+            other => other,
+        }
+    }
+}
+
+/// The name the add-on's Configuration tab shows for the option holding
+/// `key`, from the add-on's own English translation.
+fn addon_option_name(key: &str) -> Option<String> {
+    let within =
+        |path: &str| key == path || key.starts_with(&format!("{path}.")) || key.starts_with(&format!("{path}["));
+    let flat = ADDON_OPTIONS
+        .iter()
+        .find(|(_, section, k)| within(&format!("{section}.{k}")))
+        .map(|(flat, _, _)| *flat)
+        .or_else(|| ["mqtt", "language", "log_level"].into_iter().find(|top| within(top)))?;
+    let names: serde_yaml::Value = serde_yaml::from_str(include_str!("../addon/translations/en.yaml")).ok()?;
+    names["configuration"][flat]["name"].as_str().map(str::to_owned)
+}
+
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), problem: problem.into() }
 }
@@ -303,23 +332,25 @@ fn options_layer(path: &std::path::Path) -> Result<Option<figment::providers::Da
     Ok(Some(Json::string(&value.to_string())))
 }
 
+/// Each flat add-on option and where the configuration keeps it.
+const ADDON_OPTIONS: &[(&str, &str, &str)] = &[
+    ("toys", "folotoy", "toys"),
+    ("allow_unknown_toys", "folotoy", "allow_unknown_toys"),
+    ("max_toys", "folotoy", "max_toys"),
+    ("command_timeout_s", "folotoy", "command_timeout_s"),
+    ("roles", "folotoy", "roles"),
+    ("folotoy_mqtt", "folotoy", "mqtt"),
+    ("media_player", "homeassistant", "media_player"),
+    ("discovery_prefix", "homeassistant", "discovery_prefix"),
+    ("status_topic", "homeassistant", "status_topic"),
+];
+
 /// The add-on's options are flat (the Supervisor's options UI nests two
 /// levels at most, and `folotoy.toys[].sn` is three); this puts each where
 /// the configuration keeps it. Nested keys are taken as they are.
 fn nest_addon_options(v: &mut serde_json::Value) {
-    const MOVES: &[(&str, &str, &str)] = &[
-        ("toys", "folotoy", "toys"),
-        ("allow_unknown_toys", "folotoy", "allow_unknown_toys"),
-        ("max_toys", "folotoy", "max_toys"),
-        ("command_timeout_s", "folotoy", "command_timeout_s"),
-        ("roles", "folotoy", "roles"),
-        ("folotoy_mqtt", "folotoy", "mqtt"),
-        ("media_player", "homeassistant", "media_player"),
-        ("discovery_prefix", "homeassistant", "discovery_prefix"),
-        ("status_topic", "homeassistant", "status_topic"),
-    ];
     let Some(top) = v.as_object_mut() else { return };
-    for (flat, section, key) in MOVES {
+    for (flat, section, key) in ADDON_OPTIONS {
         if let Some(value) = top.remove(*flat) {
             let section = top.entry(*section).or_insert_with(|| serde_json::json!({}));
             if let Some(section) = section.as_object_mut() {
@@ -352,6 +383,15 @@ fn prune(v: &mut serde_json::Value) -> bool {
 impl Config {
     /// Reads every layer and validates the result.
     pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        let loaded = Self::load_layers(sources);
+        // The add-on's user typed into its Configuration tab, not this file's keys.
+        match (loaded, &sources.data_dir) {
+            (Err(e), Some(_)) => Err(e.naming_addon_option()),
+            (result, _) => result,
+        }
+    }
+
+    fn load_layers(sources: &Sources) -> Result<Config, ConfigError> {
         let mut defaults = Figment::from(Serialized::defaults(Config::default()));
         if let Some(dir) = &sources.data_dir {
             defaults = defaults.merge(Serialized::default("state_file", dir.join("state.json")));

@@ -219,6 +219,17 @@ fn invalid_addon_options_name_the_key_and_the_options_file() {
             let err = load_addon(jail, options).unwrap_err().to_string();
             assert!(err.contains(key), "{options}: {err}");
         }
+        // Named as the add-on's Configuration tab shows them.
+        let named = [
+            (r#"{"roles": ["a", "b", "c", "d", "e", "f", "g", "h"]}"#, r#"(add-on option "Role names")"#),
+            (r#"{"toys": [{"sn": "ab/cdefgh"}]}"#, r#"(add-on option "Toys")"#),
+            (r#"{"folotoy_mqtt": {"host": "f", "port": 0}}"#, r#"(add-on option "FoloToy's MQTT broker")"#),
+            (r#"{"log_level": "loud"}"#, r#"(add-on option "Log level")"#),
+        ];
+        for (options, name) in named {
+            let err = load_addon(jail, options).unwrap_err().to_string();
+            assert!(err.contains(name), "{options}: {err}");
+        }
         let err = load_addon(jail, r#"{"folotoy": {"max_toys": "many"}}"#).unwrap_err().to_string();
         assert!(err.contains("options.json"), "{err}");
         Ok(())
