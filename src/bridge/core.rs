@@ -611,6 +611,8 @@ impl Core {
                 if !self.admit(&sn, topic, out) {
                     return;
                 }
+                // An answer is the toy speaking up as much as an event is.
+                self.active(&sn, at, out);
                 match self.pending.get(ack.msg_id) {
                     Some(sent) if sent.sn == sn && sent.identifier == ack.identifier => {
                         let outcome = if ack.ok { Outcome::Ok } else { Outcome::Refused };
