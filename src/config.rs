@@ -436,11 +436,15 @@ impl Config {
             // the two links would knock each other off, over and over, when
             // both brokers are one.
             if !folotoy_id_given {
-                m.client_id = format!("{}-folotoy", config.mqtt.client_id);
-            } else if m.client_id == config.mqtt.client_id {
+                // Within the 64 characters allowed, whatever mqtt.client_id is.
+                let base: String = config.mqtt.client_id.chars().take(56).collect();
+                m.client_id = format!("{base}-folotoy");
+            } else if m.client_id == config.mqtt.client_id && (m.host == config.mqtt.host && m.port == config.mqtt.port)
+            {
                 return Err(invalid(
                     "folotoy.mqtt.client_id",
-                    "must differ from mqtt.client_id: a broker keeps one connection per client id",
+                    "must differ from mqtt.client_id when both name the same broker: it keeps one connection per \
+                     client id",
                 ));
             }
         }
@@ -474,7 +478,11 @@ impl Config {
         if !(f.command_timeout_s > 0.0 && f.command_timeout_s <= 3600.0) {
             return Err(invalid("folotoy.command_timeout_s", "must be more than 0 and at most 3600 seconds"));
         }
-        let mut names = std::collections::HashSet::new();
+        // Names given are checked against each other and against the default
+        // names of the roles left unnamed ("Role 2"), which the select shows too.
+        let catalog = Catalog::load(&self.language)?;
+        let mut names: std::collections::HashSet<&str> =
+            (1..=7).filter(|n| !f.roles.contains_key(&n.to_string())).map(|n| catalog.roles[n - 1].as_str()).collect();
         for (key, name) in &f.roles {
             let at = || format!("folotoy.roles.{key}");
             if !matches!(key.as_str(), "1" | "2" | "3" | "4" | "5" | "6" | "7") {
@@ -498,7 +506,6 @@ impl Config {
         topic_prefix("homeassistant.discovery_prefix", &ha.discovery_prefix)?;
         topic_prefix("homeassistant.base_topic", &ha.base_topic)?;
         topic_prefix("homeassistant.status_topic", &ha.status_topic)?;
-        Catalog::load(&self.language)?;
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
             return Err(invalid("log_level", "must be one of error, warn, info, debug, trace"));
         }
@@ -620,8 +627,6 @@ fn topic_prefix(key: &str, t: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Strings from the environment are parsed by figment as numbers or booleans
-/// when they look like one (`FOLOTOY_HA_MQTT__PASSWORD=1234`); take them back.
 /// A YAML or JSON scalar, for keys that hold text: a numeric password or
 /// client id typed without quotes is still text.
 #[derive(Deserialize)]
@@ -646,6 +651,8 @@ impl Scalar {
     }
 }
 
+/// Strings from the environment are parsed by figment as numbers or booleans
+/// when they look like one (`FOLOTOY_HA_MQTT__PASSWORD=1234`); take them back.
 fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Scalar::deserialize(d)?.into_text())
 }

@@ -96,6 +96,7 @@ fn invalid_configuration_names_the_key_and_the_problem() {
         ("folotoy:\n  roles:\n    \"3\": ''\n", "folotoy.roles.3: a role name must be 1 to 255"),
         ("folotoy:\n  roles:\n    \"1\": none\n", "folotoy.roles.1: \"None\" means unknown"),
         ("folotoy:\n  roles:\n    \"1\": Elsa\n    \"2\": Elsa\n", "folotoy.roles.2: \"Elsa\" names another"),
+        ("folotoy:\n  roles:\n    \"1\": Role 2\n", "folotoy.roles.1: \"Role 2\" names another"),
         ("homeassistant:\n  base_topic: 'folotoy/#'\n", "homeassistant.base_topic"),
         ("homeassistant:\n  discovery_prefix: '/ha'\n", "homeassistant.discovery_prefix"),
         ("language: fr\n", "language"),
@@ -106,7 +107,7 @@ fn invalid_configuration_names_the_key_and_the_problem() {
         ("mqtt:\n  hots: x\n", "hots"),
         ("folotoy:\n  mqtt:\n    host: ''\n", "folotoy.mqtt.host"),
         (
-            "mqtt:\n  client_id: a\nfolotoy:\n  mqtt:\n    host: f\n    client_id: a\n",
+            "mqtt:\n  host: b\n  client_id: a\nfolotoy:\n  mqtt:\n    host: b\n    client_id: a\n",
             "folotoy.mqtt.client_id: must differ",
         ),
     ];
@@ -328,6 +329,22 @@ fn tls_settings_in_debug_output_show_paths_never_what_the_files_hold() {
         let shown = format!("{c:?} {c:#?}");
         assert!(shown.contains("key.pem"), "{shown}");
         assert!(!shown.contains(KEY_CONTENT) && !shown.contains("hunter2-secret"), "{shown}");
+        Ok(())
+    });
+}
+
+#[test]
+fn the_folotoy_link_gets_its_own_client_id_within_64_characters_and_may_share_one_with_another_broker() {
+    Jail::expect_with(|jail| {
+        let long = "x".repeat(64);
+        jail.create_file("long.yaml", &format!("mqtt:\n  client_id: {long}\nfolotoy:\n  mqtt:\n    host: f\n"))?;
+        let c = load(Some("long.yaml")).unwrap();
+        assert!(c.folotoy_mqtt().client_id.len() <= 64 && c.folotoy_mqtt().client_id.ends_with("-folotoy"));
+        jail.create_file(
+            "two.yaml",
+            "mqtt:\n  host: a\n  client_id: same\nfolotoy:\n  mqtt:\n    host: b\n    client_id: same\n",
+        )?;
+        assert_eq!(load(Some("two.yaml")).unwrap().folotoy_mqtt().client_id, "same", "two brokers, one id each");
         Ok(())
     });
 }

@@ -65,18 +65,23 @@ pub struct Loaded {
     pub set_aside: Option<(PathBuf, String)>,
 }
 
-/// Reads the saved state. With none yet, its folder is created and an empty
-/// state written at once, so a path the bridge cannot write stops it at
-/// start instead of every save failing later.
+/// Reads the saved state and writes it back at once (creating its folder if
+/// need be), so a state file the bridge cannot write stops it at start
+/// instead of every save failing later.
 pub fn load(path: &Path) -> Result<Loaded, StoreError> {
+    let loaded = read(path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|source| StoreError::Write { path: path.into(), source })?;
+    }
+    save(path, &loaded.snapshot)?;
+    Ok(loaded)
+}
+
+fn read(path: &Path) -> Result<Loaded, StoreError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                fs::create_dir_all(dir).map_err(|source| StoreError::Write { path: path.into(), source })?;
-            }
-            save(path, &Snapshot::default())?;
-            return Ok(Loaded { snapshot: Snapshot::default(), set_aside: None });
+            return Ok(Loaded { snapshot: Snapshot::default(), set_aside: None })
         }
         Err(source) => return Err(StoreError::Read { path: path.into(), source }),
     };
@@ -134,6 +139,15 @@ mod tests {
     }
 
     #[test]
+    fn an_existing_state_file_that_cannot_be_written_is_an_error_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        save(&path, &Snapshot::default()).unwrap();
+        fs::create_dir(dir.path().join("state.tmp")).unwrap();
+        assert!(load(&path).unwrap_err().to_string().starts_with("cannot write state file"));
+    }
+
+    #[test]
     fn a_state_file_that_cannot_be_written_is_an_error_at_start() {
         // (Permissions do not stop root, who runs the tests in CI: a folder
         // where the temporary file goes does.)
@@ -175,7 +189,8 @@ mod tests {
         assert_eq!(aside, dir.path().join("state.json.corrupt-1"));
         assert!(why.contains("not valid"), "{why}");
         assert_eq!(fs::read(&aside).unwrap(), b"{\"toys\": {\"bad sn\": {}}");
-        assert!(!path.exists());
+        let fresh: Snapshot = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(fresh, Snapshot::default(), "an empty state takes its place");
         fs::write(&path, b"garbage").unwrap();
         assert_eq!(load(&path).unwrap().set_aside.unwrap().0, dir.path().join("state.json.corrupt-2"));
     }

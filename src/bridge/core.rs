@@ -190,6 +190,8 @@ pub struct Core {
     hold: Hold,
     /// Toys deleted in Home Assistant (see `on_deleted_in_ha`).
     deleted: BTreeSet<Sn>,
+    /// Watched configs the bridge emptied itself, until their echo arrives.
+    self_emptied: HashSet<String>,
 }
 
 impl Core {
@@ -203,14 +205,14 @@ impl Core {
         deleted.retain(|sn| !cfg.toys.iter().any(|(listed, _)| listed == sn));
         let mut toys = BTreeMap::new();
         for (sn, name) in &cfg.toys {
-            let state = saved_toys.remove(sn).unwrap_or_default();
+            let state = ToyState { listed: true, ..saved_toys.remove(sn).unwrap_or_default() };
             toys.insert(sn.clone(), Toy { name: name.clone(), state });
         }
         if cfg.allow_unknown_toys {
-            for (sn, state) in saved_toys {
+            for (sn, mut state) in saved_toys {
                 // Listed once, taken off the list, and never heard from: a
                 // mistyped serial number, not a toy that would come back.
-                if state.last_activity_ms.is_none() {
+                if std::mem::take(&mut state.listed) && state.last_activity_ms.is_none() {
                     logs.push(Log {
                         level: Level::Info,
                         topic: cfg.topics.state(&sn, "#"),
@@ -273,6 +275,7 @@ impl Core {
             roles_in_flight: None,
             hold: Hold::new(CONVERSATION_HOLD),
             deleted,
+            self_emptied: HashSet::new(),
         };
         (core, logs)
     }
@@ -394,7 +397,12 @@ impl Core {
             // Our own config coming back, or one we emptied ourselves.
             HaInbound::Discovery { emptied: false, .. } => {}
             HaInbound::Discovery { node, emptied: true } => {
-                if self.published.contains(topic) {
+                if self.self_emptied.remove(topic) {
+                    return;
+                }
+                // Mid-republish, what was published before counts too.
+                let republishing = self.to_publish.as_ref().is_some_and(|(_, before)| before.contains(topic));
+                if self.published.contains(topic) || republishing {
                     self.on_deleted_in_ha(topic, &node, out);
                 }
             }
@@ -427,14 +435,28 @@ impl Core {
         self.pending.forget(&sn);
         self.playing_until.remove(&sn);
         self.deleted.insert(sn);
-        let gone: Vec<String> =
-            self.published.iter().filter(|t| self.cfg.topics.node_of(t) == Some(node)).cloned().collect();
-        let published = Arc::make_mut(&mut self.published);
+        let topics = &self.cfg.topics;
+        let mut gone: BTreeSet<String> =
+            self.published.iter().filter(|t| topics.node_of(t) == Some(node)).cloned().collect();
+        if let Some((_, before)) = self.to_publish.as_mut() {
+            gone.extend(before.iter().filter(|t| topics.node_of(t) == Some(node)).cloned());
+            Arc::make_mut(before).retain(|t| topics.node_of(t) != Some(node));
+        }
         for t in gone {
-            published.remove(&t);
-            out.ha(t, Vec::new(), true);
+            Arc::make_mut(&mut self.published).remove(&t);
+            self.empty_config(t, out);
         }
         out.save = true;
+    }
+
+    /// Empties a discovery config of ours. The broker sends a watched one
+    /// back to the bridge: that echo is remembered here so it is never taken
+    /// for the user deleting the toy (which could by then be back).
+    fn empty_config(&mut self, topic: String, out: &mut Output) {
+        if self.cfg.topics.parse_deletion(&topic).is_some() {
+            self.self_emptied.insert(topic.clone());
+        }
+        out.ha(topic, Vec::new(), true);
     }
 
     fn on_command(&mut self, topic: &str, sn: &str, key: &str, payload: &str, now: Instant, out: &mut Output) {
@@ -898,9 +920,9 @@ impl Core {
             out.more = true;
             return;
         }
-        for stale in before.difference(&self.published) {
-            out.log(Level::Info, stale, "clearing the discovery config of an entity that is gone");
-            out.ha(stale.clone(), Vec::new(), true);
+        for stale in before.difference(&self.published).cloned().collect::<Vec<_>>() {
+            out.log(Level::Info, &stale, "clearing the discovery config of an entity that is gone");
+            self.empty_config(stale, out);
         }
         if before != self.published {
             out.save = true;

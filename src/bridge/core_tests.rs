@@ -1767,3 +1767,59 @@ fn while_home_assistants_broker_is_away_nothing_piles_up_and_its_return_brings_t
     assert_eq!(sensor(&out, "heard")["summary"], "Are you there?");
     assert_eq!(out.retained("folotoy/bridge/state").as_deref(), Some("online"));
 }
+
+#[test]
+fn a_toy_that_appeared_by_itself_keeps_what_the_user_set_over_a_restart_even_if_it_never_spoke() {
+    let mut b = Bridge::up(open_config());
+    // Bear shows up in a command from the FoloToy console; it never spoke.
+    b.at(secs(0), folotoy(format!("/sys/folotoy/{BEAR}/thing/command/call"), json!({"identifier": "x"})));
+    assert!(b.core.toys().any(|s| *s == sn(BEAR)), "Bear admitted");
+    assert!(b.at(secs(1), command_to(BEAR, "speaking_role", "Role 3")).save);
+    let saved = through_disk(b.core.snapshot());
+    let after = Bridge::restore(open_config(), saved);
+    assert!(after.core.toys().any(|s| *s == sn(BEAR)), "Bear and its role kept");
+    assert_eq!(after.core.snapshot().toys[&sn(BEAR)].role, 3);
+}
+
+#[test]
+fn the_bridges_own_emptied_config_coming_back_never_deletes_a_toy_that_returned_meanwhile() {
+    // Bear was listed, never spoke, then taken off the list: the bridge
+    // empties its configs. Bear speaks before the broker echoes that back.
+    let listed = config_with(&[(SN, Some("Bunny")), (BEAR, Some("Bear"))], true, 8);
+    let saved = through_disk(Bridge::up(listed).core.snapshot());
+    let (mut b, _) = Bridge::restore_with_logs(open_config(), saved);
+    let out = b.at(secs(0), Input::HaUp);
+    assert!(out.cleared().contains(&format!("homeassistant/sensor/folotoy_{BEAR}/last_command/config")));
+    b.at(secs(0), Input::FoloToyUp);
+    b.at(secs(0), voice_from(BEAR));
+    b.at(secs(0), deleted_in_ha(BEAR)); // the echo
+    assert!(b.core.toys().any(|s| *s == sn(BEAR)), "Bear stays");
+    assert!(b.core.snapshot().deleted_toys.is_empty());
+    // A real deletion afterwards still counts.
+    b.at(secs(1), deleted_in_ha(BEAR));
+    assert!(!b.core.toys().any(|s| *s == sn(BEAR)));
+}
+
+#[test]
+fn a_toy_deleted_in_home_assistant_while_the_bridge_republishes_stays_deleted() {
+    let mut b = Bridge::start(config_with(&[(SN, Some("Bunny"))], true, 100));
+    b.at(secs(0), Input::HaUp);
+    b.at(secs(0), Input::FoloToyUp);
+    let many: Vec<String> = (0..40).map(|i| format!("aa00000000{i:02}")).collect();
+    for s in &many {
+        b.at(secs(0), voice_from(s));
+    }
+    let out = b.at(secs(5), Input::HaUp);
+    assert!(out.more, "the republish comes in parts");
+    let last = many.last().unwrap();
+    b.at(secs(5), deleted_in_ha(last));
+    let mut configs = BTreeMap::new();
+    let mut more = true;
+    while more {
+        let out = b.at(secs(5), Input::Continue);
+        configs.extend(out.configs());
+        more = out.more;
+    }
+    assert!(!b.core.toys().any(|s| s.as_str() == last));
+    assert!(configs.keys().all(|t| !t.contains(last.as_str())), "not published again");
+}

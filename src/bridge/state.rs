@@ -26,6 +26,9 @@ pub struct ToyState {
     pub last_activity_ms: Option<u64>,
     /// The media player's title: what the toy played or said last.
     pub player_title: Option<String>,
+    /// Whether it was in `folotoy.toys` when last saved: one taken off the
+    /// list that was never heard from is a mistyped serial number.
+    pub listed: bool,
     /// Whether the toy is (probably) playing. Not saved: FoloToy never says
     /// when playback ends, so the core guesses and a restart starts idle.
     #[serde(skip)]
@@ -78,6 +81,7 @@ impl Default for ToyState {
             answer: None,
             last_activity_ms: None,
             player_title: None,
+            listed: false,
             playing: false,
         }
     }

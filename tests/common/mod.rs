@@ -108,6 +108,7 @@ impl Mosquitto {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            join_reader(c.id());
         }
     }
 
@@ -157,7 +158,9 @@ pub fn wait_logged(child: &mut Child) -> ExitStatus {
 fn join_reader(pid: u32) {
     let reader = {
         let mut readers = READERS.lock().unwrap();
-        readers.iter().position(|(p, _)| *p == pid).map(|i| readers.remove(i).1)
+        // The newest: an older entry for a reused pid belongs to a process
+        // that is gone (killed processes are joined in `Bridge::kill`).
+        readers.iter().rposition(|(p, _)| *p == pid).map(|i| readers.remove(i).1)
     };
     if let Some(reader) = reader {
         let _ = reader.join();
