@@ -49,6 +49,13 @@ pub struct CoreConfig {
     pub media_player: bool,
 }
 
+impl CoreConfig {
+    /// Whether the user listed `sn` in `folotoy.toys`.
+    fn lists(&self, sn: &Sn) -> bool {
+        self.toys.iter().any(|(listed, _)| listed == sn)
+    }
+}
+
 /// One thing that happened, for the core to decide on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -202,7 +209,7 @@ impl Core {
         let mut saved_toys = saved.toys;
         // Listing a deleted toy brings it back.
         let mut deleted = saved.deleted_toys;
-        deleted.retain(|sn| !cfg.toys.iter().any(|(listed, _)| listed == sn));
+        deleted.retain(|sn| !cfg.lists(sn));
         let mut toys = BTreeMap::new();
         for (sn, name) in &cfg.toys {
             let state = ToyState { listed: true, ..saved_toys.remove(sn).unwrap_or_default() };
@@ -415,7 +422,7 @@ impl Core {
     /// stays (the configuration says so), with a warning saying how.
     fn on_deleted_in_ha(&mut self, topic: &str, node: &str, out: &mut Output) {
         let Some(sn) = self.toys.keys().find(|sn| toy_node(sn) == node).cloned() else { return };
-        if self.cfg.toys.iter().any(|(listed, _)| *listed == sn) {
+        if self.cfg.lists(&sn) {
             out.log(
                 Level::Warn,
                 topic,
