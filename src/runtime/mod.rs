@@ -281,13 +281,17 @@ async fn apply_one(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
 /// serial number shows at start; a long list is cut.
 fn toys_known(core: &Core) -> String {
     const SHOWN: usize = 20;
-    let all: Vec<String> =
-        core.named_toys().map(|(sn, name)| name.map_or_else(|| sn.to_string(), |n| format!("{sn} ({n})"))).collect();
-    let mut list = all.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
-    if all.len() > SHOWN {
-        list.push_str(&format!(" and {} more", all.len() - SHOWN));
+    let count = core.toys().count();
+    let shown: Vec<String> = core
+        .named_toys()
+        .take(SHOWN)
+        .map(|(sn, name)| name.map_or_else(|| sn.to_string(), |n| format!("{sn} ({n})")))
+        .collect();
+    let mut list = shown.join(", ");
+    if count > SHOWN {
+        list.push_str(&format!(" and {} more", count - SHOWN));
     }
-    match all.len() {
+    match count {
         0 => "no toys known yet".to_owned(),
         1 => format!("1 toy known: {list}"),
         n => format!("{n} toys known: {list}"),

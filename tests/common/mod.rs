@@ -141,7 +141,15 @@ static READERS: Mutex<Vec<(u32, std::thread::JoinHandle<()>)>> = Mutex::new(Vec:
 /// Starts `cmd` with its stderr collected into `log`, as the process writes
 /// it; [`wait_logged`] waits for its end and its last lines.
 pub fn spawn_logged(cmd: &mut Command, log: &Lines) -> Child {
-    let (child, reader) = spawn_logged_reader(cmd, log);
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = log.clone();
+    // It ends once the process has exited and every line it wrote is in `log`.
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            log.lock().unwrap().push(line);
+        }
+    });
     READERS.lock().unwrap().push((child.id(), reader));
     child
 }
@@ -165,20 +173,6 @@ fn join_reader(pid: u32) {
     if let Some(reader) = reader {
         let _ = reader.join();
     }
-}
-
-/// As [`spawn_logged`], with the thread collecting the log: it ends once the
-/// process has exited and every line it wrote is in `log`.
-fn spawn_logged_reader(cmd: &mut Command, log: &Lines) -> (Child, std::thread::JoinHandle<()>) {
-    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = log.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            log.lock().unwrap().push(line);
-        }
-    });
-    (child, reader)
 }
 
 /// The bridge binary, with its log collected line by line.
