@@ -119,7 +119,7 @@ pub struct ToyConfig {
 pub struct HaConfig {
     pub discovery_prefix: String,
     pub status_topic: String,
-    /// A media player per toy, for the `mqtt_media_player` custom component.
+    /// A media player per toy, for the `folotoy` Home Assistant integration.
     pub media_player: bool,
     pub base_topic: String,
 }

@@ -79,7 +79,7 @@ async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
         "notify/folotoy_fcb467dad0c0/announce",
         "device_automation/folotoy_fcb467dad0c0/child_said",
         "device_automation/folotoy_fcb467dad0c0/toy_said",
-        "media_player/folotoy_fcb467dad0c0",
+        "folotoy/folotoy_fcb467dad0c0/media_player",
         "binary_sensor/folotoy_bridge/connection",
         "button/folotoy_bridge_server/reload_roles",
         "sensor/folotoy_bridge_server/roles_reload",
@@ -236,7 +236,7 @@ async fn bad_input_from_either_side_is_refused_with_a_warning_naming_topic_and_r
         (set("low_battery_alarm"), "9.9".into(), "refused before sending"),
         (set("sleep_after"), "-5".into(), "refused before sending"),
         (set("recording_mode"), "{\"record_type\": 1}".into(), "is not one of"),
-        (set("player_media"), "{\"media_id\": 5}".into(), "play_media payload"),
+        (set("player_media"), "{\"url\": 5}".into(), "play_media payload"),
         (set("colour"), "red".into(), "unknown entity \"colour\""),
         (set("volume"), "loud".into(), "not a number"),
         ("homeassistant/status".into(), "maybe".into(), "neither online nor offline"),
@@ -482,7 +482,7 @@ async fn an_announcement_makes_the_toy_speak_with_its_speaking_role() {
 #[tokio::test]
 async fn tts_through_the_media_player_plays_on_the_toy_and_its_volume_is_the_toys() {
     let mut s = setup().await;
-    let tts = r#"{"media_type": "music", "media_id": "http://ha.local:8123/api/tts_proxy/abc.mp3"}"#;
+    let tts = r#"{"url": "http://ha.local:8123/api/tts_proxy/abc.mp3", "announce": true}"#;
     s.ha.publish(&set("player_media"), tts).await;
     let cmd = s.sim.next_command(WAIT).await.expect("the URL reaches the toy");
     assert_eq!(cmd.payload["inputParams"], json(r#"{"url":"http://ha.local:8123/api/tts_proxy/abc.mp3"}"#));

@@ -12,11 +12,11 @@ use super::hold::Hold;
 use super::pending::{slot_of, Pending, Sent, Slot, Waiting};
 use super::state::{Answer, Heard, LastCommand, Outcome, Part, ServerState, ToyState};
 use crate::catalog::Catalog;
-use crate::folotoy::{self, Command, Inbound, Play, Settings, Sn, ToyEvent};
+use crate::folotoy::{self, Command, Inbound, Play, Setting, Settings, Sn, ToyEvent};
 use crate::ha::discovery::Discovery;
 use crate::ha::entities::{Entity, Kind, TOY};
 use crate::ha::topics::{toy_node, SERVER};
-use crate::ha::{self, HaInbound, Request, Topics};
+use crate::ha::{self, HaInbound, Media, Request, Topics};
 use crate::store::Snapshot;
 
 /// Home Assistant re-subscribes right after its birth message; publishing a
@@ -45,7 +45,7 @@ pub struct CoreConfig {
     pub allow_unknown_toys: bool,
     pub max_toys: usize,
     pub command_timeout: Duration,
-    /// Whether toys get a media player (needs the `mqtt_media_player` component).
+    /// Whether toys get a media player (needs the `folotoy` integration).
     pub media_player: bool,
 }
 
@@ -199,6 +199,19 @@ pub struct Core {
     deleted: BTreeSet<Sn>,
     /// Watched configs the bridge emptied itself, until their echo arrives.
     self_emptied: HashSet<String>,
+    /// Announcements played at their own volume, per toy.
+    announcing: BTreeMap<Sn, Announcing>,
+}
+
+/// Where an announcement at its own volume stands (see `Core::announce`).
+#[derive(Debug)]
+enum Announcing {
+    /// Its volume is sent (this msgId); the media follows the answer.
+    Volume { msg_id: u32, media: Media, raw: String },
+    /// Its media is sent (this msgId).
+    Media { msg_id: u32 },
+    /// The toy is guessed to play it until then; the volume goes back after.
+    Until(Instant),
 }
 
 impl Core {
@@ -283,6 +296,7 @@ impl Core {
             hold: Hold::new(CONVERSATION_HOLD),
             deleted,
             self_emptied: HashSet::new(),
+            announcing: BTreeMap::new(),
         };
         (core, logs)
     }
@@ -305,7 +319,15 @@ impl Core {
         let playing = self.playing_until.values().min().copied();
         let roles = self.roles_in_flight.map(|(_, deadline)| deadline);
         let held = self.hold.next_deadline();
-        [self.pending.next_deadline(), self.republish_at, playing, roles, held].into_iter().flatten().min()
+        let announcing = self
+            .announcing
+            .values()
+            .filter_map(|a| match a {
+                Announcing::Until(t) => Some(*t),
+                _ => None,
+            })
+            .min();
+        [self.pending.next_deadline(), self.republish_at, playing, roles, held, announcing].into_iter().flatten().min()
     }
 
     pub fn toys(&self) -> impl Iterator<Item = &Sn> {
@@ -335,6 +357,16 @@ impl Core {
             Input::FoloToyUp => {
                 self.folotoy_up = true;
                 self.publish_link(&mut out);
+                // Volumes that announcements could not put back before.
+                let owed: Vec<Sn> = self
+                    .toys
+                    .iter()
+                    .filter(|(sn, t)| t.state.volume_to_restore.is_some() && !self.announcing.contains_key(*sn))
+                    .map(|(sn, _)| sn.clone())
+                    .collect();
+                for sn in owed {
+                    self.restore_volume(&sn, now, &mut out);
+                }
             }
             Input::FoloToyDown => {
                 self.folotoy_up = false;
@@ -378,6 +410,16 @@ impl Core {
             if self.toys.contains_key(&sn) {
                 self.publish_key(&sn, key, out);
             }
+        }
+        let over: Vec<Sn> = self
+            .announcing
+            .iter()
+            .filter(|(_, a)| matches!(a, Announcing::Until(t) if *t <= now))
+            .map(|(sn, _)| sn.clone())
+            .collect();
+        for sn in over {
+            self.announcing.remove(&sn);
+            self.restore_volume(&sn, now, out);
         }
     }
 
@@ -441,6 +483,7 @@ impl Core {
         self.toys.remove(&sn);
         self.pending.forget(&sn);
         self.playing_until.remove(&sn);
+        self.announcing.remove(&sn);
         self.deleted.insert(sn);
         let topics = &self.cfg.topics;
         let mut gone: BTreeSet<String> =
@@ -506,6 +549,19 @@ impl Core {
             out.log(Level::Warn, topic, format!("command not sent: {why}"));
             self.set_last(&sn, entity.key, payload, Outcome::Invalid, None, Some(why.into()), out);
             return self.publish_state(&sn, entity, out);
+        }
+        if let Request::Set(Setting::Volume, _) = request {
+            // The user's volume wins over the one an announcement would put back.
+            if self.toy_mut(&sn).volume_to_restore.take().is_some() {
+                out.log(
+                    Level::Info,
+                    topic,
+                    "a new volume was set: the volume from before the announcement is not put back",
+                );
+            }
+        }
+        if let Request::PlayMedia(media) = request {
+            return self.announce(&sn, topic, media, now, out);
         }
         if let Request::Set(setting, _) = request {
             if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
@@ -604,7 +660,113 @@ impl Core {
         msg_id
     }
 
-    fn send(&mut self, sn: &Sn, entity: &'static str, request: Request, raw: String, now: Instant, out: &mut Output) {
+    /// Plays what the media player was asked to, at the volume it came
+    /// with, if any, and puts the toy's volume back once it is over.
+    ///
+    /// The volume is handled here and not in the Home Assistant integration:
+    /// only the bridge knows which volume the toy confirmed, when it answered
+    /// and how long it is guessed to play, and it keeps the volume to put back
+    /// over a restart of Home Assistant or of itself. An announcement never
+    /// leaves the toy louder or quieter than before, so one whose volume
+    /// could not be put back plays at the toy's own volume.
+    fn announce(&mut self, sn: &Sn, topic: &str, media: Media, now: Instant, out: &mut Output) {
+        let raw = media.text.clone().unwrap_or_else(|| media.url.clone());
+        let Some(volume) = media.volume else {
+            self.send(sn, "player_media", Request::PlayMedia(media), raw, now, out);
+            return;
+        };
+        let media = Media { volume: None, ..media };
+        let toy = &self.toys[sn].state;
+        let confirmed = toy.settings.get(Setting::Volume);
+        let before = toy.volume_to_restore.or(confirmed);
+        let changing = self.pending.busy(sn, Slot::Setting(Setting::Volume)).is_some()
+            || matches!(self.announcing.get(sn), Some(Announcing::Volume { .. } | Announcing::Media { .. }));
+        let why_not = if before.is_none() {
+            Some("the toy has not confirmed a volume yet, so none could be put back")
+        } else if changing {
+            Some("the toy's volume is being changed")
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            out.log(Level::Info, topic, format!("playing at the toy's own volume, not {volume}: {why}"));
+        }
+        if why_not.is_some() || confirmed == Some(volume) {
+            self.send(sn, "player_media", Request::PlayMedia(media), raw, now, out);
+            return;
+        }
+        self.toy_mut(sn).volume_to_restore = before;
+        let shown = format!("{volume} (announcement)");
+        let msg_id = self.send(sn, "player_volume", Request::Set(Setting::Volume, volume), shown, now, out);
+        self.announcing.insert(sn.clone(), Announcing::Volume { msg_id, media, raw });
+    }
+
+    /// The next step of an announcement once the toy answered `msg_id`.
+    fn announcement_step(
+        &mut self,
+        sn: &Sn,
+        msg_id: u32,
+        outcome: Outcome,
+        length: Duration,
+        now: Instant,
+        out: &mut Output,
+    ) {
+        match self.announcing.get(sn) {
+            Some(Announcing::Volume { msg_id: m, .. }) if *m == msg_id => {
+                let Some(Announcing::Volume { media, raw, .. }) = self.announcing.remove(sn) else { return };
+                if !self.folotoy_up {
+                    // Its volume goes back when FoloToy's broker is back.
+                    let topic = folotoy::topics::command(sn);
+                    return out.log(Level::Warn, &topic, "announcement not played: FoloToy's broker is not connected");
+                }
+                // Refused or not answered, it is still played: at whatever volume the toy has.
+                let msg_id = self.send(sn, "player_media", Request::PlayMedia(media), raw, now, out);
+                self.announcing.insert(sn.clone(), Announcing::Media { msg_id });
+            }
+            Some(Announcing::Media { msg_id: m }) if *m == msg_id => {
+                if outcome == Outcome::Ok {
+                    self.announcing.insert(sn.clone(), Announcing::Until(now + length));
+                } else {
+                    self.announcing.remove(sn);
+                    self.restore_volume(sn, now, out);
+                }
+            }
+            // Something else played meanwhile: the volume goes back after it.
+            Some(Announcing::Until(t)) if outcome == Outcome::Ok => {
+                let t = (*t).max(now + length);
+                self.announcing.insert(sn.clone(), Announcing::Until(t));
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends the volume the toy had before an announcement, if one is owed.
+    fn restore_volume(&mut self, sn: &Sn, now: Instant, out: &mut Output) {
+        if !self.folotoy_up {
+            return; // owed until FoloToy's broker is back
+        }
+        let Some(volume) = self.toy_mut(sn).volume_to_restore.take() else { return };
+        out.save = true;
+        let request = Request::Set(Setting::Volume, volume);
+        let raw = format!("{volume} (after the announcement)");
+        let slot = Slot::Setting(Setting::Volume);
+        if self.pending.busy(sn, slot).is_some() {
+            self.pending.wait(sn, slot, Waiting { entity: "player_volume", request, raw });
+        } else {
+            self.send(sn, "player_volume", request, raw, now, out);
+        }
+    }
+
+    /// Sends a request to the toy; returns its msgId.
+    fn send(
+        &mut self,
+        sn: &Sn,
+        entity: &'static str,
+        request: Request,
+        raw: String,
+        now: Instant,
+        out: &mut Output,
+    ) -> u32 {
         let msg_id = self.take_msg_id();
         let role = self.toys[sn].state.role;
         let command = match &request {
@@ -614,7 +776,9 @@ impl Core {
                 Command::UpdateCommonConfig(patch)
             }
             Request::Say(text) => Command::Play(Play { role: Some(role), text: Some(text.clone()), url: None }),
-            Request::PlayAudio(url) => Command::Play(Play { role: None, text: None, url: Some(url.clone()) }),
+            Request::PlayAudio(url) | Request::PlayMedia(Media { url, .. }) => {
+                Command::Play(Play { role: None, text: None, url: Some(url.clone()) })
+            }
             Request::SpeakingRole(_) => unreachable!("handled without the toy"),
         };
         out.folotoy(folotoy::topics::command(sn), command.payload(msg_id));
@@ -622,6 +786,7 @@ impl Core {
         let deadline = now + self.cfg.command_timeout;
         let sent = Sent { sn: sn.clone(), identifier: command.identifier(), entity, request, raw, deadline };
         self.pending.insert(msg_id, slot_of(msg_id, &sent.request), sent);
+        msg_id
     }
 
     fn on_folotoy(&mut self, topic: &str, msg: Inbound, now: Instant, at: SystemTime, out: &mut Output) {
@@ -745,6 +910,12 @@ impl Core {
         let Some((sent, next)) = self.pending.finish(msg_id) else { return };
         let entity = Entity::find(sent.entity).expect("sent from a table entity");
         let topic = folotoy::topics::command(&sent.sn);
+        let (title, length) = match &sent.request {
+            Request::Say(text) => (text.clone(), speaking_time(text)),
+            Request::PlayAudio(url) | Request::PlayMedia(Media { url, text: None, .. }) => (title_of(url), PLAY_GUESS),
+            Request::PlayMedia(Media { text: Some(text), .. }) => (text.clone(), speaking_time(text)),
+            Request::Set(..) | Request::SpeakingRole(_) => (String::new(), Duration::ZERO),
+        };
         let reason = match outcome {
             Outcome::Ok => {
                 let toy = self.toy_mut(&sent.sn);
@@ -756,10 +927,8 @@ impl Core {
                     (Request::PlayAudio(url), Kind::PlayAudio) => toy.play_url = Some(url.clone()),
                     _ => {}
                 }
-                match &sent.request {
-                    Request::Say(text) => self.playing(&sent.sn, text.clone(), speaking_time(text), now, out),
-                    Request::PlayAudio(url) => self.playing(&sent.sn, title_of(url), PLAY_GUESS, now, out),
-                    _ => {}
+                if !length.is_zero() {
+                    self.playing(&sent.sn, title, length, now, out);
                 }
                 None
             }
@@ -798,6 +967,7 @@ impl Core {
         if let Some(w) = next {
             self.send(&sent.sn, w.entity, w.request, w.raw, now, out);
         }
+        self.announcement_step(&sent.sn, msg_id, outcome, length, now, out);
     }
 
     /// Makes sure a toy that spoke is known; false if it may not be.

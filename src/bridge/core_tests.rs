@@ -205,7 +205,7 @@ fn toy_config_topics(sn: &str) -> BTreeSet<String> {
     entities
         .map(|e| discovery_topic(e.component(), &node, e.key))
         .chain(triggers)
-        .chain([format!("homeassistant/media_player/{node}/config")])
+        .chain([discovery_topic("folotoy", &node, "media_player")])
         .collect()
 }
 
@@ -1509,33 +1509,39 @@ fn an_announcement_longer_than_the_toy_should_read_is_refused_before_sending() {
 // --- Media player ------------------------------------------------------------
 
 fn media_player_config(out: &Output) -> Json {
-    out.configs().remove("homeassistant/media_player/folotoy_fcb467dad0c0/config").expect("a media player config")
+    out.configs()
+        .remove("homeassistant/folotoy/folotoy_fcb467dad0c0/media_player/config")
+        .expect("a media player config")
 }
 
 #[test]
-fn the_media_player_is_announced_in_the_mqtt_media_player_schema_on_the_toys_device() {
+fn the_media_player_is_announced_for_the_folotoy_integration_on_the_toys_device() {
     let mut b = Bridge::start(config());
     let out = b.at(secs(0), Input::HaUp);
     let c = media_player_config(&out);
     assert_eq!(c["name"], "Bunny");
+    assert_eq!(c["unique_id"], "folotoy_fcb467dad0c0_media_player");
+    assert_eq!(c["default_entity_id"], "media_player.folotoy_fcb467dad0c0");
     assert_eq!(c["device"]["identifiers"], json!(["folotoy_fcb467dad0c0"]), "joins the toy's device");
-    assert!(c["device"].get("via_device").is_none());
-    assert_eq!(c["availability"]["topic"], "folotoy/bridge/state");
-    assert_eq!(c["state_state_topic"], "folotoy/fcb467dad0c0/player_state");
-    assert_eq!(c["command_playmedia_topic"], "folotoy/fcb467dad0c0/player_media/set");
+    assert_eq!(c["availability"], json!(["folotoy/bridge/state", "folotoy/bridge/folotoy"]), "as the toy's entities");
+    assert_eq!(c["state_topic"], "folotoy/fcb467dad0c0/player_state");
+    assert_eq!(c["title_topic"], "folotoy/fcb467dad0c0/player_title");
+    assert_eq!(c["volume_topic"], "folotoy/fcb467dad0c0/player_volume");
+    assert_eq!(c["volume_command_topic"], "folotoy/fcb467dad0c0/player_volume/set");
+    assert_eq!(c["play_media_command_topic"], "folotoy/fcb467dad0c0/player_media/set");
+    assert_eq!(c["origin"]["name"], "folotoy-ha-bridge", "how the integration tells the bridge's configs apart");
     assert_eq!(out.state("player_state").as_deref(), Some("idle"));
     assert_eq!(out.state("player_title"), None, "nothing played yet");
     assert_eq!(out.state("player_volume"), None, "volume unknown until the toy confirms one");
 }
 
 #[test]
-fn tts_on_the_media_player_plays_the_url_and_shows_playing_then_idle() {
+fn a_url_on_the_media_player_plays_and_shows_playing_then_idle() {
     let mut b = Bridge::up(config());
-    let tts = r#"{"media_type": "music", "media_id": "http://ha.local:8123/api/tts_proxy/dinner.mp3"}"#;
-    let out = b.at(secs(0), command("player_media", tts));
+    let out = b.at(secs(0), command("player_media", r#"{"url": "http://ha.local:8123/media/dinner.mp3"}"#));
     let sent = out.to_toy();
     assert_eq!(sent[0]["identifier"], "iwantplay");
-    assert_eq!(sent[0]["inputParams"], json!({"url": "http://ha.local:8123/api/tts_proxy/dinner.mp3"}));
+    assert_eq!(sent[0]["inputParams"], json!({"url": "http://ha.local:8123/media/dinner.mp3"}));
     assert!(out.state("player_state").is_none(), "not playing before the toy confirms");
 
     let out = b.at(secs(1), play_ack(msg_id(&sent[0]), 1));
@@ -1547,6 +1553,125 @@ fn tts_on_the_media_player_plays_the_url_and_shows_playing_then_idle() {
     let out = b.at(secs(1) + PLAY_GUESS, Input::Tick);
     assert_eq!(out.state("player_state").as_deref(), Some("idle"));
     assert_eq!(b.core.next_deadline(), None);
+}
+
+#[test]
+fn tts_on_the_media_player_shows_what_it_says_for_as_long_as_it_takes_to_say() {
+    let mut b = Bridge::up(config());
+    let tts = r#"{"url": "http://ha.local:8123/api/tts_proxy/x.mp3", "text": "Dinner is ready!", "announce": true}"#;
+    let sent = b.at(secs(0), command("player_media", tts)).to_toy();
+    assert_eq!(sent[0]["inputParams"], json!({"url": "http://ha.local:8123/api/tts_proxy/x.mp3"}));
+    let out = b.at(secs(0), play_ack(msg_id(&sent[0]), 1));
+    assert_eq!(out.state("player_title").as_deref(), Some("Dinner is ready!"));
+    assert_eq!(out.last_command().unwrap()["value"], "Dinner is ready!", "what was said, not the JSON");
+    assert_eq!(b.deadline(), Some(speaking_time("Dinner is ready!")));
+}
+
+/// Bunny at a confirmed volume of 30, then an announcement at 0.6 played:
+/// returns the output of the play's ack.
+fn announced_at_60(b: &mut Bridge) -> Output {
+    b.confirm(secs(0), "volume", "30");
+    let out = b.at(secs(1), command("player_media", r#"{"url": "http://h/a.mp3", "volume": 0.6, "announce": true}"#));
+    let sent = out.to_toy();
+    assert_eq!(sent.len(), 1, "only the volume first: {sent:?}");
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 60}));
+    let out = b.at(secs(1), settings_ack(msg_id(&sent[0]), 1));
+    assert_eq!(out.state("volume").as_deref(), Some("60"), "the toy is at 60 while it announces");
+    let sent = out.to_toy();
+    assert_eq!(sent.len(), 1, "then the media, once the toy took the volume: {sent:?}");
+    assert_eq!(sent[0]["inputParams"], json!({"url": "http://h/a.mp3"}));
+    b.at(secs(2), play_ack(msg_id(&sent[0]), 1))
+}
+
+#[test]
+fn an_announcement_with_a_volume_plays_at_it_then_puts_the_earlier_volume_back() {
+    let mut b = Bridge::up(config());
+    let out = announced_at_60(&mut b);
+    assert_eq!(out.state("player_state").as_deref(), Some("playing"));
+    assert!(out.to_toy().is_empty(), "the volume stays while it plays");
+    assert_eq!(b.deadline(), Some(secs(2) + PLAY_GUESS));
+
+    let out = b.at(secs(2) + PLAY_GUESS, Input::Tick);
+    let sent = out.to_toy();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 30}), "the volume from before the announcement");
+    let out = b.at(secs(33), settings_ack(msg_id(&sent[0]), 1));
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    assert_eq!(out.state("player_volume").as_deref(), Some("0.3"));
+    assert_eq!(b.core.next_deadline(), None, "nothing more to do");
+}
+
+#[test]
+fn a_volume_set_during_an_announcement_is_kept_afterwards() {
+    let mut b = Bridge::up(config());
+    announced_at_60(&mut b);
+    b.confirm(secs(3), "player_volume", "0.45");
+    let out = b.at(secs(2) + PLAY_GUESS, Input::Tick);
+    assert!(out.to_toy().is_empty(), "the user's 45 stands: {:?}", out.to_toy());
+}
+
+#[test]
+fn a_second_announcement_puts_back_the_volume_from_before_the_first() {
+    let mut b = Bridge::up(config());
+    announced_at_60(&mut b);
+    let out = b.at(secs(3), command("player_media", r#"{"url": "http://h/b.mp3", "volume": 0.8}"#));
+    let sent = out.to_toy();
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 80}));
+    let sent = b.at(secs(3), settings_ack(msg_id(&sent[0]), 1)).to_toy();
+    b.at(secs(4), play_ack(msg_id(&sent[0]), 1));
+    assert!(b.at(secs(2) + PLAY_GUESS, Input::Tick).to_toy().is_empty(), "the second still plays");
+    let sent = b.at(secs(4) + PLAY_GUESS, Input::Tick).to_toy();
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 30}), "not 60");
+}
+
+#[test]
+fn an_announcement_without_a_confirmed_volume_plays_at_the_toys_own_volume() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), command("player_media", r#"{"url": "http://h/a.mp3", "volume": 0.6}"#));
+    let sent = out.to_toy();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["identifier"], "iwantplay", "no volume it could not put back");
+    assert!(out.logs.iter().any(|l| l.message.contains("not confirmed a volume")), "{:?}", out.logs);
+}
+
+#[test]
+fn an_announcement_the_toy_refuses_to_play_puts_the_volume_back_at_once() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    let sent = b.at(secs(1), command("player_media", r#"{"url": "http://h/a.mp3", "volume": 0.6}"#)).to_toy();
+    let sent = b.at(secs(1), settings_ack(msg_id(&sent[0]), 1)).to_toy();
+    let sent = b.at(secs(2), play_ack(msg_id(&sent[0]), 0)).to_toy();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 30}));
+}
+
+#[test]
+fn an_announcement_whose_volume_is_refused_still_plays() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    let sent = b.at(secs(1), command("player_media", r#"{"url": "http://h/a.mp3", "volume": 0.6}"#)).to_toy();
+    let out = b.at(secs(1), settings_ack(msg_id(&sent[0]), 0));
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    let sent = out.to_toy();
+    assert_eq!(sent[0]["identifier"], "iwantplay", "dinner is still announced");
+}
+
+#[test]
+fn a_bridge_restarted_mid_announcement_puts_the_volume_back_when_it_reaches_folotoy() {
+    let mut b = Bridge::up(config());
+    announced_at_60(&mut b);
+    let saved = through_disk(b.core.snapshot());
+    let mut b = Bridge::restore(config(), saved);
+    b.at(secs(0), Input::HaUp);
+    let sent = b.at(secs(0), Input::FoloToyUp).to_toy();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 30}));
+    let out = b.at(secs(0), settings_ack(msg_id(&sent[0]), 1));
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    let saved = through_disk(b.core.snapshot());
+    let mut b = Bridge::restore(config(), saved);
+    b.at(secs(0), Input::HaUp);
+    assert!(b.at(secs(0), Input::FoloToyUp).to_toy().is_empty(), "put back once");
 }
 
 #[test]
@@ -1584,7 +1709,7 @@ fn media_player_volume_is_the_toys_volume_from_0_to_1() {
 #[test]
 fn a_media_url_the_toy_cannot_fetch_is_refused_with_the_fix_in_the_warning() {
     let mut b = Bridge::up(config());
-    let out = b.at(secs(0), command("player_media", r#"{"media_type": "music", "media_id": "/api/tts_proxy/x.mp3"}"#));
+    let out = b.at(secs(0), command("player_media", r#"{"url": "/api/tts_proxy/x.mp3"}"#));
     assert!(out.to_folotoy().is_empty());
     let warned = out.warned();
     assert_eq!(warned[0].0, "folotoy/fcb467dad0c0/player_media/set");
@@ -1609,7 +1734,7 @@ fn with_the_media_player_off_none_is_announced_and_its_commands_are_refused() {
     on.at(secs(0), Input::HaUp);
     let mut off = Bridge::restore(cfg, through_disk(on.core.snapshot()));
     let out = off.at(secs(0), Input::HaUp);
-    assert!(out.cleared().contains("homeassistant/media_player/folotoy_fcb467dad0c0/config"));
+    assert!(out.cleared().contains("homeassistant/folotoy/folotoy_fcb467dad0c0/media_player/config"));
 }
 
 // --- Reload roles ------------------------------------------------------------

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::folotoy::Settings;
+use crate::folotoy::{Settings, Value};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -26,6 +26,9 @@ pub struct ToyState {
     pub last_activity_ms: Option<u64>,
     /// The media player's title: what the toy played or said last.
     pub player_title: Option<String>,
+    /// The volume to put back once an announcement played at its own
+    /// volume is over. Saved, so a restart mid-announcement still puts it back.
+    pub volume_to_restore: Option<Value>,
     /// Whether it was in `folotoy.toys` when last saved: one taken off the
     /// list that was never heard from is a mistyped serial number.
     pub listed: bool,
@@ -81,6 +84,7 @@ impl Default for ToyState {
             answer: None,
             last_activity_ms: None,
             player_title: None,
+            volume_to_restore: None,
             listed: false,
             playing: false,
         }

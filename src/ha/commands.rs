@@ -11,7 +11,36 @@ pub enum Request {
     Set(Setting, Value),
     Say(String),
     PlayAudio(String),
+    /// The media player's `play_media`.
+    PlayMedia(Media),
     SpeakingRole(u8),
+}
+
+/// What the media player was asked to play, as the `folotoy` integration
+/// sends it: the URL already resolved by Home Assistant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Media {
+    pub url: String,
+    /// What a TTS URL says, when Home Assistant knows it: the player's title,
+    /// and how long the toy is shown speaking.
+    pub text: Option<String>,
+    /// Play at this volume, then put the toy's volume back (announcements).
+    pub volume: Option<Value>,
+}
+
+/// The media player's command payload (see `custom_components/folotoy`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MediaPayload {
+    url: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    volume: Option<f64>,
+    /// Whether Home Assistant asked for an announcement; the volume says
+    /// all the bridge does differently, so it is only accepted.
+    #[serde(default, rename = "announce")]
+    _announce: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -30,7 +59,7 @@ pub enum CommandError {
     TooLong(usize, usize),
     #[error("{0:?} is not an http:// or https:// URL (a path starting with / means Home Assistant has no internal URL set: Settings > System > Network)")]
     NotUrl(String),
-    #[error("play_media payload is not {{\"media_type\": ..., \"media_id\": URL}} or a URL: {0}")]
+    #[error("play_media payload is not {{\"url\": URL, \"text\": ..., \"volume\": 0..1}} or a URL: {0}")]
     BadMedia(String),
     #[error("this entity takes no commands")]
     ReadOnly,
@@ -69,26 +98,17 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
         Kind::Say => Ok(Request::Say(text(payload, MAX_TEXT)?)),
         Kind::Announce => Ok(Request::Say(text(payload, MAX_ANNOUNCE)?)),
         Kind::PlayAudio => Ok(Request::PlayAudio(url(p, MAX_TEXT)?)),
-        Kind::Player(PlayerPart::Volume) => {
-            let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
-            // 0..1 maps onto the toy's 0..100; the range check refuses the rest.
-            let percent = if (0.0..=1.0).contains(&x) { (x * 100.0).round() } else { x * 100.0 };
-            Ok(Request::Set(Setting::Volume, Setting::Volume.check(percent)?))
-        }
+        Kind::Player(PlayerPart::Volume) => Ok(Request::Set(Setting::Volume, player_volume(p)?)),
         Kind::Player(PlayerPart::Media) => {
-            // The component sends JSON; a bare URL is taken too, for scripts.
-            let id = if p.starts_with('{') {
-                let v: serde_json::Value =
-                    serde_json::from_str(p).map_err(|e| CommandError::BadMedia(e.to_string()))?;
-                v.get("media_id")
-                    .and_then(|m| m.as_str())
-                    .ok_or_else(|| CommandError::BadMedia("no media_id text".into()))?
-                    .trim()
-                    .to_owned()
+            // The integration sends JSON; a bare URL is taken too, for scripts.
+            let m: MediaPayload = if p.starts_with('{') {
+                serde_json::from_str(p).map_err(|e| CommandError::BadMedia(short(&e.to_string())))?
             } else {
-                p.to_owned()
+                MediaPayload { url: p.to_owned(), text: None, volume: None, _announce: None }
             };
-            Ok(Request::PlayAudio(url(&id, MAX_ANNOUNCE)?))
+            let text = m.text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+            let volume = m.volume.map(|v| player_volume(&v.to_string())).transpose()?;
+            Ok(Request::PlayMedia(Media { url: url(m.url.trim(), MAX_ANNOUNCE)?, text, volume }))
         }
         Kind::SpeakingRole => roles
             .iter()
@@ -103,6 +123,14 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
         | Kind::LastActivity
         | Kind::Player(PlayerPart::State | PlayerPart::Title) => Err(CommandError::ReadOnly),
     }
+}
+
+/// A media player volume (0..1) as the toy's 0..100; the range check
+/// refuses the rest.
+fn player_volume(p: &str) -> Result<Value, CommandError> {
+    let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
+    let percent = if (0.0..=1.0).contains(&x) { (x * 100.0).round() } else { x * 100.0 };
+    Ok(Setting::Volume.check(percent)?)
 }
 
 fn url(s: &str, max: usize) -> Result<String, CommandError> {
@@ -163,12 +191,21 @@ mod tests {
         assert_eq!(run("announce", &long), Ok(Request::Say(long.clone())));
         assert_eq!(run("player_volume", "0.3"), Ok(Request::Set(Setting::Volume, Value::Int(30))));
         assert_eq!(run("player_volume", "1"), Ok(Request::Set(Setting::Volume, Value::Int(100))));
-        let tts = r#"{"media_type": "music", "media_id": "http://ha.local:8123/api/tts_proxy/abc.mp3"}"#;
+        let tts = r#"{"url": "http://ha.local:8123/api/tts_proxy/abc.mp3", "text": "Dinner!", "announce": true}"#;
+        let media = |url: &str, text: Option<&str>, volume: Option<i64>| {
+            Ok(Request::PlayMedia(Media {
+                url: url.into(),
+                text: text.map(Into::into),
+                volume: volume.map(Value::Int),
+            }))
+        };
         assert_eq!(
             run("player_media", tts),
-            Ok(Request::PlayAudio("http://ha.local:8123/api/tts_proxy/abc.mp3".into()))
+            media("http://ha.local:8123/api/tts_proxy/abc.mp3", Some("Dinner!"), None)
         );
-        assert_eq!(run("player_media", "https://h/a.mp3"), Ok(Request::PlayAudio("https://h/a.mp3".into())));
+        let loud = r#"{"url": "http://h/a.mp3", "volume": 0.6, "announce": true}"#;
+        assert_eq!(run("player_media", loud), media("http://h/a.mp3", None, Some(60)));
+        assert_eq!(run("player_media", "https://h/a.mp3"), media("https://h/a.mp3", None, None));
     }
 
     #[test]
@@ -177,12 +214,14 @@ mod tests {
         assert!(matches!(run("player_volume", "-0.1"), Err(CommandError::Range(_))));
         assert!(matches!(run("player_volume", "loud"), Err(CommandError::NotANumber(_))));
         // Home Assistant without an internal URL hands out paths, which a toy cannot fetch.
-        let relative = r#"{"media_type": "music", "media_id": "/api/tts_proxy/abc.mp3"}"#;
+        let relative = r#"{"url": "/api/tts_proxy/abc.mp3"}"#;
         let err = run("player_media", relative).unwrap_err();
         assert!(matches!(err, CommandError::NotUrl(_)));
         assert!(err.to_string().contains("internal URL"), "{err}");
-        assert!(matches!(run("player_media", "{\"media_type\": 1"), Err(CommandError::BadMedia(_))));
-        assert!(matches!(run("player_media", r#"{"media_type": "music"}"#), Err(CommandError::BadMedia(_))));
+        assert!(matches!(run("player_media", "{\"url\": 1"), Err(CommandError::BadMedia(_))));
+        assert!(matches!(run("player_media", r#"{"media_id": "http://h/a.mp3"}"#), Err(CommandError::BadMedia(_))));
+        let loud = r#"{"url": "http://h/a.mp3", "volume": 1.5}"#;
+        assert!(matches!(run("player_media", loud), Err(CommandError::Range(_))));
         assert_eq!(run("player_state", "playing"), Err(CommandError::ReadOnly));
     }
 

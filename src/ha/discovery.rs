@@ -26,7 +26,7 @@ pub struct Discovery<'a> {
     pub topics: &'a Topics,
     pub catalog: &'a Catalog,
     pub roles: &'a [String],
-    /// Whether to publish media players for the `mqtt_media_player` component.
+    /// Whether to publish media players for the `folotoy` integration.
     pub media_player: bool,
 }
 
@@ -136,39 +136,32 @@ impl Discovery<'_> {
         entities.chain(triggers).chain(player).collect()
     }
 
-    /// One config in the schema of the `mqtt_media_player` custom component
-    /// (bkbilly), which subscribes to `homeassistant/media_player/#` and
-    /// names the player after the topic level before `config`: so that level
-    /// is the toy's node, and there is no object id after it. Home Assistant's
-    /// own MQTT integration never subscribes to media_player topics.
+    /// The toy's media player, for the project's own Home Assistant
+    /// integration (`custom_components/folotoy`): Home Assistant's MQTT
+    /// integration has no media player. It sits under the component
+    /// `folotoy`, which the MQTT integration never subscribes to, and names
+    /// every topic it needs, so the integration follows the base topic.
     fn media_player(&self, sn: &Sn, node: &str, device: &Json) -> Config {
         let topic = |part: PlayerPart| {
             let e = TOY.iter().find(|e| e.kind == Kind::Player(part)).expect("a row per part");
             (self.topics.state(sn, e.key), self.topics.command(sn, e.key))
         };
-        // The component links to the device by these identifiers; a
-        // `via_device` would name a device of its own domain that is not there.
-        let mut device = device.clone();
-        device.as_object_mut().expect("an object").remove("via_device");
-        let payload = json!({
-            "name": device["name"],
-            "unique_id": format!("{node}_media_player"),
-            "device": device,
-            "availability": {
-                "topic": self.topics.bridge_state(),
-                "payload_available": "online",
-                "payload_not_available": "offline",
-            },
-            "state_state_topic": topic(PlayerPart::State).0,
-            "state_title_topic": topic(PlayerPart::Title).0,
-            "state_volume_topic": topic(PlayerPart::Volume).0,
-            "command_volume_topic": topic(PlayerPart::Volume).1,
-            "command_playmedia_topic": topic(PlayerPart::Media).1,
-            "origin": origin(),
-        });
+        let payload = PlayerConfig {
+            name: device["name"].as_str().unwrap_or_default(),
+            unique_id: format!("{node}_media_player"),
+            default_entity_id: format!("media_player.{node}"),
+            device,
+            availability: [self.topics.bridge_state(), self.topics.folotoy_link()],
+            state_topic: topic(PlayerPart::State).0,
+            title_topic: topic(PlayerPart::Title).0,
+            volume_topic: topic(PlayerPart::Volume).0,
+            volume_command_topic: topic(PlayerPart::Volume).1,
+            play_media_command_topic: topic(PlayerPart::Media).1,
+            origin: origin(),
+        };
         Config {
-            topic: format!("{}/media_player/{node}/config", self.topics.discovery_prefix),
-            payload: payload.to_string(),
+            topic: self.topics.discovery(PLAYER_COMPONENT, node, "media_player"),
+            payload: serde_json::to_string(&payload).expect("serializable"),
         }
     }
 
@@ -244,6 +237,29 @@ impl Discovery<'_> {
         }
         c
     }
+}
+
+/// The discovery component the media player configs sit under.
+pub const PLAYER_COMPONENT: &str = "folotoy";
+
+/// A media player's config, as `custom_components/folotoy` reads it.
+#[derive(serde::Serialize)]
+struct PlayerConfig<'a> {
+    name: &'a str,
+    unique_id: String,
+    default_entity_id: String,
+    device: &'a Json,
+    /// Topics that must all say `online`: the bridge's and its FoloToy link's.
+    availability: [String; 2],
+    /// `playing` or `idle`.
+    state_topic: String,
+    title_topic: String,
+    /// 0..1.
+    volume_topic: String,
+    volume_command_topic: String,
+    /// `{"url", "text", "volume", "announce"}` (see `ha::commands`).
+    play_media_command_topic: String,
+    origin: Json,
 }
 
 /// Who published a config: Home Assistant names it in its log when a config

@@ -36,7 +36,7 @@ pub enum Kind {
     /// A notify entity: `notify.send_message` makes the toy speak.
     Announce,
     /// One topic of the toy's media player. Home Assistant has no MQTT media
-    /// player, so these rows make one config for the `mqtt_media_player`
+    /// player, so these rows make one config for the project's own `folotoy`
     /// custom component rather than an entity each.
     Player(PlayerPart),
 }

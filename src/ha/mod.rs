@@ -8,7 +8,7 @@ pub mod inbound;
 pub mod states;
 pub mod topics;
 
-pub use commands::Request;
+pub use commands::{Media, Request};
 pub use entities::{Entity, Kind};
 pub use inbound::HaInbound;
 pub use topics::Topics;
