@@ -14,6 +14,9 @@ Fixtures
 Module-level knobs read by `homeassistant` (set them in a test module):
   HA_EXTRA_YAML = "..."          appended to configuration.yaml (automations, helpers, ...)
   HA_FILES = {"name": "text"}    files written into the config folder before the first start
+  HA_CUSTOM_COMPONENTS = {"name": Path}   more custom integrations (the repository's `folotoy` is always there)
+  HA_CONFIG_ENTRIES = ("domain",) an empty config entry each, for test integrations set up from one
+  BRIDGE_EXTRA_TOYS = {"sn": "name"}   listed in the bridge's configuration besides Bunny
 
 Every test fails at teardown if Home Assistant logged a WARNING or worse from an MQTT
 logger, or one that mentions the bridge, during the test (see `_ha_log_guard`).
@@ -29,17 +32,30 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from folotoy_parts import Bridge, Simulator, write_config  # noqa: E402
-from ha_harness import HomeAssistant, Mosquitto, MqttProbe  # noqa: E402
+from folotoy_parts import Bridge, Simulator, write_config
+from ha_harness import HomeAssistant, Mosquitto, MqttProbe
 
-# Noise of the test machine, not of the project: no libturbojpeg, no zlib_ng.
-ENVIRONMENT_NOISE = (r"libturbojpeg", r"zlib_ng and isal are not available")
+# Noise of the test machine, not of the project: no libturbojpeg, no zlib_ng, no ffmpeg
+# binary (tts loads the ffmpeg integration; the test voice needs no conversion); and the
+# warning Home Assistant gives for every custom integration, ours included.
+ENVIRONMENT_NOISE = (
+    r"libturbojpeg",
+    r"zlib_ng and isal are not available",
+    r"FFmpeg fails \[Errno 2\] No such file or directory: 'ffmpeg'",
+    r"We found a custom integration \w+ which has not been tested",
+)
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+# The project's own integration, installed in every Home Assistant the tests boot, as
+# users have it (in most modules it is only offered, never set up).
+INTEGRATION = REPOSITORY / "custom_components" / "folotoy"
 
 # Loggers whose warnings are about MQTT discovery, entities or device triggers.
 MQTT_LOGGERS = (
     "homeassistant.components.mqtt",
     "homeassistant.components.mqtt_statestream",
     "homeassistant.components.device_automation",
+    "custom_components.folotoy",
 )
 # Words that tie a warning from any other logger to the bridge: every topic of the bridge
 # (folotoy/..., homeassistant/<platform>/folotoy_<sn>/...) has "folotoy" in it.
@@ -75,6 +91,8 @@ def homeassistant(request, mosquitto, tmp_path_factory) -> HomeAssistant:
         python=os.environ.get("HA_PYTHON") or sys.executable,
         extra_yaml=getattr(module, "HA_EXTRA_YAML", ""),
         files=getattr(module, "HA_FILES", {}),
+        custom_components={"folotoy": INTEGRATION, **getattr(module, "HA_CUSTOM_COMPONENTS", {})},
+        config_entries=getattr(module, "HA_CONFIG_ENTRIES", ()),
     )
     ha.start()
     print(f"\nHome Assistant {ha.version} at {ha.url}, config {ha.config_dir}, boot {ha.boot_seconds[-1]:.1f}s")
@@ -93,9 +111,10 @@ def toy(mosquitto, tmp_path_factory) -> Simulator:
 
 
 @pytest.fixture(scope="module")
-def bridge(mosquitto, toy, homeassistant, tmp_path_factory) -> Bridge:
+def bridge(request, mosquitto, toy, homeassistant, tmp_path_factory) -> Bridge:
     """The bridge, started after Home Assistant, as when a user adds it to a running HA."""
-    b = Bridge(tmp_path_factory.mktemp("bridge"), mosquitto).start()
+    extra = getattr(request.module, "BRIDGE_EXTRA_TOYS", {})
+    b = Bridge(tmp_path_factory.mktemp("bridge"), mosquitto, extra_toys=extra).start()
     yield b
     b.close()
 

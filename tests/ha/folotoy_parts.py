@@ -13,9 +13,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ha_harness import Mosquitto, MqttProbe
 
@@ -33,8 +34,18 @@ def bridge_binary() -> str:
     return path
 
 
-def write_config(path: Path, broker: Mosquitto, state_file: Path, command_timeout_s: int = 5) -> Path:
-    """The bridge's YAML configuration: one toy, Bunny, on the test broker (FoloToy shares it)."""
+def write_config(
+    path: Path,
+    broker: Mosquitto,
+    state_file: Path,
+    command_timeout_s: int = 5,
+    extra_toys: dict[str, str] | None = None,
+) -> Path:
+    """The bridge's YAML configuration: the toy Bunny (and `extra_toys`, sn: name) on the
+    test broker (FoloToy shares it)."""
+    more = "".join(
+        f"    - sn: {json.dumps(sn)}\n      name: {json.dumps(name)}\n" for sn, name in (extra_toys or {}).items()
+    )
     path.write_text(
         f"""\
 mqtt:
@@ -45,7 +56,7 @@ folotoy:
   toys:
     - sn: {BUNNY}
       name: Bunny
-state_file: {state_file}
+{more}state_file: {state_file}
 log_level: info
 """
     )
@@ -76,17 +87,22 @@ class Bridge:
     start() returns once the bridge has said `online` on its state topic, i.e. its
     discovery and states are published (it publishes them before `online`)."""
 
-    def __init__(self, workdir: Path, broker: Mosquitto) -> None:
+    def __init__(self, workdir: Path, broker: Mosquitto, extra_toys: dict[str, str] | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.broker = broker
-        self.config = write_config(self.workdir / "bridge.yaml", broker, self.workdir / "state.json")
+        self.state_file = self.workdir / "state.json"
+        self.config = self.write_config(extra_toys)
         self.log_path = self.workdir / "bridge.log"
         self.proc: subprocess.Popen | None = None
         self.probe = MqttProbe(broker.host, broker.port).connect()
         self.probe.subscribe(BRIDGE_STATE_TOPIC)
 
-    def start(self, timeout: float = 20) -> "Bridge":
+    def write_config(self, extra_toys: dict[str, str] | None = None) -> Path:
+        """(Re)writes the configuration; a restart reads it."""
+        return write_config(self.workdir / "bridge.yaml", self.broker, self.state_file, extra_toys=extra_toys)
+
+    def start(self, timeout: float = 20) -> Bridge:
         self.probe.wait_connected()
         mark = self.probe.mark()
         self.proc = subprocess.Popen(
@@ -96,9 +112,7 @@ class Bridge:
             stderr=open(self.log_path, "ab"),
             env=_clean_env(),
         )
-        self.probe.wait_for(
-            BRIDGE_STATE_TOPIC, since=mark, predicate=lambda m: m.text == "online", timeout=timeout
-        )
+        self.probe.wait_for(BRIDGE_STATE_TOPIC, since=mark, predicate=lambda m: m.text == "online", timeout=timeout)
         return self
 
     def stop(self) -> int | None:
@@ -108,7 +122,7 @@ class Bridge:
         self.proc = None
         return code
 
-    def restart(self) -> "Bridge":
+    def restart(self) -> Bridge:
         self.stop()
         return self.start()
 
@@ -151,7 +165,7 @@ class Simulator:
         self.commands: list[Command] = []
         self._cond = threading.Condition()
 
-    def start(self, ack: str = "ok", timeout: float = 10) -> "Simulator":
+    def start(self, ack: str = "ok", timeout: float = 10) -> Simulator:
         """Start answering `ack` (ok, refuse, silent, delay:<ms>); returns once subscribed."""
         log_mark = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.proc = subprocess.Popen(
@@ -192,7 +206,7 @@ class Simulator:
                 self.commands.append(Command(topic, payload))
                 self._cond.notify_all()
 
-    def restart(self, ack: str) -> "Simulator":
+    def restart(self, ack: str) -> Simulator:
         self.stop()
         return self.start(ack)
 
@@ -217,7 +231,9 @@ class Simulator:
                         return c
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"the toy received no such command within {timeout}s; got {self.commands[since:]}")
+                    raise TimeoutError(
+                        f"the toy received no such command within {timeout}s; got {self.commands[since:]}"
+                    )
                 self._cond.wait(left)
 
     def received_since(self, since: int) -> list[Command]:

@@ -23,9 +23,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import paho.mqtt.client as paho
 import requests
@@ -57,7 +58,7 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
             result = check()
             if result:
                 return result
-        except Exception as exc:  # noqa: BLE001 - report the last one on timeout
+        except Exception as exc:
             last_exc = exc
         if time.monotonic() >= deadline:
             extra = f" (last error: {last_exc!r})" if last_exc else ""
@@ -113,7 +114,7 @@ class Mosquitto:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout: float = 10) -> "Mosquitto":
+    def start(self, timeout: float = 10) -> Mosquitto:
         if self.running:
             return self
         for attempt in range(3):
@@ -154,7 +155,7 @@ class Mosquitto:
         self.proc = None
         wait_until(lambda: not _port_open(self.port), timeout, "mosquitto port to close")
 
-    def restart(self) -> "Mosquitto":
+    def restart(self) -> Mosquitto:
         self.stop()
         return self.start()
 
@@ -240,7 +241,7 @@ class MqttProbe:
             self.retained[msg.topic] = m
             self._cond.notify_all()
 
-    def connect(self, timeout: float = 10) -> "MqttProbe":
+    def connect(self, timeout: float = 10) -> MqttProbe:
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
         if not self._connected.wait(timeout):
@@ -323,7 +324,8 @@ def topic_matches(pattern: str, topic: str) -> bool:
 
 
 LOG_RECORD_RE = re.compile(
-    r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) (?P<level>[A-Z]+) \((?P<thread>[^)]*)\) \[(?P<logger>[^\]]+)\] (?P<msg>.*)$"
+    r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) (?P<level>[A-Z]+) "
+    r"\((?P<thread>[^)]*)\) \[(?P<logger>[^\]]+)\] (?P<msg>.*)$"
 )
 
 
@@ -381,7 +383,7 @@ class HaLog:
             r
             for r in self.records(since)
             if order.get(r.level, 0) >= order[min_level]
-            and (not loggers or r.logger.startswith(loggers) or any(l in r.message for l in loggers))
+            and (not loggers or r.logger.startswith(loggers) or any(name in r.message for name in loggers))
             and not any(p.search(r.message) for p in ignore_res)
         ]
 
@@ -417,6 +419,8 @@ class HomeAssistant:
         log_levels: dict[str, str] | None = None,
         http_port: int | None = None,
         files: dict[str, str] | None = None,
+        custom_components: dict[str, Path] | None = None,
+        config_entries: Iterable[str] = (),
     ) -> None:
         self.config_dir = Path(config_dir)
         self.broker = broker
@@ -424,6 +428,8 @@ class HomeAssistant:
         self.discovery_prefix = discovery_prefix
         self.extra_yaml = extra_yaml
         self.files = files or {}
+        self.custom_components = custom_components or {}
+        self.extra_config_entries = tuple(config_entries)
         self.log_levels = {
             "homeassistant.components.mqtt": "debug",
             "homeassistant.components.mqtt.client": "info",
@@ -490,7 +496,13 @@ mqtt_statestream:
         )
         for name, text in self.files.items():
             if not (self.config_dir / name).exists():  # HA may have changed it (automation editor)
+                (self.config_dir / name).parent.mkdir(parents=True, exist_ok=True)
                 (self.config_dir / name).write_text(text)
+        for name, source in self.custom_components.items():
+            link = self.config_dir / "custom_components" / name
+            link.parent.mkdir(exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(Path(source).resolve(), target_is_directory=True)
         entries = storage / "core.config_entries"
         if not entries.exists():
             entries.write_text(json.dumps(self._config_entries(), indent=2))
@@ -499,6 +511,24 @@ mqtt_statestream:
         # Storage minor_version 1: HA's own migration fills in created_at,
         # discovery_keys, subentries... for whatever version is installed.
         # MQTT entry version 1.2 (options split from data) is read by 2024.x .. 2026.x.
+        # Each of `config_entries` gets an empty entry (test integrations set up from one).
+        extra = [
+            {
+                "entry_id": uuid.uuid4().hex,
+                "version": 1,
+                "minor_version": 1,
+                "domain": domain,
+                "title": domain,
+                "data": {},
+                "options": {},
+                "pref_disable_new_entities": False,
+                "pref_disable_polling": False,
+                "source": "user",
+                "unique_id": None,
+                "disabled_by": None,
+            }
+            for domain in self.extra_config_entries
+        ]
         return {
             "version": 1,
             "minor_version": 1,
@@ -521,7 +551,8 @@ mqtt_statestream:
                         "source": "user",
                         "unique_id": None,
                         "disabled_by": None,
-                    }
+                    },
+                    *extra,
                 ]
             },
         }
@@ -569,6 +600,8 @@ mqtt_statestream:
             stdout=open(self.stdout_path, "ab"),
             stderr=subprocess.STDOUT,
             env=env,
+            # Not the repository: its custom_components/ would shadow the config folder's.
+            cwd=self.config_dir,
             start_new_session=True,
         )
         try:
@@ -718,23 +751,25 @@ mqtt_statestream:
         import aiohttp
 
         results = []
-        async with aiohttp.ClientSession() as s:
-            async with s.ws_connect(f"{self.url}/api/websocket", timeout=aiohttp.ClientWSTimeout(ws_close=10)) as ws:
-                msg = await ws.receive_json(timeout=10)
-                assert msg["type"] == "auth_required", msg
-                await ws.send_json({"type": "auth", "access_token": self.token})
-                msg = await ws.receive_json(timeout=10)
-                if msg["type"] != "auth_ok":
-                    raise RuntimeError(f"websocket auth failed: {msg}")
-                for i, cmd in enumerate(commands, start=1):
-                    await ws.send_json({"id": i, **cmd})
-                    while True:
-                        msg = await ws.receive_json(timeout=30)
-                        if msg.get("id") == i and msg.get("type") == "result":
-                            break
-                    if not msg["success"]:
-                        raise RuntimeError(f"websocket {cmd['type']} failed: {msg.get('error')}")
-                    results.append(msg.get("result"))
+        async with (
+            aiohttp.ClientSession() as s,
+            s.ws_connect(f"{self.url}/api/websocket", timeout=aiohttp.ClientWSTimeout(ws_close=10)) as ws,
+        ):
+            msg = await ws.receive_json(timeout=10)
+            assert msg["type"] == "auth_required", msg
+            await ws.send_json({"type": "auth", "access_token": self.token})
+            msg = await ws.receive_json(timeout=10)
+            if msg["type"] != "auth_ok":
+                raise RuntimeError(f"websocket auth failed: {msg}")
+            for i, cmd in enumerate(commands, start=1):
+                await ws.send_json({"id": i, **cmd})
+                while True:
+                    msg = await ws.receive_json(timeout=30)
+                    if msg.get("id") == i and msg.get("type") == "result":
+                        break
+                if not msg["success"]:
+                    raise RuntimeError(f"websocket {cmd['type']} failed: {msg.get('error')}")
+                results.append(msg.get("result"))
         return results
 
     # ---------------------------------------------------------------- states and services

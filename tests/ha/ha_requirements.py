@@ -34,7 +34,7 @@ def main(extra: list[str]) -> None:
     spec = importlib.util.find_spec("homeassistant")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("homeassistant is not installed in this interpreter")
-    package = Path(list(spec.submodule_search_locations)[0])
+    package = Path(next(iter(spec.submodule_search_locations)))
     components = package / "components"
     todo = _bootstrap_sets(package / "bootstrap.py", ("CORE_INTEGRATIONS", "DEFAULT_INTEGRATIONS")) | set(extra)
     seen: set[str] = set()

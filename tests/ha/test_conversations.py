@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
 from folotoy_parts import BUNNY, EVENT_TOPIC
 from ha_harness import wait_until
 
@@ -219,7 +220,11 @@ def test_a_toy_deleted_in_home_assistant_stays_deleted_when_it_talks_and_home_as
     ha.wait_for_state(f"sensor.folotoy_{visitor}_heard", state="Hi")
     device = ha.device_by_identifier(f"folotoy_{visitor}")
     # What the device page's Delete does.
-    ha.ws("config/device_registry/remove_config_entry", device_id=device["id"], config_entry_id=device["config_entries"][0])
+    ha.ws(
+        "config/device_registry/remove_config_entry",
+        device_id=device["id"],
+        config_entry_id=device["config_entries"][0],
+    )
     wait_until(lambda: ha.device_by_identifier(f"folotoy_{visitor}") is None, 10, "the device to be deleted")
 
     # It talks again, and Home Assistant announces itself, after which the

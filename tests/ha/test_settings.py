@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 
 import pytest
+
 from conftest import bridge_problems, describe
 from folotoy_parts import BUNNY, CALL_TOPIC
 from ha_harness import wait_until
@@ -141,7 +142,9 @@ class Change:
 
 
 CHANGES = [
-    Change(toy_entity("number", "volume"), "number.set_value", {"value": 30}, "updatecommonconfig", {"volume": 30}, "30"),
+    Change(
+        toy_entity("number", "volume"), "number.set_value", {"value": 30}, "updatecommonconfig", {"volume": 30}, "30"
+    ),
     Change(
         toy_entity("select", "recording_mode"),
         "select.select_option",
@@ -158,8 +161,12 @@ CHANGES = [
         {"volume_control_type": 2},
         "Home Assistant",
     ),
-    Change(toy_entity("switch", "power_on_sound"), "switch.turn_off", {}, "updatecommonconfig", {"open_tip_type": 0}, "off"),
-    Change(toy_entity("switch", "power_on_sound"), "switch.turn_on", {}, "updatecommonconfig", {"open_tip_type": 1}, "on"),
+    Change(
+        toy_entity("switch", "power_on_sound"), "switch.turn_off", {}, "updatecommonconfig", {"open_tip_type": 0}, "off"
+    ),
+    Change(
+        toy_entity("switch", "power_on_sound"), "switch.turn_on", {}, "updatecommonconfig", {"open_tip_type": 1}, "on"
+    ),
     Change(
         toy_entity("number", "low_battery_alarm"),
         "number.set_value",

@@ -1,0 +1,67 @@
+"""Setting the integration up once: found over MQTT and confirmed, or added by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.components.mqtt import valid_subscribe_topic
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
+
+from . import discovery
+from .const import CONF_DISCOVERY_PREFIX, DEFAULT_PREFIX, DOMAIN, PLAYER_CONFIG_TOPIC
+
+TITLE = "FoloToy"
+
+
+class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
+    """One entry serves every toy: players come and go with the bridge's configs."""
+
+    VERSION = 1
+
+    def __init__(self) -> None:
+        self._prefix = DEFAULT_PREFIX
+
+    async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
+        """A player config on the manifest's topic: offer to set up, once."""
+        await self.async_set_unique_id(DOMAIN)
+        self._abort_if_unique_id_configured()
+        try:
+            config = discovery.parse(discovery_info.payload) if discovery_info.payload else None
+        except discovery.NotAPlayerConfig:
+            config = None
+        if config is None:
+            return self.async_abort(reason="not_folotoy_bridge")
+        # <prefix>/folotoy/<node>/media_player/config
+        self._prefix = discovery_info.topic.rsplit("/", 4)[0]
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The one click."""
+        if user_input is not None:
+            return self.async_create_entry(title=TITLE, data={CONF_DISCOVERY_PREFIX: self._prefix})
+        self._set_confirm_only()
+        return self.async_show_form(step_id="confirm")
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Added by hand: asks for the discovery prefix, which MQTT's is by default."""
+        await self.async_set_unique_id(DOMAIN)
+        self._abort_if_unique_id_configured()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            prefix = user_input[CONF_DISCOVERY_PREFIX].strip().strip("/")
+            try:
+                valid_subscribe_topic(PLAYER_CONFIG_TOPIC.format(prefix=prefix))
+            except vol.Invalid:
+                errors[CONF_DISCOVERY_PREFIX] = "invalid_prefix"
+            else:
+                return self.async_create_entry(title=TITLE, data={CONF_DISCOVERY_PREFIX: prefix})
+        schema = vol.Schema({vol.Required(CONF_DISCOVERY_PREFIX, default=self._mqtt_prefix()): str})
+        return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+
+    def _mqtt_prefix(self) -> str:
+        """The discovery prefix MQTT uses, which the bridge must use too."""
+        for entry in self.hass.config_entries.async_entries("mqtt"):
+            return entry.options.get(CONF_DISCOVERY_PREFIX) or entry.data.get(CONF_DISCOVERY_PREFIX) or DEFAULT_PREFIX
+        return DEFAULT_PREFIX

@@ -1,0 +1,16 @@
+"""Names shared by the FoloToy integration's modules."""
+
+from typing import Final
+
+DOMAIN: Final = "folotoy"
+
+CONF_DISCOVERY_PREFIX: Final = "discovery_prefix"
+DEFAULT_PREFIX: Final = "homeassistant"
+
+# The bridge publishes each toy's media player here, under a component name Home
+# Assistant's MQTT integration never subscribes to (it has no MQTT media player).
+PLAYER_CONFIG_TOPIC: Final = "{prefix}/folotoy/+/media_player/config"
+
+# Every config the bridge publishes names it as its origin; other configs on the
+# same topics are not the bridge's and are ignored.
+BRIDGE_ORIGIN: Final = "folotoy-ha-bridge"

@@ -1,0 +1,99 @@
+"""The media player configs the bridge publishes, read and checked.
+
+The bridge decides everything about a toy; a config only tells this integration
+which topics carry the player's state and take its commands.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.helpers.device_registry import DeviceInfo
+
+from .const import BRIDGE_ORIGIN
+
+MQTT_DOMAIN = "mqtt"
+
+
+class NotAPlayerConfig(ValueError):
+    """A config that claims to be the bridge's but cannot be a player's."""
+
+
+@dataclass(frozen=True)
+class PlayerConfig:
+    """One toy's media player, as the bridge announced it."""
+
+    name: str
+    unique_id: str
+    default_entity_id: str
+    device: dict[str, Any]
+    availability: tuple[str, ...]
+    state_topic: str
+    title_topic: str
+    volume_topic: str
+    volume_command_topic: str
+    play_media_command_topic: str
+
+    @property
+    def node(self) -> str:
+        """The toy's device id, which its MQTT entities share."""
+        return self.device["identifiers"][0]
+
+    def topics(self) -> tuple[str, ...]:
+        """Every topic the player listens or sends to."""
+        return (*self.availability, *(getattr(self, key) for key in _TOPICS))
+
+    def device_info(self) -> DeviceInfo:
+        """The toy's device, which MQTT discovery made from the same identifiers.
+
+        No `via_device`: the bridge's device may not be registered yet, and MQTT
+        discovery links the toy to it anyway."""
+        return DeviceInfo(
+            identifiers={(MQTT_DOMAIN, self.node)},
+            name=self.device.get("name"),
+            manufacturer=self.device.get("manufacturer"),
+            model=self.device.get("model"),
+            serial_number=self.device.get("serial_number"),
+        )
+
+
+_TOPICS = ("state_topic", "title_topic", "volume_topic", "volume_command_topic", "play_media_command_topic")
+
+
+def parse(payload: str | bytes) -> PlayerConfig | None:
+    """The player in `payload`; None when the config is not the bridge's.
+
+    Raises NotAPlayerConfig when the bridge's config cannot be read."""
+    try:
+        data = json.loads(payload)
+    except ValueError as err:
+        raise NotAPlayerConfig(f"not JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise NotAPlayerConfig("not a JSON object")
+    origin = data.get("origin")
+    if not isinstance(origin, dict) or origin.get("name") != BRIDGE_ORIGIN:
+        return None
+    for key in ("name", "unique_id", "default_entity_id", *_TOPICS):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise NotAPlayerConfig(f"{key} is missing or not text")
+    device = data.get("device")
+    if (
+        not isinstance(device, dict)
+        or not isinstance(device.get("identifiers"), list)
+        or not device["identifiers"]
+        or not isinstance(device["identifiers"][0], str)
+    ):
+        raise NotAPlayerConfig("device has no identifiers")
+    availability = data.get("availability")
+    if not isinstance(availability, list) or not all(isinstance(t, str) and t for t in availability):
+        raise NotAPlayerConfig("availability is not a list of topics")
+    return PlayerConfig(
+        name=data["name"],
+        unique_id=data["unique_id"],
+        default_entity_id=data["default_entity_id"],
+        device=device,
+        availability=tuple(availability),
+        **{key: data[key] for key in _TOPICS},
+    )

@@ -1,0 +1,153 @@
+"""The integration's manifest, translations and hacs.json hold what Home Assistant and HACS
+require: what hassfest (Home Assistant's own checker, not on PyPI) and HACS's validation
+check that matters for a custom integration. No Home Assistant is started here."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import homeassistant
+import pytest
+import voluptuous as vol
+from awesomeversion import AwesomeVersion, AwesomeVersionStrategy
+from homeassistant.components.mqtt import valid_subscribe_topic
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+INTEGRATION = REPOSITORY / "custom_components" / "folotoy"
+CORE_COMPONENTS = Path(homeassistant.__file__).parent / "components"
+
+# hassfest's script/hassfest/manifest.py, for what a custom integration's manifest may hold.
+IOT_CLASSES = ["assumed_state", "calculated", "cloud_polling", "cloud_push", "local_polling", "local_push"]
+INTEGRATION_TYPES = ["device", "entity", "hardware", "helper", "hub", "service", "system", "virtual"]
+URL = vol.All(str, vol.Match(r"^https://"))
+MANIFEST = vol.Schema(
+    {
+        vol.Required("domain"): "folotoy",
+        vol.Required("name"): str,
+        vol.Required("codeowners"): [vol.Match(r"^@.+$")],
+        vol.Required("documentation"): URL,
+        vol.Required("issue_tracker"): URL,
+        vol.Required("version"): str,
+        vol.Required("iot_class"): vol.In(IOT_CLASSES),
+        vol.Required("integration_type"): vol.In(INTEGRATION_TYPES),
+        vol.Optional("config_flow"): bool,
+        vol.Optional("single_config_entry"): bool,
+        vol.Optional("dependencies"): [str],
+        vol.Optional("after_dependencies"): [str],
+        vol.Optional("requirements"): [str],
+        vol.Optional("mqtt"): [str],
+        vol.Optional("loggers"): [str],
+    }
+)
+# HACS's hacs.json schema (hacs/integration, validate/schema.py).
+HACS = vol.Schema(
+    {
+        vol.Required("name"): str,
+        vol.Optional("content_in_root"): bool,
+        vol.Optional("country"): vol.Any([str], str),
+        vol.Optional("filename"): str,
+        vol.Optional("hacs"): str,
+        vol.Optional("hide_default_branch"): bool,
+        vol.Optional("homeassistant"): str,
+        vol.Optional("persistent_directory"): str,
+        vol.Optional("render_readme"): bool,
+        vol.Optional("zip_release"): bool,
+    }
+)
+
+
+def manifest() -> dict:
+    return json.loads((INTEGRATION / "manifest.json").read_text())
+
+
+def translations(language: str) -> dict:
+    return json.loads((INTEGRATION / "translations" / f"{language}.json").read_text())
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def used_in_code(keyword: str) -> set[str]:
+    """Every string passed as `keyword=` in the integration's Python files."""
+    found = set()
+    for path in INTEGRATION.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == keyword and isinstance(node.value, ast.Constant):
+                found.add(node.value.value)
+    return found
+
+
+def test_the_manifest_has_every_key_home_assistant_and_hacs_require():
+    m = manifest()
+    MANIFEST(m)
+    # Home Assistant refuses a custom integration without a valid version; HACS compares releases by it.
+    assert AwesomeVersion(m["version"]).strategy == AwesomeVersionStrategy.SEMVER, m["version"]
+    assert list(m)[:2] == ["domain", "name"] and list(m)[2:] == sorted(list(m)[2:]), "hassfest's key order"
+    assert m["requirements"] == [], "it installs nothing: everything it uses ships with Home Assistant"
+
+
+def test_the_manifest_names_only_real_home_assistant_integrations_and_valid_topics():
+    for domain in m_deps(manifest()):
+        assert (CORE_COMPONENTS / domain / "manifest.json").exists(), domain
+    for topic in manifest()["mqtt"]:
+        valid_subscribe_topic(topic)
+        assert topic == "homeassistant/folotoy/+/media_player/config", "what the bridge publishes"
+
+
+def m_deps(m: dict) -> list[str]:
+    return m.get("dependencies", []) + m.get("after_dependencies", [])
+
+
+def test_every_module_the_integration_imports_from_home_assistant_is_a_dependency():
+    """hassfest: an integration may only import integrations it depends on."""
+    imported = set()
+    for path in INTEGRATION.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "homeassistant.components":
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("homeassistant.components."):
+                imported.add(node.module.split(".")[2])
+    # media_player is the platform it provides.
+    assert imported - {"media_player"} <= set(m_deps(manifest())), imported
+
+
+def test_config_flow_true_comes_with_a_config_flow_module():
+    assert manifest()["config_flow"] is True
+    assert (INTEGRATION / "config_flow.py").exists()
+
+
+def test_every_step_abort_error_and_exception_the_code_uses_has_an_english_text():
+    en = flatten(translations("en"))
+    for step in used_in_code("step_id"):
+        assert f"config.step.{step}.title" in en or f"config.step.{step}.description" in en, step
+    for reason in used_in_code("reason") | {"single_instance_allowed", "already_configured"}:
+        assert f"config.abort.{reason}" in en, reason
+    for key in used_in_code("translation_key"):
+        assert f"exceptions.{key}.message" in en, key
+    assert "config.error.invalid_prefix" in en
+
+
+@pytest.mark.parametrize("language", ["zh-Hans"])
+def test_every_language_has_the_same_texts_and_placeholders_as_english(language):
+    en, other = flatten(translations("en")), flatten(translations(language))
+    assert set(other) == set(en)
+    for key, text in en.items():
+        assert set(re.findall(r"{(\w+)}", other[key])) == set(re.findall(r"{(\w+)}", text)), key
+
+
+def test_hacs_json_is_valid_and_asks_for_the_same_home_assistant_as_the_add_on():
+    hacs = json.loads((REPOSITORY / "hacs.json").read_text())
+    HACS(hacs)
+    addon = (REPOSITORY / "addon" / "config.yaml").read_text()
+    assert f'homeassistant: "{hacs["homeassistant"]}"' in addon
+    assert [p.name for p in (REPOSITORY / "custom_components").iterdir()] == ["folotoy"], "HACS takes one integration"
