@@ -12,7 +12,7 @@ use super::hold::Hold;
 use super::pending::{slot_of, Pending, Sent, Slot, Waiting};
 use super::state::{Answer, Heard, LastCommand, Outcome, Part, ServerState, ToyState};
 use crate::catalog::Catalog;
-use crate::folotoy::{self, Command, Inbound, Play, Setting, Settings, Sn, ToyEvent};
+use crate::folotoy::{self, Command, Inbound, Play, Setting, Settings, Sn, ToyEvent, Value};
 use crate::ha::discovery::Discovery;
 use crate::ha::entities::{Entity, Kind, TOY};
 use crate::ha::topics::{toy_node, SERVER};
@@ -206,9 +206,9 @@ pub struct Core {
 /// Where an announcement at its own volume stands (see `Core::announce`).
 #[derive(Debug)]
 enum Announcing {
-    /// Its volume is sent (this msgId); the media follows the answer.
-    Volume { msg_id: u32, media: Media, raw: String },
-    /// Its media is sent (this msgId).
+    /// Its volume is sent (this msgId); the announcement follows the answer.
+    Volume { msg_id: u32, then: Waiting },
+    /// The announcement is sent (this msgId).
     Media { msg_id: u32 },
     /// The toy is guessed to play it until then; the volume goes back after.
     Until(Instant),
@@ -534,10 +534,14 @@ impl Core {
                 return;
             }
         };
-        let raw = payload.to_owned();
-        if let Request::SpeakingRole(role) = request {
-            // The role is the bridge's own: nothing to ask the toy.
-            self.toy_mut(&sn).role = role;
+        let mut raw = payload.to_owned();
+        match request {
+            // The role and the announcement volume are the bridge's own: nothing to ask the toy.
+            Request::SpeakingRole(role) => self.toy_mut(&sn).role = role,
+            Request::AnnouncementVolume(volume) => self.toy_mut(&sn).announcement_volume = volume,
+            _ => {}
+        }
+        if matches!(request, Request::SpeakingRole(_) | Request::AnnouncementVolume(_)) {
             self.publish_state(&sn, entity, out);
             out.save = true;
             return;
@@ -560,8 +564,12 @@ impl Core {
                 );
             }
         }
-        if let Request::PlayMedia(media) = request {
-            return self.announce(&sn, topic, media, now, out);
+        if let Request::PlayMedia(media) = &request {
+            // What the Last command sensor shows: what is said, or the URL, not the JSON.
+            raw = media.text.clone().unwrap_or_else(|| media.url.clone());
+        }
+        if matches!(request, Request::PlayMedia(_)) || entity.kind == Kind::Announce {
+            return self.announce(&sn, topic, entity.key, request, raw, now, out);
         }
         if let Request::Set(setting, _) = request {
             if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
@@ -660,8 +668,10 @@ impl Core {
         msg_id
     }
 
-    /// Plays what the media player was asked to, at the volume it came
-    /// with, if any, and puts the toy's volume back once it is over.
+    /// Plays an announcement (the Announce entity, or what the media player
+    /// was asked to play) at its volume: the one it came with, else the
+    /// Announcement volume for announcements; and puts the toy's volume back
+    /// once it is over.
     ///
     /// The volume is handled here and not in the Home Assistant integration:
     /// only the bridge knows which volume the toy confirmed, when it answered
@@ -669,14 +679,30 @@ impl Core {
     /// over a restart of Home Assistant or of itself. An announcement never
     /// leaves the toy louder or quieter than before, so one whose volume
     /// could not be put back plays at the toy's own volume.
-    fn announce(&mut self, sn: &Sn, topic: &str, media: Media, now: Instant, out: &mut Output) {
-        let raw = media.text.clone().unwrap_or_else(|| media.url.clone());
-        let Some(volume) = media.volume else {
-            self.send(sn, "player_media", Request::PlayMedia(media), raw, now, out);
+    #[allow(clippy::too_many_arguments)]
+    fn announce(
+        &mut self,
+        sn: &Sn,
+        topic: &str,
+        entity: &'static str,
+        request: Request,
+        raw: String,
+        now: Instant,
+        out: &mut Output,
+    ) {
+        let toy = &self.toys[sn].state;
+        let own = (toy.announcement_volume > 0).then_some(Value::Int(toy.announcement_volume.into()));
+        let (request, volume) = match request {
+            Request::PlayMedia(m) => {
+                let volume = m.volume.or(if m.announce { own } else { None });
+                (Request::PlayMedia(Media { volume: None, ..m }), volume)
+            }
+            other => (other, own),
+        };
+        let Some(volume) = volume else {
+            self.send(sn, entity, request, raw, now, out);
             return;
         };
-        let media = Media { volume: None, ..media };
-        let toy = &self.toys[sn].state;
         let confirmed = toy.settings.get(Setting::Volume);
         let before = toy.volume_to_restore.or(confirmed);
         let changing = self.pending.busy(sn, Slot::Setting(Setting::Volume)).is_some()
@@ -692,13 +718,13 @@ impl Core {
             out.log(Level::Info, topic, format!("playing at the toy's own volume, not {volume}: {why}"));
         }
         if why_not.is_some() || confirmed == Some(volume) {
-            self.send(sn, "player_media", Request::PlayMedia(media), raw, now, out);
+            self.send(sn, entity, request, raw, now, out);
             return;
         }
         self.toy_mut(sn).volume_to_restore = before;
         let shown = format!("{volume} (announcement)");
         let msg_id = self.send(sn, "player_volume", Request::Set(Setting::Volume, volume), shown, now, out);
-        self.announcing.insert(sn.clone(), Announcing::Volume { msg_id, media, raw });
+        self.announcing.insert(sn.clone(), Announcing::Volume { msg_id, then: Waiting { entity, request, raw } });
     }
 
     /// The next step of an announcement once the toy answered `msg_id`.
@@ -713,14 +739,14 @@ impl Core {
     ) {
         match self.announcing.get(sn) {
             Some(Announcing::Volume { msg_id: m, .. }) if *m == msg_id => {
-                let Some(Announcing::Volume { media, raw, .. }) = self.announcing.remove(sn) else { return };
+                let Some(Announcing::Volume { then, .. }) = self.announcing.remove(sn) else { return };
                 if !self.folotoy_up {
                     // Its volume goes back when FoloToy's broker is back.
                     let topic = folotoy::topics::command(sn);
                     return out.log(Level::Warn, &topic, "announcement not played: FoloToy's broker is not connected");
                 }
                 // Refused or not answered, it is still played: at whatever volume the toy has.
-                let msg_id = self.send(sn, "player_media", Request::PlayMedia(media), raw, now, out);
+                let msg_id = self.send(sn, then.entity, then.request, then.raw, now, out);
                 self.announcing.insert(sn.clone(), Announcing::Media { msg_id });
             }
             Some(Announcing::Media { msg_id: m }) if *m == msg_id => {
@@ -779,7 +805,7 @@ impl Core {
             Request::PlayAudio(url) | Request::PlayMedia(Media { url, .. }) => {
                 Command::Play(Play { role: None, text: None, url: Some(url.clone()) })
             }
-            Request::SpeakingRole(_) => unreachable!("handled without the toy"),
+            Request::SpeakingRole(_) | Request::AnnouncementVolume(_) => unreachable!("handled without the toy"),
         };
         out.folotoy(folotoy::topics::command(sn), command.payload(msg_id));
         self.set_last(sn, entity, &raw, Outcome::Pending, Some(msg_id), None, out);
@@ -914,7 +940,9 @@ impl Core {
             Request::Say(text) => (text.clone(), speaking_time(text)),
             Request::PlayAudio(url) | Request::PlayMedia(Media { url, text: None, .. }) => (title_of(url), PLAY_GUESS),
             Request::PlayMedia(Media { text: Some(text), .. }) => (text.clone(), speaking_time(text)),
-            Request::Set(..) | Request::SpeakingRole(_) => (String::new(), Duration::ZERO),
+            Request::Set(..) | Request::SpeakingRole(_) | Request::AnnouncementVolume(_) => {
+                (String::new(), Duration::ZERO)
+            }
         };
         let reason = match outcome {
             Outcome::Ok => {

@@ -1948,3 +1948,60 @@ fn a_toy_deleted_in_home_assistant_while_the_bridge_republishes_stays_deleted() 
     assert!(!b.core.toys().any(|s| s.as_str() == last));
     assert!(configs.keys().all(|t| !t.contains(last.as_str())), "not published again");
 }
+
+// --- Announcement volume -----------------------------------------------------
+
+#[test]
+fn the_announcement_volume_is_kept_by_the_bridge_and_asks_nothing_of_the_toy() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), command("announcement_volume", "70"));
+    assert!(out.to_folotoy().is_empty());
+    assert_eq!(out.state("announcement_volume").as_deref(), Some("70"));
+    assert!(out.save);
+    let mut b = Bridge::restore(config(), through_disk(b.core.snapshot()));
+    let out = b.at(secs(0), Input::HaUp);
+    assert_eq!(out.state("announcement_volume").as_deref(), Some("70"), "kept over a restart");
+}
+
+#[test]
+fn the_announce_entity_speaks_at_the_announcement_volume_then_puts_the_volume_back() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    b.at(secs(0), command("announcement_volume", "70"));
+    let sent = b.at(secs(1), command("announce", "Dinner is ready")).to_toy();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 70}));
+    let sent = b.at(secs(1), settings_ack(msg_id(&sent[0]), 1)).to_toy();
+    assert_eq!(sent[0]["inputParams"], json!({"role": 1, "text": "Dinner is ready"}));
+    b.at(secs(2), play_ack(msg_id(&sent[0]), 1));
+    let sent = b.at(secs(2) + speaking_time("Dinner is ready"), Input::Tick).to_toy();
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 30}));
+}
+
+#[test]
+fn tts_announcements_use_the_announcement_volume_and_other_media_does_not() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    b.at(secs(0), command("announcement_volume", "70"));
+    let song = b.at(secs(1), command("player_media", r#"{"url": "http://h/song.mp3"}"#)).to_toy();
+    assert_eq!(song[0]["identifier"], "iwantplay", "music plays at the toy's volume");
+    b.at(secs(1), play_ack(msg_id(&song[0]), 1));
+    let tts = r#"{"url": "http://h/tts.mp3", "text": "Bath time", "announce": true}"#;
+    let sent = b.at(secs(2), command("player_media", tts)).to_toy();
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 70}));
+    // A volume that comes with the announcement wins over the Announcement volume.
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    b.at(secs(0), command("announcement_volume", "70"));
+    let given = r#"{"url": "http://h/tts.mp3", "announce": true, "volume": 0.5}"#;
+    let sent = b.at(secs(1), command("player_media", given)).to_toy();
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 50}));
+}
+
+#[test]
+fn an_announcement_volume_of_zero_plays_at_the_toys_own_volume() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    let sent = b.at(secs(1), command("announce", "Hello")).to_toy();
+    assert_eq!(sent[0]["identifier"], "iwantplay");
+}

@@ -26,6 +26,8 @@ pub struct ToyState {
     pub last_activity_ms: Option<u64>,
     /// The media player's title: what the toy played or said last.
     pub player_title: Option<String>,
+    /// The volume announcements play at (0..100), 0 for the toy's own.
+    pub announcement_volume: u8,
     /// The volume to put back once an announcement played at its own
     /// volume is over. Saved, so a restart mid-announcement still puts it back.
     pub volume_to_restore: Option<Value>,
@@ -84,6 +86,7 @@ impl Default for ToyState {
             answer: None,
             last_activity_ms: None,
             player_title: None,
+            announcement_volume: 0,
             volume_to_restore: None,
             listed: false,
             playing: false,

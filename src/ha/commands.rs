@@ -14,6 +14,8 @@ pub enum Request {
     /// The media player's `play_media`.
     PlayMedia(Media),
     SpeakingRole(u8),
+    /// 0..100; 0 is the toy's own volume.
+    AnnouncementVolume(u8),
 }
 
 /// What the media player was asked to play, as the `folotoy` integration
@@ -24,8 +26,11 @@ pub struct Media {
     /// What a TTS URL says, when Home Assistant knows it: the player's title,
     /// and how long the toy is shown speaking.
     pub text: Option<String>,
-    /// Play at this volume, then put the toy's volume back (announcements).
+    /// Play at this volume, then put the toy's volume back.
     pub volume: Option<Value>,
+    /// Home Assistant asked for an announcement (`tts.speak` does): it plays
+    /// at the Announcement volume when it brings none of its own.
+    pub announce: bool,
 }
 
 /// The media player's command payload (see `custom_components/folotoy`).
@@ -37,10 +42,8 @@ struct MediaPayload {
     text: Option<String>,
     #[serde(default)]
     volume: Option<f64>,
-    /// Whether Home Assistant asked for an announcement; the volume says
-    /// all the bridge does differently, so it is only accepted.
-    #[serde(default, rename = "announce")]
-    _announce: Option<bool>,
+    #[serde(default)]
+    announce: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -104,11 +107,16 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
             let m: MediaPayload = if p.starts_with('{') {
                 serde_json::from_str(p).map_err(|e| CommandError::BadMedia(short(&e.to_string())))?
             } else {
-                MediaPayload { url: p.to_owned(), text: None, volume: None, _announce: None }
+                MediaPayload { url: p.to_owned(), text: None, volume: None, announce: false }
             };
             let text = m.text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
             let volume = m.volume.map(|v| player_volume(&v.to_string())).transpose()?;
-            Ok(Request::PlayMedia(Media { url: url(m.url.trim(), MAX_ANNOUNCE)?, text, volume }))
+            Ok(Request::PlayMedia(Media { url: url(m.url.trim(), MAX_ANNOUNCE)?, text, volume, announce: m.announce }))
+        }
+        Kind::AnnouncementVolume => {
+            let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
+            // The toy's own volume range, 0 meaning "the toy's own volume".
+            Ok(Request::AnnouncementVolume(Setting::Volume.check(x)?.as_f64() as u8))
         }
         Kind::SpeakingRole => roles
             .iter()
@@ -192,20 +200,23 @@ mod tests {
         assert_eq!(run("player_volume", "0.3"), Ok(Request::Set(Setting::Volume, Value::Int(30))));
         assert_eq!(run("player_volume", "1"), Ok(Request::Set(Setting::Volume, Value::Int(100))));
         let tts = r#"{"url": "http://ha.local:8123/api/tts_proxy/abc.mp3", "text": "Dinner!", "announce": true}"#;
-        let media = |url: &str, text: Option<&str>, volume: Option<i64>| {
+        let media = |url: &str, text: Option<&str>, volume: Option<i64>, announce: bool| {
             Ok(Request::PlayMedia(Media {
                 url: url.into(),
                 text: text.map(Into::into),
                 volume: volume.map(Value::Int),
+                announce,
             }))
         };
         assert_eq!(
             run("player_media", tts),
-            media("http://ha.local:8123/api/tts_proxy/abc.mp3", Some("Dinner!"), None)
+            media("http://ha.local:8123/api/tts_proxy/abc.mp3", Some("Dinner!"), None, true)
         );
         let loud = r#"{"url": "http://h/a.mp3", "volume": 0.6, "announce": true}"#;
-        assert_eq!(run("player_media", loud), media("http://h/a.mp3", None, Some(60)));
-        assert_eq!(run("player_media", "https://h/a.mp3"), media("https://h/a.mp3", None, None));
+        assert_eq!(run("player_media", loud), media("http://h/a.mp3", None, Some(60), true));
+        assert_eq!(run("announcement_volume", "60"), Ok(Request::AnnouncementVolume(60)));
+        assert_eq!(run("announcement_volume", "0.0"), Ok(Request::AnnouncementVolume(0)));
+        assert_eq!(run("player_media", "https://h/a.mp3"), media("https://h/a.mp3", None, None, false));
     }
 
     #[test]
@@ -222,6 +233,8 @@ mod tests {
         assert!(matches!(run("player_media", r#"{"media_id": "http://h/a.mp3"}"#), Err(CommandError::BadMedia(_))));
         let loud = r#"{"url": "http://h/a.mp3", "volume": 1.5}"#;
         assert!(matches!(run("player_media", loud), Err(CommandError::Range(_))));
+        assert!(matches!(run("announcement_volume", "101"), Err(CommandError::Range(_))));
+        assert!(matches!(run("announcement_volume", "loud"), Err(CommandError::NotANumber(_))));
         assert_eq!(run("player_state", "playing"), Err(CommandError::ReadOnly));
     }
 

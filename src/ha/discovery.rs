@@ -208,6 +208,13 @@ impl Discovery<'_> {
                     c.insert("unit_of_measurement".into(), unit.into());
                 }
             }
+            Kind::AnnouncementVolume => {
+                c.insert("min".into(), 0.into());
+                c.insert("max".into(), 100.into());
+                c.insert("step".into(), 1.into());
+                c.insert("mode".into(), "slider".into());
+                c.insert("unit_of_measurement".into(), "%".into());
+            }
             Kind::Select { options, .. } => {
                 let labels: Vec<&str> = options.iter().map(|(k, _)| self.catalog.option(e.key, k)).collect();
                 c.insert("options".into(), labels.into());

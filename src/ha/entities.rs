@@ -23,6 +23,9 @@ pub enum Kind {
     /// Which of the server's roles (1..7) speaks for Say. Kept by the bridge:
     /// FoloToy has no setting for it.
     SpeakingRole,
+    /// The volume announcements play at, 0 for the toy's own. Kept by the
+    /// bridge, which sets it for the announcement and puts the toy's back.
+    AnnouncementVolume,
     /// What the bridge last sent to the toy and how it ended.
     LastCommand,
     /// What the child said last (`recording_transcribed`).
@@ -129,6 +132,13 @@ pub const TOY: &[Entity] = &[
         device_class: None,
     },
     Entity {
+        key: "announcement_volume",
+        kind: Kind::AnnouncementVolume,
+        icon: "mdi:bullhorn-variant-outline",
+        category: Some(Category::Config),
+        device_class: None,
+    },
+    Entity {
         key: "play_audio",
         kind: Kind::PlayAudio,
         icon: "mdi:music-box-outline",
@@ -195,7 +205,7 @@ impl Entity {
 
     pub fn component(&self) -> &'static str {
         match self.kind {
-            Kind::Number { .. } => "number",
+            Kind::Number { .. } | Kind::AnnouncementVolume => "number",
             Kind::Select { .. } | Kind::SpeakingRole => "select",
             Kind::Switch { .. } => "switch",
             Kind::Say | Kind::PlayAudio => "text",
@@ -222,6 +232,7 @@ impl Entity {
                 | Kind::Say
                 | Kind::PlayAudio
                 | Kind::SpeakingRole
+                | Kind::AnnouncementVolume
                 | Kind::Announce
                 | Kind::Player(PlayerPart::Volume | PlayerPart::Media)
         )

@@ -31,6 +31,7 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
             toy.settings.get(setting).map(|v| if v.as_f64() as i64 == on { "ON" } else { "OFF" }.to_owned())
         }
         Kind::SpeakingRole => roles.get(usize::from(toy.role).saturating_sub(1)).cloned(),
+        Kind::AnnouncementVolume => Some(toy.announcement_volume.to_string()),
         // Nothing until something was said or played: an empty retained
         // payload would delete the retained state, so Home Assistant would
         // show an empty text after a bridge restart and unknown otherwise;
