@@ -1,0 +1,33 @@
+# The bridge built from source, as the add-on runs it (`--data /data`), for an add-on
+# built on the Home Assistant machine itself (scripts/local-addon puts this file and the
+# sources into a local add-on folder) or for Docker anywhere:
+#   docker build -t folotoy-bridge .
+#   docker run -v "$PWD/data:/data" folotoy-bridge      # reads /data/options.json
+# The published add-on image (addon/Dockerfile) holds the same binary, built by the
+# release workflow.
+ARG BUILD_FROM=alpine:3.21
+
+FROM rust:1-alpine3.21 AS build
+# Where the sources are in the build context: `.` at the repository root, `source` in a
+# local add-on folder (whose own translations/ are the add-on's option names).
+ARG SOURCE=.
+# hadolint ignore=DL3018
+RUN apk add --no-cache musl-dev
+WORKDIR /src
+COPY ${SOURCE}/Cargo.toml ${SOURCE}/Cargo.lock ./
+COPY ${SOURCE}/benches ./benches
+COPY ${SOURCE}/src ./src
+COPY ${SOURCE}/translations ./translations
+# The add-on's option names, which configuration errors quote.
+COPY ${SOURCE}/addon/translations ./addon/translations
+RUN cargo build --release --locked --bin folotoy-ha-bridge
+
+FROM ${BUILD_FROM}
+ARG BUILD_ARCH
+ARG BUILD_VERSION
+COPY --from=build /src/target/release/folotoy-ha-bridge /usr/bin/folotoy-ha-bridge
+LABEL io.hass.type="addon" \
+      io.hass.arch="${BUILD_ARCH}" \
+      io.hass.version="${BUILD_VERSION}" \
+      io.hass.name="FoloToy bridge"
+CMD ["/usr/bin/folotoy-ha-bridge", "--data", "/data"]
