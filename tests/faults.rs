@@ -200,12 +200,15 @@ async fn a_bridge_killed_at_any_moment_leaves_a_state_file_that_loads() {
         }
         tokio::time::sleep(Duration::from_millis(after_ms)).await;
         bridge.kill();
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            let saved: Json = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("round {round}: state file corrupt after SIGKILL: {e}\n{text}"));
-            assert!(saved["toys"].is_object(), "round {round}: {text}");
-        }
+        // The bridge writes the state file at start, before it connects (which each
+        // round waits for), so it is always there to check.
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("round {round}: no state file: {e}"));
+        let saved: Json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("round {round}: state file corrupt after SIGKILL: {e}\n{text}"));
+        assert!(saved["toys"].is_object(), "round {round}: {text}");
         bridge.spawn(&[]);
+        // This run's line (wait_log reads the current run only): the next kill lands
+        // `after_ms` into a bridge that is up, as the round means to.
         bridge.wait_log(&["connected to the broker"]).await;
         assert!(!bridge.log().iter().any(|l| l.contains("moved to")), "a state file was set aside as corrupt");
     }

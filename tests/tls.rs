@@ -42,11 +42,18 @@ async fn command_round_trips(ha: &mut Client, sim: &Simulator) {
     ha.wait_value(&state("volume"), "40").await;
 }
 
-/// Watches for a while and fails if the bridge ever said it is online.
+/// Every connection attempt in the log, for [`never_online`].
+const LINK_DEBUG: &[(&str, &str)] = &[("RUST_LOG", "info,folotoy_ha_bridge::runtime::link=debug")];
+
+/// The bridge tried twice and failed both times, and never said it is online. Attempts
+/// follow each other, so two failed ones leave no moment it was connected; a message
+/// the test sends itself after them proves the broker relayed no `online` before.
 async fn never_online(ha: &mut Client, bridge: &mut Bridge) {
-    let msgs = ha.collect(Duration::from_millis(1500)).await;
+    bridge.wait_log(&["DEBUG", "attempt 2 failed"]).await;
+    ha.publish("folotoy/test/marker", "after").await;
+    ha.wait_for_next("folotoy/test/marker", |p| p == "after").await;
     assert!(
-        !msgs.iter().any(|m| m.topic == "folotoy/bridge/state" && m.payload == "online"),
+        !ha.seen.iter().any(|m| m.topic == "folotoy/bridge/state" && m.payload == "online"),
         "the bridge must not get through; log:\n{}",
         bridge.log().join("\n")
     );
@@ -106,7 +113,8 @@ async fn a_broker_certificate_the_configured_ca_did_not_sign_is_refused_and_retr
     let broker = Mosquitto::start_tls(pki.other_listener());
     let dir = tempfile::tempdir().unwrap();
     let mut ha = Client::connect(&broker, &["folotoy/#"]).await;
-    let mut bridge = Bridge::start_config(dir.path(), &one_broker(&broker, &[("ca_file", &pki.path("ca.pem"))]));
+    let mut bridge =
+        Bridge::start_config_env(dir.path(), &one_broker(&broker, &[("ca_file", &pki.path("ca.pem"))]), LINK_DEBUG);
     let line = bridge.wait_log(&["WARN", "cannot connect to the broker", "(TLS)", "retrying"]).await;
     assert!(line.contains("certificate"), "says the certificate is the problem: {line}");
     assert!(line.contains("mqtt.ca_file"), "says what to check: {line}");
@@ -131,7 +139,8 @@ async fn a_broker_requiring_a_client_certificate_accepts_the_bridge_with_one_and
     let mut ha = Client::connect(&broker, &["folotoy/#"]).await;
 
     let without = tempfile::tempdir().unwrap();
-    let mut bridge = Bridge::start_config(without.path(), &one_broker(&broker, &[("ca_file", &pki.path("ca.pem"))]));
+    let mut bridge =
+        Bridge::start_config_env(without.path(), &one_broker(&broker, &[("ca_file", &pki.path("ca.pem"))]), LINK_DEBUG);
     bridge.wait_log(&["WARN", "cannot connect to the broker", "(TLS)"]).await;
     never_online(&mut ha, &mut bridge).await;
     bridge.kill();

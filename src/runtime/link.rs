@@ -12,7 +12,7 @@ use rumqttc::{
     AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, QoS, TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::bridge::Side;
 use crate::config::{ConfigError, MqttConfig};
@@ -93,6 +93,9 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
     let mut backoff = BACKOFF_START;
     let mut up = false;
     let mut last_error = String::new();
+    // Failed attempts since the last connection: the warning above is only
+    // repeated when the error changes, this counts every one (at debug level).
+    let mut failed = 0u32;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -100,6 +103,7 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
                 up = true;
                 backoff = BACKOFF_START;
                 last_error.clear();
+                failed = 0;
                 if tx.send(LinkEvent::Up(role)).is_err() {
                     return;
                 }
@@ -127,7 +131,10 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
                     warn!("cannot connect to {} at {where_}: {error}{}; retrying", role.name(), hint(&error, role));
                 }
                 last_error = error;
-                tokio::time::sleep(jitter(backoff)).await;
+                failed += 1;
+                let delay = jitter(backoff);
+                debug!("{} at {where_}: attempt {failed} failed, next in {} ms", role.name(), delay.as_millis());
+                tokio::time::sleep(delay).await;
                 backoff = (backoff * 2).min(BACKOFF_CAP);
             }
         }

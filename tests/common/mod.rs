@@ -179,6 +179,9 @@ fn join_reader(pid: u32) {
 pub struct Bridge {
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
+    /// Where the current run's lines start in `log`: [`Bridge::wait_log`]
+    /// looks at this run only, so a line an earlier run wrote never answers it.
+    run_start: usize,
     pub dir: PathBuf,
     config: String,
 }
@@ -194,7 +197,7 @@ impl Bridge {
             dir.join("state.json").display(),
             yaml
         );
-        let mut b = Bridge { child: None, log: Arc::default(), dir: dir.to_owned(), config };
+        let mut b = Bridge { child: None, log: Arc::default(), run_start: 0, dir: dir.to_owned(), config };
         b.spawn(&[]);
         b
     }
@@ -207,7 +210,7 @@ impl Bridge {
 
     pub fn start_config_env(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Bridge {
         let config = format!("state_file: {}\n{yaml}", dir.join("state.json").display());
-        let mut b = Bridge { child: None, log: Arc::default(), dir: dir.to_owned(), config };
+        let mut b = Bridge { child: None, log: Arc::default(), run_start: 0, dir: dir.to_owned(), config };
         b.spawn(env);
         b
     }
@@ -225,18 +228,26 @@ impl Bridge {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        // Every line of an earlier run is in: `kill` and `wait_exit` join its reader.
+        self.run_start = self.log.lock().unwrap().len();
         self.child = Some(spawn_logged(&mut cmd, &self.log));
     }
 
+    /// Every line of every run.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
 
-    /// Waits for a log line containing every one of `parts`.
+    /// The lines of the current (or last) run.
+    pub fn log_of_this_run(&self) -> Vec<String> {
+        self.log.lock().unwrap()[self.run_start..].to_vec()
+    }
+
+    /// Waits for a line of the current run containing every one of `parts`.
     pub async fn wait_log(&self, parts: &[&str]) -> String {
         let start = Instant::now();
         loop {
-            if let Some(l) = self.log().into_iter().find(|l| parts.iter().all(|p| l.contains(p))) {
+            if let Some(l) = self.log_of_this_run().into_iter().find(|l| parts.iter().all(|p| l.contains(p))) {
                 return l;
             }
             if start.elapsed() > WAIT {
@@ -279,6 +290,7 @@ impl Bridge {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            join_reader(c.id());
         }
     }
 }
@@ -362,6 +374,11 @@ impl Client {
         if let Some(m) = self.seen.iter().rev().find(|m| m.topic == topic && pred(&m.payload)) {
             return m.clone();
         }
+        self.wait_for_next(topic, pred).await
+    }
+
+    /// Like [`Client::wait_for`], for a message not received yet.
+    pub async fn wait_for_next(&mut self, topic: &str, pred: impl Fn(&str) -> bool) -> Msg {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
@@ -381,6 +398,12 @@ impl Client {
 
     pub async fn wait_value(&mut self, topic: &str, value: &str) -> Msg {
         self.wait_for(topic, |p| p == value).await
+    }
+
+    /// Forgets what was received so far: later waits see only what arrives
+    /// from now on (what is already on its way still counts as new).
+    pub fn forget(&mut self) {
+        self.seen.clear();
     }
 
     /// Everything that arrives within `d`.

@@ -8,7 +8,6 @@ sends on /sys/folotoy/<sn>/thing/event/post.
 from __future__ import annotations
 
 import shutil
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -196,8 +195,23 @@ def test_the_phrase_blueprint_acts_once_when_the_child_says_the_phrase_and_not_a
     ha.wait_for_state(CONVERSATION, state="unavailable")
     bridge.start()
     ha.wait_for_state(CONVERSATION, predicate=lambda s: s["state"] not in ("unavailable", "unknown"))
-    time.sleep(2)
-    assert ha.state("counter.baths")["state"] == "1", "the automation ran again without anyone speaking"
+    # A marker after it: the child says "bath" again. Runs start in the order of their
+    # triggers, so once the run this caused is listed, any run the comeback caused is too.
+    sent_at = datetime.now().astimezone()
+    child_says(mqtt, 22, "bath please")
+
+    def runs() -> list[dict]:
+        """Every run of the automation, also those its phrase condition stopped."""
+        return ha.ws("trace/list", domain="automation", item_id="bath_time")
+
+    wait_until(
+        lambda: any(datetime.fromisoformat(t["timestamp"]["start"]) >= sent_at for t in runs()),
+        10,
+        "the automation's run for the marker",
+    )
+    ha.wait_for_state("counter.baths", state="2")
+    acted = [t for t in runs() if t["last_step"].startswith("action")]
+    assert len(acted) == 2, "the automation acted when the Conversation entity came back, without anyone speaking"
 
 
 def test_a_toy_deleted_in_home_assistant_stays_deleted_when_it_talks_and_home_assistant_comes_back(
@@ -229,9 +243,20 @@ def test_a_toy_deleted_in_home_assistant_stays_deleted_when_it_talks_and_home_as
 
     # It talks again, and Home Assistant announces itself, after which the
     # bridge publishes everything again: the toy must stay deleted.
+    mqtt.subscribe(f"homeassistant/+/folotoy_{visitor}/+/config")
+    mqtt.subscribe("folotoy/bridge/state")
+    mark = mqtt.mark()
     visitor_says(31, "Still here")
+    wait_until(lambda: f"toy {visitor} ignored: it was deleted" in bridge.log_text(), 10, "the bridge to refuse it")
     mqtt.publish("homeassistant/status", "online", qos=0)
-    time.sleep(4)
+    # The republish ends with `online`, after every config it publishes (one connection,
+    # in order): once it is here, a config for the visitor would have come before it. Sent
+    # live, so not flagged retained, unlike the copy the subscription brought.
+    mqtt.wait_for(
+        "folotoy/bridge/state", since=mark, predicate=lambda m: m.text == "online" and not m.retain, timeout=15
+    )
+    again = [m.topic for m in mqtt.find(f"homeassistant/+/folotoy_{visitor}/+/config", since=mark) if m.payload]
+    assert again == [], f"the bridge announced the deleted toy again: {again}"
     assert ha.device_by_identifier(f"folotoy_{visitor}") is None, "the deleted toy came back"
     assert ha.device_by_identifier(f"folotoy_{BUNNY}") is not None, "the listed toy is untouched"
     log = bridge.log_path.read_text()
