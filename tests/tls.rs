@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 use folotoy_ha_bridge::sim::{AckMode, SimConfig, Simulator};
