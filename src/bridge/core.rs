@@ -874,7 +874,7 @@ impl Core {
             ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
                 let toy = self.toy_mut(sn);
                 let answer = match &mut toy.answer {
-                    Some(a) if a.recording_id == recording_id => a,
+                    Some(a) if continues(a, recording_id, order) => a,
                     other => other.insert(Answer { recording_id, role, ..Answer::default() }),
                 };
                 // Without an order, a sentence goes after those already here.
@@ -1147,6 +1147,18 @@ pub const PLAY_GUESS: Duration = Duration::from_secs(30);
 
 /// Toys published per part of a republish.
 pub const CHUNK: usize = 32;
+
+/// Whether a sentence belongs to the answer being put together: the same
+/// recordingId. Without one, nothing ties sentences together but their order:
+/// a later sentence continues an answer that has no recordingId either, and a
+/// first sentence (or one without an order) starts a new one, so answers to
+/// different questions are never run together.
+fn continues(answer: &Answer, recording_id: Option<i64>, order: Option<i64>) -> bool {
+    match recording_id {
+        Some(_) => answer.recording_id == recording_id,
+        None => answer.recording_id.is_none() && order.is_some_and(|o| o > 1 && !answer.parts.contains_key(&o)),
+    }
+}
 
 /// About how long the toy takes to read `text` aloud, for the media player's
 /// `playing` state: FoloToy never says when it is done.

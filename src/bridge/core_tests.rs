@@ -2005,3 +2005,38 @@ fn an_announcement_volume_of_zero_plays_at_the_toys_own_volume() {
     let sent = b.at(secs(1), command("announce", "Hello")).to_toy();
     assert_eq!(sent[0]["identifier"], "iwantplay");
 }
+
+// --- Answers without a recordingId -------------------------------------------
+
+fn said_without_id(order: Option<i64>, text: &str) -> Input {
+    let mut params = json!({"voiceText": text});
+    if let Some(order) = order {
+        params["order"] = json!(order);
+    }
+    folotoy(
+        format!("/sys/folotoy/{SN}/thing/event/post"),
+        json!({"identifier": "voice_generated", "inputParams": params}),
+    )
+}
+
+fn said_text(out: &Output) -> Option<String> {
+    out.state("said").map(|s| serde_json::from_str::<Json>(&s).unwrap()["text"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn answers_without_a_recording_id_are_never_run_together() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), said_without_id(Some(1), "Cats purr."));
+    let out = b.at(secs(2), said_without_id(Some(2), " They also sleep."));
+    assert_eq!(said_text(&out).as_deref(), Some("Cats purr. They also sleep."), "a later sentence continues it");
+    // A new first sentence is a new answer, not a third part of the old one.
+    let out = b.at(secs(4), said_without_id(Some(1), "Dogs bark."));
+    assert_eq!(said_text(&out).as_deref(), Some("Dogs bark."));
+    // Nothing at all to tie it to the answer before: it stands alone.
+    let out = b.at(secs(6), said_without_id(None, "Hello!"));
+    assert_eq!(said_text(&out).as_deref(), Some("Hello!"));
+    // An answer with a recordingId is never joined by one without.
+    b.at(secs(8), said(5, 1, "Birds sing."));
+    let out = b.at(secs(10), said_without_id(Some(2), "Fish swim."));
+    assert_eq!(said_text(&out).as_deref(), Some("Fish swim."));
+}
