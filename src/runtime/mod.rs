@@ -82,22 +82,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     let out = core.handle(Input::Tick, now);
                     apply(&mut core, &links, &mut saver, out).await;
                 }
-                saver.when_due(&core, now);
+                saver.when_due(|| core.snapshot(), now);
                 continue;
             }
             _ = &mut shutdown => break,
         };
-        // Whatever else already waits is handled in the same go, so a state
-        // that changed several times in a burst is published once.
-        let mut batch = vec![input];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(ev) => batch.push(ev),
-                Err(_) => break,
-            }
-        }
         let mut out = Output::default();
-        for ev in batch {
+        for ev in with_waiting(input, &mut rx, BATCH) {
             for input in inputs(&topics, &links, ev).await {
                 merge(&mut out, core.handle(input, std::time::Instant::now()));
             }
@@ -111,7 +102,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let _ = c.disconnect().await;
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, futures_join(links.tasks)).await;
-    saver.finish(&core).await;
+    saver.finish(core.snapshot()).await;
     Ok(())
 }
 
@@ -229,6 +220,20 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
 /// How many waiting messages are taken at once.
 const BATCH: usize = 4096;
 
+/// `first` and whatever else already waits, up to `max` in all, in order:
+/// handled in the same go, a state that changed several times in a burst is
+/// published once (see [`newest_states`]).
+fn with_waiting<T>(first: T, rx: &mut mpsc::UnboundedReceiver<T>, max: usize) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(ev) => batch.push(ev),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 fn merge(into: &mut Output, out: Output) {
     into.publish.extend(out.publish);
     into.logs.extend(out.logs);
@@ -271,9 +276,9 @@ async fn apply_one(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
         }
     }
     if out.save {
-        saver.now(core, std::time::Instant::now());
+        saver.now(|| core.snapshot(), std::time::Instant::now());
     } else if out.save_soon {
-        saver.soon(core, std::time::Instant::now());
+        saver.soon(|| core.snapshot(), std::time::Instant::now());
     }
 }
 
@@ -304,5 +309,65 @@ fn emit_logs(logs: &[crate::bridge::Log]) {
             Level::Info => info!(topic = %l.topic, "{}", l.message),
             Level::Warn => warn!(topic = %l.topic, "{}", l.message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bridge::Publish;
+
+    fn state(side: Side, topic: &str, payload: &str) -> Publish {
+        Publish { side, topic: topic.into(), payload: payload.into(), retain: true, at_most_once: false }
+    }
+
+    fn event(topic: &str, payload: &str) -> Publish {
+        Publish { side: Side::Ha, topic: topic.into(), payload: payload.into(), retain: false, at_most_once: true }
+    }
+
+    fn shown(publish: &[Publish]) -> Vec<String> {
+        publish.iter().map(|p| format!("{}={}", p.topic, String::from_utf8_lossy(&p.payload))).collect()
+    }
+
+    #[test]
+    fn a_state_changed_several_times_in_a_batch_is_published_once_with_its_newest_value() {
+        let out = newest_states(vec![
+            state(Side::Ha, "t/volume", "10"),
+            event("t/conversation", "e1"),
+            state(Side::Ha, "t/heard", "a"),
+            state(Side::Ha, "t/volume", "20"),
+            event("t/conversation", "e2"),
+            state(Side::Ha, "t/volume", "30"),
+        ]);
+        assert_eq!(shown(&out), ["t/conversation=e1", "t/heard=a", "t/conversation=e2", "t/volume=30"]);
+    }
+
+    #[test]
+    fn events_and_commands_are_all_kept_in_order() {
+        let out = newest_states(vec![event("t/c", "1"), event("t/c", "2"), event("t/c", "1")]);
+        assert_eq!(shown(&out), ["t/c=1", "t/c=2", "t/c=1"]);
+    }
+
+    #[test]
+    fn the_same_topic_on_the_two_brokers_is_two_states() {
+        let out = newest_states(vec![state(Side::Ha, "t", "ha"), state(Side::FoloToy, "t", "folotoy")]);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn a_config_emptied_after_it_was_published_stays_emptied() {
+        let out = newest_states(vec![state(Side::Ha, "cfg", "{}"), state(Side::Ha, "cfg", "")]);
+        assert_eq!(shown(&out), ["cfg="]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_what_waits_in_order_and_no_more_than_its_size() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for i in 1..=5 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!(with_waiting(0, &mut rx, 4), [0, 1, 2, 3]);
+        assert_eq!(with_waiting(10, &mut rx, 4), [10, 4, 5], "the rest, then nothing waits");
+        assert_eq!(with_waiting(20, &mut rx, 4), [20]);
     }
 }

@@ -18,10 +18,13 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::bridge::Core;
 use crate::store::{self, Snapshot};
 
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a clean stop waits for the last write. The Supervisor and
+/// Docker kill a container 10 s after SIGTERM.
+const FINISH_WITHIN: Duration = Duration::from_secs(5);
 
 /// The snapshot waiting to be written, shared with the writer task.
 #[derive(Default)]
@@ -31,8 +34,9 @@ struct Mailbox {
     closed: AtomicBool,
 }
 
+/// Hands snapshots to the one task that writes the state file. Only that
+/// task ever writes it, so two writes never meet in its temporary file.
 pub struct Saver {
-    path: PathBuf,
     mailbox: Arc<Mailbox>,
     writer: JoinHandle<()>,
     last: Option<Instant>,
@@ -44,7 +48,6 @@ impl Saver {
     pub fn start(path: PathBuf) -> Saver {
         let mailbox = Arc::new(Mailbox::default());
         let inbox = mailbox.clone();
-        let file = path.clone();
         let writer = tokio::spawn(async move {
             loop {
                 let taken = inbox.latest.lock().expect("not poisoned").take();
@@ -55,7 +58,7 @@ impl Saver {
                     inbox.wake.notified().await;
                     continue;
                 };
-                let file = file.clone();
+                let file = path.clone();
                 let written = tokio::task::spawn_blocking(move || store::save(&file, &snapshot)).await;
                 match written {
                     Ok(Err(e)) => warn!("{e}"),
@@ -64,41 +67,150 @@ impl Saver {
                 }
             }
         });
-        Saver { path, mailbox, writer, last: None, due: None }
+        Saver { mailbox, writer, last: None, due: None }
     }
 
     /// What the user set or a toy confirmed changed: write it now.
-    pub fn now(&mut self, core: &Core, now: Instant) {
-        *self.mailbox.latest.lock().expect("not poisoned") = Some(core.snapshot());
-        self.mailbox.wake.notify_one();
+    pub fn now(&mut self, snapshot: impl FnOnce() -> Snapshot, now: Instant) {
+        self.hand_over(snapshot());
         self.last = Some(now);
         self.due = None;
     }
 
-    /// Only what the toys report changed: write it within [`SAVE_EVERY`].
-    pub fn soon(&mut self, core: &Core, now: Instant) {
+    fn hand_over(&self, snapshot: Snapshot) {
+        *self.mailbox.latest.lock().expect("not poisoned") = Some(snapshot);
+        self.mailbox.wake.notify_one();
+    }
+
+    /// Only what the toys report changed: write it within [`SAVE_EVERY`]. The
+    /// snapshot is only taken when it is written.
+    pub fn soon(&mut self, snapshot: impl FnOnce() -> Snapshot, now: Instant) {
         match self.last {
             Some(last) if now < last + SAVE_EVERY => {
                 self.due.get_or_insert(last + SAVE_EVERY);
             }
-            _ => self.now(core, now),
+            _ => self.now(snapshot, now),
         }
     }
 
-    pub fn when_due(&mut self, core: &Core, now: Instant) {
+    pub fn when_due(&mut self, snapshot: impl FnOnce() -> Snapshot, now: Instant) {
         if self.due.is_some_and(|d| d <= now) {
-            self.now(core, now);
+            self.now(snapshot, now);
         }
     }
 
-    /// At a clean stop: lets the writer finish, then writes the final state
-    /// itself, so nothing is left only in memory.
-    pub async fn finish(self, core: &Core) {
+    /// At a clean stop: hands the final state to the writer and waits until
+    /// it is written, so nothing is left only in memory. A disk that does not
+    /// answer in time gets a warning, never a second writer.
+    pub async fn finish(self, last: Snapshot) {
+        self.hand_over(last);
         self.mailbox.closed.store(true, Ordering::Release);
         self.mailbox.wake.notify_one();
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer).await;
-        if let Err(e) = store::save(&self.path, &core.snapshot()) {
-            warn!("{e}");
+        if tokio::time::timeout(FINISH_WITHIN, self.writer).await.is_err() {
+            warn!("the state file was not written within {} s of stopping", FINISH_WITHIN.as_secs());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bridge::state::ToyState;
+    use crate::folotoy::Sn;
+
+    /// A snapshot told apart by its msgId counter.
+    fn snapshot(n: u32) -> Snapshot {
+        Snapshot { next_msg_id: n, ..Snapshot::default() }
+    }
+
+    fn saved(path: &std::path::Path) -> Option<u32> {
+        let loaded = store::load(path).ok()?;
+        Some(loaded.snapshot.next_msg_id)
+    }
+
+    async fn wait_saved(path: &std::path::Path, n: u32) {
+        let start = Instant::now();
+        while saved(path) != Some(n) {
+            assert!(start.elapsed() < Duration::from_secs(5), "never saved {n}; on disk: {:?}", saved(path));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_confirmed_change_is_written_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut saver = Saver::start(path.clone());
+        saver.now(|| snapshot(7), Instant::now());
+        wait_saved(&path, 7).await;
+        assert_eq!(saver.due, None);
+    }
+
+    #[test]
+    fn what_toys_report_is_batched_to_one_write_a_second() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let mut saver = Saver::start(dir.path().join("state.json"));
+            let t0 = Instant::now();
+            let mut taken = 0;
+            saver.soon(
+                || {
+                    taken += 1;
+                    snapshot(1)
+                },
+                t0,
+            );
+            assert_eq!(taken, 1, "the first is written at once");
+            for ms in [10, 200, 900] {
+                saver.soon(
+                    || {
+                        taken += 1;
+                        snapshot(2)
+                    },
+                    t0 + Duration::from_millis(ms),
+                );
+            }
+            assert_eq!(taken, 1, "later ones within the second wait, and take no snapshot");
+            assert_eq!(saver.due, Some(t0 + SAVE_EVERY));
+            saver.when_due(
+                || {
+                    taken += 1;
+                    snapshot(2)
+                },
+                t0 + Duration::from_millis(999),
+            );
+            assert_eq!(taken, 1, "not due yet");
+            saver.when_due(
+                || {
+                    taken += 1;
+                    snapshot(2)
+                },
+                t0 + SAVE_EVERY,
+            );
+            assert_eq!(taken, 2, "one write at the end of the second");
+            assert_eq!(saver.due, None);
+        });
+    }
+
+    #[tokio::test]
+    async fn the_state_at_a_clean_stop_is_on_disk_even_while_a_write_is_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut saver = Saver::start(path.clone());
+        // A big snapshot keeps the writer busy while the next ones arrive.
+        let mut big = snapshot(1);
+        for i in 0..2000 {
+            let sn = Sn::parse(&format!("toy{i:09}")).unwrap();
+            big.toys.insert(sn, ToyState { say_text: Some("x".repeat(200)), ..ToyState::default() });
+        }
+        saver.now(|| big, Instant::now());
+        for n in 2..50 {
+            saver.now(|| snapshot(n), Instant::now());
+        }
+        // Stopping while the writer may still be writing: the final state is what stays,
+        // whole (a second writer in the same temporary file would garble it).
+        saver.finish(snapshot(99)).await;
+        assert_eq!(saved(&path), Some(99));
     }
 }
