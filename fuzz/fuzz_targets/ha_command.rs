@@ -9,6 +9,9 @@ use folotoy_ha_bridge::ha::{inbound, Topics};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
+#[path = "../../tests/common/ranges.rs"]
+mod ranges;
+
 /// Loaded once: parsing YAML on every run would be most of the time spent.
 fn catalogs() -> &'static [Catalog; 2] {
     static CATALOGS: OnceLock<[Catalog; 2]> = OnceLock::new();
@@ -26,6 +29,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(payload) else { return };
     let catalog = &catalogs()[usize::from(pick & 2 != 0)];
     if let Ok(Request::Set(setting, value)) = commands::parse(entity, text, catalog, &catalog.roles) {
-        assert!(setting.check(value.as_f64()).is_ok(), "{setting} = {value:?} accepted from {text:?}");
+        assert!(
+            ranges::in_documented_range(setting.field(), value.as_f64()),
+            "{setting} = {value:?} accepted from {text:?}"
+        );
     }
 });
