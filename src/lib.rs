@@ -12,6 +12,7 @@ pub mod demo;
 pub mod folotoy;
 pub mod ha;
 pub mod runtime;
+pub mod saved;
 pub mod sim;
 pub mod store;
 pub mod supervisor;

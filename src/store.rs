@@ -5,50 +5,11 @@
 //! new state, never half of one. A file that cannot be read is moved aside,
 //! not deleted, and the bridge starts fresh.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use crate::bridge::state::{ServerState, ToyState};
-use crate::folotoy::Sn;
-
-/// Bumped when the format changes in a way older bridges cannot read.
-pub const VERSION: u32 = 1;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Snapshot {
-    pub version: u32,
-    /// The next msgId to use, so a restarted bridge does not take a late ack
-    /// for an earlier command as the answer to a new one.
-    pub next_msg_id: u32,
-    pub toys: BTreeMap<Sn, ToyState>,
-    /// Discovery topics that hold one of our configs in Home Assistant.
-    /// Shared with the running bridge: with many toys it is most of the
-    /// state, and a snapshot is taken for every confirmed change.
-    pub discovery_topics: Arc<BTreeSet<String>>,
-    pub server: ServerState,
-    /// Toys the user deleted in Home Assistant: kept out until listed in
-    /// `folotoy.toys`, even when they talk.
-    pub deleted_toys: BTreeSet<Sn>,
-}
-
-impl Default for Snapshot {
-    fn default() -> Self {
-        Snapshot {
-            version: VERSION,
-            next_msg_id: 1,
-            toys: BTreeMap::new(),
-            discovery_topics: Arc::default(),
-            server: ServerState::default(),
-            deleted_toys: BTreeSet::new(),
-        }
-    }
-}
+use crate::saved::{Snapshot, VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -127,7 +88,10 @@ fn aside_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::folotoy::Sn;
     use crate::folotoy::{Setting, Value};
+    use crate::saved::ToyState;
+    use std::sync::Arc;
 
     #[test]
     fn a_state_file_in_a_folder_not_made_yet_gets_its_folder() {

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use folotoy_ha_bridge::bridge::state::Heard;
+use folotoy_ha_bridge::saved::Heard;
 use serde_yaml::Value;
 
 fn blueprints() -> Vec<PathBuf> {

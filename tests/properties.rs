@@ -18,7 +18,7 @@ use folotoy_ha_bridge::folotoy::{messages, Sn};
 use folotoy_ha_bridge::ha::commands::{self, Request};
 use folotoy_ha_bridge::ha::entities::TOY;
 use folotoy_ha_bridge::ha::{inbound, Topics};
-use folotoy_ha_bridge::store::Snapshot;
+use folotoy_ha_bridge::saved::Snapshot;
 use proptest::prelude::*;
 
 const SN: &str = "fcb467dad0c0";

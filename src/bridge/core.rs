@@ -10,14 +10,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::hold::Hold;
 use super::pending::{slot_of, Pending, Sent, Slot, Waiting};
-use super::state::{Answer, Heard, LastCommand, Outcome, Part, ServerState, ToyState};
 use crate::catalog::Catalog;
 use crate::folotoy::{self, Command, Inbound, Play, Setting, Settings, Sn, ToyEvent, Value};
 use crate::ha::discovery::Discovery;
 use crate::ha::entities::{Entity, Kind, TOY};
 use crate::ha::topics::{toy_node, SERVER};
 use crate::ha::{self, HaInbound, Media, Request, Topics};
-use crate::store::Snapshot;
+use crate::saved::{Answer, Heard, LastCommand, Outcome, Part, ServerState, Snapshot, ToyState};
 
 /// Home Assistant re-subscribes right after its birth message; publishing a
 /// moment later makes sure it is listening (the delay zigbee2mqtt uses too).

@@ -3,6 +3,5 @@
 pub mod core;
 pub mod hold;
 pub mod pending;
-pub mod state;
 
 pub use self::core::{Core, CoreConfig, Input, Log, Output, Publish, Side};

@@ -4,8 +4,8 @@ use super::entities::{Entity, Kind, PlayerPart, MAX_TEXT};
 use crate::folotoy::Setting;
 use serde_json::json;
 
-use crate::bridge::state::{Answer, Heard, LastCommand, ToyState};
 use crate::catalog::Catalog;
+use crate::saved::{Answer, Heard, LastCommand, ToyState};
 
 /// What Home Assistant's MQTT number, select and switch take as "unknown".
 pub const UNKNOWN: &str = "None";
@@ -181,8 +181,8 @@ pub fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bridge::state::Outcome;
     use crate::folotoy::{Setting, Value};
+    use crate::saved::Outcome;
 
     #[test]
     fn unconfirmed_settings_are_unknown_and_confirmed_ones_are_labelled() {
@@ -216,7 +216,7 @@ mod tests {
         let mut toy = ToyState::default();
         let mut a = Answer { recording_id: Some(3), role: Some(1), ..Answer::default() };
         for order in 1..=40 {
-            let p = crate::bridge::state::Part { text: format!(" Sentence {order}."), voice_url: None };
+            let p = crate::saved::Part { text: format!(" Sentence {order}."), voice_url: None };
             a.parts.insert(order, p);
         }
         toy.answer = Some(a);
@@ -234,7 +234,7 @@ mod tests {
         let mut a = Answer { recording_id: Some(3), role: Some(1), ..Answer::default() };
         for order in 1..=256 {
             let url = format!("http://192.168.52.164:8082/voice-{order:032}.mp3");
-            let p = crate::bridge::state::Part { text: "小兔子住在洞里。".repeat(3), voice_url: Some(url) };
+            let p = crate::saved::Part { text: "小兔子住在洞里。".repeat(3), voice_url: Some(url) };
             a.parts.insert(order, p);
         }
         toy.answer = Some(a.clone());

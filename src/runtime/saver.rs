@@ -18,7 +18,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::store::{self, Snapshot};
+use crate::saved::Snapshot;
+use crate::store;
 
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -115,8 +116,8 @@ impl Saver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bridge::state::ToyState;
     use crate::folotoy::Sn;
+    use crate::saved::ToyState;
 
     /// A snapshot told apart by its msgId counter.
     fn snapshot(n: u32) -> Snapshot {

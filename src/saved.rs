@@ -1,11 +1,14 @@
-//! What the bridge knows of each toy: only what the toy confirmed, or what
-//! the user chose in the bridge itself. This is what is saved and restored.
+//! What the bridge knows and saves: of each toy only what the toy confirmed,
+//! or what the user chose in the bridge itself. The core keeps it, Home
+//! Assistant's states are rendered from it, and the store writes it; it
+//! depends on none of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::folotoy::{Settings, Value};
+use crate::folotoy::{Settings, Sn, Value};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -134,6 +137,40 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::NoAnswer => "no_answer",
             Outcome::Invalid => "invalid",
+        }
+    }
+}
+
+/// Bumped when the format changes in a way older bridges cannot read.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Snapshot {
+    pub version: u32,
+    /// The next msgId to use, so a restarted bridge does not take a late ack
+    /// for an earlier command as the answer to a new one.
+    pub next_msg_id: u32,
+    pub toys: BTreeMap<Sn, ToyState>,
+    /// Discovery topics that hold one of our configs in Home Assistant.
+    /// Shared with the running bridge: with many toys it is most of the
+    /// state, and a snapshot is taken for every confirmed change.
+    pub discovery_topics: Arc<BTreeSet<String>>,
+    pub server: ServerState,
+    /// Toys the user deleted in Home Assistant: kept out until listed in
+    /// `folotoy.toys`, even when they talk.
+    pub deleted_toys: BTreeSet<Sn>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            version: VERSION,
+            next_msg_id: 1,
+            toys: BTreeMap::new(),
+            discovery_topics: Arc::default(),
+            server: ServerState::default(),
+            deleted_toys: BTreeSet::new(),
         }
     }
 }
