@@ -1,0 +1,298 @@
+//! Commands to toys and their answers: what Home Assistant asked, sent as
+//! FoloToy commands, and how each ended (confirmed, refused, no answer).
+
+use super::conversations::title_of;
+use super::*;
+
+impl Core {
+    pub(super) fn on_command(
+        &mut self,
+        topic: &str,
+        sn: &str,
+        key: &str,
+        payload: &str,
+        now: Instant,
+        out: &mut Output,
+    ) {
+        if sn == SERVER {
+            return self.on_server_command(topic, key, now, out);
+        }
+        let sn = match Sn::parse(sn) {
+            Ok(sn) if self.toys.contains_key(&sn) => sn,
+            Ok(_) => return out.log(Level::Warn, topic, format!("command for unknown toy {sn} ignored")),
+            Err(e) => return out.log(Level::Warn, topic, format!("command ignored: {e}")),
+        };
+        let Some(entity) = Entity::find(key) else {
+            return out.log(Level::Warn, topic, format!("command for unknown entity {key:?} ignored"));
+        };
+        if matches!(entity.kind, Kind::Player(_)) && !self.cfg.media_player {
+            return out.log(Level::Warn, topic, "media player command ignored: homeassistant.media_player is off");
+        }
+        let request = match ha::commands::parse(entity, payload, &self.cfg.catalog, &self.cfg.roles) {
+            Ok(r) => r,
+            Err(e) => {
+                out.log(Level::Warn, topic, format!("command refused before sending: {e}"));
+                self.set_last(&sn, entity.key, payload, Outcome::Invalid, None, Some(e.to_string()), out);
+                // Home Assistant may show the refused value until told otherwise.
+                self.publish_state(&sn, entity, out);
+                return;
+            }
+        };
+        let mut raw = payload.to_owned();
+        match request {
+            // The role and the announcement volume are the bridge's own: nothing to ask the toy.
+            Request::SpeakingRole(role) => self.toy_mut(&sn).role = role,
+            Request::AnnouncementVolume(volume) => self.toy_mut(&sn).announcement_volume = volume,
+            _ => {}
+        }
+        if matches!(request, Request::SpeakingRole(_) | Request::AnnouncementVolume(_)) {
+            self.publish_state(&sn, entity, out);
+            out.save = true;
+            return;
+        }
+        if !self.folotoy_up {
+            // Queued, it could reach the toy long after Home Assistant gave
+            // up on it; so it is refused now, and the old value shown again.
+            let why = "FoloToy's broker is not connected";
+            out.log(Level::Warn, topic, format!("command not sent: {why}"));
+            self.set_last(&sn, entity.key, payload, Outcome::Invalid, None, Some(why.into()), out);
+            return self.publish_state(&sn, entity, out);
+        }
+        if let Request::Set(Setting::Volume, _) = request {
+            // The user's volume wins over the one an announcement would put back.
+            if self.toy_mut(&sn).volume_to_restore.take().is_some() {
+                out.log(
+                    Level::Info,
+                    topic,
+                    "a new volume was set: the volume from before the announcement is not put back",
+                );
+            }
+        }
+        if let Request::PlayMedia(media) = &request {
+            // What the Last command sensor shows: what is said, or the URL, not the JSON.
+            raw = media.text.clone().unwrap_or_else(|| media.url.clone());
+        }
+        if matches!(request, Request::PlayMedia(_)) || entity.kind == Kind::Announce {
+            return self.announce(&sn, topic, entity.key, request, raw, now, out);
+        }
+        if let Request::Set(setting, _) = request {
+            if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
+                let replaced =
+                    self.pending.wait(&sn, Slot::Setting(setting), Waiting { entity: entity.key, request, raw });
+                let note = match replaced {
+                    Some(old) => format!(", replacing {} which is not sent", old.raw),
+                    None => String::new(),
+                };
+                out.log(
+                    Level::Info,
+                    topic,
+                    format!(
+                        "{} is waiting for the toy's answer to msgId {busy}; newest value sent after it{note}",
+                        entity.key
+                    ),
+                );
+                return;
+            }
+        }
+        self.send(&sn, entity.key, request, raw, now, out);
+    }
+
+    /// "Reload roles": the server re-reads roles.json. Pressing again while
+    /// one waits for its answer sends nothing more.
+    pub(super) fn on_server_command(&mut self, topic: &str, key: &str, now: Instant, out: &mut Output) {
+        if key != "reload_roles" {
+            return out.log(Level::Warn, topic, format!("command for unknown server entity {key:?} ignored"));
+        }
+        if let Some((msg_id, _)) = self.roles_in_flight {
+            return out.log(Level::Info, topic, format!("roles reload msgId {msg_id} still waits for its answer"));
+        }
+        if !self.folotoy_up {
+            return out.log(Level::Warn, topic, "roles reload not sent: FoloToy's broker is not connected");
+        }
+        let msg_id = self.take_msg_id();
+        out.folotoy(folotoy::topics::CONFIG.to_owned(), folotoy::messages::load_roles_payload(msg_id));
+        self.roles_in_flight = Some((msg_id, now + self.cfg.command_timeout));
+        self.set_roles(Outcome::Pending, msg_id, None, out);
+    }
+
+    pub(super) fn on_config_ack(&mut self, topic: &str, ack: folotoy::messages::ConfigAck, out: &mut Output) {
+        if ack.identifier != "load_roles_config" {
+            let why = format!("configAck for {:?}, which this bridge never sends; ignored", ack.identifier);
+            return out.log(Level::Warn, topic, why);
+        }
+        match self.roles_in_flight {
+            // FoloToy echoes the msgId only if one was sent; an ack without
+            // one can only be for the reload that is waiting.
+            Some((msg_id, _)) if ack.msg_id.map_or(true, |m| m == msg_id) => {
+                self.roles_in_flight = None;
+                if ack.ok {
+                    out.log(Level::Info, topic, "the FoloToy server reloaded its roles");
+                    self.set_roles(Outcome::Ok, msg_id, None, out);
+                } else {
+                    out.log(
+                        Level::Warn,
+                        topic,
+                        format!("the FoloToy server refused load_roles_config (msgId {msg_id})"),
+                    );
+                    self.set_roles(Outcome::Refused, msg_id, None, out);
+                }
+            }
+            Some((waiting, _)) => out.log(
+                Level::Warn,
+                topic,
+                format!("configAck for msgId {:?} while msgId {waiting} waits; ignored", ack.msg_id),
+            ),
+            None => out.log(Level::Warn, topic, "configAck while no roles reload waits (late, or not ours); ignored"),
+        }
+    }
+
+    pub(super) fn set_roles(&mut self, outcome: Outcome, msg_id: u32, reason: Option<String>, out: &mut Output) {
+        self.server.roles_reload = Some(LastCommand {
+            entity: "reload_roles".into(),
+            value: "roles.json".into(),
+            outcome,
+            msg_id: Some(msg_id),
+            reason,
+        });
+        out.save = true;
+        self.publish_server(out);
+    }
+
+    pub(super) fn publish_server(&self, out: &mut Output) {
+        if self.ha_up {
+            let state = ha::states::last_command(self.server.roles_reload.as_ref(), &self.cfg.catalog);
+            out.ha(self.cfg.topics.server_state("roles_reload"), state, true);
+        }
+    }
+
+    /// A fresh msgId; it wraps, skipping 0, after four billion commands.
+    pub(super) fn take_msg_id(&mut self) -> u32 {
+        let msg_id = self.next_msg_id;
+        self.next_msg_id = self.next_msg_id.checked_add(1).unwrap_or(1);
+        msg_id
+    }
+
+    /// Sends a request to the toy; returns its msgId.
+    pub(super) fn send(
+        &mut self,
+        sn: &Sn,
+        entity: &'static str,
+        request: Request,
+        raw: String,
+        now: Instant,
+        out: &mut Output,
+    ) -> u32 {
+        let msg_id = self.take_msg_id();
+        let role = self.toys[sn].state.role;
+        let command = match &request {
+            Request::Set(setting, value) => {
+                let mut patch = Settings::default();
+                patch.set(*setting, *value);
+                Command::UpdateCommonConfig(patch)
+            }
+            Request::Say(text) => Command::Play(Play { role: Some(role), text: Some(text.clone()), url: None }),
+            Request::PlayAudio(url) | Request::PlayMedia(Media { url, .. }) => {
+                Command::Play(Play { role: None, text: None, url: Some(url.clone()) })
+            }
+            Request::SpeakingRole(_) | Request::AnnouncementVolume(_) => unreachable!("handled without the toy"),
+        };
+        out.folotoy(folotoy::topics::command(sn), command.payload(msg_id));
+        self.set_last(sn, entity, &raw, Outcome::Pending, Some(msg_id), None, out);
+        let deadline = now + self.cfg.command_timeout;
+        let sent = Sent { sn: sn.clone(), identifier: command.identifier(), entity, request, raw, deadline };
+        self.pending.insert(msg_id, slot_of(msg_id, &sent.request), sent);
+        msg_id
+    }
+
+    /// Ends a command: on success the value becomes the toy's state; on
+    /// refusal or silence the last confirmed value is shown again.
+    pub(super) fn finish(&mut self, msg_id: u32, outcome: Outcome, now: Instant, out: &mut Output) {
+        let Some((sent, next)) = self.pending.finish(msg_id) else { return };
+        let entity = Entity::find(sent.entity).expect("sent from a table entity");
+        let topic = folotoy::topics::command(&sent.sn);
+        let (title, length) = match &sent.request {
+            Request::Say(text) => (text.clone(), speaking_time(text)),
+            Request::PlayAudio(url) | Request::PlayMedia(Media { url, text: None, .. }) => (title_of(url), PLAY_GUESS),
+            Request::PlayMedia(Media { text: Some(text), .. }) => (text.clone(), speaking_time(text)),
+            Request::Set(..) | Request::SpeakingRole(_) | Request::AnnouncementVolume(_) => {
+                (String::new(), Duration::ZERO)
+            }
+        };
+        let reason = match outcome {
+            Outcome::Ok => {
+                let toy = self.toy_mut(&sent.sn);
+                match (&sent.request, entity.kind) {
+                    (Request::Set(setting, value), _) => toy.settings.set(*setting, *value),
+                    // An announcement or a media player URL is not what the
+                    // Say and Play audio text entities show.
+                    (Request::Say(text), Kind::Say) => toy.say_text = Some(text.clone()),
+                    (Request::PlayAudio(url), Kind::PlayAudio) => toy.play_url = Some(url.clone()),
+                    _ => {}
+                }
+                if !length.is_zero() {
+                    self.playing(&sent.sn, title, length, now, out);
+                }
+                None
+            }
+            Outcome::Refused => {
+                out.log(
+                    Level::Warn,
+                    &topic,
+                    format!("toy {} refused {} {} (msgId {msg_id})", sent.sn, sent.entity, sent.raw),
+                );
+                None
+            }
+            _ => {
+                let secs = self.cfg.command_timeout.as_secs_f64();
+                out.log(
+                    Level::Warn,
+                    &topic,
+                    format!(
+                        "no answer from toy {} to {} {} (msgId {msg_id}) within {secs} s",
+                        sent.sn, sent.entity, sent.raw
+                    ),
+                );
+                Some(format!("waited {secs} s"))
+            }
+        };
+        self.set_last(&sent.sn, sent.entity, &sent.raw, outcome, Some(msg_id), reason, out);
+        // Confirmed or not, every entity showing the value shows the truth.
+        match sent.request {
+            Request::Set(setting, _) => {
+                for e in TOY.iter().filter(|e| e.shows(setting)) {
+                    self.publish_state(&sent.sn, e, out);
+                }
+            }
+            _ => self.publish_state(&sent.sn, entity, out),
+        }
+        out.save = true;
+        if let Some(w) = next {
+            self.send(&sent.sn, w.entity, w.request, w.raw, now, out);
+        }
+        self.announcement_step(&sent.sn, msg_id, outcome, length, now, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// `value` is what Home Assistant sent, shortened here: an announcement
+    /// can be 2,000 characters, the sensor needs only its start.
+    pub(super) fn set_last(
+        &mut self,
+        sn: &Sn,
+        entity: &str,
+        value: &str,
+        outcome: Outcome,
+        msg_id: Option<u32>,
+        reason: Option<String>,
+        out: &mut Output,
+    ) {
+        let value = ha::states::truncate(value, MAX_SHOWN_VALUE);
+        self.toy_mut(sn).last_command = Some(LastCommand { entity: entity.to_owned(), value, outcome, msg_id, reason });
+        // The Last command is saved state, and a sent command used up a
+        // msgId that a restarted bridge must not hand out again.
+        out.save = true;
+        self.publish_key(sn, "last_command", out);
+    }
+}
+
+/// Characters of a command's value kept in the Last command sensor.
+pub(super) const MAX_SHOWN_VALUE: usize = 64;

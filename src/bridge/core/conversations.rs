@@ -1,0 +1,162 @@
+//! What toys say: conversations (Heard, Said, the Conversation events), when
+//! each toy was last heard from, and the media player's playing guess.
+
+use super::*;
+
+impl Core {
+    /// Shows the toy as playing `title` for about `length`.
+    pub(super) fn playing(&mut self, sn: &Sn, title: String, length: Duration, now: Instant, out: &mut Output) {
+        let toy = self.toy_mut(sn);
+        let was_playing = std::mem::replace(&mut toy.playing, true);
+        toy.player_title = Some(title);
+        self.playing_until.insert(sn.clone(), now + length);
+        if !was_playing {
+            self.publish_key(sn, "player_state", out);
+        }
+        self.publish_held(sn, "player_title", now, out);
+    }
+
+    pub(super) fn on_folotoy(&mut self, topic: &str, msg: Inbound, now: Instant, at: SystemTime, out: &mut Output) {
+        match msg {
+            Inbound::Seen { sn } => {
+                self.admit(&sn, topic, out);
+            }
+            Inbound::Event { sn, event } => {
+                if !self.admit(&sn, topic, out) {
+                    return;
+                }
+                self.active(&sn, at, out);
+                self.on_event(&sn, topic, event, now, out);
+            }
+            Inbound::CallAck { sn, ack } => {
+                if !self.admit(&sn, topic, out) {
+                    return;
+                }
+                // An answer is the toy speaking up as much as an event is.
+                self.active(&sn, at, out);
+                match self.pending.get(ack.msg_id) {
+                    Some(sent) if sent.sn == sn && sent.identifier == ack.identifier => {
+                        let outcome = if ack.ok { Outcome::Ok } else { Outcome::Refused };
+                        self.finish(ack.msg_id, outcome, now, out);
+                    }
+                    Some(sent) => out.log(
+                        Level::Warn,
+                        topic,
+                        format!(
+                            "ack for msgId {} does not match what was sent ({} to {}); ignored",
+                            ack.msg_id, sent.identifier, sent.sn
+                        ),
+                    ),
+                    None => out.log(
+                        Level::Warn,
+                        topic,
+                        format!(
+                            "ack for msgId {} which is not waiting for an answer (late, or not ours); ignored",
+                            ack.msg_id
+                        ),
+                    ),
+                }
+            }
+            Inbound::ConfigAck(ack) => self.on_config_ack(topic, ack, out),
+        }
+    }
+
+    pub(super) fn on_event(&mut self, sn: &Sn, topic: &str, event: ToyEvent, now: Instant, out: &mut Output) {
+        let conversation = self.cfg.topics.state(sn, "conversation");
+        match event {
+            ToyEvent::RecordingTranscribed { recording_id, text } => {
+                let heard = Heard { text, recording_id };
+                if self.ha_up {
+                    out.event(conversation, ha::states::heard_event(&heard));
+                }
+                self.toy_mut(sn).heard = Some(heard);
+                self.publish_held(sn, "heard", now, out);
+            }
+            ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
+                let toy = self.toy_mut(sn);
+                let answer = match &mut toy.answer {
+                    Some(a) if continues(a, recording_id, order) => a,
+                    other => other.insert(Answer { recording_id, role, ..Answer::default() }),
+                };
+                // Without an order, a sentence goes after those already here.
+                let order = order.unwrap_or_else(|| answer.parts.keys().next_back().map_or(1, |o| o + 1));
+                if !answer.parts.contains_key(&order) && answer.parts.len() >= MAX_ANSWER_PARTS {
+                    out.log(
+                        Level::Warn,
+                        topic,
+                        format!(
+                            "answer {recording_id:?} has over {MAX_ANSWER_PARTS} sentences; sentence {order} ignored"
+                        ),
+                    );
+                    return;
+                }
+                answer.role = role.or(answer.role);
+                answer.parts.insert(order, Part { text, voice_url });
+                let event = ha::states::said_event(answer, order);
+                let text = answer.text();
+                if self.ha_up {
+                    out.event(conversation, event);
+                }
+                self.publish_held(sn, "said", now, out);
+                let length = speaking_time(&text);
+                self.playing(sn, text, length, now, out);
+            }
+            ToyEvent::Other { identifier } => {
+                out.log(Level::Warn, topic, format!("event {identifier:?} is not one this bridge knows; ignored"));
+            }
+        }
+    }
+
+    /// Records that a toy was heard from, for the Last activity sensor.
+    /// Shown to the second: a toy reading a story sends a sentence every
+    /// few hundred milliseconds, and one update a second says as much.
+    pub(super) fn active(&mut self, sn: &Sn, at: SystemTime, out: &mut Output) {
+        let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let toy = self.toy_mut(sn);
+        let before = toy.last_activity_ms.replace(ms);
+        if before.map(|b| b / 1000) != Some(ms / 1000) {
+            self.publish_key(sn, "last_activity", out);
+            out.save_soon = true;
+        }
+    }
+
+    /// Publishes a conversation state now, or once the [`Hold`] lets it.
+    pub(super) fn publish_held(&mut self, sn: &Sn, key: &'static str, now: Instant, out: &mut Output) {
+        if self.hold.pass(sn, key, now) {
+            self.publish_key(sn, key, out);
+        }
+    }
+}
+
+/// How long the toy is shown playing a URL: FoloToy never says when
+/// playback ends, so this is a guess.
+pub const PLAY_GUESS: Duration = Duration::from_secs(30);
+
+/// Whether a sentence belongs to the answer being put together: the same
+/// recordingId. Without one, nothing ties sentences together but their order:
+/// a later sentence continues an answer that has no recordingId either, and a
+/// first sentence (or one without an order) starts a new one, so answers to
+/// different questions are never run together.
+pub(super) fn continues(answer: &Answer, recording_id: Option<i64>, order: Option<i64>) -> bool {
+    match recording_id {
+        Some(_) => answer.recording_id == recording_id,
+        None => answer.recording_id.is_none() && order.is_some_and(|o| o > 1 && !answer.parts.contains_key(&o)),
+    }
+}
+
+/// About how long the toy takes to read `text` aloud, for the media player's
+/// `playing` state: FoloToy never says when it is done.
+pub fn speaking_time(text: &str) -> Duration {
+    let chars = text.chars().count() as u64;
+    Duration::from_millis((chars * 80).clamp(2_000, 120_000))
+}
+
+/// The file name of a URL, which is the best title a bare URL has.
+pub(super) fn title_of(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let after_host = path.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map(|(_, p)| p);
+    match after_host.and_then(|p| p.rsplit('/').find(|s| !s.is_empty())) {
+        Some(name) => name.to_owned(),
+        None => url.to_owned(),
+    }
+}

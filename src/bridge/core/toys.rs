@@ -1,0 +1,112 @@
+//! Toys coming and going: admitted when they talk, refused, deleted in Home
+//! Assistant; and Home Assistant's own messages (birth, deletions).
+
+use super::*;
+
+impl Core {
+    pub(super) fn on_ha(&mut self, topic: &str, msg: HaInbound, now: Instant, out: &mut Output) {
+        match msg {
+            HaInbound::Status { online: true } => {
+                out.log(Level::Info, topic, "Home Assistant is online: publishing everything again shortly");
+                self.republish_at.get_or_insert(now + REPUBLISH_DELAY);
+            }
+            HaInbound::Status { online: false } => out.log(Level::Info, topic, "Home Assistant went offline"),
+            HaInbound::Command { sn, key, payload } => self.on_command(topic, &sn, &key, &payload, now, out),
+            // Our own config coming back, or one we emptied ourselves.
+            HaInbound::Discovery { emptied: false, .. } => {}
+            HaInbound::Discovery { node, emptied: true } => {
+                if self.self_emptied.remove(topic) {
+                    return;
+                }
+                // Mid-republish, what was published before counts too.
+                let republishing = self.to_publish.as_ref().is_some_and(|(_, before)| before.contains(topic));
+                if self.published.contains(topic) || republishing {
+                    self.on_deleted_in_ha(topic, &node, out);
+                }
+            }
+        }
+    }
+
+    /// The user deleted a toy's device in Home Assistant, which emptied its
+    /// configs. A toy that appeared by itself is forgotten and kept out, or
+    /// it would come back with the next republish or sentence; a listed toy
+    /// stays (the configuration says so), with a warning saying how.
+    pub(super) fn on_deleted_in_ha(&mut self, topic: &str, node: &str, out: &mut Output) {
+        let Some(sn) = self.toys.keys().find(|sn| toy_node(sn) == node).cloned() else { return };
+        if self.cfg.lists(&sn) {
+            out.log(
+                Level::Warn,
+                topic,
+                format!(
+                    "toy {sn} was deleted in Home Assistant but is listed in folotoy.toys: it comes back when Home \
+                     Assistant or the bridge restarts; take it off the list to keep it away"
+                ),
+            );
+            return;
+        }
+        out.log(
+            Level::Info,
+            topic,
+            format!("toy {sn} was deleted in Home Assistant: forgotten, and kept out until listed in folotoy.toys"),
+        );
+        self.toys.remove(&sn);
+        self.pending.forget(&sn);
+        self.playing_until.remove(&sn);
+        self.announcing.remove(&sn);
+        self.deleted.insert(sn);
+        let topics = &self.cfg.topics;
+        let mut gone: BTreeSet<String> =
+            self.published.iter().filter(|t| topics.node_of(t) == Some(node)).cloned().collect();
+        if let Some((_, before)) = self.to_publish.as_mut() {
+            gone.extend(before.iter().filter(|t| topics.node_of(t) == Some(node)).cloned());
+            Arc::make_mut(before).retain(|t| topics.node_of(t) != Some(node));
+        }
+        for t in gone {
+            Arc::make_mut(&mut self.published).remove(&t);
+            self.empty_config(t, out);
+        }
+        out.save = true;
+    }
+
+    /// Empties a discovery config of ours. The broker sends a watched one
+    /// back to the bridge: that echo is remembered here so it is never taken
+    /// for the user deleting the toy (which could by then be back).
+    pub(super) fn empty_config(&mut self, topic: String, out: &mut Output) {
+        if self.cfg.topics.parse_deletion(&topic).is_some() {
+            self.self_emptied.insert(topic.clone());
+        }
+        out.ha(topic, Vec::new(), true);
+    }
+
+    /// Makes sure a toy that spoke is known; false if it may not be.
+    pub(super) fn admit(&mut self, sn: &Sn, topic: &str, out: &mut Output) -> bool {
+        if self.toys.contains_key(sn) {
+            return true;
+        }
+        let refusal = if !self.cfg.allow_unknown_toys {
+            Some("it is not in folotoy.toys and folotoy.allow_unknown_toys is false".to_owned())
+        } else if self.deleted.contains(sn) {
+            Some("it was deleted in Home Assistant; list it in folotoy.toys to bring it back".to_owned())
+        } else if self.toys.len() >= self.cfg.max_toys {
+            Some(format!("folotoy.max_toys ({}) is reached", self.cfg.max_toys))
+        } else {
+            self.toys
+                .keys()
+                .find(|k| k.ha_id() == sn.ha_id())
+                .map(|other| format!("toy {other} differs from it only in case, and Home Assistant ids are lower case"))
+        };
+        if let Some(why) = refusal {
+            if self.refused.len() < REFUSED_MEMORY && self.refused.insert(sn.clone()) {
+                out.log(Level::Warn, topic, format!("toy {sn} ignored: {why}"));
+            }
+            return false;
+        }
+        out.log(Level::Info, topic, format!("new toy {sn}: adding it to Home Assistant"));
+        self.toys.insert(sn.clone(), Toy { name: None, state: ToyState::default() });
+        out.save = true;
+        if self.ha_up {
+            self.publish_toy(sn, out);
+        }
+        true
+    }
+}
