@@ -78,7 +78,7 @@ fn folotoy_topic() -> impl Strategy<Value = String> {
 }
 
 fn ha_topic() -> impl Strategy<Value = String> {
-    let keys: Vec<&'static str> = TOY.iter().map(|e| e.key).chain(["reload_roles", "nope"]).collect();
+    let keys: Vec<&'static str> = TOY.iter().map(|e| e.key.as_str()).chain(["reload_roles", "nope"]).collect();
     prop_oneof![
         4 => proptest::sample::select(keys.clone()).prop_map(|k| format!("folotoy/{SN}/{k}/set")),
         1 => proptest::sample::select(keys).prop_map(|k| format!("folotoy/{VISITOR}/{k}/set")),

@@ -13,7 +13,7 @@ use super::pending::{slot_of, Pending, Sent, Slot, Waiting};
 use crate::catalog::Catalog;
 use crate::folotoy::{self, Command, Inbound, Play, Setting, Settings, Sn, ToyEvent, Value};
 use crate::ha::discovery::Discovery;
-use crate::ha::entities::{Entity, Kind, TOY};
+use crate::ha::entities::{Entity, Key, Kind, TOY};
 use crate::ha::topics::{toy_node, SERVER};
 use crate::ha::{self, HaInbound, Media, Request, Topics};
 use crate::saved::{Answer, Heard, LastCommand, Outcome, Part, ServerState, Snapshot, ToyState};
@@ -402,7 +402,7 @@ impl Core {
             self.playing_until.remove(&sn);
             if let Some(toy) = self.toys.get_mut(&sn) {
                 toy.state.playing = false;
-                self.publish_key(&sn, "player_state", out);
+                self.publish_key(&sn, Key::PlayerState, out);
             }
         }
         for (sn, key) in self.hold.due(now) {
@@ -422,8 +422,8 @@ impl Core {
         }
     }
 
-    fn publish_key(&self, sn: &Sn, key: &str, out: &mut Output) {
-        self.publish_state(sn, Entity::find(key).expect("key from the entity table"), out);
+    fn publish_key(&self, sn: &Sn, key: Key, out: &mut Output) {
+        self.publish_state(sn, Entity::of(key), out);
     }
 
     fn toy_mut(&mut self, sn: &Sn) -> &mut ToyState {
@@ -437,7 +437,7 @@ impl Core {
         }
         let toy = &self.toys[sn].state;
         if let Some(payload) = ha::states::render(entity, toy, &self.cfg.catalog, &self.cfg.roles) {
-            out.ha(self.cfg.topics.state(sn, entity.key), payload, true);
+            out.ha(self.cfg.topics.state(sn, entity.key.as_str()), payload, true);
         }
     }
 }

@@ -203,7 +203,7 @@ fn toy_config_topics(sn: &str) -> BTreeSet<String> {
         TRIGGERS.iter().map(|(_, subtype, _)| discovery_topic("device_automation", &node, &format!("{subtype}_said")));
     let entities = TOY.iter().filter(|e| !matches!(e.kind, Kind::Player(_)));
     entities
-        .map(|e| discovery_topic(e.component(), &node, e.key))
+        .map(|e| discovery_topic(e.component(), &node, e.key.as_str()))
         .chain(triggers)
         .chain([discovery_topic("folotoy", &node, "media_player")])
         .collect()
@@ -337,7 +337,7 @@ fn connecting_to_home_assistant_publishes_discovery_availability_and_every_state
     // Every toy entity shares that device, availability and origin (the
     // media player has a schema of its own, tested on its own).
     for e in TOY.iter().filter(|e| !matches!(e.kind, Kind::Player(_))) {
-        let c = &configs[&discovery_topic(e.component(), "folotoy_fcb467dad0c0", e.key)];
+        let c = &configs[&discovery_topic(e.component(), "folotoy_fcb467dad0c0", e.key.as_str())];
         let id = format!("folotoy_fcb467dad0c0_{}", e.key);
         assert_eq!(c["unique_id"], id.as_str(), "{}", e.key);
         assert_eq!(c["default_entity_id"], format!("{}.{id}", e.component()).as_str());
@@ -374,7 +374,7 @@ fn connecting_to_home_assistant_publishes_discovery_availability_and_every_state
     assert_eq!(out.state("play_audio"), None);
     assert_eq!(out.last_command(), Some(json!({"summary": null})), "unknown until a command is sent");
     for e in TOY.iter().filter(|e| retains_state(e)) {
-        assert!(out.state(e.key).is_some(), "no state for {}", e.key);
+        assert!(out.state(e.key.as_str()).is_some(), "no state for {}", e.key);
     }
 }
 
@@ -999,7 +999,7 @@ fn home_assistant_restart_republishes_everything_after_a_short_delay() {
     assert_eq!(out.retained("folotoy/bridge/folotoy").as_deref(), Some("online"));
     assert_eq!(out.state("volume").as_deref(), Some("30"));
     for e in TOY.iter().filter(|e| retains_state(e)) {
-        assert!(out.state(e.key).is_some(), "{} not re-published", e.key);
+        assert!(out.state(e.key.as_str()).is_some(), "{} not re-published", e.key);
     }
     assert!(out.cleared().is_empty());
     assert_eq!(b.core.next_deadline(), None);

@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::folotoy::Sn;
+use crate::ha::entities::Key as Entity;
 
-type Key = (Sn, &'static str);
+type Key = (Sn, Entity);
 
 #[derive(Debug)]
 pub struct Hold {
@@ -32,7 +33,7 @@ impl Hold {
 
     /// Whether `key` of `sn` may be published now; if not, it is published
     /// when [`Hold::due`] says so.
-    pub fn pass(&mut self, sn: &Sn, key: &'static str, now: Instant) -> bool {
+    pub fn pass(&mut self, sn: &Sn, key: Entity, now: Instant) -> bool {
         let k = (sn.clone(), key);
         match self.quiet_until.get(&k) {
             Some(until) if *until > now => {
@@ -85,26 +86,26 @@ mod tests {
     fn the_first_change_goes_out_at_once_and_a_burst_goes_out_once_at_the_end_of_the_period() {
         let mut h = Hold::new(Duration::from_secs(1));
         let t0 = Instant::now();
-        assert!(h.pass(&sn(), "said", t0));
-        assert!(!h.pass(&sn(), "said", t0 + Duration::from_millis(300)));
-        assert!(!h.pass(&sn(), "said", t0 + Duration::from_millis(600)));
+        assert!(h.pass(&sn(), Entity::Said, t0));
+        assert!(!h.pass(&sn(), Entity::Said, t0 + Duration::from_millis(300)));
+        assert!(!h.pass(&sn(), Entity::Said, t0 + Duration::from_millis(600)));
         assert_eq!(h.next_deadline(), Some(t0 + Duration::from_secs(1)));
         assert!(h.due(t0 + Duration::from_millis(999)).is_empty());
-        assert_eq!(h.due(t0 + Duration::from_secs(1)), [(sn(), "said")]);
+        assert_eq!(h.due(t0 + Duration::from_secs(1)), [(sn(), Entity::Said)]);
         assert_eq!(h.next_deadline(), None, "nothing left waiting");
         // Right after the held one went out, the next change waits again.
-        assert!(!h.pass(&sn(), "said", t0 + Duration::from_millis(1100)));
-        assert_eq!(h.due(t0 + Duration::from_secs(2)), [(sn(), "said")]);
+        assert!(!h.pass(&sn(), Entity::Said, t0 + Duration::from_millis(1100)));
+        assert_eq!(h.due(t0 + Duration::from_secs(2)), [(sn(), Entity::Said)]);
     }
 
     #[test]
     fn a_change_after_its_period_ended_but_before_the_tick_goes_out_once() {
         let mut h = Hold::new(Duration::from_secs(1));
         let t0 = Instant::now();
-        assert!(h.pass(&sn(), "said", t0));
-        assert!(!h.pass(&sn(), "said", t0 + Duration::from_millis(500)));
+        assert!(h.pass(&sn(), Entity::Said, t0));
+        assert!(!h.pass(&sn(), Entity::Said, t0 + Duration::from_millis(500)));
         // The period ended; the next change comes before the tick.
-        assert!(h.pass(&sn(), "said", t0 + Duration::from_millis(1001)));
+        assert!(h.pass(&sn(), Entity::Said, t0 + Duration::from_millis(1001)));
         assert!(h.due(t0 + Duration::from_millis(1002)).is_empty(), "already published with the change");
     }
 
@@ -113,18 +114,18 @@ mod tests {
         let mut h = Hold::new(Duration::from_secs(1));
         let t0 = Instant::now();
         let other = Sn::parse("aabbccddeeff").unwrap();
-        assert!(h.pass(&sn(), "said", t0));
-        assert!(h.pass(&sn(), "heard", t0));
-        assert!(h.pass(&other, "said", t0));
+        assert!(h.pass(&sn(), Entity::Said, t0));
+        assert!(h.pass(&sn(), Entity::Heard, t0));
+        assert!(h.pass(&other, Entity::Said, t0));
     }
 
     #[test]
     fn a_toy_gone_quiet_is_forgotten() {
         let mut h = Hold::new(Duration::from_secs(1));
         let t0 = Instant::now();
-        assert!(h.pass(&sn(), "said", t0));
+        assert!(h.pass(&sn(), Entity::Said, t0));
         assert!(h.due(t0 + Duration::from_secs(5)).is_empty());
         assert!(h.quiet_until.is_empty());
-        assert!(h.pass(&sn(), "said", t0 + Duration::from_secs(5)));
+        assert!(h.pass(&sn(), Entity::Said, t0 + Duration::from_secs(5)));
     }
 }

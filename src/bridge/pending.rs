@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use crate::folotoy::{Setting, Sn};
+use crate::ha::entities::Key;
 use crate::ha::Request;
 
 /// What a command is about, for merging.
@@ -23,7 +24,7 @@ pub enum Slot {
 pub struct Sent {
     pub sn: Sn,
     pub identifier: &'static str,
-    pub entity: &'static str,
+    pub entity: Key,
     pub request: Request,
     /// The value as Home Assistant sent it, for the Last command sensor.
     pub raw: String,
@@ -32,7 +33,7 @@ pub struct Sent {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Waiting {
-    pub entity: &'static str,
+    pub entity: Key,
     pub request: Request,
     pub raw: String,
 }

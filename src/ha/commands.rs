@@ -82,11 +82,11 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
         Kind::Select { setting, options } => {
             let code = options
                 .iter()
-                .find(|(key, _)| p == *key || p == catalog.option(entity.key, key))
+                .find(|(key, _)| p == *key || p == catalog.option(entity.key.as_str(), key))
                 .map(|(_, code)| *code)
                 .ok_or_else(|| CommandError::NotAnOption {
                     value: short(p),
-                    options: options.iter().map(|(k, _)| catalog.option(entity.key, k).to_owned()).collect(),
+                    options: options.iter().map(|(k, _)| catalog.option(entity.key.as_str(), k).to_owned()).collect(),
                 })?;
             Ok(Request::Set(setting, setting.check(code as f64)?))
         }

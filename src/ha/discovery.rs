@@ -111,7 +111,7 @@ impl Discovery<'_> {
             "via_device": self.topics.bridge_id(),
         });
         let entities = TOY.iter().filter(|e| !matches!(e.kind, Kind::Player(_))).map(|e| Config {
-            topic: self.topics.discovery(e.component(), &node, e.key),
+            topic: self.topics.discovery(e.component(), &node, e.key.as_str()),
             payload: Json::Object(self.entity(e, sn, &node, &device)).to_string(),
         });
         // Device triggers make "when the child says bath" a plain automation;
@@ -144,7 +144,7 @@ impl Discovery<'_> {
     fn media_player(&self, sn: &Sn, node: &str, device: &Json) -> Config {
         let topic = |part: PlayerPart| {
             let e = TOY.iter().find(|e| e.kind == Kind::Player(part)).expect("a row per part");
-            (self.topics.state(sn, e.key), self.topics.command(sn, e.key))
+            (self.topics.state(sn, e.key.as_str()), self.topics.command(sn, e.key.as_str()))
         };
         let payload = PlayerConfig {
             name: device["name"].as_str().unwrap_or_default(),
@@ -166,13 +166,14 @@ impl Discovery<'_> {
     }
 
     fn entity(&self, e: &Entity, sn: &Sn, node: &str, device: &Json) -> Map<String, Json> {
-        let mut c = base(node, e.key, e.component(), self.catalog.entity(e.key), device);
+        let key = e.key.as_str();
+        let mut c = base(node, key, e.component(), self.catalog.entity(key), device);
         c.insert("icon".into(), e.icon.into());
         if e.has_state() {
-            c.insert("state_topic".into(), self.topics.state(sn, e.key).into());
+            c.insert("state_topic".into(), self.topics.state(sn, key).into());
         }
         if e.has_command() {
-            c.insert("command_topic".into(), self.topics.command(sn, e.key).into());
+            c.insert("command_topic".into(), self.topics.command(sn, key).into());
             c.insert("retain".into(), false.into());
         }
         // Entities are usable only while the bridge is up and reaches FoloToy.
@@ -216,7 +217,7 @@ impl Discovery<'_> {
                 c.insert("unit_of_measurement".into(), "%".into());
             }
             Kind::Select { options, .. } => {
-                let labels: Vec<&str> = options.iter().map(|(k, _)| self.catalog.option(e.key, k)).collect();
+                let labels: Vec<&str> = options.iter().map(|(k, _)| self.catalog.option(key, k)).collect();
                 c.insert("options".into(), labels.into());
             }
             Kind::SpeakingRole => {
@@ -234,7 +235,7 @@ impl Discovery<'_> {
             // Assistant's 255-character limit), the rest are attributes.
             Kind::LastCommand | Kind::Heard | Kind::Said => {
                 c.insert("value_template".into(), "{{ value_json.summary }}".into());
-                c.insert("json_attributes_topic".into(), self.topics.state(sn, e.key).into());
+                c.insert("json_attributes_topic".into(), self.topics.state(sn, key).into());
             }
             Kind::Conversation => {
                 c.insert("event_types".into(), EVENT_TYPES.into());

@@ -7,6 +7,93 @@
 
 use crate::folotoy::Setting;
 
+/// Names a toy entity. Its text (`as_str`) is in the entity's topics and
+/// `unique_id`: never change one, or every user gets a duplicate entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    Volume,
+    RecordingMode,
+    VolumeControl,
+    PowerOnSound,
+    LowBatteryAlarm,
+    SleepAfter,
+    Say,
+    SpeakingRole,
+    AnnouncementVolume,
+    PlayAudio,
+    LastCommand,
+    Heard,
+    Said,
+    Conversation,
+    LastActivity,
+    Announce,
+    PlayerState,
+    PlayerTitle,
+    PlayerVolume,
+    PlayerMedia,
+}
+
+impl Key {
+    pub const ALL: [Key; 20] = [
+        Key::Volume,
+        Key::RecordingMode,
+        Key::VolumeControl,
+        Key::PowerOnSound,
+        Key::LowBatteryAlarm,
+        Key::SleepAfter,
+        Key::Say,
+        Key::SpeakingRole,
+        Key::AnnouncementVolume,
+        Key::PlayAudio,
+        Key::LastCommand,
+        Key::Heard,
+        Key::Said,
+        Key::Conversation,
+        Key::LastActivity,
+        Key::Announce,
+        Key::PlayerState,
+        Key::PlayerTitle,
+        Key::PlayerVolume,
+        Key::PlayerMedia,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Key::Volume => "volume",
+            Key::RecordingMode => "recording_mode",
+            Key::VolumeControl => "volume_control",
+            Key::PowerOnSound => "power_on_sound",
+            Key::LowBatteryAlarm => "low_battery_alarm",
+            Key::SleepAfter => "sleep_after",
+            Key::Say => "say",
+            Key::SpeakingRole => "speaking_role",
+            Key::AnnouncementVolume => "announcement_volume",
+            Key::PlayAudio => "play_audio",
+            Key::LastCommand => "last_command",
+            Key::Heard => "heard",
+            Key::Said => "said",
+            Key::Conversation => "conversation",
+            Key::LastActivity => "last_activity",
+            Key::Announce => "announce",
+            Key::PlayerState => "player_state",
+            Key::PlayerTitle => "player_title",
+            Key::PlayerVolume => "player_volume",
+            Key::PlayerMedia => "player_media",
+        }
+    }
+
+    /// The key a command topic names, if it is one.
+    pub fn parse(text: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What an entity does, which also fixes its Home Assistant platform.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
@@ -70,7 +157,7 @@ pub enum Category {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Entity {
-    pub key: &'static str,
+    pub key: Key,
     pub kind: Kind,
     pub icon: &'static str,
     pub category: Option<Category>,
@@ -82,100 +169,106 @@ pub struct Entity {
 /// The entities of one toy.
 pub const TOY: &[Entity] = &[
     Entity {
-        key: "volume",
+        key: Key::Volume,
         kind: Kind::Number { setting: Setting::Volume, step: 1.0, mode: NumberMode::Slider, unit: Some("%") },
         icon: "mdi:volume-high",
         category: None,
         device_class: None,
     },
     Entity {
-        key: "recording_mode",
+        key: Key::RecordingMode,
         kind: Kind::Select { setting: Setting::RecordType, options: &[("click", 1), ("hold", 2), ("continuous", 3)] },
         icon: "mdi:microphone-message",
         category: Some(Category::Config),
         device_class: None,
     },
     Entity {
-        key: "volume_control",
+        key: Key::VolumeControl,
         kind: Kind::Select { setting: Setting::VolumeControlType, options: &[("knob", 1), ("home_assistant", 2)] },
         icon: "mdi:knob",
         category: Some(Category::Config),
         device_class: None,
     },
     Entity {
-        key: "power_on_sound",
+        key: Key::PowerOnSound,
         kind: Kind::Switch { setting: Setting::OpenTipType, on: 1, off: 0 },
         icon: "mdi:bell-ring-outline",
         category: Some(Category::Config),
         device_class: None,
     },
     Entity {
-        key: "low_battery_alarm",
+        key: Key::LowBatteryAlarm,
         kind: Kind::Number { setting: Setting::VoltageAlarm, step: 0.05, mode: NumberMode::Box, unit: Some("V") },
         icon: "mdi:battery-alert-variant-outline",
         category: Some(Category::Config),
         device_class: Some("voltage"),
     },
     Entity {
-        key: "sleep_after",
+        key: Key::SleepAfter,
         kind: Kind::Number { setting: Setting::SleepTriggerTime, step: 1.0, mode: NumberMode::Box, unit: Some("s") },
         icon: "mdi:sleep",
         category: Some(Category::Config),
         device_class: Some("duration"),
     },
-    Entity { key: "say", kind: Kind::Say, icon: "mdi:account-voice", category: None, device_class: None },
+    Entity { key: Key::Say, kind: Kind::Say, icon: "mdi:account-voice", category: None, device_class: None },
     Entity {
-        key: "speaking_role",
+        key: Key::SpeakingRole,
         kind: Kind::SpeakingRole,
         icon: "mdi:drama-masks",
         category: None,
         device_class: None,
     },
     Entity {
-        key: "announcement_volume",
+        key: Key::AnnouncementVolume,
         kind: Kind::AnnouncementVolume,
         icon: "mdi:bullhorn-variant-outline",
         category: Some(Category::Config),
         device_class: None,
     },
     Entity {
-        key: "play_audio",
+        key: Key::PlayAudio,
         kind: Kind::PlayAudio,
         icon: "mdi:music-box-outline",
         category: None,
         device_class: None,
     },
     Entity {
-        key: "last_command",
+        key: Key::LastCommand,
         kind: Kind::LastCommand,
         icon: "mdi:message-reply-text-outline",
         category: Some(Category::Diagnostic),
         device_class: None,
     },
-    Entity { key: "heard", kind: Kind::Heard, icon: "mdi:ear-hearing", category: None, device_class: None },
-    Entity { key: "said", kind: Kind::Said, icon: "mdi:message-text-outline", category: None, device_class: None },
+    Entity { key: Key::Heard, kind: Kind::Heard, icon: "mdi:ear-hearing", category: None, device_class: None },
+    Entity { key: Key::Said, kind: Kind::Said, icon: "mdi:message-text-outline", category: None, device_class: None },
     Entity {
-        key: "conversation",
+        key: Key::Conversation,
         kind: Kind::Conversation,
         icon: "mdi:chat-processing-outline",
         category: None,
         device_class: None,
     },
     Entity {
-        key: "last_activity",
+        key: Key::LastActivity,
         kind: Kind::LastActivity,
         icon: "mdi:clock-outline",
         category: Some(Category::Diagnostic),
         device_class: Some("timestamp"),
     },
-    Entity { key: "announce", kind: Kind::Announce, icon: "mdi:bullhorn-outline", category: None, device_class: None },
-    player("player_state", PlayerPart::State),
-    player("player_title", PlayerPart::Title),
-    player("player_volume", PlayerPart::Volume),
-    player("player_media", PlayerPart::Media),
+    Entity {
+        key: Key::Announce,
+        kind: Kind::Announce,
+        icon: "mdi:bullhorn-outline",
+        category: None,
+        device_class: None,
+    },
+    player(Key::PlayerState, PlayerPart::State),
+    player(Key::PlayerTitle, PlayerPart::Title),
+    player(Key::PlayerVolume, PlayerPart::Volume),
+    player(Key::PlayerMedia, PlayerPart::Media),
 ];
 
-const fn player(key: &'static str, part: PlayerPart) -> Entity {
+const fn player(key: Key, part: PlayerPart) -> Entity {
     Entity { key, kind: Kind::Player(part), icon: "mdi:speaker", category: None, device_class: None }
 }
 
@@ -194,8 +287,14 @@ pub const MAX_ANNOUNCE: usize = 2000;
 pub const MAX_TEXT: usize = 255;
 
 impl Entity {
+    /// The entity a key names: every key has its row (a test checks).
+    pub fn of(key: Key) -> &'static Entity {
+        TOY.iter().find(|e| e.key == key).expect("a row for every key")
+    }
+
+    /// The entity a command topic names, if any.
     pub fn find(key: &str) -> Option<&'static Entity> {
-        TOY.iter().find(|e| e.key == key)
+        Key::parse(key).map(Entity::of)
     }
 
     /// The entity that shows a setting.
@@ -259,6 +358,14 @@ mod tests {
     use crate::catalog::{Catalog, LANGUAGES};
 
     #[test]
+    fn every_key_has_exactly_one_row() {
+        for key in Key::ALL {
+            assert_eq!(TOY.iter().filter(|e| e.key == key).count(), 1, "{key}");
+        }
+        assert_eq!(TOY.len(), Key::ALL.len());
+    }
+
+    #[test]
     fn every_setting_has_exactly_one_entity() {
         for s in Setting::ALL {
             assert_eq!(TOY.iter().filter(|e| e.kind.setting() == Some(s)).count(), 1, "{s}");
@@ -270,10 +377,10 @@ mod tests {
         for (code, _) in LANGUAGES {
             let cat = Catalog::load(code).unwrap();
             for e in TOY {
-                assert_ne!(cat.entity(e.key), e.key, "{code} lacks entities.{}", e.key);
+                assert_ne!(cat.entity(e.key.as_str()), e.key.as_str(), "{code} lacks entities.{}", e.key);
                 if let Kind::Select { options, .. } = e.kind {
                     for (o, _) in options {
-                        assert_ne!(cat.option(e.key, o), *o, "{code} lacks options.{}.{o}", e.key);
+                        assert_ne!(cat.option(e.key.as_str(), o), *o, "{code} lacks options.{}.{o}", e.key);
                     }
                 }
             }

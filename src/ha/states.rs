@@ -25,7 +25,7 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         Kind::Number { setting, .. } => toy.settings.get(setting).map(|v| v.to_string()),
         Kind::Select { setting, options } => toy.settings.get(setting).and_then(|v| {
             let code = v.as_f64() as i64;
-            options.iter().find(|(_, c)| *c == code).map(|(k, _)| catalog.option(entity.key, k).to_owned())
+            options.iter().find(|(_, c)| *c == code).map(|(k, _)| catalog.option(entity.key.as_str(), k).to_owned())
         }),
         Kind::Switch { setting, on, .. } => {
             toy.settings.get(setting).map(|v| if v.as_f64() as i64 == on { "ON" } else { "OFF" }.to_owned())

@@ -20,7 +20,7 @@ impl Core {
         &mut self,
         sn: &Sn,
         topic: &str,
-        entity: &'static str,
+        entity: Key,
         request: Request,
         raw: String,
         now: Instant,
@@ -59,7 +59,7 @@ impl Core {
         }
         self.toy_mut(sn).volume_to_restore = before;
         let shown = format!("{volume} (announcement)");
-        let msg_id = self.send(sn, "player_volume", Request::Set(Setting::Volume, volume), shown, now, out);
+        let msg_id = self.send(sn, Key::PlayerVolume, Request::Set(Setting::Volume, volume), shown, now, out);
         self.announcing.insert(sn.clone(), Announcing::Volume { msg_id, then: Waiting { entity, request, raw } });
     }
 
@@ -113,9 +113,9 @@ impl Core {
         let raw = format!("{volume} (after the announcement)");
         let slot = Slot::Setting(Setting::Volume);
         if self.pending.busy(sn, slot).is_some() {
-            self.pending.wait(sn, slot, Waiting { entity: "player_volume", request, raw });
+            self.pending.wait(sn, slot, Waiting { entity: Key::PlayerVolume, request, raw });
         } else {
-            self.send(sn, "player_volume", request, raw, now, out);
+            self.send(sn, Key::PlayerVolume, request, raw, now, out);
         }
     }
 }

@@ -176,7 +176,7 @@ impl Core {
     pub(super) fn send(
         &mut self,
         sn: &Sn,
-        entity: &'static str,
+        entity: Key,
         request: Request,
         raw: String,
         now: Instant,
@@ -208,7 +208,7 @@ impl Core {
     /// refusal or silence the last confirmed value is shown again.
     pub(super) fn finish(&mut self, msg_id: u32, outcome: Outcome, now: Instant, out: &mut Output) {
         let Some((sent, next)) = self.pending.finish(msg_id) else { return };
-        let entity = Entity::find(sent.entity).expect("sent from a table entity");
+        let entity = Entity::of(sent.entity);
         let topic = folotoy::topics::command(&sent.sn);
         let (title, length) = match &sent.request {
             Request::Say(text) => (text.clone(), speaking_time(text)),
@@ -278,7 +278,7 @@ impl Core {
     pub(super) fn set_last(
         &mut self,
         sn: &Sn,
-        entity: &str,
+        entity: Key,
         value: &str,
         outcome: Outcome,
         msg_id: Option<u32>,
@@ -286,11 +286,12 @@ impl Core {
         out: &mut Output,
     ) {
         let value = ha::states::truncate(value, MAX_SHOWN_VALUE);
-        self.toy_mut(sn).last_command = Some(LastCommand { entity: entity.to_owned(), value, outcome, msg_id, reason });
+        self.toy_mut(sn).last_command =
+            Some(LastCommand { entity: entity.as_str().to_owned(), value, outcome, msg_id, reason });
         // The Last command is saved state, and a sent command used up a
         // msgId that a restarted bridge must not hand out again.
         out.save = true;
-        self.publish_key(sn, "last_command", out);
+        self.publish_key(sn, Key::LastCommand, out);
     }
 }
 

@@ -11,9 +11,9 @@ impl Core {
         toy.player_title = Some(title);
         self.playing_until.insert(sn.clone(), now + length);
         if !was_playing {
-            self.publish_key(sn, "player_state", out);
+            self.publish_key(sn, Key::PlayerState, out);
         }
-        self.publish_held(sn, "player_title", now, out);
+        self.publish_held(sn, Key::PlayerTitle, now, out);
     }
 
     pub(super) fn on_folotoy(&mut self, topic: &str, msg: Inbound, now: Instant, at: SystemTime, out: &mut Output) {
@@ -70,7 +70,7 @@ impl Core {
                     out.event(conversation, ha::states::heard_event(&heard));
                 }
                 self.toy_mut(sn).heard = Some(heard);
-                self.publish_held(sn, "heard", now, out);
+                self.publish_held(sn, Key::Heard, now, out);
             }
             ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
                 let toy = self.toy_mut(sn);
@@ -97,7 +97,7 @@ impl Core {
                 if self.ha_up {
                     out.event(conversation, event);
                 }
-                self.publish_held(sn, "said", now, out);
+                self.publish_held(sn, Key::Said, now, out);
                 let length = speaking_time(&text);
                 self.playing(sn, text, length, now, out);
             }
@@ -115,13 +115,13 @@ impl Core {
         let toy = self.toy_mut(sn);
         let before = toy.last_activity_ms.replace(ms);
         if before.map(|b| b / 1000) != Some(ms / 1000) {
-            self.publish_key(sn, "last_activity", out);
+            self.publish_key(sn, Key::LastActivity, out);
             out.save_soon = true;
         }
     }
 
     /// Publishes a conversation state now, or once the [`Hold`] lets it.
-    pub(super) fn publish_held(&mut self, sn: &Sn, key: &'static str, now: Instant, out: &mut Output) {
+    pub(super) fn publish_held(&mut self, sn: &Sn, key: Key, now: Instant, out: &mut Output) {
         if self.hold.pass(sn, key, now) {
             self.publish_key(sn, key, out);
         }
