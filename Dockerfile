@@ -20,7 +20,7 @@ COPY ${SOURCE}/src ./src
 COPY ${SOURCE}/translations ./translations
 # The add-on's option names, which configuration errors quote.
 COPY ${SOURCE}/addon/translations ./addon/translations
-RUN cargo build --release --locked --bin folotoy-ha-bridge
+RUN cargo build --release --locked --no-default-features --bin folotoy-ha-bridge
 
 FROM ${BUILD_FROM}
 ARG BUILD_ARCH

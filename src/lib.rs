@@ -5,14 +5,17 @@
 //! [`runtime`] does the I/O around it.
 
 pub mod bridge;
+#[cfg(feature = "demo")]
 pub mod broker;
 pub mod catalog;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod folotoy;
 pub mod ha;
 pub mod runtime;
 pub mod saved;
+#[cfg(feature = "demo")]
 pub mod sim;
 pub mod store;
 pub mod supervisor;

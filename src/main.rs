@@ -6,8 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use folotoy_ha_bridge::config::{Config, Sources};
+#[cfg(feature = "demo")]
 use folotoy_ha_bridge::sim::{AckMode, SimConfig, Simulator};
-use folotoy_ha_bridge::{demo, folotoy::Sn, runtime, supervisor};
+#[cfg(feature = "demo")]
+use folotoy_ha_bridge::{demo, folotoy::Sn};
+use folotoy_ha_bridge::{runtime, supervisor};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -29,8 +32,10 @@ enum Cmd {
     /// Run the bridge (the default).
     Run,
     /// Show the bridge at work with no setup: embedded broker, simulated toys, bridge.
+    #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
     /// Stand in for a FoloToy server with toys, on the configured FoloToy broker.
+    #[cfg(feature = "demo")]
     Simulate {
         /// Serial numbers of the simulated toys.
         #[arg(long = "toy", default_values = ["fcb467dad0c0"])]
@@ -56,10 +61,12 @@ fn main() -> ExitCode {
                 runtime::run(config, shutdown_signal()).await.map_err(|e| e.to_string())
             })
         }),
+        #[cfg(feature = "demo")]
         Cmd::Demo(args) => {
             init_logs("warn");
             block_on(async move { demo::run(args).await.map_err(|e| e.to_string()) })
         }
+        #[cfg(feature = "demo")]
         Cmd::Simulate { toys, ack, events_every } => load(&sources).and_then(|config| {
             init_logs(&config.log_level);
             let toys = toys
@@ -143,6 +150,7 @@ async fn shutdown_signal() {
     }
 }
 
+#[cfg(feature = "demo")]
 async fn simulate(config: Config, toys: Vec<Sn>, ack: AckMode, every: u64) -> Result<(), String> {
     let sim = Simulator::start(config.folotoy_mqtt(), SimConfig { toys: toys.clone(), ack })
         .await

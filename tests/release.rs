@@ -177,3 +177,16 @@ fn normalize(path: &Path) -> PathBuf {
     }
     out
 }
+
+#[test]
+fn the_addon_binary_is_built_without_the_demo_broker_and_simulator() {
+    for file in ["Dockerfile", ".github/workflows/release.yml"] {
+        let text = fs::read_to_string(repo().join(file)).unwrap();
+        let builds: Vec<&str> =
+            text.lines().filter(|l| l.contains("cargo build") || l.contains("cargo zigbuild")).collect();
+        assert!(!builds.is_empty(), "{file} builds nothing");
+        for line in builds {
+            assert!(line.contains("--no-default-features"), "{file}: {line}");
+        }
+    }
+}
