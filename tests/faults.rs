@@ -190,6 +190,7 @@ async fn a_bridge_killed_at_any_moment_leaves_a_state_file_that_loads() {
     let ha = Client::connect(&broker, &[]).await;
     let file = dir.path().join("state.json");
     let mut bridge = Bridge::start(&broker, dir.path(), &bunny_yaml());
+    bridge.wait_log(&["connected to the broker"]).await;
     let stop = chatter(sim.clone());
     // Saves happen all the time (every confirmed volume, the chatter once a
     // second); kill the bridge at moments spread over them.

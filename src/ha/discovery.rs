@@ -4,9 +4,8 @@
 //! every Home Assistant version, and one entity Home Assistant cannot read
 //! does not take the others down with it.
 
-use serde_json::{json, Map, Value as Json};
-
 use super::entities::{Category, Entity, Kind, NumberMode, PlayerPart, EVENT_TYPES, MAX_TEXT, TOY, TRIGGERS};
+use super::payloads::{to_text, Availability, Device, EntityConfig, Num, Origin, PlayerConfig, TriggerConfig};
 use super::topics::{toy_node, Topics};
 use crate::catalog::Catalog;
 use crate::folotoy::settings::Domain;
@@ -34,13 +33,15 @@ impl Discovery<'_> {
     /// The bridge's own device: whether it is connected to each broker.
     pub fn bridge(&self) -> Vec<Config> {
         let id = self.topics.bridge_id();
-        let device = json!({
-            "identifiers": [id],
-            "name": self.catalog.bridge_device,
-            "manufacturer": "folotoy-ha-bridge",
-            "model": "FoloToy to Home Assistant bridge",
-            "sw_version": env!("CARGO_PKG_VERSION"),
-        });
+        let device = Device {
+            identifiers: [id.clone()],
+            name: self.catalog.bridge_device.clone(),
+            manufacturer: "folotoy-ha-bridge",
+            model: "FoloToy to Home Assistant bridge".into(),
+            serial_number: None,
+            sw_version: Some(env!("CARGO_PKG_VERSION")),
+            via_device: None,
+        };
         let mut out = Vec::new();
         for (key, state_topic, availability) in [
             // The last will turns this off when the bridge dies, so it must
@@ -48,19 +49,14 @@ impl Discovery<'_> {
             ("connection", self.topics.bridge_state(), None),
             ("folotoy_connection", self.topics.folotoy_link(), Some(self.topics.bridge_state())),
         ] {
-            let mut c = base(&id, key, "binary_sensor", self.catalog.entity(key), &device);
-            c.insert("state_topic".into(), state_topic.into());
-            c.insert("payload_on".into(), "online".into());
-            c.insert("payload_off".into(), "offline".into());
-            c.insert("device_class".into(), "connectivity".into());
-            c.insert("entity_category".into(), "diagnostic".into());
-            if let Some(topic) = availability {
-                c.insert("availability".into(), json!([{ "topic": topic }]));
-            }
-            out.push(Config {
-                topic: self.topics.discovery("binary_sensor", &id, key),
-                payload: Json::Object(c).to_string(),
-            });
+            let mut c = EntityConfig::new(&id, key, "binary_sensor", self.catalog.entity(key), &device);
+            c.state_topic = Some(state_topic);
+            c.payload_on = Some("online");
+            c.payload_off = Some("offline");
+            c.device_class = Some("connectivity");
+            c.entity_category = Some("diagnostic");
+            c.availability = availability.into_iter().map(|topic| Availability { topic }).collect();
+            out.push(Config { topic: self.topics.discovery("binary_sensor", &id, key), payload: to_text(&c) });
         }
         out.extend(self.server());
         out
@@ -69,68 +65,74 @@ impl Discovery<'_> {
     /// The FoloToy server: reloading its roles.json, and how that went.
     fn server(&self) -> Vec<Config> {
         let id = self.topics.server_id();
-        let device = json!({
-            "identifiers": [id],
-            "name": self.catalog.server_device,
-            "manufacturer": "FoloToy",
-            "model": "FoloToy server",
-            "via_device": self.topics.bridge_id(),
-        });
-        let availability = json!([{ "topic": self.topics.bridge_state() }, { "topic": self.topics.folotoy_link() }]);
-        let mut button = base(&id, "reload_roles", "button", self.catalog.entity("reload_roles"), &device);
-        button.insert("command_topic".into(), self.topics.server_command("reload_roles").into());
-        button.insert("payload_press".into(), "PRESS".into());
-        button.insert("retain".into(), false.into());
-        button.insert("entity_category".into(), "config".into());
-        button.insert("icon".into(), "mdi:account-sync".into());
-        let mut sensor = base(&id, "roles_reload", "sensor", self.catalog.entity("roles_reload"), &device);
-        sensor.insert("state_topic".into(), self.topics.server_state("roles_reload").into());
-        sensor.insert("value_template".into(), "{{ value_json.summary }}".into());
-        sensor.insert("json_attributes_topic".into(), self.topics.server_state("roles_reload").into());
-        sensor.insert("entity_category".into(), "diagnostic".into());
-        sensor.insert("icon".into(), "mdi:account-check-outline".into());
+        let device = Device {
+            identifiers: [id.clone()],
+            name: self.catalog.server_device.clone(),
+            manufacturer: "FoloToy",
+            model: "FoloToy server".into(),
+            serial_number: None,
+            sw_version: None,
+            via_device: Some(self.topics.bridge_id()),
+        };
+        let mut button = EntityConfig::new(&id, "reload_roles", "button", self.catalog.entity("reload_roles"), &device);
+        button.command_topic = Some(self.topics.server_command("reload_roles"));
+        button.payload_press = Some("PRESS");
+        button.retain = Some(false);
+        button.entity_category = Some("config");
+        button.icon = Some("mdi:account-sync");
+        let mut sensor = EntityConfig::new(&id, "roles_reload", "sensor", self.catalog.entity("roles_reload"), &device);
+        sensor.state_topic = Some(self.topics.server_state("roles_reload"));
+        sensor.value_template = Some("{{ value_json.summary }}");
+        sensor.json_attributes_topic = Some(self.topics.server_state("roles_reload"));
+        sensor.entity_category = Some("diagnostic");
+        sensor.icon = Some("mdi:account-check-outline");
         [("button", "reload_roles", button), ("sensor", "roles_reload", sensor)]
             .into_iter()
             .map(|(component, key, mut c)| {
-                c.insert("availability".into(), availability.clone());
-                c.insert("availability_mode".into(), "all".into());
-                Config { topic: self.topics.discovery(component, &id, key), payload: Json::Object(c).to_string() }
+                c.availability = self.availability();
+                c.availability_mode = Some("all");
+                Config { topic: self.topics.discovery(component, &id, key), payload: to_text(&c) }
             })
             .collect()
+    }
+
+    /// Usable only while the bridge is up and reaches FoloToy.
+    fn availability(&self) -> Vec<Availability> {
+        vec![Availability { topic: self.topics.bridge_state() }, Availability { topic: self.topics.folotoy_link() }]
     }
 
     /// Every entity of one toy. `name` is the device name the user chose.
     pub fn toy(&self, sn: &Sn, name: Option<&str>) -> Vec<Config> {
         let node = toy_node(sn);
-        let device = json!({
-            "identifiers": [node],
-            "name": name.map_or_else(|| self.catalog.toy_device(sn.as_str()), str::to_owned),
-            "manufacturer": "FoloToy",
-            "model": self.catalog.toy_model,
-            "serial_number": sn.as_str(),
-            "via_device": self.topics.bridge_id(),
-        });
+        let device = Device {
+            identifiers: [node.clone()],
+            name: name.map_or_else(|| self.catalog.toy_device(sn.as_str()), str::to_owned),
+            manufacturer: "FoloToy",
+            model: self.catalog.toy_model.clone(),
+            serial_number: Some(sn.as_str().to_owned()),
+            sw_version: None,
+            via_device: Some(self.topics.bridge_id()),
+        };
         let entities = TOY.iter().filter(|e| !matches!(e.kind, Kind::Player(_))).map(|e| Config {
             topic: self.topics.discovery(e.component(), &node, e.key.as_str()),
-            payload: Json::Object(self.entity(e, sn, &node, &device)).to_string(),
+            payload: to_text(&self.entity(e, sn, &node, &device)),
         });
         // Device triggers make "when the child says bath" a plain automation;
         // they read the Conversation entity's events.
         let triggers = TRIGGERS.iter().map(|(kind, subtype, event_type)| Config {
             topic: self.topics.discovery("device_automation", &node, &format!("{subtype}_{kind}")),
-            payload: json!({
-                "automation_type": "trigger",
-                "topic": self.topics.state(sn, "conversation"),
-                "type": kind,
-                "subtype": subtype,
-                "value_template": "{{ value_json.event_type }}",
-                "payload": event_type,
+            payload: to_text(&TriggerConfig {
+                automation_type: "trigger",
+                topic: self.topics.state(sn, "conversation"),
+                kind,
+                subtype,
+                value_template: "{{ value_json.event_type }}",
+                payload: event_type,
                 // As the events are published (see `Publish::at_most_once`).
-                "qos": 0,
-                "device": device,
-                "origin": origin(),
-            })
-            .to_string(),
+                qos: 0,
+                device: device.clone(),
+                origin: Origin::BRIDGE,
+            }),
         });
         let player = self.media_player.then(|| self.media_player(sn, &node, &device));
         entities.chain(triggers).chain(player).collect()
@@ -141,57 +143,45 @@ impl Discovery<'_> {
     /// integration has no media player. It sits under the component
     /// `folotoy`, which the MQTT integration never subscribes to, and names
     /// every topic it needs, so the integration follows the base topic.
-    fn media_player(&self, sn: &Sn, node: &str, device: &Json) -> Config {
+    fn media_player(&self, sn: &Sn, node: &str, device: &Device) -> Config {
         let topic = |part: PlayerPart| {
             let e = TOY.iter().find(|e| e.kind == Kind::Player(part)).expect("a row per part");
             (self.topics.state(sn, e.key.as_str()), self.topics.command(sn, e.key.as_str()))
         };
         let payload = PlayerConfig {
-            name: device["name"].as_str().unwrap_or_default(),
+            name: device.name.clone(),
             unique_id: format!("{node}_media_player"),
             default_entity_id: format!("media_player.{node}"),
-            device,
+            device: device.clone(),
             availability: [self.topics.bridge_state(), self.topics.folotoy_link()],
             state_topic: topic(PlayerPart::State).0,
             title_topic: topic(PlayerPart::Title).0,
             volume_topic: topic(PlayerPart::Volume).0,
             volume_command_topic: topic(PlayerPart::Volume).1,
             play_media_command_topic: topic(PlayerPart::Media).1,
-            origin: origin(),
+            origin: Origin::BRIDGE,
         };
-        Config {
-            topic: self.topics.discovery(PLAYER_COMPONENT, node, "media_player"),
-            payload: serde_json::to_string(&payload).expect("serializable"),
-        }
+        Config { topic: self.topics.discovery(PLAYER_COMPONENT, node, "media_player"), payload: to_text(&payload) }
     }
 
-    fn entity(&self, e: &Entity, sn: &Sn, node: &str, device: &Json) -> Map<String, Json> {
+    fn entity(&self, e: &Entity, sn: &Sn, node: &str, device: &Device) -> EntityConfig {
         let key = e.key.as_str();
-        let mut c = base(node, key, e.component(), self.catalog.entity(key), device);
-        c.insert("icon".into(), e.icon.into());
+        let mut c = EntityConfig::new(node, key, e.component(), self.catalog.entity(key), device);
+        c.icon = Some(e.icon);
         if e.has_state() {
-            c.insert("state_topic".into(), self.topics.state(sn, key).into());
+            c.state_topic = Some(self.topics.state(sn, key));
         }
         if e.has_command() {
-            c.insert("command_topic".into(), self.topics.command(sn, key).into());
-            c.insert("retain".into(), false.into());
+            c.command_topic = Some(self.topics.command(sn, key));
+            c.retain = Some(false);
         }
-        // Entities are usable only while the bridge is up and reaches FoloToy.
-        c.insert(
-            "availability".into(),
-            json!([{ "topic": self.topics.bridge_state() }, { "topic": self.topics.folotoy_link() }]),
-        );
-        c.insert("availability_mode".into(), "all".into());
-        if let Some(class) = e.device_class {
-            c.insert("device_class".into(), class.into());
-        }
-        if let Some(cat) = e.category {
-            let cat = match cat {
-                Category::Config => "config",
-                Category::Diagnostic => "diagnostic",
-            };
-            c.insert("entity_category".into(), cat.into());
-        }
+        c.availability = self.availability();
+        c.availability_mode = Some("all");
+        c.device_class = e.device_class;
+        c.entity_category = e.category.map(|cat| match cat {
+            Category::Config => "config",
+            Category::Diagnostic => "diagnostic",
+        });
         match e.kind {
             Kind::Number { setting, step, mode, unit } => {
                 let (min, max) = match setting.domain() {
@@ -201,45 +191,38 @@ impl Discovery<'_> {
                     Domain::Float { min, max } => (min, max),
                     Domain::Codes(c) => (c[0] as f64, c[c.len() - 1] as f64),
                 };
-                c.insert("min".into(), min.into());
-                c.insert("max".into(), max.into());
-                c.insert("step".into(), step.into());
-                c.insert("mode".into(), if mode == NumberMode::Slider { "slider" } else { "box" }.into());
-                if let Some(unit) = unit {
-                    c.insert("unit_of_measurement".into(), unit.into());
-                }
+                c.min = Some(Num::Float(min));
+                c.max = Some(Num::Float(max));
+                c.step = Some(step);
+                c.mode = Some(if mode == NumberMode::Slider { "slider" } else { "box" });
+                c.unit_of_measurement = unit;
             }
             Kind::AnnouncementVolume => {
-                c.insert("min".into(), 0.into());
-                c.insert("max".into(), 100.into());
-                c.insert("step".into(), 1.into());
-                c.insert("mode".into(), "slider".into());
-                c.insert("unit_of_measurement".into(), "%".into());
+                c.min = Some(Num::Int(0));
+                c.max = Some(Num::Int(100));
+                c.step = Some(1.0);
+                c.mode = Some("slider");
+                c.unit_of_measurement = Some("%");
             }
             Kind::Select { options, .. } => {
-                let labels: Vec<&str> = options.iter().map(|(k, _)| self.catalog.option(key, k)).collect();
-                c.insert("options".into(), labels.into());
+                c.options = Some(options.iter().map(|(k, _)| self.catalog.option(key, k).to_owned()).collect());
             }
-            Kind::SpeakingRole => {
-                c.insert("options".into(), self.roles.into());
-            }
+            Kind::SpeakingRole => c.options = Some(self.roles.to_vec()),
             Kind::Switch { .. } => {}
-            Kind::Say => {
-                c.insert("max".into(), MAX_TEXT.into());
-            }
+            Kind::Say => c.max = Some(Num::Int(MAX_TEXT as i64)),
             Kind::PlayAudio => {
-                c.insert("max".into(), MAX_TEXT.into());
-                c.insert("pattern".into(), "https?://.+".into());
+                c.max = Some(Num::Int(MAX_TEXT as i64));
+                c.pattern = Some("https?://.+");
             }
             // These publish JSON: `summary` is the state (under Home
             // Assistant's 255-character limit), the rest are attributes.
             Kind::LastCommand | Kind::Heard | Kind::Said => {
-                c.insert("value_template".into(), "{{ value_json.summary }}".into());
-                c.insert("json_attributes_topic".into(), self.topics.state(sn, key).into());
+                c.value_template = Some("{{ value_json.summary }}");
+                c.json_attributes_topic = Some(self.topics.state(sn, key));
             }
             Kind::Conversation => {
-                c.insert("event_types".into(), EVENT_TYPES.into());
-                c.insert("qos".into(), 0.into());
+                c.event_types = Some(EVENT_TYPES);
+                c.qos = 0;
             }
             Kind::LastActivity | Kind::Announce | Kind::Player(_) => {}
         }
@@ -249,43 +232,3 @@ impl Discovery<'_> {
 
 /// The discovery component the media player configs sit under.
 pub const PLAYER_COMPONENT: &str = "folotoy";
-
-/// A media player's config, as `custom_components/folotoy` reads it.
-#[derive(serde::Serialize)]
-struct PlayerConfig<'a> {
-    name: &'a str,
-    unique_id: String,
-    default_entity_id: String,
-    device: &'a Json,
-    /// Topics that must all say `online`: the bridge's and its FoloToy link's.
-    availability: [String; 2],
-    /// `playing` or `idle`.
-    state_topic: String,
-    title_topic: String,
-    /// 0..1.
-    volume_topic: String,
-    volume_command_topic: String,
-    /// `{"url", "text", "volume", "announce"}` (see `ha::commands`).
-    play_media_command_topic: String,
-    origin: Json,
-}
-
-/// Who published a config: Home Assistant names it in its log when a config
-/// is wrong, so users know where to report it.
-fn origin() -> Json {
-    json!({ "name": "folotoy-ha-bridge", "sw_version": env!("CARGO_PKG_VERSION"), "support_url": SUPPORT_URL })
-}
-
-/// The keys every config shares. `unique_id` comes from the node and key
-/// only, so it never changes when the user renames a toy.
-fn base(node: &str, key: &str, component: &str, name: &str, device: &Json) -> Map<String, Json> {
-    let id = format!("{node}_{key}");
-    let mut c = Map::new();
-    c.insert("name".into(), name.into());
-    c.insert("unique_id".into(), id.clone().into());
-    c.insert("default_entity_id".into(), format!("{component}.{id}").into());
-    c.insert("device".into(), device.clone());
-    c.insert("origin".into(), origin());
-    c.insert("qos".into(), 1.into());
-    c
-}

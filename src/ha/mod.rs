@@ -5,6 +5,7 @@ pub mod commands;
 pub mod discovery;
 pub mod entities;
 pub mod inbound;
+pub mod payloads;
 pub mod states;
 pub mod topics;
 

@@ -1,0 +1,182 @@
+//! Discovery payloads as types: the keys Home Assistant's MQTT platforms (and
+//! the project's integration) read, so a misspelt key does not compile. Keys
+//! left `None` are not sent.
+
+use serde::Serialize;
+
+use super::discovery::SUPPORT_URL;
+
+/// The device an entity belongs to. `identifiers` link the entities of one
+/// device, also the integration's media player.
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    pub identifiers: [String; 1],
+    pub name: String,
+    pub manufacturer: &'static str,
+    pub model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sw_version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via_device: Option<String>,
+}
+
+/// Who published a config: Home Assistant names it in its log when a config
+/// is wrong, so users know where to report it; the integration recognises the
+/// bridge's configs by it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Origin {
+    pub name: &'static str,
+    pub sw_version: &'static str,
+    pub support_url: &'static str,
+}
+
+impl Origin {
+    pub const BRIDGE: Origin =
+        Origin { name: "folotoy-ha-bridge", sw_version: env!("CARGO_PKG_VERSION"), support_url: SUPPORT_URL };
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Availability {
+    pub topic: String,
+}
+
+/// A number as Home Assistant expects it: a text's `max` is whole, a number
+/// entity's limits may not be.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+/// One entity on one of Home Assistant's MQTT platforms.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityConfig {
+    pub name: String,
+    /// From the node and key only, so it never changes when a toy is renamed.
+    pub unique_id: String,
+    pub default_entity_id: String,
+    pub device: Device,
+    pub origin: Origin,
+    pub qos: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icon: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub availability: Vec<Availability>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_class: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_category: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_on: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_off: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_press: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<Num>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<Num>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_of_measurement: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_template: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_attributes_topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<&'static [&'static str]>,
+}
+
+impl EntityConfig {
+    /// What every entity has; the rest is filled in per kind.
+    pub fn new(node: &str, key: &str, component: &str, name: &str, device: &Device) -> EntityConfig {
+        let unique_id = format!("{node}_{key}");
+        EntityConfig {
+            name: name.to_owned(),
+            default_entity_id: format!("{component}.{unique_id}"),
+            unique_id,
+            device: device.clone(),
+            origin: Origin::BRIDGE,
+            qos: 1,
+            icon: None,
+            state_topic: None,
+            command_topic: None,
+            retain: None,
+            availability: Vec::new(),
+            availability_mode: None,
+            device_class: None,
+            entity_category: None,
+            payload_on: None,
+            payload_off: None,
+            payload_press: None,
+            min: None,
+            max: None,
+            step: None,
+            mode: None,
+            unit_of_measurement: None,
+            options: None,
+            pattern: None,
+            value_template: None,
+            json_attributes_topic: None,
+            event_types: None,
+        }
+    }
+}
+
+/// A device trigger ("child said") read from the Conversation entity's events.
+#[derive(Debug, Clone, Serialize)]
+pub struct TriggerConfig {
+    pub automation_type: &'static str,
+    pub topic: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub subtype: &'static str,
+    pub value_template: &'static str,
+    pub payload: &'static str,
+    pub qos: u8,
+    pub device: Device,
+    pub origin: Origin,
+}
+
+/// A media player's config, as `custom_components/folotoy` reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayerConfig {
+    pub name: String,
+    pub unique_id: String,
+    pub default_entity_id: String,
+    pub device: Device,
+    /// Topics that must all say `online`: the bridge's and its FoloToy link's.
+    pub availability: [String; 2],
+    /// `playing` or `idle`.
+    pub state_topic: String,
+    pub title_topic: String,
+    /// 0..1.
+    pub volume_topic: String,
+    pub volume_command_topic: String,
+    /// `{"url", "text", "volume", "announce"}` (see `ha::commands`).
+    pub play_media_command_topic: String,
+    pub origin: Origin,
+}
+
+/// The JSON text of a payload.
+pub fn to_text(payload: &impl Serialize) -> String {
+    serde_json::to_string(payload).expect("discovery payloads serialize")
+}
