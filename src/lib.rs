@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod folotoy;
 pub mod ha;
+pub mod history;
 pub mod runtime;
 pub mod saved;
 #[cfg(feature = "demo")]
