@@ -30,6 +30,8 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub folotoy: FoloToyConfig,
     pub homeassistant: HaConfig,
+    pub web: WebConfig,
+    pub history: HistoryConfig,
     /// Where confirmed settings and published discovery topics are kept.
     pub state_file: PathBuf,
     /// Language of entity names: a file in `translations/`.
@@ -161,12 +163,61 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             folotoy: FoloToyConfig::default(),
             homeassistant: HaConfig::default(),
+            web: WebConfig::default(),
+            history: HistoryConfig::default(),
             state_file: PathBuf::from("folotoy-ha-bridge-state.json"),
             language: "en".into(),
             log_level: "info".into(),
             supervisor_url: "http://supervisor".into(),
             mqtt_given: false,
         }
+    }
+}
+
+/// The page for parents and for setup (conversations, toys, connections).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Off by default standalone; on in the add-on (its sidebar page).
+    pub enabled: bool,
+    pub bind: String,
+    pub port: u16,
+    /// Addresses allowed to ask; empty: any. The add-on allows only the
+    /// Supervisor's ingress proxy, as add-ons are expected to.
+    pub allow_from: Vec<std::net::IpAddr>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { enabled: false, bind: "127.0.0.1".into(), port: 8099, allow_from: Vec::new() }
+    }
+}
+
+/// The conversations the page shows, kept on disk beside the state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// `false` keeps no conversation at all.
+    pub enabled: bool,
+    /// Days kept, counting today.
+    pub days: u32,
+    /// Megabytes kept over all toys; the oldest days go first.
+    pub max_mb: u32,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig { enabled: true, days: 7, max_mb: 50 }
+    }
+}
+
+/// The Supervisor's ingress proxy: the only one that may ask an add-on's page.
+pub const INGRESS_PROXY: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(172, 30, 32, 2));
+
+impl Config {
+    /// Where the conversation history is kept: beside the state file.
+    pub fn history_dir(&self) -> PathBuf {
+        self.state_file.parent().unwrap_or(std::path::Path::new(".")).join("history")
     }
 }
 

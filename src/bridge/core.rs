@@ -132,6 +132,8 @@ pub struct Output {
     /// A republish is not finished: publish this, then call again with
     /// [`Input::Continue`].
     pub more: bool,
+    /// Sentences for the conversation history (the page).
+    pub history: Vec<(Sn, crate::history::Line)>,
 }
 
 impl Output {
@@ -184,7 +186,8 @@ pub struct Core {
     ha_up: bool,
     folotoy_up: bool,
     republish_at: Option<Instant>,
-    refused: HashSet<Sn>,
+    /// Toys refused, each with why (warned about once).
+    refused: BTreeMap<Sn, String>,
     /// When each playing toy is guessed to be done.
     playing_until: BTreeMap<Sn, Instant>,
     /// Toys whose discovery is still to publish, and the configs published
@@ -287,7 +290,7 @@ impl Core {
             ha_up: false,
             folotoy_up: false,
             republish_at: None,
-            refused: HashSet::new(),
+            refused: BTreeMap::new(),
             playing_until: BTreeMap::new(),
             to_publish: None,
             server: saved.server,
@@ -447,9 +450,11 @@ mod commands;
 mod conversations;
 mod republish;
 mod toys;
+mod view;
 
 pub use conversations::{speaking_time, PLAY_GUESS};
 pub use republish::CHUNK;
+pub use view::{Refused, ToyView, View};
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

@@ -19,6 +19,11 @@ impl Config {
         let mut defaults = Figment::from(Serialized::defaults(Config::default()));
         if let Some(dir) = &sources.data_dir {
             defaults = defaults.merge(Serialized::default("state_file", dir.join("state.json")));
+            // The add-on's page, in Home Assistant's sidebar through ingress.
+            defaults = defaults
+                .merge(Serialized::default("web.enabled", true))
+                .merge(Serialized::default("web.bind", "0.0.0.0"))
+                .merge(Serialized::default("web.allow_from", [INGRESS_PROXY]));
         }
         // The layers a person wrote, kept apart to see what they set.
         let mut fig = Figment::new();

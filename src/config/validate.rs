@@ -9,6 +9,21 @@ impl Config {
         if let Some(m) = &self.folotoy.mqtt {
             m.validate("folotoy.mqtt")?;
         }
+        if self.web.enabled && self.web.port == 0 {
+            return Err(invalid("web.port", "must be from 1 to 65535"));
+        }
+        if self.web.enabled && self.web.bind.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid(
+                "web.bind",
+                format!("{:?} is not an IP address (127.0.0.1, 0.0.0.0, ::)", self.web.bind),
+            ));
+        }
+        if !(1..=3650).contains(&self.history.days) {
+            return Err(invalid("history.days", "must be from 1 to 3650"));
+        }
+        if self.history.max_mb == 0 {
+            return Err(invalid("history.max_mb", "must be at least 1"));
+        }
         let f = &self.folotoy;
         if f.max_toys == 0 {
             return Err(invalid("folotoy.max_toys", "must be at least 1"));

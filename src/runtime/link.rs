@@ -44,7 +44,7 @@ impl Role {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Role::Ha => "Home Assistant's broker",
             Role::FoloToy => "FoloToy's broker",
@@ -58,7 +58,14 @@ impl Role {
 pub enum LinkEvent {
     Up(Role),
     Down(Role),
-    Message { role: Role, topic: String, payload: bytes::Bytes, retain: bool },
+    /// Connecting failed, or the connection was lost, and why.
+    Failed(Role, String),
+    Message {
+        role: Role,
+        topic: String,
+        payload: bytes::Bytes,
+        retain: bool,
+    },
 }
 
 /// The connection options for `cfg`, found at `key` in the configuration.
@@ -121,6 +128,7 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
             Ok(_) => {}
             Err(e) => {
                 let error = e.to_string();
+                let _ = tx.send(LinkEvent::Failed(role, error.clone()));
                 if up {
                     warn!("lost {} at {where_}: {error}{}; reconnecting", role.name(), hint(&error, role));
                     up = false;

@@ -5,6 +5,7 @@
 //! so an idle bridge uses no CPU.
 
 pub mod link;
+mod page;
 mod saver;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use crate::folotoy;
 use crate::ha;
 use crate::store::{self, StoreError};
 use link::{LinkEvent, Role};
+use page::Page;
 use saver::Saver;
 
 /// How long shutdown waits for `offline` to reach the broker.
@@ -66,6 +68,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let links = connect(&config, &topics, tx)?;
+    let roles: &[Role] = if links.folotoy.is_some() { &[Role::Ha, Role::FoloToy] } else { &[Role::Both] };
+    let mut page = Page::start(&config, roles).await?;
 
     let mut saver = Saver::start(state_file.clone());
     tokio::pin!(shutdown);
@@ -76,11 +80,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 Some(ev) => ev,
                 None => break,
             },
+            Some(reply) = status_request(&mut page) => {
+                if let Some(p) = &page {
+                    p.answer(reply, &core);
+                }
+                continue;
+            }
             _ = sleep_until(deadline), if deadline.is_some() => {
                 let now = std::time::Instant::now();
                 if core.next_deadline().is_some_and(|d| d <= now) {
                     let out = core.handle(Input::Tick, now);
-                    apply(&mut core, &links, &mut saver, out).await;
+                    apply(&mut core, &links, &mut saver, page.as_ref(), out).await;
                 }
                 saver.when_due(|| core.snapshot(), now);
                 continue;
@@ -89,11 +99,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         };
         let mut out = Output::default();
         for ev in with_waiting(input, &mut rx, BATCH) {
+            if let Some(p) = page.as_mut() {
+                match &ev {
+                    LinkEvent::Up(role) => p.link(*role, true),
+                    LinkEvent::Down(role) => p.link(*role, false),
+                    LinkEvent::Failed(role, error) => p.failed(*role, error.clone()),
+                    LinkEvent::Message { .. } => {}
+                }
+            }
             for input in inputs(&topics, &links, ev).await {
                 merge(&mut out, core.handle(input, std::time::Instant::now()));
             }
         }
-        apply(&mut core, &links, &mut saver, out).await;
+        apply(&mut core, &links, &mut saver, page.as_ref(), out).await;
     }
 
     info!("stopping: telling Home Assistant the bridge is offline");
@@ -109,6 +127,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     for t in tasks {
         let _ = t.await;
+    }
+}
+
+/// The next request of the page for the bridge's state; never, without a page.
+async fn status_request(page: &mut Option<Page>) -> Option<crate::web::StatusRequest> {
+    match page {
+        Some(p) => p.requests.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -167,6 +193,7 @@ async fn inputs(topics: &ha::Topics, links: &Links, ev: LinkEvent) -> Vec<Input>
         LinkEvent::Down(Role::FoloToy) => vec![Input::FoloToyDown],
         LinkEvent::Down(Role::Ha) => vec![Input::HaDown],
         LinkEvent::Down(Role::Both) => vec![Input::HaDown, Input::FoloToyDown],
+        LinkEvent::Failed(..) => vec![],
         LinkEvent::Message { role, topic, payload, retain } => {
             let folotoy_topic = topic.starts_with("/sys/");
             let parsed = if role.serves(Side::FoloToy) && folotoy_topic {
@@ -240,6 +267,7 @@ fn merge(into: &mut Output, out: Output) {
     into.save |= out.save;
     into.save_soon |= out.save_soon;
     into.more |= out.more;
+    into.history.extend(out.history);
 }
 
 /// Keeps only the last retained publish to each topic: the broker keeps
@@ -255,9 +283,12 @@ fn newest_states(publish: Vec<crate::bridge::Publish>) -> Vec<crate::bridge::Pub
 
 /// Publishes `out`; while a republish has more parts, asks for and
 /// publishes each in turn, so only one part is in memory at a time.
-async fn apply(core: &mut Core, links: &Links, saver: &mut Saver, mut out: Output) {
+async fn apply(core: &mut Core, links: &Links, saver: &mut Saver, page: Option<&Page>, mut out: Output) {
     loop {
         let more = out.more;
+        if let Some(p) = page {
+            p.record(std::mem::take(&mut out.history));
+        }
         apply_one(core, links, saver, out).await;
         if !more {
             return;

@@ -2,6 +2,7 @@
 //! each toy was last heard from, and the media player's playing guess.
 
 use super::*;
+use crate::history::{Kind as LineKind, Line};
 
 impl Core {
     /// Shows the toy as playing `title` for about `length`.
@@ -26,7 +27,7 @@ impl Core {
                     return;
                 }
                 self.active(&sn, at, out);
-                self.on_event(&sn, topic, event, now, out);
+                self.on_event(&sn, topic, event, now, at, out);
             }
             Inbound::CallAck { sn, ack } => {
                 if !self.admit(&sn, topic, out) {
@@ -61,10 +62,21 @@ impl Core {
         }
     }
 
-    pub(super) fn on_event(&mut self, sn: &Sn, topic: &str, event: ToyEvent, now: Instant, out: &mut Output) {
+    pub(super) fn on_event(
+        &mut self,
+        sn: &Sn,
+        topic: &str,
+        event: ToyEvent,
+        now: Instant,
+        at: SystemTime,
+        out: &mut Output,
+    ) {
         let conversation = self.cfg.topics.state(sn, "conversation");
+        let t = millis(at);
         match event {
             ToyEvent::RecordingTranscribed { recording_id, text } => {
+                let line = Line { t, kind: LineKind::Heard, recording_id, order: None, role: None, text: text.clone() };
+                out.history.push((sn.clone(), line));
                 let heard = Heard { text, recording_id };
                 if self.ha_up {
                     out.event(conversation, ha::states::heard_event(&heard));
@@ -91,6 +103,8 @@ impl Core {
                     return;
                 }
                 answer.role = role.or(answer.role);
+                let line = Line { t, kind: LineKind::Said, recording_id, order: Some(order), role, text: text.clone() };
+                out.history.push((sn.clone(), line));
                 answer.parts.insert(order, Part { text, voice_url });
                 let event = ha::states::said_event(answer, order);
                 let text = answer.text();
@@ -111,7 +125,7 @@ impl Core {
     /// Shown to the second: a toy reading a story sends a sentence every
     /// few hundred milliseconds, and one update a second says as much.
     pub(super) fn active(&mut self, sn: &Sn, at: SystemTime, out: &mut Output) {
-        let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let ms = millis(at);
         let toy = self.toy_mut(sn);
         let before = toy.last_activity_ms.replace(ms);
         if before.map(|b| b / 1000) != Some(ms / 1000) {
@@ -159,4 +173,9 @@ pub(super) fn title_of(url: &str) -> String {
         Some(name) => name.to_owned(),
         None => url.to_owned(),
     }
+}
+
+/// A wall-clock time in ms since the Unix epoch.
+pub(super) fn millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

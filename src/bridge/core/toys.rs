@@ -96,8 +96,9 @@ impl Core {
                 .map(|other| format!("toy {other} differs from it only in case, and Home Assistant ids are lower case"))
         };
         if let Some(why) = refusal {
-            if self.refused.len() < REFUSED_MEMORY && self.refused.insert(sn.clone()) {
+            if self.refused.len() < REFUSED_MEMORY && !self.refused.contains_key(sn) {
                 out.log(Level::Warn, topic, format!("toy {sn} ignored: {why}"));
+                self.refused.insert(sn.clone(), why);
             }
             return false;
         }

@@ -1,0 +1,61 @@
+//! The toys as the page shows them: what each confirmed, its last command,
+//! when it was last heard from; and the toys the bridge refused, with why.
+
+use serde::Serialize;
+
+use super::*;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct View {
+    pub toys: Vec<ToyView>,
+    pub refused: Vec<Refused>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToyView {
+    pub sn: String,
+    pub name: Option<String>,
+    pub last_activity_ms: Option<u64>,
+    /// Each confirmed setting by its entity's name, shown as Home Assistant
+    /// shows it (labels, not codes); unknown ones are left out.
+    pub settings: Vec<(String, String)>,
+    /// The Last command sensor's text, if anything was sent.
+    pub last_command: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Refused {
+    pub sn: String,
+    pub reason: String,
+}
+
+impl Core {
+    pub fn view(&self) -> View {
+        let catalog = &self.cfg.catalog;
+        let toys = self
+            .toys
+            .iter()
+            .map(|(sn, toy)| ToyView {
+                sn: sn.to_string(),
+                name: toy.name.clone(),
+                last_activity_ms: toy.state.last_activity_ms,
+                settings: TOY
+                    .iter()
+                    .filter(|e| e.kind.setting().is_some() || e.kind == Kind::SpeakingRole)
+                    .filter_map(|e| {
+                        let shown = ha::states::render(e, &toy.state, catalog, &self.cfg.roles)?;
+                        (shown != ha::states::UNKNOWN).then(|| (catalog.entity(e.key.as_str()).to_owned(), shown))
+                    })
+                    .collect(),
+                last_command: toy.state.last_command.as_ref().map(|c| {
+                    let json: serde_json::Value =
+                        serde_json::from_str(&ha::states::last_command(Some(c), catalog)).unwrap_or_default();
+                    json["summary"].as_str().unwrap_or_default().to_owned()
+                }),
+            })
+            .collect();
+        let refused =
+            self.refused.iter().map(|(sn, reason)| Refused { sn: sn.to_string(), reason: reason.clone() }).collect();
+        View { toys, refused }
+    }
+}

@@ -1,0 +1,120 @@
+//! The page's side of the runtime: the conversation history written off the
+//! bridge's loop, new sentences handed to the pages open now, the state the
+//! page asks for, and what each broker connection did last.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+use tracing::{info, warn};
+
+use super::link::Role;
+use super::RuntimeError;
+use crate::bridge::Core;
+use crate::config::{Config, ConfigError};
+use crate::folotoy::Sn;
+use crate::history::{History, Limits, Line};
+use crate::web::{self, Connection, Live, Shared, Status, StatusRequest};
+
+pub struct Page {
+    lines: Option<mpsc::UnboundedSender<Vec<(Sn, Line)>>>,
+    pub requests: mpsc::Receiver<StatusRequest>,
+    connections: Vec<Connection>,
+    history: bool,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Page {
+    /// Opens the history and starts serving the page, if `web.enabled`.
+    pub async fn start(config: &Config, roles: &[Role]) -> Result<Option<Page>, RuntimeError> {
+        if !config.web.enabled {
+            return Ok(None);
+        }
+        let history = if config.history.enabled {
+            let limits =
+                Limits { days: config.history.days, max_bytes: u64::from(config.history.max_mb) * 1024 * 1024 };
+            let dir = config.history_dir();
+            let h = History::open(dir.clone(), limits, now_ms())
+                .map_err(|e| ConfigError::Invalid { key: "history".into(), problem: e.to_string() })?;
+            Some(Arc::new(Mutex::new(h)))
+        } else {
+            None
+        };
+        let (live, _) = broadcast::channel(256);
+        let (status, requests) = mpsc::channel(16);
+        let address = (config.web.bind.as_str(), config.web.port);
+        let listener = TcpListener::bind(address).await.map_err(|e| ConfigError::Invalid {
+            key: "web.port".into(),
+            problem: format!("cannot listen on {}:{}: {e}", config.web.bind, config.web.port),
+        })?;
+        info!("the page is at http://{}:{}/", config.web.bind, config.web.port);
+        let shared =
+            Shared { history: history.clone(), live: live.clone(), status, allow_from: config.web.allow_from.clone() };
+        tokio::spawn(web::serve(listener, shared));
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_history(history.clone(), live, rx));
+        let connections =
+            roles.iter().map(|r| Connection { name: r.name(), up: false, since_ms: None, last_error: None }).collect();
+        Ok(Some(Page { lines: Some(tx), requests, connections, history: history.is_some() }))
+    }
+
+    /// Sentences the core reported, for the history and the open pages.
+    pub fn record(&self, lines: Vec<(Sn, Line)>) {
+        if let (false, Some(tx)) = (lines.is_empty(), &self.lines) {
+            let _ = tx.send(lines);
+        }
+    }
+
+    pub fn link(&mut self, role: Role, up: bool) {
+        if let Some(c) = self.connections.iter_mut().find(|c| c.name == role.name()) {
+            if c.up != up || c.since_ms.is_none() {
+                c.since_ms = Some(now_ms());
+            }
+            c.up = up;
+        }
+    }
+
+    pub fn failed(&mut self, role: Role, error: String) {
+        if let Some(c) = self.connections.iter_mut().find(|c| c.name == role.name()) {
+            c.last_error = Some(error);
+        }
+    }
+
+    pub fn answer(&self, reply: StatusRequest, core: &Core) {
+        let _ = reply.send(Status { view: core.view(), connections: self.connections.clone(), history: self.history });
+    }
+}
+
+/// Writes sentences to the history off the bridge's loop (each write is an
+/// fsync), then hands them to the pages open now.
+async fn write_history(
+    history: Option<Arc<Mutex<History>>>,
+    live: broadcast::Sender<Live>,
+    mut rx: mpsc::UnboundedReceiver<Vec<(Sn, Line)>>,
+) {
+    while let Some(mut lines) = rx.recv().await {
+        while let Ok(more) = rx.try_recv() {
+            lines.extend(more);
+        }
+        if let Some(history) = history.clone() {
+            let batch = lines.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                let mut h = history.lock().expect("not poisoned");
+                batch.iter().try_for_each(|(sn, line)| h.append(sn, line))
+            })
+            .await;
+            match written {
+                Ok(Err(e)) => warn!("{e}"),
+                Err(e) => warn!("writing the conversation history failed: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        for (sn, line) in lines {
+            let _ = live.send(Live { sn: sn.to_string(), line });
+        }
+    }
+}

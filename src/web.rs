@@ -1,0 +1,214 @@
+//! The page for parents and for setup: conversations, toys and connections.
+//!
+//! Served by the bridge itself (nothing fetched at run time, no framework):
+//! one HTML page, its script and its style, and a small JSON API the script
+//! reads with relative URLs, so the page works at `/` standalone and behind
+//! the Supervisor's ingress prefix alike. New sentences arrive as
+//! server-sent events. Every text from toys is put on the page as text,
+//! never as markup, and the Content-Security-Policy allows no inline script.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::warn;
+
+use crate::bridge::core::View;
+use crate::folotoy::Sn;
+use crate::history::{History, Line, Message};
+
+const PAGE: &str = include_str!("web/page.html");
+const SCRIPT: &str = include_str!("web/page.js");
+const STYLE: &str = include_str!("web/page.css");
+
+/// A sentence that just arrived, for the pages open now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Live {
+    pub sn: String,
+    #[serde(flatten)]
+    pub line: Line,
+}
+
+/// One broker connection as the page shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Connection {
+    pub name: &'static str,
+    pub up: bool,
+    /// Since when it is up (or down), ms since the Unix epoch.
+    pub since_ms: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    #[serde(flatten)]
+    pub view: View,
+    pub connections: Vec<Connection>,
+    /// Whether conversations are kept (history.enabled).
+    pub history: bool,
+}
+
+/// What the page asks the bridge's loop for: its state now.
+pub type StatusRequest = oneshot::Sender<Status>;
+
+#[derive(Clone)]
+pub struct Shared {
+    pub history: Option<Arc<Mutex<History>>>,
+    pub live: broadcast::Sender<Live>,
+    pub status: mpsc::Sender<StatusRequest>,
+    /// Addresses allowed to ask; empty: any.
+    pub allow_from: Vec<IpAddr>,
+}
+
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/", get(|| async { page(PAGE, "text/html; charset=utf-8") }))
+        .route("/page.js", get(|| async { page(SCRIPT, "text/javascript; charset=utf-8") }))
+        .route("/page.css", get(|| async { page(STYLE, "text/css; charset=utf-8") }))
+        .route("/api/status", get(status))
+        .route("/api/messages", get(messages))
+        .route("/api/search", get(search))
+        .route("/api/toys/{sn}/clear", post(clear))
+        .route("/api/events", get(events))
+        .layer(middleware::from_fn_with_state(shared.clone(), only_allowed))
+        .with_state(shared)
+}
+
+/// Serves the page until the process ends.
+pub async fn serve(listener: TcpListener, shared: Shared) {
+    let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).await {
+        warn!("the page stopped: {e}");
+    }
+}
+
+fn page(body: &'static str, kind: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; frame-ancestors 'self'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// In the add-on only the Supervisor's ingress proxy may ask.
+async fn only_allowed(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    if !shared.allow_from.is_empty() {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let allowed = peer.is_some_and(|ip| shared.allow_from.iter().any(|a| *a == ip.to_canonical()));
+        if !allowed {
+            warn!("page request from {peer:?} refused: only {:?} may ask", shared.allow_from);
+            return (StatusCode::FORBIDDEN, "only Home Assistant's ingress may open this page\n").into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn status(State(shared): State<Shared>) -> Result<Json<Status>, StatusCode> {
+    let (tx, rx) = oneshot::channel();
+    shared.status.send(tx).await.map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    rx.await.map(Json).map_err(|_| StatusCode::SERVICE_UNAVAILABLE)
+}
+
+#[derive(Deserialize)]
+struct MessagesQuery {
+    sn: String,
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+fn toy(sn: &str) -> Result<Sn, (StatusCode, String)> {
+    Sn::parse(sn).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// Runs `f` on the history off the async threads (it reads files).
+async fn with_history<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce(&mut History) -> Result<T, crate::history::HistoryError> + Send + 'static,
+) -> Result<T, (StatusCode, String)> {
+    let Some(history) = shared.history.clone() else {
+        return Err((StatusCode::NOT_FOUND, "no conversations are kept (history.enabled is false)".into()));
+    };
+    tokio::task::spawn_blocking(move || f(&mut history.lock().expect("not poisoned")))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn messages(
+    State(shared): State<Shared>,
+    Query(q): Query<MessagesQuery>,
+) -> Result<Json<Vec<Message>>, (StatusCode, String)> {
+    let sn = toy(&q.sn)?;
+    let (before, limit) = (q.before.unwrap_or(u64::MAX), q.limit.unwrap_or(200).min(1000));
+    with_history(&shared, move |h| h.messages(&sn, before, limit)).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+}
+
+#[derive(Serialize)]
+struct Found {
+    sn: String,
+    #[serde(flatten)]
+    message: Message,
+}
+
+async fn search(
+    State(shared): State<Shared>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<Vec<Found>>, (StatusCode, String)> {
+    let query = q.q.trim().to_owned();
+    if query.is_empty() {
+        return Ok(Json(Vec::new()));
+    }
+    let found = with_history(&shared, move |h| h.search(&query, 100)).await?;
+    Ok(Json(found.into_iter().map(|(sn, message)| Found { sn, message }).collect()))
+}
+
+/// Clearing needs a header only the page's own script sends: a form or a
+/// link on another site cannot set it (and no CORS lets a script do so).
+async fn clear(
+    State(shared): State<Shared>,
+    Path(sn): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, (StatusCode, String)> {
+    let from_page = headers.get("x-folotoy-page").is_some_and(|v| v == "clear");
+    let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site");
+    if !from_page || cross_site {
+        return Err((StatusCode::FORBIDDEN, "only the page itself can clear a history".into()));
+    }
+    let sn = toy(&sn)?;
+    with_history(&shared, move |h| h.clear(&sn)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn events(State(shared): State<Shared>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = shared.live.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = match rx.recv().await {
+            Ok(live) => Event::default().json_data(&live).unwrap_or_default(),
+            // A page too slow to keep up misses some; it reloads the toy's messages.
+            Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("lagged").data(""),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(event), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

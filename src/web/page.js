@@ -1,0 +1,165 @@
+// The FoloToy page. Every URL is relative, so it works at / and behind Home
+// Assistant's ingress prefix alike. Text from toys is only ever set with
+// textContent: a child's words are shown, never run.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { toys: [], sn: null, oldest: null, messages: [] };
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+
+async function api(path, options) {
+  const r = await fetch(path, options);
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+  return r.status === 204 ? null : r.json();
+}
+
+function toyName(sn) {
+  const t = state.toys.find((t) => t.sn === sn);
+  return t && t.name ? t.name : sn;
+}
+
+const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const day = (ms) => new Date(ms).toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+
+function message(m, withToy) {
+  const box = el("div", `msg ${m.kind}`, m.text);
+  const who = m.kind === "heard" ? "Child" : `${toyName(withToy || state.sn)}${m.role ? ` · role ${m.role}` : ""}`;
+  box.append(el("span", "meta", `${withToy ? `${toyName(withToy)} · ${day(m.t)} · ` : ""}${who} · ${time(m.t)}`));
+  return box;
+}
+
+function drawChat() {
+  const chat = $("chat");
+  chat.replaceChildren();
+  let lastDay = null;
+  for (const m of state.messages) {
+    const d = day(m.t);
+    if (d !== lastDay) {
+      chat.append(el("div", "day", d));
+      lastDay = d;
+    }
+    chat.append(message(m));
+  }
+  const note = $("note");
+  note.hidden = state.messages.length > 0;
+  note.textContent = "Nothing said yet.";
+}
+
+async function loadChat() {
+  if (!state.sn) return;
+  try {
+    state.messages = await api(`api/messages?sn=${encodeURIComponent(state.sn)}&limit=200`);
+  } catch (e) {
+    state.messages = [];
+    $("note").textContent = String(e.message);
+  }
+  $("older").hidden = state.messages.length < 200;
+  drawChat();
+  window.scrollTo(0, document.body.scrollHeight);
+}
+
+async function loadOlder() {
+  if (!state.messages.length) return;
+  const older = await api(`api/messages?sn=${encodeURIComponent(state.sn)}&before=${state.messages[0].t}&limit=200`);
+  $("older").hidden = older.length < 200;
+  state.messages = older.concat(state.messages);
+  drawChat();
+}
+
+async function search() {
+  const q = $("search").value.trim();
+  const results = $("results");
+  results.replaceChildren();
+  results.hidden = !q;
+  if (!q) return;
+  const found = await api(`api/search?q=${encodeURIComponent(q)}`);
+  results.append(el("h2", null, found.length ? `Found ${found.length}` : "Nothing found"));
+  for (const f of found) results.append(message(f, f.sn));
+}
+
+async function clearHistory() {
+  if (!state.sn || !confirm(`Delete every conversation kept of ${toyName(state.sn)}?`)) return;
+  await api(`api/toys/${encodeURIComponent(state.sn)}/clear`, { method: "POST", headers: { "X-FoloToy-Page": "clear" } });
+  await loadChat();
+}
+
+function card(title, rows) {
+  const c = el("div", "card");
+  c.append(el("strong", null, title));
+  const dl = el("dl");
+  for (const [k, v, cls] of rows) dl.append(el("dt", null, k), el("dd", cls, v));
+  c.append(dl);
+  return c;
+}
+
+async function loadStatus() {
+  const s = await api("api/status");
+  state.toys = s.toys;
+  const select = $("toy");
+  const chosen = state.sn || (s.toys[0] && s.toys[0].sn);
+  select.replaceChildren(...s.toys.map((t) => {
+    const o = el("option", null, t.name ? `${t.name} (${t.sn})` : t.sn);
+    o.value = t.sn;
+    return o;
+  }));
+  if (chosen) select.value = chosen;
+  if (chosen !== state.sn) {
+    state.sn = chosen;
+    await loadChat();
+  }
+  $("clear").hidden = !s.history;
+  $("toy-list").replaceChildren(...s.toys.map((t) => card(t.name || t.sn, [
+    ["Serial number", t.sn],
+    ["Last activity", t.last_activity_ms ? `${day(t.last_activity_ms)} ${time(t.last_activity_ms)}` : "never"],
+    ...t.settings.map(([k, v]) => [k, v]),
+    ["Last command", t.last_command || "none yet"],
+  ])));
+  const refused = $("refused");
+  refused.replaceChildren(...s.refused.map((r) => card(r.sn, [["Why", r.reason]])));
+  if (!s.refused.length) refused.replaceChildren(el("p", "note", "None."));
+  $("connection-list").replaceChildren(...s.connections.map((c) => card(c.name, [
+    ["State", c.up ? "up" : "down", c.up ? "up" : "down"],
+    ["Since", c.since_ms ? `${day(c.since_ms)} ${time(c.since_ms)}` : "start"],
+    ["Last error", c.last_error || "none"],
+  ])));
+  if (!s.history) {
+    $("note").hidden = false;
+    $("note").textContent = "No conversations are kept (history is off).";
+  }
+}
+
+function live() {
+  const source = new EventSource("api/events");
+  source.onmessage = (e) => {
+    const line = JSON.parse(e.data);
+    if (line.sn === state.sn) loadChat();
+  };
+  source.addEventListener("lagged", () => loadChat());
+}
+
+function tabs() {
+  for (const b of document.querySelectorAll("nav button")) {
+    b.addEventListener("click", () => {
+      for (const other of document.querySelectorAll("nav button")) other.classList.toggle("active", other === b);
+      for (const s of document.querySelectorAll("main > section")) s.hidden = s.id !== b.dataset.tab;
+    });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  tabs();
+  $("toy").addEventListener("change", (e) => { state.sn = e.target.value; loadChat(); });
+  let typing;
+  $("search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(search, 250); });
+  $("clear").addEventListener("click", clearHistory);
+  $("older").addEventListener("click", loadOlder);
+  await loadStatus();
+  live();
+  setInterval(loadStatus, 5000);
+});

@@ -1,0 +1,221 @@
+//! The page's server, run by the real bridge against Mosquitto and the
+//! simulator, asked over plain HTTP as a browser would.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use folotoy_ha_bridge::sim::{AckMode, SimConfig, Simulator};
+use serde_json::Value as Json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+struct Page {
+    _broker: Mosquitto,
+    _dir: tempfile::TempDir,
+    bridge: Bridge,
+    sim: Simulator,
+    port: u16,
+}
+
+async fn page_with(web: &str) -> Page {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(&broker.mqtt(), SimConfig { toys: vec![], ack: AckMode::Ok }).await.unwrap();
+    let mut ha = Client::connect(&broker, &["folotoy/#"]).await;
+    let port = free_port();
+    let yaml = format!("{}web:\n  enabled: true\n  port: {port}\n{web}", bunny_yaml());
+    let bridge = Bridge::start(&broker, dir.path(), &yaml);
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    Page { _broker: broker, _dir: dir, bridge, sim, port }
+}
+
+/// One request; the status and the body.
+async fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("the page listens");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("Content-Length: 0\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw)).await.expect("an answer").unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // The page's JSON answers are small: unchunk the simple case.
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") { unchunk(body) } else { body.to_owned() };
+    (status, body)
+}
+
+fn unchunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+async fn get_json(port: u16, path: &str) -> Json {
+    let (status, body) = http(port, "GET", path, &[]).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// Waits until `check` holds for what `path` answers.
+async fn wait_json(port: u16, path: &str, check: impl Fn(&Json) -> bool) -> Json {
+    let start = std::time::Instant::now();
+    loop {
+        let j = get_json(port, path).await;
+        if check(&j) {
+            return j;
+        }
+        assert!(start.elapsed() < WAIT, "{path} never satisfied the check: {j}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn texts(messages: &Json) -> Vec<String> {
+    messages.as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_owned()).collect()
+}
+
+const MESSAGES: &str = "/api/messages?sn=fcb467dad0c0";
+
+#[tokio::test]
+async fn a_sentence_the_toy_hears_arrives_live_and_is_kept() {
+    let p = page_with("").await;
+    // A page open now: the server-sent events stream.
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).await.unwrap();
+    s.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").await.unwrap();
+    let mut lines = BufReader::new(s).lines();
+    // The headers are the stream's start: from then on it is subscribed.
+    while let Some(l) = lines.next_line().await.unwrap() {
+        if l.is_empty() {
+            break;
+        }
+    }
+    p.sim.heard(&sn(BUNNY), 9, "Can we play hide and seek?").await.unwrap();
+    let event = tokio::time::timeout(WAIT, async {
+        loop {
+            let l = lines.next_line().await.unwrap().expect("the stream goes on");
+            if let Some(data) = l.strip_prefix("data: ") {
+                return serde_json::from_str::<Json>(data).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the sentence arrives on the open page");
+    assert_eq!(event["sn"], BUNNY);
+    assert_eq!(event["text"], "Can we play hide and seek?");
+    assert_eq!(event["kind"], "heard");
+    let messages = wait_json(p.port, MESSAGES, |m| !m.as_array().unwrap().is_empty()).await;
+    assert_eq!(texts(&messages), ["Can we play hide and seek?"]);
+}
+
+#[tokio::test]
+async fn an_answer_in_parts_reads_as_one_message_after_the_question() {
+    let p = page_with("").await;
+    let bunny = sn(BUNNY);
+    p.sim.heard(&bunny, 4, "Why is the sky blue?").await.unwrap();
+    p.sim.said(&bunny, 4, 1, "Sunlight scatters.").await.unwrap();
+    p.sim.said(&bunny, 4, 2, " Blue scatters most.").await.unwrap();
+    let messages = wait_json(p.port, MESSAGES, |m| m.as_array().unwrap().len() == 2).await;
+    assert_eq!(texts(&messages), ["Why is the sky blue?", "Sunlight scatters. Blue scatters most."]);
+    assert_eq!(messages[1]["kind"], "said");
+}
+
+#[tokio::test]
+async fn search_finds_what_was_said() {
+    let p = page_with("").await;
+    p.sim.heard(&sn(BUNNY), 1, "Tell me about Dinosaurs").await.unwrap();
+    p.sim.heard(&sn(BUNNY), 2, "Good night").await.unwrap();
+    wait_json(p.port, MESSAGES, |m| m.as_array().unwrap().len() == 2).await;
+    let found = get_json(p.port, "/api/search?q=dinosaur").await;
+    assert_eq!(texts(&found), ["Tell me about Dinosaurs"]);
+    assert_eq!(found[0]["sn"], BUNNY);
+}
+
+#[tokio::test]
+async fn clearing_needs_the_page_and_the_history_stays_empty_after_a_restart() {
+    let mut p = page_with("").await;
+    p.sim.heard(&sn(BUNNY), 1, "a secret").await.unwrap();
+    wait_json(p.port, MESSAGES, |m| !m.as_array().unwrap().is_empty()).await;
+    let path = format!("/api/toys/{BUNNY}/clear");
+    // A form on another site can post, but cannot set the page's header.
+    let (status, _) = http(p.port, "POST", &path, &[]).await;
+    assert_eq!(status, 403);
+    let (status, _) =
+        http(p.port, "POST", &path, &[("X-FoloToy-Page", "clear"), ("Sec-Fetch-Site", "cross-site")]).await;
+    assert_eq!(status, 403);
+    assert_eq!(texts(&get_json(p.port, MESSAGES).await), ["a secret"], "nothing cleared yet");
+    let (status, body) = http(p.port, "POST", &path, &[("X-FoloToy-Page", "clear")]).await;
+    assert_eq!(status, 204, "{body}");
+    assert!(get_json(p.port, MESSAGES).await.as_array().unwrap().is_empty());
+    p.bridge.terminate();
+    p.bridge.spawn(&[]);
+    p.bridge.wait_log(&["the page is at"]).await;
+    let messages = wait_json(p.port, MESSAGES, |_| true).await;
+    assert!(messages.as_array().unwrap().is_empty(), "{messages}");
+}
+
+#[tokio::test]
+async fn the_status_shows_each_toy_its_settings_and_both_connections() {
+    let p = page_with("").await;
+    let mut ha = Client::connect(&p._broker, &["folotoy/#"]).await;
+    ha.publish(&set("volume"), "35").await;
+    ha.wait_value(&state("volume"), "35").await;
+    let status =
+        wait_json(p.port, "/api/status", |s| s["toys"][0]["settings"].as_array().is_some_and(|a| !a.is_empty())).await;
+    let toy = &status["toys"][0];
+    assert_eq!(toy["sn"], BUNNY);
+    assert_eq!(toy["name"], "Bunny");
+    assert_eq!(toy["settings"][0], serde_json::json!(["Volume", "35"]));
+    assert!(toy["last_command"].as_str().unwrap().contains("35"), "{toy}");
+    let connections = status["connections"].as_array().unwrap();
+    assert!(connections.iter().all(|c| c["up"] == true), "{connections:?}");
+    assert_eq!(status["history"], true);
+}
+
+#[tokio::test]
+async fn the_page_and_its_script_come_from_the_bridge_with_no_inline_script_allowed() {
+    let p = page_with("").await;
+    let (status, page) = http(p.port, "GET", "/", &[]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<script src="page.js" defer></script>"#), "relative, so it works under ingress");
+    assert!(!page.contains("http://") && !page.contains("https://"), "nothing fetched from elsewhere");
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut head = String::new();
+    s.read_to_string(&mut head).await.unwrap();
+    assert!(head.to_lowercase().contains("content-security-policy: default-src 'self'"), "{head}");
+    let (status, _) = http(p.port, "GET", "/page.js", &[]).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn in_the_add_on_only_the_ingress_proxy_may_ask() {
+    let p = page_with("  allow_from: [\"172.30.32.2\"]\n").await;
+    let (status, body) = http(p.port, "GET", "/", &[]).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = http(p.port, "GET", "/api/status", &[]).await;
+    assert_eq!(status, 403);
+    p.bridge.wait_log(&["WARN", "page request from", "refused"]).await;
+}
+
+#[tokio::test]
+async fn with_history_off_no_conversation_is_kept() {
+    let p = page_with("history:\n  enabled: false\n").await;
+    p.sim.heard(&sn(BUNNY), 1, "not kept").await.unwrap();
+    let (status, body) = http(p.port, "GET", MESSAGES, &[]).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!p._dir.path().join("history").exists(), "no history folder");
+    assert_eq!(get_json(p.port, "/api/status").await["history"], false);
+}
