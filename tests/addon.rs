@@ -126,6 +126,8 @@ async fn every_supervisor_failure_says_what_to_configure() {
 fn start_addon(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_folotoy-ha-bridge"));
     cmd.arg("--data").arg(dir).env_remove("RUST_LOG").stdout(Stdio::null());
+    // The image serves its page on 8099; tests run side by side, each on a port of its own.
+    cmd.env("FOLOTOY_HA_WEB__PORT", free_port().to_string());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -153,6 +155,7 @@ async fn the_addon_finds_its_broker_through_the_supervisor_and_keeps_state_in_da
     assert!(saved.contains(BUNNY));
     let log = lines.lock().unwrap().join("\n");
     assert!(log.contains("MQTT broker from the Supervisor: 127.0.0.1"), "{log}");
+    assert!(log.contains("the page is at http://0.0.0.0:"), "the page is on, for ingress:\n{log}");
     assert!(!log.contains("\u{1b}["), "no colour codes in the add-on's log tab:\n{log}");
     assert!(!log.contains("pw\"") && !log.contains(TOKEN), "no secrets in the log:\n{log}");
 }
@@ -216,6 +219,7 @@ fn every_addon_option_is_a_configuration_key() {
     let options = r#"{"toys": [{"sn": "fcb467dad0c0", "name": "Bunny"}], "allow_unknown_toys": false,
         "max_toys": 10, "command_timeout_s": 5, "roles": ["Storyteller"], "media_player": false,
         "language": "zh-Hans", "log_level": "debug", "discovery_prefix": "ha", "status_topic": "ha/status",
+        "keep_conversations": true, "conversation_days": 14, "conversation_mb": 20,
         "mqtt": {"host": "h", "port": 8883, "username": "u", "password": "p", "tls": true, "tls_insecure": true},
         "folotoy_mqtt": {"host": "f", "port": 1883, "username": "integration", "password": "p"}}"#;
     let options_keys: std::collections::BTreeSet<String> =
@@ -225,5 +229,13 @@ fn every_addon_option_is_a_configuration_key() {
     assert_eq!(options_keys, schema_keys, "this test covers every option");
     std::fs::write(data.path().join("options.json"), options).unwrap();
     let sources = folotoy_ha_bridge::config::Sources { file: None, data_dir: Some(data.path().to_owned()) };
-    folotoy_ha_bridge::config::Config::load(&sources).expect("every option is understood");
+    let config = folotoy_ha_bridge::config::Config::load(&sources).expect("every option is understood");
+    assert_eq!((config.history.days, config.history.max_mb), (14, 20));
+    // The page, as the add-on serves it: on, for the ingress proxy only, on the port
+    // ingress asks (config.yaml leaves ingress_port at the Supervisor's default, 8099).
+    assert!(config.web.enabled);
+    assert_eq!(config.web.port, 8099);
+    assert_eq!(config.web.allow_from, [folotoy_ha_bridge::config::INGRESS_PROXY]);
+    assert_eq!(addon_config()["ingress"], serde_yaml::Value::Bool(true));
+    assert!(addon_config().get("ingress_port").is_none(), "the default, 8099");
 }

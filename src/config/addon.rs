@@ -59,6 +59,9 @@ pub(super) const ADDON_OPTIONS: &[(&str, &str, &str)] = &[
     ("media_player", "homeassistant", "media_player"),
     ("discovery_prefix", "homeassistant", "discovery_prefix"),
     ("status_topic", "homeassistant", "status_topic"),
+    ("keep_conversations", "history", "enabled"),
+    ("conversation_days", "history", "days"),
+    ("conversation_mb", "history", "max_mb"),
 ];
 
 /// The add-on's options are flat (the Supervisor's options UI nests two

@@ -44,6 +44,15 @@ impl Role {
         }
     }
 
+    /// How the page titles this connection.
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Role::Ha => "Home Assistant's MQTT broker",
+            Role::FoloToy => "FoloToy's MQTT broker",
+            Role::Both => "MQTT broker (Home Assistant and FoloToy)",
+        }
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Role::Ha => "Home Assistant's broker",

@@ -58,7 +58,7 @@ impl Page {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_history(history.clone(), live, rx));
         let connections =
-            roles.iter().map(|r| Connection { name: r.name(), up: false, since_ms: None, last_error: None }).collect();
+            roles.iter().map(|r| Connection { name: r.title(), up: false, since_ms: None, last_error: None }).collect();
         Ok(Some(Page { lines: Some(tx), requests, connections, history: history.is_some() }))
     }
 
@@ -70,7 +70,7 @@ impl Page {
     }
 
     pub fn link(&mut self, role: Role, up: bool) {
-        if let Some(c) = self.connections.iter_mut().find(|c| c.name == role.name()) {
+        if let Some(c) = self.connections.iter_mut().find(|c| c.name == role.title()) {
             if c.up != up || c.since_ms.is_none() {
                 c.since_ms = Some(now_ms());
             }
@@ -79,7 +79,7 @@ impl Page {
     }
 
     pub fn failed(&mut self, role: Role, error: String) {
-        if let Some(c) = self.connections.iter_mut().find(|c| c.name == role.name()) {
+        if let Some(c) = self.connections.iter_mut().find(|c| c.name == role.title()) {
             c.last_error = Some(error);
         }
     }

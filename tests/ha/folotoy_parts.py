@@ -40,6 +40,7 @@ def write_config(
     state_file: Path,
     command_timeout_s: int = 5,
     extra_toys: dict[str, str] | None = None,
+    extra_yaml: str = "",
 ) -> Path:
     """The bridge's YAML configuration: the toy Bunny (and `extra_toys`, sn: name) on the
     test broker (FoloToy shares it)."""
@@ -58,7 +59,7 @@ folotoy:
       name: Bunny
 {more}state_file: {state_file}
 log_level: info
-"""
+{extra_yaml}"""
     )
     return path
 
@@ -87,11 +88,14 @@ class Bridge:
     start() returns once the bridge has said `online` on its state topic, i.e. its
     discovery and states are published (it publishes them before `online`)."""
 
-    def __init__(self, workdir: Path, broker: Mosquitto, extra_toys: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, broker: Mosquitto, extra_toys: dict[str, str] | None = None, extra_yaml: str = ""
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.broker = broker
         self.state_file = self.workdir / "state.json"
+        self.extra_yaml = extra_yaml
         self.config = self.write_config(extra_toys)
         self.log_path = self.workdir / "bridge.log"
         self.proc: subprocess.Popen | None = None
@@ -100,7 +104,13 @@ class Bridge:
 
     def write_config(self, extra_toys: dict[str, str] | None = None) -> Path:
         """(Re)writes the configuration; a restart reads it."""
-        return write_config(self.workdir / "bridge.yaml", self.broker, self.state_file, extra_toys=extra_toys)
+        return write_config(
+            self.workdir / "bridge.yaml",
+            self.broker,
+            self.state_file,
+            extra_toys=extra_toys,
+            extra_yaml=self.extra_yaml,
+        )
 
     def start(self, timeout: float = 20) -> Bridge:
         self.probe.wait_connected()

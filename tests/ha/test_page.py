@@ -1,0 +1,223 @@
+"""The page in a real browser (the system's Chromium, driven by Playwright), against the
+real bridge and the simulated toy, behind an ingress-like path prefix as Home Assistant's
+sidebar shows it. No Home Assistant is started: the page is the bridge's own.
+
+The screenshots land in the test's log folder (and tests/ha/screenshots when
+PAGE_SCREENSHOTS=1, which is how docs/page.png is made).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from playwright import sync_api as playwright_sync
+
+from folotoy_parts import BUNNY, EVENT_TOPIC, Bridge
+from ha_harness import free_port, wait_until
+
+PREFIX = "/api/hassio_ingress/e2e-token"
+DAY_MS = 86_400_000
+
+
+def chromium() -> str:
+    """Debian's chromium here; Google Chrome on GitHub's runners."""
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and (path := shutil.which(name)):
+            return path
+    raise RuntimeError("no Chromium found (apt-get install chromium, or set CHROMIUM)")
+
+
+class IngressProxy:
+    """What the Supervisor's ingress does for an add-on: serves it under a path prefix,
+    streaming the answers (server-sent events included). aiohttp, in a thread."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = f"http://127.0.0.1:{upstream_port}"
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        if not self.ready.wait(10):
+            raise RuntimeError("ingress proxy did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{PREFIX}/"
+
+    def _run(self) -> None:
+        from aiohttp import ClientSession, ClientTimeout, web
+
+        async def forward(request: web.Request) -> web.StreamResponse:
+            async with (
+                ClientSession(timeout=ClientTimeout(total=None)) as session,
+                session.request(
+                    request.method,
+                    f"{self.upstream}/{request.match_info['tail']}",
+                    params=request.query,
+                    headers={k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+                    | {"X-Ingress-Path": PREFIX},
+                    data=await request.read(),
+                ) as upstream,
+            ):
+                keep = ("Content-Type", "Content-Security-Policy", "X-Content-Type-Options", "Cache-Control")
+                response = web.StreamResponse(
+                    status=upstream.status, headers={h: upstream.headers[h] for h in keep if h in upstream.headers}
+                )
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                return response
+
+        app = web.Application()
+        app.router.add_route("*", PREFIX + "/{tail:.*}", forward)
+
+        async def start() -> None:
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            self.ready.set()
+
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(start())
+        self.loop.run_forever()
+
+
+@pytest.fixture(scope="module")
+def page_bridge(mosquitto, toy, tmp_path_factory):
+    """The bridge with its page on; an exchange from three days ago already kept."""
+    workdir = tmp_path_factory.mktemp("page-bridge")
+    port = free_port()
+    old = int(time.time() * 1000) - 3 * DAY_MS
+    day = time.strftime("%Y-%m-%d", time.gmtime(old / 1000))
+    history = workdir / "history" / BUNNY
+    history.mkdir(parents=True)
+    lines = [
+        {"t": old, "kind": "heard", "recording_id": 1, "text": "Where do penguins live?"},
+        {"t": old + 1, "kind": "said", "recording_id": 1, "order": 1, "role": 1, "text": "Penguins live in the south."},
+    ]
+    (history / f"{day}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    b = Bridge(workdir, mosquitto, extra_yaml=f"web:\n  enabled: true\n  port: {port}\n").start()
+    b.page_port = port
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def ingress(page_bridge) -> IngressProxy:
+    return IngressProxy(page_bridge.page_port)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium(), headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, ingress, request, tmp_path_factory):
+    context = browser.new_context(viewport={"width": 420, "height": 800}, color_scheme="light")
+    p = context.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.on("dialog", lambda d: d.accept())
+    p.goto(ingress.url)
+    p.wait_for_selector("#toy option", state="attached")
+    yield p
+    shots = tmp_path_factory.getbasetemp() / "screenshots"
+    shots.mkdir(exist_ok=True)
+    p.screenshot(path=str(shots / f"{request.node.name}.png"), full_page=True)
+    if os.environ.get("PAGE_SCREENSHOTS") == "1":
+        keep = Path(__file__).parent / "screenshots"
+        keep.mkdir(exist_ok=True)
+        p.screenshot(path=str(keep / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert errors == [], f"the page's script failed: {errors}"
+
+
+def child_says(mqtt, recording_id: int, text: str) -> None:
+    mqtt.publish(
+        EVENT_TOPIC,
+        {
+            "msgId": recording_id,
+            "identifier": "recording_transcribed",
+            "inputParams": {"recordingId": recording_id, "recordingText": text},
+        },
+    )
+
+
+def toy_says(mqtt, recording_id: int, order: int, text: str) -> None:
+    mqtt.publish(
+        EVENT_TOPIC,
+        {
+            "msgId": 100 + order,
+            "identifier": "voice_generated",
+            "inputParams": {"recordingId": recording_id, "order": order, "voiceText": text, "role": 2},
+        },
+    )
+
+
+def test_a_sentence_the_toy_hears_appears_on_the_page_within_a_second(page, mqtt):
+    expect = playwright_sync.expect
+    child_says(mqtt, 10, "Is it bath time yet?")
+    expect(page.locator(".msg.heard").last).to_contain_text("Is it bath time yet?", timeout=1000)
+
+
+def test_a_long_answer_in_parts_reads_as_one_message(page, mqtt):
+    expect = playwright_sync.expect
+    child_says(mqtt, 11, "Tell me a story")
+    for order, part in enumerate(["Once upon a time,", " a small dragon", " learned to fly."], start=1):
+        toy_says(mqtt, 11, order, part)
+    answer = page.locator(".msg.said").last
+    expect(answer).to_contain_text("Once upon a time, a small dragon learned to fly.", timeout=2000)
+    expect(answer).to_contain_text("Bunny")  # who said it, with the role
+
+
+def test_search_finds_an_older_exchange(page):
+    expect = playwright_sync.expect
+    page.fill("#search", "penguin")
+    results = page.locator("#results .msg")
+    expect(results).to_have_count(2)
+    expect(results.first).to_contain_text("Penguins live in the south.")
+    expect(page.locator("#results h2")).to_have_text("Found 2")
+
+
+def test_text_from_a_toy_is_shown_as_text_and_runs_nothing(page, mqtt):
+    expect = playwright_sync.expect
+    hostile = '<script>window.hacked = 1</script><img src=x onerror="window.hacked = 2"> <b>bold</b>'
+    child_says(mqtt, 12, hostile)
+    expect(page.locator(".msg.heard").last).to_contain_text(hostile)
+    assert page.evaluate("window.hacked") is None
+    assert page.locator("#chat img, #chat script, #chat b").count() == 0
+
+
+def test_toys_and_connections_show_what_the_bridge_knows(page, mqtt):
+    expect = playwright_sync.expect
+    page.click("nav button[data-tab=toys]")
+    expect(page.locator("#toy-list .card").first).to_contain_text(BUNNY)
+    expect(page.locator("#toy-list .card").first).to_contain_text("Last activity")
+    page.click("nav button[data-tab=connections]")
+    expect(page.locator("#connection-list .card")).to_have_count(1)
+    expect(page.locator("#connection-list .card .up")).to_have_text("up")
+
+
+def test_clear_empties_the_toys_history_and_it_stays_empty_after_a_restart(page, page_bridge, ingress, browser):
+    expect = playwright_sync.expect
+    expect(page.locator("#chat .msg").first).to_be_visible()
+    page.click("#clear")
+    expect(page.locator("#chat .msg")).to_have_count(0)
+    expect(page.locator("#note")).to_have_text("Nothing said yet.")
+    page_bridge.restart()
+    # The same page, reloaded after the restart.
+    wait_until(lambda: page.reload() or True, 10, "the page to load again")
+    page.wait_for_selector("#toy option", state="attached")
+    expect(page.locator("#note")).to_have_text("Nothing said yet.")
+    expect(page.locator("#chat .msg")).to_have_count(0)
