@@ -114,21 +114,34 @@ impl History {
 
     /// Appends one sentence to its toy's file of that day.
     pub fn append(&mut self, sn: &Sn, line: &Line) -> Result<(), HistoryError> {
-        let dir = self.root.join(sn.as_str());
-        fs::create_dir_all(&dir).map_err(at(&dir))?;
-        let path = dir.join(format!("{}.jsonl", day_of(line.t)));
-        let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(at(&path))?;
-        let mut text = serde_json::to_string(line).expect("a line serializes");
-        text.push('\n');
-        // A line cut short by a power loss is left alone; this one starts anew.
-        if !ends_with_newline(&mut file).map_err(at(&path))? {
-            text.insert(0, '\n');
+        self.append_all(std::slice::from_ref(&(sn.clone(), line.clone())))
+    }
+
+    /// Appends sentences, each to its toy's file of its day: one write and
+    /// one fsync per file, however many sentences a chatty toy sent at once.
+    pub fn append_all(&mut self, lines: &[(Sn, Line)]) -> Result<(), HistoryError> {
+        let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
+        for (sn, line) in lines {
+            let path = self.root.join(sn.as_str()).join(format!("{}.jsonl", day_of(line.t)));
+            let text = files.entry(path).or_default();
+            text.push_str(&serde_json::to_string(line).expect("a line serializes"));
+            text.push('\n');
         }
-        file.write_all(text.as_bytes()).map_err(at(&path))?;
-        file.sync_data().map_err(at(&path))?;
-        self.bytes += text.len() as u64;
+        for (path, mut text) in files {
+            let dir = path.parent().expect("a toy's folder");
+            fs::create_dir_all(dir).map_err(at(dir))?;
+            let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(at(&path))?;
+            // A line cut short by a power loss is left alone; these start anew.
+            if !ends_with_newline(&mut file).map_err(at(&path))? {
+                text.insert(0, '\n');
+            }
+            file.write_all(text.as_bytes()).map_err(at(&path))?;
+            file.sync_data().map_err(at(&path))?;
+            self.bytes += text.len() as u64;
+        }
         if self.bytes > self.limits.max_bytes {
-            self.trim(line.t)?;
+            let newest = lines.iter().map(|(_, l)| l.t).max().unwrap_or(0);
+            self.trim(newest)?;
         }
         Ok(())
     }

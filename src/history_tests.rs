@@ -136,3 +136,20 @@ fn messages_page_backwards_through_the_days() {
     let before = h.messages(&bunny, last_two[0].t, 2).unwrap();
     assert_eq!(texts(&before), ["m1", "m2"]);
 }
+
+#[test]
+fn a_burst_of_sentences_is_written_together_and_all_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    let mut burst = Vec::new();
+    for i in 0..100u64 {
+        let toy = if i % 2 == 0 { &bunny } else { &bear };
+        burst.push((toy.clone(), heard(NOON - (i % 3) * DAY + i, i as i64, &format!("s{i}"))));
+    }
+    h.append_all(&burst).unwrap();
+    assert_eq!(h.messages(&bunny, u64::MAX, 1000).unwrap().len(), 50);
+    assert_eq!(h.messages(&bear, u64::MAX, 1000).unwrap().len(), 50);
+    let on_disk: u64 = h.files().unwrap().iter().map(|(_, _, p)| fs::metadata(p).unwrap().len()).sum();
+    assert_eq!(h.bytes(), on_disk, "the byte count the cap uses is what is on disk");
+}

@@ -17,8 +17,16 @@ use crate::folotoy::Sn;
 use crate::history::{History, Limits, Line};
 use crate::web::{self, Connection, Live, Shared, Status, StatusRequest};
 
+/// Batches of sentences waiting for the history writer. Toys speak a few
+/// sentences a second; a writer this far behind means a disk that does not
+/// keep up, and sentences are then left out of the history (with a warning)
+/// rather than held in memory without bound.
+const WAITING_BATCHES: usize = 1024;
+
 pub struct Page {
-    lines: Option<mpsc::UnboundedSender<Vec<(Sn, Line)>>>,
+    lines: Option<mpsc::Sender<Vec<(Sn, Line)>>>,
+    /// Sentences left out since the last warning.
+    dropped: std::sync::atomic::AtomicUsize,
     pub requests: mpsc::Receiver<StatusRequest>,
     connections: Vec<Connection>,
     history: bool,
@@ -55,17 +63,34 @@ impl Page {
         let shared =
             Shared { history: history.clone(), live: live.clone(), status, allow_from: config.web.allow_from.clone() };
         tokio::spawn(web::serve(listener, shared));
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(WAITING_BATCHES);
         tokio::spawn(write_history(history.clone(), live, rx));
         let connections =
             roles.iter().map(|r| Connection { name: r.title(), up: false, since_ms: None, last_error: None }).collect();
-        Ok(Some(Page { lines: Some(tx), requests, connections, history: history.is_some() }))
+        Ok(Some(Page {
+            lines: Some(tx),
+            dropped: Default::default(),
+            requests,
+            connections,
+            history: history.is_some(),
+        }))
     }
 
     /// Sentences the core reported, for the history and the open pages.
     pub fn record(&self, lines: Vec<(Sn, Line)>) {
-        if let (false, Some(tx)) = (lines.is_empty(), &self.lines) {
-            let _ = tx.send(lines);
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(tx) = self.lines.as_ref().filter(|_| !lines.is_empty()) else { return };
+        let n = lines.len();
+        match tx.try_send(lines) {
+            Ok(()) => {
+                let dropped = self.dropped.swap(0, Relaxed);
+                if dropped > 0 {
+                    warn!("{dropped} sentences were left out of the conversation history: its disk fell behind");
+                }
+            }
+            Err(_) => {
+                self.dropped.fetch_add(n, Relaxed);
+            }
         }
     }
 
@@ -94,7 +119,7 @@ impl Page {
 async fn write_history(
     history: Option<Arc<Mutex<History>>>,
     live: broadcast::Sender<Live>,
-    mut rx: mpsc::UnboundedReceiver<Vec<(Sn, Line)>>,
+    mut rx: mpsc::Receiver<Vec<(Sn, Line)>>,
 ) {
     while let Some(mut lines) = rx.recv().await {
         while let Ok(more) = rx.try_recv() {
@@ -102,11 +127,8 @@ async fn write_history(
         }
         if let Some(history) = history.clone() {
             let batch = lines.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                let mut h = history.lock().expect("not poisoned");
-                batch.iter().try_for_each(|(sn, line)| h.append(sn, line))
-            })
-            .await;
+            let written =
+                tokio::task::spawn_blocking(move || history.lock().expect("not poisoned").append_all(&batch)).await;
             match written {
                 Ok(Err(e)) => warn!("{e}"),
                 Err(e) => warn!("writing the conversation history failed: {e}"),
