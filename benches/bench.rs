@@ -91,10 +91,12 @@ struct Bridge {
 impl Bridge {
     fn start(broker: &Broker, toys: &[String]) -> Bridge {
         let dir = tempfile::tempdir().unwrap();
+        // With the page on and conversations kept, as the add-on runs.
         let mut yaml = format!(
-            "mqtt:\n  host: 127.0.0.1\n  port: {}\nstate_file: {}\nlog_level: warn\nfolotoy:\n  max_toys: 2000\n  toys:\n",
+            "mqtt:\n  host: 127.0.0.1\n  port: {}\nstate_file: {}\nlog_level: warn\nweb:\n  enabled: true\n  port: {}\nfolotoy:\n  max_toys: 2000\n  toys:\n",
             broker.port,
-            dir.path().join("state.json").display()
+            dir.path().join("state.json").display(),
+            free_port()
         );
         for sn in toys {
             yaml += &format!("    - sn: {sn}\n");
@@ -448,6 +450,8 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         println!("folotoy-ha-bridge benchmark (release build, Mosquitto on loopback, {} CPUs)", num_cpus());
+        let binary = std::fs::metadata(env!("CARGO_BIN_EXE_folotoy-ha-bridge")).map_or(0, |m| m.len());
+        println!("binary: {:.2} MiB (this build, with the demo; the add-on's leaves it out)", binary as f64 / 1048576.0);
         // BENCH_ONLY=events (or latency, startup) runs one part, to look into it.
         let only = std::env::var("BENCH_ONLY").unwrap_or_default();
         if only == "events" {
