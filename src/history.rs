@@ -79,6 +79,8 @@ pub struct History {
     limits: Limits,
     /// Bytes on disk, kept up to date as lines are written and days dropped.
     bytes: u64,
+    /// Files written since the last [`History::sync`].
+    unsynced: std::collections::BTreeSet<PathBuf>,
 }
 
 impl History {
@@ -86,7 +88,7 @@ impl History {
     /// there, as of `now_ms`.
     pub fn open(root: PathBuf, limits: Limits, now_ms: u64) -> Result<History, HistoryError> {
         fs::create_dir_all(&root).map_err(at(&root))?;
-        let mut h = History { root, limits, bytes: 0 };
+        let mut h = History { root, limits, bytes: 0, unsynced: Default::default() };
         h.bytes = h.files()?.iter().map(|(_, _, p)| fs::metadata(p).map_or(0, |m| m.len())).sum();
         h.trim(now_ms)?;
         Ok(h)
@@ -117,8 +119,10 @@ impl History {
         self.append_all(std::slice::from_ref(&(sn.clone(), line.clone())))
     }
 
-    /// Appends sentences, each to its toy's file of its day: one write and
-    /// one fsync per file, however many sentences a chatty toy sent at once.
+    /// Appends sentences, each to its toy's file of its day: one write per
+    /// file, however many sentences a chatty toy sent at once. They reach the
+    /// disk for sure at the next [`History::sync`], which the writer calls
+    /// at most a second later (as the state file's batched saves).
     pub fn append_all(&mut self, lines: &[(Sn, Line)]) -> Result<(), HistoryError> {
         let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
         for (sn, line) in lines {
@@ -136,14 +140,32 @@ impl History {
                 text.insert(0, '\n');
             }
             file.write_all(text.as_bytes()).map_err(at(&path))?;
-            file.sync_data().map_err(at(&path))?;
             self.bytes += text.len() as u64;
+            self.unsynced.insert(path);
         }
         if self.bytes > self.limits.max_bytes {
             let newest = lines.iter().map(|(_, l)| l.t).max().unwrap_or(0);
             self.trim(newest)?;
         }
         Ok(())
+    }
+
+    /// Makes what was written since the last call durable (fsync).
+    pub fn sync(&mut self) -> Result<(), HistoryError> {
+        for path in std::mem::take(&mut self.unsynced) {
+            match File::open(&path) {
+                Ok(f) => f.sync_data().map_err(at(&path))?,
+                // Dropped meanwhile (cleared, or past the limits).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(at(&path)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether something written is not yet made durable.
+    pub fn unsynced(&self) -> bool {
+        !self.unsynced.is_empty()
     }
 
     /// Drops days past the limit, then the oldest days until under the size cap.

@@ -153,3 +153,17 @@ fn a_burst_of_sentences_is_written_together_and_all_kept() {
     let on_disk: u64 = h.files().unwrap().iter().map(|(_, _, p)| fs::metadata(p).unwrap().len()).sum();
     assert_eq!(h.bytes(), on_disk, "the byte count the cap uses is what is on disk");
 }
+
+#[test]
+fn what_was_written_is_made_durable_by_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&sn("fcb467dad0c0"), &heard(NOON, 1, "hi")).unwrap();
+    assert!(h.unsynced());
+    h.sync().unwrap();
+    assert!(!h.unsynced());
+    // A file dropped before its sync (cleared) is no error.
+    h.append(&sn("fcb467dad0c0"), &heard(NOON, 2, "again")).unwrap();
+    h.clear(&sn("fcb467dad0c0")).unwrap();
+    h.sync().unwrap();
+}

@@ -121,6 +121,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, futures_join(links.tasks)).await;
     saver.finish(core.snapshot()).await;
+    if let Some(p) = page {
+        p.finish().await;
+    }
     Ok(())
 }
 

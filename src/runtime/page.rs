@@ -25,6 +25,7 @@ const WAITING_BATCHES: usize = 1024;
 
 pub struct Page {
     lines: Option<mpsc::Sender<Vec<(Sn, Line)>>>,
+    writer: tokio::task::JoinHandle<()>,
     /// Sentences left out since the last warning.
     dropped: std::sync::atomic::AtomicUsize,
     pub requests: mpsc::Receiver<StatusRequest>,
@@ -64,11 +65,12 @@ impl Page {
             Shared { history: history.clone(), live: live.clone(), status, allow_from: config.web.allow_from.clone() };
         tokio::spawn(web::serve(listener, shared));
         let (tx, rx) = mpsc::channel(WAITING_BATCHES);
-        tokio::spawn(write_history(history.clone(), live, rx));
+        let writer = tokio::spawn(write_history(history.clone(), live, rx));
         let connections =
             roles.iter().map(|r| Connection { name: r.title(), up: false, since_ms: None, last_error: None }).collect();
         Ok(Some(Page {
             lines: Some(tx),
+            writer,
             dropped: Default::default(),
             requests,
             connections,
@@ -94,6 +96,12 @@ impl Page {
         }
     }
 
+    /// At a clean stop: the sentences handed over are written and made durable.
+    pub async fn finish(mut self) {
+        self.lines = None;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.writer).await;
+    }
+
     pub fn link(&mut self, role: Role, up: bool) {
         if let Some(c) = self.connections.iter_mut().find(|c| c.name == role.title()) {
             if c.up != up || c.since_ms.is_none() {
@@ -114,29 +122,58 @@ impl Page {
     }
 }
 
-/// Writes sentences to the history off the bridge's loop (each write is an
-/// fsync), then hands them to the pages open now.
+/// Writes sentences to the history off the bridge's loop, makes them
+/// durable at most a second later (an fsync per toy's file for every batch
+/// would cost more than the bridge's own work under a chatty toy), then hands
+/// them to the pages open now.
 async fn write_history(
     history: Option<Arc<Mutex<History>>>,
     live: broadcast::Sender<Live>,
     mut rx: mpsc::Receiver<Vec<(Sn, Line)>>,
 ) {
-    while let Some(mut lines) = rx.recv().await {
+    let mut synced = tokio::time::Instant::now();
+    loop {
+        let unsynced = history.as_ref().is_some_and(|h| h.lock().expect("not poisoned").unsynced());
+        let next = if unsynced {
+            match tokio::time::timeout_at(synced + SYNC_EVERY, rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => Some(Vec::new()), // time to sync
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(mut lines) = next else { break };
         while let Ok(more) = rx.try_recv() {
             lines.extend(more);
         }
         if let Some(history) = history.clone() {
             let batch = lines.clone();
-            let written =
-                tokio::task::spawn_blocking(move || history.lock().expect("not poisoned").append_all(&batch)).await;
+            let sync = synced.elapsed() >= SYNC_EVERY;
+            let written = tokio::task::spawn_blocking(move || {
+                let mut h = history.lock().expect("not poisoned");
+                h.append_all(&batch)?;
+                if sync {
+                    h.sync()?;
+                }
+                Ok::<bool, crate::history::HistoryError>(sync)
+            })
+            .await;
             match written {
                 Ok(Err(e)) => warn!("{e}"),
                 Err(e) => warn!("writing the conversation history failed: {e}"),
-                Ok(Ok(())) => {}
+                Ok(Ok(true)) => synced = tokio::time::Instant::now(),
+                Ok(Ok(false)) => {}
             }
         }
         for (sn, line) in lines {
             let _ = live.send(Live { sn: sn.to_string(), line });
         }
     }
+    // The bridge is stopping: what was written reaches the disk.
+    if let Some(history) = history {
+        let _ = tokio::task::spawn_blocking(move || history.lock().expect("not poisoned").sync()).await;
+    }
 }
+
+/// How soon written sentences are made durable.
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
