@@ -29,6 +29,8 @@ pub struct ToyState {
     pub last_activity_ms: Option<u64>,
     /// The media player's title: what the toy played or said last.
     pub player_title: Option<String>,
+    /// Whether the toy's Quiet switch is on.
+    pub quiet: bool,
     /// The volume announcements play at (0..100), 0 for the toy's own.
     pub announcement_volume: u8,
     /// The volume to put back once an announcement played at its own
@@ -89,6 +91,7 @@ impl Default for ToyState {
             answer: None,
             last_activity_ms: None,
             player_title: None,
+            quiet: false,
             announcement_volume: 0,
             volume_to_restore: None,
             listed: false,
@@ -127,6 +130,8 @@ pub enum Outcome {
     Refused,
     NoAnswer,
     Invalid,
+    /// Not sent: the toy's Quiet switch was on.
+    Quiet,
 }
 
 impl Outcome {
@@ -137,6 +142,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::NoAnswer => "no_answer",
             Outcome::Invalid => "invalid",
+            Outcome::Quiet => "quiet",
         }
     }
 }

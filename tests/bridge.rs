@@ -89,6 +89,7 @@ async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
         "text/folotoy_fcb467dad0c0/say",
         "select/folotoy_fcb467dad0c0/speaking_role",
         "number/folotoy_fcb467dad0c0/announcement_volume",
+        "switch/folotoy_fcb467dad0c0/quiet",
         "text/folotoy_fcb467dad0c0/play_audio",
         "sensor/folotoy_fcb467dad0c0/last_command",
         "sensor/folotoy_fcb467dad0c0/heard",

@@ -2040,3 +2040,62 @@ fn answers_without_a_recording_id_are_never_run_together() {
     let out = b.at(secs(10), said_without_id(Some(2), "Fish swim."));
     assert_eq!(said_text(&out).as_deref(), Some("Fish swim."));
 }
+
+// --- Quiet -------------------------------------------------------------------
+
+#[test]
+fn while_quiet_nothing_that_speaks_or_plays_is_sent_and_each_request_says_so() {
+    let mut b = Bridge::up(config());
+    let out = b.at(secs(0), command("quiet", "ON"));
+    assert_eq!(out.state("quiet").as_deref(), Some("ON"));
+    assert!(out.to_folotoy().is_empty(), "quiet is the bridge's own");
+    for (key, payload) in [
+        ("say", "Wake up!"),
+        ("announce", "Dinner is ready"),
+        ("play_audio", "http://h/a.mp3"),
+        ("player_media", r#"{"url": "http://h/tts.mp3", "text": "Hello", "announce": true, "volume": 0.9}"#),
+    ] {
+        let out = b.at(secs(1), command(key, payload));
+        assert!(out.to_folotoy().is_empty(), "{key} reached the toy");
+        let last = out.last_command().unwrap();
+        assert_eq!(last["outcome"], "quiet", "{key}");
+        assert!(last["summary"].as_str().unwrap().ends_with("not sent: quiet"), "{last}");
+    }
+    // Settings still go through.
+    let out = b.at(secs(2), command("volume", "20"));
+    assert_eq!(out.to_toy()[0]["inputParams"], json!({"volume": 20}));
+}
+
+#[test]
+fn turning_quiet_off_sends_nothing_that_was_asked_during_quiet() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), command("quiet", "ON"));
+    b.at(secs(1), command("say", "In the night"));
+    let out = b.at(secs(2), command("quiet", "OFF"));
+    assert_eq!(out.state("quiet").as_deref(), Some("OFF"));
+    assert!(out.to_folotoy().is_empty(), "dropped, not queued");
+    let sent = b.at(secs(3), command("say", "Good morning")).to_toy();
+    assert_eq!(sent[0]["inputParams"]["text"], "Good morning");
+}
+
+#[test]
+fn quiet_is_kept_over_a_restart() {
+    let mut b = Bridge::up(config());
+    b.at(secs(0), command("quiet", "ON"));
+    let mut b = Bridge::restore(config(), through_disk(b.core.snapshot()));
+    let out = b.at(secs(0), Input::HaUp);
+    assert_eq!(out.state("quiet").as_deref(), Some("ON"));
+    b.at(secs(0), Input::FoloToyUp);
+    assert!(b.at(secs(1), command("say", "Hi")).to_folotoy().is_empty());
+}
+
+#[test]
+fn quiet_coming_on_while_an_announcements_volume_is_set_plays_nothing_and_puts_the_volume_back() {
+    let mut b = Bridge::up(config());
+    b.confirm(secs(0), "volume", "30");
+    let sent = b.at(secs(1), command("player_media", r#"{"url": "http://h/a.mp3", "volume": 0.6}"#)).to_toy();
+    b.at(secs(1), command("quiet", "ON"));
+    let sent = b.at(secs(1), settings_ack(msg_id(&sent[0]), 1)).to_toy();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 30}), "no iwantplay, the volume back");
+}

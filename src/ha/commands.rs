@@ -16,6 +16,7 @@ pub enum Request {
     SpeakingRole(u8),
     /// 0..100; 0 is the toy's own volume.
     AnnouncementVolume(u8),
+    Quiet(bool),
 }
 
 /// What the media player was asked to play, as the `folotoy` integration
@@ -113,6 +114,11 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
             let volume = m.volume.map(|v| player_volume(&v.to_string())).transpose()?;
             Ok(Request::PlayMedia(Media { url: url(m.url.trim(), MAX_ANNOUNCE)?, text, volume, announce: m.announce }))
         }
+        Kind::Quiet => match p {
+            "ON" => Ok(Request::Quiet(true)),
+            "OFF" => Ok(Request::Quiet(false)),
+            _ => Err(CommandError::NotOnOff(short(p))),
+        },
         Kind::AnnouncementVolume => {
             let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
             // The toy's own volume range, 0 meaning "the toy's own volume".

@@ -208,7 +208,7 @@ impl Discovery<'_> {
                 c.options = Some(options.iter().map(|(k, _)| self.catalog.option(key, k).to_owned()).collect());
             }
             Kind::SpeakingRole => c.options = Some(self.roles.to_vec()),
-            Kind::Switch { .. } => {}
+            Kind::Switch { .. } | Kind::Quiet => {}
             Kind::Say => c.max = Some(Num::Int(MAX_TEXT as i64)),
             Kind::PlayAudio => {
                 c.max = Some(Num::Int(MAX_TEXT as i64));

@@ -31,10 +31,11 @@ pub enum Key {
     PlayerTitle,
     PlayerVolume,
     PlayerMedia,
+    Quiet,
 }
 
 impl Key {
-    pub const ALL: [Key; 20] = [
+    pub const ALL: [Key; 21] = [
         Key::Volume,
         Key::RecordingMode,
         Key::VolumeControl,
@@ -55,6 +56,7 @@ impl Key {
         Key::PlayerTitle,
         Key::PlayerVolume,
         Key::PlayerMedia,
+        Key::Quiet,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -79,6 +81,7 @@ impl Key {
             Key::PlayerTitle => "player_title",
             Key::PlayerVolume => "player_volume",
             Key::PlayerMedia => "player_media",
+            Key::Quiet => "quiet",
         }
     }
 
@@ -110,6 +113,9 @@ pub enum Kind {
     /// Which of the server's roles (1..7) speaks for Say. Kept by the bridge:
     /// FoloToy has no setting for it.
     SpeakingRole,
+    /// While on, nothing makes the toy speak or play (a sleeping child's
+    /// room); settings still go through. Kept by the bridge.
+    Quiet,
     /// The volume announcements play at, 0 for the toy's own. Kept by the
     /// bridge, which sets it for the announcement and puts the toy's back.
     AnnouncementVolume,
@@ -210,6 +216,7 @@ pub const TOY: &[Entity] = &[
         category: Some(Category::Config),
         device_class: Some("duration"),
     },
+    Entity { key: Key::Quiet, kind: Kind::Quiet, icon: "mdi:volume-off", category: None, device_class: None },
     Entity { key: Key::Say, kind: Kind::Say, icon: "mdi:account-voice", category: None, device_class: None },
     Entity {
         key: Key::SpeakingRole,
@@ -306,7 +313,7 @@ impl Entity {
         match self.kind {
             Kind::Number { .. } | Kind::AnnouncementVolume => "number",
             Kind::Select { .. } | Kind::SpeakingRole => "select",
-            Kind::Switch { .. } => "switch",
+            Kind::Switch { .. } | Kind::Quiet => "switch",
             Kind::Say | Kind::PlayAudio => "text",
             Kind::LastCommand | Kind::Heard | Kind::Said | Kind::LastActivity => "sensor",
             Kind::Conversation => "event",
@@ -332,6 +339,7 @@ impl Entity {
                 | Kind::PlayAudio
                 | Kind::SpeakingRole
                 | Kind::AnnouncementVolume
+                | Kind::Quiet
                 | Kind::Announce
                 | Kind::Player(PlayerPart::Volume | PlayerPart::Media)
         )

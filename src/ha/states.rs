@@ -32,6 +32,7 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         }
         Kind::SpeakingRole => roles.get(usize::from(toy.role).saturating_sub(1)).cloned(),
         Kind::AnnouncementVolume => Some(toy.announcement_volume.to_string()),
+        Kind::Quiet => Some(if toy.quiet { "ON" } else { "OFF" }.to_owned()),
         // Nothing until something was said or played: an empty retained
         // payload would delete the retained state, so Home Assistant would
         // show an empty text after a bridge restart and unknown otherwise;

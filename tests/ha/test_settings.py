@@ -48,6 +48,7 @@ EXPECTED = [
     Expected(toy_entity("text", "say"), "Say", TOY_DEVICE, "unknown"),
     Expected(toy_entity("select", "speaking_role"), "Speaking role", TOY_DEVICE, "Role 1"),
     Expected(toy_entity("number", "announcement_volume"), "Announcement volume", TOY_DEVICE, "0"),
+    Expected(toy_entity("switch", "quiet"), "Quiet", TOY_DEVICE, "off"),
     Expected(toy_entity("text", "play_audio"), "Play audio", TOY_DEVICE, "unknown"),
     Expected(toy_entity("sensor", "last_command"), "Last command", TOY_DEVICE, "unknown"),
     Expected(toy_entity("sensor", "heard"), "Heard", TOY_DEVICE, "unknown"),

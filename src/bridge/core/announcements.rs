@@ -81,6 +81,11 @@ impl Core {
                     let topic = folotoy::topics::command(sn);
                     return out.log(Level::Warn, &topic, "announcement not played: FoloToy's broker is not connected");
                 }
+                if self.toys[sn].state.quiet {
+                    // Quiet came on while the volume was being set: nothing is played.
+                    self.set_last(sn, then.entity, &then.raw, Outcome::Quiet, None, None, out);
+                    return self.restore_volume(sn, now, out);
+                }
                 // Refused or not answered, it is still played: at whatever volume the toy has.
                 let msg_id = self.send(sn, then.entity, then.request, then.raw, now, out);
                 self.announcing.insert(sn.clone(), Announcing::Media { msg_id });

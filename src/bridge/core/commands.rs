@@ -40,15 +40,32 @@ impl Core {
         };
         let mut raw = payload.to_owned();
         match request {
-            // The role and the announcement volume are the bridge's own: nothing to ask the toy.
+            // The role, the announcement volume and quiet are the bridge's own: nothing to ask the toy.
             Request::SpeakingRole(role) => self.toy_mut(&sn).role = role,
             Request::AnnouncementVolume(volume) => self.toy_mut(&sn).announcement_volume = volume,
+            Request::Quiet(on) => {
+                self.toy_mut(&sn).quiet = on;
+                let what = if on { "on: nothing makes it speak or play" } else { "off" };
+                out.log(Level::Info, topic, format!("toy {sn} quiet {what}"));
+            }
             _ => {}
         }
-        if matches!(request, Request::SpeakingRole(_) | Request::AnnouncementVolume(_)) {
+        if matches!(request, Request::SpeakingRole(_) | Request::AnnouncementVolume(_) | Request::Quiet(_)) {
             self.publish_state(&sn, entity, out);
             out.save = true;
             return;
+        }
+        if let Request::PlayMedia(media) = &request {
+            // What the Last command sensor shows: what is said, or the URL, not the JSON.
+            raw = media.text.clone().unwrap_or_else(|| media.url.clone());
+        }
+        let speaks = matches!(request, Request::Say(_) | Request::PlayAudio(_) | Request::PlayMedia(_));
+        if speaks && self.toys[&sn].state.quiet {
+            // Dropped, not queued: turning quiet off must not make the toy
+            // say what was asked in the night.
+            out.log(Level::Info, topic, format!("{} not sent: toy {sn} is quiet", entity.key));
+            self.set_last(&sn, entity.key, &raw, Outcome::Quiet, None, None, out);
+            return self.publish_state(&sn, entity, out);
         }
         if !self.folotoy_up {
             // Queued, it could reach the toy long after Home Assistant gave
@@ -67,10 +84,6 @@ impl Core {
                     "a new volume was set: the volume from before the announcement is not put back",
                 );
             }
-        }
-        if let Request::PlayMedia(media) = &request {
-            // What the Last command sensor shows: what is said, or the URL, not the JSON.
-            raw = media.text.clone().unwrap_or_else(|| media.url.clone());
         }
         if matches!(request, Request::PlayMedia(_)) || entity.kind == Kind::Announce {
             return self.announce(&sn, topic, entity.key, request, raw, now, out);
@@ -194,7 +207,9 @@ impl Core {
             Request::PlayAudio(url) | Request::PlayMedia(Media { url, .. }) => {
                 Command::Play(Play { role: None, text: None, url: Some(url.clone()) })
             }
-            Request::SpeakingRole(_) | Request::AnnouncementVolume(_) => unreachable!("handled without the toy"),
+            Request::SpeakingRole(_) | Request::AnnouncementVolume(_) | Request::Quiet(_) => {
+                unreachable!("handled without the toy")
+            }
         };
         out.folotoy(folotoy::topics::command(sn), command.payload(msg_id));
         self.set_last(sn, entity, &raw, Outcome::Pending, Some(msg_id), None, out);
@@ -214,7 +229,7 @@ impl Core {
             Request::Say(text) => (text.clone(), speaking_time(text)),
             Request::PlayAudio(url) | Request::PlayMedia(Media { url, text: None, .. }) => (title_of(url), PLAY_GUESS),
             Request::PlayMedia(Media { text: Some(text), .. }) => (text.clone(), speaking_time(text)),
-            Request::Set(..) | Request::SpeakingRole(_) | Request::AnnouncementVolume(_) => {
+            Request::Set(..) | Request::SpeakingRole(_) | Request::AnnouncementVolume(_) | Request::Quiet(_) => {
                 (String::new(), Duration::ZERO)
             }
         };
