@@ -209,10 +209,15 @@ impl Discovery<'_> {
             }
             Kind::SpeakingRole => c.options = Some(self.roles.to_vec()),
             Kind::Switch { .. } | Kind::Quiet => {}
-            Kind::Say => c.max = Some(Num::Int(MAX_TEXT as i64)),
+            Kind::Say => {
+                c.max = Some(Num::Int(MAX_TEXT as i64));
+                c.value_template = Some("{{ value_json.text }}");
+            }
             Kind::PlayAudio => {
                 c.max = Some(Num::Int(MAX_TEXT as i64));
-                c.pattern = Some("https?://.+");
+                c.value_template = Some("{{ value_json.text }}");
+                // Empty (nothing played yet) or a URL: Home Assistant checks its state against this too.
+                c.pattern = Some("(https?://.+)?");
             }
             // These publish JSON: `summary` is the state (under Home
             // Assistant's 255-character limit), the rest are attributes.

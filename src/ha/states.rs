@@ -33,12 +33,12 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         Kind::SpeakingRole => roles.get(usize::from(toy.role).saturating_sub(1)).cloned(),
         Kind::AnnouncementVolume => Some(toy.announcement_volume.to_string()),
         Kind::Quiet => Some(if toy.quiet { "ON" } else { "OFF" }.to_owned()),
-        // Nothing until something was said or played: an empty retained
-        // payload would delete the retained state, so Home Assistant would
-        // show an empty text after a bridge restart and unknown otherwise;
-        // and "None" would be shown as text.
-        Kind::Say => return toy.say_text.clone(),
-        Kind::PlayAudio => return toy.play_url.clone(),
+        // Empty until something was said or played, so the box a user types
+        // into holds no "unknown" to delete first. Wrapped in JSON: an empty
+        // retained payload would delete the retained state instead (Home
+        // Assistant would then show unknown after its restart).
+        Kind::Say => return Some(text_state(toy.say_text.as_deref())),
+        Kind::PlayAudio => return Some(text_state(toy.play_url.as_deref())),
         Kind::LastCommand => Some(last_command(toy.last_command.as_ref(), catalog)),
         Kind::Heard => Some(heard(toy.heard.as_ref())),
         Kind::Said => Some(said(toy.answer.as_ref())),
@@ -54,6 +54,11 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         }
     };
     Some(shown.unwrap_or_else(|| UNKNOWN.to_owned()))
+}
+
+/// A text entity's state: `{"text": ...}`, read by its `value_template`.
+fn text_state(text: Option<&str>) -> String {
+    json!({ "text": text.unwrap_or_default() }).to_string()
 }
 
 /// A JSON sensor before anything happened: `null` renders as "None", which
@@ -201,7 +206,8 @@ mod tests {
         assert_eq!(show(&toy, "power_on_sound"), "OFF");
         assert_eq!(show(&toy, "low_battery_alarm"), "3.6");
         assert_eq!(show(&toy, "speaking_role"), "Role 1");
-        assert_eq!(render(Entity::find("say").unwrap(), &toy, &cat, &cat.roles), None, "nothing said yet");
+        let say = render(Entity::find("say").unwrap(), &toy, &cat, &cat.roles);
+        assert_eq!(say.as_deref(), Some(r#"{"text":""}"#), "nothing said yet: an empty box");
     }
 
     #[test]
