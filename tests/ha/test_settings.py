@@ -92,6 +92,78 @@ def test_text_entities_never_used_look_the_same_after_a_bridge_restart(homeassis
     assert after == before
 
 
+def test_the_toys_device_page_has_no_unknown_in_the_boxes_users_type_into(homeassistant, bridge, tmp_path_factory):
+    """Home Assistant's own frontend in Chromium, logged in with the suite's token, before
+    anything was said or played (and after the bridge restart of the test before)."""
+    import shutil
+
+    from playwright import sync_api
+
+    ha = homeassistant
+    # The harness made the onboarding's user; the frontend also wants its other steps done.
+    for step, body in (
+        ("core_config", {}),
+        ("analytics", {}),
+        ("integration", {"client_id": f"{ha.url}/", "redirect_uri": f"{ha.url}/?auth_callback=1"}),
+    ):
+        ha.api("POST", f"/api/onboarding/{step}", body, ok=(200, 403))
+    device = ha.device_by_identifier(TOY_DEVICE)
+    browser_path = next(
+        p
+        for p in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome")
+        if p and shutil.which(p)
+    )
+    tokens = {
+        "access_token": ha.token,
+        "token_type": "Bearer",
+        "expires_in": 1800,
+        "hassUrl": ha.url,
+        "clientId": f"{ha.url}/",
+        "expires": 32503680000000,
+        "refresh_token": "",
+    }
+    shots = tmp_path_factory.getbasetemp() / "screenshots"
+    shots.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which(browser_path), headless=True, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 1600})
+        context.add_init_script(f"localStorage.setItem('hassTokens', {json.dumps(json.dumps(tokens))});")
+        page = context.new_page()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        page.goto(f"{ha.url}/config/devices/device/{device['id']}")
+        # The Say box: a text entity row, on the device page's Controls card.
+        say = page.get_by_label("Say", exact=True)
+        try:
+            say.wait_for(timeout=60_000)
+        finally:
+            page.screenshot(path=str(shots / "device-page.png"), full_page=True)
+            (shots / "device-page-console.txt").write_text("\n".join(console))
+        values = page.evaluate(
+            """() => {
+                const out = [];
+                const walk = (root) => {
+                    for (const el of root.querySelectorAll('*')) {
+                        if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') {
+                            out.push([el.getAttribute('aria-label') || el.name || '', el.value]);
+                        }
+                        if (el.shadowRoot) walk(el.shadowRoot);
+                    }
+                };
+                walk(document);
+                return out;
+            }"""
+        )
+        boxes = {name: page.get_by_label(name, exact=True).input_value() for name in ("Say", "Play audio")}
+        browser.close()
+    assert boxes == {"Say": "", "Play audio": ""}, f"the boxes users type into hold {boxes}"
+    assert values, "no input box found on the device page"
+    unknown = [label for label, value in values if value.strip().lower() == "unknown"]
+    assert unknown == [], (
+        f"boxes reading 'unknown' on the device page: {unknown} (screenshot {shots / 'device-page.png'})"
+    )
+
+
 def test_the_toy_is_a_device_named_bunny_behind_the_bridge(homeassistant, bridge):
     ha = homeassistant
     toy = ha.device_by_identifier(TOY_DEVICE)
@@ -364,74 +436,3 @@ def test_home_assistant_raised_no_repair_issue_about_mqtt(homeassistant, bridge)
     """Deprecated discovery keys show up as repair issues (Settings > Repairs), not only in the log."""
     issues = homeassistant.ws("repairs/list_issues")["issues"]
     assert [i for i in issues if i["domain"] == "mqtt"] == []
-
-
-def test_the_toys_device_page_has_no_unknown_in_the_boxes_users_type_into(homeassistant, bridge, tmp_path_factory):
-    """Home Assistant's own frontend in Chromium, logged in with the suite's token."""
-    import shutil
-
-    from playwright import sync_api
-
-    ha = homeassistant
-    # The harness made the onboarding's user; the frontend also wants its other steps done.
-    for step, body in (
-        ("core_config", {}),
-        ("analytics", {}),
-        ("integration", {"client_id": f"{ha.url}/", "redirect_uri": f"{ha.url}/?auth_callback=1"}),
-    ):
-        ha.api("POST", f"/api/onboarding/{step}", body, ok=(200, 403))
-    device = ha.device_by_identifier(TOY_DEVICE)
-    browser_path = next(
-        p
-        for p in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome")
-        if p and shutil.which(p)
-    )
-    tokens = {
-        "access_token": ha.token,
-        "token_type": "Bearer",
-        "expires_in": 1800,
-        "hassUrl": ha.url,
-        "clientId": f"{ha.url}/",
-        "expires": 32503680000000,
-        "refresh_token": "",
-    }
-    shots = tmp_path_factory.getbasetemp() / "screenshots"
-    shots.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which(browser_path), headless=True, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1280, "height": 1600})
-        context.add_init_script(f"localStorage.setItem('hassTokens', {json.dumps(json.dumps(tokens))});")
-        page = context.new_page()
-        console: list[str] = []
-        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-        page.goto(f"{ha.url}/config/devices/device/{device['id']}")
-        # The Say box: a text entity row, on the device page's Controls card.
-        say = page.get_by_label("Say", exact=True)
-        try:
-            say.wait_for(timeout=60_000)
-        finally:
-            page.screenshot(path=str(shots / "device-page.png"), full_page=True)
-            (shots / "device-page-console.txt").write_text("\n".join(console))
-        values = page.evaluate(
-            """() => {
-                const out = [];
-                const walk = (root) => {
-                    for (const el of root.querySelectorAll('*')) {
-                        if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') {
-                            out.push([el.getAttribute('aria-label') || el.name || '', el.value]);
-                        }
-                        if (el.shadowRoot) walk(el.shadowRoot);
-                    }
-                };
-                walk(document);
-                return out;
-            }"""
-        )
-        boxes = {name: page.get_by_label(name, exact=True).input_value() for name in ("Say", "Play audio")}
-        browser.close()
-    assert boxes == {"Say": "", "Play audio": ""}, f"the boxes users type into hold {boxes}"
-    assert values, "no input box found on the device page"
-    unknown = [label for label, value in values if value.strip().lower() == "unknown"]
-    assert unknown == [], (
-        f"boxes reading 'unknown' on the device page: {unknown} (screenshot {shots / 'device-page.png'})"
-    )

@@ -1,0 +1,131 @@
+"""The toy in the family's day, in a real Home Assistant: the Quiet switch keeps the toy from
+speaking (settings still reach it), and the `ask_home` blueprint lets the child talk to the
+home through Assist's built-in agent, the toy saying the answer."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from folotoy_parts import BUNNY, EVENT_TOPIC
+
+HA_EXTRA_YAML = """
+automation: !include automations.yaml
+conversation:
+input_boolean:
+  night_light:
+    name: Night light
+"""
+HA_FILES = {"automations.yaml": "[]\n"}
+
+QUIET = f"switch.folotoy_{BUNNY}_quiet"
+SAY = f"text.folotoy_{BUNNY}_say"
+ANNOUNCE = f"notify.folotoy_{BUNNY}_announce"
+VOLUME = f"number.folotoy_{BUNNY}_volume"
+CONVERSATION = f"event.folotoy_{BUNNY}_conversation"
+LAST_COMMAND = f"sensor.folotoy_{BUNNY}_last_command"
+NIGHT_LIGHT = "input_boolean.night_light"
+
+
+def child_says(mqtt, recording_id: int, text: str) -> None:
+    mqtt.publish(
+        EVENT_TOPIC,
+        {
+            "msgId": recording_id,
+            "identifier": "recording_transcribed",
+            "inputParams": {"recordingId": recording_id, "recordingText": text},
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def listening(homeassistant, bridge, mosquitto):
+    """Home Assistant has the toy's entities and listens for its Conversation events."""
+    homeassistant.wait_for_state(CONVERSATION)
+    mosquitto.wait_for_subscription(f"folotoy/{BUNNY}/conversation")
+    return homeassistant
+
+
+def test_the_quiet_switch_keeps_say_and_announce_from_the_toy_and_settings_still_reach_it(listening, toy):
+    ha = listening
+    ha.call_service("switch", "turn_on", entity_id=QUIET)
+    ha.wait_for_state(QUIET, state="on")
+    try:
+        mark = toy.mark()
+        ha.call_service("text", "set_value", {"value": "Wake up!"}, entity_id=SAY)
+        ha.wait_for_state(LAST_COMMAND, predicate=lambda s: s["state"].endswith("not sent: quiet"))
+        ha.call_service("notify", "send_message", {"message": "Dinner is ready"}, entity_id=ANNOUNCE)
+        ha.wait_for_state(
+            LAST_COMMAND,
+            predicate=lambda s: s["state"].startswith("Announce") and s["state"].endswith("not sent: quiet"),
+        )
+        # A marker after both: a setting, which quiet lets through. It must be the first
+        # thing the toy got.
+        ha.call_service("number", "set_value", {"value": 25}, entity_id=VOLUME)
+        first = toy.wait_for_command(mark)
+        assert (first.identifier, first.params) == ("updatecommonconfig", {"volume": 25}), toy.received_since(mark)
+        ha.wait_for_state(VOLUME, state="25")
+    finally:
+        ha.call_service("switch", "turn_off", entity_id=QUIET)
+        ha.wait_for_state(QUIET, state="off")
+    # Nothing asked during quiet is said now.
+    mark = toy.mark()
+    ha.call_service("text", "set_value", {"value": "Good morning"}, entity_id=SAY)
+    first = toy.wait_for_command(mark)
+    assert first.params.get("text") == "Good morning", toy.received_since(mark)
+
+
+@pytest.fixture(scope="module")
+def ask_home(listening):
+    """The blueprint imported as a user does, and an automation made from it."""
+    ha = listening
+    repo = Path(__file__).resolve().parents[2]
+    target = ha.config_dir / "blueprints" / "automation" / "folotoy"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(repo / "blueprints/automation/folotoy/ask_home.yaml", target)
+    # Assist acts only on what is exposed to it; a light would be, a helper is not by default.
+    ha.ws("homeassistant/expose_entity", assistants=["conversation"], entity_ids=[NIGHT_LIGHT], should_expose=True)
+    ha.api(
+        "POST",
+        "/api/config/automation/config/ask_home",
+        {
+            "alias": "Ask the home",
+            "use_blueprint": {
+                "path": "folotoy/ask_home.yaml",
+                "input": {"conversation": CONVERSATION, "announce": ANNOUNCE, "phrase": "Hey home"},
+            },
+        },
+    )
+    ha.wait_for_state("automation.ask_the_home", state="on")
+    return ha
+
+
+def test_ask_home_turns_on_the_night_light_through_assist_and_the_toy_says_the_answer(ask_home, mqtt, toy):
+    ha = ask_home
+    ha.call_service("input_boolean", "turn_off", entity_id=NIGHT_LIGHT)
+    mark = toy.mark()
+    child_says(mqtt, 40, "Hey home, turn on the night light")
+    ha.wait_for_state(NIGHT_LIGHT, state="on")
+    said = toy.wait_for_command(mark, lambda c: c.identifier == "iwantplay")
+    assert said.params["text"], said
+    assert "night light" in said.params["text"].lower() or "turned on" in said.params["text"].lower(), said
+
+
+def test_ask_home_says_nothing_without_the_phrase(ask_home, mqtt, toy):
+    ha = ask_home
+    ha.call_service("input_boolean", "turn_off", entity_id=NIGHT_LIGHT)
+    before = len(ha.ws("trace/list", domain="automation", item_id="ask_home"))
+    mark = toy.mark()
+    child_says(mqtt, 41, "turn on the night light")
+    # A marker after it: with the phrase, the next one is acted on and said. Runs go in
+    # order (mode: queued), so once the marker's answer is here, both runs are done.
+    child_says(mqtt, 42, "Hey home turn on the night light")
+    toy.wait_for_command(mark, lambda c: c.identifier == "iwantplay")
+    ha.wait_for_state(NIGHT_LIGHT, state="on")
+    runs = ha.ws("trace/list", domain="automation", item_id="ask_home")[before:]
+    steps = sorted(t["last_step"].split("/")[0] for t in runs)
+    assert steps == ["action", "condition"], f"the run without the phrase must stop at its condition: {runs}"
+    said = [c for c in toy.received_since(mark) if c.identifier == "iwantplay"]
+    assert len(said) == 1, said
