@@ -558,3 +558,20 @@ async fn what_the_toy_reported_is_on_disk_within_seconds_and_survives_a_crash() 
     s.bridge.spawn(&[]);
     ha.wait_for(&state("heard"), |p| json(p)["summary"] == "sentence 19").await;
 }
+
+#[tokio::test]
+async fn a_quiet_toy_gets_no_say_and_still_gets_its_settings() {
+    let mut s = setup().await;
+    s.ha.publish(&set("quiet"), "ON").await;
+    s.ha.wait_value(&state("quiet"), "ON").await;
+    s.ha.publish(&set("say"), "Wake up!").await;
+    s.ha.wait_for(&state("last_command"), |p| p.contains("\"quiet\"") && p.contains("not sent: quiet")).await;
+    s.bridge.wait_log(&["say not sent", "is quiet"]).await;
+    // A setting after it goes through, and is the first thing the toy gets.
+    s.ha.publish(&set("volume"), "22").await;
+    let first = s.sim.next_command(WAIT).await.expect("the setting reaches the toy");
+    assert_eq!(first.payload["inputParams"], json(r#"{"volume":22}"#));
+    s.ha.publish(&set("quiet"), "OFF").await;
+    s.ha.wait_value(&state("quiet"), "OFF").await;
+    s.toy_marker().await;
+}
