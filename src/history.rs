@@ -329,16 +329,7 @@ pub fn join(lines: Vec<Line>) -> Vec<Message> {
 
 /// The UTC day of a time, `YYYY-MM-DD`: file names sort by date.
 pub fn day_of(ms: u64) -> String {
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = (ms / DAY_MS) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::dates::civil((ms / DAY_MS) as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

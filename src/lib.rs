@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod broker;
 pub mod catalog;
 pub mod config;
+pub mod dates;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod folotoy;

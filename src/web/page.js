@@ -134,8 +134,15 @@ async function loadStatus() {
   }
 }
 
+// Connected (again), the chat is loaded anew: nothing said while the stream was not
+// open is missed. The page says it is live (for its tests) once the stream is open.
 function live() {
   const source = new EventSource("api/events");
+  source.onopen = () => {
+    document.body.dataset.live = "1";
+    loadChat();
+  };
+  source.onerror = () => { delete document.body.dataset.live; };
   source.onmessage = (e) => {
     const line = JSON.parse(e.data);
     if (line.sn === state.sn) loadChat();

@@ -249,3 +249,36 @@ class Simulator:
     def received_since(self, since: int) -> list[Command]:
         with self._cond:
             return list(self.commands[since:])
+
+
+# The FoloToy server's events, as a probe publishes them for the simulated toy Bunny.
+
+
+def child_says(mqtt, recording_id: int, text: str) -> None:
+    """The FoloToy server's event for a transcribed recording."""
+    mqtt.publish(
+        EVENT_TOPIC,
+        {
+            "msgId": recording_id,
+            "identifier": "recording_transcribed",
+            "inputParams": {"recordingId": recording_id, "recordingText": text},
+        },
+    )
+
+
+def toy_says(mqtt, recording_id: int, order: int, text: str, role: int = 1) -> None:
+    """The FoloToy server's event for one generated sentence of the toy's answer."""
+    mqtt.publish(
+        EVENT_TOPIC,
+        {
+            "msgId": recording_id * 100 + order,
+            "identifier": "voice_generated",
+            "inputParams": {
+                "recordingId": recording_id,
+                "order": order,
+                "voiceText": text,
+                "voiceUrl": f"http://folotoy.local/voice-{recording_id}-{order}.mp3",
+                "role": role,
+            },
+        },
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from folotoy_parts import BUNNY, EVENT_TOPIC
+from folotoy_parts import BUNNY, child_says, toy_says
 from ha_harness import wait_until
 
 HEARD = f"sensor.folotoy_{BUNNY}_heard"
@@ -37,36 +37,6 @@ counter:
     name: Baths
 """
 HA_FILES = {"automations.yaml": "[]\n"}
-
-
-def child_says(mqtt, recording_id: int, text: str) -> None:
-    """The FoloToy server's event for a transcribed recording."""
-    mqtt.publish(
-        EVENT_TOPIC,
-        {
-            "msgId": recording_id,
-            "identifier": "recording_transcribed",
-            "inputParams": {"recordingId": recording_id, "recordingText": text},
-        },
-    )
-
-
-def toy_says(mqtt, recording_id: int, order: int, text: str, role: int = 1) -> None:
-    """The FoloToy server's event for one generated sentence of the toy's answer."""
-    mqtt.publish(
-        EVENT_TOPIC,
-        {
-            "msgId": recording_id * 100 + order,
-            "identifier": "voice_generated",
-            "inputParams": {
-                "recordingId": recording_id,
-                "order": order,
-                "voiceText": text,
-                "voiceUrl": f"http://folotoy.local/voice-{recording_id}-{order}.mp3",
-                "role": role,
-            },
-        },
-    )
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from folotoy_parts import BUNNY, EVENT_TOPIC
+from folotoy_parts import BUNNY, child_says
 
 HA_EXTRA_YAML = """
 automation: !include automations.yaml
@@ -27,17 +27,6 @@ VOLUME = f"number.folotoy_{BUNNY}_volume"
 CONVERSATION = f"event.folotoy_{BUNNY}_conversation"
 LAST_COMMAND = f"sensor.folotoy_{BUNNY}_last_command"
 NIGHT_LIGHT = "input_boolean.night_light"
-
-
-def child_says(mqtt, recording_id: int, text: str) -> None:
-    mqtt.publish(
-        EVENT_TOPIC,
-        {
-            "msgId": recording_id,
-            "identifier": "recording_transcribed",
-            "inputParams": {"recordingId": recording_id, "recordingText": text},
-        },
-    )
 
 
 @pytest.fixture(scope="module")

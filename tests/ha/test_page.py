@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright import sync_api as playwright_sync
 
-from folotoy_parts import BUNNY, EVENT_TOPIC, Bridge
+from folotoy_parts import BUNNY, Bridge, child_says, toy_says
 from ha_harness import free_port, wait_until
 
 PREFIX = "/api/hassio_ingress/e2e-token"
@@ -131,6 +131,8 @@ def page(browser, ingress, request, tmp_path_factory):
     p.on("dialog", lambda d: d.accept())
     p.goto(ingress.url)
     p.wait_for_selector("#toy option", state="attached")
+    # The live stream is open: what is said from now on reaches the page.
+    p.wait_for_selector("body[data-live]", state="attached")
     yield p
     shots = tmp_path_factory.getbasetemp() / "screenshots"
     shots.mkdir(exist_ok=True)
@@ -141,28 +143,6 @@ def page(browser, ingress, request, tmp_path_factory):
         p.screenshot(path=str(keep / f"{request.node.name}.png"), full_page=True)
     context.close()
     assert errors == [], f"the page's script failed: {errors}"
-
-
-def child_says(mqtt, recording_id: int, text: str) -> None:
-    mqtt.publish(
-        EVENT_TOPIC,
-        {
-            "msgId": recording_id,
-            "identifier": "recording_transcribed",
-            "inputParams": {"recordingId": recording_id, "recordingText": text},
-        },
-    )
-
-
-def toy_says(mqtt, recording_id: int, order: int, text: str) -> None:
-    mqtt.publish(
-        EVENT_TOPIC,
-        {
-            "msgId": 100 + order,
-            "identifier": "voice_generated",
-            "inputParams": {"recordingId": recording_id, "order": order, "voiceText": text, "role": 2},
-        },
-    )
 
 
 def test_a_sentence_the_toy_hears_appears_on_the_page_within_a_second(page, mqtt):
