@@ -56,7 +56,22 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
 
     let state_dir = std::env::temp_dir().join(format!("folotoy-ha-bridge-demo-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&state_dir);
-    let config = demo_config(addr, state_dir.join("state.json"));
+    let mut config = demo_config(addr, state_dir.join("state.json"));
+    // The page too, on 8099 when it is free (any free port when the broker's was asked to be any).
+    let wanted = if args.port == Some(0) { 0 } else { 8099 };
+    let page_port = std::net::TcpListener::bind((args.bind, wanted))
+        .or_else(|_| std::net::TcpListener::bind((args.bind, 0)))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(8099);
+    config.web = crate::config::WebConfig {
+        enabled: true,
+        bind: args.bind.to_string(),
+        port: page_port,
+        allow_from: Vec::new(),
+    };
+    let page_host = if args.bind.is_unspecified() { "127.0.0.1".to_owned() } else { args.bind.to_string() };
+    println!("The page (conversations, toys, connections): http://{page_host}:{page_port}/");
 
     let watcher = Watcher::start(&config.mqtt).await?;
     let toys: Vec<Sn> = [BUNNY, BEAR].iter().map(|s| Sn::parse(s).expect("valid")).collect();
@@ -72,7 +87,8 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
 
     if !args.once {
         println!();
-        println!("The bridge keeps running. Point Home Assistant's MQTT integration at {addr}, or try:");
+        println!("The bridge keeps running. Open http://{page_host}:{page_port}/ to see the conversation,");
+        println!("point Home Assistant's MQTT integration at {addr}, or try:");
         println!("  mosquitto_sub -h {} -p {} -t 'folotoy/#' -v", addr.ip(), addr.port());
         println!("  mosquitto_pub -h {} -p {} -t folotoy/{BUNNY}/volume/set -m 55", addr.ip(), addr.port());
         println!("Ctrl-C stops it.");

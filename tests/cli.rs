@@ -23,6 +23,7 @@ fn the_demo_runs_with_no_setup_and_shows_commands_confirmed_refused_and_unanswer
         "answers msgId 4: FAILED",
         "\"outcome\":\"no_answer\"",
         "recording_transcribed: \"Can we take a bath?\"",
+        "The page (conversations, toys, connections): http://127.0.0.1:",
     ] {
         assert!(stdout.contains(expected), "demo output lacks {expected:?}:\n{stdout}");
     }
