@@ -81,6 +81,8 @@ pub struct History {
     bytes: u64,
     /// Files written since the last [`History::sync`].
     unsynced: std::collections::BTreeSet<PathBuf>,
+    /// The day the limits were last applied: a new day drops the oldest one.
+    trimmed_on: String,
 }
 
 impl History {
@@ -88,7 +90,7 @@ impl History {
     /// there, as of `now_ms`.
     pub fn open(root: PathBuf, limits: Limits, now_ms: u64) -> Result<History, HistoryError> {
         fs::create_dir_all(&root).map_err(at(&root))?;
-        let mut h = History { root, limits, bytes: 0, unsynced: Default::default() };
+        let mut h = History { root, limits, bytes: 0, unsynced: Default::default(), trimmed_on: day_of(now_ms) };
         h.bytes = h.files()?.iter().map(|(_, _, p)| fs::metadata(p).map_or(0, |m| m.len())).sum();
         h.trim(now_ms)?;
         Ok(h)
@@ -143,8 +145,10 @@ impl History {
             self.bytes += text.len() as u64;
             self.unsynced.insert(path);
         }
-        if self.bytes > self.limits.max_bytes {
-            let newest = lines.iter().map(|(_, l)| l.t).max().unwrap_or(0);
+        let newest = lines.iter().map(|(_, l)| l.t).max().unwrap_or(0);
+        // Over the cap, or a new day (the oldest day is then past the limit).
+        if self.bytes > self.limits.max_bytes || day_of(newest) > self.trimmed_on {
+            self.trimmed_on = day_of(newest).max(std::mem::take(&mut self.trimmed_on));
             self.trim(newest)?;
         }
         Ok(())
@@ -276,7 +280,13 @@ fn read_lines(path: &Path) -> Result<Vec<Line>, HistoryError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(at(path)(e)),
     };
-    Ok(BufReader::new(file).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect())
+    // Split on bytes: a line cut inside a multi-byte character is no UTF-8, and must not
+    // end the reading of the lines after it.
+    Ok(BufReader::new(file)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_slice(&l).ok())
+        .collect())
 }
 
 /// Sentences as messages: each heard line is one, and the said lines of one

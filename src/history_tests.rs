@@ -167,3 +167,30 @@ fn what_was_written_is_made_durable_by_sync() {
     h.clear(&sn("fcb467dad0c0")).unwrap();
     h.sync().unwrap();
 }
+
+#[test]
+fn a_line_cut_inside_a_chinese_character_hides_none_of_the_lines_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON, 1, "小兔子")).unwrap();
+    let file = dir.path().join("history/fcb467dad0c0/2026-11-30.jsonl");
+    // The power went in the middle of 兔 (three bytes in UTF-8).
+    let cut = &r#"{"t":1796040000001,"kind":"heard","text":"小兔"#.as_bytes()[..44];
+    OpenOptions::new().append(true).open(&file).unwrap().write_all(cut).unwrap();
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON + 2, 3, "后来")).unwrap();
+    h.append(&bunny, &heard(NOON + 3, 4, "还有")).unwrap();
+    assert_eq!(texts(&h.messages(&bunny, u64::MAX, 100).unwrap()), ["小兔子", "后来", "还有"]);
+}
+
+#[test]
+fn a_bridge_that_keeps_running_drops_days_past_the_limit_as_days_go_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON, 1, "day one")).unwrap();
+    // Eight days later, without a restart.
+    h.append(&bunny, &heard(NOON + 8 * DAY, 2, "day nine")).unwrap();
+    assert_eq!(texts(&h.messages(&bunny, u64::MAX, 100).unwrap()), ["day nine"]);
+}

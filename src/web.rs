@@ -69,6 +69,9 @@ pub struct Shared {
     pub status: mpsc::Sender<StatusRequest>,
     /// Addresses allowed to ask; empty: any.
     pub allow_from: Vec<IpAddr>,
+    /// Listening on loopback only: then only loopback host names may be asked for,
+    /// so a web page elsewhere cannot reach the page through DNS rebinding.
+    pub loopback_only: bool,
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -107,9 +110,17 @@ fn page(body: &'static str, kind: &'static str) -> Response {
 
 /// In the add-on only the Supervisor's ingress proxy may ask.
 async fn only_allowed(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    if shared.loopback_only {
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let name = host.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(host, |(n, _)| n);
+        if !matches!(name, "localhost" | "127.0.0.1" | "[::1]") {
+            warn!("page request for host {host:?} refused: the page listens on loopback only");
+            return (StatusCode::FORBIDDEN, "ask for localhost or 127.0.0.1\n").into_response();
+        }
+    }
     if !shared.allow_from.is_empty() {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let allowed = peer.is_some_and(|ip| shared.allow_from.iter().any(|a| *a == ip.to_canonical()));
+        let allowed = peer.is_some_and(|ip| shared.allow_from.iter().any(|a| a.to_canonical() == ip.to_canonical()));
         if !allowed {
             warn!("page request from {peer:?} refused: only {:?} may ask", shared.allow_from);
             return (StatusCode::FORBIDDEN, "only Home Assistant's ingress may open this page\n").into_response();

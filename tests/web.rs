@@ -94,7 +94,7 @@ async fn a_sentence_the_toy_hears_arrives_live_and_is_kept() {
     let p = page_with("").await;
     // A page open now: the server-sent events stream.
     let mut s = TcpStream::connect(("127.0.0.1", p.port)).await.unwrap();
-    s.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n").await.unwrap();
     let mut lines = BufReader::new(s).lines();
     // The headers are the stream's start: from then on it is subscribed.
     while let Some(l) = lines.next_line().await.unwrap() {
@@ -192,7 +192,7 @@ async fn the_page_and_its_script_come_from_the_bridge_with_no_inline_script_allo
     assert!(page.contains(r#"<script src="page.js" defer></script>"#), "relative, so it works under ingress");
     assert!(!page.contains("http://") && !page.contains("https://"), "nothing fetched from elsewhere");
     let mut s = TcpStream::connect(("127.0.0.1", p.port)).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut head = String::new();
     s.read_to_string(&mut head).await.unwrap();
     assert!(head.to_lowercase().contains("content-security-policy: default-src 'self'"), "{head}");
@@ -218,4 +218,16 @@ async fn with_history_off_no_conversation_is_kept() {
     assert_eq!(status, 404, "{body}");
     assert!(!p._dir.path().join("history").exists(), "no history folder");
     assert_eq!(get_json(p.port, "/api/status").await["history"], false);
+}
+
+#[tokio::test]
+async fn a_page_on_loopback_answers_only_for_loopback_host_names() {
+    let p = page_with("").await;
+    // A web page elsewhere whose name an attacker pointed at 127.0.0.1 (DNS rebinding).
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).await.unwrap();
+    s.write_all(b"GET /api/status HTTP/1.1\r\nHost: evil.example:8099\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    p.bridge.wait_log(&["WARN", "host \"evil.example:8099\" refused"]).await;
 }

@@ -2098,3 +2098,22 @@ fn quiet_coming_on_while_an_announcements_volume_is_set_plays_nothing_and_puts_t
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["inputParams"], json!({"volume": 30}), "no iwantplay, the volume back");
 }
+
+#[test]
+fn a_volume_put_back_that_the_toy_did_not_take_is_sent_again_when_the_toy_is_heard_from() {
+    let mut b = Bridge::up(config());
+    announced_at_60(&mut b);
+    let sent = b.at(secs(2) + PLAY_GUESS, Input::Tick).to_toy();
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 30}));
+    // The toy was switched off: no answer.
+    let out = b.at(secs(2) + PLAY_GUESS + TIMEOUT, Input::Tick);
+    assert_eq!(out.state("volume").as_deref(), Some("60"), "still at the announcement's volume");
+    assert!(out.to_toy().is_empty(), "not retried while nothing says the toy is on");
+    // It is switched on and the child talks: the volume goes back now.
+    let sent = b.at(secs(60), heard(9, "hello")).to_toy();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["inputParams"], json!({"volume": 30}));
+    let out = b.at(secs(60), settings_ack(msg_id(&sent[0]), 1));
+    assert_eq!(out.state("volume").as_deref(), Some("30"));
+    assert!(b.at(secs(61), heard(10, "again")).to_toy().is_empty(), "put back once");
+}

@@ -61,8 +61,14 @@ impl Page {
             problem: format!("cannot listen on {}:{}: {e}", config.web.bind, config.web.port),
         })?;
         info!("the page is at http://{}:{}/", config.web.bind, config.web.port);
-        let shared =
-            Shared { history: history.clone(), live: live.clone(), status, allow_from: config.web.allow_from.clone() };
+        let loopback_only = config.web.bind.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let shared = Shared {
+            history: history.clone(),
+            live: live.clone(),
+            status,
+            allow_from: config.web.allow_from.clone(),
+            loopback_only,
+        };
         tokio::spawn(web::serve(listener, shared));
         let (tx, rx) = mpsc::channel(WAITING_BATCHES);
         let writer = tokio::spawn(write_history(history.clone(), live, rx));
@@ -90,9 +96,10 @@ impl Page {
                     warn!("{dropped} sentences were left out of the conversation history: its disk fell behind");
                 }
             }
-            Err(_) => {
+            Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped.fetch_add(n, Relaxed);
             }
+            Err(mpsc::error::TrySendError::Closed(_)) => warn!("the conversation history's writer stopped"),
         }
     }
 
@@ -132,8 +139,10 @@ async fn write_history(
     mut rx: mpsc::Receiver<Vec<(Sn, Line)>>,
 ) {
     let mut synced = tokio::time::Instant::now();
+    // Whether something written is not yet durable (kept here: the history's lock may be
+    // held by a search, and this task must not wait for it on the async thread).
+    let mut unsynced = false;
     loop {
-        let unsynced = history.as_ref().is_some_and(|h| h.lock().expect("not poisoned").unsynced());
         let next = if unsynced {
             match tokio::time::timeout_at(synced + SYNC_EVERY, rx.recv()).await {
                 Ok(next) => next,
@@ -161,8 +170,11 @@ async fn write_history(
             match written {
                 Ok(Err(e)) => warn!("{e}"),
                 Err(e) => warn!("writing the conversation history failed: {e}"),
-                Ok(Ok(true)) => synced = tokio::time::Instant::now(),
-                Ok(Ok(false)) => {}
+                Ok(Ok(true)) => {
+                    synced = tokio::time::Instant::now();
+                    unsynced = false;
+                }
+                Ok(Ok(false)) => unsynced = true,
             }
         }
         for (sn, line) in lines {

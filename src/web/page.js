@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { toys: [], sn: null, oldest: null, messages: [] };
+const state = { toys: [], sn: null, messages: [], history: true, error: null, searches: 0 };
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -47,26 +47,46 @@ function drawChat() {
     chat.append(message(m));
   }
   const note = $("note");
-  note.hidden = state.messages.length > 0;
-  note.textContent = "Nothing said yet.";
+  const text = !state.history ? "No conversations are kept (history is off)."
+    : state.error ? state.error
+    : state.messages.length ? "" : "Nothing said yet.";
+  note.hidden = !text;
+  note.textContent = text;
 }
 
-async function loadChat() {
-  if (!state.sn) return;
+const atBottom = () => window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+
+// The newest messages of the toy shown. Older ones already loaded stay (a live
+// sentence does not undo "Older messages"); a reply for a toy no longer shown is dropped.
+async function loadChat(fresh) {
+  const sn = state.sn;
+  if (!sn) return;
+  const follow = fresh || atBottom();
+  let latest;
   try {
-    state.messages = await api(`api/messages?sn=${encodeURIComponent(state.sn)}&limit=200`);
+    latest = await api(`api/messages?sn=${encodeURIComponent(sn)}&limit=200`);
+    state.error = null;
   } catch (e) {
-    state.messages = [];
-    $("note").textContent = String(e.message);
+    latest = [];
+    state.error = String(e.message);
   }
-  $("older").hidden = state.messages.length < 200;
+  if (sn !== state.sn) return;
+  if (fresh) {
+    state.messages = latest;
+    $("older").hidden = latest.length < 200;
+  } else {
+    const cut = latest.length ? latest[0].t : Infinity;
+    state.messages = state.messages.filter((m) => m.t < cut).concat(latest);
+  }
   drawChat();
-  window.scrollTo(0, document.body.scrollHeight);
+  if (follow) window.scrollTo(0, document.body.scrollHeight);
 }
 
 async function loadOlder() {
+  const sn = state.sn;
   if (!state.messages.length) return;
-  const older = await api(`api/messages?sn=${encodeURIComponent(state.sn)}&before=${state.messages[0].t}&limit=200`);
+  const older = await api(`api/messages?sn=${encodeURIComponent(sn)}&before=${state.messages[0].t}&limit=200`);
+  if (sn !== state.sn) return;
   $("older").hidden = older.length < 200;
   state.messages = older.concat(state.messages);
   drawChat();
@@ -74,19 +94,24 @@ async function loadOlder() {
 
 async function search() {
   const q = $("search").value.trim();
+  const mine = ++state.searches;
   const results = $("results");
-  results.replaceChildren();
-  results.hidden = !q;
-  if (!q) return;
+  if (!q) {
+    results.replaceChildren();
+    results.hidden = true;
+    return;
+  }
   const found = await api(`api/search?q=${encodeURIComponent(q)}`);
-  results.append(el("h2", null, found.length ? `Found ${found.length}` : "Nothing found"));
+  if (mine !== state.searches) return; // a newer search is under way
+  results.replaceChildren(el("h2", null, found.length ? `Found ${found.length}` : "Nothing found"));
   for (const f of found) results.append(message(f, f.sn));
+  results.hidden = false;
 }
 
 async function clearHistory() {
   if (!state.sn || !confirm(`Delete every conversation kept of ${toyName(state.sn)}?`)) return;
   await api(`api/toys/${encodeURIComponent(state.sn)}/clear`, { method: "POST", headers: { "X-FoloToy-Page": "clear" } });
-  await loadChat();
+  await loadChat(true);
 }
 
 function card(title, rows) {
@@ -109,11 +134,13 @@ async function loadStatus() {
     return o;
   }));
   if (chosen) select.value = chosen;
+  const historyChanged = state.history !== s.history;
+  state.history = s.history;
+  $("clear").hidden = !s.history;
   if (chosen !== state.sn) {
     state.sn = chosen;
-    await loadChat();
+    await loadChat(true);
   }
-  $("clear").hidden = !s.history;
   $("toy-list").replaceChildren(...s.toys.map((t) => card(t.name || t.sn, [
     ["Serial number", t.sn],
     ["Last activity", t.last_activity_ms ? `${day(t.last_activity_ms)} ${time(t.last_activity_ms)}` : "never"],
@@ -128,10 +155,7 @@ async function loadStatus() {
     ["Since", c.since_ms ? `${day(c.since_ms)} ${time(c.since_ms)}` : "start"],
     ["Last error", c.last_error || "none"],
   ])));
-  if (!s.history) {
-    $("note").hidden = false;
-    $("note").textContent = "No conversations are kept (history is off).";
-  }
+  if (historyChanged) drawChat();
 }
 
 // Connected (again), the chat is loaded anew: nothing said while the stream was not
@@ -140,14 +164,14 @@ function live() {
   const source = new EventSource("api/events");
   source.onopen = () => {
     document.body.dataset.live = "1";
-    loadChat();
+    loadChat(false);
   };
   source.onerror = () => { delete document.body.dataset.live; };
   source.onmessage = (e) => {
     const line = JSON.parse(e.data);
-    if (line.sn === state.sn) loadChat();
+    if (line.sn === state.sn) loadChat(false);
   };
-  source.addEventListener("lagged", () => loadChat());
+  source.addEventListener("lagged", () => loadChat(false));
 }
 
 function tabs() {
@@ -161,7 +185,7 @@ function tabs() {
 
 document.addEventListener("DOMContentLoaded", async () => {
   tabs();
-  $("toy").addEventListener("change", (e) => { state.sn = e.target.value; loadChat(); });
+  $("toy").addEventListener("change", (e) => { state.sn = e.target.value; loadChat(true); });
   let typing;
   $("search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(search, 250); });
   $("clear").addEventListener("click", clearHistory);

@@ -108,6 +108,17 @@ impl Core {
     }
 
     /// Sends the volume the toy had before an announcement, if one is owed.
+    /// A volume put back that did not take (refused, or the toy was off) is
+    /// owed again: sent when the toy is next heard from or FoloToy is back.
+    pub(super) fn restore_failed(&mut self, sent: &Sent, outcome: Outcome) {
+        let Request::Set(Setting::Volume, volume) = sent.request else { return };
+        // (A newer volume waiting behind it, the user's, wins: the caller checks.)
+        if outcome != Outcome::Ok && sent.raw.ends_with(RESTORING) && self.toys.contains_key(&sent.sn) {
+            let toy = self.toy_mut(&sent.sn);
+            toy.volume_to_restore.get_or_insert(volume);
+        }
+    }
+
     pub(super) fn restore_volume(&mut self, sn: &Sn, now: Instant, out: &mut Output) {
         if !self.folotoy_up {
             return; // owed until FoloToy's broker is back
@@ -115,7 +126,7 @@ impl Core {
         let Some(volume) = self.toy_mut(sn).volume_to_restore.take() else { return };
         out.save = true;
         let request = Request::Set(Setting::Volume, volume);
-        let raw = format!("{volume} (after the announcement)");
+        let raw = format!("{volume}{RESTORING}");
         let slot = Slot::Setting(Setting::Volume);
         if self.pending.busy(sn, slot).is_some() {
             self.pending.wait(sn, slot, Waiting { entity: Key::PlayerVolume, request, raw });
@@ -124,3 +135,7 @@ impl Core {
         }
     }
 }
+
+/// What the Last command sensor shows after a volume put back by the bridge,
+/// and how the bridge tells its own restores apart.
+const RESTORING: &str = " (after the announcement)";

@@ -223,6 +223,9 @@ impl Core {
     /// refusal or silence the last confirmed value is shown again.
     pub(super) fn finish(&mut self, msg_id: u32, outcome: Outcome, now: Instant, out: &mut Output) {
         let Some((sent, next)) = self.pending.finish(msg_id) else { return };
+        if next.is_none() {
+            self.restore_failed(&sent, outcome);
+        }
         let entity = Entity::of(sent.entity);
         let topic = folotoy::topics::command(&sent.sn);
         let (title, length) = match &sent.request {

@@ -26,7 +26,7 @@ impl Core {
                 if !self.admit(&sn, topic, out) {
                     return;
                 }
-                self.active(&sn, at, out);
+                self.active(&sn, at, now, out);
                 self.on_event(&sn, topic, event, now, at, out);
             }
             Inbound::CallAck { sn, ack } => {
@@ -34,7 +34,7 @@ impl Core {
                     return;
                 }
                 // An answer is the toy speaking up as much as an event is.
-                self.active(&sn, at, out);
+                self.active(&sn, at, now, out);
                 match self.pending.get(ack.msg_id) {
                     Some(sent) if sent.sn == sn && sent.identifier == ack.identifier => {
                         let outcome = if ack.ok { Outcome::Ok } else { Outcome::Refused };
@@ -124,13 +124,18 @@ impl Core {
     /// Records that a toy was heard from, for the Last activity sensor.
     /// Shown to the second: a toy reading a story sends a sentence every
     /// few hundred milliseconds, and one update a second says as much.
-    pub(super) fn active(&mut self, sn: &Sn, at: SystemTime, out: &mut Output) {
+    pub(super) fn active(&mut self, sn: &Sn, at: SystemTime, now: Instant, out: &mut Output) {
         let ms = millis(at);
         let toy = self.toy_mut(sn);
         let before = toy.last_activity_ms.replace(ms);
+        let owed = toy.volume_to_restore.is_some();
         if before.map(|b| b / 1000) != Some(ms / 1000) {
             self.publish_key(sn, Key::LastActivity, out);
             out.save_soon = true;
+        }
+        // A volume an announcement could not put back (the toy was off): it is on again.
+        if owed && !self.announcing.contains_key(sn) {
+            self.restore_volume(sn, now, out);
         }
     }
 
