@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import voluptuous as vol
+from homeassistant.components.mqtt import valid_publish_topic
 from homeassistant.helpers.device_registry import DeviceInfo
 
 from .const import BRIDGE_ORIGIN
@@ -62,6 +64,14 @@ class PlayerConfig:
 _TOPICS = ("state_topic", "title_topic", "volume_topic", "volume_command_topic", "play_media_command_topic")
 
 
+def _topic(key: str, topic: str) -> None:
+    """One topic, no wildcard: a player listens to its own topics only."""
+    try:
+        valid_publish_topic(topic)
+    except vol.Invalid as err:
+        raise NotAPlayerConfig(f"{key} {topic!r} is not a topic: {err}") from None
+
+
 def parse(payload: str | bytes) -> PlayerConfig | None:
     """The player in `payload`; None when the config is not the bridge's.
 
@@ -78,6 +88,8 @@ def parse(payload: str | bytes) -> PlayerConfig | None:
     for key in ("name", "unique_id", "default_entity_id", *_TOPICS):
         if not isinstance(data.get(key), str) or not data[key]:
             raise NotAPlayerConfig(f"{key} is missing or not text")
+    for key in _TOPICS:
+        _topic(key, data[key])
     device = data.get("device")
     if (
         not isinstance(device, dict)
@@ -89,6 +101,8 @@ def parse(payload: str | bytes) -> PlayerConfig | None:
     availability = data.get("availability")
     if not isinstance(availability, list) or not all(isinstance(t, str) and t for t in availability):
         raise NotAPlayerConfig("availability is not a list of topics")
+    for topic in availability:
+        _topic("availability", topic)
     return PlayerConfig(
         name=data["name"],
         unique_id=data["unique_id"],

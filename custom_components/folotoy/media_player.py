@@ -19,11 +19,13 @@ from homeassistant.components.media_player import (
     async_process_play_media_url,
 )
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.network import NoURLAvailableError, get_url
 from yarl import URL
 
 from . import discovery
@@ -41,13 +43,28 @@ async def async_setup_entry(
 ) -> None:
     """Add a player for every toy the bridge announces, and remove the ones it takes back."""
     players: dict[str, ToyPlayer] = {}
+    entities = er.async_get(hass)
+    devices = dr.async_get(hass)
+
+    def registered(config: PlayerConfig) -> str | None:
+        return entities.async_get_entity_id(Platform.MEDIA_PLAYER, DOMAIN, config.unique_id)
+
+    @callback
+    def removed(config: PlayerConfig) -> None:
+        """The bridge took the toy back: its player goes (disabled or not), and this
+        integration leaves the toy's device."""
+        if (entity_id := registered(config)) is not None:
+            entities.async_remove(entity_id)
+        device = devices.async_get_device(identifiers={(discovery.MQTT_DOMAIN, config.node)})
+        if device is not None and entry.entry_id in device.config_entries:
+            devices.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
 
     @callback
     def config_received(msg: mqtt.ReceiveMessage) -> None:
         node = msg.topic.split("/")[-3]
         if not msg.payload:
             if (player := players.pop(node, None)) is not None:
-                hass.async_create_task(player.async_remove_from_home_assistant())
+                removed(player.config)
             return
         try:
             config = discovery.parse(msg.payload)
@@ -57,11 +74,21 @@ async def async_setup_entry(
         if config is None:
             _LOGGER.debug("Ignoring %s: not published by folotoy-ha-bridge", msg.topic)
             return
+        if config.node != node:
+            _LOGGER.warning("Ignoring the media player config on %s: it names device %s", msg.topic, config.node)
+            return
         player = players.get(node)
-        if player is None:
+        # The registry is the truth: a player the user deleted (with its device) comes
+        # back when the bridge announces the toy again.
+        if player is None or registered(config) is None:
             players[node] = ToyPlayer(entry, config)
             async_add_entities([players[node]])
-        elif player.config != config:
+            return
+        if config.device.get("name") != player.config.device.get("name"):
+            device = devices.async_get_device(identifiers={(discovery.MQTT_DOMAIN, config.node)})
+            if device is not None:
+                devices.async_update_device(device.id, name=config.device.get("name"))
+        if player.config != config:
             player.async_update_config(config)
 
     topic = PLAYER_CONFIG_TOPIC.format(prefix=entry.data[CONF_DISCOVERY_PREFIX])
@@ -101,6 +128,9 @@ class ToyPlayer(MediaPlayerEntity):
 
     async def _subscribe(self) -> None:
         config = self.config
+        self._subscriptions.append(
+            mqtt.async_subscribe_connection_status(self.hass, lambda _connected: self.async_write_ha_state())
+        )
         for topic, handler in (
             (config.state_topic, self._state_received),
             (config.title_topic, self._title_received),
@@ -115,33 +145,19 @@ class ToyPlayer(MediaPlayerEntity):
 
     @callback
     def async_update_config(self, config: PlayerConfig) -> None:
-        """The bridge changed the player's config: a renamed toy, another base topic."""
+        """The bridge changed the player's topics (another base topic)."""
         old, self.config = self.config, config
-        if config.device.get("name") != old.device.get("name"):
-            devices = dr.async_get(self.hass)
-            if (device := devices.async_get_device(identifiers={(discovery.MQTT_DOMAIN, config.node)})) is not None:
-                devices.async_update_device(device.id, name=config.device.get("name"))
-        if config.topics() != old.topics():
+        # Only a player in Home Assistant listens (a disabled one is not added).
+        if config.topics() != old.topics() and self._subscriptions:
             self._unsubscribe()
             self._online = dict.fromkeys(config.availability, False)
-            self.hass.async_create_task(self._subscribe())
-
-    async def async_remove_from_home_assistant(self) -> None:
-        """The bridge took the toy back: its player goes, and this integration leaves its device."""
-        registry = er.async_get(self.hass)
-        if self.registry_entry is not None:
-            registry.async_remove(self.entity_id)
-        else:
-            await self.async_remove()
-        devices = dr.async_get(self.hass)
-        device = devices.async_get_device(identifiers={(discovery.MQTT_DOMAIN, self.config.node)})
-        if device is not None and self._entry.entry_id in device.config_entries:
-            devices.async_update_device(device.id, remove_config_entry_id=self._entry.entry_id)
+            self._entry.async_create_task(self.hass, self._subscribe())
 
     @property
     def available(self) -> bool:
-        """Unavailable whenever the toy's other entities are: bridge or FoloToy server down."""
-        return all(self._online.values())
+        """Unavailable whenever the toy's other entities are: Home Assistant's broker, the
+        bridge or the FoloToy server down."""
+        return mqtt.is_connected(self.hass) and all(self._online.values())
 
     @callback
     def _availability_received(self, msg: mqtt.ReceiveMessage) -> None:
@@ -195,10 +211,14 @@ class ToyPlayer(MediaPlayerEntity):
                 text = URL(media_id).query.get("message")
             item = await media_source.async_resolve_media(self.hass, media_id, self.entity_id)
             media_id = item.url
-        try:
-            url = async_process_play_media_url(self.hass, media_id)
-        except HomeAssistantError as err:
-            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_url") from err
+        # A path of Home Assistant's becomes a URL on its internal address (the toy is on
+        # the home network), never its external or cloud one.
+        url = async_process_play_media_url(self.hass, media_id, allow_relative_url=True)
+        if url.startswith("/"):
+            try:
+                url = get_url(self.hass, allow_external=False, allow_cloud=False) + url
+            except NoURLAvailableError as err:
+                raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_url") from err
         if not url.startswith(("http://", "https://")):
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="not_a_url", translation_placeholders={"url": url[:80]}

@@ -200,6 +200,17 @@ def mqtt_retained(mqtt, topic: str):
     return mqtt.wait_for(topic)
 
 
+def test_a_player_deleted_in_home_assistant_comes_back_when_the_bridge_announces_the_toy_again(
+    homeassistant, integration, bridge
+):
+    ha = homeassistant
+    ha.ws("config/entity_registry/remove", entity_id=PLAYER)
+    wait_until(lambda: ha.state(PLAYER) is None, 10, "the player to be deleted")
+    bridge.restart()
+    ha.wait_for_state(PLAYER, state="idle", timeout=20)
+    assert ha.entity_entry(PLAYER)["platform"] == "folotoy"
+
+
 def test_the_player_is_unavailable_while_the_bridge_is_down(homeassistant, integration, bridge):
     bridge.stop()
     homeassistant.wait_for_state(PLAYER, state="unavailable")
