@@ -1,6 +1,13 @@
 //! UTC calendar dates from Unix time, without a date crate: the Last activity
 //! sensor's timestamp and the history's day files need nothing more.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A wall-clock time in ms since the Unix epoch (0 before it).
+pub fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The UTC date (year, month, day) of a day counted from 1970-01-01.
 pub fn civil(days: i64) -> (i64, i64, i64) {
     // Howard Hinnant's days-to-civil algorithm.

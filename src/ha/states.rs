@@ -128,14 +128,20 @@ pub fn last_command(cmd: Option<&LastCommand>, catalog: &Catalog) -> String {
     let Some(cmd) = cmd else {
         return nothing_yet();
     };
+    let mut json = serde_json::to_value(cmd).expect("plain struct");
+    json["summary"] = truncate(&last_command_summary(cmd, catalog), MAX_TEXT).into();
+    json.to_string()
+}
+
+/// "Volume 80: refused by the toy", in the user's language: the Last command
+/// sensor's state and what the page shows.
+pub fn last_command_summary(cmd: &LastCommand, catalog: &Catalog) -> String {
     let name = catalog.entity(&cmd.entity);
     let mut summary = format!("{name} {}: {}", cmd.value, catalog.outcome(cmd.outcome.key()));
     if let Some(reason) = &cmd.reason {
         summary.push_str(&format!(" ({reason})"));
     }
-    let mut json = serde_json::to_value(cmd).expect("plain struct");
-    json["summary"] = truncate(&summary, MAX_TEXT).into();
-    json.to_string()
+    summary
 }
 
 /// The newest voice URLs that fit the attribute budget, oldest first.

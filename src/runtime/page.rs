@@ -3,7 +3,7 @@
 //! page asks for, and what each broker connection did last.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
@@ -29,12 +29,12 @@ pub struct Page {
     /// Sentences left out since the last warning.
     dropped: std::sync::atomic::AtomicUsize,
     pub requests: mpsc::Receiver<StatusRequest>,
-    connections: Vec<Connection>,
+    connections: Vec<(Role, Connection)>,
     history: bool,
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    crate::dates::unix_ms(SystemTime::now())
 }
 
 impl Page {
@@ -72,8 +72,10 @@ impl Page {
         tokio::spawn(web::serve(listener, shared));
         let (tx, rx) = mpsc::channel(WAITING_BATCHES);
         let writer = tokio::spawn(write_history(history.clone(), live, rx));
-        let connections =
-            roles.iter().map(|r| Connection { name: r.title(), up: false, since_ms: None, last_error: None }).collect();
+        let connections = roles
+            .iter()
+            .map(|r| (*r, Connection { name: r.title(), up: false, since_ms: None, last_error: None }))
+            .collect();
         Ok(Some(Page {
             lines: Some(tx),
             writer,
@@ -110,7 +112,7 @@ impl Page {
     }
 
     pub fn link(&mut self, role: Role, up: bool) {
-        if let Some(c) = self.connections.iter_mut().find(|c| c.name == role.title()) {
+        if let Some((_, c)) = self.connections.iter_mut().find(|(r, _)| *r == role) {
             if c.up != up || c.since_ms.is_none() {
                 c.since_ms = Some(now_ms());
             }
@@ -119,13 +121,17 @@ impl Page {
     }
 
     pub fn failed(&mut self, role: Role, error: String) {
-        if let Some(c) = self.connections.iter_mut().find(|c| c.name == role.title()) {
+        if let Some((_, c)) = self.connections.iter_mut().find(|(r, _)| *r == role) {
             c.last_error = Some(error);
         }
     }
 
     pub fn answer(&self, reply: StatusRequest, core: &Core) {
-        let _ = reply.send(Status { view: core.view(), connections: self.connections.clone(), history: self.history });
+        let _ = reply.send(Status {
+            view: core.view(),
+            connections: self.connections.iter().map(|(_, c)| c.clone()).collect(),
+            history: self.history,
+        });
     }
 }
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -20,18 +19,10 @@ import pytest
 from playwright import sync_api as playwright_sync
 
 from folotoy_parts import BUNNY, Bridge, child_says, toy_says
-from ha_harness import free_port, wait_until
+from ha_harness import chromium, free_port, wait_until
 
 PREFIX = "/api/hassio_ingress/e2e-token"
 DAY_MS = 86_400_000
-
-
-def chromium() -> str:
-    """Debian's chromium here; Google Chrome on GitHub's runners."""
-    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if name and (path := shutil.which(name)):
-            return path
-    raise RuntimeError("no Chromium found (apt-get install chromium, or set CHROMIUM)")
 
 
 class IngressProxy:

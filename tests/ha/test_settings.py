@@ -7,14 +7,13 @@ in file order: the first one sees the bridge as a user sees it right after addin
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
 import pytest
 
 from conftest import bridge_problems, describe
 from folotoy_parts import BUNNY, CALL_TOPIC
-from ha_harness import wait_until
+from ha_harness import chromium, wait_until
 
 TOY_DEVICE = f"folotoy_{BUNNY}"
 BRIDGE_DEVICE = "folotoy_bridge"
@@ -95,8 +94,6 @@ def test_text_entities_never_used_look_the_same_after_a_bridge_restart(homeassis
 def test_the_toys_device_page_has_no_unknown_in_the_boxes_users_type_into(homeassistant, bridge, tmp_path_factory):
     """Home Assistant's own frontend in Chromium, logged in with the suite's token, before
     anything was said or played (and after the bridge restart of the test before)."""
-    import shutil
-
     from playwright import sync_api
 
     ha = homeassistant
@@ -108,11 +105,6 @@ def test_the_toys_device_page_has_no_unknown_in_the_boxes_users_type_into(homeas
     ):
         ha.api("POST", f"/api/onboarding/{step}", body, ok=(200, 403))
     device = ha.device_by_identifier(TOY_DEVICE)
-    browser_path = next(
-        p
-        for p in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome")
-        if p and shutil.which(p)
-    )
     tokens = {
         "access_token": ha.token,
         "token_type": "Bearer",
@@ -125,7 +117,7 @@ def test_the_toys_device_page_has_no_unknown_in_the_boxes_users_type_into(homeas
     shots = tmp_path_factory.getbasetemp() / "screenshots"
     shots.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which(browser_path), headless=True, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1280, "height": 1600})
         context.add_init_script(f"localStorage.setItem('hassTokens', {json.dumps(json.dumps(tokens))});")
         page = context.new_page()

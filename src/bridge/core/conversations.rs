@@ -2,6 +2,7 @@
 //! each toy was last heard from, and the media player's playing guess.
 
 use super::*;
+use crate::dates::unix_ms;
 use crate::history::{Kind as LineKind, Line};
 
 impl Core {
@@ -72,7 +73,7 @@ impl Core {
         out: &mut Output,
     ) {
         let conversation = self.cfg.topics.state(sn, "conversation");
-        let t = millis(at);
+        let t = unix_ms(at);
         match event {
             ToyEvent::RecordingTranscribed { recording_id, text } => {
                 let line = Line { t, kind: LineKind::Heard, recording_id, order: None, role: None, text: text.clone() };
@@ -125,7 +126,7 @@ impl Core {
     /// Shown to the second: a toy reading a story sends a sentence every
     /// few hundred milliseconds, and one update a second says as much.
     pub(super) fn active(&mut self, sn: &Sn, at: SystemTime, now: Instant, out: &mut Output) {
-        let ms = millis(at);
+        let ms = unix_ms(at);
         let toy = self.toy_mut(sn);
         let before = toy.last_activity_ms.replace(ms);
         let owed = toy.volume_to_restore.is_some();
@@ -178,9 +179,4 @@ pub(super) fn title_of(url: &str) -> String {
         Some(name) => name.to_owned(),
         None => url.to_owned(),
     }
-}
-
-/// A wall-clock time in ms since the Unix epoch.
-pub(super) fn millis(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

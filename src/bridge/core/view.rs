@@ -47,11 +47,7 @@ impl Core {
                         (shown != ha::states::UNKNOWN).then(|| (catalog.entity(e.key.as_str()).to_owned(), shown))
                     })
                     .collect(),
-                last_command: toy.state.last_command.as_ref().map(|c| {
-                    let json: serde_json::Value =
-                        serde_json::from_str(&ha::states::last_command(Some(c), catalog)).unwrap_or_default();
-                    json["summary"].as_str().unwrap_or_default().to_owned()
-                }),
+                last_command: toy.state.last_command.as_ref().map(|c| ha::states::last_command_summary(c, catalog)),
             })
             .collect();
         let refused =
