@@ -12,11 +12,8 @@ from typing import Any
 
 import voluptuous as vol
 from homeassistant.components.mqtt import valid_publish_topic
-from homeassistant.helpers.device_registry import DeviceInfo
 
 from .const import BRIDGE_ORIGIN
-
-MQTT_DOMAIN = "mqtt"
 
 
 class NotAPlayerConfig(ValueError):
@@ -46,19 +43,6 @@ class PlayerConfig:
     def topics(self) -> tuple[str, ...]:
         """Every topic the player listens or sends to."""
         return (*self.availability, *(getattr(self, key) for key in _TOPICS))
-
-    def device_info(self) -> DeviceInfo:
-        """The toy's device, which MQTT discovery made from the same identifiers.
-
-        No `via_device`: the bridge's device may not be registered yet, and MQTT
-        discovery links the toy to it anyway."""
-        return DeviceInfo(
-            identifiers={(MQTT_DOMAIN, self.node)},
-            name=self.device.get("name"),
-            manufacturer=self.device.get("manufacturer"),
-            model=self.device.get("model"),
-            serial_number=self.device.get("serial_number"),
-        )
 
 
 _TOPICS = ("state_topic", "title_topic", "volume_topic", "volume_command_topic", "play_media_command_topic")

@@ -20,7 +20,7 @@ from homeassistant.components.media_player import (
 )
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
@@ -28,7 +28,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from yarl import URL
 
-from . import discovery
+from . import devices, discovery
 from .const import CONF_DISCOVERY_PREFIX, DOMAIN, PLAYER_CONFIG_TOPIC
 from .discovery import PlayerConfig
 
@@ -41,28 +41,50 @@ STATES = {"playing": MediaPlayerState.PLAYING, "idle": MediaPlayerState.IDLE}
 async def async_setup_entry(
     hass: HomeAssistant, entry: ConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Add a player for every toy the bridge announces, and remove the ones it takes back."""
+    """Add a player for every toy the bridge announces, on the toy's device, and remove
+    the ones it takes back."""
     players: dict[str, ToyPlayer] = {}
+    # Toys announced before MQTT discovery has made their device: added when it has.
+    waiting: dict[str, PlayerConfig] = {}
     entities = er.async_get(hass)
-    devices = dr.async_get(hass)
+    devices.leave_devices(hass, entry)
 
     def registered(config: PlayerConfig) -> str | None:
         return entities.async_get_entity_id(Platform.MEDIA_PLAYER, DOMAIN, config.unique_id)
 
     @callback
     def removed(config: PlayerConfig) -> None:
-        """The bridge took the toy back: its player goes (disabled or not), and this
-        integration leaves the toy's device."""
+        """The bridge took the toy back: its player goes, disabled or not."""
         if (entity_id := registered(config)) is not None:
             entities.async_remove(entity_id)
-        device = devices.async_get_device(identifiers={(discovery.MQTT_DOMAIN, config.node)})
-        if device is not None and entry.entry_id in device.config_entries:
-            devices.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
+
+    @callback
+    def add(config: PlayerConfig) -> None:
+        if (device := devices.toy_device(hass, config.node)) is None:
+            waiting[config.node] = config
+            return
+        waiting.pop(config.node, None)
+        players[config.node] = ToyPlayer(entry, config, device)
+        async_add_entities([players[config.node]])
+
+    @callback
+    def device_changed(event: Event[dr.EventDeviceRegistryUpdatedData]) -> None:
+        if event.data["action"] == "create" and waiting:
+            for config in list(waiting.values()):
+                add(config)
+        elif event.data["action"] == "remove":
+            # The toy's device was deleted: its player goes with it, as the toy's
+            # other entities do (the bridge also takes the toy back).
+            for node, player in list(players.items()):
+                if player.toy_device_id == event.data["device_id"]:
+                    del players[node]
+                    removed(player.config)
 
     @callback
     def config_received(msg: mqtt.ReceiveMessage) -> None:
         node = msg.topic.split("/")[-3]
         if not msg.payload:
+            waiting.pop(node, None)
             if (player := players.pop(node, None)) is not None:
                 removed(player.config)
             return
@@ -81,16 +103,11 @@ async def async_setup_entry(
         # The registry is the truth: a player the user deleted (with its device) comes
         # back when the bridge announces the toy again.
         if player is None or registered(config) is None:
-            players[node] = ToyPlayer(entry, config)
-            async_add_entities([players[node]])
-            return
-        if config.device.get("name") != player.config.device.get("name"):
-            device = devices.async_get_device(identifiers={(discovery.MQTT_DOMAIN, config.node)})
-            if device is not None:
-                devices.async_update_device(device.id, name=config.device.get("name"))
-        if player.config != config:
+            add(config)
+        elif player.config != config:
             player.async_update_config(config)
 
+    entry.async_on_unload(hass.bus.async_listen(dr.EVENT_DEVICE_REGISTRY_UPDATED, device_changed))
     topic = PLAYER_CONFIG_TOPIC.format(prefix=entry.data[CONF_DISCOVERY_PREFIX])
     entry.async_on_unload(await mqtt.async_subscribe(hass, topic, config_received, qos=1))
 
@@ -110,11 +127,13 @@ class ToyPlayer(MediaPlayerEntity):
         | MediaPlayerEntityFeature.MEDIA_ANNOUNCE
     )
 
-    def __init__(self, entry: ConfigEntry, config: PlayerConfig) -> None:
+    def __init__(self, entry: ConfigEntry, config: PlayerConfig, device: dr.DeviceEntry) -> None:
         self._entry = entry
         self.config = config
         self._attr_unique_id = config.unique_id
-        self._attr_device_info = config.device_info()
+        # MQTT's device for the toy, never a device of this integration's own.
+        self.device_entry = device
+        self.toy_device_id = device.id
         # A suggestion: the user may rename it, and the registry keeps that.
         self.entity_id = config.default_entity_id
         self._online: dict[str, bool] = dict.fromkeys(config.availability, False)
@@ -128,9 +147,7 @@ class ToyPlayer(MediaPlayerEntity):
 
     async def _subscribe(self) -> None:
         config = self.config
-        self._subscriptions.append(
-            mqtt.async_subscribe_connection_status(self.hass, lambda _connected: self.async_write_ha_state())
-        )
+        self._subscriptions.append(mqtt.async_subscribe_connection_status(self.hass, self._connection_changed))
         for topic, handler in (
             (config.state_topic, self._state_received),
             (config.title_topic, self._title_received),
@@ -158,6 +175,12 @@ class ToyPlayer(MediaPlayerEntity):
         """Unavailable whenever the toy's other entities are: Home Assistant's broker, the
         bridge or the FoloToy server down."""
         return mqtt.is_connected(self.hass) and all(self._online.values())
+
+    @callback
+    def _connection_changed(self, _connected: bool) -> None:
+        """Home Assistant's broker dropped or came back (on the event loop: a plain
+        function would be run in a worker thread, which may not write a state)."""
+        self.async_write_ha_state()
 
     @callback
     def _availability_received(self, msg: mqtt.ReceiveMessage) -> None:

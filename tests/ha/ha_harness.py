@@ -333,7 +333,8 @@ def topic_matches(pattern: str, topic: str) -> bool:
 
 
 LOG_RECORD_RE = re.compile(
-    r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) (?P<level>[A-Z]+) "
+    # 2026.x adds the UTC offset to the time (2026-12-01 21:19:11.702+00:00).
+    r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?:[+-]\d\d:?\d\d)?) (?P<level>[A-Z]+) "
     r"\((?P<thread>[^)]*)\) \[(?P<logger>[^\]]+)\] (?P<msg>.*)$"
 )
 
@@ -656,6 +657,10 @@ mqtt_statestream:
         # MQTT is connected (and subscriptions are in place) once HA sent its birth message.
         self.wait_for_birth(since=probe_mark, timeout=left())
         self.phases["birth"] = time.monotonic() - t0
+        # The log guard reads records it can parse: a format it no longer parses would
+        # make every "no warning" check pass unseen (2026.x added the UTC offset).
+        if not any(r.logger == "homeassistant.setup" for r in self.log.records(since=log_mark)):
+            raise RuntimeError(f"no record of {self.log.path} was understood: has its format changed?")
 
     def wait_for_birth(self, since: int = 0, timeout: float = 30) -> Message:
         """Wait for HA's birth message ('online' on <prefix>/status) after probe mark `since`."""
@@ -861,6 +866,18 @@ mqtt_statestream:
             if [domain, identifier] in d["identifiers"]:
                 return d
         return None
+
+    def devices_with_identifier(self, identifier: str) -> list[dict]:
+        """Every device that has `identifier`, whichever integration's."""
+        return [d for d in self.ws("config/device_registry/list") if identifier in (i[1] for i in d["identifiers"])]
+
+    def devices_of_entry(self, entry_id: str) -> list[dict]:
+        """The devices a config entry owns (2026.8+) or shares (before)."""
+        return [
+            d
+            for d in self.ws("config/device_registry/list")
+            if entry_id in d.get("config_entries", ()) or d.get("config_entry_id") == entry_id
+        ]
 
     def device_triggers(self, device_id: str) -> list[dict]:
         return self.ws("device_automation/trigger/list", device_id=device_id)

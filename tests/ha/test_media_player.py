@@ -62,10 +62,14 @@ def test_the_integration_is_offered_once_and_one_click_gives_every_toy_a_player_
         entry = ha.entity_entry(player)
         assert entry["platform"] == "folotoy"
         assert entry["unique_id"] == f"folotoy_{sn}_media_player"
-        device = ha.device_by_identifier(f"folotoy_{sn}")
-        assert entry["device_id"] == device["id"], "on the toy's own device, beside its MQTT entities"
+        toy_devices = ha.devices_with_identifier(f"folotoy_{sn}")
+        assert len(toy_devices) == 1, f"one device for {name}: {toy_devices}"
+        volume = ha.entity_entry(f"number.folotoy_{sn}_volume")
+        assert entry["device_id"] == volume["device_id"] == toy_devices[0]["id"], "on the toy's own device"
     ha.wait_for_state(PLAYER, state="idle")
     assert folotoy_flows(ha) == [], "no second offer once set up"
+    entry_id = integration["result"]["result"]["entry_id"]
+    assert ha.devices_of_entry(entry_id) == [], "the integration owns no device: the toys' are MQTT's"
 
 
 def test_tts_speak_gives_the_toy_an_absolute_url_that_serves_the_speech(homeassistant, integration, toy):
@@ -172,20 +176,31 @@ def test_configs_that_are_not_the_bridges_make_no_player(homeassistant, integrat
     foreign["origin"] = {"name": "someone-else"}
     broken = {"origin": bunny["origin"], "name": "Broken"}
     # A player made from the bridge's own config, published after the others: once it is
-    # there, the two before it were read too.
+    # there, the two before it were read too. It joins its toy's device once MQTT
+    # discovery has made that device, from a config published after the player's.
     marker = {**bunny, "unique_id": "marker_player", "default_entity_id": "media_player.marker"}
     marker["device"] = {**bunny["device"], "identifiers": ["folotoy_marker"], "name": "Marker"}
+    marker_sensor = {
+        "name": "Marker",
+        "unique_id": "marker_sensor",
+        "state_topic": "e2e/marker/state",
+        "device": marker["device"],
+    }
     topics = {
         "foreign": "homeassistant/folotoy/folotoy_foreign/media_player/config",
         "broken": "homeassistant/folotoy/folotoy_broken/media_player/config",
         "marker": "homeassistant/folotoy/folotoy_marker/media_player/config",
+        "marker_sensor": "homeassistant/sensor/folotoy_marker/marker/config",
     }
     try:
         mark = ha.log.mark()
         mqtt.publish(topics["foreign"], foreign, retain=True)
         mqtt.publish(topics["broken"], broken, retain=True)
         mqtt.publish(topics["marker"], marker, retain=True)
+        mqtt.publish(topics["marker_sensor"], marker_sensor, retain=True)
         ha.wait_for_state("media_player.marker")
+        device = ha.device_by_identifier("folotoy_marker")
+        assert ha.entity_entry("media_player.marker")["device_id"] == device["id"], "on MQTT's device, made later"
         assert ha.state("media_player.foreign") is None, "another publisher's config is not the bridge's"
         warned = [r.message for r in ha.log.records(since=mark) if r.level == "WARNING"]
         assert any("folotoy_broken" in w and "missing" in w for w in warned), warned

@@ -124,10 +124,17 @@ def test_the_toys_device_page_has_no_unknown_in_the_boxes_users_type_into(homeas
         console: list[str] = []
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
         page.goto(f"{ha.url}/config/devices/device/{device['id']}")
-        # The Say box: a text entity row, on the device page's Controls card.
-        say = page.get_by_label("Say", exact=True)
+        # The Say box: a text entity row, on the device page's Controls card. From 2026.x
+        # a Home Assistant started on another port than its last first asks to confirm
+        # the HTTP server's new settings, in a modal over every page.
+        say = page.get_by_role("textbox", name="Say", exact=True)
+        confirm = page.get_by_role("button", name="Confirm", exact=True)
         try:
-            say.wait_for(timeout=60_000)
+            say.or_(confirm).first.wait_for(timeout=60_000)
+            if confirm.is_visible():
+                confirm.click()
+                confirm.wait_for(state="hidden")
+            say.wait_for(timeout=10_000)
         finally:
             page.screenshot(path=str(shots / "device-page.png"), full_page=True)
             (shots / "device-page-console.txt").write_text("\n".join(console))
@@ -146,7 +153,7 @@ def test_the_toys_device_page_has_no_unknown_in_the_boxes_users_type_into(homeas
                 return out;
             }"""
         )
-        boxes = {name: page.get_by_label(name, exact=True).input_value() for name in ("Say", "Play audio")}
+        boxes = {name: page.get_by_role("textbox", name=name, exact=True).input_value() for name in ("Say", "Play audio")}
         browser.close()
     assert boxes == {"Say": "", "Play audio": ""}, f"the boxes users type into hold {boxes}"
     assert values, "no input box found on the device page"
