@@ -153,7 +153,9 @@ def test_the_toys_device_page_has_no_unknown_in_the_boxes_users_type_into(homeas
                 return out;
             }"""
         )
-        boxes = {name: page.get_by_role("textbox", name=name, exact=True).input_value() for name in ("Say", "Play audio")}
+        boxes = {
+            name: page.get_by_role("textbox", name=name, exact=True).input_value() for name in ("Say", "Play audio")
+        }
         browser.close()
     assert boxes == {"Say": "", "Play audio": ""}, f"the boxes users type into hold {boxes}"
     assert values, "no input box found on the device page"
