@@ -5,6 +5,10 @@
 #   docker run -v "$PWD/data:/data" folotoy-bridge      # reads /data/options.json
 # The published add-on image (addon/Dockerfile) holds the same binary, built by the
 # release workflow.
+#
+# The base and the labels are those of addon/Dockerfile and addon/build.yaml (the base
+# multi-arch, as there): a local add-on folder needs its build.yaml only for SOURCE
+# (below), which scripts/local-addon writes there.
 ARG BUILD_FROM=alpine:3.21
 
 FROM rust:1-alpine3.21 AS build
@@ -29,5 +33,8 @@ COPY --from=build /src/target/release/folotoy-ha-bridge /usr/bin/folotoy-ha-brid
 LABEL io.hass.type="addon" \
       io.hass.arch="${BUILD_ARCH}" \
       io.hass.version="${BUILD_VERSION}" \
-      io.hass.name="FoloToy bridge"
+      io.hass.name="FoloToy bridge" \
+      org.opencontainers.image.title="FoloToy bridge" \
+      org.opencontainers.image.source="https://github.com/folotoy-ha-bridge/folotoy-ha-bridge" \
+      org.opencontainers.image.licenses="MIT"
 CMD ["/usr/bin/folotoy-ha-bridge", "--data", "/data"]

@@ -19,41 +19,54 @@ pub enum StoreError {
     Read { path: PathBuf, source: io::Error },
 }
 
-/// What loading found; `set_aside` says where an unreadable file was moved.
+/// What `open` found; `set_aside` says where an unreadable file was moved.
 #[derive(Debug)]
-pub struct Loaded {
+pub struct Opened {
     pub snapshot: Snapshot,
     pub set_aside: Option<(PathBuf, String)>,
 }
 
-/// Reads the saved state and writes it back at once (creating its folder if
-/// need be), so a state file the bridge cannot write stops it at start
-/// instead of every save failing later.
-pub fn load(path: &Path) -> Result<Loaded, StoreError> {
-    let loaded = read(path)?;
+/// What is on disk.
+#[derive(Debug, PartialEq)]
+pub enum Found {
+    Saved(Snapshot),
+    Missing,
+    /// Not a state this bridge can read, and why.
+    Unreadable(String),
+}
+
+/// Reads the saved state, changing nothing on disk.
+pub fn load(path: &Path) -> Result<Found, StoreError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Missing),
+        Err(source) => return Err(StoreError::Read { path: path.into(), source }),
+    };
+    Ok(match serde_json::from_slice::<Snapshot>(&bytes) {
+        Ok(s) if s.version <= VERSION => Found::Saved(s),
+        Ok(s) => Found::Unreadable(format!("it was written by a newer bridge (format {})", s.version)),
+        Err(e) => Found::Unreadable(format!("it is not valid: {e}")),
+    })
+}
+
+/// The state to start with: an unreadable file is moved aside (never deleted), and the
+/// state is written back at once (its folder made if need be), so a state file the
+/// bridge cannot write stops it at start instead of every save failing later.
+pub fn open(path: &Path) -> Result<Opened, StoreError> {
+    let opened = match load(path)? {
+        Found::Saved(snapshot) => Opened { snapshot, set_aside: None },
+        Found::Missing => Opened { snapshot: Snapshot::default(), set_aside: None },
+        Found::Unreadable(problem) => {
+            let aside = aside_path(path);
+            fs::rename(path, &aside).map_err(|source| StoreError::Write { path: aside.clone(), source })?;
+            Opened { snapshot: Snapshot::default(), set_aside: Some((aside, problem)) }
+        }
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|source| StoreError::Write { path: path.into(), source })?;
     }
-    save(path, &loaded.snapshot)?;
-    Ok(loaded)
-}
-
-fn read(path: &Path) -> Result<Loaded, StoreError> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Loaded { snapshot: Snapshot::default(), set_aside: None })
-        }
-        Err(source) => return Err(StoreError::Read { path: path.into(), source }),
-    };
-    let problem = match serde_json::from_slice::<Snapshot>(&bytes) {
-        Ok(s) if s.version <= VERSION => return Ok(Loaded { snapshot: s, set_aside: None }),
-        Ok(s) => format!("it was written by a newer bridge (format {})", s.version),
-        Err(e) => format!("it is not valid: {e}"),
-    };
-    let aside = aside_path(path);
-    fs::rename(path, &aside).map_err(|source| StoreError::Write { path: aside.clone(), source })?;
-    Ok(Loaded { snapshot: Snapshot::default(), set_aside: Some((aside, problem)) })
+    save(path, &opened.snapshot)?;
+    Ok(opened)
 }
 
 pub fn save(path: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
@@ -97,7 +110,7 @@ mod tests {
     fn a_state_file_in_a_folder_not_made_yet_gets_its_folder() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("var/lib/bridge/state.json");
-        let loaded = load(&path).unwrap();
+        let loaded = open(&path).unwrap();
         assert_eq!(loaded.snapshot, Snapshot::default());
         assert!(path.exists(), "written at once");
     }
@@ -108,7 +121,7 @@ mod tests {
         let path = dir.path().join("state.json");
         save(&path, &Snapshot::default()).unwrap();
         fs::create_dir(dir.path().join("state.tmp")).unwrap();
-        assert!(load(&path).unwrap_err().to_string().starts_with("cannot write state file"));
+        assert!(open(&path).unwrap_err().to_string().starts_with("cannot write state file"));
     }
 
     #[test]
@@ -117,7 +130,7 @@ mod tests {
         // where the temporary file goes does.)
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("state.tmp")).unwrap();
-        let err = load(&dir.path().join("state.json")).unwrap_err().to_string();
+        let err = open(&dir.path().join("state.json")).unwrap_err().to_string();
         assert!(err.starts_with("cannot write state file") && err.contains("state.json"), "{err}");
     }
 
@@ -132,7 +145,7 @@ mod tests {
         snap.toys.insert(Sn::parse("fcb467dad0c0").unwrap(), toy);
         Arc::make_mut(&mut snap.discovery_topics).insert("homeassistant/number/x/volume/config".into());
         save(&path, &snap).unwrap();
-        let loaded = load(&path).unwrap();
+        let loaded = open(&path).unwrap();
         assert_eq!(loaded.snapshot, snap);
         assert!(loaded.set_aside.is_none());
     }
@@ -140,7 +153,7 @@ mod tests {
     #[test]
     fn a_missing_file_is_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(load(&dir.path().join("none.json")).unwrap().snapshot, Snapshot::default());
+        assert_eq!(open(&dir.path().join("none.json")).unwrap().snapshot, Snapshot::default());
     }
 
     #[test]
@@ -148,7 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         fs::write(&path, b"{\"toys\": {\"bad sn\": {}}").unwrap();
-        let loaded = load(&path).unwrap();
+        let loaded = open(&path).unwrap();
         let (aside, why) = loaded.set_aside.unwrap();
         assert_eq!(aside, dir.path().join("state.json.corrupt-1"));
         assert!(why.contains("not valid"), "{why}");
@@ -156,6 +169,18 @@ mod tests {
         let fresh: Snapshot = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         assert_eq!(fresh, Snapshot::default(), "an empty state takes its place");
         fs::write(&path, b"garbage").unwrap();
-        assert_eq!(load(&path).unwrap().set_aside.unwrap().0, dir.path().join("state.json.corrupt-2"));
+        assert_eq!(open(&path).unwrap().set_aside.unwrap().0, dir.path().join("state.json.corrupt-2"));
+    }
+
+    #[test]
+    fn reading_the_state_changes_nothing_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert_eq!(load(&path).unwrap(), Found::Missing);
+        assert!(!path.exists(), "a missing state is not written by reading it");
+        fs::write(&path, b"garbage").unwrap();
+        assert!(matches!(load(&path).unwrap(), Found::Unreadable(why) if why.contains("not valid")));
+        assert_eq!(fs::read(&path).unwrap(), b"garbage", "nor is an unreadable one moved");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

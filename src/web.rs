@@ -3,41 +3,79 @@
 //! Served by the bridge itself (nothing fetched at run time, no framework):
 //! one HTML page, its script and its style, and a small JSON API the script
 //! reads with relative URLs, so the page works at `/` standalone and behind
-//! the Supervisor's ingress prefix alike. New sentences arrive as
-//! server-sent events. Every text from toys is put on the page as text,
-//! never as markup, and the Content-Security-Policy allows no inline script.
+//! the Supervisor's ingress prefix alike. New sentences are waited for with
+//! plain requests that the bridge answers when there is something new (see
+//! `updates`). Every text from toys is put on the page as text, never as
+//! markup, and the Content-Security-Policy allows no inline script.
 
-use std::convert::Infallible;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
 use crate::bridge::core::View;
 use crate::folotoy::Sn;
-use crate::history::{History, Line, Message};
+use crate::history::{History, Message};
 
 const PAGE: &str = include_str!("web/page.html");
 const SCRIPT: &str = include_str!("web/page.js");
 const STYLE: &str = include_str!("web/page.css");
 
-/// A sentence that just arrived, for the pages open now.
-#[derive(Debug, Clone, Serialize)]
-pub struct Live {
-    pub sn: String,
-    #[serde(flatten)]
-    pub line: Line,
+/// Which toys said something, numbered, for the pages waiting on `api/updates`.
+#[derive(Debug, Default)]
+pub struct Changes {
+    seq: u64,
+    /// The newest changes, oldest first: a page further behind reloads what it shows.
+    recent: VecDeque<(u64, String)>,
+}
+
+impl Changes {
+    const KEPT: usize = 256;
+
+    /// A sentence of toy `sn` was kept.
+    pub fn push(&mut self, sn: String) {
+        self.seq += 1;
+        self.recent.push_back((self.seq, sn));
+        if self.recent.len() > Self::KEPT {
+            self.recent.pop_front();
+        }
+    }
+
+    /// What changed after `after`: the toys, or `missed` when that is no longer known
+    /// (too far behind, or a number from before the bridge restarted).
+    fn since(&self, after: u64) -> Updates {
+        let oldest = self.recent.front().map_or(self.seq + 1, |(seq, _)| *seq);
+        if after > self.seq || after + 1 < oldest {
+            return Updates { seq: self.seq, toys: Vec::new(), missed: true };
+        }
+        let mut toys: Vec<String> = Vec::new();
+        for (_, sn) in self.recent.iter().filter(|(seq, _)| *seq > after) {
+            if !toys.contains(sn) {
+                toys.push(sn.clone());
+            }
+        }
+        Updates { seq: self.seq, toys, missed: false }
+    }
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+struct Updates {
+    /// Ask again with `after` this.
+    seq: u64,
+    /// Toys with new sentences.
+    toys: Vec<String>,
+    /// Some changes are not known any more: reload what is shown.
+    missed: bool,
 }
 
 /// One broker connection as the page shows it.
@@ -65,7 +103,7 @@ pub type StatusRequest = oneshot::Sender<Status>;
 #[derive(Clone)]
 pub struct Shared {
     pub history: Option<Arc<Mutex<History>>>,
-    pub live: broadcast::Sender<Live>,
+    pub live: watch::Sender<Changes>,
     pub status: mpsc::Sender<StatusRequest>,
     /// Addresses allowed to ask; empty: any.
     pub allow_from: Vec<IpAddr>,
@@ -83,7 +121,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/messages", get(messages))
         .route("/api/search", get(search))
         .route("/api/toys/{sn}/clear", post(clear))
-        .route("/api/events", get(events))
+        .route("/api/updates", get(updates))
         .layer(middleware::from_fn_with_state(shared.clone(), only_allowed))
         .with_state(shared)
 }
@@ -210,16 +248,66 @@ async fn clear(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn events(State(shared): State<Shared>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = shared.live.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(live) => Event::default().json_data(&live).unwrap_or_default(),
-            // A page too slow to keep up misses some; it reloads the toy's messages.
-            Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("lagged").data(""),
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((Ok(event), rx))
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+#[derive(Deserialize)]
+struct UpdatesQuery {
+    after: Option<u64>,
+}
+
+/// How long a request for updates waits for one: under the timeouts of proxies between.
+const WAIT_FOR_UPDATES: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// New sentences, as an answer to "anything after `after`?": at once when there is (or
+/// without `after`, the number to ask with), else when there is, else empty after
+/// `WAIT_FOR_UPDATES`. A whole answer rather than an event stream: Home Assistant's
+/// ingress before 2026.3 compressed event streams, and zlib held small events back until
+/// the page was reloaded; an answer passes whole on every version.
+async fn updates(State(shared): State<Shared>, Query(q): Query<UpdatesQuery>) -> Json<Updates> {
+    let mut rx = shared.live.subscribe();
+    let Some(after) = q.after else {
+        let seq = rx.borrow().seq;
+        return Json(Updates { seq, toys: Vec::new(), missed: false });
+    };
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_UPDATES;
+    loop {
+        {
+            let changes = rx.borrow_and_update();
+            if changes.seq != after {
+                return Json(changes.since(after));
+            }
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => continue,
+            // Nothing new in time, or the bridge is stopping.
+            Ok(Err(_)) | Err(_) => return Json(Updates { seq: after, toys: Vec::new(), missed: false }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes(sns: &[&str]) -> Changes {
+        let mut c = Changes::default();
+        for sn in sns {
+            c.push((*sn).to_owned());
+        }
+        c
+    }
+
+    #[test]
+    fn updates_name_each_toy_that_spoke_since_once() {
+        let c = changes(&["a", "b", "a", "c"]);
+        assert_eq!(c.since(1), Updates { seq: 4, toys: vec!["b".into(), "a".into(), "c".into()], missed: false });
+        assert_eq!(c.since(4), Updates { seq: 4, toys: vec![], missed: false });
+    }
+
+    #[test]
+    fn a_page_too_far_behind_or_from_before_a_restart_reloads() {
+        let many: Vec<String> = (0..Changes::KEPT + 10).map(|n| format!("toy{n}")).collect();
+        let c = changes(&many.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(c.since(5).missed, "older than what is kept");
+        assert!(!c.since(10).missed, "just what is kept");
+        assert!(changes(&["a"]).since(7).missed, "a number the bridge never gave since it started");
+    }
 }

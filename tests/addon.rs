@@ -239,3 +239,137 @@ fn every_addon_option_is_a_configuration_key() {
     assert_eq!(addon_config()["ingress"], serde_yaml::Value::Bool(true));
     assert!(addon_config().get("ingress_port").is_none(), "the default, 8099");
 }
+
+fn repo_file(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+/// A Dockerfile's instructions, each on one line (`\` continuations joined, comments dropped).
+fn instructions(dockerfile: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in dockerfile.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        match line.strip_suffix('\\') {
+            Some(part) => current.push_str(part),
+            None => {
+                current.push_str(line);
+                let instruction = std::mem::take(&mut current);
+                if !instruction.trim().is_empty() {
+                    out.push(instruction.split_whitespace().collect::<Vec<_>>().join(" "));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `key="value"` pairs of a Dockerfile's LABEL instructions.
+fn labels(dockerfile: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for rest in instructions(dockerfile).iter().filter_map(|i| i.strip_prefix("LABEL ")) {
+        let mut rest = rest.trim();
+        while let Some((key, value)) = rest.split_once("=\"") {
+            let (value, after) = value.split_once('"').expect("a closing quote");
+            out.insert(key.trim().to_owned(), value.to_owned());
+            rest = after.trim();
+        }
+        assert!(rest.is_empty(), "a label not written key=\"value\": {rest}");
+    }
+    out
+}
+
+#[test]
+fn the_addon_dockerfiles_build_the_same_without_build_yaml() {
+    // The Supervisor builds add-ons without build.yaml from 2026.04 on: it then passes no
+    // BUILD_FROM, and the image is the Dockerfile's default base with the Dockerfile's labels.
+    let build: serde_yaml::Value = serde_yaml::from_str(&repo_file("addon/build.yaml")).unwrap();
+    let per_arch = build["build_from"].as_mapping().expect("build.yaml's build_from, per architecture");
+    for dockerfile in ["addon/Dockerfile", "Dockerfile"] {
+        let text = repo_file(dockerfile);
+        let steps = instructions(&text);
+        let default = steps
+            .iter()
+            .take_while(|i| !i.starts_with("FROM "))
+            .find_map(|i| i.strip_prefix("ARG BUILD_FROM="))
+            .unwrap_or_else(|| panic!("{dockerfile}: no ARG BUILD_FROM=<default> before the first FROM"));
+        assert!(!default.is_empty(), "{dockerfile}: an empty BUILD_FROM default");
+        assert_eq!(steps.iter().rfind(|i| i.starts_with("FROM ")).unwrap(), "FROM ${BUILD_FROM}", "{dockerfile}");
+        // The multi-arch image whose per-architecture variants build.yaml names, so the
+        // Supervisor's --platform picks the very image an older Supervisor would use.
+        for (arch, image) in per_arch {
+            let (_, multi_arch) = image.as_str().unwrap().split_once('/').expect("<arch repository>/<image>");
+            assert_eq!(default, multi_arch, "{dockerfile}'s base is not build.yaml's for {arch:?}");
+        }
+        let have = labels(&text);
+        for (key, value) in build["labels"].as_mapping().unwrap() {
+            let key = key.as_str().unwrap();
+            assert_eq!(have.get(key).map(String::as_str), value.as_str(), "{dockerfile}: label {key}");
+        }
+    }
+    let addon = labels(&repo_file("addon/Dockerfile"));
+    assert_eq!(addon["org.opencontainers.image.licenses"], "MIT");
+    assert!(repo_file("LICENSE").starts_with("MIT License\n"), "the licence the image's label names");
+}
+
+#[test]
+fn the_supervisor_watches_the_pages_port() {
+    // The Supervisor's form (supervisor/addons/validate.py): tcp:// checks that the port listens.
+    let watchdog = addon_config()["watchdog"].as_str().expect("a watchdog").to_owned();
+    let port = watchdog.strip_prefix("tcp://[HOST]:[PORT:").and_then(|p| p.strip_suffix(']')).expect(&watchdog);
+    // The port the add-on serves its page on, with the options the Supervisor writes first.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("options.json"), serde_json::to_string(&addon_config()["options"]).unwrap())
+        .unwrap();
+    let sources = folotoy_ha_bridge::config::Sources { file: None, data_dir: Some(data.path().to_owned()) };
+    let config = folotoy_ha_bridge::config::Config::load(&sources).unwrap();
+    assert_eq!(port, config.web.port.to_string());
+}
+
+/// Whether `path` matches `pattern` as the Supervisor's backup_exclude does (Python's
+/// PurePath.match: components from the right, `*` and `?` within a component). It tests
+/// every file and folder it puts in the backup, and skips what an excluded folder holds.
+fn excluded(path: &Path, pattern: &str) -> bool {
+    fn glob(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+            (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+            (Some(a), Some(b)) => a == b && glob(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let names: Vec<String> = path.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+    parts.len() <= names.len()
+        && parts.iter().rev().zip(names.iter().rev()).all(|(p, n)| glob(p.as_bytes(), n.as_bytes()))
+}
+
+#[test]
+fn backups_hold_state_and_conversations_and_leave_out_only_the_half_written_state() {
+    let c = addon_config();
+    assert!(c.get("backup").is_none(), "hot, the default: /data reads consistently while the add-on runs");
+    let patterns: Vec<&str> = c["backup_exclude"].as_sequence().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("options.json"), serde_json::to_string(&c["options"]).unwrap()).unwrap();
+    let sources = folotoy_ha_bridge::config::Sources { file: None, data_dir: Some(data.path().to_owned()) };
+    let config = folotoy_ha_bridge::config::Config::load(&sources).unwrap();
+    assert!(config.history.enabled, "conversations are kept, and so backed up, by default");
+    let kept = [
+        data.path().join("options.json"),
+        config.state_file.clone(),
+        config.history_dir().join("fcb467dad0c0").join("2026-01-31.jsonl"),
+        data.path().join("state.json.corrupt-1"),
+    ];
+    for path in &kept {
+        assert!(path.starts_with(data.path()), "{} is in /data", path.display());
+        // An excluded folder leaves out all it holds.
+        for inside in path.ancestors().take_while(|a| *a != data.path()) {
+            for pattern in &patterns {
+                assert!(!excluded(inside, pattern), "{pattern:?} leaves {} out of backups", path.display());
+            }
+        }
+    }
+    // store::save writes the next state beside the state file, then renames it over it.
+    let half_written = config.state_file.with_extension("tmp");
+    assert!(patterns.iter().any(|p| excluded(&half_written, p)), "{} is backed up", half_written.display());
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use folotoy_ha_bridge::sim::{AckMode, SimConfig, Simulator};
 use serde_json::Value as Json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 struct Page {
@@ -90,34 +90,25 @@ fn texts(messages: &Json) -> Vec<String> {
 const MESSAGES: &str = "/api/messages?sn=fcb467dad0c0";
 
 #[tokio::test]
-async fn a_sentence_the_toy_hears_arrives_live_and_is_kept() {
+async fn a_page_waiting_for_updates_hears_of_a_sentence_as_it_arrives_and_it_is_kept() {
     let p = page_with("").await;
-    // A page open now: the server-sent events stream.
-    let mut s = TcpStream::connect(("127.0.0.1", p.port)).await.unwrap();
-    s.write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n").await.unwrap();
-    let mut lines = BufReader::new(s).lines();
-    // The headers are the stream's start: from then on it is subscribed.
-    while let Some(l) = lines.next_line().await.unwrap() {
-        if l.is_empty() {
-            break;
-        }
-    }
+    // A page open now: it learns the number to ask with, then waits for what comes after.
+    let seq = get_json(p.port, "/api/updates").await["seq"].as_u64().expect("a number");
+    let port = p.port;
+    let waiting = tokio::spawn(async move { get_json(port, &format!("/api/updates?after={seq}")).await });
     p.sim.heard(&sn(BUNNY), 9, "Can we play hide and seek?").await.unwrap();
-    let event = tokio::time::timeout(WAIT, async {
-        loop {
-            let l = lines.next_line().await.unwrap().expect("the stream goes on");
-            if let Some(data) = l.strip_prefix("data: ") {
-                return serde_json::from_str::<Json>(data).unwrap();
-            }
-        }
-    })
-    .await
-    .expect("the sentence arrives on the open page");
-    assert_eq!(event["sn"], BUNNY);
-    assert_eq!(event["text"], "Can we play hide and seek?");
-    assert_eq!(event["kind"], "heard");
+    let update = tokio::time::timeout(WAIT, waiting).await.expect("the waiting page hears of it").unwrap();
+    assert_eq!(update["toys"], serde_json::json!([BUNNY]), "{update}");
+    assert_eq!(update["missed"], false);
+    assert!(update["seq"].as_u64().unwrap() > seq, "{update}");
     let messages = wait_json(p.port, MESSAGES, |m| !m.as_array().unwrap().is_empty()).await;
     assert_eq!(texts(&messages), ["Can we play hide and seek?"]);
+    // Asked again with the new number: the page waits for the next sentence.
+    let seq = update["seq"].as_u64().unwrap();
+    let waiting = tokio::spawn(async move { get_json(port, &format!("/api/updates?after={seq}")).await });
+    p.sim.heard(&sn(BUNNY), 10, "Ready or not!").await.unwrap();
+    let update = tokio::time::timeout(WAIT, waiting).await.expect("the next one too").unwrap();
+    assert_eq!(update["toys"], serde_json::json!([BUNNY]), "{update}");
 }
 
 #[tokio::test]

@@ -45,16 +45,17 @@ class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(step_id="confirm")
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Added by hand: asks for the discovery prefix, which MQTT's is by default."""
-        await self.async_set_unique_id(DOMAIN)
+        """Added by hand: asks for the discovery prefix, which MQTT's is by default.
+
+        Also while the bridge's offer is open: this flow goes on (the README invites it),
+        and the offer goes away once the entry is made."""
+        await self.async_set_unique_id(DOMAIN, raise_on_progress=False)
         self._abort_if_unique_id_configured()
         errors: dict[str, str] = {}
         if user_input is not None:
             prefix = user_input[CONF_DISCOVERY_PREFIX].strip().strip("/")
-            try:
-                valid_subscribe_topic(PLAYER_CONFIG_TOPIC.format(prefix=prefix))
-            except vol.Invalid:
-                errors[CONF_DISCOVERY_PREFIX] = "invalid_prefix"
+            if error := _prefix_error(prefix):
+                errors[CONF_DISCOVERY_PREFIX] = error
             else:
                 return self.async_create_entry(title=TITLE, data={CONF_DISCOVERY_PREFIX: prefix})
         schema = vol.Schema({vol.Required(CONF_DISCOVERY_PREFIX, default=self._mqtt_prefix()): str})
@@ -65,3 +66,17 @@ class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
         for entry in self.hass.config_entries.async_entries("mqtt"):
             return entry.options.get(CONF_DISCOVERY_PREFIX) or entry.data.get(CONF_DISCOVERY_PREFIX) or DEFAULT_PREFIX
         return DEFAULT_PREFIX
+
+
+def _prefix_error(prefix: str) -> str | None:
+    """Why `prefix` cannot be the discovery prefix: empty (the players would be looked for
+    under /folotoy/...), a wildcard (one prefix, not many), or no topic at all."""
+    if not prefix:
+        return "empty_prefix"
+    if "+" in prefix or "#" in prefix:
+        return "wildcard_prefix"
+    try:
+        valid_subscribe_topic(PLAYER_CONFIG_TOPIC.format(prefix=prefix))
+    except vol.Invalid:
+        return "invalid_prefix"
+    return None

@@ -58,7 +58,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let core_cfg = config.core()?;
     let topics = core_cfg.topics.clone();
     let state_file = config.state_file.clone();
-    let loaded = store::load(&state_file)?;
+    let loaded = store::open(&state_file)?;
     if let Some((aside, why)) = &loaded.set_aside {
         warn!("state file {} moved to {}: {why}; starting with no saved state", state_file.display(), aside.display());
     }

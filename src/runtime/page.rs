@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::link::Role;
@@ -15,7 +15,7 @@ use crate::bridge::Core;
 use crate::config::{Config, ConfigError};
 use crate::folotoy::Sn;
 use crate::history::{History, Limits, Line};
-use crate::web::{self, Connection, Live, Shared, Status, StatusRequest};
+use crate::web::{self, Changes, Connection, Shared, Status, StatusRequest};
 
 /// Batches of sentences waiting for the history writer. Toys speak a few
 /// sentences a second; a writer this far behind means a disk that does not
@@ -53,7 +53,7 @@ impl Page {
         } else {
             None
         };
-        let (live, _) = broadcast::channel(256);
+        let live = watch::Sender::new(Changes::default());
         let (status, requests) = mpsc::channel(16);
         let address = (config.web.bind.as_str(), config.web.port);
         let listener = TcpListener::bind(address).await.map_err(|e| ConfigError::Invalid {
@@ -141,7 +141,7 @@ impl Page {
 /// them to the pages open now.
 async fn write_history(
     history: Option<Arc<Mutex<History>>>,
-    live: broadcast::Sender<Live>,
+    live: watch::Sender<Changes>,
     mut rx: mpsc::Receiver<Vec<(Sn, Line)>>,
 ) {
     let mut synced = tokio::time::Instant::now();
@@ -183,9 +183,11 @@ async fn write_history(
                 Ok(Ok(false)) => unsynced = true,
             }
         }
-        for (sn, line) in lines {
-            let _ = live.send(Live { sn: sn.to_string(), line });
-        }
+        live.send_modify(|changes| {
+            for (sn, _) in &lines {
+                changes.push(sn.to_string());
+            }
+        });
     }
     // The bridge is stopping: what was written reaches the disk.
     if let Some(history) = history {

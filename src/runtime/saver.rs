@@ -124,9 +124,12 @@ mod tests {
         Snapshot { next_msg_id: n, ..Snapshot::default() }
     }
 
+    /// What is on disk now; reading it never writes (a poll must not race the writer).
     fn saved(path: &std::path::Path) -> Option<u32> {
-        let loaded = store::load(path).ok()?;
-        Some(loaded.snapshot.next_msg_id)
+        match store::load(path) {
+            Ok(store::Found::Saved(s)) => Some(s.next_msg_id),
+            _ => None,
+        }
     }
 
     async fn wait_saved(path: &std::path::Path, n: u32) {

@@ -158,20 +158,26 @@ async function loadStatus() {
   if (historyChanged) drawChat();
 }
 
-// Connected (again), the chat is loaded anew: nothing said while the stream was not
-// open is missed. The page says it is live (for its tests) once the stream is open.
-function live() {
-  const source = new EventSource("api/events");
-  source.onopen = () => {
-    document.body.dataset.live = "1";
-    loadChat(false);
-  };
-  source.onerror = () => { delete document.body.dataset.live; };
-  source.onmessage = (e) => {
-    const line = JSON.parse(e.data);
-    if (line.sn === state.sn) loadChat(false);
-  };
-  source.addEventListener("lagged", () => loadChat(false));
+// New sentences: the page asks the bridge "anything after N?", and the bridge answers
+// when there is (or after 25 s with nothing). Whole answers, not an event stream: Home
+// Assistant's ingress before 2026.3 compressed event streams and held them back. Each time
+// it connects (again), the chat is loaded anew: nothing said meanwhile is missed. The page
+// says it is live (for its tests) once it is waiting for what comes next.
+async function live() {
+  let seq = null;
+  for (;;) {
+    try {
+      const u = await api(`api/updates${seq === null ? "" : `?after=${seq}`}`);
+      const reload = seq === null || u.missed || u.toys.includes(state.sn);
+      seq = u.seq;
+      document.body.dataset.live = "1";
+      if (reload) loadChat(false);
+    } catch (e) {
+      delete document.body.dataset.live;
+      seq = null;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
 }
 
 function tabs() {

@@ -605,6 +605,8 @@ mqtt_statestream:
                 "--log-file",
                 str(self.config_dir / "home-assistant.log"),
                 "--log-no-color",
+                # Never install at run time: the venv holds every requirement (scripts/ha-e2e).
+                "--skip-pip",
             ],
             stdin=subprocess.DEVNULL,
             stdout=open(self.stdout_path, "ab"),

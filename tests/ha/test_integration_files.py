@@ -1,5 +1,5 @@
-"""The integration's manifest, translations and hacs.json hold what Home Assistant and HACS
-require: what hassfest (Home Assistant's own checker, not on PyPI) and HACS's validation
+"""The integration's manifest, translations, brand images and hacs.json hold what Home Assistant
+and HACS require: what hassfest (Home Assistant's own checker, not on PyPI) and HACS's validation
 check that matters for a custom integration. No Home Assistant is started here."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 import voluptuous as vol
 from awesomeversion import AwesomeVersion, AwesomeVersionStrategy
 from homeassistant.components.mqtt import valid_subscribe_topic
+from PIL import Image
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 INTEGRATION = REPOSITORY / "custom_components" / "folotoy"
@@ -134,7 +135,21 @@ def test_every_step_abort_error_and_exception_the_code_uses_has_an_english_text(
         assert f"config.abort.{reason}" in en, reason
     for key in used_in_code("translation_key"):
         assert f"exceptions.{key}.message" in en, key
-    assert "config.error.invalid_prefix" in en
+    for error in form_errors():
+        assert f"config.error.{error}" in en, error
+
+
+def form_errors() -> set[str]:
+    """The error keys the config flow's prefix check returns."""
+    tree = ast.parse((INTEGRATION / "config_flow.py").read_text())
+    check = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_prefix_error")
+    found = {
+        n.value.value
+        for n in ast.walk(check)
+        if isinstance(n, ast.Return) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+    }
+    assert {"empty_prefix", "wildcard_prefix", "invalid_prefix"} <= found
+    return found
 
 
 @pytest.mark.parametrize("language", ["zh-Hans"])
@@ -151,3 +166,41 @@ def test_hacs_json_is_valid_and_asks_for_the_same_home_assistant_as_the_add_on()
     addon = (REPOSITORY / "addon" / "config.yaml").read_text()
     assert f'homeassistant: "{hacs["homeassistant"]}"' in addon
     assert [p.name for p in (REPOSITORY / "custom_components").iterdir()] == ["folotoy"], "HACS takes one integration"
+
+
+# The images Home Assistant serves from a custom integration's brand/ folder (2026.3 on, its
+# `brands` integration: ALLOWED_IMAGES in components/brands/const.py), in place of
+# home-assistant/brands; a missing one falls back (dark_icon.png and logo.png to icon.png).
+# The brands repository's rules: square icons of 256 (and 512 for hDPI) pixels, PNG,
+# transparent background, trimmed.
+BRAND_IMAGES = {
+    f"{dark}{kind}{hdpi}.png" for dark in ("", "dark_") for kind in ("icon", "logo") for hdpi in ("", "@2x")
+}
+ICON_SIZES = {"icon.png": 256, "icon@2x.png": 512, "dark_icon.png": 256, "dark_icon@2x.png": 512}
+
+
+def test_brand_images_are_the_ones_home_assistant_serves():
+    brand = CORE_COMPONENTS / "brands" / "const.py"
+    if brand.exists():  # Home Assistant 2026.3 and later
+        from homeassistant.components.brands.const import ALLOWED_IMAGES
+
+        assert set(ALLOWED_IMAGES) == BRAND_IMAGES
+    found = {p.name for p in (INTEGRATION / "brand").iterdir()}
+    assert {"icon.png", "icon@2x.png"} <= found, found
+    assert found <= BRAND_IMAGES, f"Home Assistant serves none of {found - BRAND_IMAGES}"
+
+
+def test_brand_icons_are_square_transparent_trimmed_pngs_of_their_size():
+    icons = sorted((INTEGRATION / "brand").glob("*icon*.png"))
+    assert icons, "no brand icons"
+    for path in icons:
+        size = ICON_SIZES.get(path.name)
+        assert size, f"{path.name}: not an icon Home Assistant serves"
+        with Image.open(path) as image:
+            assert image.format == "PNG", (path.name, image.format)
+            assert image.size == (size, size), (path.name, image.size)
+            assert image.mode == "RGBA", f"{path.name}: a transparent background needs an alpha channel"
+            alpha = image.getchannel("A")
+            corners = [(0, 0), (size - 1, 0), (0, size - 1), (size - 1, size - 1)]
+            assert all(alpha.getpixel(c) == 0 for c in corners), f"{path.name}: the background is transparent"
+            assert alpha.getbbox() == (0, 0, size, size), f"{path.name}: trimmed, the mark reaches every edge"

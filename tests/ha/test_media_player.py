@@ -48,6 +48,30 @@ def integration(homeassistant, bridge) -> dict:
     return {"offered": flows, "result": result}
 
 
+def test_adding_it_by_hand_while_it_is_offered_asks_for_the_prefix_and_refuses_an_empty_or_wildcard_one(
+    homeassistant, bridge
+):
+    """The README's step 2 says either way works: the hand-made flow goes on beside the
+    offer (and would end it by making the entry)."""
+    ha = homeassistant
+    wait_until(lambda: folotoy_flows(ha), 30, "Home Assistant to offer the FoloToy integration")
+    flow = ha.api("POST", "/api/config/config_entries/flow", {"handler": "folotoy"})
+    assert flow["type"] == "form" and flow["step_id"] == "user", flow
+    try:
+        for prefix, error in (
+            ("", "empty_prefix"),
+            (" / ", "empty_prefix"),
+            ("home/+", "wildcard_prefix"),
+            ("#", "wildcard_prefix"),
+        ):
+            result = ha.api("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"discovery_prefix": prefix})
+            assert result["type"] == "form", f"{prefix!r} was taken: {result}"
+            assert result["errors"] == {"discovery_prefix": error}, result
+    finally:
+        ha.api("DELETE", f"/api/config/config_entries/flow/{flow['flow_id']}")
+    assert [f["context"]["source"] for f in folotoy_flows(ha)] == ["mqtt"], "the offer is still open"
+
+
 def test_the_integration_is_offered_once_and_one_click_gives_every_toy_a_player_on_its_device(
     homeassistant, bridge, integration
 ):

@@ -1,6 +1,8 @@
 """The page in a real browser (the system's Chromium, driven by Playwright), against the
-real bridge and the simulated toy, behind an ingress-like path prefix as Home Assistant's
-sidebar shows it. No Home Assistant is started: the page is the bridge's own.
+real bridge and the simulated toy, through Home Assistant core's own ingress view
+(`hassio.ingress.HassIOIngress`, from the version under test) as the sidebar shows it. No
+Home Assistant is started: the view runs in an aiohttp app of the test's own, and a
+stand-in for the Supervisor passes its requests on to the bridge.
 
 The screenshots land in the test's log folder (and tests/ha/screenshots when
 PAGE_SCREENSHOTS=1, which is how docs/page.png is made).
@@ -21,13 +23,15 @@ from playwright import sync_api as playwright_sync
 from folotoy_parts import BUNNY, Bridge, child_says, toy_says
 from ha_harness import chromium, free_port, wait_until
 
-PREFIX = "/api/hassio_ingress/e2e-token"
+TOKEN = "e2e-token"
 DAY_MS = 86_400_000
 
 
-class IngressProxy:
-    """What the Supervisor's ingress does for an add-on: serves it under a path prefix,
-    streaming the answers (server-sent events included). aiohttp, in a thread."""
+class Ingress:
+    """Home Assistant's ingress for an add-on, in an aiohttp app on a thread: core's own
+    `HassIOIngress` view at /api/hassio_ingress/<token>/, which asks the Supervisor at
+    /ingress/<token>/, where a stand-in passes each request on to the add-on (the bridge)
+    with X-Ingress-Path, streaming the answer as the Supervisor does."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream = f"http://127.0.0.1:{upstream_port}"
@@ -36,16 +40,17 @@ class IngressProxy:
         self.ready = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
         if not self.ready.wait(10):
-            raise RuntimeError("ingress proxy did not start")
+            raise RuntimeError("ingress did not start")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PREFIX}/"
+        return f"http://127.0.0.1:{self.port}/api/hassio_ingress/{TOKEN}/"
 
     def _run(self) -> None:
         from aiohttp import ClientSession, ClientTimeout, web
+        from homeassistant.components.hassio.ingress import HassIOIngress
 
-        async def forward(request: web.Request) -> web.StreamResponse:
+        async def supervisor(request: web.Request) -> web.StreamResponse:
             async with (
                 ClientSession(timeout=ClientTimeout(total=None)) as session,
                 session.request(
@@ -53,24 +58,33 @@ class IngressProxy:
                     f"{self.upstream}/{request.match_info['tail']}",
                     params=request.query,
                     headers={k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-                    | {"X-Ingress-Path": PREFIX},
+                    | {"X-Ingress-Path": f"/api/hassio_ingress/{TOKEN}"},
                     data=await request.read(),
                 ) as upstream,
             ):
                 keep = ("Content-Type", "Content-Security-Policy", "X-Content-Type-Options", "Cache-Control")
-                response = web.StreamResponse(
-                    status=upstream.status, headers={h: upstream.headers[h] for h in keep if h in upstream.headers}
-                )
+                headers = {h: upstream.headers[h] for h in keep if h in upstream.headers}
+                # As the Supervisor: an answer of known length whole, any other streamed.
+                if "Content-Length" in upstream.headers:
+                    return web.Response(status=upstream.status, headers=headers, body=await upstream.read())
+                response = web.StreamResponse(status=upstream.status, headers=headers)
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
                 return response
 
-        app = web.Application()
-        app.router.add_route("*", PREFIX + "/{tail:.*}", forward)
-
         async def start() -> None:
+            app = web.Application()
+            app.router.add_route("*", f"/ingress/{TOKEN}/{{tail:.*}}", supervisor)
             runner = web.AppRunner(app)
+            await runner.setup()
+            supervisor_port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", supervisor_port).start()
+            # Core's view, as Home Assistant registers it (its handler gets the URL's parts).
+            view = HassIOIngress(f"127.0.0.1:{supervisor_port}", ClientSession())
+            core = web.Application()
+            core.router.add_route("*", view.url, lambda r: view._handle(r, **r.match_info))
+            runner = web.AppRunner(core)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", self.port).start()
             self.ready.set()
@@ -101,8 +115,8 @@ def page_bridge(mosquitto, toy, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ingress(page_bridge) -> IngressProxy:
-    return IngressProxy(page_bridge.page_port)
+def ingress(page_bridge) -> Ingress:
+    return Ingress(page_bridge.page_port)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +136,7 @@ def page(browser, ingress, request, tmp_path_factory):
     p.on("dialog", lambda d: d.accept())
     p.goto(ingress.url)
     p.wait_for_selector("#toy option", state="attached")
-    # The live stream is open: what is said from now on reaches the page.
+    # The page waits for what comes next: what is said from now on reaches it.
     p.wait_for_selector("body[data-live]", state="attached")
     yield p
     shots = tmp_path_factory.getbasetemp() / "screenshots"
