@@ -47,6 +47,14 @@ ENVIRONMENT_NOISE = (
     r"for radio_browser integration cancelled",
 )
 
+# What Home Assistant's MQTT integration says while a test has its broker down.
+BROKER_LOST = (
+    r"The connection was lost",
+    r"Disconnected from MQTT server",
+    r"No ACK from MQTT server",
+    r"The client is not currently connected",
+)
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 # The project's own integration, installed in every Home Assistant the tests boot, as
 # users have it (in most modules it is only offered, never set up).

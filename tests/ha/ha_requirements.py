@@ -30,6 +30,18 @@ def _bootstrap_sets(bootstrap_py: Path, names: tuple[str, ...]) -> set[str]:
     return out
 
 
+def _class_strings(module_py: Path, name: str) -> set[str]:
+    """The string values of the class `name` in module_py (an enum), read without importing HA."""
+    for node in ast.parse(module_py.read_text()).body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return {
+                a.value.value
+                for a in node.body
+                if isinstance(a, ast.Assign) and isinstance(a.value, ast.Constant) and isinstance(a.value.value, str)
+            }
+    return set()
+
+
 def main(extra: list[str]) -> None:
     spec = importlib.util.find_spec("homeassistant")
     if spec is None or not spec.submodule_search_locations:
@@ -37,6 +49,13 @@ def main(extra: list[str]) -> None:
     package = Path(next(iter(spec.submodule_search_locations)))
     components = package / "components"
     todo = _bootstrap_sets(package / "bootstrap.py", ("CORE_INTEGRATIONS", "DEFAULT_INTEGRATIONS")) | set(extra)
+    # Every entity component (Home Assistant's Platform enum): MQTT and the entity
+    # registry set them up, and some have requirements (infrared, radio_frequency in 2026.x;
+    # the enum moved to generated/entity_platforms.py as EntityPlatforms).
+    enums = ((package / "const.py", "Platform"), (package / "generated" / "entity_platforms.py", "EntityPlatforms"))
+    for where, enum in enums:
+        if where.exists():
+            todo |= _class_strings(where, enum)
     seen: set[str] = set()
     reqs: dict[str, None] = {}
     while todo:

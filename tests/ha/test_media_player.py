@@ -14,11 +14,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import bridge_problems, describe
+from conftest import BROKER_LOST, bridge_problems, describe
 from folotoy_parts import BUNNY
 from ha_harness import wait_until
 
-HA_CUSTOM_COMPONENTS = {"e2e_tts": Path(__file__).parent / "e2e_tts"}
+HA_CUSTOM_COMPONENTS = {
+    "e2e_tts": Path(__file__).parent / "e2e_tts",
+    "e2e_legacy": Path(__file__).parent / "e2e_legacy",
+}
+HA_EXTRA_YAML = "e2e_legacy:\n"
 HA_CONFIG_ENTRIES = ("e2e_tts",)
 # Bear is listed but never talks: taken off the list, the bridge drops it.
 BEAR = "08d1f9c6a310"
@@ -94,6 +98,30 @@ def test_the_integration_is_offered_once_and_one_click_gives_every_toy_a_player_
     assert folotoy_flows(ha) == [], "no second offer once set up"
     entry_id = integration["result"]["result"]["entry_id"]
     assert ha.devices_of_entry(entry_id) == [], "the integration owns no device: the toys' are MQTT's"
+
+
+def test_a_registry_an_older_version_left_is_cleaned_up_keeping_the_players_id_and_name(homeassistant, integration):
+    """Older versions declared MQTT's identifiers as the player's device: from 2026.8 that
+    made a second device "Bunny" owned by this integration, before it shared MQTT's. The
+    integration's next start leaves such devices; the player keeps what the user gave it."""
+    ha = homeassistant
+    entry_id = integration["result"]["result"]["entry_id"]
+    ha.wait_for_state(PLAYER)
+    ha.ws("config/entity_registry/update", entity_id=PLAYER, name="Bunny's speaker")
+    ha.call_service("e2e_legacy", "attach_like_before", {"node": f"folotoy_{BUNNY}", "name": "Bunny"})
+    assert ha.devices_of_entry(entry_id), "the state older versions left: a device of the integration's"
+    ha.api("POST", f"/api/config/config_entries/entry/{entry_id}/reload")
+
+    def one_device() -> bool:
+        return not ha.devices_of_entry(entry_id) and len(ha.devices_with_identifier(f"folotoy_{BUNNY}")) == 1
+
+    wait_until(one_device, 20, "one device for Bunny, none of the integration's")
+    volume = ha.entity_entry(f"number.folotoy_{BUNNY}_volume")
+    on_toy = lambda: ha.entity_entry(PLAYER)["device_id"] == volume["device_id"]  # noqa: E731
+    wait_until(on_toy, 20, "the player on the toy's device")
+    assert ha.entity_entry(PLAYER)["name"] == "Bunny's speaker", "what the user named it stays"
+    ha.wait_for_state(PLAYER, state="idle")
+    ha.ws("config/entity_registry/update", entity_id=PLAYER, name=None)
 
 
 def test_tts_speak_gives_the_toy_an_absolute_url_that_serves_the_speech(homeassistant, integration, toy):
@@ -257,6 +285,23 @@ def test_the_player_is_unavailable_while_the_bridge_is_down(homeassistant, integ
     homeassistant.wait_for_state(PLAYER, state="idle")
 
 
+@pytest.mark.ha_log_allow(*BROKER_LOST)
+def test_the_player_is_unavailable_while_home_assistants_broker_is_down_and_back_after(
+    homeassistant, integration, mosquitto
+):
+    """Home Assistant's own connection to the broker, with the integration loaded: the
+    player follows it (and Home Assistant logs no error from the integration, which the
+    log guard checks)."""
+    ha = homeassistant
+    ha.wait_for_state(PLAYER, state="idle")
+    mosquitto.stop()
+    try:
+        ha.wait_for_state(PLAYER, state="unavailable", timeout=30)
+    finally:
+        mosquitto.start()
+    ha.wait_for_state(PLAYER, state="idle", timeout=60)
+
+
 def test_a_toy_taken_off_the_bridge_loses_its_player_and_device(homeassistant, integration, bridge):
     ha = homeassistant
     assert ha.state(BEAR_PLAYER) is not None
@@ -271,5 +316,5 @@ def test_a_toy_taken_off_the_bridge_loses_its_player_and_device(homeassistant, i
 
 def test_home_assistant_logged_no_warning_about_the_bridge_or_the_integration(homeassistant, bridge):
     """Over the whole run of this module: set-up, every action, the restarts, the removal."""
-    problems = bridge_problems(homeassistant, since=0, allow=PROVOKED)
+    problems = bridge_problems(homeassistant, since=0, allow=PROVOKED + BROKER_LOST)
     assert not problems, describe(problems)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import bridge_problems, describe
+from conftest import BROKER_LOST, bridge_problems, describe
 from folotoy_parts import BUNNY, CALL_TOPIC
 from ha_harness import chromium, wait_until
 
@@ -407,12 +407,6 @@ def test_after_home_assistant_restarts_every_entity_is_available_with_its_state(
 
 
 # Home Assistant's own words while its broker is away; nothing about the bridge.
-BROKER_LOST = (
-    r"The connection was lost",
-    r"Disconnected from MQTT server",
-    r"No ACK from MQTT server",
-    r"The client is not currently connected",
-)
 
 
 @pytest.mark.ha_log_allow(*BROKER_LOST)
