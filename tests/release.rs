@@ -120,6 +120,8 @@ fn the_local_addon_folder_has_everything_its_dockerfile_copies_and_no_image_to_p
     assert!(build.contains("SOURCE: source"));
 
     let dockerfile = fs::read_to_string(dir.join("Dockerfile")).unwrap();
+    // Supervisors from 2026.04 build without build.yaml: the Dockerfile says it too.
+    assert!(dockerfile.lines().any(|l| l == "ARG SOURCE=source"), "{dockerfile}");
     let copied = copied_paths(&dockerfile, "source");
     assert!(copied.contains(&"source/src".to_owned()), "{copied:?}");
     for path in &copied {

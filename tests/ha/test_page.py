@@ -82,8 +82,12 @@ class Ingress:
             await web.TCPSite(runner, "127.0.0.1", supervisor_port).start()
             # Core's view, as Home Assistant registers it (its handler gets the URL's parts).
             view = HassIOIngress(f"127.0.0.1:{supervisor_port}", ClientSession())
+
+            async def ingress(request: web.Request) -> web.StreamResponse:
+                return await view._handle(request, **request.match_info)
+
             core = web.Application()
-            core.router.add_route("*", view.url, lambda r: view._handle(r, **r.match_info))
+            core.router.add_route("*", view.url, ingress)
             runner = web.AppRunner(core)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", self.port).start()
