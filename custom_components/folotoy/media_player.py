@@ -56,11 +56,13 @@ async def async_setup_entry(
     def removed(config: PlayerConfig) -> None:
         """The bridge took the toy back: its player goes, disabled or not."""
         if (entity_id := registered(config)) is not None:
+            _LOGGER.debug("Removing %s: the bridge took %s back", entity_id, config.node)
             entities.async_remove(entity_id)
 
     @callback
     def add(config: PlayerConfig) -> None:
         if (device := devices.toy_device(hass, config.node)) is None:
+            _LOGGER.debug("Waiting for MQTT to make the device of %s", config.node)
             waiting[config.node] = config
             return
         waiting.pop(config.node, None)
@@ -109,7 +111,11 @@ async def async_setup_entry(
 
     entry.async_on_unload(hass.bus.async_listen(dr.EVENT_DEVICE_REGISTRY_UPDATED, device_changed))
     topic = PLAYER_CONFIG_TOPIC.format(prefix=entry.data[CONF_DISCOVERY_PREFIX])
-    entry.async_on_unload(await mqtt.async_subscribe(hass, topic, config_received, qos=1))
+    # At QoS 0, as MQTT discovery subscribes: the broker then hands both their messages in
+    # the order the bridge sent them (at QoS 1 ours could come after the toy's other configs,
+    # and a player removed after the toy's last MQTT entity kept the emptied device alive on
+    # Home Assistant before 2026.8, where MQTT removes a device only when no entity is left).
+    entry.async_on_unload(await mqtt.async_subscribe(hass, topic, config_received, qos=0))
 
 
 class ToyPlayer(MediaPlayerEntity):

@@ -442,6 +442,7 @@ class HomeAssistant:
         self.extra_config_entries = tuple(config_entries)
         self.log_levels = {
             "homeassistant.components.mqtt": "debug",
+            "custom_components.folotoy": "debug",
             "homeassistant.components.mqtt.client": "info",
             "homeassistant.bootstrap": "info",
             "homeassistant.setup": "info",
