@@ -464,6 +464,11 @@ fn main() {
             println!("p50/p99: bridge {:?}/{:?}, direct {:?}/{:?}", l.bridge.0, l.bridge.1, l.direct.0, l.direct.1);
             return;
         }
+        if only == "search" {
+            let s = search_times();
+            println!("{s}");
+            return;
+        }
         if only == "startup" {
             let broker = Broker::start();
             let (secs, bridge) = startup(&broker, 1000).await;
@@ -471,6 +476,7 @@ fn main() {
             println!("1000 toys: {:.0} ms, RSS {rss:.1} MiB, peak {peak:.1} MiB, CPU {cpu:.1} %", secs * 1000.0);
             return;
         }
+        let searched = search_times();
         let lat = command_latency(&Broker::start()).await;
         let events = event_throughput(&Broker::start()).await;
         let mut starts = Vec::new();
@@ -509,6 +515,7 @@ fn main() {
             100.0 * events.bridge / events.one_hop,
             100.0 * events.bridge / events.one_hop_qos0
         );
+        println!("{searched}");
         for (n, secs) in &starts {
             let target = if *n == 1000 { "< 2 s" } else { "" };
             let toys = if *n == 1 { "toy" } else { "toys" };
@@ -522,6 +529,73 @@ fn main() {
             );
         }
     });
+}
+
+/// The conversation store at its default cap (50 MB of database, a toy's month of chatter
+/// and more): searches through the page's own code, each the median of 5.
+fn search_times() -> String {
+    use folotoy_ha_bridge::folotoy::Sn;
+    use folotoy_ha_bridge::history::{History, Kind, Limits, Line};
+    let dir = tempfile::tempdir().unwrap();
+    let now = folotoy_ha_bridge::dates::unix_ms(std::time::SystemTime::now());
+    let limits = Limits { days: 30, max_bytes: 50 << 20 };
+    let mut h = History::open(dir.path().to_owned(), limits, now).unwrap();
+    let toys: Vec<Sn> = (0..10).map(|i| Sn::parse(&format!("fcb467dad0c{i}")).unwrap()).collect();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while h.bytes() < (45 << 20) {
+        let batch: Vec<(Sn, Line)> = (0..5_000)
+            .map(|i| {
+                n += 1;
+                let t = now - 29 * 86_400_000 + n * 9_000;
+                let text = if i % 2 == 0 {
+                    format!("Tell me a story about the dragon number {n} who learned to fly over the sea")
+                } else {
+                    format!("从前有一只小兔子{n}，它住在森林里，每天和朋友们一起玩耍。")
+                };
+                let kind = if i % 3 == 0 { Kind::Heard } else { Kind::Said };
+                let line = Line {
+                    t,
+                    kind,
+                    recording_id: Some((n / 3) as i64),
+                    order: Some((n % 3) as i64 + 1),
+                    role: Some(1),
+                    text,
+                };
+                (toys[(n % 10) as usize].clone(), line)
+            })
+            .collect();
+        h.append_all(&batch).unwrap();
+    }
+    h.sync().unwrap();
+    let filled = start.elapsed();
+    let time = |query: &str| {
+        let mut runs: Vec<Duration> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                h.search(query, 100, now).unwrap();
+                t.elapsed()
+            })
+            .collect();
+        runs.sort();
+        runs[2]
+    };
+    let none = time("unicorn");
+    let common = time("dragon number 4242");
+    let chinese = time("兔子");
+    // Under three characters the index cannot help: a word found nowhere reads every sentence.
+    let short_none = time("刀子");
+    format!(
+        "| search over {:.0} MB of conversations ({n} sentences, filled in {:.1} s): no match / a phrase / a \
+         two-character Chinese word / two characters found nowhere | {} / {} / {} / {} | 0.62 s for no match \
+         over 50 MB (the JSON-lines store before) | | the page stops a search at 3 s |",
+        h.bytes() as f64 / 1048576.0,
+        filled.as_secs_f64(),
+        us(none),
+        us(common),
+        us(chinese),
+        us(short_none)
+    )
 }
 
 fn num_cpus() -> usize {

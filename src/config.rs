@@ -18,6 +18,7 @@ use crate::bridge::CoreConfig;
 use crate::catalog::{Catalog, CatalogError};
 use crate::folotoy::Sn;
 use crate::ha::Topics;
+use crate::watch::{Sides, WatchWords};
 
 pub const ENV_PREFIX: &str = "FOLOTOY_HA_";
 /// Where brokers listen for MQTT over TLS by convention.
@@ -32,6 +33,9 @@ pub struct Config {
     pub homeassistant: HaConfig,
     pub web: WebConfig,
     pub history: HistoryConfig,
+    /// Phrases that fire a toy's Alert event when the child or the toy says
+    /// them (see [`crate::watch`]).
+    pub watch_words: Vec<WatchWord>,
     /// Where confirmed settings and published discovery topics are kept.
     pub state_file: PathBuf,
     /// Language of entity names: a file in `translations/`.
@@ -165,6 +169,7 @@ impl Default for Config {
             homeassistant: HaConfig::default(),
             web: WebConfig::default(),
             history: HistoryConfig::default(),
+            watch_words: Vec::new(),
             state_file: PathBuf::from("folotoy-ha-bridge-state.json"),
             language: "en".into(),
             log_level: "info".into(),
@@ -183,13 +188,18 @@ pub struct WebConfig {
     pub bind: String,
     pub port: u16,
     /// Addresses allowed to ask; empty: any. The add-on allows only the
-    /// Supervisor's ingress proxy, as add-ons are expected to.
+    /// Supervisor's ingress proxy, as add-ons are expected to. With a `bind`
+    /// other than loopback, this or `token` is required.
     pub allow_from: Vec<std::net::IpAddr>,
+    /// A secret every request must carry (`Authorization: Bearer`, or the
+    /// cookie set by opening the page once with `?token=`). With `allow_from`
+    /// too, both must hold.
+    pub token: Option<Secret>,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { enabled: false, bind: "127.0.0.1".into(), port: 8099, allow_from: Vec::new() }
+        WebConfig { enabled: false, bind: "127.0.0.1".into(), port: 8099, allow_from: Vec::new(), token: None }
     }
 }
 
@@ -208,6 +218,61 @@ pub struct HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig { enabled: true, days: 7, max_mb: 50 }
+    }
+}
+
+/// A watch word: `knife` (both sides), or `{phrase: 刀, side: child}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchWord {
+    pub phrase: String,
+    /// Whose words it is watched in: `child`, `toy` or `both` (the default).
+    pub side: Sides,
+}
+
+impl WatchWord {
+    pub fn new(phrase: impl Into<String>, side: Sides) -> WatchWord {
+        WatchWord { phrase: phrase.into(), side }
+    }
+}
+
+impl<'de> Deserialize<'de> for WatchWord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Entry {
+            #[serde(deserialize_with = "text")]
+            phrase: String,
+            #[serde(default)]
+            side: Sides,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = WatchWord;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a phrase, or {phrase: ..., side: child, toy or both}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<WatchWord, E> {
+                Ok(WatchWord::new(v, Sides::Both))
+            }
+            // A number typed without quotes is still a phrase.
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<WatchWord, E> {
+                Ok(WatchWord::new(v.to_string(), Sides::Both))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<WatchWord, E> {
+                Ok(WatchWord::new(v.to_string(), Sides::Both))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<WatchWord, E> {
+                Ok(WatchWord::new(v.to_string(), Sides::Both))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<WatchWord, E> {
+                Ok(WatchWord::new(v.to_string(), Sides::Both))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<WatchWord, A::Error> {
+                let e = Entry::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(WatchWord::new(e.phrase, e.side))
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -335,6 +400,7 @@ impl Config {
             max_toys: self.folotoy.max_toys,
             command_timeout: Duration::from_secs_f64(self.folotoy.command_timeout_s),
             media_player: self.homeassistant.media_player,
+            watch_words: WatchWords::new(self.watch_words.iter().map(|w| (w.phrase.as_str(), w.side))),
         })
     }
 

@@ -2,6 +2,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::*;
+use crate::watch::Speaker;
 use figment::Jail;
 
 fn load(file: Option<&str>) -> Result<Config, ConfigError> {
@@ -118,6 +119,66 @@ fn invalid_configuration_names_the_key_and_the_problem() {
 }
 
 #[test]
+fn watch_words_are_phrases_each_with_the_side_it_is_watched_on() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "bridge.yaml",
+            "watch_words:\n  - knife\n  - {phrase: 刀, side: child}\n  - phrase: stupid\n    side: toy\n  - 110\n  \
+             - {phrase: run away, side: both}\n  - {phrase: gun}\n",
+        )?;
+        let c = load(Some("bridge.yaml")).unwrap();
+        assert_eq!(
+            c.watch_words,
+            [
+                WatchWord::new("knife", Sides::Both),
+                WatchWord::new("刀", Sides::Child),
+                WatchWord::new("stupid", Sides::Toy),
+                WatchWord::new("110", Sides::Both),
+                WatchWord::new("run away", Sides::Both),
+                WatchWord::new("gun", Sides::Both),
+            ]
+        );
+        let core = c.core().unwrap();
+        assert_eq!(core.watch_words.hits(Speaker::Child, "这把刀, a Knife and stupid"), ["knife", "刀"]);
+        assert_eq!(core.watch_words.hits(Speaker::Toy, "这把刀, a Knife and stupid"), ["knife", "stupid"]);
+        assert!(load(None).unwrap().core().unwrap().watch_words.is_empty(), "none by default");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_blank_duplicate_or_misspelt_watch_word_names_its_key() {
+    let cases = [
+        ("watch_words:\n  - ''\n", "watch_words[0].phrase: is empty"),
+        ("watch_words:\n  - knife\n  - ' * '\n", "watch_words[1].phrase: is empty"),
+        ("watch_words:\n  - {side: toy}\n", "phrase"),
+        (
+            "watch_words:\n  - knife\n  - {phrase: ' KNIFE', side: toy}\n",
+            "watch_words[1].phrase: \" KNIFE\" is listed twice (also watch_words[0]); list it once, with side: both",
+        ),
+        (
+            "watch_words:\n  - {phrase: run away}\n  - run   Away\n",
+            "watch_words[1].phrase: \"run   Away\" is listed twice",
+        ),
+        ("watch_words:\n  - {phrase: knife, side: parent}\n", "parent"),
+        ("watch_words:\n  - {phrase: knife, sid: toy}\n", "sid"),
+        ("watch_words: knife\n", "watch_words"),
+    ];
+    for (yaml, expected) in cases {
+        let msg = problem(yaml);
+        assert!(msg.contains(expected), "{yaml:?} gave {msg:?}, expected it to name {expected}");
+    }
+    let long = format!("watch_words:\n  - {}\n", "a".repeat(101));
+    assert!(problem(&long).contains("watch_words[0].phrase: is over 100 characters"), "{}", problem(&long));
+    // Different phrases, and a phrase with its star, are different watch words.
+    Jail::expect_with(|jail| {
+        jail.create_file("bridge.yaml", "watch_words:\n  - kill\n  - kill*\n  - {phrase: 刀, side: toy}\n  - 刀子\n")?;
+        assert_eq!(load(Some("bridge.yaml")).unwrap().watch_words.len(), 4);
+        Ok(())
+    });
+}
+
+#[test]
 fn a_missing_config_file_is_an_error_not_silence() {
     Jail::expect_with(|_| {
         let msg = load(Some("nope.yaml")).unwrap_err().to_string();
@@ -145,6 +206,7 @@ fn full_addon_options_configure_everything() {
               "allow_unknown_toys": false, "max_toys": 8, "command_timeout_s": 5,
               "roles": ["Storyteller", "Pirate"],
               "media_player": false,
+              "watch_words": [{"phrase": "knife"}, {"phrase": "刀", "side": "child"}, {"phrase": "stupid", "side": null}],
               "language": "zh-Hans", "log_level": "debug"
             }"#,
         )
@@ -158,6 +220,14 @@ fn full_addon_options_configure_everything() {
         assert!(!c.folotoy.allow_unknown_toys);
         assert_eq!(c.folotoy.max_toys, 8);
         assert!(!c.homeassistant.media_player);
+        assert_eq!(
+            c.watch_words,
+            [
+                WatchWord::new("knife", Sides::Both),
+                WatchWord::new("刀", Sides::Child),
+                WatchWord::new("stupid", Sides::Both)
+            ]
+        );
         assert_eq!((c.language.as_str(), c.log_level.as_str()), ("zh-Hans", "debug"));
         let core = c.core().unwrap();
         assert_eq!(&core.roles[..3], ["Storyteller", "Pirate", "角色 3"]);
@@ -226,6 +296,10 @@ fn invalid_addon_options_name_the_key_and_the_options_file() {
             (r#"{"toys": [{"sn": "ab/cdefgh"}]}"#, r#"(add-on option "Toys")"#),
             (r#"{"folotoy_mqtt": {"host": "f", "port": 0}}"#, r#"(add-on option "FoloToy's MQTT broker")"#),
             (r#"{"log_level": "loud"}"#, r#"(add-on option "Log level")"#),
+            (
+                r#"{"watch_words": [{"phrase": "knife"}, {"phrase": "Knife", "side": "toy"}]}"#,
+                r#"watch_words[1].phrase (add-on option "Watch words"): "Knife" is listed twice"#,
+            ),
         ];
         for (options, name) in named {
             let err = load_addon(jail, options).unwrap_err().to_string();

@@ -69,6 +69,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         bind: args.bind.to_string(),
         port: page_port,
         allow_from: Vec::new(),
+        token: None,
     };
     let page_host = if args.bind.is_unspecified() { "127.0.0.1".to_owned() } else { args.bind.to_string() };
     println!("The page (conversations, toys, connections): http://{page_host}:{page_port}/");

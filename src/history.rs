@@ -1,22 +1,33 @@
 //! The conversation history the page shows: what each child said and what
 //! each toy answered, kept on disk, bounded in days and in bytes.
 //!
-//! One append-only file per toy and UTC day (`<sn>/<YYYY-MM-DD>.jsonl`), one
-//! JSON line per sentence. Losing power can cut only the last line short: a
-//! line that does not read is skipped, and the next write starts on a line of
-//! its own, so a file is never lost as a whole. Nothing is kept in memory but
-//! the byte count: reading walks the files, newest first.
+//! One SQLite database (`conversations.sqlite3` in the history folder), in WAL
+//! mode, with a full-text index (FTS5's trigram tokenizer: it finds Chinese,
+//! which has no spaces between words, as well as Latin text, without case).
+//! The writer (the bridge's history task) holds its own connection; the page
+//! reads through connections of its own ([`Reader`]), so a search never holds
+//! up a live sentence, and a search can be stopped. Commits are made durable at
+//! most a second later ([`History::sync`]); a power loss costs at most that
+//! second, and SQLite's journal never loses the file. JSON-lines history of
+//! earlier versions (`<sn>/<day>.jsonl`) is imported once, then removed.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use rusqlite::{params, Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::folotoy::Sn;
 
 const DAY_MS: u64 = 86_400_000;
+const DATABASE: &str = "conversations.sqlite3";
+/// A consistent copy for a backup made while the bridge runs (see [`snapshot`]).
+const SNAPSHOT: &str = "conversations.backup.sqlite3";
+/// How long a connection waits for another's write (a clear beside the writer).
+const BUSY: Duration = Duration::from_secs(5);
 
 /// One sentence, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +53,23 @@ pub enum Kind {
     Said,
 }
 
+impl Kind {
+    fn code(self) -> i64 {
+        match self {
+            Kind::Heard => 0,
+            Kind::Said => 1,
+        }
+    }
+
+    fn from_code(code: i64) -> Kind {
+        if code == 0 {
+            Kind::Heard
+        } else {
+            Kind::Said
+        }
+    }
+}
+
 /// A message as the page shows it: what the child said, or the toy's whole
 /// answer (its sentences joined in order).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -59,226 +87,463 @@ pub struct Message {
 pub struct Limits {
     /// Days kept, counting today.
     pub days: u32,
-    /// Bytes kept over all toys; the oldest days go first.
+    /// Bytes kept over all toys (the database's used pages); the oldest go first.
     pub max_bytes: u64,
 }
 
+impl Limits {
+    /// The first moment still kept at `now_ms`: the start of the oldest UTC day kept.
+    fn oldest_kept_ms(&self, now_ms: u64) -> u64 {
+        let day = now_ms.saturating_sub(u64::from(self.days.saturating_sub(1)) * DAY_MS) / DAY_MS;
+        day * DAY_MS
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("conversation history in {path}: {source}")]
-pub struct HistoryError {
-    path: PathBuf,
-    source: io::Error,
+pub enum HistoryError {
+    #[error("conversation history in {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("conversation history in {path}: {source}")]
+    Sql { path: PathBuf, source: rusqlite::Error },
+    #[error("the search was stopped (it took too long, or a newer one replaced it)")]
+    Stopped,
 }
 
-fn at(path: &Path) -> impl FnOnce(io::Error) -> HistoryError + '_ {
-    move |source| HistoryError { path: path.to_owned(), source }
+fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
+    move |source| match source {
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::OperationInterrupted => {
+            HistoryError::Stopped
+        }
+        source => HistoryError::Sql { path: path.to_owned(), source },
+    }
 }
 
+/// The writer: appends sentences, makes them durable, applies the limits.
 pub struct History {
-    root: PathBuf,
+    conn: Connection,
+    path: PathBuf,
     limits: Limits,
-    /// Bytes on disk, kept up to date as lines are written and days dropped.
-    bytes: u64,
-    /// Files written since the last [`History::sync`].
-    unsynced: std::collections::BTreeSet<PathBuf>,
+    /// Committed since the last [`History::sync`].
+    unsynced: bool,
     /// The day the limits were last applied: a new day drops the oldest one.
     trimmed_on: String,
 }
 
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS lines (
+        id INTEGER PRIMARY KEY,
+        sn TEXT NOT NULL,
+        t INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        recording_id INTEGER,
+        ord INTEGER,
+        role INTEGER,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS lines_by_toy ON lines (sn, t);
+    CREATE INDEX IF NOT EXISTS lines_by_time ON lines (t);
+    CREATE VIRTUAL TABLE IF NOT EXISTS lines_text USING fts5 (
+        text, content = 'lines', content_rowid = 'id', tokenize = 'trigram'
+    );
+    CREATE TRIGGER IF NOT EXISTS lines_added AFTER INSERT ON lines BEGIN
+        INSERT INTO lines_text (rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER IF NOT EXISTS lines_removed AFTER DELETE ON lines BEGIN
+        INSERT INTO lines_text (lines_text, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
 impl History {
-    /// Opens (creating) the history folder and applies the limits to what is
-    /// there, as of `now_ms`.
+    /// Opens (creating) the history in folder `root`, imports history of earlier
+    /// versions once, and applies the limits as of `now_ms`.
     pub fn open(root: PathBuf, limits: Limits, now_ms: u64) -> Result<History, HistoryError> {
-        fs::create_dir_all(&root).map_err(at(&root))?;
-        let mut h = History { root, limits, bytes: 0, unsynced: Default::default(), trimmed_on: day_of(now_ms) };
-        h.bytes = h.files()?.iter().map(|(_, _, p)| fs::metadata(p).map_or(0, |m| m.len())).sum();
+        fs::create_dir_all(&root).map_err(|source| HistoryError::Io { path: root.clone(), source })?;
+        let path = root.join(DATABASE);
+        restore_snapshot(&root)?;
+        let conn = Connection::open(&path).map_err(sql(&path))?;
+        conn.busy_timeout(BUSY).map_err(sql(&path))?;
+        // WAL: readers never wait for the writer nor it for them. NORMAL: a commit is
+        // made durable at the next checkpoint (`sync`), at most a second later.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql(&path))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql(&path))?;
+        // The writer only appends: a small page cache (512 KiB; SQLite's default is 2 MiB).
+        conn.pragma_update(None, "cache_size", -512).map_err(sql(&path))?;
+        conn.execute_batch(SCHEMA).map_err(sql(&path))?;
+        let mut h = History { conn, path, limits, unsynced: false, trimmed_on: day_of(now_ms) };
+        h.import_jsonl(&root)?;
         h.trim(now_ms)?;
         Ok(h)
     }
 
-    /// Every day file: (day, sn folder name, path), oldest day first.
-    fn files(&self) -> Result<Vec<(String, String, PathBuf)>, HistoryError> {
-        let mut out = Vec::new();
-        for toy in fs::read_dir(&self.root).map_err(at(&self.root))? {
-            let toy = toy.map_err(at(&self.root))?.path();
-            let Some(sn) = toy.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
-            if !toy.is_dir() {
-                continue;
-            }
-            for day in fs::read_dir(&toy).map_err(at(&toy))? {
-                let path = day.map_err(at(&toy))?.path();
-                if let Some(day) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".jsonl")) {
-                    out.push((day.to_owned(), sn.clone(), path.clone()));
+    /// What the page reads through.
+    pub fn reader(&self) -> Reader {
+        Reader { path: self.path.clone(), limits: self.limits }
+    }
+
+    /// Day files of earlier versions (`<sn>/<YYYY-MM-DD>.jsonl`), read into the
+    /// database in one transaction, then removed: once, nothing lost.
+    fn import_jsonl(&mut self, root: &Path) -> Result<(), HistoryError> {
+        let mut files: Vec<(Sn, PathBuf)> = Vec::new();
+        for toy in fs::read_dir(root).map_err(|source| HistoryError::Io { path: root.to_owned(), source })?.flatten() {
+            let dir = toy.path();
+            let Some(sn) = dir.file_name().and_then(|n| n.to_str()).and_then(|n| Sn::parse(n).ok()) else { continue };
+            let Ok(days) = fs::read_dir(&dir) else { continue };
+            for day in days.flatten().map(|d| d.path()) {
+                if day.extension().is_some_and(|x| x == "jsonl") {
+                    files.push((sn.clone(), day));
                 }
             }
         }
-        out.sort();
-        Ok(out)
+        if files.is_empty() {
+            return Ok(());
+        }
+        files.sort();
+        let mut lines = Vec::new();
+        for (sn, file) in &files {
+            lines.extend(read_lines(file)?.into_iter().map(|l| (sn.clone(), l)));
+        }
+        self.append_all(&lines)?;
+        self.sync()?;
+        for (_, file) in &files {
+            let _ = fs::remove_file(file);
+        }
+        for (sn, _) in &files {
+            let _ = fs::remove_dir(root.join(sn.as_str()));
+        }
+        tracing::info!("imported {} sentences of earlier conversation files into {}", lines.len(), self.path.display());
+        Ok(())
     }
 
-    /// Appends one sentence to its toy's file of that day.
+    /// Appends one sentence.
     pub fn append(&mut self, sn: &Sn, line: &Line) -> Result<(), HistoryError> {
         self.append_all(std::slice::from_ref(&(sn.clone(), line.clone())))
     }
 
-    /// Appends sentences, each to its toy's file of its day: one write per
-    /// file, however many sentences a chatty toy sent at once. They reach the
-    /// disk for sure at the next [`History::sync`], which the writer calls
-    /// at most a second later (as the state file's batched saves).
+    /// Appends sentences in one transaction, however many a chatty toy sent at
+    /// once. They reach the disk for sure at the next [`History::sync`], which
+    /// the writer calls at most a second later.
     pub fn append_all(&mut self, lines: &[(Sn, Line)]) -> Result<(), HistoryError> {
-        let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
-        for (sn, line) in lines {
-            let path = self.root.join(sn.as_str()).join(format!("{}.jsonl", day_of(line.t)));
-            let text = files.entry(path).or_default();
-            text.push_str(&serde_json::to_string(line).expect("a line serializes"));
-            text.push('\n');
-        }
-        for (path, mut text) in files {
-            let dir = path.parent().expect("a toy's folder");
-            fs::create_dir_all(dir).map_err(at(dir))?;
-            let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(at(&path))?;
-            // A line cut short by a power loss is left alone; these start anew.
-            if !ends_with_newline(&mut file).map_err(at(&path))? {
-                text.insert(0, '\n');
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path))?;
+        {
+            let mut insert = tx
+                .prepare("INSERT INTO lines (sn, t, kind, recording_id, ord, role, text) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .map_err(sql(&path))?;
+            for (sn, l) in lines {
+                insert
+                    .execute(params![sn.as_str(), l.t as i64, l.kind.code(), l.recording_id, l.order, l.role, l.text])
+                    .map_err(sql(&path))?;
             }
-            file.write_all(text.as_bytes()).map_err(at(&path))?;
-            self.bytes += text.len() as u64;
-            self.unsynced.insert(path);
         }
+        tx.commit().map_err(sql(&path))?;
+        self.unsynced |= !lines.is_empty();
         let newest = lines.iter().map(|(_, l)| l.t).max().unwrap_or(0);
-        // Over the cap, or a new day (the oldest day is then past the limit).
-        if self.bytes > self.limits.max_bytes || day_of(newest) > self.trimmed_on {
+        // A new day (the oldest day is then past the limit), or maybe over the cap.
+        if day_of(newest) > self.trimmed_on || self.used_bytes()? > self.limits.max_bytes {
             self.trimmed_on = day_of(newest).max(std::mem::take(&mut self.trimmed_on));
             self.trim(newest)?;
         }
         Ok(())
     }
 
-    /// Makes what was written since the last call durable (fsync).
+    /// Makes what was committed since the last call durable.
     pub fn sync(&mut self) -> Result<(), HistoryError> {
-        for path in std::mem::take(&mut self.unsynced) {
-            match File::open(&path) {
-                Ok(f) => f.sync_data().map_err(at(&path))?,
-                // Dropped meanwhile (cleared, or past the limits).
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(at(&path)(e)),
-            }
-        }
+        let path = self.path.clone();
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(sql(&path))?;
+        self.unsynced = false;
         Ok(())
     }
 
-    /// Whether something written is not yet made durable.
+    /// Whether something committed is not yet made durable.
     pub fn unsynced(&self) -> bool {
-        !self.unsynced.is_empty()
+        self.unsynced
     }
 
-    /// Drops days past the limit, then the oldest days until under the size cap.
+    /// Drops days past the limit, then, over the size cap, the oldest sentences down to
+    /// nine tenths of it (so that a chatty toy at the cap does not trim at every batch).
     pub fn trim(&mut self, now_ms: u64) -> Result<(), HistoryError> {
-        let oldest_kept = day_of(now_ms.saturating_sub(u64::from(self.limits.days.saturating_sub(1)) * DAY_MS));
-        let mut files = self.files()?;
-        files.retain(|(day, _, path)| {
-            if *day < oldest_kept {
-                self.forget(path);
-                false
-            } else {
-                true
-            }
-        });
-        for (_, _, path) in &files {
-            if self.bytes <= self.limits.max_bytes {
+        let path = self.path.clone();
+        let oldest = self.limits.oldest_kept_ms(now_ms) as i64;
+        self.conn.execute("DELETE FROM lines WHERE t < ?", [oldest]).map_err(sql(&path))?;
+        let cap = self.limits.max_bytes;
+        let target = cap - cap / 10;
+        let mut trimming = false;
+        for _ in 0..8 {
+            let used = self.used_bytes()?;
+            if used <= target || (used <= cap && !trimming) {
                 break;
             }
-            self.forget(path);
+            let count: i64 = self.conn.query_row("SELECT count(*) FROM lines", [], |r| r.get(0)).map_err(sql(&path))?;
+            if count == 0 {
+                break;
+            }
+            let share = (used - target) as f64 / used as f64;
+            let n = (count as f64 * share).ceil() as i64 + 1;
+            self.conn
+                .execute("DELETE FROM lines WHERE id IN (SELECT id FROM lines ORDER BY t, id LIMIT ?)", [n])
+                .map_err(sql(&path))?;
+            // The index keeps deleted sentences as markers until its segments merge.
+            self.conn.execute("INSERT INTO lines_text (lines_text) VALUES ('optimize')", []).map_err(sql(&path))?;
+            trimming = true;
         }
         Ok(())
     }
 
-    fn forget(&mut self, path: &Path) {
-        let len = fs::metadata(path).map_or(0, |m| m.len());
-        if fs::remove_file(path).is_ok() {
-            self.bytes = self.bytes.saturating_sub(len);
-        }
+    /// The database's pages in use, in bytes (freed pages are reused, not counted).
+    fn used_bytes(&self) -> Result<u64, HistoryError> {
+        let pragma = |name: &str| self.conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0));
+        let used = (|| {
+            Ok::<i64, rusqlite::Error>((pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?)
+        })()
+        .map_err(sql(&self.path))?;
+        Ok(used.max(0) as u64)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.used_bytes().unwrap_or(0)
     }
 
     /// Deletes everything kept of one toy.
     pub fn clear(&mut self, sn: &Sn) -> Result<(), HistoryError> {
-        let dir = self.root.join(sn.as_str());
-        let len: u64 = fs::read_dir(&dir)
-            .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
-            .unwrap_or(0);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => {
-                self.bytes = self.bytes.saturating_sub(len);
-                Ok(())
+        self.reader().clear(sn)
+    }
+
+    /// See [`Reader::messages`].
+    pub fn messages(&self, sn: &Sn, before_ms: u64, limit: usize, now_ms: u64) -> Result<Vec<Message>, HistoryError> {
+        self.reader().messages(sn, before_ms, limit, now_ms)
+    }
+
+    /// See [`Searcher::search`].
+    pub fn search(&self, query: &str, limit: usize, now_ms: u64) -> Result<Vec<(String, Message)>, HistoryError> {
+        self.reader().searcher()?.search(query, limit, now_ms)
+    }
+}
+
+/// A copy of the history as one transaction sees it, for a backup taken while the
+/// bridge runs (the add-on's `backup_pre`): the database file changes at every
+/// checkpoint, each second, so copying it as files could tear it. The backup holds
+/// the copy, not the database; [`drop_snapshot`] removes it afterwards.
+pub fn snapshot(root: &Path) -> Result<PathBuf, HistoryError> {
+    let path = root.join(DATABASE);
+    let copy = root.join(SNAPSHOT);
+    let partial = root.join(format!("{SNAPSHOT}.tmp"));
+    let _ = fs::remove_file(&partial);
+    if !path.exists() {
+        return Ok(copy);
+    }
+    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql(&path))?;
+    conn.busy_timeout(BUSY).map_err(sql(&path))?;
+    conn.execute("VACUUM INTO ?", [partial.to_string_lossy()]).map_err(sql(&path))?;
+    File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| HistoryError::Io { path: partial.clone(), source })?;
+    fs::rename(&partial, &copy).map_err(|source| HistoryError::Io { path: copy.clone(), source })?;
+    Ok(copy)
+}
+
+/// After the backup: the copy goes.
+pub fn drop_snapshot(root: &Path) -> Result<(), HistoryError> {
+    let copy = root.join(SNAPSHOT);
+    match fs::remove_file(&copy) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(HistoryError::Io { path: copy, source: e }),
+        _ => Ok(()),
+    }
+}
+
+/// A folder restored from a backup holds the copy and no database: the copy becomes
+/// the database. Beside a database, a copy is left from a backup that did not finish.
+fn restore_snapshot(root: &Path) -> Result<(), HistoryError> {
+    let copy = root.join(SNAPSHOT);
+    if !copy.exists() {
+        return Ok(());
+    }
+    let path = root.join(DATABASE);
+    if path.exists() {
+        return drop_snapshot(root);
+    }
+    fs::rename(&copy, &path).map_err(|source| HistoryError::Io { path: path.clone(), source })?;
+    tracing::info!("conversation history restored from the backup's copy");
+    Ok(())
+}
+
+/// Reads the history beside the writer, each call on a connection of its own.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    path: PathBuf,
+    limits: Limits,
+}
+
+impl Reader {
+    fn connect(&self, flags: OpenFlags) -> Result<Connection, HistoryError> {
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(sql(&self.path))?;
+        conn.busy_timeout(BUSY).map_err(sql(&self.path))?;
+        Ok(conn)
+    }
+
+    fn read_only(&self) -> Result<Connection, HistoryError> {
+        self.connect(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+    }
+
+    /// Up to `limit` messages of one toy before `before_ms`, oldest first; only
+    /// what the limits keep at `now_ms`, trimmed yet or not.
+    pub fn messages(&self, sn: &Sn, before_ms: u64, limit: usize, now_ms: u64) -> Result<Vec<Message>, HistoryError> {
+        let conn = self.read_only()?;
+        let oldest = self.limits.oldest_kept_ms(now_ms);
+        let before = before_ms.min(i64::MAX as u64);
+        // An answer is several lines: read a window of lines, and a larger one
+        // until it holds `limit` whole messages or every line.
+        let mut window = limit.saturating_mul(4).saturating_add(64);
+        loop {
+            let mut lines = lines_where(
+                &conn,
+                &self.path,
+                "sn = ?1 AND t < ?2 AND t >= ?3 ORDER BY t DESC, id DESC LIMIT ?4",
+                params![sn.as_str(), before as i64, oldest as i64, window as i64],
+            )?;
+            let all = lines.len() < window;
+            lines.reverse();
+            let mut messages = join(lines);
+            if !all && !messages.is_empty() {
+                messages.remove(0); // may be part of an answer begun before the window
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(at(&dir)(e)),
+            if all || messages.len() >= limit {
+                let skip = messages.len().saturating_sub(limit);
+                return Ok(messages.split_off(skip));
+            }
+            window = window.saturating_mul(4);
         }
     }
 
-    pub fn bytes(&self) -> u64 {
-        self.bytes
+    /// A search's own connection, which [`Stop`] can interrupt from elsewhere.
+    pub fn searcher(&self) -> Result<Searcher, HistoryError> {
+        let conn = self.read_only()?;
+        Ok(Searcher { conn, reader: self.clone() })
     }
 
-    /// Up to `limit` messages of one toy before `before_ms`, oldest first.
-    pub fn messages(&self, sn: &Sn, before_ms: u64, limit: usize) -> Result<Vec<Message>, HistoryError> {
-        let dir = self.root.join(sn.as_str());
-        let mut days: Vec<PathBuf> = match fs::read_dir(&dir) {
-            Ok(d) => d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(at(&dir)(e)),
-        };
-        days.sort();
-        let mut out: Vec<Message> = Vec::new();
-        for path in days.iter().rev() {
-            let lines: Vec<Line> = read_lines(path)?.into_iter().filter(|l| l.t < before_ms).collect();
-            let mut day = join(lines);
-            day.extend(out);
-            out = day;
-            if out.len() >= limit {
-                break;
-            }
-        }
-        let skip = out.len().saturating_sub(limit);
-        Ok(out.split_off(skip))
+    /// Deletes everything kept of one toy.
+    pub fn clear(&self, sn: &Sn) -> Result<(), HistoryError> {
+        let conn = self.connect(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.execute("DELETE FROM lines WHERE sn = ?", [sn.as_str()]).map_err(sql(&self.path))?;
+        Ok(())
+    }
+}
+
+/// Stops a search under way (it then ends with [`HistoryError::Stopped`]).
+pub struct Stop(rusqlite::InterruptHandle);
+
+impl Stop {
+    pub fn now(&self) {
+        self.0.interrupt();
+    }
+}
+
+pub struct Searcher {
+    conn: Connection,
+    reader: Reader,
+}
+
+impl Searcher {
+    pub fn stop(&self) -> Stop {
+        Stop(self.conn.get_interrupt_handle())
     }
 
-    /// Messages of any toy whose text holds `query` (case-insensitive),
-    /// newest first, at most `limit`.
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(String, Message)>, HistoryError> {
+    /// Messages of any toy whose text holds `query` (without case), newest first,
+    /// at most `limit`; only what the limits keep at `now_ms`.
+    pub fn search(&self, query: &str, limit: usize, now_ms: u64) -> Result<Vec<(String, Message)>, HistoryError> {
+        let path = &self.reader.path;
+        let oldest = self.reader.limits.oldest_kept_ms(now_ms) as i64;
         let needle = query.to_lowercase();
-        let mut found = Vec::new();
-        for (_, sn, path) in self.files()?.into_iter().rev() {
-            let mut day = join(read_lines(&path)?);
-            day.reverse();
-            for m in day.into_iter().filter(|m| m.text.to_lowercase().contains(&needle)) {
-                found.push((sn.clone(), m));
-                if found.len() >= limit {
-                    return Ok(found);
-                }
+        // The trigram index answers three characters or more; shorter (a Chinese word
+        // of one or two characters) is looked for line by line.
+        let hits: Vec<(String, u64, Kind, String, Option<i64>)> = if query.chars().count() >= 3 {
+            let phrase = format!("\"{}\"", query.replace('"', "\"\""));
+            let mut q = self
+                .conn
+                .prepare(
+                    "SELECT l.sn, l.t, l.kind, l.text, l.recording_id FROM lines_text JOIN lines l ON l.id = lines_text.rowid \
+                     WHERE lines_text MATCH ?1 AND l.t >= ?2 ORDER BY l.t DESC LIMIT ?3",
+                )
+                .map_err(sql(path))?;
+            let rows = q.query_map(params![phrase, oldest, (limit * 4) as i64], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?), r.get(3)?, r.get(4)?))
+            });
+            rows.and_then(|rows| rows.collect()).map_err(sql(path))?
+        } else {
+            let mut q = self
+                .conn
+                .prepare(
+                    "SELECT sn, t, kind, text, recording_id FROM lines WHERE t >= ?1 AND instr(lower(text), ?2) > 0 \
+                     ORDER BY t DESC LIMIT ?3",
+                )
+                .map_err(sql(path))?;
+            let rows = q.query_map(params![oldest, needle, (limit * 4) as i64], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?), r.get(3)?, r.get(4)?))
+            });
+            rows.and_then(|rows| rows.collect()).map_err(sql(path))?
+        };
+        let mut found: Vec<(String, Message)> = Vec::new();
+        for (sn, t, kind, text, recording_id) in hits {
+            let message = if kind == Kind::Heard {
+                Message { t, kind, text, role: None, recording_id }
+            } else {
+                // The answer the sentence belongs to: its neighbours joined as the page joins them.
+                let around = lines_where(
+                    &self.conn,
+                    path,
+                    "sn = ?1 AND t >= ?2 AND t <= ?3 ORDER BY t, id",
+                    params![sn, t.saturating_sub(10 * 60_000) as i64, (t + 10 * 60_000) as i64],
+                )?;
+                let part = text.trim();
+                let answer =
+                    join(around).into_iter().rev().find(|m| m.kind == kind && m.t <= t && m.text.contains(part));
+                let Some(message) = answer else { continue };
+                message
+            };
+            if !message.text.to_lowercase().contains(&needle) {
+                continue;
+            }
+            if found.iter().any(|(s, m)| *s == sn && *m == message) {
+                continue;
+            }
+            found.push((sn, message));
+            if found.len() >= limit {
+                break;
             }
         }
         Ok(found)
     }
 }
 
-fn ends_with_newline(file: &mut File) -> io::Result<bool> {
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(true);
-    }
-    file.seek(SeekFrom::Start(len - 1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
+fn lines_where(
+    conn: &Connection,
+    path: &Path,
+    condition: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Line>, HistoryError> {
+    let mut q = conn
+        .prepare(&format!("SELECT t, kind, recording_id, ord, role, text FROM lines WHERE {condition}"))
+        .map_err(sql(path))?;
+    let rows = q.query_map(params, |r| {
+        Ok(Line {
+            t: r.get::<_, i64>(0)? as u64,
+            kind: Kind::from_code(r.get(1)?),
+            recording_id: r.get(2)?,
+            order: r.get(3)?,
+            role: r.get(4)?,
+            text: r.get(5)?,
+        })
+    });
+    rows.and_then(|rows| rows.collect()).map_err(sql(path))
 }
 
-/// The lines of a day file that read; one cut short by a power loss is skipped.
+/// The lines of an earlier version's day file that read; one cut short by a power
+/// loss is skipped.
 fn read_lines(path: &Path) -> Result<Vec<Line>, HistoryError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(at(path)(e)),
+        Err(source) => return Err(HistoryError::Io { path: path.to_owned(), source }),
     };
     // Split on bytes: a line cut inside a multi-byte character is no UTF-8, and must not
     // end the reading of the lines after it.
@@ -289,8 +554,27 @@ fn read_lines(path: &Path) -> Result<Vec<Line>, HistoryError> {
         .collect())
 }
 
+/// Whether a sentence (`recording_id`, `order`) belongs to the answer being put together,
+/// whose recordingId is `answer_id` and which `has` the parts of some orders: the same
+/// recordingId. Without one, nothing ties sentences together but their order: a later
+/// sentence continues an answer that has no recordingId either (and not that order yet),
+/// and a first sentence (or one without an order) starts a new one, so answers to
+/// different questions are never run together. The one rule for the Said sensor (the
+/// core) and for the page (the store).
+pub fn continues(
+    answer_id: Option<i64>,
+    has: impl Fn(i64) -> bool,
+    recording_id: Option<i64>,
+    order: Option<i64>,
+) -> bool {
+    match recording_id {
+        Some(_) => answer_id == recording_id,
+        None => answer_id.is_none() && order.is_some_and(|o| o > 1 && !has(o)),
+    }
+}
+
 /// Sentences as messages: each heard line is one, and the said lines of one
-/// answer (the same recordingId, one after the other) are joined in order.
+/// answer (see [`continues`]) are joined in order.
 pub fn join(lines: Vec<Line>) -> Vec<Message> {
     let mut out: Vec<Message> = Vec::new();
     let mut answer: BTreeMap<i64, String> = BTreeMap::new();
@@ -315,8 +599,7 @@ pub fn join(lines: Vec<Line>) -> Vec<Message> {
             }
             Kind::Said => {
                 let continues = current.as_ref().is_some_and(|m| {
-                    m.recording_id == line.recording_id
-                        && (line.recording_id.is_some() || line.order.is_some_and(|o| o > 1))
+                    continues(m.recording_id, |o| answer.contains_key(&o), line.recording_id, line.order)
                 });
                 if !continues {
                     flush(&mut current, &mut answer, &mut out);
@@ -337,7 +620,7 @@ pub fn join(lines: Vec<Line>) -> Vec<Message> {
     out
 }
 
-/// The UTC day of a time, `YYYY-MM-DD`: file names sort by date.
+/// The UTC day of a time, `YYYY-MM-DD`.
 pub fn day_of(ms: u64) -> String {
     let (y, m, d) = crate::dates::civil((ms / DAY_MS) as i64);
     format!("{y:04}-{m:02}-{d:02}")

@@ -1,5 +1,8 @@
-//! The history as the page reads it: bounds in days and bytes, clearing, a
-//! day file cut short by a power loss, and joining answers.
+//! The history as the page reads it: bounds in days and bytes, clearing, the
+//! import of earlier versions' day files, search in English and Chinese, a
+//! search that can be stopped and never holds up the writer, and joining answers.
+
+use std::io::Write;
 
 use super::*;
 
@@ -27,6 +30,10 @@ fn texts(messages: &[Message]) -> Vec<&str> {
     messages.iter().map(|m| m.text.as_str()).collect()
 }
 
+fn all(h: &History, toy: &Sn, now: u64) -> Vec<String> {
+    h.messages(toy, u64::MAX, 1000, now).unwrap().into_iter().map(|m| m.text).collect()
+}
+
 #[test]
 fn days_are_named_by_their_utc_date() {
     assert_eq!(day_of(0), "1970-01-01");
@@ -45,7 +52,7 @@ fn an_answer_in_parts_reads_as_one_message_after_what_the_child_said() {
     h.append(&bunny, &said(NOON + 1, 4, 2, " They purr.")).unwrap();
     h.append(&bunny, &said(NOON + 2, 4, 1, "Cats are soft.")).unwrap();
     h.append(&bunny, &heard(NOON + 3, 5, "And dogs?")).unwrap();
-    let messages = h.messages(&bunny, u64::MAX, 100).unwrap();
+    let messages = h.messages(&bunny, u64::MAX, 100, NOON).unwrap();
     assert_eq!(texts(&messages), ["Tell me about cats", "Cats are soft. They purr.", "And dogs?"]);
     assert_eq!(messages[1].kind, Kind::Said);
     assert_eq!(messages[1].role, Some(2));
@@ -59,25 +66,41 @@ fn only_the_configured_days_are_kept() {
     h.append(&bunny, &heard(NOON - 8 * DAY, 1, "eight days ago")).unwrap();
     h.append(&bunny, &heard(NOON - 6 * DAY, 2, "six days ago")).unwrap();
     h.append(&bunny, &heard(NOON, 3, "today")).unwrap();
-    // At the next start (or trim) the eight-day-old day goes.
+    assert_eq!(all(&h, &bunny, NOON), ["six days ago", "today"]);
     let h = open(dir.path(), 7, 1 << 20, NOON);
-    assert_eq!(texts(&h.messages(&bunny, u64::MAX, 100).unwrap()), ["six days ago", "today"]);
+    assert_eq!(all(&h, &bunny, NOON), ["six days ago", "today"]);
 }
 
 #[test]
-fn over_the_size_cap_the_oldest_days_go_first() {
+fn days_past_the_limit_are_not_shown_even_before_anything_new_is_said() {
     let dir = tempfile::tempdir().unwrap();
     let bunny = sn("fcb467dad0c0");
-    let mut h = open(dir.path(), 30, 2_000, NOON);
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON - 6 * DAY, 1, "six days ago")).unwrap();
+    h.append(&bunny, &heard(NOON, 2, "today")).unwrap();
+    // Two days later, nothing said since: the read itself leaves the old day out.
+    assert_eq!(all(&h, &bunny, NOON + 2 * DAY), ["today"]);
+    assert!(h.search("days ago", 10, NOON + 2 * DAY).unwrap().is_empty());
+}
+
+#[test]
+fn over_the_size_cap_the_oldest_go_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let cap = 256 * 1024;
+    let mut h = open(dir.path(), 30, cap, NOON);
     for day in 0..10u64 {
         let t = NOON - (9 - day) * DAY;
-        h.append(&bunny, &heard(t, day as i64, &format!("day {day} {}", "x".repeat(300)))).unwrap();
+        let lines: Vec<_> = (0..40)
+            .map(|i| (bunny.clone(), heard(t + i, i as i64, &format!("day {day} {}", "x".repeat(1000)))))
+            .collect();
+        h.append_all(&lines).unwrap();
     }
-    assert!(h.bytes() <= 2_000, "{} bytes kept", h.bytes());
-    let kept = h.messages(&bunny, u64::MAX, 100).unwrap();
-    assert!(kept.len() >= 4, "{}", kept.len());
-    assert!(kept.last().unwrap().text.starts_with("day 9"), "the newest stays");
-    assert!(!kept.iter().any(|m| m.text.starts_with("day 0 ")), "the oldest went");
+    assert!(h.bytes() <= cap, "{} bytes kept", h.bytes());
+    let kept = all(&h, &bunny, NOON);
+    assert!(kept.len() >= 40, "{}", kept.len());
+    assert!(kept.last().unwrap().starts_with("day 9"), "the newest stays");
+    assert!(!kept.iter().any(|m| m.starts_with("day 0 ")), "the oldest went");
 }
 
 #[test]
@@ -87,40 +110,86 @@ fn clearing_a_toy_empties_its_history_and_it_stays_empty_after_a_restart() {
     let mut h = open(dir.path(), 7, 1 << 20, NOON);
     h.append(&bunny, &heard(NOON, 1, "secret")).unwrap();
     h.append(&bear, &heard(NOON, 1, "kept")).unwrap();
-    h.clear(&bunny).unwrap();
-    assert!(h.messages(&bunny, u64::MAX, 100).unwrap().is_empty());
+    h.reader().clear(&bunny).unwrap();
+    assert!(all(&h, &bunny, NOON).is_empty());
+    assert!(h.search("secret", 10, NOON).unwrap().is_empty(), "nor found");
+    drop(h);
     let h = open(dir.path(), 7, 1 << 20, NOON);
-    assert!(h.messages(&bunny, u64::MAX, 100).unwrap().is_empty());
-    assert_eq!(texts(&h.messages(&bear, u64::MAX, 100).unwrap()), ["kept"], "other toys keep theirs");
+    assert!(all(&h, &bunny, NOON).is_empty());
+    assert_eq!(all(&h, &bear, NOON), ["kept"], "other toys keep theirs");
+}
+
+/// Day files of the JSON-lines store of earlier versions, as it left them: one line cut
+/// short by a power loss, one cut inside a Chinese character.
+fn earlier_version_files(root: &Path) {
+    let bunny = root.join("fcb467dad0c0");
+    let bear = root.join("08d1f9c6a310");
+    fs::create_dir_all(&bunny).unwrap();
+    fs::create_dir_all(&bear).unwrap();
+    let line = |l: &Line| serde_json::to_string(l).unwrap() + "\n";
+    let mut day1 = line(&heard(NOON - DAY, 1, "Where do penguins live?"));
+    day1 += &line(&said(NOON - DAY + 1, 1, 1, "Penguins live"));
+    day1 += &line(&said(NOON - DAY + 2, 1, 2, " in the south."));
+    day1 += r#"{"t":1796040000001,"kind":"hea"#;
+    fs::write(bunny.join("2026-11-29.jsonl"), day1).unwrap();
+    let mut day2 = line(&heard(NOON, 2, "小兔子"));
+    let cut = &r#"{"t":1796040000001,"kind":"heard","text":"小兔"#.as_bytes()[..44];
+    let mut bytes = day2.into_bytes();
+    bytes.extend_from_slice(cut);
+    bytes.push(b'\n');
+    day2 = String::from_utf8_lossy(&bytes).into_owned();
+    let mut f = fs::File::create(bunny.join("2026-11-30.jsonl")).unwrap();
+    f.write_all(day2.as_bytes()).unwrap();
+    f.write_all(line(&heard(NOON + 2, 3, "后来")).as_bytes()).unwrap();
+    fs::write(bear.join("2026-11-30.jsonl"), line(&heard(NOON, 9, "Bear's own"))).unwrap();
 }
 
 #[test]
-fn a_line_cut_short_by_a_power_loss_is_skipped_and_the_next_one_kept() {
+fn earlier_versions_day_files_are_imported_once_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("history");
+    earlier_version_files(&root);
+    let h = open(dir.path(), 7, 1 << 20, NOON);
     let bunny = sn("fcb467dad0c0");
-    let mut h = open(dir.path(), 7, 1 << 20, NOON);
-    h.append(&bunny, &heard(NOON, 1, "before")).unwrap();
-    let file = dir.path().join("history/fcb467dad0c0/2026-11-30.jsonl");
-    // The power went while the next line was being written.
-    OpenOptions::new().append(true).open(&file).unwrap().write_all(br#"{"t":1796040000001,"kind":"hea"#).unwrap();
-    let mut h = open(dir.path(), 7, 1 << 20, NOON);
-    h.append(&bunny, &heard(NOON + 2, 3, "after")).unwrap();
-    assert_eq!(texts(&h.messages(&bunny, u64::MAX, 100).unwrap()), ["before", "after"]);
+    assert_eq!(all(&h, &bunny, NOON), ["Where do penguins live?", "Penguins live in the south.", "小兔子", "后来"]);
+    assert_eq!(all(&h, &sn("08d1f9c6a310"), NOON), ["Bear's own"]);
+    assert!(!root.join("fcb467dad0c0").exists(), "the old files are gone once imported");
+    drop(h);
+    let h = open(dir.path(), 7, 1 << 20, NOON);
+    assert_eq!(all(&h, &bunny, NOON).len(), 4, "imported once");
 }
 
 #[test]
-fn search_finds_an_older_exchange_of_any_toy_newest_first() {
+fn search_finds_an_older_exchange_of_any_toy_newest_first_without_case() {
     let dir = tempfile::tempdir().unwrap();
     let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
     let mut h = open(dir.path(), 7, 1 << 20, NOON);
     h.append(&bunny, &heard(NOON - 3 * DAY, 1, "Where do Dinosaurs live?")).unwrap();
-    h.append(&bear, &said(NOON - DAY, 2, 1, "Dinosaurs lived long ago.")).unwrap();
+    h.append(&bear, &said(NOON - DAY, 2, 1, "DINOSAURS lived")).unwrap();
+    h.append(&bear, &said(NOON - DAY + 1, 2, 2, " long ago.")).unwrap();
     h.append(&bunny, &heard(NOON, 3, "Hello")).unwrap();
-    let found = h.search("dinosaur", 10).unwrap();
+    let found = h.search("dinosaur", 10, NOON).unwrap();
     assert_eq!(found.len(), 2);
     assert_eq!(found[0].0, "08d1f9c6a310");
+    assert_eq!(found[0].1.text, "DINOSAURS lived long ago.", "the whole answer");
     assert_eq!(found[1].1.text, "Where do Dinosaurs live?");
-    assert!(h.search("unicorn", 10).unwrap().is_empty());
+    assert!(h.search("unicorn", 10, NOON).unwrap().is_empty());
+}
+
+#[test]
+fn search_finds_chinese_words_of_any_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON, 1, "我想听恐龙的故事")).unwrap();
+    h.append(&bunny, &said(NOON + 1, 1, 1, "很久以前，恐龙生活在地球上。")).unwrap();
+    h.append(&bunny, &heard(NOON + 2, 2, "小刀在哪里")).unwrap();
+    assert_eq!(h.search("恐龙的故事", 10, NOON).unwrap().len(), 1, "five characters, through the index");
+    assert_eq!(h.search("恐龙", 10, NOON).unwrap().len(), 2, "a two-character word");
+    assert_eq!(
+        texts(&h.search("刀", 10, NOON).unwrap().into_iter().map(|(_, m)| m).collect::<Vec<_>>()),
+        ["小刀在哪里"]
+    );
 }
 
 #[test]
@@ -131,10 +200,23 @@ fn messages_page_backwards_through_the_days() {
     for i in 0..5u64 {
         h.append(&bunny, &heard(NOON - (4 - i) * DAY, i as i64, &format!("m{i}"))).unwrap();
     }
-    let last_two = h.messages(&bunny, u64::MAX, 2).unwrap();
+    let last_two = h.messages(&bunny, u64::MAX, 2, NOON).unwrap();
     assert_eq!(texts(&last_two), ["m3", "m4"]);
-    let before = h.messages(&bunny, last_two[0].t, 2).unwrap();
+    let before = h.messages(&bunny, last_two[0].t, 2, NOON).unwrap();
     assert_eq!(texts(&before), ["m1", "m2"]);
+}
+
+#[test]
+fn a_long_answer_is_whole_when_only_the_newest_messages_are_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON, 1, "Tell me a long story")).unwrap();
+    let parts: Vec<_> = (1..=300).map(|o| (bunny.clone(), said(NOON + o as u64, 1, o, "la "))).collect();
+    h.append_all(&parts).unwrap();
+    let last = h.messages(&bunny, u64::MAX, 1, NOON).unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].text.matches("la").count(), 300, "every part of the answer");
 }
 
 #[test]
@@ -148,10 +230,8 @@ fn a_burst_of_sentences_is_written_together_and_all_kept() {
         burst.push((toy.clone(), heard(NOON - (i % 3) * DAY + i, i as i64, &format!("s{i}"))));
     }
     h.append_all(&burst).unwrap();
-    assert_eq!(h.messages(&bunny, u64::MAX, 1000).unwrap().len(), 50);
-    assert_eq!(h.messages(&bear, u64::MAX, 1000).unwrap().len(), 50);
-    let on_disk: u64 = h.files().unwrap().iter().map(|(_, _, p)| fs::metadata(p).unwrap().len()).sum();
-    assert_eq!(h.bytes(), on_disk, "the byte count the cap uses is what is on disk");
+    assert_eq!(all(&h, &bunny, NOON).len(), 50);
+    assert_eq!(all(&h, &bear, NOON).len(), 50);
 }
 
 #[test]
@@ -162,26 +242,51 @@ fn what_was_written_is_made_durable_by_sync() {
     assert!(h.unsynced());
     h.sync().unwrap();
     assert!(!h.unsynced());
-    // A file dropped before its sync (cleared) is no error.
-    h.append(&sn("fcb467dad0c0"), &heard(NOON, 2, "again")).unwrap();
-    h.clear(&sn("fcb467dad0c0")).unwrap();
-    h.sync().unwrap();
 }
 
 #[test]
-fn a_line_cut_inside_a_chinese_character_hides_none_of_the_lines_after_it() {
+fn a_search_under_way_never_holds_up_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let bunny = sn("fcb467dad0c0");
     let mut h = open(dir.path(), 7, 1 << 20, NOON);
-    h.append(&bunny, &heard(NOON, 1, "小兔子")).unwrap();
-    let file = dir.path().join("history/fcb467dad0c0/2026-11-30.jsonl");
-    // The power went in the middle of 兔 (three bytes in UTF-8).
-    let cut = &r#"{"t":1796040000001,"kind":"heard","text":"小兔"#.as_bytes()[..44];
-    OpenOptions::new().append(true).open(&file).unwrap().write_all(cut).unwrap();
-    let mut h = open(dir.path(), 7, 1 << 20, NOON);
-    h.append(&bunny, &heard(NOON + 2, 3, "后来")).unwrap();
-    h.append(&bunny, &heard(NOON + 3, 4, "还有")).unwrap();
-    assert_eq!(texts(&h.messages(&bunny, u64::MAX, 100).unwrap()), ["小兔子", "后来", "还有"]);
+    h.append(&bunny, &heard(NOON, 1, "before")).unwrap();
+    // A reader in the middle of a read: its transaction stays open.
+    let reader = h.reader().read_only().unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let seen: i64 = reader.query_row("SELECT count(*) FROM lines", [], |r| r.get(0)).unwrap();
+    let start = std::time::Instant::now();
+    h.append(&bunny, &heard(NOON + 1, 2, "live")).unwrap();
+    assert!(start.elapsed() < BUSY / 2, "the writer did not wait for the reader");
+    let still: i64 = reader.query_row("SELECT count(*) FROM lines", [], |r| r.get(0)).unwrap();
+    assert_eq!((seen, still), (1, 1), "the reader keeps its snapshot");
+    assert_eq!(all(&h, &bunny, NOON), ["before", "live"]);
+}
+
+#[test]
+fn a_search_can_be_stopped_from_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 64 << 20, NOON);
+    let lines: Vec<_> =
+        (0..50_000u64).map(|i| (bunny.clone(), heard(NOON + i, i as i64, "nothing to see here at all"))).collect();
+    h.append_all(&lines).unwrap();
+    let searcher = h.reader().searcher().unwrap();
+    let stop = searcher.stop();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            // Interrupting with no statement running does nothing: keep at it until the search ends.
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                stop.now();
+                std::thread::yield_now();
+            }
+        })
+    };
+    let result = searcher.search("z", 10, NOON);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    stopper.join().unwrap();
+    assert!(matches!(result, Err(HistoryError::Stopped)), "{result:?}");
 }
 
 #[test]
@@ -192,5 +297,69 @@ fn a_bridge_that_keeps_running_drops_days_past_the_limit_as_days_go_by() {
     h.append(&bunny, &heard(NOON, 1, "day one")).unwrap();
     // Eight days later, without a restart.
     h.append(&bunny, &heard(NOON + 8 * DAY, 2, "day nine")).unwrap();
-    assert_eq!(texts(&h.messages(&bunny, u64::MAX, 100).unwrap()), ["day nine"]);
+    assert_eq!(all(&h, &bunny, NOON + 8 * DAY), ["day nine"]);
+    let left: i64 = h.conn.query_row("SELECT count(*) FROM lines", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 1, "deleted, not only hidden");
+}
+
+#[test]
+fn a_backup_holds_a_copy_that_a_restore_makes_the_history_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("history");
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON, 1, "before the backup")).unwrap();
+    // While the bridge runs: the copy is made beside the live database.
+    let copy = snapshot(&root).unwrap();
+    h.append(&bunny, &heard(NOON + 1, 2, "after the backup")).unwrap();
+    drop(h);
+    // The backup holds only the copy; restored, it is the history again.
+    let restored = tempfile::tempdir().unwrap();
+    fs::create_dir_all(restored.path().join("history")).unwrap();
+    fs::copy(&copy, restored.path().join("history").join(SNAPSHOT)).unwrap();
+    let h = open(restored.path(), 7, 1 << 20, NOON);
+    assert_eq!(all(&h, &bunny, NOON), ["before the backup"]);
+    assert!(!restored.path().join("history").join(SNAPSHOT).exists());
+    // Where the database is, the copy was only left over: it goes, and the database stays.
+    drop_snapshot(&root).unwrap();
+    snapshot(&root).unwrap();
+    let h = open(dir.path(), 7, 1 << 20, NOON);
+    assert_eq!(all(&h, &bunny, NOON), ["before the backup", "after the backup"]);
+    assert!(!root.join(SNAPSHOT).exists());
+}
+
+#[test]
+fn answers_without_a_recording_id_are_told_apart_as_the_said_sensor_tells_them() {
+    let no_id = |t: u64, order: i64, text: &str| Line {
+        t,
+        kind: Kind::Said,
+        recording_id: None,
+        order: Some(order),
+        role: Some(1),
+        text: text.into(),
+    };
+    // A second answer whose first sentence was lost: its sentence 2 is not the first one's.
+    let joined = join(vec![no_id(NOON, 1, "First,"), no_id(NOON + 1, 2, " one."), no_id(NOON + 2, 2, "Second.")]);
+    assert_eq!(texts(&joined), ["First, one.", "Second."]);
+}
+
+#[test]
+fn search_tells_apart_sentences_of_the_same_millisecond() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append_all(&[
+        (bunny.clone(), heard(NOON, 1, "Tell me about Dinosaurs")),
+        (bunny.clone(), heard(NOON, 2, "Good night")),
+    ])
+    .unwrap();
+    h.append_all(&[
+        (bunny.clone(), said(NOON + 1, 3, 1, "Dinosaurs roared.")),
+        (bunny.clone(), heard(NOON + 1, 4, "Night")),
+    ])
+    .unwrap();
+    let found: Vec<_> = h.search("dinosaur", 10, NOON).unwrap().into_iter().map(|(_, m)| m.text).collect();
+    assert_eq!(found, ["Dinosaurs roared.", "Tell me about Dinosaurs"]);
+    let found: Vec<_> = h.search("night", 10, NOON).unwrap().into_iter().map(|(_, m)| m.text).collect();
+    assert_eq!(found, ["Night", "Good night"]);
 }

@@ -22,4 +22,5 @@ pub mod sim;
 pub mod store;
 pub mod supervisor;
 pub mod tls;
+pub mod watch;
 pub mod web;

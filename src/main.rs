@@ -31,6 +31,12 @@ struct Cli {
 enum Cmd {
     /// Run the bridge (the default).
     Run,
+    /// Before a backup: a consistent copy of the conversation history beside it
+    /// (the add-on's backup_pre); with --done, after it: the copy goes (backup_post).
+    BackupHistory {
+        #[arg(long)]
+        done: bool,
+    },
     /// Show the bridge at work with no setup: embedded broker, simulated toys, bridge.
     #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
@@ -60,6 +66,19 @@ fn main() -> ExitCode {
                 let config = if addon { with_supervisor_broker(config).await? } else { config };
                 runtime::run(config, shutdown_signal()).await.map_err(|e| e.to_string())
             })
+        }),
+        Cmd::BackupHistory { done } => load(&sources).and_then(|config| {
+            let root = config.history_dir();
+            let made = if done {
+                folotoy_ha_bridge::history::drop_snapshot(&root).map(|()| None)
+            } else {
+                folotoy_ha_bridge::history::snapshot(&root).map(Some)
+            };
+            match made.map_err(|e| e.to_string())? {
+                Some(copy) => println!("conversation history copied to {} for the backup", copy.display()),
+                None => println!("the backup's copy of the conversation history is removed"),
+            }
+            Ok(())
         }),
         #[cfg(feature = "demo")]
         Cmd::Demo(args) => {

@@ -10,7 +10,6 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -24,8 +23,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
 use crate::bridge::core::View;
+use crate::config::Secret;
 use crate::folotoy::Sn;
-use crate::history::{History, Message};
+use crate::history::{HistoryError, Message, Reader};
 
 const PAGE: &str = include_str!("web/page.html");
 const SCRIPT: &str = include_str!("web/page.js");
@@ -102,7 +102,8 @@ pub type StatusRequest = oneshot::Sender<Status>;
 
 #[derive(Clone)]
 pub struct Shared {
-    pub history: Option<Arc<Mutex<History>>>,
+    /// The history, read beside its writer (None: history.enabled is false).
+    pub history: Option<Reader>,
     pub live: watch::Sender<Changes>,
     pub status: mpsc::Sender<StatusRequest>,
     /// Addresses allowed to ask; empty: any.
@@ -110,6 +111,8 @@ pub struct Shared {
     /// Listening on loopback only: then only loopback host names may be asked for,
     /// so a web page elsewhere cannot reach the page through DNS rebinding.
     pub loopback_only: bool,
+    /// A secret every request must carry (web.token); with `allow_from` too, both must hold.
+    pub token: Option<Secret>,
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -146,7 +149,9 @@ fn page(body: &'static str, kind: &'static str) -> Response {
     r
 }
 
-/// In the add-on only the Supervisor's ingress proxy may ask.
+/// Who may ask: loopback host names on a loopback page (against DNS rebinding), the
+/// addresses in `allow_from` (in the add-on, only the Supervisor's ingress proxy), and
+/// requests carrying the token when there is one.
 async fn only_allowed(State(shared): State<Shared>, request: Request, next: Next) -> Response {
     if shared.loopback_only {
         let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
@@ -161,10 +166,74 @@ async fn only_allowed(State(shared): State<Shared>, request: Request, next: Next
         let allowed = peer.is_some_and(|ip| shared.allow_from.iter().any(|a| a.to_canonical() == ip.to_canonical()));
         if !allowed {
             warn!("page request from {peer:?} refused: only {:?} may ask", shared.allow_from);
-            return (StatusCode::FORBIDDEN, "only Home Assistant's ingress may open this page\n").into_response();
+            let refused =
+                "only the addresses in web.allow_from may open this page (in the add-on, Home Assistant's ingress)\n";
+            return (StatusCode::FORBIDDEN, refused).into_response();
         }
     }
-    next.run(request).await
+    let Some(token) = &shared.token else { return next.run(request).await };
+    let expected = token.expose().as_bytes();
+    let query = query_token(&request).is_some_and(|t| same(t.as_bytes(), expected));
+    let carried = query
+        || bearer(request.headers()).is_some_and(|t| same(t.as_bytes(), expected))
+        || cookies(request.headers()).any(|t| same(t.as_bytes(), expected));
+    if !carried {
+        // Never what was sent: it may be the token, mistyped.
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        warn!("page request from {peer:?} refused: it does not carry web.token");
+        let mut refused = (
+            StatusCode::UNAUTHORIZED,
+            "this page needs its token (web.token): open it once as /?token=<web.token>, \
+             or send Authorization: Bearer <web.token>\n",
+        )
+            .into_response();
+        refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return refused;
+    }
+    let mut response = next.run(request).await;
+    if query {
+        // The browser keeps it: the page's own requests, and later visits to the page
+        // without `?token=`, carry it. Not readable by scripts, never sent along from
+        // another site's page or link.
+        let cookie = format!("{TOKEN_COOKIE}={}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Strict", token.expose());
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// The cookie that carries web.token once the page was opened with `?token=`.
+const TOKEN_COOKIE: &str = "folotoy_page_token";
+
+/// `token=` in the query (web.token has only characters that are never escaped).
+fn query_token(request: &Request) -> Option<&str> {
+    request.uri().query()?.split('&').find_map(|pair| pair.strip_prefix("token="))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Every value of the token cookie sent (a browser may send more than one).
+fn cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('=').filter(|(name, _)| *name == TOKEN_COOKIE).map(|(_, value)| value))
+}
+
+/// Whether `given` is `expected`, in a time that depends on `expected`'s length only.
+fn same(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(!e);
+    }
+    std::hint::black_box(diff) == 0
 }
 
 async fn status(State(shared): State<Shared>) -> Result<Json<Status>, StatusCode> {
@@ -184,18 +253,26 @@ fn toy(sn: &str) -> Result<Sn, (StatusCode, String)> {
     Sn::parse(sn).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-/// Runs `f` on the history off the async threads (it reads files).
+fn failed(e: HistoryError) -> (StatusCode, String) {
+    match e {
+        HistoryError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        e => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Runs `f` on the history off the async threads (it reads the disk), on
+/// connections of its own: the writer of live sentences never waits for it.
 async fn with_history<T: Send + 'static>(
     shared: &Shared,
-    f: impl FnOnce(&mut History) -> Result<T, crate::history::HistoryError> + Send + 'static,
+    f: impl FnOnce(&Reader) -> Result<T, HistoryError> + Send + 'static,
 ) -> Result<T, (StatusCode, String)> {
     let Some(history) = shared.history.clone() else {
         return Err((StatusCode::NOT_FOUND, "no conversations are kept (history.enabled is false)".into()));
     };
-    tokio::task::spawn_blocking(move || f(&mut history.lock().expect("not poisoned")))
+    tokio::task::spawn_blocking(move || f(&history))
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        .map_err(failed)
 }
 
 async fn messages(
@@ -204,7 +281,9 @@ async fn messages(
 ) -> Result<Json<Vec<Message>>, (StatusCode, String)> {
     let sn = toy(&q.sn)?;
     let (before, limit) = (q.before.unwrap_or(u64::MAX), q.limit.unwrap_or(200).min(1000));
-    with_history(&shared, move |h| h.messages(&sn, before, limit)).await.map(Json)
+    with_history(&shared, move |h| h.messages(&sn, before, limit, crate::dates::unix_ms(std::time::SystemTime::now())))
+        .await
+        .map(Json)
 }
 
 #[derive(Deserialize)]
@@ -219,6 +298,19 @@ struct Found {
     message: Message,
 }
 
+/// How long a search may take; then it stops and the page says so.
+const SEARCH_FOR: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Stops the search when its request goes: answered, timed out, or dropped
+/// because the page asked a newer one and cancelled this.
+struct StopOnDrop(crate::history::Stop);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.now();
+    }
+}
+
 async fn search(
     State(shared): State<Shared>,
     Query(q): Query<SearchQuery>,
@@ -227,7 +319,21 @@ async fn search(
     if query.is_empty() {
         return Ok(Json(Vec::new()));
     }
-    let found = with_history(&shared, move |h| h.search(&query, 100)).await?;
+    let Some(history) = shared.history.clone() else {
+        return Err((StatusCode::NOT_FOUND, "no conversations are kept (history.enabled is false)".into()));
+    };
+    let searcher = tokio::task::spawn_blocking(move || history.searcher())
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(failed)?;
+    let _stop = StopOnDrop(searcher.stop());
+    let search = tokio::task::spawn_blocking(move || {
+        searcher.search(&query, 100, crate::dates::unix_ms(std::time::SystemTime::now()))
+    });
+    let found = match tokio::time::timeout(SEARCH_FOR, search).await {
+        Ok(done) => done.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.map_err(failed)?,
+        Err(_) => return Err(failed(HistoryError::Stopped)),
+    };
     Ok(Json(found.into_iter().map(|(sn, message)| Found { sn, message }).collect()))
 }
 

@@ -220,6 +220,7 @@ fn every_addon_option_is_a_configuration_key() {
         "max_toys": 10, "command_timeout_s": 5, "roles": ["Storyteller"], "media_player": false,
         "language": "zh-Hans", "log_level": "debug", "discovery_prefix": "ha", "status_topic": "ha/status",
         "keep_conversations": true, "conversation_days": 14, "conversation_mb": 20,
+        "watch_words": [{"phrase": "knife", "side": "both"}, {"phrase": "刀", "side": "child"}],
         "mqtt": {"host": "h", "port": 8883, "username": "u", "password": "p", "tls": true, "tls_insecure": true},
         "folotoy_mqtt": {"host": "f", "port": 1883, "username": "integration", "password": "p"}}"#;
     let options_keys: std::collections::BTreeSet<String> =
@@ -231,6 +232,7 @@ fn every_addon_option_is_a_configuration_key() {
     let sources = folotoy_ha_bridge::config::Sources { file: None, data_dir: Some(data.path().to_owned()) };
     let config = folotoy_ha_bridge::config::Config::load(&sources).expect("every option is understood");
     assert_eq!((config.history.days, config.history.max_mb), (14, 20));
+    assert_eq!(config.watch_words.len(), 2);
     // The page, as the add-on serves it: on, for the ingress proxy only, on the port
     // ingress asks (config.yaml leaves ingress_port at the Supervisor's default, 8099).
     assert!(config.web.enabled);
@@ -238,6 +240,9 @@ fn every_addon_option_is_a_configuration_key() {
     assert_eq!(config.web.allow_from, [folotoy_ha_bridge::config::INGRESS_PROXY]);
     assert_eq!(addon_config()["ingress"], serde_yaml::Value::Bool(true));
     assert!(addon_config().get("ingress_port").is_none(), "the default, 8099");
+    // The panel shows a child's conversations: only for administrators (panel_admin, whose
+    // default, true, the add-on linter wants left out), since a child may have an account.
+    assert!(addon_config().get("panel_admin").is_none(), "the default: administrators only");
 }
 
 fn repo_file(path: &str) -> String {
@@ -345,7 +350,7 @@ fn excluded(path: &Path, pattern: &str) -> bool {
 }
 
 #[test]
-fn backups_hold_state_and_conversations_and_leave_out_only_the_half_written_state() {
+fn backups_hold_state_and_a_consistent_copy_of_the_conversations_and_leave_out_what_could_be_torn() {
     let c = addon_config();
     assert!(c.get("backup").is_none(), "hot, the default: /data reads consistently while the add-on runs");
     let patterns: Vec<&str> = c["backup_exclude"].as_sequence().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
@@ -357,7 +362,8 @@ fn backups_hold_state_and_conversations_and_leave_out_only_the_half_written_stat
     let kept = [
         data.path().join("options.json"),
         config.state_file.clone(),
-        config.history_dir().join("fcb467dad0c0").join("2026-01-31.jsonl"),
+        // The copy backup_pre makes, which a restore turns back into the database.
+        config.history_dir().join("conversations.backup.sqlite3"),
         data.path().join("state.json.corrupt-1"),
     ];
     for path in &kept {
@@ -369,7 +375,18 @@ fn backups_hold_state_and_conversations_and_leave_out_only_the_half_written_stat
             }
         }
     }
-    // store::save writes the next state beside the state file, then renames it over it.
-    let half_written = config.state_file.with_extension("tmp");
-    assert!(patterns.iter().any(|p| excluded(&half_written, p)), "{} is backed up", half_written.display());
+    // store::save writes the next state beside the state file, then renames it over it; the
+    // live database and its journal change every second.
+    let history = config.history_dir();
+    for torn in [
+        config.state_file.with_extension("tmp"),
+        history.join("conversations.sqlite3"),
+        history.join("conversations.sqlite3-wal"),
+        history.join("conversations.sqlite3-shm"),
+    ] {
+        assert!(patterns.iter().any(|p| excluded(&torn, p)), "{} is backed up", torn.display());
+    }
+    // The copy is made before the backup and removed after, by the bridge itself.
+    assert_eq!(c["backup_pre"].as_str(), Some("/usr/bin/folotoy-ha-bridge --data /data backup-history"));
+    assert_eq!(c["backup_post"].as_str(), Some("/usr/bin/folotoy-ha-bridge --data /data backup-history --done"));
 }

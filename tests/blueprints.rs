@@ -6,7 +6,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use folotoy_ha_bridge::ha::entities::{Entity, Key, Kind};
+use folotoy_ha_bridge::ha::states::{alert_event, Alert};
 use folotoy_ha_bridge::saved::Heard;
+use folotoy_ha_bridge::watch::Speaker;
 use serde_yaml::Value;
 
 fn blueprints() -> Vec<PathBuf> {
@@ -39,10 +42,10 @@ fn input_refs(v: &Value, found: &mut BTreeSet<String>) {
 }
 
 #[test]
-fn there_are_blueprints_to_announce_act_on_a_phrase_and_set_bedtime() {
+fn there_are_blueprints_to_announce_act_on_a_phrase_set_bedtime_and_notify_on_watch_words() {
     let names: Vec<String> =
         blueprints().iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
-    for wanted in ["announce", "act_on_phrase", "bedtime"] {
+    for wanted in ["announce", "act_on_phrase", "bedtime", "notify_on_watch_word", "daily_digest"] {
         assert!(names.iter().any(|n| n == wanted), "no {wanted}.yaml in {names:?}");
     }
 }
@@ -84,6 +87,10 @@ fn blueprints_pick_only_entities_the_bridge_publishes() {
         for (key, input) in bp["blueprint"]["input"].as_mapping().unwrap() {
             let Some(filters) = input["selector"]["entity"]["filter"].as_sequence() else { continue };
             for f in filters {
+                // The daily digest's AI, not a toy's entity.
+                if f["domain"] == "ai_task" && f["integration"].is_null() {
+                    continue;
+                }
                 assert_eq!(f["integration"], "mqtt", "{}: {key:?}", path.display());
                 let domain = f["domain"].as_str().unwrap();
                 assert!(ours.contains(domain), "{}: {key:?} picks {domain}, which toys do not have", path.display());
@@ -108,4 +115,70 @@ fn the_phrase_blueprint_reads_attributes_the_heard_event_really_has() {
         assert!(text.contains(&format!("attributes.{attribute}")), "the blueprint does not read {attribute}");
     }
     assert_eq!(event["event_type"], "heard");
+}
+
+#[test]
+fn the_watch_word_blueprint_reads_what_the_alert_event_really_has() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints/automation/folotoy/notify_on_watch_word.yaml");
+    let bp = load(&path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let Kind::Event(event_types) = Entity::of(Key::Alert).kind else { panic!("the Alert entity is an event entity") };
+    // Its sides are the Alert entity's event types, all chosen by default.
+    let sides = &bp["blueprint"]["input"]["sides"];
+    let options: Vec<&str> = sides["selector"]["select"]["options"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(options, event_types);
+    let defaults: Vec<&str> = sides["default"].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(defaults, event_types);
+    // The attributes it reads are in both kinds of alert.
+    for speaker in [Speaker::Child, Speaker::Toy] {
+        let alert = Alert {
+            speaker,
+            phrases: vec!["knife"],
+            sentence: "I have a knife",
+            recording_id: Some(1),
+            order: Some(1),
+            role: Some(1),
+        };
+        let event: serde_json::Value = serde_json::from_str(&alert_event(&alert)).unwrap();
+        assert!(event_types.contains(&event["event_type"].as_str().unwrap()), "{event}");
+        for attribute in ["event_type", "phrase", "sentence"] {
+            assert!(event.get(attribute).is_some(), "the {speaker:?} alert has no {attribute}: {event}");
+            assert!(text.contains(&format!("attributes.{attribute}")), "the blueprint does not read {attribute}");
+        }
+    }
+    assert!(text.contains("event_type == 'child_said'"), "the message tells the child's words from the toy's");
+    // It picks the toys' event entities, and the default action is one Home Assistant always has.
+    assert_eq!(bp["blueprint"]["input"]["alert"]["selector"]["entity"]["filter"][0]["domain"], "event");
+    assert_eq!(bp["blueprint"]["input"]["notify"]["default"][0]["action"], "persistent_notification.create");
+}
+
+#[test]
+fn the_daily_digest_asks_the_integration_for_a_toys_day_and_reads_what_it_answers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints/automation/folotoy/daily_digest.yaml");
+    let bp = load(&path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The toy is a device of the bridge's: MQTT's, made by FoloToy (the toys' device's manufacturer).
+    let toy = &bp["blueprint"]["input"]["toy"]["selector"]["device"]["filter"][0];
+    assert_eq!(toy["integration"], "mqtt");
+    assert_eq!(toy["manufacturer"], "FoloToy");
+    let first = &bp["actions"][0];
+    assert_eq!(first["action"], "folotoy.get_conversation");
+    assert!(matches!(&first["data"]["device_id"], Value::Tagged(t) if t.value == "toy"), "{first:?}");
+    let day = first["response_variable"].as_str().unwrap();
+    // What custom_components/folotoy/conversation.py answers.
+    let services = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("custom_components/folotoy/conversation.py"),
+    )
+    .unwrap();
+    for field in ["toy", "date", "exchanges", "transcript", "truncated"] {
+        assert!(text.contains(&format!("{day}.{field}")), "the blueprint does not read {field}");
+        assert!(services.contains(&format!("\"{field}\":")), "the action does not answer {field}");
+    }
+    assert!(text.contains("action: ai_task.generate_data"), "it asks Home Assistant's AI");
+    assert!(text.contains("task_name:") && text.contains("instructions:"), "ai_task.generate_data's fields");
 }

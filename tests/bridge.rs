@@ -96,6 +96,7 @@ async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
         "sensor/folotoy_fcb467dad0c0/said",
         "sensor/folotoy_fcb467dad0c0/last_activity",
         "event/folotoy_fcb467dad0c0/conversation",
+        "event/folotoy_fcb467dad0c0/alert",
         "notify/folotoy_fcb467dad0c0/announce",
         "device_automation/folotoy_fcb467dad0c0/child_said",
         "device_automation/folotoy_fcb467dad0c0/toy_said",

@@ -70,3 +70,45 @@ async fn the_broker_password_never_appears_in_the_log_even_at_trace_level() {
     assert!(log.contains("Publish. Topic = "), "rumqttc's own records are missing:\n{log}");
     assert!(!log.contains("hunter2-very-secret"), "password leaked:\n{log}");
 }
+
+#[test]
+fn the_addon_backup_commands_copy_the_conversations_before_and_remove_the_copy_after() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("options.json"), "{}").unwrap();
+    let history = data.path().join("history");
+    let bunny = folotoy_ha_bridge::folotoy::Sn::parse("fcb467dad0c0").unwrap();
+    let limits = folotoy_ha_bridge::history::Limits { days: 7, max_bytes: 1 << 20 };
+    let now = folotoy_ha_bridge::dates::unix_ms(std::time::SystemTime::now());
+    let mut h = folotoy_ha_bridge::history::History::open(history.clone(), limits, now).unwrap();
+    let line = folotoy_ha_bridge::history::Line {
+        t: now,
+        kind: folotoy_ha_bridge::history::Kind::Heard,
+        recording_id: Some(1),
+        order: None,
+        role: None,
+        text: "kept in the backup".into(),
+    };
+    h.append(&bunny, &line).unwrap();
+    let copy = history.join("conversations.backup.sqlite3");
+    // As the Supervisor runs backup_pre, with the bridge still running beside it.
+    let out = Command::new(BIN).args(["--data", data.path().to_str().unwrap(), "backup-history"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(copy.exists());
+    let restored = folotoy_ha_bridge::history::History::open(
+        {
+            let r = data.path().join("restored");
+            std::fs::create_dir_all(&r).unwrap();
+            std::fs::copy(&copy, r.join("conversations.backup.sqlite3")).unwrap();
+            r
+        },
+        limits,
+        now,
+    )
+    .unwrap();
+    assert_eq!(restored.messages(&bunny, u64::MAX, 10, now).unwrap()[0].text, "kept in the backup");
+    let out =
+        Command::new(BIN).args(["--data", data.path().to_str().unwrap(), "backup-history", "--done"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!copy.exists(), "removed after the backup");
+    drop(h);
+}

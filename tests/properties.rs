@@ -19,6 +19,7 @@ use folotoy_ha_bridge::ha::commands::{self, Request};
 use folotoy_ha_bridge::ha::entities::TOY;
 use folotoy_ha_bridge::ha::{inbound, Topics};
 use folotoy_ha_bridge::saved::Snapshot;
+use folotoy_ha_bridge::watch::{Sides, WatchWords};
 use proptest::prelude::*;
 
 const SN: &str = "fcb467dad0c0";
@@ -41,6 +42,8 @@ fn config() -> CoreConfig {
         max_toys: 4,
         command_timeout: Duration::from_secs(10),
         media_player: true,
+        // Short ones, so that arbitrary text often holds one.
+        watch_words: WatchWords::new([("a", Sides::Both), ("刀", Sides::Child), ("*e*", Sides::Toy)]),
     }
 }
 

@@ -33,6 +33,12 @@ async fn page_with(web: &str) -> Page {
 
 /// One request; the status and the body.
 async fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let (status, _, body) = http_full(port, method, path, headers).await;
+    (status, body)
+}
+
+/// One request; the status, the head (status line and headers) and the body.
+async fn http_full(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("the page listens");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
@@ -47,7 +53,7 @@ async fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> 
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     // The page's JSON answers are small: unchunk the simple case.
     let body = if head.to_lowercase().contains("transfer-encoding: chunked") { unchunk(body) } else { body.to_owned() };
-    (status, body)
+    (status, head.to_owned(), body)
 }
 
 fn unchunk(body: &str) -> String {
@@ -158,6 +164,28 @@ async fn clearing_needs_the_page_and_the_history_stays_empty_after_a_restart() {
 }
 
 #[tokio::test]
+async fn a_bridge_killed_while_a_toy_talks_keeps_every_sentence_the_page_had_shown() {
+    let mut p = page_with("").await;
+    let bunny = sn(BUNNY);
+    for n in 0..200 {
+        p.sim.heard(&bunny, n, &format!("sentence {n}")).await.unwrap();
+    }
+    let shown =
+        wait_json(p.port, "/api/messages?sn=fcb467dad0c0&limit=1000", |m| m.as_array().unwrap().len() == 200).await;
+    // More arrive while the power goes (SIGKILL: no clean stop, nothing flushed by the bridge).
+    for n in 200..400 {
+        p.sim.heard(&bunny, n, &format!("sentence {n}")).await.unwrap();
+    }
+    p.bridge.kill();
+    p.bridge.spawn(&[]);
+    p.bridge.wait_log(&["the page is at"]).await;
+    let after = get_json(p.port, "/api/messages?sn=fcb467dad0c0&limit=1000").await;
+    let after = texts(&after);
+    assert!(after.len() >= 200, "{} kept", after.len());
+    assert_eq!(after[..200], texts(&shown)[..], "every sentence shown before the kill, in order");
+}
+
+#[tokio::test]
 async fn the_status_shows_each_toy_its_settings_and_both_connections() {
     let p = page_with("").await;
     let mut ha = Client::connect(&p._broker, &["folotoy/#"]).await;
@@ -221,4 +249,168 @@ async fn a_page_on_loopback_answers_only_for_loopback_host_names() {
     s.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     p.bridge.wait_log(&["WARN", "host \"evil.example:8099\" refused"]).await;
+}
+
+/// A token as `openssl rand -hex 32` makes one.
+const TOKEN: &str = "3f9a1c7be2d84a6f90b5c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2";
+
+#[test]
+fn a_page_reachable_from_other_machines_needs_allow_from_or_a_token_to_start() {
+    let start = |env: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_folotoy-ha-bridge"));
+        cmd.env("FOLOTOY_HA_WEB__ENABLED", "true").env("FOLOTOY_HA_STATE_FILE", dir.path().join("state.json"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() && start.elapsed() < WAIT {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill(); // still running: it started
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for bind in ["0.0.0.0", "::", "192.168.1.20"] {
+        let (code, stderr) = start(&[("FOLOTOY_HA_WEB__BIND", bind)]);
+        assert_eq!(code, Some(1), "{bind}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        for part in [&format!("web.bind: {bind} is reachable from other machines"), "web.allow_from", "web.token"] {
+            assert!(stderr.contains(part), "{bind}: no {part:?} in {stderr}");
+        }
+    }
+    // A token too easy to guess, or one a URL would escape: named, never shown.
+    for bad in ["short-secret", "a token with spaces in it", "0123456789abcdef/"] {
+        let (code, stderr) = start(&[("FOLOTOY_HA_WEB__BIND", "0.0.0.0"), ("FOLOTOY_HA_WEB__TOKEN", bad)]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains("web.token") && stderr.contains("16 to 256"), "{stderr}");
+        assert!(!stderr.contains(bad), "the token is shown: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn on_every_address_allow_from_and_the_token_each_hold_and_loopback_keeps_its_host_check() {
+    let bearer = format!("Bearer {TOKEN}");
+    // allow_from alone: the addresses in it, with nothing more.
+    let p = page_with("  bind: 0.0.0.0\n  allow_from: [\"127.0.0.1\"]\n").await;
+    let (status, body) = http(p.port, "GET", "/api/status", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    drop(p);
+    // Both: an allowed address still needs the token, and the token does not open the page elsewhere.
+    let p = page_with(&format!("  bind: 0.0.0.0\n  allow_from: [\"127.0.0.1\"]\n  token: {TOKEN}\n")).await;
+    let (status, body) = http(p.port, "GET", "/api/status", &[]).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = http(p.port, "GET", "/api/status", &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{body}");
+    drop(p);
+    let p = page_with(&format!("  bind: 0.0.0.0\n  allow_from: [\"172.30.32.2\"]\n  token: {TOKEN}\n")).await;
+    let (status, body) = http(p.port, "GET", "/api/status", &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 403, "{body}");
+    drop(p);
+    // A token on a loopback page: the host name is still checked (DNS rebinding).
+    let p = page_with(&format!("  token: {TOKEN}\n")).await;
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).await.unwrap();
+    let request = format!(
+        "GET /api/status HTTP/1.1\r\nHost: evil.example\r\nAuthorization: {bearer}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let (status, body) = http(p.port, "GET", "/api/status", &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The `Set-Cookie` header of an answer's head.
+fn set_cookie(head: &str) -> Option<&str> {
+    head.lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.trim()))
+}
+
+#[tokio::test]
+async fn with_a_token_only_requests_carrying_it_are_answered_and_it_is_never_logged() {
+    let mut p = page_with(&format!("  bind: 0.0.0.0\n  token: {TOKEN}\n")).await;
+    // Everything the bridge logs, down to trace, from here on.
+    let mut ha = Client::connect(&p._broker, &["folotoy/bridge/state"]).await;
+    p.bridge.terminate();
+    ha.wait_value("folotoy/bridge/state", "offline").await;
+    ha.forget();
+    p.bridge.spawn(&[("RUST_LOG", "trace")]);
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    p.sim.heard(&sn(BUNNY), 1, "a secret").await.unwrap();
+    let clear = format!("/api/toys/{BUNNY}/clear");
+    // Without it: nothing, not even the page itself.
+    for path in ["/", "/page.js", "/api/status", "/api/updates", MESSAGES] {
+        let (status, head, body) = http_full(p.port, "GET", path, &[]).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body.contains("?token="), "says how to open it: {body}");
+        assert!(set_cookie(&head).is_none(), "{head}");
+    }
+    let (status, _) = http(p.port, "POST", &clear, &[("X-FoloToy-Page", "clear")]).await;
+    assert_eq!(status, 401);
+    // With it, as a script sends it.
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, head, body) = http_full(p.port, "GET", "/api/status", &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(set_cookie(&head).is_none(), "no cookie for a script: {head}");
+    // Opened once with ?token=, as a browser does: the page, and a cookie for what follows.
+    let (status, head, page) = http_full(p.port, "GET", &format!("/?token={TOKEN}"), &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("page.js"), "{page}");
+    let set = set_cookie(&head).unwrap_or_else(|| panic!("no cookie set: {head}"));
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let name = cookie.split_once('=').unwrap().0.to_owned();
+    for path in ["/", "/page.js", "/api/status", MESSAGES] {
+        let (status, head, body) = http_full(p.port, "GET", path, &[("Cookie", &cookie)]).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(set_cookie(&head).is_none(), "{head}");
+    }
+    let (status, body) = http(p.port, "GET", "/api/status", &[("Cookie", &format!("theme=dark; {cookie}; b=1"))]).await;
+    assert_eq!(status, 200, "among a browser's other cookies: {body}");
+    assert_eq!(texts(&wait_json_with(p.port, MESSAGES, &cookie).await), ["a secret"]);
+    // Clearing still needs the page's own header on top of it.
+    let (status, _) = http(p.port, "POST", &clear, &[("Cookie", &cookie)]).await;
+    assert_eq!(status, 403);
+    let (status, body) = http(p.port, "POST", &clear, &[("Cookie", &cookie), ("X-FoloToy-Page", "clear")]).await;
+    assert_eq!(status, 204, "{body}");
+    // A wrong token, however close, in any of the three places: refused, and no cookie.
+    let last = TOKEN.len() - 1;
+    let wrongs = [TOKEN[..last].to_owned(), format!("{TOKEN}0"), format!("{}0", &TOKEN[..last]), String::new()];
+    for wrong in &wrongs {
+        for headers in [
+            vec![("Authorization", format!("Bearer {wrong}"))],
+            vec![("Authorization", format!("Basic {TOKEN}"))],
+            vec![("Cookie", format!("{name}={wrong}"))],
+            vec![],
+        ] {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, head, body) = http_full(p.port, "GET", &format!("/?token={wrong}"), &headers).await;
+            assert_eq!(status, 401, "{wrong:?} {headers:?}: {body}");
+            assert!(set_cookie(&head).is_none(), "{head}");
+        }
+    }
+    p.bridge.wait_log(&["WARN", "refused", "web.token"]).await;
+    p.bridge.terminate();
+    let log = p.bridge.log().join("\n");
+    assert!(log.contains("DEBUG"), "a verbose log expected:\n{log}");
+    assert!(!log.contains(&TOKEN[..16]), "the token leaked:\n{log}");
+}
+
+/// What `path` answers once it is not empty, asked with `cookie`.
+async fn wait_json_with(port: u16, path: &str, cookie: &str) -> Json {
+    let start = std::time::Instant::now();
+    loop {
+        let (status, body) = http(port, "GET", path, &[("Cookie", cookie)]).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let j: Json = serde_json::from_str(&body).unwrap();
+        if j.as_array().is_some_and(|a| !a.is_empty()) {
+            return j;
+        }
+        assert!(start.elapsed() < WAIT, "{path} stayed empty");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

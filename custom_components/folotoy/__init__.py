@@ -1,8 +1,9 @@
-"""FoloToy: a media player for every toy of folotoy-ha-bridge.
+"""FoloToy: a media player for every toy of folotoy-ha-bridge, and its conversations.
 
 The bridge puts each toy into Home Assistant through MQTT discovery, which has no
 media player. This integration adds one per toy, on the toy's device, from the
-configs the bridge publishes; it decides nothing the bridge decides.
+configs the bridge publishes; it decides nothing the bridge decides. The action
+`folotoy.get_conversation` asks the bridge for a toy's exchanges of a day.
 """
 
 from __future__ import annotations
@@ -12,24 +13,38 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.typing import ConfigType
 
+from . import conversation
 from .const import DOMAIN
 
 PLATFORMS = [Platform.MEDIA_PLAYER]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """The action exists from the start; it says so when the integration is not set up."""
+    conversation.async_register(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     """Start following the bridge's player configs."""
     if not await mqtt.async_wait_for_mqtt_client(hass):
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_not_ready")
+    entry.runtime_data = conversation.Toys(hass)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     """Stop following them."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        entry.runtime_data.close()
+    return unloaded
 
 
 async def async_remove_config_entry_device(hass: HomeAssistant, entry: ConfigEntry, device: dr.DeviceEntry) -> bool:

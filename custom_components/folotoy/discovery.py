@@ -34,6 +34,10 @@ class PlayerConfig:
     volume_topic: str
     volume_command_topic: str
     play_media_command_topic: str
+    # folotoy.get_conversation's requests, and its answers (one level more: the id);
+    # None from a bridge older than the action.
+    conversation_request_topic: str | None = None
+    conversation_response_topic: str | None = None
 
     @property
     def node(self) -> str:
@@ -46,6 +50,7 @@ class PlayerConfig:
 
 
 _TOPICS = ("state_topic", "title_topic", "volume_topic", "volume_command_topic", "play_media_command_topic")
+_CONVERSATION_TOPICS = ("conversation_request_topic", "conversation_response_topic")
 
 
 def _topic(key: str, topic: str) -> None:
@@ -87,6 +92,11 @@ def parse(payload: str | bytes) -> PlayerConfig | None:
         raise NotAPlayerConfig("availability is not a list of topics")
     for topic in availability:
         _topic("availability", topic)
+    for key in _CONVERSATION_TOPICS:
+        if key in data and (not isinstance(data[key], str) or not data[key]):
+            raise NotAPlayerConfig(f"{key} is not text")
+        if key in data:
+            _topic(key, data[key])
     return PlayerConfig(
         name=data["name"],
         unique_id=data["unique_id"],
@@ -94,4 +104,5 @@ def parse(payload: str | bytes) -> PlayerConfig | None:
         device=device,
         availability=tuple(availability),
         **{key: data[key] for key in _TOPICS},
+        **{key: data[key] for key in _CONVERSATION_TOPICS if key in data},
     )

@@ -86,6 +86,7 @@ async def async_setup_entry(
     def config_received(msg: mqtt.ReceiveMessage) -> None:
         node = msg.topic.split("/")[-3]
         if not msg.payload:
+            entry.runtime_data.configs.pop(node, None)
             waiting.pop(node, None)
             if (player := players.pop(node, None)) is not None:
                 removed(player.config)
@@ -101,6 +102,9 @@ async def async_setup_entry(
         if config.node != node:
             _LOGGER.warning("Ignoring the media player config on %s: it names device %s", msg.topic, config.node)
             return
+        # For folotoy.get_conversation: the toy's topics, and its answers followed.
+        entry.runtime_data.configs[node] = config
+        entry.async_create_task(hass, entry.runtime_data.follow(config))
         player = players.get(node)
         # The registry is the truth: a player the user deleted (with its device) comes
         # back when the bridge announces the toy again.

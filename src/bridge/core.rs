@@ -17,6 +17,7 @@ use crate::ha::entities::{Entity, Key, Kind, TOY};
 use crate::ha::topics::{toy_node, SERVER};
 use crate::ha::{self, HaInbound, Media, Request, Topics};
 use crate::saved::{Answer, Heard, LastCommand, Outcome, Part, ServerState, Snapshot, ToyState};
+use crate::watch::{Speaker, WatchWords};
 
 /// Home Assistant re-subscribes right after its birth message; publishing a
 /// moment later makes sure it is listening (the delay zigbee2mqtt uses too).
@@ -46,6 +47,8 @@ pub struct CoreConfig {
     pub command_timeout: Duration,
     /// Whether toys get a media player (needs the `folotoy` integration).
     pub media_player: bool,
+    /// Phrases that fire a toy's Alert event when said (`watch_words`).
+    pub watch_words: WatchWords,
 }
 
 impl CoreConfig {
@@ -141,8 +144,8 @@ impl Output {
         self.publish.push(Publish { side: Side::Ha, topic, payload: payload.into(), retain, at_most_once: false });
     }
 
-    /// An event of the Conversation entity: never retained, so it cannot
-    /// fire again when Home Assistant reconnects.
+    /// An event of the Conversation or Alert entity: never retained, so it
+    /// cannot fire again when Home Assistant reconnects.
     fn event(&mut self, topic: String, payload: String) {
         self.publish.push(Publish {
             side: Side::Ha,

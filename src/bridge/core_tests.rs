@@ -10,6 +10,7 @@ use serde_json::{json, Value as Json};
 use super::*;
 use crate::folotoy::{Setting, Value};
 use crate::ha::entities::{PlayerPart, TRIGGERS};
+use crate::watch::Sides;
 
 /// The configured toy, named "Bunny".
 const SN: &str = "fcb467dad0c0";
@@ -43,6 +44,7 @@ fn config_with(toys: &[(&str, Option<&str>)], allow_unknown_toys: bool, max_toys
         max_toys,
         command_timeout: TIMEOUT,
         media_player: true,
+        watch_words: WatchWords::default(),
     }
 }
 
@@ -193,7 +195,7 @@ fn discovery_topic(component: &str, node: &str, key: &str) -> String {
 /// played, its volume until the toy confirmed one).
 fn retains_state(e: &Entity) -> bool {
     e.has_state()
-        && !matches!(e.kind, Kind::Conversation | Kind::Player(PlayerPart::Title) | Kind::Player(PlayerPart::Volume))
+        && !matches!(e.kind, Kind::Event(_) | Kind::Player(PlayerPart::Title) | Kind::Player(PlayerPart::Volume))
 }
 
 fn toy_config_topics(sn: &str) -> BTreeSet<String> {
@@ -1450,6 +1452,129 @@ fn conversations_survive_a_restart_of_the_bridge() {
     assert!(conversation_events(&out).is_empty(), "old events must not fire again");
 }
 
+// --- Watch words -----------------------------------------------------------------
+
+/// Bunny, with "knife" watched on both sides, "刀" in the child's words and
+/// "stupid" in the toy's.
+fn watching() -> CoreConfig {
+    let watch_words = WatchWords::new([("knife", Sides::Both), ("刀", Sides::Child), ("stupid", Sides::Toy)]);
+    CoreConfig { watch_words, ..config() }
+}
+
+/// The events fired on Bunny's Alert entity, as JSON: like the Conversation
+/// events, never retained and sent at most once.
+fn alerts(out: &Output) -> Vec<Json> {
+    out.publish
+        .iter()
+        .filter(|p| p.topic == format!("folotoy/{SN}/alert"))
+        .map(|p| {
+            assert!(!p.retain && p.at_most_once, "an alert goes as the Conversation events do: {p:?}");
+            serde_json::from_slice(&p.payload).expect("events are JSON")
+        })
+        .collect()
+}
+
+#[test]
+fn the_alert_entity_is_an_event_entity_with_child_said_and_toy_said_at_qos_0() {
+    let mut b = Bridge::start(config());
+    let configs = b.at(secs(0), Input::HaUp).configs();
+    let alert = &configs[&discovery_topic("event", "folotoy_fcb467dad0c0", "alert")];
+    assert_eq!(alert["name"], "Alert");
+    assert_eq!(alert["default_entity_id"], "event.folotoy_fcb467dad0c0_alert");
+    assert_eq!(alert["state_topic"], "folotoy/fcb467dad0c0/alert");
+    assert_eq!(alert["event_types"], json!(["child_said", "toy_said"]));
+    assert_eq!(alert["qos"], 0, "as the events are sent");
+    let conversation = &configs[&discovery_topic("event", "folotoy_fcb467dad0c0", "conversation")];
+    assert_eq!(conversation["event_types"], json!(["heard", "said"]));
+    assert_eq!(conversation["qos"], 0);
+}
+
+#[test]
+fn a_watch_word_the_child_says_fires_a_child_said_alert_beside_the_conversation_event() {
+    let mut b = Bridge::up(watching());
+    let out = b.at(secs(0), heard(7, "这把刀很锋利"));
+    assert_eq!(
+        alerts(&out),
+        [json!({"event_type": "child_said", "phrase": "刀", "phrases": ["刀"], "sentence": "这把刀很锋利",
+                "recording_id": 7})]
+    );
+    assert_eq!(conversation_events(&out).len(), 1, "the Conversation event fires as ever");
+    let out = b.at(secs(1), heard(8, "I have a KNIFE!"));
+    let alert = &alerts(&out)[0];
+    assert_eq!((&alert["phrase"], &alert["sentence"]), (&json!("knife"), &json!("I have a KNIFE!")));
+    assert!(out.warned().is_empty());
+}
+
+#[test]
+fn a_sentence_without_a_watch_word_fires_no_alert() {
+    let mut b = Bridge::up(watching());
+    for (i, text) in ["I have skills", "a penknife", "knives", "Tell me a story"].into_iter().enumerate() {
+        let out = b.at(secs(i as u64), heard(i as i64, text));
+        assert!(alerts(&out).is_empty(), "{text}: {:?}", alerts(&out));
+        assert_eq!(conversation_events(&out).len(), 1);
+    }
+    assert!(alerts(&b.at(secs(5), said(3, 1, "Once upon a time,"))).is_empty());
+    // Nothing watched, nothing looked at.
+    let mut plain = Bridge::up(config());
+    assert!(alerts(&plain.at(secs(0), heard(1, "knife"))).is_empty());
+}
+
+#[test]
+fn each_sentence_of_the_toy_is_checked_as_it_arrives_with_its_order_and_role() {
+    let mut b = Bridge::up(watching());
+    b.at(secs(0), heard(31, "Tell me a story"));
+    assert!(alerts(&b.at(ms(100), said(31, 1, "Once upon a time,"))).is_empty());
+    // Within the second the Said sensor holds back: the alert does not wait.
+    let out = b.at(ms(200), said(31, 2, " a stupid knife"));
+    assert_eq!(out.state("said"), None, "the sensor waits for the end of the second");
+    assert_eq!(
+        alerts(&out),
+        [json!({"event_type": "toy_said", "phrase": "knife", "phrases": ["knife", "stupid"],
+                "sentence": "a stupid knife", "recording_id": 31, "order": 2, "role": 3})]
+    );
+    // The same sentence sent again is not a second alert; a corrected one is looked at anew.
+    assert!(alerts(&b.at(ms(300), said(31, 2, " a stupid knife"))).is_empty());
+    assert_eq!(alerts(&b.at(ms(400), said(31, 2, " a knife")))[0]["phrases"], json!(["knife"]));
+    assert!(alerts(&b.at(secs(1), Input::Tick)).is_empty(), "no alert fires twice");
+}
+
+#[test]
+fn each_watch_word_is_watched_in_its_own_sides_words() {
+    let mut b = Bridge::up(watching());
+    assert!(alerts(&b.at(secs(0), heard(1, "you are stupid"))).is_empty(), "stupid: the toy's words only");
+    assert!(alerts(&b.at(secs(1), said(1, 1, "这把刀很锋利"))).is_empty(), "刀: the child's words only");
+    let kinds =
+        |out: Output| alerts(&out).iter().map(|a| a["event_type"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(kinds(b.at(secs(2), said(1, 2, "A knife is sharp."))), ["toy_said"], "knife: both");
+    assert_eq!(kinds(b.at(secs(3), heard(2, "knife"))), ["child_said"]);
+    assert_eq!(kinds(b.at(secs(4), said(2, 1, "That was stupid."))), ["toy_said"]);
+}
+
+#[test]
+fn an_alert_carries_the_sentence_cut_as_the_conversation_event_text_is() {
+    let mut b = Bridge::up(watching());
+    let long = format!("刀{}", "兔".repeat(2000));
+    let out = b.at(secs(0), heard(1, &long));
+    let sentence = alerts(&out)[0]["sentence"].as_str().unwrap().to_owned();
+    assert!(sentence.len() <= ha::states::MAX_ATTRIBUTE_BYTES && sentence.ends_with('…'), "{} bytes", sentence.len());
+    assert!(sentence.starts_with("刀兔"));
+}
+
+#[test]
+fn no_alert_is_kept_for_later_while_home_assistants_broker_is_away() {
+    let mut b = Bridge::up(watching());
+    b.at(secs(0), Input::HaDown);
+    assert!(alerts(&b.at(secs(1), heard(1, "knife"))).is_empty());
+    let mut out = b.at(secs(2), Input::HaUp);
+    while out.more {
+        let more = b.at(secs(2), Input::Continue);
+        out.publish.extend(more.publish);
+        out.more = more.more;
+    }
+    assert!(alerts(&out).is_empty(), "an event fired late would be news of the past");
+    assert_eq!(sensor(&out, "heard")["summary"], "knife", "the Heard sensor shows it");
+}
+
 #[test]
 fn before_anything_was_said_heard_said_and_last_activity_are_unknown() {
     let mut b = Bridge::start(config());
@@ -1528,6 +1653,8 @@ fn the_media_player_is_announced_for_the_folotoy_integration_on_the_toys_device(
     assert_eq!(c["volume_topic"], "folotoy/fcb467dad0c0/player_volume");
     assert_eq!(c["volume_command_topic"], "folotoy/fcb467dad0c0/player_volume/set");
     assert_eq!(c["play_media_command_topic"], "folotoy/fcb467dad0c0/player_media/set");
+    assert_eq!(c["conversation_request_topic"], "folotoy/bridge/conversation/get", "folotoy.get_conversation");
+    assert_eq!(c["conversation_response_topic"], "folotoy/bridge/conversation/response");
     assert_eq!(c["origin"]["name"], "folotoy-ha-bridge", "how the integration tells the bridge's configs apart");
     assert_eq!(out.state("player_state").as_deref(), Some("idle"));
     assert_eq!(out.state("player_title"), None, "nothing played yet");

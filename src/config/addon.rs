@@ -27,7 +27,7 @@ pub(super) fn addon_option_name(key: &str) -> Option<String> {
         .iter()
         .find(|(_, section, k)| within(&format!("{section}.{k}")))
         .map(|(flat, _, _)| *flat)
-        .or_else(|| ["mqtt", "language", "log_level"].into_iter().find(|top| within(top)))?;
+        .or_else(|| ["mqtt", "language", "log_level", "watch_words"].into_iter().find(|top| within(top)))?;
     let names: serde_yaml::Value = serde_yaml::from_str(include_str!("../../addon/translations/en.yaml")).ok()?;
     names["configuration"][flat]["name"].as_str().map(str::to_owned)
 }

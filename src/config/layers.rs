@@ -98,6 +98,7 @@ pub(super) const RAW_TEXT_KEYS: &[&str] = &[
     "folotoy.mqtt.ca_file",
     "folotoy.mqtt.client_cert_file",
     "folotoy.mqtt.client_key_file",
+    "web.token",
 ];
 
 /// figment's own message names the profile (`default.`) and keeps the

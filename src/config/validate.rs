@@ -12,11 +12,8 @@ impl Config {
         if self.web.enabled && self.web.port == 0 {
             return Err(invalid("web.port", "must be from 1 to 65535"));
         }
-        if self.web.enabled && self.web.bind.parse::<std::net::IpAddr>().is_err() {
-            return Err(invalid(
-                "web.bind",
-                format!("{:?} is not an IP address (127.0.0.1, 0.0.0.0, ::)", self.web.bind),
-            ));
+        if self.web.enabled {
+            self.web.validate()?;
         }
         if !(1..=3650).contains(&self.history.days) {
             return Err(invalid("history.days", "must be from 1 to 3650"));
@@ -68,6 +65,7 @@ impl Config {
                 return Err(invalid(at(), format!("{name:?} names another role too")));
             }
         }
+        self.validate_watch_words()?;
         let ha = &self.homeassistant;
         topic_prefix("homeassistant.discovery_prefix", &ha.discovery_prefix)?;
         topic_prefix("homeassistant.base_topic", &ha.base_topic)?;
@@ -78,6 +76,66 @@ impl Config {
         Ok(())
     }
 }
+
+impl WebConfig {
+    /// Where the page listens, and who may open it there.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let Ok(bind) = self.bind.parse::<std::net::IpAddr>() else {
+            return Err(invalid("web.bind", format!("{:?} is not an IP address (127.0.0.1, 0.0.0.0, ::)", self.bind)));
+        };
+        if let Some(token) = &self.token {
+            // Unreserved URL characters: the same text in a header, a query and a cookie.
+            let t = token.expose();
+            let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+            if !(16..=256).contains(&t.len()) || !t.bytes().all(unreserved) {
+                return Err(invalid(
+                    "web.token",
+                    "must be 16 to 256 letters, digits or - . _ ~ (`openssl rand -hex 32` makes one)",
+                ));
+            }
+        }
+        if !bind.to_canonical().is_loopback() && self.allow_from.is_empty() && self.token.is_none() {
+            return Err(invalid(
+                "web.bind",
+                format!(
+                    "{bind} is reachable from other machines: set web.allow_from (the addresses that may open the \
+                     page) or web.token (a secret the page asks for), or bind 127.0.0.1"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Each watch word has something to look for, and is listed once.
+    fn validate_watch_words(&self) -> Result<(), ConfigError> {
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (i, w) in self.watch_words.iter().enumerate() {
+            let at = format!("watch_words[{i}].phrase");
+            if crate::watch::needle(&w.phrase).is_empty() {
+                return Err(invalid(at, "is empty; write the word or phrase to watch for"));
+            }
+            if w.phrase.trim().chars().count() > MAX_WATCH_WORD {
+                return Err(invalid(at, format!("is over {MAX_WATCH_WORD} characters")));
+            }
+            if let Some(first) = seen.insert(crate::watch::normalize(&w.phrase), i) {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "{:?} is listed twice (also watch_words[{first}]); list it once, with side: both to watch \
+                         the child and the toy",
+                        w.phrase
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest watch word, in characters.
+const MAX_WATCH_WORD: usize = 100;
 
 impl MqttConfig {
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {

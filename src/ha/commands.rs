@@ -133,7 +133,7 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
         Kind::LastCommand
         | Kind::Heard
         | Kind::Said
-        | Kind::Conversation
+        | Kind::Event(_)
         | Kind::LastActivity
         | Kind::Player(PlayerPart::State | PlayerPart::Title) => Err(CommandError::ReadOnly),
     }

@@ -4,7 +4,7 @@
 //! every Home Assistant version, and one entity Home Assistant cannot read
 //! does not take the others down with it.
 
-use super::entities::{Category, Entity, Kind, NumberMode, PlayerPart, EVENT_TYPES, MAX_TEXT, TOY, TRIGGERS};
+use super::entities::{Category, Entity, Kind, NumberMode, PlayerPart, MAX_TEXT, TOY, TRIGGERS};
 use super::payloads::{to_text, Availability, Device, EntityConfig, Num, Origin, PlayerConfig, TriggerConfig};
 use super::topics::{toy_node, Topics};
 use crate::catalog::Catalog;
@@ -159,6 +159,8 @@ impl Discovery<'_> {
             volume_topic: topic(PlayerPart::Volume).0,
             volume_command_topic: topic(PlayerPart::Volume).1,
             play_media_command_topic: topic(PlayerPart::Media).1,
+            conversation_request_topic: self.topics.conversation_requests(),
+            conversation_response_topic: self.topics.conversation_responses(),
             origin: Origin::BRIDGE,
         };
         Config { topic: self.topics.discovery(PLAYER_COMPONENT, node, "media_player"), payload: to_text(&payload) }
@@ -225,8 +227,9 @@ impl Discovery<'_> {
                 c.value_template = Some("{{ value_json.summary }}");
                 c.json_attributes_topic = Some(self.topics.state(sn, key));
             }
-            Kind::Conversation => {
-                c.event_types = Some(EVENT_TYPES);
+            Kind::Event(event_types) => {
+                c.event_types = Some(event_types);
+                // As the events are published (see `Publish::at_most_once`).
                 c.qos = 0;
             }
             Kind::LastActivity | Kind::Announce | Kind::Player(_) => {}

@@ -32,10 +32,11 @@ pub enum Key {
     PlayerVolume,
     PlayerMedia,
     Quiet,
+    Alert,
 }
 
 impl Key {
-    pub const ALL: [Key; 21] = [
+    pub const ALL: [Key; 22] = [
         Key::Volume,
         Key::RecordingMode,
         Key::VolumeControl,
@@ -57,6 +58,7 @@ impl Key {
         Key::PlayerVolume,
         Key::PlayerMedia,
         Key::Quiet,
+        Key::Alert,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -82,6 +84,7 @@ impl Key {
             Key::PlayerVolume => "player_volume",
             Key::PlayerMedia => "player_media",
             Key::Quiet => "quiet",
+            Key::Alert => "alert",
         }
     }
 
@@ -125,8 +128,10 @@ pub enum Kind {
     Heard,
     /// The toy's last answer, joined from its `voice_generated` sentences.
     Said,
-    /// An event entity firing `heard` and `said`, for automations.
-    Conversation,
+    /// An event entity firing these event types, for automations: the
+    /// Conversation entity (`heard`, `said`), the Alert entity (watch words).
+    /// Its events are published as they happen, never retained.
+    Event(&'static [&'static str]),
     /// When the toy last published anything.
     LastActivity,
     /// A notify entity: `notify.send_message` makes the toy speak.
@@ -250,8 +255,15 @@ pub const TOY: &[Entity] = &[
     Entity { key: Key::Said, kind: Kind::Said, icon: "mdi:message-text-outline", category: None, device_class: None },
     Entity {
         key: Key::Conversation,
-        kind: Kind::Conversation,
+        kind: Kind::Event(EVENT_TYPES),
         icon: "mdi:chat-processing-outline",
+        category: None,
+        device_class: None,
+    },
+    Entity {
+        key: Key::Alert,
+        kind: Kind::Event(ALERT_EVENT_TYPES),
+        icon: "mdi:bell-alert-outline",
         category: None,
         device_class: None,
     },
@@ -286,6 +298,10 @@ pub const TRIGGERS: &[(&str, &str, &str)] = &[("said", "child", "heard"), ("said
 /// The event types of the Conversation entity.
 pub const EVENT_TYPES: &[&str] = &["heard", "said"];
 
+/// The event types of the Alert entity: a watch word in what the child said,
+/// or in what the toy said (see `crate::watch`).
+pub const ALERT_EVENT_TYPES: &[&str] = &["child_said", "toy_said"];
+
 /// An announcement can be longer than a text entity; this bounds what one
 /// `notify.send_message` can make the toy read out.
 pub const MAX_ANNOUNCE: usize = 2000;
@@ -316,7 +332,7 @@ impl Entity {
             Kind::Switch { .. } | Kind::Quiet => "switch",
             Kind::Say | Kind::PlayAudio => "text",
             Kind::LastCommand | Kind::Heard | Kind::Said | Kind::LastActivity => "sensor",
-            Kind::Conversation => "event",
+            Kind::Event(_) => "event",
             Kind::Announce => "notify",
             Kind::Player(_) => "media_player",
         }

@@ -173,6 +173,10 @@ pub struct PlayerConfig {
     pub volume_command_topic: String,
     /// `{"url", "text", "volume", "announce"}` (see `ha::commands`).
     pub play_media_command_topic: String,
+    /// `folotoy.get_conversation`'s requests (`{"id", "sn", "from_ms", "to_ms"}`)...
+    pub conversation_request_topic: String,
+    /// ...and its answers, one level more: the request's id.
+    pub conversation_response_topic: String,
     pub origin: Origin,
 }
 

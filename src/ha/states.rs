@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::catalog::Catalog;
 use crate::saved::{Answer, Heard, LastCommand, ToyState};
+use crate::watch::Speaker;
 
 /// What Home Assistant's MQTT number, select and switch take as "unknown".
 pub const UNKNOWN: &str = "None";
@@ -43,7 +44,7 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         Kind::Heard => Some(heard(toy.heard.as_ref())),
         Kind::Said => Some(said(toy.answer.as_ref())),
         Kind::LastActivity => toy.last_activity_ms.map(rfc3339),
-        Kind::Conversation | Kind::Announce | Kind::Player(PlayerPart::Media) => return None,
+        Kind::Event(_) | Kind::Announce | Kind::Player(PlayerPart::Media) => return None,
         // The media player component reads plain values. A title or volume
         // not known yet is not published, as for Say: an empty retained
         // payload would only delete itself.
@@ -112,6 +113,45 @@ pub fn said_event(a: &Answer, order: i64) -> String {
         "voice_url": part.and_then(|p| p.voice_url.as_deref()),
     })
     .to_string()
+}
+
+/// A sentence that holds watch words, for the Alert entity.
+#[derive(Debug, Clone)]
+pub struct Alert<'a> {
+    pub speaker: Speaker,
+    /// The watch words found, in the configured order.
+    pub phrases: Vec<&'a str>,
+    pub sentence: &'a str,
+    pub recording_id: Option<i64>,
+    /// For the toy's sentences: the sentence's place in the answer, and the role speaking.
+    pub order: Option<i64>,
+    pub role: Option<i64>,
+}
+
+/// The Alert event: `child_said` or `toy_said`, with `phrase` (the first
+/// watch word found), `phrases` (all of them that fit the attribute budget),
+/// `sentence` (capped like the Conversation event's text) and the
+/// `recording_id`; the toy's also with `order` and `role`.
+pub fn alert_event(a: &Alert) -> String {
+    let mut budget = MAX_ATTRIBUTE_BYTES;
+    let phrases: Vec<&str> = a
+        .phrases
+        .iter()
+        .copied()
+        .take_while(|p| budget.checked_sub(p.len()).map(|left| budget = left).is_some())
+        .collect();
+    let mut event = json!({
+        "event_type": a.speaker.event_type(),
+        "phrase": a.phrases.first(),
+        "phrases": phrases,
+        "sentence": truncate_bytes(a.sentence.trim(), MAX_ATTRIBUTE_BYTES),
+        "recording_id": a.recording_id,
+    });
+    if a.speaker == Speaker::Toy {
+        event["order"] = a.order.into();
+        event["role"] = a.role.into();
+    }
+    event.to_string()
 }
 
 /// `2026-11-25T12:00:00.000+00:00`: what a timestamp sensor takes.

@@ -27,6 +27,20 @@ impl Topics {
         format!("{}/bridge/folotoy", self.base)
     }
 
+    /// Where Home Assistant asks for a toy's conversation (see `runtime::conversations`).
+    pub fn conversation_requests(&self) -> String {
+        format!("{}/bridge/conversation/get", self.base)
+    }
+
+    /// Where answers go: one more level, the request's id.
+    pub fn conversation_responses(&self) -> String {
+        format!("{}/bridge/conversation/response", self.base)
+    }
+
+    pub fn conversation_response(&self, id: &str) -> String {
+        format!("{}/{id}", self.conversation_responses())
+    }
+
     pub fn state(&self, sn: &Sn, key: &str) -> String {
         format!("{}/{sn}/{key}", self.base)
     }

@@ -4,6 +4,7 @@
 //! channel, and it sleeps until the next input or the core's next deadline,
 //! so an idle bridge uses no CPU.
 
+mod conversations;
 pub mod link;
 mod page;
 mod saver;
@@ -22,6 +23,7 @@ use crate::config::{Config, ConfigError, MqttConfig};
 use crate::folotoy;
 use crate::ha;
 use crate::store::{self, StoreError};
+use conversations::Conversations;
 use link::{LinkEvent, Role};
 use page::Page;
 use saver::Saver;
@@ -70,6 +72,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let links = connect(&config, &topics, tx)?;
     let roles: &[Role] = if links.folotoy.is_some() { &[Role::Ha, Role::FoloToy] } else { &[Role::Both] };
     let mut page = Page::start(&config, roles).await?;
+    let conversations = Conversations::new(match &page {
+        Some(p) => p.reader.clone().ok_or("history.enabled is false"),
+        None => Err("the page is off (web.enabled is false), and the history with it"),
+    });
+    let conversation_requests = topics.conversation_requests();
 
     let mut saver = Saver::start(state_file.clone());
     tokio::pin!(shutdown);
@@ -105,6 +112,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     LinkEvent::Down(role) => p.link(*role, false),
                     LinkEvent::Failed(role, error) => p.failed(*role, error.clone()),
                     LinkEvent::Message { .. } => {}
+                }
+            }
+            if let LinkEvent::Message { role, topic, payload, retain } = &ev {
+                if role.serves(Side::Ha) && *topic == conversation_requests {
+                    conversations.handle(&topics, &links.ha, core.toys(), topic, payload, *retain);
+                    continue;
                 }
             }
             for input in inputs(&topics, &links, ev).await {
@@ -228,6 +241,7 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
         filters.push(topics.status.clone());
         filters.push(topics.command_filter());
         filters.push(topics.deletion_watch());
+        filters.push(topics.conversation_requests());
     }
     if role.serves(Side::FoloToy) {
         filters.push(folotoy::topics::TOYS_FILTER.to_owned());

@@ -31,6 +31,8 @@ pub struct Page {
     pub requests: mpsc::Receiver<StatusRequest>,
     connections: Vec<(Role, Connection)>,
     history: bool,
+    /// Reads the history beside the writer (`folotoy.get_conversation`).
+    pub reader: Option<crate::history::Reader>,
 }
 
 fn now_ms() -> u64 {
@@ -61,13 +63,15 @@ impl Page {
             problem: format!("cannot listen on {}:{}: {e}", config.web.bind, config.web.port),
         })?;
         info!("the page is at http://{}:{}/", config.web.bind, config.web.port);
-        let loopback_only = config.web.bind.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback_only = config.web.bind.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback());
+        let reader = history.as_ref().map(|h| h.lock().expect("not poisoned").reader());
         let shared = Shared {
-            history: history.clone(),
+            history: reader.clone(),
             live: live.clone(),
             status,
             allow_from: config.web.allow_from.clone(),
             loopback_only,
+            token: config.web.token.clone(),
         };
         tokio::spawn(web::serve(listener, shared));
         let (tx, rx) = mpsc::channel(WAITING_BATCHES);
@@ -83,6 +87,7 @@ impl Page {
             requests,
             connections,
             history: history.is_some(),
+            reader,
         }))
     }
 

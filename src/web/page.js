@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { toys: [], sn: null, messages: [], history: true, error: null, searches: 0 };
+const state = { toys: [], sn: null, messages: [], history: true, error: null, searches: 0, searching: null };
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -101,7 +101,19 @@ async function search() {
     results.hidden = true;
     return;
   }
-  const found = await api(`api/search?q=${encodeURIComponent(q)}`);
+  // A newer search cancels the one before: the bridge stops it when its request goes.
+  if (state.searching) state.searching.abort();
+  const controller = new AbortController();
+  state.searching = controller;
+  let found;
+  try {
+    found = await api(`api/search?q=${encodeURIComponent(q)}`, { signal: controller.signal });
+  } catch (e) {
+    if (mine !== state.searches) return; // cancelled by a newer search
+    results.replaceChildren(el("h2", null, String(e.message)));
+    results.hidden = false;
+    return;
+  }
   if (mine !== state.searches) return; // a newer search is under way
   results.replaceChildren(el("h2", null, found.length ? `Found ${found.length}` : "Nothing found"));
   for (const f of found) results.append(message(f, f.sn));

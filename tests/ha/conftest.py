@@ -17,6 +17,7 @@ Module-level knobs read by `homeassistant` (set them in a test module):
   HA_CUSTOM_COMPONENTS = {"name": Path}   more custom integrations (the repository's `folotoy` is always there)
   HA_CONFIG_ENTRIES = ("domain",) an empty config entry each, for test integrations set up from one
   BRIDGE_EXTRA_TOYS = {"sn": "name"}   listed in the bridge's configuration besides Bunny
+  BRIDGE_EXTRA_YAML = "..."      appended to the bridge's YAML configuration (top-level keys)
 
 Every test fails at teardown if Home Assistant logged a WARNING or worse from an MQTT
 logger, or one that mentions the bridge, during the test (see `_ha_log_guard`).
@@ -127,7 +128,8 @@ def toy(mosquitto, tmp_path_factory) -> Simulator:
 def bridge(request, mosquitto, toy, homeassistant, tmp_path_factory) -> Bridge:
     """The bridge, started after Home Assistant, as when a user adds it to a running HA."""
     extra = getattr(request.module, "BRIDGE_EXTRA_TOYS", {})
-    b = Bridge(tmp_path_factory.mktemp("bridge"), mosquitto, extra_toys=extra).start()
+    extra_yaml = getattr(request.module, "BRIDGE_EXTRA_YAML", "")
+    b = Bridge(tmp_path_factory.mktemp("bridge"), mosquitto, extra_toys=extra, extra_yaml=extra_yaml).start()
     yield b
     b.close()
 

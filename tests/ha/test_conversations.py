@@ -1,5 +1,6 @@
 """What the child says and what the toy answers, in a real Home Assistant: the Heard and Said
-sensors, the Conversation event, Last activity and the device triggers automations use.
+sensors, the Conversation event, Last activity and the device triggers automations use; watch
+words and the Alert event, and the blueprint that tells a parent.
 
 The FoloToy server's events are published by the test itself, with the payloads the server
 sends on /sys/folotoy/<sn>/thing/event/post.
@@ -21,6 +22,16 @@ SAID = f"sensor.folotoy_{BUNNY}_said"
 CONVERSATION = f"event.folotoy_{BUNNY}_conversation"
 LAST_ACTIVITY = f"sensor.folotoy_{BUNNY}_last_activity"
 CONVERSATION_TOPIC = f"folotoy/{BUNNY}/conversation"
+ALERT = f"event.folotoy_{BUNNY}_alert"
+ALERT_TOPIC = f"folotoy/{BUNNY}/alert"
+
+# "knife" in anyone's words, "刀" in the child's, "stupid" in the toy's.
+BRIDGE_EXTRA_YAML = """\
+watch_words:
+  - knife
+  - {phrase: 刀, side: child}
+  - {phrase: stupid, side: toy}
+"""
 
 # The automation editor saves into automations.yaml; helpers record what triggered.
 HA_EXTRA_YAML = """
@@ -32,6 +43,9 @@ input_text:
   toy_said:
     name: Toy said
     max: 255
+  alert_message:
+    name: Alert message
+    max: 255
 counter:
   baths:
     name: Baths
@@ -42,9 +56,11 @@ HA_FILES = {"automations.yaml": "[]\n"}
 @pytest.fixture(scope="module")
 def toy_device(homeassistant, bridge, mosquitto) -> dict:
     """Bunny's device, once Home Assistant has discovered its conversation entities and
-    listens for Conversation events (they are not retained: one sent earlier is lost)."""
+    listens for Conversation and Alert events (they are not retained: one sent earlier is lost)."""
     homeassistant.wait_for_state(CONVERSATION)
+    homeassistant.wait_for_state(ALERT)
     mosquitto.wait_for_subscription(CONVERSATION_TOPIC)
+    mosquitto.wait_for_subscription(ALERT_TOPIC)
     return homeassistant.device_by_identifier(f"folotoy_{BUNNY}")
 
 
@@ -84,6 +100,45 @@ def test_what_the_toy_answers_shows_in_said_and_fires_said_events(homeassistant,
         "http://folotoy.local/voice-9-2.mp3",
     ]
     ha.wait_for_state(CONVERSATION, attributes={"event_type": "said", "recording_id": 9, "order": 2})
+
+
+def _alert_attribute_since(ha, attribute: str, mark: int) -> list:
+    """Attribute `attribute` of every state the Alert entity had after probe mark `mark`, in
+    order: mqtt_statestream publishes each state's attributes, also of states that lasted a
+    moment."""
+    topic = f"{ha.STATESTREAM_BASE}/event/folotoy_{BUNNY}_alert/{attribute}"
+    return [m.json() for m in ha.probe.find(topic, mark)]
+
+
+def test_a_watch_word_the_child_says_fires_the_alert_event_and_other_words_do_not(homeassistant, toy_device, mqtt):
+    ha = homeassistant
+    entry = ha.entity_entry(ALERT)
+    assert (entry["original_name"], entry["device_id"]) == ("Alert", toy_device["id"])
+    assert ha.state(ALERT)["attributes"]["event_types"] == ["child_said", "toy_said"]
+    mark = ha.probe.mark()
+    # Misses first: "knife" is a whole word, and "刀" is watched in the child's words only.
+    child_says(mqtt, 50, "Look at my penknife")
+    toy_says(mqtt, 50, 1, "我有一把刀")
+    # Then a hit. The bridge and Home Assistant take the toy's events in the order they
+    # were sent, so an alert for a miss would be shown before this one.
+    child_says(mqtt, 51, "这把刀很锋利")
+    alert = ha.wait_for_state(ALERT, attributes={"event_type": "child_said", "recording_id": 51})
+    attributes = alert["attributes"]
+    assert (attributes["phrase"], attributes["phrases"], attributes["sentence"]) == ("刀", ["刀"], "这把刀很锋利")
+    wait_until(lambda: _alert_attribute_since(ha, "recording_id", mark), 10, "mqtt_statestream to show the alert")
+    assert _alert_attribute_since(ha, "recording_id", mark) == [51], "a sentence without a watch word fired an alert"
+
+
+def test_a_watch_word_the_toy_says_fires_a_toy_said_alert_with_the_sentence_order_and_role(
+    homeassistant, toy_device, mqtt
+):
+    ha = homeassistant
+    toy_says(mqtt, 52, 1, "Once upon a time,", role=2)
+    toy_says(mqtt, 52, 2, " a stupid knife.", role=2)
+    alert = ha.wait_for_state(ALERT, attributes={"event_type": "toy_said", "recording_id": 52})
+    attributes = alert["attributes"]
+    assert (attributes["phrase"], attributes["phrases"]) == ("knife", ["knife", "stupid"])
+    assert (attributes["sentence"], attributes["order"], attributes["role"]) == ("a stupid knife.", 2, 2)
 
 
 def test_the_toy_offers_child_said_and_toy_said_device_triggers(homeassistant, toy_device):
@@ -182,6 +237,62 @@ def test_the_phrase_blueprint_acts_once_when_the_child_says_the_phrase_and_not_a
     ha.wait_for_state("counter.baths", state="2")
     acted = [t for t in runs() if t["last_step"].startswith("action")]
     assert len(acted) == 2, "the automation acted when the Conversation entity came back, without anyone speaking"
+
+
+def test_the_watch_word_blueprint_tells_a_parent_what_the_child_and_the_toy_said(homeassistant, toy_device, mqtt):
+    ha = homeassistant
+    repo = Path(__file__).resolve().parents[2]
+    target = ha.config_dir / "blueprints" / "automation" / "folotoy"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(repo / "blueprints/automation/folotoy/notify_on_watch_word.yaml", target)
+    # One automation as a parent would make it, with the blueprint's defaults: a notification
+    # in Home Assistant for either side. Another with an action of its own (in place of a
+    # phone's notify action), for the child's words only.
+    automations = {
+        "watch_words": {"alert": [ALERT]},
+        "watch_the_child": {
+            "alert": [ALERT],
+            "sides": ["child_said"],
+            "notify": [
+                {
+                    "action": "input_text.set_value",
+                    "target": {"entity_id": "input_text.alert_message"},
+                    "data": {"value": "{{ message }}"},
+                }
+            ],
+        },
+    }
+    for automation_id, inputs in automations.items():
+        ha.api(
+            "POST",
+            f"/api/config/automation/config/{automation_id}",
+            {
+                "alias": automation_id.replace("_", " "),
+                "use_blueprint": {"path": "folotoy/notify_on_watch_word.yaml", "input": inputs},
+            },
+        )
+        ha.wait_for_state(f"automation.{automation_id}", state="on")
+
+    def notifications() -> list[tuple[str, str]]:
+        return [(n.get("title"), n["message"]) for n in ha.ws("persistent_notification/get")]
+
+    child_says(mqtt, 60, "I found a KNIFE")
+    ha.wait_for_state("input_text.alert_message", state="Bunny heard 'knife': I found a KNIFE")
+    wait_until(
+        lambda: ("Bunny", "Bunny heard 'knife': I found a KNIFE") in notifications(), 10, "the child's notification"
+    )
+    toy_says(mqtt, 60, 1, "Put the knife down.")
+    wait_until(
+        lambda: ("Bunny", "Bunny said 'knife': Put the knife down.") in notifications(), 10, "the toy's notification"
+    )
+
+    def runs() -> list[dict]:
+        return ha.ws("trace/list", domain="automation", item_id="watch_the_child")
+
+    wait_until(lambda: len(runs()) == 2, 10, "the child-only automation's run for the toy's alert")
+    steps = sorted(t["last_step"].split("/")[0] for t in runs())
+    assert steps == ["action", "condition"], f"the toy's words must stop at the condition: {runs()}"
+    assert ha.state("input_text.alert_message")["state"] == "Bunny heard 'knife': I found a KNIFE"
 
 
 def test_a_toy_deleted_in_home_assistant_stays_deleted_when_it_talks_and_home_assistant_comes_back(

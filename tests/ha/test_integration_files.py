@@ -152,6 +152,22 @@ def form_errors() -> set[str]:
     return found
 
 
+def test_every_action_and_its_fields_have_an_english_name_and_description():
+    """hassfest: services.yaml describes every action, and the translations name it."""
+    import yaml
+
+    services = yaml.safe_load((INTEGRATION / "services.yaml").read_text())
+    en = translations("en")["services"]
+    assert set(services) == set(en) == {"get_conversation"}
+    for name, service in services.items():
+        assert en[name]["name"] and en[name]["description"], name
+        assert set(service["fields"]) == set(en[name]["fields"]), name
+        for field in service["fields"].values():
+            assert field["selector"], name
+        for field in en[name]["fields"].values():
+            assert field["name"] and field["description"], name
+
+
 @pytest.mark.parametrize("language", ["zh-Hans"])
 def test_every_language_has_the_same_texts_and_placeholders_as_english(language):
     en, other = flatten(translations("en")), flatten(translations(language))

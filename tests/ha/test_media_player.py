@@ -294,11 +294,14 @@ def test_the_player_is_unavailable_while_home_assistants_broker_is_down_and_back
     log guard checks)."""
     ha = homeassistant
     ha.wait_for_state(PLAYER, state="idle")
+    mark = ha.probe.mark()
     mosquitto.stop()
     try:
         ha.wait_for_state(PLAYER, state="unavailable", timeout=30)
     finally:
         mosquitto.start()
+    # Home Assistant is back once it announced itself again (its subscriptions made).
+    ha.wait_for_birth(since=mark, timeout=60)
     ha.wait_for_state(PLAYER, state="idle", timeout=60)
 
 

@@ -54,6 +54,7 @@ EXPECTED = [
     Expected(toy_entity("sensor", "heard"), "Heard", TOY_DEVICE, "unknown"),
     Expected(toy_entity("sensor", "said"), "Said", TOY_DEVICE, "unknown"),
     Expected(toy_entity("event", "conversation"), "Conversation", TOY_DEVICE, "unknown"),
+    Expected(toy_entity("event", "alert"), "Alert", TOY_DEVICE, "unknown"),
     Expected(toy_entity("sensor", "last_activity"), "Last activity", TOY_DEVICE, "unknown"),
     Expected(toy_entity("notify", "announce"), "Announce", TOY_DEVICE, "unknown"),
 ]

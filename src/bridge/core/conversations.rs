@@ -81,11 +81,13 @@ impl Core {
                 let heard = Heard { text, recording_id };
                 if self.ha_up {
                     out.event(conversation, ha::states::heard_event(&heard));
+                    self.watch(sn, Speaker::Child, &heard.text, recording_id, None, None, out);
                 }
                 self.toy_mut(sn).heard = Some(heard);
                 self.publish_held(sn, Key::Heard, now, out);
             }
             ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
+                let watching = !self.cfg.watch_words.is_empty();
                 let toy = self.toy_mut(sn);
                 let answer = match &mut toy.answer {
                     Some(a) if continues(a, recording_id, order) => a,
@@ -106,11 +108,18 @@ impl Core {
                 answer.role = role.or(answer.role);
                 let line = Line { t, kind: LineKind::Said, recording_id, order: Some(order), role, text: text.clone() };
                 out.history.push((sn.clone(), line));
+                // A sentence sent again is looked at once.
+                let again = answer.parts.get(&order).is_some_and(|p| p.text == text);
+                let (answer_id, answer_role) = (answer.recording_id, answer.role);
+                let watched = (watching && !again).then(|| text.clone());
                 answer.parts.insert(order, Part { text, voice_url });
                 let event = ha::states::said_event(answer, order);
                 let text = answer.text();
                 if self.ha_up {
                     out.event(conversation, event);
+                    if let Some(sentence) = watched {
+                        self.watch(sn, Speaker::Toy, &sentence, answer_id, Some(order), answer_role, out);
+                    }
                 }
                 self.publish_held(sn, Key::Said, now, out);
                 let length = speaking_time(&text);
@@ -120,6 +129,28 @@ impl Core {
                 out.log(Level::Warn, topic, format!("event {identifier:?} is not one this bridge knows; ignored"));
             }
         }
+    }
+
+    /// Fires the toy's Alert event when `sentence` holds watch words of
+    /// `speaker`'s side. Only while Home Assistant is up, as the
+    /// Conversation events: an event is not kept for later.
+    #[allow(clippy::too_many_arguments)]
+    fn watch(
+        &self,
+        sn: &Sn,
+        speaker: Speaker,
+        sentence: &str,
+        recording_id: Option<i64>,
+        order: Option<i64>,
+        role: Option<i64>,
+        out: &mut Output,
+    ) {
+        let phrases = self.cfg.watch_words.hits(speaker, sentence);
+        if phrases.is_empty() {
+            return;
+        }
+        let alert = ha::states::Alert { speaker, phrases, sentence, recording_id, order, role };
+        out.event(self.cfg.topics.state(sn, Key::Alert.as_str()), ha::states::alert_event(&alert));
     }
 
     /// Records that a toy was heard from, for the Last activity sensor.
@@ -152,16 +183,10 @@ impl Core {
 /// playback ends, so this is a guess.
 pub const PLAY_GUESS: Duration = Duration::from_secs(30);
 
-/// Whether a sentence belongs to the answer being put together: the same
-/// recordingId. Without one, nothing ties sentences together but their order:
-/// a later sentence continues an answer that has no recordingId either, and a
-/// first sentence (or one without an order) starts a new one, so answers to
-/// different questions are never run together.
+/// Whether a sentence belongs to the answer being put together: the store's
+/// rule ([`crate::history::continues`]), so the Said sensor and the page join alike.
 pub(super) fn continues(answer: &Answer, recording_id: Option<i64>, order: Option<i64>) -> bool {
-    match recording_id {
-        Some(_) => answer.recording_id == recording_id,
-        None => answer.recording_id.is_none() && order.is_some_and(|o| o > 1 && !answer.parts.contains_key(&o)),
-    }
+    crate::history::continues(answer.recording_id, |o| answer.parts.contains_key(&o), recording_id, order)
 }
 
 /// About how long the toy takes to read `text` aloud, for the media player's

@@ -1,0 +1,204 @@
+"""`folotoy.get_conversation`: a toy's exchanges of one day, asked of the bridge over MQTT.
+
+The bridge keeps the conversations (its page's history), wherever it runs; this asks
+for one toy's over the broker both share: a request with an id on the topic the toy's
+player config names, the answer on the response topic with that id appended. The day
+is Home Assistant's, in its time zone, sent as a window of Unix milliseconds: the bridge
+knows no time zone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.components import mqtt
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN
+from .discovery import PlayerConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+SERVICE_GET_CONVERSATION = "get_conversation"
+ATTR_DEVICE_ID = "device_id"
+ATTR_ENTITY_ID = "entity_id"
+ATTR_DATE = "date"
+# The bridge reads one day from its disk: it answers in milliseconds.
+TIMEOUT = 10
+
+# One toy, named by its device or one of its entities (a list of one, as a target gives it).
+_ONE = vol.All(cv.ensure_list, vol.Length(min=1, max=1, msg="name one toy"))
+SCHEMA = vol.All(
+    vol.Schema(
+        {
+            vol.Exclusive(ATTR_DEVICE_ID, "toy"): vol.All(_ONE, [cv.string]),
+            vol.Exclusive(ATTR_ENTITY_ID, "toy"): vol.All(_ONE, [cv.entity_id]),
+            vol.Optional(ATTR_DATE): cv.date,
+        }
+    ),
+    cv.has_at_least_one_key(ATTR_DEVICE_ID, ATTR_ENTITY_ID),
+)
+
+
+class Toys:
+    """What the bridge announced of each toy (its player config), and the answers awaited.
+
+    The response topics are subscribed once, when a config names them, so an answer never
+    comes before the subscription that would receive it."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        self._hass = hass
+        self.configs: dict[str, PlayerConfig] = {}
+        self._waiting: dict[str, asyncio.Future[str]] = {}
+        self._following: dict[str, Callable[[], None] | None] = {}
+
+    async def follow(self, config: PlayerConfig) -> None:
+        topic = config.conversation_response_topic
+        if topic is None or topic in self._following:
+            return
+        self._following[topic] = None
+        self._following[topic] = await mqtt.async_subscribe(self._hass, f"{topic}/+", self._answered, qos=1)
+
+    def close(self) -> None:
+        for unsubscribe in self._following.values():
+            if unsubscribe is not None:
+                unsubscribe()
+        self._following.clear()
+
+    @callback
+    def _answered(self, msg: mqtt.ReceiveMessage) -> None:
+        waiting = self._waiting.get(msg.topic.rsplit("/", 1)[-1])
+        if waiting is not None and not waiting.done():
+            waiting.set_result(msg.payload)
+
+    async def ask(self, config: PlayerConfig, request: dict[str, Any]) -> dict[str, Any]:
+        """The bridge's answer to `request` (its id added), or HomeAssistantError."""
+        if config.conversation_request_topic is None or config.conversation_response_topic is None:
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="bridge_too_old")
+        await self.follow(config)
+        request_id = uuid.uuid4().hex
+        answer: asyncio.Future[str] = self._hass.loop.create_future()
+        self._waiting[request_id] = answer
+        try:
+            payload = json.dumps({"id": request_id, **request})
+            await mqtt.async_publish(self._hass, config.conversation_request_topic, payload, qos=1)
+            async with asyncio.timeout(TIMEOUT):
+                text = await answer
+        except TimeoutError:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="no_answer",
+                translation_placeholders={"seconds": str(TIMEOUT)},
+            ) from None
+        finally:
+            del self._waiting[request_id]
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="bridge_refused", translation_placeholders={"error": "?"}
+            )
+        if "error" in data:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="bridge_refused",
+                translation_placeholders={"error": str(data["error"])[:200]},
+            )
+        return data
+
+
+def _toys(hass: HomeAssistant) -> Toys:
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.state is ConfigEntryState.LOADED:
+            return entry.runtime_data
+    raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_set_up")
+
+
+def _device(hass: HomeAssistant, call: ServiceCall) -> dr.DeviceEntry:
+    """The device the call names, by itself or through one of its entities."""
+    if ATTR_ENTITY_ID in call.data:
+        named = call.data[ATTR_ENTITY_ID][0]
+        entity = er.async_get(hass).async_get(named)
+        device_id = entity.device_id if entity is not None else None
+    else:
+        named = device_id = call.data[ATTR_DEVICE_ID][0]
+    device = dr.async_get(hass).async_get(device_id) if device_id else None
+    if device is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="unknown_toy", translation_placeholders={"toy": named[:80]}
+        )
+    return device
+
+
+def _time(ms: int) -> str:
+    return dt_util.as_local(dt_util.utc_from_timestamp(ms / 1000)).isoformat(timespec="seconds")
+
+
+async def get_conversation(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """The exchanges of one toy on one day (today unless given), oldest first."""
+    toys = _toys(hass)
+    device = _device(hass, call)
+    config = next(
+        (toys.configs[i] for d, i in device.identifiers if d == "mqtt" and i in toys.configs),
+        None,
+    )
+    name = device.name_by_user or device.name or ""
+    if config is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="not_a_toy", translation_placeholders={"toy": name[:80]}
+        )
+    day: date = call.data.get(ATTR_DATE) or dt_util.now().date()
+    start, end = dt_util.start_of_local_day(day), dt_util.start_of_local_day(day + timedelta(days=1))
+    answer = await toys.ask(
+        config,
+        {
+            "sn": config.node.removeprefix("folotoy_"),
+            "from_ms": int(start.timestamp() * 1000),
+            "to_ms": int(end.timestamp() * 1000),
+        },
+    )
+    exchanges = []
+    lines = []
+    for m in answer.get("messages") or []:
+        if not isinstance(m, dict) or not isinstance(m.get("t"), int) or not isinstance(m.get("text"), str):
+            continue
+        child = m.get("kind") == "heard"
+        exchange: dict[str, Any] = {"time": _time(m["t"]), "speaker": "child" if child else "toy", "text": m["text"]}
+        if isinstance(m.get("role"), int):
+            exchange["role"] = m["role"]
+        exchanges.append(exchange)
+        lines.append(f"{exchange['time'][11:16]} {'Child' if child else name}: {m['text']}")
+    _LOGGER.debug("%d exchanges of %s on %s", len(exchanges), config.node, day)
+    return {
+        "toy": name,
+        "date": day.isoformat(),
+        "exchanges": exchanges,
+        # Ready for a prompt: "08:15 Child: ...", "08:15 Bunny: ...", one a line.
+        "transcript": "\n".join(lines),
+        "truncated": answer.get("truncated") is True,
+    }
+
+
+@callback
+def async_register(hass: HomeAssistant) -> None:
+    async def handle(call: ServiceCall) -> ServiceResponse:
+        return await get_conversation(hass, call)
+
+    hass.services.async_register(
+        DOMAIN, SERVICE_GET_CONVERSATION, handle, schema=SCHEMA, supports_response=SupportsResponse.ONLY
+    )

@@ -1,0 +1,156 @@
+"""A toy's day in a real Home Assistant: `folotoy.get_conversation` asks the bridge (its page,
+and so its conversation history, on) over MQTT for the day's exchanges, and the `daily_digest`
+blueprint has an AI task (tests/ha/e2e_ai, a fixed answer) summarize them for a parent."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from folotoy_parts import BUNNY, child_says, toy_says
+from ha_harness import free_port, wait_until
+
+BRIDGE_EXTRA_YAML = f"web:\n  enabled: true\n  port: {free_port()}\n"
+HA_CUSTOM_COMPONENTS = {"e2e_ai": Path(__file__).parent / "e2e_ai"}
+HA_CONFIG_ENTRIES = ("e2e_ai",)
+HA_EXTRA_YAML = "automation: !include automations.yaml\n"
+HA_FILES = {"automations.yaml": "[]\n"}
+
+PLAYER = f"media_player.folotoy_{BUNNY}"
+AI = "ai_task.e2e_ai"
+
+
+def folotoy_flows(ha) -> list[dict]:
+    return [f for f in ha.ws("config_entries/flow/progress") if f["handler"] == "folotoy"]
+
+
+@pytest.fixture(scope="module")
+def integration(homeassistant, bridge) -> dict:
+    """The one click that sets the integration up, as test_media_player.py makes it."""
+    flows = wait_until(lambda: folotoy_flows(homeassistant), 30, "Home Assistant to offer the FoloToy integration")
+    result = homeassistant.api("POST", f"/api/config/config_entries/flow/{flows[0]['flow_id']}", {})
+    assert result["type"] == "create_entry", result
+    homeassistant.wait_for_state(PLAYER, state="idle")
+    return result
+
+
+@pytest.fixture(scope="module")
+def bunny(homeassistant, integration, mqtt_module) -> str:
+    """Bunny's device, after a morning's talk: the child asks, the toy answers in two parts."""
+    child_says(mqtt_module, 1, "Can dragons swim?")
+    toy_says(mqtt_module, 1, 1, "Some dragons in stories swim,")
+    toy_says(mqtt_module, 1, 2, " like sea serpents.")
+    return homeassistant.devices_with_identifier(f"folotoy_{BUNNY}")[0]["id"]
+
+
+@pytest.fixture(scope="module")
+def mqtt_module(mosquitto):
+    from ha_harness import MqttProbe
+
+    probe = MqttProbe(mosquitto.host, mosquitto.port).connect()
+    yield probe
+    probe.close()
+
+
+def conversation(ha, **data) -> dict:
+    return ha.call_service("folotoy", "get_conversation", data, return_response=True)
+
+
+def morning(ha, bunny: str) -> dict:
+    """The day, once the bridge has written the whole morning to its history (within moments
+    of each sentence: the answer's second part may come a moment after the first)."""
+
+    def whole() -> dict | None:
+        day = conversation(ha, device_id=bunny)
+        said = [e["text"] for e in day["exchanges"] if e["speaker"] == "toy"]
+        return day if said and said[-1].endswith("serpents.") else None
+
+    return wait_until(whole, 10, "the morning's exchanges")
+
+
+def test_get_conversation_returns_the_days_exchanges_by_device_or_entity(homeassistant, bunny):
+    ha = homeassistant
+    day = morning(ha, bunny)
+    today = datetime.now(UTC).date().isoformat()  # the test Home Assistant's time zone is UTC
+    assert day["toy"] == "Bunny"
+    assert day["date"] == today
+    assert day["truncated"] is False
+    heard, said = day["exchanges"]
+    assert (heard["speaker"], heard["text"]) == ("child", "Can dragons swim?")
+    assert (said["speaker"], said["text"], said["role"]) == (
+        "toy",
+        "Some dragons in stories swim, like sea serpents.",
+        1,
+    )
+    assert heard["time"].startswith(today) and heard["time"].endswith("+00:00"), heard
+    hhmm = heard["time"][11:16]
+    assert day["transcript"].splitlines() == [
+        f"{hhmm} Child: Can dragons swim?",
+        f"{said['time'][11:16]} Bunny: Some dragons in stories swim, like sea serpents.",
+    ]
+    assert conversation(ha, entity_id=PLAYER, date=today) == day, "the player names the same toy"
+
+
+def test_a_day_with_nothing_said_is_empty(homeassistant, bunny):
+    day = conversation(homeassistant, device_id=bunny, date="2020-02-29")
+    assert day == {"toy": "Bunny", "date": "2020-02-29", "exchanges": [], "transcript": "", "truncated": False}
+
+
+@pytest.mark.ha_log_allow(r"is not a device or entity Home Assistant knows", r"is not a toy the bridge announced")
+def test_a_device_that_is_no_toy_is_refused_saying_so(homeassistant, bunny):
+    ha = homeassistant
+    with pytest.raises(RuntimeError, match="unknown_toy"):
+        conversation(ha, device_id="not-a-device")
+    bridge_device = ha.devices_with_identifier("folotoy_bridge")[0]["id"]
+    with pytest.raises(RuntimeError, match="not_a_toy"):
+        conversation(ha, device_id=bridge_device)
+    with pytest.raises(RuntimeError, match="unknown_toy"):
+        conversation(ha, entity_id="sensor.nothing_here")
+
+
+def test_the_daily_digest_blueprint_sends_the_ais_summary_of_the_day(homeassistant, bunny):
+    ha = homeassistant
+    morning(ha, bunny)
+    repo = Path(__file__).resolve().parents[2]
+    target = ha.config_dir / "blueprints" / "automation" / "folotoy"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(repo / "blueprints/automation/folotoy/daily_digest.yaml", target)
+    ha.api(
+        "POST",
+        "/api/config/automation/config/digest",
+        {
+            "alias": "digest",
+            "use_blueprint": {
+                "path": "folotoy/daily_digest.yaml",
+                "input": {"time": "23:59:59", "toy": bunny, "ai_task": AI},
+            },
+        },
+    )
+    ha.wait_for_state("automation.digest", state="on")
+    # As if its time had come (the trigger's time is the test's to wait for otherwise).
+    ha.call_service("automation", "trigger", {"skip_condition": True}, entity_id="automation.digest")
+
+    def notifications() -> list[tuple[str, str]]:
+        return [(n.get("title"), n["message"]) for n in ha.ws("persistent_notification/get")]
+
+    digest = wait_until(lambda: [n for n in notifications() if n[0] == "Bunny: the day"], 10, "the digest")
+    # The AI got the day's transcript: it ends with the toy's answer.
+    assert digest == [("Bunny: the day", "A calm day. Last: " + last_line(ha, bunny))], digest
+
+
+def last_line(ha, bunny: str) -> str:
+    return conversation(ha, device_id=bunny)["transcript"].splitlines()[-1]
+
+
+@pytest.mark.ha_log_allow(r"The bridge did not answer within 10 s")
+def test_without_the_bridge_the_action_says_it_did_not_answer(homeassistant, bunny, bridge):
+    bridge.stop()
+    try:
+        with pytest.raises(RuntimeError, match="no_answer"):
+            conversation(homeassistant, device_id=bunny)
+    finally:
+        bridge.start()
+    assert conversation(homeassistant, device_id=bunny)["toy"] == "Bunny", "answered again"
