@@ -31,8 +31,12 @@ NIGHT_LIGHT = "input_boolean.night_light"
 
 @pytest.fixture(scope="module")
 def listening(homeassistant, bridge, mosquitto):
-    """Home Assistant has the toy's entities and listens for its Conversation events."""
-    homeassistant.wait_for_state(CONVERSATION)
+    """Home Assistant has the toy's entities and listens for its Conversation events.
+
+    Each entity the tests act on exists first: MQTT discovery adds them one by one, and an
+    action on one not added yet does nothing (seen once: Quiet turned on too early)."""
+    for entity in (CONVERSATION, QUIET, SAY, ANNOUNCE, VOLUME, LAST_COMMAND):
+        homeassistant.wait_for_state(entity)
     mosquitto.wait_for_subscription(f"folotoy/{BUNNY}/conversation")
     return homeassistant
 
