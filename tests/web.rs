@@ -124,8 +124,10 @@ async fn an_answer_in_parts_reads_as_one_message_after_the_question() {
     p.sim.heard(&bunny, 4, "Why is the sky blue?").await.unwrap();
     p.sim.said(&bunny, 4, 1, "Sunlight scatters.").await.unwrap();
     p.sim.said(&bunny, 4, 2, " Blue scatters most.").await.unwrap();
-    let messages = wait_json(p.port, MESSAGES, |m| m.as_array().unwrap().len() == 2).await;
-    assert_eq!(texts(&messages), ["Why is the sky blue?", "Sunlight scatters. Blue scatters most."]);
+    // A marker after the answer: once it is kept, so is every part before it.
+    p.sim.heard(&bunny, 5, "Thank you").await.unwrap();
+    let messages = wait_json(p.port, MESSAGES, |m| m.as_array().unwrap().len() == 3).await;
+    assert_eq!(texts(&messages), ["Why is the sky blue?", "Sunlight scatters. Blue scatters most.", "Thank you"]);
     assert_eq!(messages[1]["kind"], "said");
 }
 
