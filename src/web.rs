@@ -260,15 +260,20 @@ fn failed(e: HistoryError) -> (StatusCode, String) {
     }
 }
 
+fn reader(shared: &Shared) -> Result<Reader, (StatusCode, String)> {
+    shared
+        .history
+        .clone()
+        .ok_or_else(|| (StatusCode::NOT_FOUND, "no conversations are kept (history.enabled is false)".into()))
+}
+
 /// Runs `f` on the history off the async threads (it reads the disk), on
 /// connections of its own: the writer of live sentences never waits for it.
 async fn with_history<T: Send + 'static>(
     shared: &Shared,
     f: impl FnOnce(&Reader) -> Result<T, HistoryError> + Send + 'static,
 ) -> Result<T, (StatusCode, String)> {
-    let Some(history) = shared.history.clone() else {
-        return Err((StatusCode::NOT_FOUND, "no conversations are kept (history.enabled is false)".into()));
-    };
+    let history = reader(shared)?;
     tokio::task::spawn_blocking(move || f(&history))
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -319,9 +324,7 @@ async fn search(
     if query.is_empty() {
         return Ok(Json(Vec::new()));
     }
-    let Some(history) = shared.history.clone() else {
-        return Err((StatusCode::NOT_FOUND, "no conversations are kept (history.enabled is false)".into()));
-    };
+    let history = reader(&shared)?;
     let searcher = tokio::task::spawn_blocking(move || history.searcher())
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

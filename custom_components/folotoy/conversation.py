@@ -28,6 +28,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
+from .devices import MQTT_DOMAIN
 from .discovery import PlayerConfig
 
 _LOGGER = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ async def get_conversation(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
     toys = _toys(hass)
     device = _device(hass, call)
     config = next(
-        (toys.configs[i] for d, i in device.identifiers if d == "mqtt" and i in toys.configs),
+        (toys.configs[i] for d, i in device.identifiers if d == MQTT_DOMAIN and i in toys.configs),
         None,
     )
     name = device.name_by_user or device.name or ""

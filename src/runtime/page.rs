@@ -30,8 +30,8 @@ pub struct Page {
     dropped: std::sync::atomic::AtomicUsize,
     pub requests: mpsc::Receiver<StatusRequest>,
     connections: Vec<(Role, Connection)>,
-    history: bool,
-    /// Reads the history beside the writer (`folotoy.get_conversation`).
+    /// Reads the history beside the writer (the page, `folotoy.get_conversation`); None
+    /// when no conversations are kept.
     pub reader: Option<crate::history::Reader>,
 }
 
@@ -80,15 +80,7 @@ impl Page {
             .iter()
             .map(|r| (*r, Connection { name: r.title(), up: false, since_ms: None, last_error: None }))
             .collect();
-        Ok(Some(Page {
-            lines: Some(tx),
-            writer,
-            dropped: Default::default(),
-            requests,
-            connections,
-            history: history.is_some(),
-            reader,
-        }))
+        Ok(Some(Page { lines: Some(tx), writer, dropped: Default::default(), requests, connections, reader }))
     }
 
     /// Sentences the core reported, for the history and the open pages.
@@ -135,23 +127,24 @@ impl Page {
         let _ = reply.send(Status {
             view: core.view(),
             connections: self.connections.iter().map(|(_, c)| c.clone()).collect(),
-            history: self.history,
+            history: self.reader.is_some(),
         });
     }
 }
 
 /// Writes sentences to the history off the bridge's loop, makes them
-/// durable at most a second later (an fsync per toy's file for every batch
-/// would cost more than the bridge's own work under a chatty toy), then hands
-/// them to the pages open now.
+/// durable at most a second later (a checkpoint for every batch would cost
+/// more than the bridge's own work under a chatty toy), then tells the pages
+/// open now. The writer is this task's alone: the page reads on connections
+/// of its own.
 async fn write_history(
     history: Option<Arc<Mutex<History>>>,
     live: watch::Sender<Changes>,
     mut rx: mpsc::Receiver<Vec<(Sn, Line)>>,
 ) {
     let mut synced = tokio::time::Instant::now();
-    // Whether something written is not yet durable (kept here: the history's lock may be
-    // held by a search, and this task must not wait for it on the async thread).
+    // Whether something written is not yet durable (kept here, so that the async thread
+    // never takes the writer's lock).
     let mut unsynced = false;
     loop {
         let next = if unsynced {
