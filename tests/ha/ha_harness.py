@@ -33,6 +33,7 @@ import paho.mqtt.client as paho
 import requests
 
 MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -869,6 +870,24 @@ mqtt_statestream:
             if [domain, identifier] in d["identifiers"]:
                 return d
         return None
+
+    def automation_from_blueprint(self, blueprint: str, automation_id: str, alias: str, inputs: dict) -> None:
+        """Imports the project's blueprint `blueprint` (blueprints/automation/folotoy/<name>) as
+        a user does, saves an automation made from it through the automation editor's API, and
+        waits until it is on (its entity id is made from `alias`, as Home Assistant makes it)."""
+        target = self.config_dir / "blueprints" / "automation" / "folotoy"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPOSITORY / "blueprints" / "automation" / "folotoy" / blueprint, target)
+        self.api(
+            "POST",
+            f"/api/config/automation/config/{automation_id}",
+            {"alias": alias, "use_blueprint": {"path": f"folotoy/{blueprint}", "input": inputs}},
+        )
+        self.wait_for_state("automation." + re.sub(r"[^a-z0-9]+", "_", alias.lower()).strip("_"), state="on")
+
+    def notifications(self) -> list[tuple[str | None, str]]:
+        """Home Assistant's persistent notifications: (title, message) each."""
+        return [(n.get("title"), n["message"]) for n in self.ws("persistent_notification/get")]
 
     def devices_with_identifier(self, identifier: str) -> list[dict]:
         """Every device that has `identifier`, whichever integration's."""

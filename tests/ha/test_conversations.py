@@ -8,9 +8,7 @@ sends on /sys/folotoy/<sn>/thing/event/post.
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -188,26 +186,16 @@ def test_the_phrase_blueprint_acts_once_when_the_child_says_the_phrase_and_not_a
     homeassistant, toy_device, bridge, mqtt
 ):
     ha = homeassistant
-    repo = Path(__file__).resolve().parents[2]
-    target = ha.config_dir / "blueprints" / "automation" / "folotoy"
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(repo / "blueprints/automation/folotoy/act_on_phrase.yaml", target)
-    ha.api(
-        "POST",
-        "/api/config/automation/config/bath_time",
+    ha.automation_from_blueprint(
+        "act_on_phrase.yaml",
+        "bath_time",
+        "Bath time",
         {
-            "alias": "Bath time",
-            "use_blueprint": {
-                "path": "folotoy/act_on_phrase.yaml",
-                "input": {
-                    "conversation": CONVERSATION,
-                    "phrase": "bath",
-                    "when_heard": [{"action": "counter.increment", "target": {"entity_id": "counter.baths"}}],
-                },
-            },
+            "conversation": CONVERSATION,
+            "phrase": "bath",
+            "when_heard": [{"action": "counter.increment", "target": {"entity_id": "counter.baths"}}],
         },
     )
-    ha.wait_for_state("automation.bath_time", state="on")
 
     child_says(mqtt, 20, "Hello bunny")
     ha.wait_for_state(HEARD, state="Hello bunny")
@@ -241,10 +229,6 @@ def test_the_phrase_blueprint_acts_once_when_the_child_says_the_phrase_and_not_a
 
 def test_the_watch_word_blueprint_tells_a_parent_what_the_child_and_the_toy_said(homeassistant, toy_device, mqtt):
     ha = homeassistant
-    repo = Path(__file__).resolve().parents[2]
-    target = ha.config_dir / "blueprints" / "automation" / "folotoy"
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(repo / "blueprints/automation/folotoy/notify_on_watch_word.yaml", target)
     # One automation as a parent would make it, with the blueprint's defaults: a notification
     # in Home Assistant for either side. Another with an action of its own (in place of a
     # phone's notify action), for the child's words only.
@@ -263,27 +247,18 @@ def test_the_watch_word_blueprint_tells_a_parent_what_the_child_and_the_toy_said
         },
     }
     for automation_id, inputs in automations.items():
-        ha.api(
-            "POST",
-            f"/api/config/automation/config/{automation_id}",
-            {
-                "alias": automation_id.replace("_", " "),
-                "use_blueprint": {"path": "folotoy/notify_on_watch_word.yaml", "input": inputs},
-            },
+        ha.automation_from_blueprint(
+            "notify_on_watch_word.yaml", automation_id, automation_id.replace("_", " "), inputs
         )
-        ha.wait_for_state(f"automation.{automation_id}", state="on")
-
-    def notifications() -> list[tuple[str, str]]:
-        return [(n.get("title"), n["message"]) for n in ha.ws("persistent_notification/get")]
 
     child_says(mqtt, 60, "I found a KNIFE")
     ha.wait_for_state("input_text.alert_message", state="Bunny heard 'knife': I found a KNIFE")
     wait_until(
-        lambda: ("Bunny", "Bunny heard 'knife': I found a KNIFE") in notifications(), 10, "the child's notification"
+        lambda: ("Bunny", "Bunny heard 'knife': I found a KNIFE") in ha.notifications(), 10, "the child's notification"
     )
     toy_says(mqtt, 60, 1, "Put the knife down.")
     wait_until(
-        lambda: ("Bunny", "Bunny said 'knife': Put the knife down.") in notifications(), 10, "the toy's notification"
+        lambda: ("Bunny", "Bunny said 'knife': Put the knife down.") in ha.notifications(), 10, "the toy's notification"
     )
 
     def runs() -> list[dict]:

@@ -4,7 +4,6 @@ blueprint has an AI task (tests/ha/e2e_ai, a fixed answer) summarize them for a 
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -114,29 +113,13 @@ def test_a_device_that_is_no_toy_is_refused_saying_so(homeassistant, bunny):
 def test_the_daily_digest_blueprint_sends_the_ais_summary_of_the_day(homeassistant, bunny):
     ha = homeassistant
     morning(ha, bunny)
-    repo = Path(__file__).resolve().parents[2]
-    target = ha.config_dir / "blueprints" / "automation" / "folotoy"
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(repo / "blueprints/automation/folotoy/daily_digest.yaml", target)
-    ha.api(
-        "POST",
-        "/api/config/automation/config/digest",
-        {
-            "alias": "digest",
-            "use_blueprint": {
-                "path": "folotoy/daily_digest.yaml",
-                "input": {"time": "23:59:59", "toy": bunny, "ai_task": AI},
-            },
-        },
+    ha.automation_from_blueprint(
+        "daily_digest.yaml", "digest", "digest", {"time": "23:59:59", "toy": bunny, "ai_task": AI}
     )
-    ha.wait_for_state("automation.digest", state="on")
     # As if its time had come (the trigger's time is the test's to wait for otherwise).
     ha.call_service("automation", "trigger", {"skip_condition": True}, entity_id="automation.digest")
 
-    def notifications() -> list[tuple[str, str]]:
-        return [(n.get("title"), n["message"]) for n in ha.ws("persistent_notification/get")]
-
-    digest = wait_until(lambda: [n for n in notifications() if n[0] == "Bunny: the day"], 10, "the digest")
+    digest = wait_until(lambda: [n for n in ha.notifications() if n[0] == "Bunny: the day"], 10, "the digest")
     # The AI got the day's transcript: it ends with the toy's answer.
     assert digest == [("Bunny: the day", "A calm day. Last: " + last_line(ha, bunny))], digest
 

@@ -4,9 +4,6 @@ home through Assist's built-in agent, the toy saying the answer."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from folotoy_parts import BUNNY, child_says
@@ -75,24 +72,14 @@ def test_the_quiet_switch_keeps_say_and_announce_from_the_toy_and_settings_still
 def ask_home(listening):
     """The blueprint imported as a user does, and an automation made from it."""
     ha = listening
-    repo = Path(__file__).resolve().parents[2]
-    target = ha.config_dir / "blueprints" / "automation" / "folotoy"
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(repo / "blueprints/automation/folotoy/ask_home.yaml", target)
     # Assist acts only on what is exposed to it; a light would be, a helper is not by default.
     ha.ws("homeassistant/expose_entity", assistants=["conversation"], entity_ids=[NIGHT_LIGHT], should_expose=True)
-    ha.api(
-        "POST",
-        "/api/config/automation/config/ask_home",
-        {
-            "alias": "Ask the home",
-            "use_blueprint": {
-                "path": "folotoy/ask_home.yaml",
-                "input": {"conversation": CONVERSATION, "announce": ANNOUNCE, "phrase": "Hey home"},
-            },
-        },
+    ha.automation_from_blueprint(
+        "ask_home.yaml",
+        "ask_home",
+        "Ask the home",
+        {"conversation": CONVERSATION, "announce": ANNOUNCE, "phrase": "Hey home"},
     )
-    ha.wait_for_state("automation.ask_the_home", state="on")
     return ha
 
 
