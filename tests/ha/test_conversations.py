@@ -296,6 +296,13 @@ def test_a_toy_deleted_in_home_assistant_stays_deleted_when_it_talks_and_home_as
         config_entry_id=device["config_entries"][0],
     )
     wait_until(lambda: ha.device_by_identifier(f"folotoy_{visitor}") is None, 10, "the device to be deleted")
+    # Home Assistant's emptied configs and the next sentence reach the bridge on two
+    # connections, in either order: it is refused only once the bridge took in the deletion.
+    wait_until(
+        lambda: f"toy {visitor} was deleted in Home Assistant: forgotten" in bridge.log_text(),
+        10,
+        "the bridge to forget the deleted toy",
+    )
 
     # It talks again, and Home Assistant announces itself, after which the
     # bridge publishes everything again: the toy must stay deleted.
