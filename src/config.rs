@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::bridge::CoreConfig;
 use crate::catalog::{Catalog, CatalogError};
 use crate::folotoy::Sn;
+use crate::glance::Zone;
 use crate::ha::Topics;
 use crate::watch::{Sides, WatchWords};
 
@@ -401,6 +402,8 @@ impl Config {
             command_timeout: Duration::from_secs_f64(self.folotoy.command_timeout_s),
             media_player: self.homeassistant.media_player,
             watch_words: WatchWords::new(self.watch_words.iter().map(|w| (w.phrase.as_str(), w.side))),
+            // The history lives with the page.
+            glance: (self.web.enabled && self.history.enabled).then(Zone::from_env),
         })
     }
 

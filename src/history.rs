@@ -415,6 +415,30 @@ impl Reader {
         }
     }
 
+    /// When each sentence since `since_ms` was said, and by whom, in time order: of
+    /// one toy or of all; only what the limits keep at `now_ms`. What the day at a
+    /// glance counts (see [`crate::glance`]).
+    pub fn sentence_times(
+        &self,
+        sn: Option<&Sn>,
+        since_ms: u64,
+        now_ms: u64,
+    ) -> Result<Vec<(String, u64, Kind)>, HistoryError> {
+        let conn = self.read_only()?;
+        let since = since_ms.max(self.limits.oldest_kept_ms(now_ms)).min(i64::MAX as u64) as i64;
+        // Two statements, so one toy's is read by the (sn, t) index.
+        let (condition, sn) = match sn {
+            Some(sn) => ("sn = ?2 AND t >= ?1", sn.as_str()),
+            None => ("t >= ?1 AND ?2 = ''", ""),
+        };
+        let mut q = conn
+            .prepare(&format!("SELECT sn, t, kind FROM lines WHERE {condition} ORDER BY t, id"))
+            .map_err(sql(&self.path))?;
+        let rows = q
+            .query_map(params![since, sn], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?))));
+        rows.and_then(|rows| rows.collect()).map_err(sql(&self.path))
+    }
+
     /// A search's own connection, which [`Stop`] can interrupt from elsewhere.
     pub fn searcher(&self) -> Result<Searcher, HistoryError> {
         let conn = self.read_only()?;

@@ -13,6 +13,7 @@ pub mod dates;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod folotoy;
+pub mod glance;
 pub mod ha;
 pub mod history;
 pub mod runtime;

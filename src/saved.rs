@@ -39,6 +39,10 @@ pub struct ToyState {
     /// Whether it was in `folotoy.toys` when last saved: one taken off the
     /// list that was never heard from is a mistyped serial number.
     pub listed: bool,
+    /// How much it talked today. Not saved: counted from the history at
+    /// start (see `Core::begin_day`).
+    #[serde(skip)]
+    pub today: crate::glance::Tally,
     /// Whether the toy is (probably) playing. Not saved: FoloToy never says
     /// when playback ends, so the core guesses and a restart starts idle.
     #[serde(skip)]
@@ -95,6 +99,7 @@ impl Default for ToyState {
             announcement_volume: 0,
             volume_to_restore: None,
             listed: false,
+            today: Default::default(),
             playing: false,
         }
     }

@@ -25,7 +25,9 @@ use tracing::warn;
 use crate::bridge::core::View;
 use crate::config::Secret;
 use crate::folotoy::Sn;
-use crate::history::{HistoryError, Message, Reader};
+use crate::glance::{self, DaySummary, Zone};
+use crate::history::{HistoryError, Kind, Message, Reader};
+use crate::watch::{Speaker, WatchWords};
 
 const PAGE: &str = include_str!("web/page.html");
 const SCRIPT: &str = include_str!("web/page.js");
@@ -113,6 +115,10 @@ pub struct Shared {
     pub loopback_only: bool,
     /// A secret every request must carry (web.token); with `allow_from` too, both must hold.
     pub token: Option<Secret>,
+    /// Where the family's days begin, for the days the page shows.
+    pub zone: Zone,
+    /// The watch words now, which mark messages on the page.
+    pub watch_words: watch::Receiver<WatchWords>,
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -124,6 +130,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/messages", get(messages))
         .route("/api/search", get(search))
         .route("/api/toys/{sn}/clear", post(clear))
+        .route("/api/toys/{sn}/days", get(days))
         .route("/api/updates", get(updates))
         .layer(middleware::from_fn_with_state(shared.clone(), only_allowed))
         .with_state(shared)
@@ -247,6 +254,47 @@ struct MessagesQuery {
     sn: String,
     before: Option<u64>,
     limit: Option<usize>,
+    /// Only exchanges with a watch word (`1`).
+    flagged: Option<u8>,
+}
+
+/// A message as the page gets it: with the watch words it holds.
+#[derive(Debug, Serialize, PartialEq)]
+struct Shown {
+    #[serde(flatten)]
+    message: Message,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    flags: Vec<String>,
+}
+
+fn flags(words: &WatchWords, m: &Message) -> Vec<String> {
+    let speaker = if m.kind == Kind::Heard { Speaker::Child } else { Speaker::Toy };
+    words.hits(speaker, &m.text).into_iter().map(str::to_owned).collect()
+}
+
+/// Messages with their flags; with `only_flagged`, the flagged ones and the other half
+/// of their exchange (what the child said before an answer, the answer after it).
+fn shown(words: &WatchWords, messages: Vec<Message>, only_flagged: bool) -> Vec<Shown> {
+    let flagged: Vec<Vec<String>> = messages.iter().map(|m| flags(words, m)).collect();
+    let keep = |i: usize| {
+        !only_flagged
+            || !flagged[i].is_empty()
+            || (messages[i].kind == Kind::Heard
+                && messages.get(i + 1).is_some_and(|m| m.kind == Kind::Said)
+                && !flagged[i + 1].is_empty())
+            || (messages[i].kind == Kind::Said
+                && i > 0
+                && messages[i - 1].kind == Kind::Heard
+                && !flagged[i - 1].is_empty())
+    };
+    let kept: Vec<bool> = (0..messages.len()).map(keep).collect();
+    messages
+        .into_iter()
+        .zip(flagged)
+        .zip(kept)
+        .filter(|(_, k)| *k)
+        .map(|((message, flags), _)| Shown { message, flags })
+        .collect()
 }
 
 fn toy(sn: &str) -> Result<Sn, (StatusCode, String)> {
@@ -283,12 +331,48 @@ async fn with_history<T: Send + 'static>(
 async fn messages(
     State(shared): State<Shared>,
     Query(q): Query<MessagesQuery>,
-) -> Result<Json<Vec<Message>>, (StatusCode, String)> {
+) -> Result<Json<Vec<Shown>>, (StatusCode, String)> {
     let sn = toy(&q.sn)?;
-    let (before, limit) = (q.before.unwrap_or(u64::MAX), q.limit.unwrap_or(200).min(1000));
-    with_history(&shared, move |h| h.messages(&sn, before, limit, crate::dates::unix_ms(std::time::SystemTime::now())))
-        .await
-        .map(Json)
+    let (mut before, limit) = (q.before.unwrap_or(u64::MAX), q.limit.unwrap_or(200).min(1000));
+    let words = shared.watch_words.borrow().clone();
+    let now = crate::dates::unix_ms(std::time::SystemTime::now());
+    if q.flagged != Some(1) {
+        let messages = with_history(&shared, move |h| h.messages(&sn, before, limit, now)).await?;
+        return Ok(Json(shown(&words, messages, false)));
+    }
+    // Flagged exchanges are found by reading back a window at a time, until the
+    // page has `limit` or the history ends.
+    const WINDOW: usize = 500;
+    with_history(&shared, move |h| {
+        let mut found: Vec<Shown> = Vec::new();
+        loop {
+            let window = h.messages(&sn, before, WINDOW, now)?;
+            let Some(first) = window.first() else { break };
+            before = first.t;
+            let all = window.len() < WINDOW;
+            let mut more = shown(&words, window, true);
+            more.append(&mut found);
+            found = more;
+            if all || found.len() >= limit {
+                break;
+            }
+        }
+        Ok(found.split_off(found.len().saturating_sub(limit)))
+    })
+    .await
+    .map(Json)
+}
+
+/// How much a toy talked each day that the history keeps, newest first.
+async fn days(
+    State(shared): State<Shared>,
+    Path(sn): Path<String>,
+) -> Result<Json<Vec<DaySummary>>, (StatusCode, String)> {
+    let sn = toy(&sn)?;
+    let zone = shared.zone.clone();
+    let now = crate::dates::unix_ms(std::time::SystemTime::now());
+    let sentences = with_history(&shared, move |h| h.sentence_times(Some(&sn), 0, now)).await?;
+    Ok(Json(glance::by_day(&zone, sentences.into_iter().map(|(_, t, kind)| (t, kind)))))
 }
 
 #[derive(Deserialize)]
@@ -300,7 +384,7 @@ struct SearchQuery {
 struct Found {
     sn: String,
     #[serde(flatten)]
-    message: Message,
+    shown: Shown,
 }
 
 /// How long a search may take; then it stops and the page says so.
@@ -337,7 +421,10 @@ async fn search(
         Ok(done) => done.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.map_err(failed)?,
         Err(_) => return Err(failed(HistoryError::Stopped)),
     };
-    Ok(Json(found.into_iter().map(|(sn, message)| Found { sn, message }).collect()))
+    let words = shared.watch_words.borrow().clone();
+    let found =
+        found.into_iter().map(|(sn, message)| Found { sn, shown: Shown { flags: flags(&words, &message), message } });
+    Ok(Json(found.collect()))
 }
 
 /// Clearing needs a header only the page's own script sends: a form or a
@@ -395,6 +482,26 @@ async fn updates(State(shared): State<Shared>, Query(q): Query<UpdatesQuery>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn said(kind: Kind, text: &str) -> Message {
+        Message { t: 0, kind, text: text.into(), role: None, recording_id: None }
+    }
+
+    #[test]
+    fn only_flagged_keeps_each_flagged_message_with_the_other_half_of_its_exchange_and_no_more() {
+        let words = WatchWords::new([("knife", crate::watch::Sides::Both)]);
+        let messages = vec![
+            said(Kind::Heard, "hello"),           // a question with no answer, before a flagged one
+            said(Kind::Heard, "a knife?"),        // flagged
+            said(Kind::Said, "not a toy"),        // its answer
+            said(Kind::Heard, "what is that"),    // the question of a flagged answer
+            said(Kind::Said, "a knife"),          // flagged
+            said(Kind::Said, "and then a story"), // an answer after an answer
+            said(Kind::Heard, "bye"),
+        ];
+        let kept: Vec<String> = shown(&words, messages, true).into_iter().map(|s| s.message.text).collect();
+        assert_eq!(kept, ["a knife?", "not a toy", "what is that", "a knife"]);
+    }
 
     fn changes(sns: &[&str]) -> Changes {
         let mut c = Changes::default();

@@ -44,6 +44,8 @@ fn config() -> CoreConfig {
         media_player: true,
         // Short ones, so that arbitrary text often holds one.
         watch_words: WatchWords::new([("a", Sides::Both), ("刀", Sides::Child), ("*e*", Sides::Toy)]),
+        // A family far from UTC, as in real use.
+        glance: folotoy_ha_bridge::glance::Zone::named("Asia/Shanghai"),
     }
 }
 

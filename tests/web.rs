@@ -416,3 +416,68 @@ async fn wait_json_with(port: u16, path: &str, cookie: &str) -> Json {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn only_flagged_shows_the_exchanges_that_hold_a_watch_word_marked_with_it() {
+    let p = page_with("watch_words:\n  - knife\n  - {phrase: 刀, side: child}\n").await;
+    let bunny = sn(BUNNY);
+    p.sim.heard(&bunny, 1, "Tell me a story").await.unwrap();
+    p.sim.said(&bunny, 1, 1, "Once upon a time.").await.unwrap();
+    p.sim.heard(&bunny, 2, "Where is the KNIFE?").await.unwrap();
+    p.sim.said(&bunny, 2, 1, "Knives are for grown-ups.").await.unwrap();
+    p.sim.heard(&bunny, 3, "我有一把刀").await.unwrap();
+    p.sim.said(&bunny, 3, 1, "刀很危险").await.unwrap(); // 刀 is watched on the child's side only
+    p.sim.heard(&bunny, 4, "Good night").await.unwrap(); // a marker: everything before is kept
+    let all = wait_json(p.port, MESSAGES, |m| m.as_array().unwrap().len() == 7).await;
+    assert_eq!(all[2]["flags"], serde_json::json!(["knife"]), "{all}");
+    assert!(all[1].get("flags").is_none() && all[3].get("flags").is_none(), "{all}");
+    let flagged = get_json(p.port, &format!("{MESSAGES}&flagged=1")).await;
+    assert_eq!(
+        texts(&flagged),
+        ["Where is the KNIFE?", "Knives are for grown-ups.", "我有一把刀", "刀很危险"],
+        "each flagged sentence with the other half of its exchange"
+    );
+    assert_eq!(flagged[2]["flags"], serde_json::json!(["刀"]));
+    let found = get_json(p.port, "/api/search?q=knife").await;
+    assert_eq!(found[0]["flags"], serde_json::json!(["knife"]), "search results are marked too: {found}");
+}
+
+#[tokio::test]
+async fn the_page_shows_each_day_kept_with_its_exchanges_and_talk_time() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Three days ago at noon UTC (the same calendar day in every time zone but the
+    // furthest), a four-minute exchange, kept by an earlier version.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let noon = (now_ms / 86_400_000 - 3) * 86_400_000 + 43_200_000;
+    let day = dir.path().join("history").join(BUNNY);
+    std::fs::create_dir_all(&day).unwrap();
+    let lines = [
+        serde_json::json!({"t": noon, "kind": "heard", "recording_id": 1, "text": "Hi"}),
+        serde_json::json!({"t": noon + 60_000, "kind": "heard", "recording_id": 2, "text": "Sing"}),
+        serde_json::json!({"t": noon + 240_000, "kind": "said", "recording_id": 2, "order": 1, "text": "La la"}),
+        // And a moment ago, before this start: today's count goes on from it.
+        serde_json::json!({"t": now_ms - 1_000, "kind": "heard", "recording_id": 3, "text": "Hello again"}),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(day.join("old.jsonl"), text).unwrap();
+    let sim = Simulator::start(&broker.mqtt(), SimConfig { toys: vec![], ack: AckMode::Ok }).await.unwrap();
+    let mut ha = Client::connect(&broker, &["folotoy/#"]).await;
+    let port = free_port();
+    let yaml = format!("{}web:\n  enabled: true\n  port: {port}\n", bunny_yaml());
+    let _bridge = Bridge::start(&broker, dir.path(), &yaml);
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    // Counted from the history at start: the sensors, and the page.
+    ha.wait_value(&format!("folotoy/{BUNNY}/exchanges_today"), "1").await;
+    sim.heard(&sn(BUNNY), 4, "Good morning").await.unwrap();
+    ha.wait_value(&format!("folotoy/{BUNNY}/exchanges_today"), "2").await;
+    let days = wait_json(port, &format!("/api/toys/{BUNNY}/days"), |d| d.as_array().unwrap().len() == 2).await;
+    let counts: Vec<(u64, u64)> = days
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["exchanges"].as_u64().unwrap(), d["talk_minutes"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(counts, [(2, 1), (2, 4)], "today first: {days}");
+    assert!(days[0]["day"].as_str().unwrap() > days[1]["day"].as_str().unwrap(), "{days}");
+}

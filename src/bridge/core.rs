@@ -12,6 +12,7 @@ use super::hold::Hold;
 use super::pending::{slot_of, Pending, Sent, Slot, Waiting};
 use crate::catalog::Catalog;
 use crate::folotoy::{self, Command, Inbound, Play, Setting, Settings, Sn, ToyEvent, Value};
+use crate::glance::Zone;
 use crate::ha::discovery::Discovery;
 use crate::ha::entities::{Entity, Key, Kind, TOY};
 use crate::ha::topics::{toy_node, SERVER};
@@ -49,6 +50,9 @@ pub struct CoreConfig {
     pub media_player: bool,
     /// Phrases that fire a toy's Alert event when said (`watch_words`).
     pub watch_words: WatchWords,
+    /// Where the family's days begin, for the day-at-a-glance sensors;
+    /// `None` when no history is kept, and toys then have no such sensors.
+    pub glance: Option<Zone>,
 }
 
 impl CoreConfig {
@@ -206,6 +210,8 @@ pub struct Core {
     self_emptied: HashSet<String>,
     /// Announcements played at their own volume, per toy.
     announcing: BTreeMap<Sn, Announcing>,
+    /// The day the toys' tallies count (see `glance.rs`).
+    today: Option<glance::Today>,
 }
 
 /// Where an announcement at its own volume stands (see `Core::announce`).
@@ -302,6 +308,7 @@ impl Core {
             deleted,
             self_emptied: HashSet::new(),
             announcing: BTreeMap::new(),
+            today: None,
         };
         (core, logs)
     }
@@ -332,7 +339,11 @@ impl Core {
                 _ => None,
             })
             .min();
-        [self.pending.next_deadline(), self.republish_at, playing, roles, held, announcing].into_iter().flatten().min()
+        let midnight = self.today.as_ref().map(|t| t.ends);
+        [self.pending.next_deadline(), self.republish_at, playing, roles, held, announcing, midnight]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn toys(&self) -> impl Iterator<Item = &Sn> {
@@ -390,6 +401,9 @@ impl Core {
             self.republish_at = None;
             self.publish_all(out);
         }
+        if self.today.as_ref().is_some_and(|t| t.ends <= now) {
+            self.next_day(now, out);
+        }
         for msg_id in self.pending.expired(now) {
             self.finish(msg_id, Outcome::NoAnswer, now, out);
         }
@@ -438,7 +452,7 @@ impl Core {
 
     /// States wait for Home Assistant: its connection publishes them all.
     fn publish_state(&self, sn: &Sn, entity: &Entity, out: &mut Output) {
-        if !self.ha_up || (matches!(entity.kind, Kind::Player(_)) && !self.cfg.media_player) {
+        if !self.ha_up || !self.discovery().offers(entity) {
             return;
         }
         let toy = &self.toys[sn].state;
@@ -451,6 +465,7 @@ impl Core {
 mod announcements;
 mod commands;
 mod conversations;
+mod glance;
 mod republish;
 mod toys;
 mod view;

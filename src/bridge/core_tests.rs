@@ -45,6 +45,7 @@ fn config_with(toys: &[(&str, Option<&str>)], allow_unknown_toys: bool, max_toys
         command_timeout: TIMEOUT,
         media_player: true,
         watch_words: WatchWords::default(),
+        glance: Some(Zone::utc()),
     }
 }
 
@@ -1420,7 +1421,7 @@ fn a_sentence_held_back_while_home_assistants_broker_is_away_is_shown_when_it_re
         out.more = more.more;
     }
     assert_eq!(sensor(&out, "heard")["summary"], "two");
-    assert_eq!(b.deadline(), None, "nothing left waiting");
+    assert_eq!(b.deadline(), Some(secs(12 * 3600)), "nothing left waiting but the day's end (noon UTC now)");
 }
 
 #[test]
@@ -2243,4 +2244,108 @@ fn a_volume_put_back_that_the_toy_did_not_take_is_sent_again_when_the_toy_is_hea
     let out = b.at(secs(60), settings_ack(msg_id(&sent[0]), 1));
     assert_eq!(out.state("volume").as_deref(), Some("30"));
     assert!(b.at(secs(61), heard(10, "again")).to_toy().is_empty(), "put back once");
+}
+
+// --- The day at a glance ------------------------------------------------------------
+
+/// 2026-12-01T22:50:00Z: 23:50 in Berlin, ten minutes before its midnight.
+const BERLIN_LATE: u64 = 1_796_165_400_000;
+const MINUTE: u64 = 60_000;
+
+/// Bunny in a family that lives in Berlin.
+fn in_berlin() -> CoreConfig {
+    CoreConfig { glance: Zone::named("Europe/Berlin"), ..config() }
+}
+
+/// `input` as it arrived at wall time `ms`.
+fn arrived(input: Input, ms: u64) -> Input {
+    match input {
+        Input::FoloToy { topic, msg, .. } => {
+            Input::FoloToy { topic, msg, at: std::time::UNIX_EPOCH + Duration::from_millis(ms) }
+        }
+        other => other,
+    }
+}
+
+/// Bunny's (Exchanges today, Talk time today), where `out` published them.
+fn glance(out: &Output) -> (Option<String>, Option<String>) {
+    (out.state("exchanges_today"), out.state("talk_time_today"))
+}
+
+fn counted(exchanges: &str, minutes: &str) -> (Option<String>, Option<String>) {
+    (Some(exchanges.into()), Some(minutes.into()))
+}
+
+#[test]
+fn talk_time_and_exchanges_today_are_sensors_that_count_up_through_the_day() {
+    let mut b = Bridge::start(in_berlin());
+    let configs = b.at(secs(0), Input::HaUp).configs();
+    let talk = &configs[&discovery_topic("sensor", "folotoy_fcb467dad0c0", "talk_time_today")];
+    assert_eq!(talk["name"], "Talk time today");
+    assert_eq!((&talk["unit_of_measurement"], &talk["device_class"]), (&json!("min"), &json!("duration")));
+    assert_eq!(talk["state_class"], "total_increasing", "statistics take the drop at midnight for a new day");
+    let exchanges = &configs[&discovery_topic("sensor", "folotoy_fcb467dad0c0", "exchanges_today")];
+    assert_eq!(exchanges["default_entity_id"], "sensor.folotoy_fcb467dad0c0_exchanges_today");
+    assert_eq!(exchanges["state_class"], "total_increasing");
+
+    let start = BERLIN_LATE - 60 * MINUTE;
+    assert_eq!(glance(&b.at(secs(0), arrived(heard(1, "Hi"), start))), (Some("1".into()), None));
+    assert_eq!(glance(&b.at(secs(3), arrived(said(1, 1, "Hello!"), start + 3_000))), (None, Some("1".into())));
+    b.at(secs(240), arrived(heard(2, "A story?"), start + 4 * MINUTE));
+    let out = b.at(secs(540), arrived(said(2, 1, "Once upon a time"), start + 9 * MINUTE));
+    assert_eq!(glance(&out), (None, Some("9".into())), "gaps under five minutes are talk");
+    let out = b.at(secs(3600), arrived(heard(3, "Me again"), start + 60 * MINUTE));
+    assert_eq!(glance(&out), (Some("3".into()), None), "an hour of silence is no talk");
+    assert!(out.warned().is_empty());
+}
+
+#[test]
+fn the_day_at_a_glance_goes_back_to_0_at_the_familys_midnight_with_no_sentence_after_it() {
+    let mut b = Bridge::up(in_berlin());
+    b.at(secs(0), arrived(heard(1, "Good night"), BERLIN_LATE));
+    b.at(secs(2), arrived(said(1, 1, "Sleep well"), BERLIN_LATE + 2_000));
+    assert!(glance(&b.at(secs(599), Input::Tick)).0.is_none(), "not yet");
+    assert_eq!(b.deadline(), Some(secs(600)), "midnight in Berlin, ten minutes on");
+    let out = b.at(secs(600), Input::Tick);
+    assert_eq!(glance(&out), counted("0", "0"));
+    // The next midnight is a day on, and a sentence now counts in the new day.
+    assert_eq!(b.deadline(), Some(secs(600 + 86_400)));
+    let out = b.at(secs(700), arrived(heard(2, "Can't sleep"), BERLIN_LATE + 700_000));
+    assert_eq!(glance(&out), (Some("1".into()), None));
+}
+
+#[test]
+fn a_sentence_past_midnight_starts_the_new_day_even_before_the_tick() {
+    let mut b = Bridge::up(in_berlin());
+    b.at(secs(0), arrived(heard(1, "Good night"), BERLIN_LATE));
+    b.at(secs(1), arrived(heard(2, "Really"), BERLIN_LATE + 1_000));
+    // The bridge's clock and the wall clock can drift apart: the wall clock decides.
+    let out = b.at(secs(2), arrived(heard(3, "Morning!"), BERLIN_LATE + 11 * MINUTE));
+    assert_eq!(glance(&out), counted("1", "0"));
+}
+
+#[test]
+fn after_a_restart_today_is_counted_from_the_history_and_yesterday_is_not() {
+    let (mut b, _) = Bridge::restore_with_logs(in_berlin(), Snapshot::default());
+    let wall = std::time::UNIX_EPOCH + Duration::from_millis(BERLIN_LATE);
+    let kept = vec![
+        (SN.to_owned(), BERLIN_LATE - 24 * 60 * MINUTE, crate::history::Kind::Heard), // 2026-11-30 in Berlin
+        (SN.to_owned(), BERLIN_LATE - 30 * MINUTE, crate::history::Kind::Heard),
+        (SN.to_owned(), BERLIN_LATE - 28 * MINUTE, crate::history::Kind::Said),
+        ("0a1b2c3d4e5f".to_owned(), BERLIN_LATE - 30 * MINUTE, crate::history::Kind::Heard), // not known here
+    ];
+    b.core.begin_day(kept, wall, b.t0);
+    let out = b.at(secs(0), Input::HaUp);
+    assert_eq!(glance(&out), counted("1", "2"));
+    assert_eq!(b.deadline(), Some(secs(600)), "and it still ends at midnight");
+}
+
+#[test]
+fn without_a_history_toys_have_no_day_at_a_glance() {
+    let mut b = Bridge::start(CoreConfig { glance: None, ..config() });
+    let configs = b.at(secs(0), Input::HaUp).configs();
+    assert!(!configs.keys().any(|t| t.contains("today")), "{:?}", configs.keys());
+    let out = b.at(secs(1), heard(1, "Hi"));
+    assert_eq!(glance(&out), (None, None));
+    assert_eq!(b.deadline(), None, "no midnight to wait for");
 }

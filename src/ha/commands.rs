@@ -135,6 +135,7 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
         | Kind::Said
         | Kind::Event(_)
         | Kind::LastActivity
+        | Kind::Today(_)
         | Kind::Player(PlayerPart::State | PlayerPart::Title) => Err(CommandError::ReadOnly),
     }
 }

@@ -4,7 +4,7 @@
 //! every Home Assistant version, and one entity Home Assistant cannot read
 //! does not take the others down with it.
 
-use super::entities::{Category, Entity, Kind, NumberMode, PlayerPart, MAX_TEXT, TOY, TRIGGERS};
+use super::entities::{Category, Entity, Kind, NumberMode, PlayerPart, Today, MAX_TEXT, TOY, TRIGGERS};
 use super::payloads::{to_text, Availability, Device, EntityConfig, Num, Origin, PlayerConfig, TriggerConfig};
 use super::topics::{toy_node, Topics};
 use crate::catalog::Catalog;
@@ -27,6 +27,8 @@ pub struct Discovery<'a> {
     pub roles: &'a [String],
     /// Whether to publish media players for the `folotoy` integration.
     pub media_player: bool,
+    /// Whether the day-at-a-glance sensors are offered (a history is kept).
+    pub glance: bool,
 }
 
 impl Discovery<'_> {
@@ -113,7 +115,7 @@ impl Discovery<'_> {
             sw_version: None,
             via_device: Some(self.topics.bridge_id()),
         };
-        let entities = TOY.iter().filter(|e| !matches!(e.kind, Kind::Player(_))).map(|e| Config {
+        let entities = TOY.iter().filter(|e| self.offers(e) && !matches!(e.kind, Kind::Player(_))).map(|e| Config {
             topic: self.topics.discovery(e.component(), &node, e.key.as_str()),
             payload: to_text(&self.entity(e, sn, &node, &device)),
         });
@@ -232,9 +234,26 @@ impl Discovery<'_> {
                 // As the events are published (see `Publish::at_most_once`).
                 c.qos = 0;
             }
+            Kind::Today(today) => {
+                // Back to 0 at midnight: Home Assistant's statistics take a drop for a new cycle.
+                c.state_class = Some("total_increasing");
+                c.unit_of_measurement = match today {
+                    Today::TalkTime => Some("min"),
+                    Today::Exchanges => None,
+                };
+            }
             Kind::LastActivity | Kind::Announce | Kind::Player(_) => {}
         }
         c
+    }
+
+    /// Whether toys have this entity with this configuration.
+    pub fn offers(&self, e: &Entity) -> bool {
+        match e.kind {
+            Kind::Player(_) => self.media_player,
+            Kind::Today(_) => self.glance,
+            _ => true,
+        }
     }
 }
 

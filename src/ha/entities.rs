@@ -33,10 +33,12 @@ pub enum Key {
     PlayerMedia,
     Quiet,
     Alert,
+    TalkTimeToday,
+    ExchangesToday,
 }
 
 impl Key {
-    pub const ALL: [Key; 22] = [
+    pub const ALL: [Key; 24] = [
         Key::Volume,
         Key::RecordingMode,
         Key::VolumeControl,
@@ -59,6 +61,8 @@ impl Key {
         Key::PlayerMedia,
         Key::Quiet,
         Key::Alert,
+        Key::TalkTimeToday,
+        Key::ExchangesToday,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -85,6 +89,8 @@ impl Key {
             Key::PlayerMedia => "player_media",
             Key::Quiet => "quiet",
             Key::Alert => "alert",
+            Key::TalkTimeToday => "talk_time_today",
+            Key::ExchangesToday => "exchanges_today",
         }
     }
 
@@ -136,10 +142,21 @@ pub enum Kind {
     LastActivity,
     /// A notify entity: `notify.send_message` makes the toy speak.
     Announce,
+    /// How much the toy talked today (see `crate::glance`), from the
+    /// history: offered only while one is kept.
+    Today(Today),
     /// One topic of the toy's media player. Home Assistant has no MQTT media
     /// player, so these rows make one config for the project's own `folotoy`
     /// custom component rather than an entity each.
     Player(PlayerPart),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Today {
+    /// Minutes of conversation.
+    TalkTime,
+    /// What the child said, a sentence each.
+    Exchanges,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +292,20 @@ pub const TOY: &[Entity] = &[
         device_class: Some("timestamp"),
     },
     Entity {
+        key: Key::TalkTimeToday,
+        kind: Kind::Today(Today::TalkTime),
+        icon: "mdi:timer-sand",
+        category: None,
+        device_class: Some("duration"),
+    },
+    Entity {
+        key: Key::ExchangesToday,
+        kind: Kind::Today(Today::Exchanges),
+        icon: "mdi:forum-outline",
+        category: None,
+        device_class: None,
+    },
+    Entity {
         key: Key::Announce,
         kind: Kind::Announce,
         icon: "mdi:bullhorn-outline",
@@ -331,7 +362,7 @@ impl Entity {
             Kind::Select { .. } | Kind::SpeakingRole => "select",
             Kind::Switch { .. } | Kind::Quiet => "switch",
             Kind::Say | Kind::PlayAudio => "text",
-            Kind::LastCommand | Kind::Heard | Kind::Said | Kind::LastActivity => "sensor",
+            Kind::LastCommand | Kind::Heard | Kind::Said | Kind::LastActivity | Kind::Today(_) => "sensor",
             Kind::Event(_) => "event",
             Kind::Announce => "notify",
             Kind::Player(_) => "media_player",

@@ -94,6 +94,8 @@ pub struct EntityConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit_of_measurement: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_class: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub options: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pattern: Option<&'static str>,
@@ -132,6 +134,7 @@ impl EntityConfig {
             step: None,
             mode: None,
             unit_of_measurement: None,
+            state_class: None,
             options: None,
             pattern: None,
             value_template: None,

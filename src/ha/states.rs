@@ -1,6 +1,6 @@
 //! Entity states as Home Assistant reads them from the state topics.
 
-use super::entities::{Entity, Kind, PlayerPart, MAX_TEXT};
+use super::entities::{Entity, Kind, PlayerPart, Today, MAX_TEXT};
 use crate::folotoy::Setting;
 use serde_json::json;
 
@@ -44,6 +44,8 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         Kind::Heard => Some(heard(toy.heard.as_ref())),
         Kind::Said => Some(said(toy.answer.as_ref())),
         Kind::LastActivity => toy.last_activity_ms.map(rfc3339),
+        Kind::Today(Today::TalkTime) => Some(toy.today.talk_minutes().to_string()),
+        Kind::Today(Today::Exchanges) => Some(toy.today.exchanges().to_string()),
         Kind::Event(_) | Kind::Announce | Kind::Player(PlayerPart::Media) => return None,
         // The media player component reads plain values. A title or volume
         // not known yet is not published, as for Say: an empty retained

@@ -64,6 +64,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Some((aside, why)) = &loaded.set_aside {
         warn!("state file {} moved to {}: {why}; starting with no saved state", state_file.display(), aside.display());
     }
+    let (zone, watch_words) = (core_cfg.glance.clone(), core_cfg.watch_words.clone());
     let (mut core, logs) = Core::new(core_cfg, loaded.snapshot);
     emit_logs(&logs);
     info!("{}; state file {}", toys_known(&core), state_file.display());
@@ -71,7 +72,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let links = connect(&config, &topics, tx)?;
     let roles: &[Role] = if links.folotoy.is_some() { &[Role::Ha, Role::FoloToy] } else { &[Role::Both] };
-    let mut page = Page::start(&config, roles).await?;
+    let mut page = Page::start(&config, roles, zone.clone(), watch_words).await?;
+    if let (Some(zone), Some(reader)) = (&zone, page.as_ref().and_then(|p| p.reader.as_ref())) {
+        let at = std::time::SystemTime::now();
+        let now_ms = crate::dates::unix_ms(at);
+        let today = zone.start_of(zone.day(now_ms));
+        let sentences = reader.sentence_times(None, today, now_ms).unwrap_or_else(|e| {
+            warn!("today's talk cannot be counted from the history ({e}): the day at a glance starts from 0");
+            Vec::new()
+        });
+        core.begin_day(sentences, at, std::time::Instant::now());
+    }
     let conversations = Conversations::new(match &page {
         Some(p) => p.reader.clone().ok_or("history.enabled is false"),
         None => Err("the page is off (web.enabled is false), and the history with it"),

@@ -14,7 +14,9 @@ use super::RuntimeError;
 use crate::bridge::Core;
 use crate::config::{Config, ConfigError};
 use crate::folotoy::Sn;
+use crate::glance::Zone;
 use crate::history::{History, Limits, Line};
+use crate::watch::WatchWords;
 use crate::web::{self, Changes, Connection, Shared, Status, StatusRequest};
 
 /// Batches of sentences waiting for the history writer. Toys speak a few
@@ -41,7 +43,12 @@ fn now_ms() -> u64 {
 
 impl Page {
     /// Opens the history and starts serving the page, if `web.enabled`.
-    pub async fn start(config: &Config, roles: &[Role]) -> Result<Option<Page>, RuntimeError> {
+    pub async fn start(
+        config: &Config,
+        roles: &[Role],
+        zone: Option<Zone>,
+        watch_words: WatchWords,
+    ) -> Result<Option<Page>, RuntimeError> {
         if !config.web.enabled {
             return Ok(None);
         }
@@ -72,6 +79,8 @@ impl Page {
             allow_from: config.web.allow_from.clone(),
             loopback_only,
             token: config.web.token.clone(),
+            zone: zone.unwrap_or_else(Zone::utc),
+            watch_words: watch::channel(watch_words).1,
         };
         tokio::spawn(web::serve(listener, shared));
         let (tx, rx) = mpsc::channel(WAITING_BATCHES);

@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { toys: [], sn: null, messages: [], history: true, error: null, searches: 0, searching: null };
+const state = { toys: [], sn: null, messages: [], history: true, error: null, searches: 0, searching: null, flagged: false };
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -28,7 +28,9 @@ const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minu
 const day = (ms) => new Date(ms).toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
 
 function message(m, withToy) {
-  const box = el("div", `msg ${m.kind}`, m.text);
+  const box = el("div", `msg ${m.kind}${m.flags ? " flagged" : ""}`, m.text);
+  // The watch words it holds (see watch_words), before who said it.
+  if (m.flags) box.append(el("span", "flags", `⚑ ${m.flags.join(", ")}`));
   const who = m.kind === "heard" ? "Child" : `${toyName(withToy || state.sn)}${m.role ? ` · role ${m.role}` : ""}`;
   box.append(el("span", "meta", `${withToy ? `${toyName(withToy)} · ${day(m.t)} · ` : ""}${who} · ${time(m.t)}`));
   return box;
@@ -49,7 +51,8 @@ function drawChat() {
   const note = $("note");
   const text = !state.history ? "No conversations are kept (history is off)."
     : state.error ? state.error
-    : state.messages.length ? "" : "Nothing said yet.";
+    : state.messages.length ? ""
+    : state.flagged ? "Nothing flagged: no watch word was said." : "Nothing said yet.";
   note.hidden = !text;
   note.textContent = text;
 }
@@ -58,13 +61,16 @@ const atBottom = () => window.innerHeight + window.scrollY >= document.body.scro
 
 // The newest messages of the toy shown. Older ones already loaded stay (a live
 // sentence does not undo "Older messages"); a reply for a toy no longer shown is dropped.
+const messagesOf = (sn) => `api/messages?sn=${encodeURIComponent(sn)}&limit=200${state.flagged ? "&flagged=1" : ""}`;
+
 async function loadChat(fresh) {
   const sn = state.sn;
   if (!sn) return;
   const follow = fresh || atBottom();
+  if (fresh || $("days").open) loadDays();
   let latest;
   try {
-    latest = await api(`api/messages?sn=${encodeURIComponent(sn)}&limit=200`);
+    latest = await api(messagesOf(sn));
     state.error = null;
   } catch (e) {
     latest = [];
@@ -85,11 +91,35 @@ async function loadChat(fresh) {
 async function loadOlder() {
   const sn = state.sn;
   if (!state.messages.length) return;
-  const older = await api(`api/messages?sn=${encodeURIComponent(sn)}&before=${state.messages[0].t}&limit=200`);
+  const older = await api(`${messagesOf(sn)}&before=${state.messages[0].t}`);
   if (sn !== state.sn) return;
   $("older").hidden = older.length < 200;
   state.messages = older.concat(state.messages);
   drawChat();
+}
+
+// How much the toy shown talked each day the history keeps (the rule the sensors use).
+async function loadDays() {
+  const sn = state.sn;
+  const list = $("day-list");
+  if (!sn || !state.history) return list.replaceChildren();
+  let days;
+  try {
+    days = await api(`api/toys/${encodeURIComponent(sn)}/days`);
+  } catch (e) {
+    return list.replaceChildren(row([String(e.message)]));
+  }
+  if (sn !== state.sn) return;
+  if (!days.length) return list.replaceChildren(row(["Nothing said yet."]));
+  const named = (d) => new Date(`${d}T12:00:00`).toLocaleDateString([], { weekday: "short", month: "short", day: "numeric" });
+  list.replaceChildren(...days.map((d) => row([named(d.day), d.exchanges, `${d.talk_minutes} min`], d.day)));
+}
+
+function row(cells, key) {
+  const tr = el("tr");
+  if (key) tr.dataset.day = key;
+  for (const c of cells) tr.append(el("td", null, c));
+  return tr;
 }
 
 async function search() {
@@ -204,6 +234,8 @@ function tabs() {
 document.addEventListener("DOMContentLoaded", async () => {
   tabs();
   $("toy").addEventListener("change", (e) => { state.sn = e.target.value; loadChat(true); });
+  $("flagged").addEventListener("change", (e) => { state.flagged = e.target.checked; loadChat(true); });
+  $("days").addEventListener("toggle", () => { if ($("days").open) loadDays(); });
   let typing;
   $("search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(search, 250); });
   $("clear").addEventListener("click", clearHistory);

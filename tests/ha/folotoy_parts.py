@@ -89,13 +89,19 @@ class Bridge:
     discovery and states are published (it publishes them before `online`)."""
 
     def __init__(
-        self, workdir: Path, broker: Mosquitto, extra_toys: dict[str, str] | None = None, extra_yaml: str = ""
+        self,
+        workdir: Path,
+        broker: Mosquitto,
+        extra_toys: dict[str, str] | None = None,
+        extra_yaml: str = "",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.broker = broker
         self.state_file = self.workdir / "state.json"
         self.extra_yaml = extra_yaml
+        self.env = env or {}
         self.config = self.write_config(extra_toys)
         self.log_path = self.workdir / "bridge.log"
         self.proc: subprocess.Popen | None = None
@@ -120,7 +126,7 @@ class Bridge:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(self.log_path, "ab"),
-            env=_clean_env(),
+            env={**_clean_env(), **self.env},
         )
         self.probe.wait_for(BRIDGE_STATE_TOPIC, since=mark, predicate=lambda m: m.text == "online", timeout=timeout)
         return self

@@ -112,7 +112,7 @@ def page_bridge(mosquitto, toy, tmp_path_factory):
         {"t": old + 1, "kind": "said", "recording_id": 1, "order": 1, "role": 1, "text": "Penguins live in the south."},
     ]
     (history / f"{day}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    b = Bridge(workdir, mosquitto, extra_yaml=f"web:\n  enabled: true\n  port: {port}\n").start()
+    b = Bridge(workdir, mosquitto, extra_yaml=f"web:\n  enabled: true\n  port: {port}\nwatch_words: [knife]\n").start()
     b.page_port = port
     yield b
     b.close()
@@ -196,6 +196,40 @@ def test_toys_and_connections_show_what_the_bridge_knows(page, mqtt):
     page.click("nav button[data-tab=connections]")
     expect(page.locator("#connection-list .card")).to_have_count(1)
     expect(page.locator("#connection-list .card .up")).to_have_text("up")
+
+
+def test_only_flagged_shows_the_exchanges_with_a_watch_word_marked_with_it(page, mqtt):
+    expect = playwright_sync.expect
+    child_says(mqtt, 13, "Can I play with the knife?")
+    toy_says(mqtt, 13, 1, "No, that is not a toy.")
+    child_says(mqtt, 14, "Then a story please")
+    expect(page.locator(".msg.heard").last).to_contain_text("Then a story please")  # all three are kept
+    flagged = page.locator("#chat .msg.flagged")
+    expect(flagged).to_have_count(1)
+    expect(flagged).to_contain_text("⚑ knife")
+    page.check("#flagged")
+    shown = page.locator("#chat .msg")
+    expect(shown).to_have_count(2)  # the flagged question and its answer
+    expect(shown.first).to_contain_text("Can I play with the knife?")
+    expect(shown.last).to_contain_text("No, that is not a toy.")
+    page.uncheck("#flagged")
+    expect(page.locator(".msg.heard").last).to_contain_text("Then a story please")
+
+
+def test_day_by_day_shows_the_exchanges_and_talk_time_of_each_day_kept(page, mqtt):
+    expect = playwright_sync.expect
+    child_says(mqtt, 15, "What day is it?")
+    expect(page.locator(".msg.heard").last).to_contain_text("What day is it?")
+    page.click("#days summary")
+    rows = page.locator("#day-list tr")
+    expect(rows).to_have_count(2)  # today, and three days ago
+    # Three days ago: the penguin question and its answer a millisecond later.
+    expect(rows.last.locator("td").nth(1)).to_have_text("1")
+    expect(rows.last.locator("td").nth(2)).to_have_text("1 min")
+    today = int(rows.first.locator("td").nth(1).text_content())
+    child_says(mqtt, 16, "And tomorrow?")
+    # Open, the table follows what is said.
+    expect(rows.first.locator("td").nth(1)).to_have_text(str(today + 1))
 
 
 def test_clear_empties_the_toys_history_and_it_stays_empty_after_a_restart(page, page_bridge, ingress, browser):

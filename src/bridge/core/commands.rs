@@ -136,7 +136,7 @@ impl Core {
         match self.roles_in_flight {
             // FoloToy echoes the msgId only if one was sent; an ack without
             // one can only be for the reload that is waiting.
-            Some((msg_id, _)) if ack.msg_id.map_or(true, |m| m == msg_id) => {
+            Some((msg_id, _)) if ack.msg_id.is_none_or(|m| m == msg_id) => {
                 self.roles_in_flight = None;
                 if ack.ok {
                     out.log(Level::Info, topic, "the FoloToy server reloaded its roles");

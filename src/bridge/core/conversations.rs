@@ -77,7 +77,7 @@ impl Core {
         match event {
             ToyEvent::RecordingTranscribed { recording_id, text } => {
                 let line = Line { t, kind: LineKind::Heard, recording_id, order: None, role: None, text: text.clone() };
-                out.history.push((sn.clone(), line));
+                self.keep(sn, line, now, out);
                 let heard = Heard { text, recording_id };
                 if self.ha_up {
                     out.event(conversation, ha::states::heard_event(&heard));
@@ -107,7 +107,6 @@ impl Core {
                 }
                 answer.role = role.or(answer.role);
                 let line = Line { t, kind: LineKind::Said, recording_id, order: Some(order), role, text: text.clone() };
-                out.history.push((sn.clone(), line));
                 // A sentence sent again is looked at once.
                 let again = answer.parts.get(&order).is_some_and(|p| p.text == text);
                 let (answer_id, answer_role) = (answer.recording_id, answer.role);
@@ -115,6 +114,7 @@ impl Core {
                 answer.parts.insert(order, Part { text, voice_url });
                 let event = ha::states::said_event(answer, order);
                 let text = answer.text();
+                self.keep(sn, line, now, out);
                 if self.ha_up {
                     out.event(conversation, event);
                     if let Some(sentence) = watched {

@@ -17,6 +17,7 @@ impl Core {
             catalog: &self.cfg.catalog,
             roles: &self.cfg.roles,
             media_player: self.cfg.media_player,
+            glance: self.cfg.glance.is_some(),
         }
     }
 
