@@ -19,7 +19,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::folotoy::Sn;
 use crate::glance::Zone;
 use crate::ha::Topics;
-use crate::watch::{Sides, WatchWords};
+use crate::watch::Sides;
 
 pub const ENV_PREFIX: &str = "FOLOTOY_HA_";
 /// Where brokers listen for MQTT over TLS by convention.
@@ -401,7 +401,7 @@ impl Config {
             max_toys: self.folotoy.max_toys,
             command_timeout: Duration::from_secs_f64(self.folotoy.command_timeout_s),
             media_player: self.homeassistant.media_player,
-            watch_words: WatchWords::new(self.watch_words.iter().map(|w| (w.phrase.as_str(), w.side))),
+            watch_words: self.watch_words.clone(),
             // The history lives with the page.
             glance: (self.web.enabled && self.history.enabled).then(Zone::from_env),
         })

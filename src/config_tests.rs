@@ -138,9 +138,10 @@ fn watch_words_are_phrases_each_with_the_side_it_is_watched_on() {
                 WatchWord::new("gun", Sides::Both),
             ]
         );
-        let core = c.core().unwrap();
-        assert_eq!(core.watch_words.hits(Speaker::Child, "这把刀, a Knife and stupid"), ["knife", "刀"]);
-        assert_eq!(core.watch_words.hits(Speaker::Toy, "这把刀, a Knife and stupid"), ["knife", "stupid"]);
+        let words = c.core().unwrap().watch_words;
+        let watching = crate::watch::WatchWords::new(words.iter().map(|w| (w.phrase.as_str(), w.side)));
+        assert_eq!(watching.hits(Speaker::Child, "这把刀, a Knife and stupid"), ["knife", "刀"]);
+        assert_eq!(watching.hits(Speaker::Toy, "这把刀, a Knife and stupid"), ["knife", "stupid"]);
         assert!(load(None).unwrap().core().unwrap().watch_words.is_empty(), "none by default");
         Ok(())
     });
@@ -154,7 +155,7 @@ fn a_blank_duplicate_or_misspelt_watch_word_names_its_key() {
         ("watch_words:\n  - {side: toy}\n", "phrase"),
         (
             "watch_words:\n  - knife\n  - {phrase: ' KNIFE', side: toy}\n",
-            "watch_words[1].phrase: \" KNIFE\" is listed twice (also watch_words[0]); list it once, with side: both",
+            "watch_words[1].phrase: \"KNIFE\" is listed twice (also watch_words[0]); list it once, with side: both",
         ),
         (
             "watch_words:\n  - {phrase: run away}\n  - run   Away\n",

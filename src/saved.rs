@@ -171,6 +171,9 @@ pub struct Snapshot {
     /// Toys the user deleted in Home Assistant: kept out until listed in
     /// `folotoy.toys`, even when they talk.
     pub deleted_toys: BTreeSet<Sn>,
+    /// Watch words a parent added on the page (the configured ones are the
+    /// configuration's).
+    pub page_watch_words: Vec<crate::config::WatchWord>,
 }
 
 impl Default for Snapshot {
@@ -182,6 +185,7 @@ impl Default for Snapshot {
             discovery_topics: Arc::default(),
             server: ServerState::default(),
             deleted_toys: BTreeSet::new(),
+            page_watch_words: Vec::new(),
         }
     }
 }

@@ -38,6 +38,14 @@ pub enum Speaker {
 }
 
 impl Sides {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sides::Both => "both",
+            Sides::Child => "child",
+            Sides::Toy => "toy",
+        }
+    }
+
     pub fn covers(self, speaker: Speaker) -> bool {
         matches!((self, speaker), (Sides::Both, _) | (Sides::Child, Speaker::Child) | (Sides::Toy, Speaker::Toy))
     }
@@ -129,6 +137,38 @@ impl Pattern {
         }
         false
     }
+}
+
+/// The longest watch word, in characters.
+pub const MAX_PHRASE: usize = 100;
+
+/// Why a list of phrases cannot be watched: the one at `index`, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub index: usize,
+    pub reason: String,
+    /// It repeats the one at this index.
+    pub twin: Option<usize>,
+}
+
+/// Each phrase has something to look for, is not too long, and is listed
+/// once (ignoring case and spaces). The one rule for the configuration and
+/// for the page.
+pub fn check<'a>(phrases: impl IntoIterator<Item = &'a str>) -> Result<(), Refused> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (index, phrase) in phrases.into_iter().enumerate() {
+        let refused = |reason: String, twin| Err(Refused { index, reason, twin });
+        if needle(phrase).is_empty() {
+            return refused("is empty; write the word or phrase to watch for".into(), None);
+        }
+        if phrase.trim().chars().count() > MAX_PHRASE {
+            return refused(format!("is over {MAX_PHRASE} characters"), None);
+        }
+        if let Some(first) = seen.insert(normalize(phrase), index) {
+            return refused(format!("{:?} is listed twice", phrase.trim()), Some(first));
+        }
+    }
+    Ok(())
 }
 
 /// A phrase as it is compared: folded and trimmed, its `*`s kept. Two

@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
 use crate::bridge::core::View;
-use crate::config::Secret;
+use crate::config::{Secret, WatchWord};
 use crate::folotoy::Sn;
 use crate::glance::{self, DaySummary, Zone};
 use crate::history::{HistoryError, Kind, Message, Reader};
@@ -97,10 +97,25 @@ pub struct Status {
     pub connections: Vec<Connection>,
     /// Whether conversations are kept (history.enabled).
     pub history: bool,
+    pub watch_words: WatchList,
+}
+
+/// The watch words: those configured (read only on the page) and the page's own.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WatchList {
+    pub configured: Vec<WatchWord>,
+    pub page: Vec<WatchWord>,
 }
 
 /// What the page asks the bridge's loop for: its state now.
 pub type StatusRequest = oneshot::Sender<Status>;
+
+/// The page's new list of its own watch words, for the bridge's loop to take
+/// (and save) or refuse with why.
+pub type WatchEdit = (Vec<WatchWord>, oneshot::Sender<Result<WatchList, String>>);
+
+/// The most watch words the page may add.
+const MAX_PAGE_WATCH_WORDS: usize = 200;
 
 #[derive(Clone)]
 pub struct Shared {
@@ -119,6 +134,7 @@ pub struct Shared {
     pub zone: Zone,
     /// The watch words now, which mark messages on the page.
     pub watch_words: watch::Receiver<WatchWords>,
+    pub watch_edits: mpsc::Sender<WatchEdit>,
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -131,6 +147,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/search", get(search))
         .route("/api/toys/{sn}/clear", post(clear))
         .route("/api/toys/{sn}/days", get(days))
+        .route("/api/watch_words", put(set_watch_words))
         .route("/api/updates", get(updates))
         .layer(middleware::from_fn_with_state(shared.clone(), only_allowed))
         .with_state(shared)
@@ -442,6 +459,37 @@ async fn clear(
     let sn = toy(&sn)?;
     with_history(&shared, move |h| h.clear(&sn)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The page's own watch words, replaced as a whole. Like clearing, only the page's
+/// script can send it (its header).
+async fn set_watch_words(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Json<Vec<WatchWord>>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<WatchList>, (StatusCode, String)> {
+    let from_page = headers.get("x-folotoy-page").is_some_and(|v| v == "watch-words");
+    let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site");
+    if !from_page || cross_site {
+        return Err((StatusCode::FORBIDDEN, "only the page itself can change the watch words".into()));
+    }
+    let Json(words) = body.map_err(|e| {
+        let why = format!("watch words not changed: {}", e.body_text());
+        warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "{why}");
+        (StatusCode::BAD_REQUEST, why)
+    })?;
+    if words.len() > MAX_PAGE_WATCH_WORDS {
+        let why = format!("watch words not changed: {} given, at most {MAX_PAGE_WATCH_WORDS}", words.len());
+        warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "{why}");
+        return Err((StatusCode::BAD_REQUEST, why));
+    }
+    let (reply, answer) = oneshot::channel();
+    let gone = || (StatusCode::SERVICE_UNAVAILABLE, "the bridge is stopping".to_owned());
+    shared.watch_edits.send((words, reply)).await.map_err(|_| gone())?;
+    match answer.await.map_err(|_| gone())? {
+        Ok(list) => Ok(Json(list)),
+        Err(why) => Err((StatusCode::BAD_REQUEST, format!("watch words not changed: {why}"))),
+    }
 }
 
 #[derive(Deserialize)]

@@ -14,12 +14,13 @@ use ranges::in_documented_range;
 use folotoy_ha_bridge::bridge::core::Level;
 use folotoy_ha_bridge::bridge::{Core, CoreConfig, Input, Side};
 use folotoy_ha_bridge::catalog::Catalog;
+use folotoy_ha_bridge::config::WatchWord;
 use folotoy_ha_bridge::folotoy::{messages, Sn};
 use folotoy_ha_bridge::ha::commands::{self, Request};
 use folotoy_ha_bridge::ha::entities::TOY;
 use folotoy_ha_bridge::ha::{inbound, Topics};
 use folotoy_ha_bridge::saved::Snapshot;
-use folotoy_ha_bridge::watch::{Sides, WatchWords};
+use folotoy_ha_bridge::watch::Sides;
 use proptest::prelude::*;
 
 const SN: &str = "fcb467dad0c0";
@@ -43,7 +44,11 @@ fn config() -> CoreConfig {
         command_timeout: Duration::from_secs(10),
         media_player: true,
         // Short ones, so that arbitrary text often holds one.
-        watch_words: WatchWords::new([("a", Sides::Both), ("刀", Sides::Child), ("*e*", Sides::Toy)]),
+        watch_words: vec![
+            WatchWord::new("a", Sides::Both),
+            WatchWord::new("刀", Sides::Child),
+            WatchWord::new("*e*", Sides::Toy),
+        ],
         // A family far from UTC, as in real use.
         glance: folotoy_ha_bridge::glance::Zone::named("Asia/Shanghai"),
     }

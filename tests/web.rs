@@ -37,14 +37,18 @@ async fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> 
     (status, body)
 }
 
-/// One request; the status, the head (status line and headers) and the body.
 async fn http_full(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    http_with(port, method, path, headers, "").await
+}
+
+/// One request with a body; the status, the head (status line and headers) and the body.
+async fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("the page listens");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str("Content-Length: 0\r\n\r\n");
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut raw)).await.expect("an answer").unwrap();
@@ -480,4 +484,68 @@ async fn the_page_shows_each_day_kept_with_its_exchanges_and_talk_time() {
         .collect();
     assert_eq!(counts, [(2, 1), (2, 4)], "today first: {days}");
     assert!(days[0]["day"].as_str().unwrap() > days[1]["day"].as_str().unwrap(), "{days}");
+}
+
+/// Sends the page's own watch words as its script does; the status and the answer.
+async fn put_watch_words(port: u16, body: &str) -> (u16, String) {
+    let headers = [("X-FoloToy-Page", "watch-words"), ("Content-Type", "application/json")];
+    let (status, _, answer) = http_with(port, "PUT", "/api/watch_words", &headers, body).await;
+    (status, answer)
+}
+
+#[tokio::test]
+async fn watch_words_added_on_the_page_flag_and_alert_at_once_and_stay_over_a_restart() {
+    let mut p = page_with("watch_words: [knife]\n").await;
+    let mut ha = Client::connect(&p._broker, &[&format!("folotoy/{BUNNY}/alert")]).await;
+    let status = get_json(p.port, "/api/status").await;
+    assert_eq!(
+        status["watch_words"],
+        serde_json::json!({"configured": [{"phrase": "knife", "side": "both"}], "page": []})
+    );
+
+    let (code, _, _) =
+        http_with(p.port, "PUT", "/api/watch_words", &[("Content-Type", "application/json")], "[]").await;
+    assert_eq!(code, 403, "only the page's own script may change them");
+    let (code, answer) = put_watch_words(p.port, r#"[{"phrase": "matches", "side": "child"}, "lighter"]"#).await;
+    assert_eq!(code, 200, "{answer}");
+    let list: Json = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        list["page"],
+        serde_json::json!([{"phrase": "matches", "side": "child"}, {"phrase": "lighter", "side": "both"}])
+    );
+
+    p.sim.heard(&sn(BUNNY), 1, "Where are the matches?").await.unwrap();
+    let alert = ha.wait_for(&format!("folotoy/{BUNNY}/alert"), |_| true).await;
+    assert!(alert.payload.contains(r#""phrase":"matches""#), "{}", alert.payload);
+    let messages = wait_json(p.port, MESSAGES, |m| !m.as_array().unwrap().is_empty()).await;
+    assert_eq!(messages[0]["flags"], serde_json::json!(["matches"]));
+
+    p.bridge.terminate();
+    p.bridge.spawn(&[]);
+    p.bridge.wait_log(&["the page is at"]).await;
+    let status = wait_json(p.port, "/api/status", |_| true).await;
+    assert_eq!(status["watch_words"]["page"].as_array().unwrap().len(), 2, "{status}");
+}
+
+#[tokio::test]
+async fn a_watch_word_the_page_cannot_add_is_refused_with_why_and_nothing_changes() {
+    let p = page_with("watch_words: [knife]\n").await;
+    put_watch_words(p.port, r#"["matches"]"#).await;
+    for (body, why) in [
+        (r#"["KNIFE"]"#, "\"KNIFE\" is already watched"),
+        (r#"["  "]"#, "is empty"),
+        (r#"["a", "A"]"#, "listed twice"),
+        (r#"{"phrase": "not a list"}"#, "watch words not changed: Failed to deserialize"),
+        ("not json", "watch words not changed"),
+    ] {
+        let (code, answer) = put_watch_words(p.port, body).await;
+        assert_eq!(code, 400, "{body}: {answer}");
+        assert!(answer.contains(why), "{body}: {answer}");
+    }
+    let many: Vec<String> = (0..201).map(|i| format!("word{i}")).collect();
+    let (code, answer) = put_watch_words(p.port, &serde_json::to_string(&many).unwrap()).await;
+    assert_eq!((code, answer.as_str()), (400, "watch words not changed: 201 given, at most 200"));
+    let status = get_json(p.port, "/api/status").await;
+    assert_eq!(status["watch_words"]["page"], serde_json::json!([{"phrase": "matches", "side": "both"}]));
+    p.bridge.wait_log(&["WARN", "page: watch words", "\"KNIFE\" is already watched"]).await;
 }

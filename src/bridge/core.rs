@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::hold::Hold;
 use super::pending::{slot_of, Pending, Sent, Slot, Waiting};
 use crate::catalog::Catalog;
+use crate::config::WatchWord;
 use crate::folotoy::{self, Command, Inbound, Play, Setting, Settings, Sn, ToyEvent, Value};
 use crate::glance::Zone;
 use crate::ha::discovery::Discovery;
@@ -48,8 +49,9 @@ pub struct CoreConfig {
     pub command_timeout: Duration,
     /// Whether toys get a media player (needs the `folotoy` integration).
     pub media_player: bool,
-    /// Phrases that fire a toy's Alert event when said (`watch_words`).
-    pub watch_words: WatchWords,
+    /// Phrases that fire a toy's Alert event when said (`watch_words`);
+    /// the page can add more (see `watching.rs`).
+    pub watch_words: Vec<WatchWord>,
     /// Where the family's days begin, for the day-at-a-glance sensors;
     /// `None` when no history is kept, and toys then have no such sensors.
     pub glance: Option<Zone>,
@@ -212,6 +214,10 @@ pub struct Core {
     announcing: BTreeMap<Sn, Announcing>,
     /// The day the toys' tallies count (see `glance.rs`).
     today: Option<glance::Today>,
+    /// Watch words a parent added on the page.
+    page_words: Vec<WatchWord>,
+    /// The configured watch words and the page's, ready to look for.
+    watching: WatchWords,
 }
 
 /// Where an announcement at its own volume stands (see `Core::announce`).
@@ -290,6 +296,8 @@ impl Core {
                 }
             }
         }
+        let page_words = watching::kept_page_words(&cfg.watch_words, saved.page_watch_words, &mut logs);
+        let cfg_watch_words = cfg.watch_words.clone();
         let core = Core {
             cfg,
             toys,
@@ -309,6 +317,8 @@ impl Core {
             self_emptied: HashSet::new(),
             announcing: BTreeMap::new(),
             today: None,
+            watching: watching::combined(&cfg_watch_words, &page_words),
+            page_words,
         };
         (core, logs)
     }
@@ -321,6 +331,7 @@ impl Core {
             discovery_topics: self.published.clone(),
             server: self.server.clone(),
             deleted_toys: self.deleted.clone(),
+            page_watch_words: self.page_words.clone(),
             ..Snapshot::default()
         }
     }
@@ -469,10 +480,12 @@ mod glance;
 mod republish;
 mod toys;
 mod view;
+mod watching;
 
 pub use conversations::{speaking_time, PLAY_GUESS};
 pub use republish::CHUNK;
 pub use view::{Refused, ToyView, View};
+pub use watching::PAGE_WATCH_WORDS;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

@@ -44,7 +44,7 @@ fn config_with(toys: &[(&str, Option<&str>)], allow_unknown_toys: bool, max_toys
         max_toys,
         command_timeout: TIMEOUT,
         media_player: true,
-        watch_words: WatchWords::default(),
+        watch_words: Vec::new(),
         glance: Some(Zone::utc()),
     }
 }
@@ -1458,7 +1458,11 @@ fn conversations_survive_a_restart_of_the_bridge() {
 /// Bunny, with "knife" watched on both sides, "刀" in the child's words and
 /// "stupid" in the toy's.
 fn watching() -> CoreConfig {
-    let watch_words = WatchWords::new([("knife", Sides::Both), ("刀", Sides::Child), ("stupid", Sides::Toy)]);
+    let watch_words = vec![
+        WatchWord::new("knife", Sides::Both),
+        WatchWord::new("刀", Sides::Child),
+        WatchWord::new("stupid", Sides::Toy),
+    ];
     CoreConfig { watch_words, ..config() }
 }
 
@@ -2348,4 +2352,58 @@ fn without_a_history_toys_have_no_day_at_a_glance() {
     let out = b.at(secs(1), heard(1, "Hi"));
     assert_eq!(glance(&out), (None, None));
     assert_eq!(b.deadline(), None, "no midnight to wait for");
+}
+
+// --- Watch words added on the page ---------------------------------------------------
+
+#[test]
+fn a_watch_word_added_on_the_page_alerts_at_once_and_is_kept_over_a_restart() {
+    let mut b = Bridge::up(watching());
+    assert!(alerts(&b.at(secs(0), heard(1, "Let's play with matches"))).is_empty());
+    let out = b.core.set_page_watch_words(vec![WatchWord::new(" matches ", Sides::Child)]).expect("taken");
+    assert!(out.save, "kept with the bridge's state");
+    assert_eq!(out.logs[0].message, "watch words added on the page are now: matches (child)");
+    let alert = &alerts(&b.at(secs(1), heard(2, "Where are the MATCHES?")))[0];
+    assert_eq!(alert["phrase"], "matches");
+    assert!(alerts(&b.at(secs(2), said(2, 1, "Matches are not toys."))).is_empty(), "the child's side only");
+
+    let saved = through_disk(b.core.snapshot());
+    let mut again = Bridge::restore(watching(), saved);
+    again.at(secs(0), Input::HaUp);
+    assert_eq!(alerts(&again.at(secs(1), heard(3, "matches!"))).len(), 1);
+    let (configured, page) = again.core.watch_words();
+    assert_eq!((configured.len(), page), (3, &[WatchWord::new("matches", Sides::Child)][..]));
+}
+
+#[test]
+fn a_page_watch_word_that_is_blank_too_long_or_already_watched_is_refused_and_nothing_changes() {
+    let mut b = Bridge::up(watching());
+    b.core.set_page_watch_words(vec![WatchWord::new("matches", Sides::Both)]).unwrap();
+    for (words, why) in [
+        (vec!["  "], "\"\" is empty; write the word or phrase to watch for"),
+        (vec!["KNIFE"], "\"KNIFE\" is already watched: it is in the configuration (the add-on's options)"),
+        (
+            vec!["lighter", "Lighter"],
+            "\"Lighter\" is listed twice; list it once, with side both to watch the child and the toy",
+        ),
+    ] {
+        let words = words.into_iter().map(|w| WatchWord::new(w, Sides::Both)).collect();
+        assert_eq!(b.core.set_page_watch_words(words).unwrap_err(), why);
+    }
+    let long = WatchWord::new("x".repeat(101), Sides::Both);
+    assert!(b.core.set_page_watch_words(vec![long]).unwrap_err().ends_with("is over 100 characters"));
+    assert_eq!(b.core.watch_words().1, [WatchWord::new("matches", Sides::Both)], "unchanged");
+    assert_eq!(alerts(&b.at(secs(1), heard(1, "matches"))).len(), 1);
+}
+
+#[test]
+fn a_saved_page_watch_word_now_in_the_configuration_is_left_out_with_a_note() {
+    let saved = Snapshot {
+        page_watch_words: vec![WatchWord::new("Knife", Sides::Toy), WatchWord::new("matches", Sides::Both)],
+        ..Snapshot::default()
+    };
+    let (b, logs) = Bridge::restore_with_logs(watching(), saved);
+    assert_eq!(b.core.watch_words().1, [WatchWord::new("matches", Sides::Both)]);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(logs[0].message.contains("\"Knife\" is already watched"), "{logs:?}");
 }

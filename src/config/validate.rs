@@ -110,32 +110,21 @@ impl WebConfig {
 impl Config {
     /// Each watch word has something to look for, and is listed once.
     fn validate_watch_words(&self) -> Result<(), ConfigError> {
-        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-        for (i, w) in self.watch_words.iter().enumerate() {
-            let at = format!("watch_words[{i}].phrase");
-            if crate::watch::needle(&w.phrase).is_empty() {
-                return Err(invalid(at, "is empty; write the word or phrase to watch for"));
-            }
-            if w.phrase.trim().chars().count() > MAX_WATCH_WORD {
-                return Err(invalid(at, format!("is over {MAX_WATCH_WORD} characters")));
-            }
-            if let Some(first) = seen.insert(crate::watch::normalize(&w.phrase), i) {
-                return Err(invalid(
+        crate::watch::check(self.watch_words.iter().map(|w| w.phrase.as_str())).map_err(|r| {
+            let at = format!("watch_words[{}].phrase", r.index);
+            match r.twin {
+                Some(first) => invalid(
                     at,
                     format!(
-                        "{:?} is listed twice (also watch_words[{first}]); list it once, with side: both to watch \
-                         the child and the toy",
-                        w.phrase
+                        "{} (also watch_words[{first}]); list it once, with side: both to watch the child and the toy",
+                        r.reason
                     ),
-                ));
+                ),
+                None => invalid(at, r.reason),
             }
-        }
-        Ok(())
+        })
     }
 }
-
-/// The longest watch word, in characters.
-const MAX_WATCH_WORD: usize = 100;
 
 impl MqttConfig {
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {

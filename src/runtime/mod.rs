@@ -64,7 +64,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Some((aside, why)) = &loaded.set_aside {
         warn!("state file {} moved to {}: {why}; starting with no saved state", state_file.display(), aside.display());
     }
-    let (zone, watch_words) = (core_cfg.glance.clone(), core_cfg.watch_words.clone());
+    let zone = core_cfg.glance.clone();
     let (mut core, logs) = Core::new(core_cfg, loaded.snapshot);
     emit_logs(&logs);
     info!("{}; state file {}", toys_known(&core), state_file.display());
@@ -72,7 +72,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let links = connect(&config, &topics, tx)?;
     let roles: &[Role] = if links.folotoy.is_some() { &[Role::Ha, Role::FoloToy] } else { &[Role::Both] };
-    let mut page = Page::start(&config, roles, zone.clone(), watch_words).await?;
+    let mut page = Page::start(&config, roles, zone.clone(), core.watching().clone()).await?;
     if let (Some(zone), Some(reader)) = (&zone, page.as_ref().and_then(|p| p.reader.as_ref())) {
         let at = std::time::SystemTime::now();
         let now_ms = crate::dates::unix_ms(at);
@@ -98,9 +98,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 Some(ev) => ev,
                 None => break,
             },
-            Some(reply) = status_request(&mut page) => {
-                if let Some(p) = &page {
-                    p.answer(reply, &core);
+            Some(ask) = page_ask(&mut page) => {
+                match ask {
+                    Ask::Status(reply) => {
+                        if let Some(p) = &page {
+                            p.answer(reply, &core);
+                        }
+                    }
+                    Ask::WatchWords((words, reply)) => match core.set_page_watch_words(words) {
+                        Ok(out) => {
+                            apply(&mut core, &links, &mut saver, page.as_ref(), out).await;
+                            if let Some(p) = &page {
+                                let _ = reply.send(Ok(p.watching(&core)));
+                            }
+                        }
+                        Err(why) => {
+                            warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "watch words not changed: {why}");
+                            let _ = reply.send(Err(why));
+                        }
+                    },
                 }
                 continue;
             }
@@ -157,10 +173,22 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// The next request of the page for the bridge's state; never, without a page.
-async fn status_request(page: &mut Option<Page>) -> Option<crate::web::StatusRequest> {
+/// What the page asks of the bridge's loop.
+enum Ask {
+    /// The bridge's state now.
+    Status(crate::web::StatusRequest),
+    /// To take the page's own watch words.
+    WatchWords(crate::web::WatchEdit),
+}
+
+/// The page's next request; never, without a page.
+async fn page_ask(page: &mut Option<Page>) -> Option<Ask> {
     match page {
-        Some(p) => p.requests.recv().await,
+        Some(p) => tokio::select! {
+            Some(reply) = p.requests.recv() => Some(Ask::Status(reply)),
+            Some(edit) = p.watch_edits.recv() => Some(Ask::WatchWords(edit)),
+            else => None,
+        },
         None => std::future::pending().await,
     }
 }

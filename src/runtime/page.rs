@@ -17,7 +17,12 @@ use crate::folotoy::Sn;
 use crate::glance::Zone;
 use crate::history::{History, Limits, Line};
 use crate::watch::WatchWords;
-use crate::web::{self, Changes, Connection, Shared, Status, StatusRequest};
+use crate::web::{self, Changes, Connection, Shared, Status, StatusRequest, WatchEdit, WatchList};
+
+fn watch_list(core: &Core) -> WatchList {
+    let (configured, page) = core.watch_words();
+    WatchList { configured: configured.to_vec(), page: page.to_vec() }
+}
 
 /// Batches of sentences waiting for the history writer. Toys speak a few
 /// sentences a second; a writer this far behind means a disk that does not
@@ -35,6 +40,10 @@ pub struct Page {
     /// Reads the history beside the writer (the page, `folotoy.get_conversation`); None
     /// when no conversations are kept.
     pub reader: Option<crate::history::Reader>,
+    /// The page's edits of its watch words, for the bridge's loop.
+    pub watch_edits: mpsc::Receiver<WatchEdit>,
+    /// The watch words in force, which mark messages on the page.
+    watching: watch::Sender<WatchWords>,
 }
 
 fn now_ms() -> u64 {
@@ -63,6 +72,8 @@ impl Page {
             None
         };
         let live = watch::Sender::new(Changes::default());
+        let watching = watch::Sender::new(watch_words);
+        let (edits, watch_edits) = mpsc::channel(4);
         let (status, requests) = mpsc::channel(16);
         let address = (config.web.bind.as_str(), config.web.port);
         let listener = TcpListener::bind(address).await.map_err(|e| ConfigError::Invalid {
@@ -80,7 +91,8 @@ impl Page {
             loopback_only,
             token: config.web.token.clone(),
             zone: zone.unwrap_or_else(Zone::utc),
-            watch_words: watch::channel(watch_words).1,
+            watch_words: watching.subscribe(),
+            watch_edits: edits,
         };
         tokio::spawn(web::serve(listener, shared));
         let (tx, rx) = mpsc::channel(WAITING_BATCHES);
@@ -89,7 +101,16 @@ impl Page {
             .iter()
             .map(|r| (*r, Connection { name: r.title(), up: false, since_ms: None, last_error: None }))
             .collect();
-        Ok(Some(Page { lines: Some(tx), writer, dropped: Default::default(), requests, connections, reader }))
+        Ok(Some(Page {
+            lines: Some(tx),
+            writer,
+            dropped: Default::default(),
+            requests,
+            connections,
+            reader,
+            watch_edits,
+            watching,
+        }))
     }
 
     /// Sentences the core reported, for the history and the open pages.
@@ -137,7 +158,14 @@ impl Page {
             view: core.view(),
             connections: self.connections.iter().map(|(_, c)| c.clone()).collect(),
             history: self.reader.is_some(),
+            watch_words: watch_list(core),
         });
+    }
+
+    /// The page's watch words changed (the core took them).
+    pub fn watching(&self, core: &Core) -> WatchList {
+        self.watching.send_replace(core.watching().clone());
+        watch_list(core)
     }
 }
 

@@ -4,7 +4,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { toys: [], sn: null, messages: [], history: true, error: null, searches: 0, searching: null, flagged: false };
+const state = {
+  toys: [], sn: null, messages: [], history: true, error: null, searches: 0, searching: null, flagged: false,
+  watch: { configured: [], page: [] },
+};
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -165,8 +168,55 @@ function card(title, rows) {
   return c;
 }
 
+const SIDES = { both: "child and toy", child: "child only", toy: "toy only" };
+
+function drawWatchWords(list) {
+  const item = (w, i) => {
+    const li = el("li", null);
+    li.append(el("span", "phrase", w.phrase), el("span", "side", SIDES[w.side] || w.side));
+    if (i !== undefined) {
+      const remove = el("button", "remove", "Remove");
+      remove.type = "button";
+      remove.setAttribute("aria-label", `Remove ${w.phrase}`);
+      remove.addEventListener("click", () => saveWatchWords(state.watch.page.filter((_, j) => j !== i)));
+      li.append(remove);
+    }
+    return li;
+  };
+  $("watch-page").replaceChildren(...list.page.map(item));
+  if (!list.page.length) $("watch-page").replaceChildren(el("li", "note", "None yet."));
+  $("watch-configured").replaceChildren(...list.configured.map((w) => item(w)));
+  if (!list.configured.length) $("watch-configured").replaceChildren(el("li", "note", "None."));
+}
+
+// The page's own list is sent whole; the bridge takes it or says why not, and the
+// messages shown are flagged anew.
+async function saveWatchWords(page) {
+  const error = $("watch-error");
+  try {
+    const list = await api("api/watch_words", {
+      method: "PUT",
+      headers: { "Content-Type": "application/json", "X-FoloToy-Page": "watch-words" },
+      body: JSON.stringify(page),
+    });
+    error.hidden = true;
+    state.watch = list;
+    drawWatchWords(list);
+    await loadChat(true);
+    return true;
+  } catch (e) {
+    error.textContent = String(e.message).replace(/^[^:]*: \d+ /, "");
+    error.hidden = false;
+    return false;
+  }
+}
+
 async function loadStatus() {
   const s = await api("api/status");
+  if (JSON.stringify(s.watch_words) !== JSON.stringify(state.watch)) {
+    state.watch = s.watch_words;
+    drawWatchWords(s.watch_words);
+  }
   state.toys = s.toys;
   const select = $("toy");
   const chosen = state.sn || (s.toys[0] && s.toys[0].sn);
@@ -236,6 +286,14 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("toy").addEventListener("change", (e) => { state.sn = e.target.value; loadChat(true); });
   $("flagged").addEventListener("change", (e) => { state.flagged = e.target.checked; loadChat(true); });
   $("days").addEventListener("toggle", () => { if ($("days").open) loadDays(); });
+  $("watch-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const phrase = $("watch-phrase").value.trim();
+    if (!phrase) return;
+    if (await saveWatchWords(state.watch.page.concat([{ phrase, side: $("watch-side").value }]))) {
+      $("watch-phrase").value = "";
+    }
+  });
   let typing;
   $("search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(search, 250); });
   $("clear").addEventListener("click", clearHistory);

@@ -87,7 +87,7 @@ impl Core {
                 self.publish_held(sn, Key::Heard, now, out);
             }
             ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
-                let watching = !self.cfg.watch_words.is_empty();
+                let watching = !self.watching.is_empty();
                 let toy = self.toy_mut(sn);
                 let answer = match &mut toy.answer {
                     Some(a) if continues(a, recording_id, order) => a,
@@ -145,7 +145,7 @@ impl Core {
         role: Option<i64>,
         out: &mut Output,
     ) {
-        let phrases = self.cfg.watch_words.hits(speaker, sentence);
+        let phrases = self.watching.hits(speaker, sentence);
         if phrases.is_empty() {
             return;
         }

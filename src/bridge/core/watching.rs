@@ -1,0 +1,77 @@
+//! The watch words in force: the configured ones (add-on options or the
+//! configuration file) and those a parent added on the page, which are saved
+//! with the bridge's state.
+
+use super::*;
+use crate::config::WatchWord;
+
+/// Where the page's edit of the watch words is logged.
+pub const PAGE_WATCH_WORDS: &str = "page: watch words";
+
+impl Core {
+    /// The configured watch words, and the page's.
+    pub fn watch_words(&self) -> (&[WatchWord], &[WatchWord]) {
+        (&self.cfg.watch_words, &self.page_words)
+    }
+
+    /// What sentences are checked against: both lists.
+    pub fn watching(&self) -> &WatchWords {
+        &self.watching
+    }
+
+    /// Replaces the page's watch words, if together with the configured ones
+    /// each is a phrase that can be watched and none is listed twice; else
+    /// why not, naming the phrase, and nothing changes.
+    pub fn set_page_watch_words(&mut self, words: Vec<WatchWord>) -> Result<Output, String> {
+        check_page_words(&self.cfg.watch_words, &words)?;
+        let mut out = Output::default();
+        let list: Vec<String> = words.iter().map(|w| format!("{} ({})", w.phrase.trim(), w.side.as_str())).collect();
+        let shown = if list.is_empty() { "none".to_owned() } else { list.join(", ") };
+        out.log(Level::Info, PAGE_WATCH_WORDS, format!("watch words added on the page are now: {shown}"));
+        self.page_words = words.into_iter().map(|w| WatchWord::new(w.phrase.trim(), w.side)).collect();
+        self.watching = combined(&self.cfg.watch_words, &self.page_words);
+        out.save = true;
+        Ok(out)
+    }
+}
+
+/// The page's words, checked against the configured ones: `Err` says why not.
+fn check_page_words(configured: &[WatchWord], page: &[WatchWord]) -> Result<(), String> {
+    let all = configured.iter().chain(page).map(|w| w.phrase.as_str());
+    crate::watch::check(all).map_err(|r| {
+        let phrase = page[r.index - configured.len()].phrase.trim();
+        match r.twin {
+            Some(t) if t < configured.len() => {
+                format!("{phrase:?} is already watched: it is in the configuration (the add-on's options)")
+            }
+            Some(_) => {
+                format!("{phrase:?} is listed twice; list it once, with side both to watch the child and the toy")
+            }
+            None => format!("{phrase:?} {}", r.reason),
+        }
+    })
+}
+
+pub(super) fn combined(configured: &[WatchWord], page: &[WatchWord]) -> WatchWords {
+    WatchWords::new(configured.iter().chain(page).map(|w| (w.phrase.as_str(), w.side)))
+}
+
+/// The page's saved words that can still be watched beside the configured
+/// ones (which may have changed since): one now in the configuration, or
+/// otherwise refused, is left out with a log line saying why.
+pub(super) fn kept_page_words(configured: &[WatchWord], saved: Vec<WatchWord>, logs: &mut Vec<Log>) -> Vec<WatchWord> {
+    let mut kept: Vec<WatchWord> = Vec::new();
+    for w in saved {
+        let mut trial = kept.clone();
+        trial.push(w.clone());
+        match check_page_words(configured, &trial) {
+            Ok(()) => kept = trial,
+            Err(why) => logs.push(Log {
+                level: Level::Info,
+                topic: PAGE_WATCH_WORDS.to_owned(),
+                message: format!("a watch word added on the page is left out: {why}"),
+            }),
+        }
+    }
+    kept
+}
