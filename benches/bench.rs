@@ -7,6 +7,9 @@
 //!   beside it the broker's own one-hop throughput.
 //! - startup: start to all discovery published, for 1, 100 and 1,000 toys.
 //! - memory and idle CPU of the bridge process, from /proc.
+//! - search over a 45 MB history, and how soon a live sentence reaches the
+//!   page while pages search it without pause, on a tuned broker and on one
+//!   set up as Home Assistant's Mosquitto add-on.
 //!
 //! Each measurement alternates or repeats the same work for the bridge and
 //! for the direct hop, so both see the same machine at the same moment.
@@ -39,16 +42,33 @@ struct Broker {
     _dir: tempfile::TempDir,
 }
 
+/// How the benchmark's Mosquitto is set up.
+#[derive(Clone, Copy)]
+enum Tuning {
+    /// Unbounded queues and no Nagle delay: the broker's own best.
+    Tuned,
+    /// As Home Assistant's Mosquitto add-on runs it, which is what users have:
+    /// persistence on, at most 8,192 queued messages, Nagle's algorithm on.
+    AddOn,
+}
+
 impl Broker {
     fn start() -> Broker {
+        Broker::tuned(Tuning::Tuned)
+    }
+
+    fn tuned(tuning: Tuning) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 100\nset_tcp_nodelay true\nlog_dest stderr\n"),
-        )
-        .unwrap();
+        let options = match tuning {
+            Tuning::Tuned => "max_queued_messages 0\nmax_inflight_messages 100\nset_tcp_nodelay true\n".to_owned(),
+            Tuning::AddOn => {
+                format!("persistence true\npersistence_location {}/\nmax_queued_messages 8192\n", dir.path().display())
+            }
+        };
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\n{options}log_dest stderr\n"))
+            .unwrap();
         let bin = if Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
         let child = Command::new(bin)
             .arg("-c")
@@ -90,13 +110,18 @@ struct Bridge {
 
 impl Bridge {
     fn start(broker: &Broker, toys: &[String]) -> Bridge {
-        let dir = tempfile::tempdir().unwrap();
+        Bridge::start_in(tempfile::tempdir().unwrap(), broker, toys).0
+    }
+
+    /// Started in `dir` (which may hold a history already); also the page's port.
+    fn start_in(dir: tempfile::TempDir, broker: &Broker, toys: &[String]) -> (Bridge, u16) {
+        let page = free_port();
         // With the page on and conversations kept, as the add-on runs.
         let mut yaml = format!(
             "mqtt:\n  host: 127.0.0.1\n  port: {}\nstate_file: {}\nlog_level: warn\nweb:\n  enabled: true\n  port: {}\nfolotoy:\n  max_toys: 2000\n  toys:\n",
             broker.port,
             dir.path().join("state.json").display(),
-            free_port()
+            page
         );
         for sn in toys {
             yaml += &format!("    - sn: {sn}\n");
@@ -111,7 +136,7 @@ impl Bridge {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        Bridge { child, _dir: dir }
+        (Bridge { child, _dir: dir }, page)
     }
 
     /// (current RSS, peak RSS) in KiB.
@@ -469,6 +494,11 @@ fn main() {
             println!("{s}");
             return;
         }
+        if only == "live" {
+            println!("{}", live_row("tuned broker", live_while_searching(Tuning::Tuned).await));
+            println!("{}", live_row("the add-on's broker", live_while_searching(Tuning::AddOn).await));
+            return;
+        }
         if only == "startup" {
             let broker = Broker::start();
             let (secs, bridge) = startup(&broker, 1000).await;
@@ -477,6 +507,10 @@ fn main() {
             return;
         }
         let searched = search_times();
+        let live = [
+            live_row("tuned broker", live_while_searching(Tuning::Tuned).await),
+            live_row("the add-on's broker", live_while_searching(Tuning::AddOn).await),
+        ];
         let lat = command_latency(&Broker::start()).await;
         let events = event_throughput(&Broker::start()).await;
         let mut starts = Vec::new();
@@ -516,6 +550,9 @@ fn main() {
             100.0 * events.bridge / events.one_hop_qos0
         );
         println!("{searched}");
+        for row in &live {
+            println!("{row}");
+        }
         for (n, secs) in &starts {
             let target = if *n == 1000 { "< 2 s" } else { "" };
             let toys = if *n == 1 { "toy" } else { "toys" };
@@ -534,13 +571,52 @@ fn main() {
 /// The conversation store at its default cap (50 MB of database, a toy's month of chatter
 /// and more): searches through the page's own code, each the median of 5.
 fn search_times() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, n, filled) = filled_history(dir.path());
+    let now = folotoy_ha_bridge::dates::unix_ms(std::time::SystemTime::now());
+    let time = |query: &str| {
+        let mut runs: Vec<Duration> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                h.search(query, 100, now).unwrap();
+                t.elapsed()
+            })
+            .collect();
+        runs.sort();
+        runs[2]
+    };
+    let none = time("unicorn");
+    let common = time("dragon number 4242");
+    let chinese = time("兔子");
+    // Under three characters the index cannot help: a word found nowhere reads every sentence.
+    let short_none = time("刀子");
+    format!(
+        "| search over {:.0} MB of conversations ({n} sentences, filled in {:.1} s): no match / a phrase / a \
+         two-character Chinese word / two characters found nowhere | {} / {} / {} / {} | 0.62 s for no match \
+         over 50 MB (the JSON-lines store before) | | the page stops a search at 3 s |",
+        h.bytes() as f64 / 1048576.0,
+        filled.as_secs_f64(),
+        us(none),
+        us(common),
+        us(chinese),
+        us(short_none)
+    )
+}
+
+/// The toys whose month of chatter [`filled_history`] writes.
+fn chatty_toys() -> Vec<String> {
+    (0..10).map(|i| format!("fcb467dad0c{i}")).collect()
+}
+
+/// A history in `dir` at about 45 MB (the default cap is 50): a month of ten toys'
+/// chatter in English and Chinese. With the sentences written and how long it took.
+fn filled_history(dir: &Path) -> (folotoy_ha_bridge::history::History, u64, Duration) {
     use folotoy_ha_bridge::folotoy::Sn;
     use folotoy_ha_bridge::history::{History, Kind, Limits, Line};
-    let dir = tempfile::tempdir().unwrap();
     let now = folotoy_ha_bridge::dates::unix_ms(std::time::SystemTime::now());
     let limits = Limits { days: 30, max_bytes: 50 << 20 };
-    let mut h = History::open(dir.path().to_owned(), limits, now).unwrap();
-    let toys: Vec<Sn> = (0..10).map(|i| Sn::parse(&format!("fcb467dad0c{i}")).unwrap()).collect();
+    let mut h = History::open(dir.to_owned(), limits, now).unwrap();
+    let toys: Vec<Sn> = chatty_toys().iter().map(|sn| Sn::parse(sn).unwrap()).collect();
     let start = Instant::now();
     let mut n = 0u64;
     while h.bytes() < (45 << 20) {
@@ -568,33 +644,105 @@ fn search_times() -> String {
         h.append_all(&batch).unwrap();
     }
     h.sync().unwrap();
-    let filled = start.elapsed();
-    let time = |query: &str| {
-        let mut runs: Vec<Duration> = (0..5)
-            .map(|_| {
-                let t = Instant::now();
-                h.search(query, 100, now).unwrap();
-                t.elapsed()
-            })
-            .collect();
-        runs.sort();
-        runs[2]
-    };
-    let none = time("unicorn");
-    let common = time("dragon number 4242");
-    let chinese = time("兔子");
-    // Under three characters the index cannot help: a word found nowhere reads every sentence.
-    let short_none = time("刀子");
+    (h, n, start.elapsed())
+}
+
+/// One HTTP/1.1 GET to the page; the body.
+async fn page_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the page listens");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw)).await.expect("an answer").unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}\n{body}");
+    if !head.to_lowercase().contains("transfer-encoding: chunked") {
+        return body.to_owned();
+    }
+    let (mut out, mut rest) = (String::new(), body);
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+/// How soon a sentence reaches the page while searches run without pause:
+/// the bridge with a 45 MB history, two pages searching it over and over
+/// (a phrase, and two characters the index cannot help with, which read every
+/// sentence), and a third page waiting for news as the page does
+/// (`api/updates`, then `api/messages`), timed from the toy's publish.
+/// (p50, p99, max, searches made meanwhile).
+async fn live_while_searching(tuning: Tuning) -> (Duration, Duration, Duration, usize) {
+    const SENTENCES: usize = 100;
+    let broker = Broker::tuned(tuning);
+    let dir = tempfile::tempdir().unwrap();
+    drop(filled_history(&dir.path().join("history")));
+    let toys = chatty_toys();
+    let (_bridge, port) = Bridge::start_in(dir, &broker, &toys);
+    let (_ha, mut ha_rx) = client(&broker, "live-ha", &["folotoy/bridge/state"]).await;
+    loop {
+        let (_, _, p) = tokio::time::timeout(WAIT, ha_rx.recv()).await.expect("bridge online").unwrap();
+        if &p[..] == b"online" {
+            break;
+        }
+    }
+    let (toy, _) = client(&broker, "live-toy", &[]).await;
+    let searches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut searchers = Vec::new();
+    for query in ["dragon%20number%204242", "%E5%88%80%E5%AD%90"] {
+        let (searches, stop) = (searches.clone(), stop.clone());
+        searchers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                page_get(port, &format!("/api/search?q={query}")).await;
+                searches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    let seq_of = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["seq"].as_u64().unwrap();
+    let mut seq = seq_of(&page_get(port, "/api/updates").await);
+    let topic = format!("/sys/folotoy/{}/thing/event/post", toys[0]);
+    let messages = format!("/api/messages?sn={}&limit=5", toys[0]);
+    let mut took = Vec::with_capacity(SENTENCES);
+    for i in 0..SENTENCES {
+        let text = format!("live sentence {i} while searching");
+        let event = serde_json::json!({"msgId": i, "identifier": "recording_transcribed",
+            "inputParams": {"recordingId": 1_000_000 + i, "recordingText": text}});
+        let t0 = Instant::now();
+        toy.publish(&topic, QoS::AtLeastOnce, false, event.to_string()).await.unwrap();
+        loop {
+            seq = seq_of(&page_get(port, &format!("/api/updates?after={seq}")).await);
+            if page_get(port, &messages).await.contains(&text) {
+                break;
+            }
+            assert!(t0.elapsed() < WAIT, "the sentence never reached the page");
+        }
+        took.push(t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in searchers {
+        let _ = s.await;
+    }
+    took.sort();
+    let searched = searches.load(std::sync::atomic::Ordering::Relaxed);
+    (percentile(&took, 0.5), percentile(&took, 0.99), took[SENTENCES - 1], searched)
+}
+
+fn live_row(name: &str, (p50, p99, max, searches): (Duration, Duration, Duration, usize)) -> String {
     format!(
-        "| search over {:.0} MB of conversations ({n} sentences, filled in {:.1} s): no match / a phrase / a \
-         two-character Chinese word / two characters found nowhere | {} / {} / {} / {} | 0.62 s for no match \
-         over 50 MB (the JSON-lines store before) | | the page stops a search at 3 s |",
-        h.bytes() as f64 / 1048576.0,
-        filled.as_secs_f64(),
-        us(none),
-        us(common),
-        us(chinese),
-        us(short_none)
+        "| a live sentence reaching the page (toy's publish to `api/messages`), 100 sentences while 2 pages \
+         search 45 MB without pause ({searches} searches), {name}: p50 / p99 / max | {} / {} / {} | | | < 1 s |",
+        us(p50),
+        us(p99),
+        us(max)
     )
 }
 
