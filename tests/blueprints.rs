@@ -143,6 +143,7 @@ fn the_watch_word_blueprint_reads_what_the_alert_event_really_has() {
             recording_id: Some(1),
             order: Some(1),
             role: Some(1),
+            held_back: false,
         };
         let event: serde_json::Value = serde_json::from_str(&alert_event(&alert)).unwrap();
         assert!(event_types.contains(&event["event_type"].as_str().unwrap()), "{event}");

@@ -3,7 +3,8 @@
 The bridge puts each toy into Home Assistant through MQTT discovery, which has no
 media player. This integration adds one per toy, on the toy's device, from the
 configs the bridge publishes; it decides nothing the bridge decides. The action
-`folotoy.get_conversation` asks the bridge for a toy's exchanges of a day.
+`folotoy.get_conversation` asks the bridge for a toy's exchanges of a day, and an
+OpenAI-compatible endpoint lets a FoloToy role be answered by Home Assistant (brain.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from . import conversation
+from . import brain, conversation
 from .const import DOMAIN
 
 PLATFORMS = [Platform.MEDIA_PLAYER]
@@ -27,6 +28,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """The action exists from the start; it says so when the integration is not set up."""
     conversation.async_register(hass)
+    brain.async_register(hass)
     return True
 
 

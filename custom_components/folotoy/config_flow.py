@@ -6,11 +6,21 @@ from typing import Any
 
 import voluptuous as vol
 from homeassistant.components.mqtt import valid_subscribe_topic
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.core import callback
+from homeassistant.helpers import selector
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
 from . import discovery
-from .const import CONF_DISCOVERY_PREFIX, DEFAULT_PREFIX, DOMAIN, PLAYER_CONFIG_TOPIC
+from .const import (
+    CONF_AGENT,
+    CONF_DISCOVERY_PREFIX,
+    CONF_SAFE_SENTENCE,
+    DEFAULT_AGENT,
+    DEFAULT_PREFIX,
+    DOMAIN,
+    PLAYER_CONFIG_TOPIC,
+)
 
 TITLE = "FoloToy"
 
@@ -22,6 +32,11 @@ class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
 
     def __init__(self) -> None:
         self._prefix = DEFAULT_PREFIX
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        return FolotoyOptionsFlow()
 
     async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
         """A player config on the manifest's topic: offer to set up, once."""
@@ -80,3 +95,22 @@ def _prefix_error(prefix: str) -> str | None:
     except vol.Invalid:
         return "invalid_prefix"
     return None
+
+
+class FolotoyOptionsFlow(OptionsFlow):
+    """The toys' brain (the chat endpoint): the agent that answers, and the safe sentence."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        if user_input is not None:
+            return self.async_create_entry(data=user_input)
+        options = self.config_entry.options
+        agent = options.get(CONF_AGENT, DEFAULT_AGENT)
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_AGENT, default=agent): selector.ConversationAgentSelector(),
+                vol.Optional(
+                    CONF_SAFE_SENTENCE, description={"suggested_value": options.get(CONF_SAFE_SENTENCE)}
+                ): selector.TextSelector(),
+            }
+        )
+        return self.async_show_form(step_id="init", data_schema=schema)

@@ -14,3 +14,9 @@ PLAYER_CONFIG_TOPIC: Final = "{prefix}/folotoy/+/media_player/config"
 # Every config the bridge publishes names it as its origin; other configs on the
 # same topics are not the bridge's and are ignored.
 BRIDGE_ORIGIN: Final = "folotoy-ha-bridge"
+
+# The chat endpoint's options (see brain.py): which conversation agent answers the toys,
+# and what a toy says instead of an answer that holds a watch word.
+CONF_AGENT: Final = "agent_id"
+CONF_SAFE_SENTENCE: Final = "safe_sentence"
+DEFAULT_AGENT: Final = "conversation.home_assistant"

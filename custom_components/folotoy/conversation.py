@@ -14,6 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -54,8 +55,17 @@ SCHEMA = vol.All(
 )
 
 
+@dataclass
+class Heard:
+    """What a toy's child said last, and when (the loop's clock)."""
+
+    text: str
+    at: float
+
+
 class Toys:
-    """What the bridge announced of each toy (its player config), and the answers awaited.
+    """What the bridge announced of each toy (its player config), what each toy heard
+    last, and the bridge's answers awaited.
 
     The response topics are subscribed once, when a config names them, so an answer never
     comes before the subscription that would receive it."""
@@ -63,15 +73,38 @@ class Toys:
     def __init__(self, hass: HomeAssistant) -> None:
         self._hass = hass
         self.configs: dict[str, PlayerConfig] = {}
+        self.heard: dict[str, Heard] = {}
+        # Set (and replaced) whenever a toy hears something, for those waiting on it.
+        self.heard_news = asyncio.Event()
         self._waiting: dict[str, asyncio.Future[str]] = {}
         self._following: dict[str, Callable[[], None] | None] = {}
 
     async def follow(self, config: PlayerConfig) -> None:
-        topic = config.conversation_response_topic
-        if topic is None or topic in self._following:
+        for topic in (config.conversation_response_topic, config.screen_response_topic):
+            if topic is not None and topic not in self._following:
+                self._following[topic] = None
+                self._following[topic] = await mqtt.async_subscribe(self._hass, f"{topic}/+", self._answered, qos=1)
+        topic = config.conversation_topic
+        if topic is not None and topic not in self._following:
+            node = config.node
+
+            @callback
+            def heard(msg: mqtt.ReceiveMessage) -> None:
+                self._heard(node, msg)
+
+            self._following[topic] = None
+            self._following[topic] = await mqtt.async_subscribe(self._hass, topic, heard, qos=0)
+
+    @callback
+    def _heard(self, node: str, msg: mqtt.ReceiveMessage) -> None:
+        try:
+            event = json.loads(msg.payload)
+        except ValueError:
             return
-        self._following[topic] = None
-        self._following[topic] = await mqtt.async_subscribe(self._hass, f"{topic}/+", self._answered, qos=1)
+        if isinstance(event, dict) and event.get("event_type") == "heard" and isinstance(event.get("text"), str):
+            self.heard[node] = Heard(event["text"], self._hass.loop.time())
+            self.heard_news.set()
+            self.heard_news = asyncio.Event()
 
     def close(self) -> None:
         for unsubscribe in self._following.values():
@@ -85,27 +118,31 @@ class Toys:
         if waiting is not None and not waiting.done():
             waiting.set_result(msg.payload)
 
-    async def ask(self, config: PlayerConfig, request: dict[str, Any]) -> dict[str, Any]:
-        """The bridge's answer to `request` (its id added), or HomeAssistantError."""
-        if config.conversation_request_topic is None or config.conversation_response_topic is None:
-            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="bridge_too_old")
+    async def request(self, config: PlayerConfig, topic: str, request: dict[str, Any], timeout: float) -> str:
+        """The bridge's answer to `request` sent on `topic` (its id added); TimeoutError."""
         await self.follow(config)
         request_id = uuid.uuid4().hex
         answer: asyncio.Future[str] = self._hass.loop.create_future()
         self._waiting[request_id] = answer
         try:
-            payload = json.dumps({"id": request_id, **request})
-            await mqtt.async_publish(self._hass, config.conversation_request_topic, payload, qos=1)
-            async with asyncio.timeout(TIMEOUT):
-                text = await answer
+            await mqtt.async_publish(self._hass, topic, json.dumps({"id": request_id, **request}), qos=1)
+            async with asyncio.timeout(timeout):
+                return await answer
+        finally:
+            del self._waiting[request_id]
+
+    async def ask(self, config: PlayerConfig, request: dict[str, Any]) -> dict[str, Any]:
+        """The bridge's answer to `request` (its id added), or HomeAssistantError."""
+        if config.conversation_request_topic is None or config.conversation_response_topic is None:
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="bridge_too_old")
+        try:
+            text = await self.request(config, config.conversation_request_topic, request, TIMEOUT)
         except TimeoutError:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="no_answer",
                 translation_placeholders={"seconds": str(TIMEOUT)},
             ) from None
-        finally:
-            del self._waiting[request_id]
         try:
             data = json.loads(text)
         except ValueError:
@@ -123,10 +160,17 @@ class Toys:
         return data
 
 
-def _toys(hass: HomeAssistant) -> Toys:
+def loaded_toys(hass: HomeAssistant) -> Toys | None:
+    """The set-up entry's toys, if it is set up."""
     for entry in hass.config_entries.async_entries(DOMAIN):
         if entry.state is ConfigEntryState.LOADED:
             return entry.runtime_data
+    return None
+
+
+def _toys(hass: HomeAssistant) -> Toys:
+    if (toys := loaded_toys(hass)) is not None:
+        return toys
     raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_set_up")
 
 

@@ -38,6 +38,11 @@ class PlayerConfig:
     # None from a bridge older than the action.
     conversation_request_topic: str | None = None
     conversation_response_topic: str | None = None
+    # The toy's Conversation events, which tell the chat endpoint which toy asks; whether
+    # an answer may be said (the bridge's watch words), and the verdicts. None from older bridges.
+    conversation_topic: str | None = None
+    screen_request_topic: str | None = None
+    screen_response_topic: str | None = None
 
     @property
     def node(self) -> str:
@@ -50,7 +55,13 @@ class PlayerConfig:
 
 
 _TOPICS = ("state_topic", "title_topic", "volume_topic", "volume_command_topic", "play_media_command_topic")
-_CONVERSATION_TOPICS = ("conversation_request_topic", "conversation_response_topic")
+_CONVERSATION_TOPICS = (
+    "conversation_request_topic",
+    "conversation_response_topic",
+    "conversation_topic",
+    "screen_request_topic",
+    "screen_response_topic",
+)
 
 
 def _topic(key: str, topic: str) -> None:

@@ -4,7 +4,7 @@
 //! every Home Assistant version, and one entity Home Assistant cannot read
 //! does not take the others down with it.
 
-use super::entities::{Category, Entity, Kind, NumberMode, PlayerPart, Today, MAX_TEXT, TOY, TRIGGERS};
+use super::entities::{Category, Entity, Key, Kind, NumberMode, PlayerPart, Today, MAX_TEXT, TOY, TRIGGERS};
 use super::payloads::{to_text, Availability, Device, EntityConfig, Num, Origin, PlayerConfig, TriggerConfig};
 use super::topics::{toy_node, Topics};
 use crate::catalog::Catalog;
@@ -163,6 +163,9 @@ impl Discovery<'_> {
             play_media_command_topic: topic(PlayerPart::Media).1,
             conversation_request_topic: self.topics.conversation_requests(),
             conversation_response_topic: self.topics.conversation_responses(),
+            conversation_topic: self.topics.state(sn, Key::Conversation.as_str()),
+            screen_request_topic: self.topics.screen_requests(),
+            screen_response_topic: self.topics.screen_responses(),
             origin: Origin::BRIDGE,
         };
         Config { topic: self.topics.discovery(PLAYER_COMPONENT, node, "media_player"), payload: to_text(&payload) }

@@ -12,6 +12,9 @@ pub enum HaInbound {
     /// A toy's watched discovery config ([`Topics::deletion_watch`]): our
     /// own, or emptied when the user deleted the device in Home Assistant.
     Discovery { node: String, emptied: bool },
+    /// Whether an answer may be said to a toy ([`Topics::screen_requests`]):
+    /// `id` names the verdict's topic; `sn` is the toy, when known.
+    Screen { id: String, sn: Option<String>, text: String },
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -26,6 +29,19 @@ pub enum HaParseError {
     BadStatus(String),
     #[error("topic is not a command topic of this bridge")]
     UnknownTopic,
+    #[error("retained request ignored: a request is answered only when it is sent")]
+    RetainedRequest,
+    #[error("request ignored: {0}")]
+    BadRequest(String),
+}
+
+/// A screening request as the integration sends it.
+#[derive(serde::Deserialize)]
+struct ScreenRequest {
+    id: String,
+    #[serde(default)]
+    sn: Option<String>,
+    text: String,
 }
 
 pub fn parse(topics: &Topics, topic: &str, payload: &[u8], retained: bool) -> Result<HaInbound, HaParseError> {
@@ -41,6 +57,18 @@ pub fn parse(topics: &Topics, topic: &str, payload: &[u8], retained: bool) -> Re
             "offline" => Ok(HaInbound::Status { online: false }),
             other => Err(HaParseError::BadStatus(other.chars().take(40).collect())),
         };
+    }
+    if topic == topics.screen_requests() {
+        if retained {
+            return Err(HaParseError::RetainedRequest);
+        }
+        let r: ScreenRequest = serde_json::from_str(text).map_err(|e| HaParseError::BadRequest(e.to_string()))?;
+        // The id becomes a topic level: nothing but what an id needs.
+        let id_ok = (1..=64).contains(&r.id.len()) && r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !id_ok {
+            return Err(HaParseError::BadRequest("id must be 1 to 64 letters, digits or -".into()));
+        }
+        return Ok(HaInbound::Screen { id: r.id, sn: r.sn, text: r.text });
     }
     if let Some(node) = topics.parse_deletion(topic) {
         return Ok(HaInbound::Discovery { node: node.to_owned(), emptied: payload.is_empty() });
@@ -61,6 +89,27 @@ mod tests {
             base: "folotoy".into(),
             discovery_prefix: "homeassistant".into(),
             status: "homeassistant/status".into(),
+        }
+    }
+
+    #[test]
+    fn a_screening_request_that_is_retained_malformed_or_has_an_odd_id_is_refused_with_why() {
+        let t = "folotoy/bridge/screen/check";
+        let ok = br#"{"id": "3f2a-9", "sn": "fcb467dad0c0", "text": "hello"}"#;
+        assert_eq!(
+            parse(&topics(), t, ok, false),
+            Ok(HaInbound::Screen { id: "3f2a-9".into(), sn: Some("fcb467dad0c0".into()), text: "hello".into() })
+        );
+        assert_eq!(parse(&topics(), t, ok, true), Err(HaParseError::RetainedRequest));
+        for (bad, why) in [
+            (&br#"{"id": "a/b", "text": "x"}"#[..], "id must be 1 to 64 letters, digits or -"),
+            (br#"{"id": "+", "text": "x"}"#, "id must be"),
+            (br#"{"id": "", "text": "x"}"#, "id must be"),
+            (br#"{"id": "a"}"#, "missing field `text`"),
+            (b"not json", "expected ident"),
+        ] {
+            let err = parse(&topics(), t, bad, false).unwrap_err().to_string();
+            assert!(err.starts_with("request ignored: ") && err.contains(why), "{err}");
         }
     }
 

@@ -180,6 +180,13 @@ pub struct PlayerConfig {
     pub conversation_request_topic: String,
     /// ...and its answers, one level more: the request's id.
     pub conversation_response_topic: String,
+    /// The toy's Conversation events (`heard`, `said`): the integration's chat
+    /// endpoint finds which toy asks by what it just heard.
+    pub conversation_topic: String,
+    /// Whether an answer may be said (`{"id", "sn", "text"}`)...
+    pub screen_request_topic: String,
+    /// ...and the verdict (`{"phrases": [...]}`, empty: say it), one level more: the id.
+    pub screen_response_topic: String,
     pub origin: Origin,
 }
 

@@ -128,6 +128,9 @@ pub struct Alert<'a> {
     /// For the toy's sentences: the sentence's place in the answer, and the role speaking.
     pub order: Option<i64>,
     pub role: Option<i64>,
+    /// An answer Home Assistant's chat endpoint held back (see `Core::screen`):
+    /// the child never heard it.
+    pub held_back: bool,
 }
 
 /// The Alert event: `child_said` or `toy_said`, with `phrase` (the first
@@ -152,6 +155,9 @@ pub fn alert_event(a: &Alert) -> String {
     if a.speaker == Speaker::Toy {
         event["order"] = a.order.into();
         event["role"] = a.role.into();
+    }
+    if a.held_back {
+        event["held_back"] = true.into();
     }
     event.to_string()
 }

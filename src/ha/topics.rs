@@ -41,6 +41,21 @@ impl Topics {
         format!("{}/{id}", self.conversation_responses())
     }
 
+    /// Where the project's integration asks whether an answer for a toy may be
+    /// said (its watch words; see `Core::screen`).
+    pub fn screen_requests(&self) -> String {
+        format!("{}/bridge/screen/check", self.base)
+    }
+
+    /// Where verdicts go: one more level, the request's id.
+    pub fn screen_responses(&self) -> String {
+        format!("{}/bridge/screen/verdict", self.base)
+    }
+
+    pub fn screen_response(&self, id: &str) -> String {
+        format!("{}/{id}", self.screen_responses())
+    }
+
     pub fn state(&self, sn: &Sn, key: &str) -> String {
         format!("{}/{sn}/{key}", self.base)
     }

@@ -281,6 +281,7 @@ async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
         filters.push(topics.command_filter());
         filters.push(topics.deletion_watch());
         filters.push(topics.conversation_requests());
+        filters.push(topics.screen_requests());
     }
     if role.serves(Side::FoloToy) {
         filters.push(folotoy::topics::TOYS_FILTER.to_owned());

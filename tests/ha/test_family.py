@@ -31,10 +31,12 @@ NIGHT_LIGHT = "input_boolean.night_light"
 def listening(homeassistant, bridge, mosquitto):
     """Home Assistant has the toy's entities and listens for its Conversation events.
 
-    Each entity the tests act on exists first: MQTT discovery adds them one by one, and an
-    action on one not added yet does nothing (seen once: Quiet turned on too early)."""
+    Each entity the tests act on exists and is available first: MQTT discovery adds them one
+    by one, and Home Assistant skips an action on an entity not added yet, or still
+    unavailable until the bridge's availability topics arrive (seen twice: Quiet turned on
+    too early, once on each)."""
     for entity in (CONVERSATION, QUIET, SAY, ANNOUNCE, VOLUME, LAST_COMMAND):
-        homeassistant.wait_for_state(entity)
+        homeassistant.wait_for_state(entity, predicate=lambda s: s["state"] != "unavailable")
     mosquitto.wait_for_subscription(f"folotoy/{BUNNY}/conversation")
     return homeassistant
 

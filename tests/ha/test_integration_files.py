@@ -130,7 +130,9 @@ def test_config_flow_true_comes_with_a_config_flow_module():
 def test_every_step_abort_error_and_exception_the_code_uses_has_an_english_text():
     en = flatten(translations("en"))
     for step in used_in_code("step_id"):
-        assert f"config.step.{step}.title" in en or f"config.step.{step}.description" in en, step
+        # The options flow's one step is `init`; the config flow's are under config.
+        flow = "options" if step == "init" else "config"
+        assert f"{flow}.step.{step}.title" in en or f"{flow}.step.{step}.description" in en, step
     for reason in used_in_code("reason") | {"single_instance_allowed", "already_configured"}:
         assert f"config.abort.{reason}" in en, reason
     for key in used_in_code("translation_key"):

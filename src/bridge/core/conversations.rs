@@ -149,7 +149,7 @@ impl Core {
         if phrases.is_empty() {
             return;
         }
-        let alert = ha::states::Alert { speaker, phrases, sentence, recording_id, order, role };
+        let alert = ha::states::Alert { speaker, phrases, sentence, recording_id, order, role, held_back: false };
         out.event(self.cfg.topics.state(sn, Key::Alert.as_str()), ha::states::alert_event(&alert));
     }
 

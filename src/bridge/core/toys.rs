@@ -12,6 +12,7 @@ impl Core {
             }
             HaInbound::Status { online: false } => out.log(Level::Info, topic, "Home Assistant went offline"),
             HaInbound::Command { sn, key, payload } => self.on_command(topic, &sn, &key, &payload, now, out),
+            HaInbound::Screen { id, sn, text } => self.screen(topic, &id, sn.as_deref(), &text, out),
             // Our own config coming back, or one we emptied ourselves.
             HaInbound::Discovery { emptied: false, .. } => {}
             HaInbound::Discovery { node, emptied: true } => {

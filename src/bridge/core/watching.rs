@@ -19,6 +19,39 @@ impl Core {
         &self.watching
     }
 
+    /// Whether an answer Home Assistant's chat endpoint made for a toy may be
+    /// said (the integration asks before the toy gets it): a verdict naming
+    /// the watch words it holds, none meaning yes. One held back fires the
+    /// toy's Alert event (`toy_said`, `held_back`), as a sentence said would.
+    pub(super) fn screen(&mut self, topic: &str, id: &str, sn: Option<&str>, text: &str, out: &mut Output) {
+        let phrases = self.watching.hits(Speaker::Toy, text);
+        let toy = sn.and_then(|s| self.toys.keys().find(|k| k.as_str() == s)).cloned();
+        if !phrases.is_empty() {
+            let whose = toy.as_ref().map_or_else(|| "a toy not known here".to_owned(), |sn| format!("toy {sn}"));
+            out.log(Level::Info, topic, format!("an answer for {whose} is held back: it holds {:?}", phrases[0]));
+            if let (Some(sn), true) = (&toy, self.ha_up) {
+                let alert = ha::states::Alert {
+                    speaker: Speaker::Toy,
+                    phrases: phrases.clone(),
+                    sentence: text,
+                    recording_id: None,
+                    order: None,
+                    role: None,
+                    held_back: true,
+                };
+                out.event(self.cfg.topics.state(sn, Key::Alert.as_str()), ha::states::alert_event(&alert));
+            }
+        }
+        let verdict = serde_json::json!({ "phrases": phrases }).to_string();
+        out.publish.push(Publish {
+            side: Side::Ha,
+            topic: self.cfg.topics.screen_response(id),
+            payload: verdict.into(),
+            retain: false,
+            at_most_once: false,
+        });
+    }
+
     /// Replaces the page's watch words, if together with the configured ones
     /// each is a phrase that can be watched and none is listed twice; else
     /// why not, naming the phrase, and nothing changes.

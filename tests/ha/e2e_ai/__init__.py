@@ -6,8 +6,9 @@ was asked, so a test can tell that the day's conversation reached it."""
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 
-# Not in Platform: ai_task is an entity integration of its own.
-PLATFORMS = ["ai_task"]
+# Not in Platform: ai_task is an entity integration of its own (conversation is).
+# conversation.e2e_agent answers the chat endpoint's tests (see conversation.py).
+PLATFORMS = ["ai_task", "conversation"]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:

@@ -1,0 +1,435 @@
+"""Home Assistant as the toy's brain: an OpenAI-compatible Chat Completions endpoint.
+
+FoloToy's server asks any OpenAI-compatible LLM for a role's answers (`llm_type: openai`,
+with `api_base`, `key` and `model` in roles.json) and reads them streamed. Pointed at
+`http://<home assistant>:8123/api/folotoy/v1` with a long-lived access token as the key, a
+role is answered by the conversation agent chosen in this integration's options (or the one
+its `model` names), with the role's system prompt as extra instructions.
+
+It lives here, on Home Assistant's own HTTP server, because here the agent is called
+directly: Home Assistant checks the token, the toy's device goes with the question (so "turn
+on the light" means the light in the toy's room), and each turn shows in Home Assistant's
+conversation debug view. Which toy asks is found by its words: the bridge publishes what
+each toy heard (its Conversation events) just before FoloToy's server asks for the answer.
+Before the toy gets an answer, the bridge checks it against the parents' watch words (one
+list, one matcher, the same that fire the alerts); an answer holding one is replaced by the
+parents' safe sentence. What goes wrong on Home Assistant's side is answered with a short
+spoken apology: the toy reads an HTTP error as silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from homeassistant.components import conversation
+from homeassistant.components.http import KEY_HASS, KEY_HASS_USER, HomeAssistantView
+from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.helpers import chat_session, intent
+
+from .const import CONF_AGENT, CONF_SAFE_SENTENCE, DEFAULT_AGENT, DOMAIN
+from .conversation import Toys
+from .devices import toy_device
+from .discovery import PlayerConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+BASE = "/api/folotoy/v1"
+# How long the agent may take for a whole answer: FoloToy's server gives up on a silent LLM
+# not much later, and a child waits no longer than that either.
+AGENT_TIMEOUT = 15
+# How long the bridge may take to say whether an answer may be said (it answers in ms).
+SCREEN_TIMEOUT = 3
+# A request is matched with what a toy heard this recently...
+HEARD_WITHIN = 60
+# ...and waits this long for it: FoloToy's server may ask before the bridge's event is here.
+WAIT_FOR_HEARD = 1.5
+# A toy's conversation goes on across turns until it has been quiet this long.
+QUIET_GAP = 5 * 60
+
+APOLOGY = {"en": "Sorry, I can't answer that right now.", "zh": "对不起，我现在回答不了。"}  # noqa: RUF001
+SAFE_SENTENCE = {"en": "Let's talk about something else.", "zh": "我们聊点别的吧。"}
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+# Where an answer may be cut into sentences that are checked as they come.
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？\n]")  # noqa: RUF001
+_WORDS = re.compile(r"\W+")
+
+
+def _language(text: str) -> str:
+    return "zh" if _CJK.search(text) else "en"
+
+
+def _plain(text: str) -> str:
+    """Words only, without case: how a request's text is compared with what a toy heard."""
+    return _WORDS.sub(" ", text.casefold()).strip()
+
+
+class BadRequest(ValueError):
+    """A request this endpoint cannot answer, with why."""
+
+
+@dataclass
+class Question:
+    """What FoloToy's server asked: the child's words and the role's prompt."""
+
+    text: str
+    instructions: str | None
+    model: str
+    stream: bool
+    # Home Assistant's conversation, once the agent has it: the completion's id carries it,
+    # so a toy's turns can be told apart (and found in the conversation debug view).
+    conversation_id: str | None = None
+
+
+def _content(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def parse_question(body: Any) -> Question:
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+        raise BadRequest("messages must be a list of chat messages")
+    messages = [m for m in body["messages"] if isinstance(m, dict)]
+    users = [_content(m) for m in messages if m.get("role") == "user"]
+    if not users or not users[-1].strip():
+        raise BadRequest("there is no user message to answer")
+    system = "\n\n".join(_content(m) for m in messages if m.get("role") in ("system", "developer") and _content(m))
+    model = body.get("model")
+    return Question(
+        text=users[-1].strip(),
+        instructions=system or None,
+        model=model if isinstance(model, str) else "",
+        stream=body.get("stream") is True,
+    )
+
+
+@dataclass
+class Talk:
+    """A toy's conversation with the agent, kept across turns until a quiet gap."""
+
+    conversation_id: str
+    last: float
+    # A turn still running (one cut short by a watch word goes on): the next question
+    # starts a conversation of its own rather than wait or fail on a busy one.
+    running: bool = False
+
+
+class Brain:
+    """The endpoint's memory: each toy's conversation."""
+
+    def __init__(self) -> None:
+        self.talks: dict[str, Talk] = {}
+
+
+def _brain(hass: HomeAssistant) -> Brain:
+    return hass.data.setdefault(f"{__name__}.brain", Brain())
+
+
+async def find_toy(hass: HomeAssistant, toys: Toys, text: str) -> str | None:
+    """The node of the toy that just heard `text`, waiting a moment for its event; None
+    when no toy did (the answer is made all the same, without a device)."""
+    wanted = _plain(text)
+    deadline = hass.loop.time() + WAIT_FOR_HEARD
+    while True:
+        now = hass.loop.time()
+        matches = [
+            (heard.at, node)
+            for node, heard in toys.heard.items()
+            if now - heard.at <= HEARD_WITHIN and _plain(heard.text) == wanted
+        ]
+        if matches:
+            return max(matches)[1]
+        if now >= deadline:
+            return None
+        news = toys.heard_news
+        try:
+            async with asyncio.timeout(deadline - now):
+                await news.wait()
+        except TimeoutError:
+            return None
+
+
+def _device_id(hass: HomeAssistant, node: str | None) -> str | None:
+    device = toy_device(hass, node) if node is not None else None
+    return device.id if device is not None else None
+
+
+# Home Assistant 2026.x ties a conversation to the user of its first context (and asks for it).
+_SESSION_TAKES_CONTEXT = "context" in inspect.signature(chat_session.async_get_chat_session).parameters
+
+
+def _session(hass: HomeAssistant, conversation_id: str | None, context: Context):
+    if _SESSION_TAKES_CONTEXT:
+        return chat_session.async_get_chat_session(hass, conversation_id, context=context)
+    return chat_session.async_get_chat_session(hass, conversation_id)
+
+
+def _agent(hass: HomeAssistant, options: dict[str, Any], model: str) -> str:
+    """The role's `model` when it names a conversation agent, else the options' choice."""
+    if model.startswith("conversation.") and conversation.async_get_agent_info(hass, model) is not None:
+        return model
+    return options.get(CONF_AGENT) or DEFAULT_AGENT
+
+
+class Unsayable(Exception):
+    """The answer cannot be checked, or the agent failed: the apology is said instead."""
+
+
+def _spoken(result: conversation.ConversationResult) -> str:
+    """What the agent answered. Its own "Sorry, I couldn't understand that" is an answer like
+    any other; an error outside the intents' scope (what the agent raised, which Home
+    Assistant turned into an answer before 2026) is a failure."""
+    speech = result.response.speech.get("plain", {}).get("speech", "")
+    if result.response.error_code == intent.IntentResponseErrorCode.UNKNOWN:
+        raise Unsayable(f"the agent failed: {speech}")
+    return speech
+
+
+async def _agent_text(
+    hass: HomeAssistant, question: Question, agent_id: str, node: str | None, user_id: str | None
+) -> AsyncIterator[str]:
+    """The agent's answer as it comes: streamed pieces when the agent streams, else whole."""
+    brain = _brain(hass)
+    now = time.monotonic()
+    talk = brain.talks.get(node) if node is not None else None
+    going_on = talk is not None and not talk.running and now - talk.last < QUIET_GAP
+    conversation_id = talk.conversation_id if going_on else None
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    role: str | None = None
+
+    @callback
+    def delta(chat_log: conversation.ChatLog, delta: dict) -> None:
+        nonlocal role
+        role = delta.get("role", role)
+        if role == "assistant" and isinstance(delta.get("content"), str):
+            pieces.put_nowait(delta["content"])
+
+    async def run() -> str:
+        context = Context(user_id=user_id)
+        device_id = _device_id(hass, node)
+        with _session(hass, conversation_id, context) as session:
+            question.conversation_id = session.conversation_id
+            talk = Talk(session.conversation_id, time.monotonic(), running=True)
+            if node is not None:
+                brain.talks[node] = talk
+            user_input = conversation.ConversationInput(
+                text=question.text,
+                context=context,
+                conversation_id=session.conversation_id,
+                device_id=device_id,
+                satellite_id=None,
+                language=None,
+                agent_id=agent_id,
+                extra_system_prompt=question.instructions,
+            )
+            try:
+                with conversation.async_get_chat_log(hass, session, user_input, chat_log_delta_listener=delta):
+                    result = await conversation.async_converse(
+                        hass,
+                        question.text,
+                        session.conversation_id,
+                        context,
+                        agent_id=agent_id,
+                        device_id=device_id,
+                        extra_system_prompt=question.instructions,
+                    )
+            finally:
+                talk.running, talk.last = False, time.monotonic()
+        return _spoken(result)
+
+    @callback
+    def done(task: asyncio.Task[str]) -> None:
+        pieces.put_nowait(None)
+        if not task.cancelled():
+            task.exception()  # looked at below, or not needed once the answer was cut short
+
+    task = hass.async_create_task(run(), f"folotoy answer for {node}", eager_start=False)
+    task.add_done_callback(done)
+    # One deadline for the whole answer, looked at only while waiting for the agent (a
+    # timeout around the yields would fire in whatever the caller awaits meanwhile).
+    deadline = hass.loop.time() + AGENT_TIMEOUT
+    streamed = ""
+    try:
+        while True:
+            async with asyncio.timeout_at(deadline):
+                piece = await pieces.get()
+            if piece is None:
+                break
+            streamed += piece
+            yield piece
+        speech = task.result()
+    except TimeoutError:
+        raise Unsayable(f"the agent took over {AGENT_TIMEOUT} s") from None
+    except Unsayable:
+        raise
+    except Exception as err:  # whatever the agent raised, the toy apologizes
+        raise Unsayable(f"the agent failed: {err!r}") from err
+    # An agent that does not stream gives its answer whole; one that does may end with more.
+    if speech.startswith(streamed):
+        if rest := speech[len(streamed) :]:
+            yield rest
+    elif not streamed:
+        yield speech
+
+
+async def _screen(hass: HomeAssistant, toys: Toys, node: str | None, text: str) -> list[str]:
+    """The watch words the bridge finds in `text` (for the toy's side); Unsayable when it cannot say."""
+    config: PlayerConfig | None = toys.configs.get(node) if node else None
+    config = config or next((c for c in toys.configs.values() if c.screen_request_topic), None)
+    if config is None or config.screen_request_topic is None:
+        raise Unsayable("no bridge has announced where to check an answer (its media players must be on)")
+    sn = node.removeprefix("folotoy_") if node else None
+    try:
+        verdict = await toys.request(
+            config, config.screen_request_topic, {"sn": sn, "text": text}, timeout=SCREEN_TIMEOUT
+        )
+    except TimeoutError:
+        raise Unsayable(f"the bridge did not say within {SCREEN_TIMEOUT} s whether the answer may be said") from None
+    try:
+        phrases = json.loads(verdict)["phrases"]
+    except (ValueError, KeyError, TypeError):
+        raise Unsayable(f"the bridge's verdict cannot be read: {verdict[:80]!r}") from None
+    return [p for p in phrases if isinstance(p, str)]
+
+
+async def answer(hass: HomeAssistant, question: Question, user_id: str | None) -> AsyncIterator[str]:
+    """What the toy says, as it may be said: the agent's text a sentence at a time, each
+    checked by the bridge first; the safe sentence in place of one holding a watch word
+    (and nothing after it); the apology when something failed before anything was said."""
+    language = _language(question.text)
+    entry = next(iter(hass.config_entries.async_loaded_entries(DOMAIN)), None)
+    toys: Toys | None = entry.runtime_data if entry is not None else None
+    if entry is None or toys is None:
+        _LOGGER.warning("a toy asked, but the FoloToy integration is not set up: it apologizes")
+        yield APOLOGY[language]
+        return
+    node = await find_toy(hass, toys, question.text)
+    agent_id = _agent(hass, dict(entry.options), question.model)
+    _LOGGER.debug("answering %s with %s", node or "a toy not known (no device)", agent_id)
+    safe = entry.options.get(CONF_SAFE_SENTENCE) or SAFE_SENTENCE[language]
+    said = False
+    pending = ""
+    try:
+        async with aclosing(_agent_text(hass, question, agent_id, node, user_id)) as agent_text:
+            async for piece in agent_text:
+                pending += piece
+                cut = max((m.end() for m in _SENTENCE_END.finditer(pending)), default=0)
+                if cut == 0:
+                    continue
+                ready, pending = pending[:cut], pending[cut:]
+                if await _screen(hass, toys, node, ready):
+                    yield (" " if said else "") + safe
+                    return
+                said = True
+                yield ready
+            if pending.strip():
+                if await _screen(hass, toys, node, pending):
+                    yield (" " if said else "") + safe
+                    return
+                said = True
+                yield pending
+            if not said:
+                yield APOLOGY[language]
+    except Unsayable as err:
+        _LOGGER.warning("a toy's answer is not said (%s): %s", err, "it stops there" if said else "it apologizes")
+        if not said:
+            yield APOLOGY[language]
+
+
+def _chunk(completion_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None) -> bytes:
+    chunk = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+
+
+class ChatCompletionsView(HomeAssistantView):
+    """`POST /api/folotoy/v1/chat/completions`, streamed (`stream: true`, as FoloToy asks) or not."""
+
+    url = f"{BASE}/chat/completions"
+    name = "api:folotoy:chat_completions"
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        hass: HomeAssistant = request.app[KEY_HASS]
+        try:
+            question = parse_question(await request.json())
+        except (ValueError, BadRequest) as err:
+            return self.json({"error": {"message": str(err), "type": "invalid_request_error"}}, HTTPStatus.BAD_REQUEST)
+        user = request.get(KEY_HASS_USER)
+        created = int(time.time())
+        model = question.model or DEFAULT_AGENT
+        said = answer(hass, question, user.id if user is not None else None)
+
+        def completion_id() -> str:
+            return f"chatcmpl-{question.conversation_id or uuid.uuid4().hex}"
+
+        if not question.stream:
+            text = "".join([piece async for piece in said])
+            return self.json(
+                {
+                    "id": completion_id(),
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
+                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                }
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        chunk_id: str | None = None
+        async for piece in said:
+            if chunk_id is None:  # the first piece: the conversation is known by now
+                chunk_id = completion_id()
+                await response.write(_chunk(chunk_id, created, model, {"role": "assistant", "content": ""}, None))
+            await response.write(_chunk(chunk_id, created, model, {"content": piece}, None))
+        await response.write(_chunk(chunk_id or completion_id(), created, model, {}, "stop"))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+class ModelsView(HomeAssistantView):
+    """`GET /api/folotoy/v1/models`: the conversation agents a role's `model` may name."""
+
+    url = f"{BASE}/models"
+    name = "api:folotoy:models"
+
+    async def get(self, request: web.Request) -> web.Response:
+        hass: HomeAssistant = request.app[KEY_HASS]
+        agents = sorted({DEFAULT_AGENT, *hass.states.async_entity_ids(conversation.DOMAIN)})
+        return self.json(
+            {
+                "object": "list",
+                "data": [{"id": a, "object": "model", "created": 0, "owned_by": "homeassistant"} for a in agents],
+            }
+        )
+
+
+@callback
+def async_register(hass: HomeAssistant) -> None:
+    """The endpoint exists from the start (Home Assistant's views cannot be taken back);
+    until the integration is set up, it apologizes."""
+    hass.http.register_view(ChatCompletionsView())
+    hass.http.register_view(ModelsView())

@@ -1,0 +1,64 @@
+"""The E2E AI's conversation agent, conversation.e2e_ai: the answers the chat endpoint's
+tests need, streamed a piece at a time as a real model's are, with no model.
+
+- "tell me a story": three sentences, a moment apart;
+- "say something sharp": an answer holding the watch word "knife" in its second sentence;
+- "break": raises, as an agent whose service is down does;
+- "be slow": answers after 20 s, later than the chat endpoint waits;
+- anything else: what it was asked, and the extra instructions it got (the role's prompt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from homeassistant.components import conversation
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+STORY = ["Once upon a time, a dragon lived by the sea. ", "It learned to fly. ", "The end."]
+SHARP = ["Let me think. ", "Here is a knife for you. ", "Be careful."]
+
+
+async def async_setup_entry(
+    hass: HomeAssistant, entry: ConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    async_add_entities([E2eAgent()])
+
+
+class E2eAgent(conversation.ConversationEntity):
+    _attr_name = "E2E agent"
+    _attr_unique_id = "e2e_agent"
+    _attr_supports_streaming = True
+
+    @property
+    def supported_languages(self) -> str:
+        return "*"
+
+    async def _async_handle_message(
+        self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog
+    ) -> conversation.ConversationResult:
+        text = user_input.text.strip().lower()
+        if text == "break":
+            raise HomeAssistantError("the E2E agent broke")
+        if text == "be slow":
+            await asyncio.sleep(20)
+        if text == "tell me a story":
+            parts = STORY
+        elif text == "say something sharp":
+            parts = SHARP
+        else:
+            parts = [f"You said: {user_input.text}. ", f"Instructions: {user_input.extra_system_prompt}"]
+
+        async def stream() -> AsyncIterator[conversation.AssistantContentDeltaDict]:
+            yield {"role": "assistant"}
+            for part in parts:
+                await asyncio.sleep(0.3)
+                yield {"content": part}
+
+        async for _ in chat_log.async_add_delta_content_stream(self.entity_id, stream()):
+            pass
+        return conversation.async_get_result_from_chat_log(user_input, chat_log)

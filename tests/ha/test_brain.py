@@ -1,0 +1,199 @@
+"""Home Assistant as the toy's brain, in a real Home Assistant: the project's integration
+answers OpenAI's Chat Completions API (/api/folotoy/v1) with Home Assistant's conversation
+agents. OpenAI's own Python client asks as FoloToy's server would, after the simulated toy
+heard the child say the same words.
+
+Assist's built-in agent turns on the light in the toy's room; tests/ha/e2e_ai's agent
+(conversation.e2e_agent) streams its answers a sentence at a time, says a watch word, or
+breaks, on cue.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+
+from folotoy_parts import BUNNY, child_says
+from ha_harness import wait_until
+
+BRIDGE_EXTRA_YAML = "watch_words: [knife]\n"
+HA_CUSTOM_COMPONENTS = {"e2e_ai": Path(__file__).parent / "e2e_ai"}
+HA_CONFIG_ENTRIES = ("e2e_ai",)
+# A lamp in the bedroom (where the toy is) and one in the kitchen, each a template light on a helper.
+HA_EXTRA_YAML = """
+input_boolean:
+  bedroom_power:
+    name: Bedroom power
+  kitchen_power:
+    name: Kitchen power
+template:
+  - light:
+      - name: Bedroom lamp
+        unique_id: bedroom_lamp
+        state: "{{ is_state('input_boolean.bedroom_power', 'on') }}"
+        turn_on:
+          action: input_boolean.turn_on
+          target: {entity_id: input_boolean.bedroom_power}
+        turn_off:
+          action: input_boolean.turn_off
+          target: {entity_id: input_boolean.bedroom_power}
+      - name: Kitchen lamp
+        unique_id: kitchen_lamp
+        state: "{{ is_state('input_boolean.kitchen_power', 'on') }}"
+        turn_on:
+          action: input_boolean.turn_on
+          target: {entity_id: input_boolean.kitchen_power}
+        turn_off:
+          action: input_boolean.turn_off
+          target: {entity_id: input_boolean.kitchen_power}
+"""
+
+PLAYER = f"media_player.folotoy_{BUNNY}"
+ALERT = f"event.folotoy_{BUNNY}_alert"
+ROLE = {"role": "system", "content": "You are Bunny, a kind toy rabbit. Answer in one short sentence."}
+AGENT = "conversation.e2e_agent"
+APOLOGY = "Sorry, I can't answer that right now."
+
+
+def folotoy_flows(ha) -> list[dict]:
+    return [f for f in ha.ws("config_entries/flow/progress") if f["handler"] == "folotoy"]
+
+
+@pytest.fixture(scope="module")
+def integration(homeassistant, bridge) -> dict:
+    """The one click that sets the integration up, as test_media_player.py makes it."""
+    flows = wait_until(lambda: folotoy_flows(homeassistant), 30, "Home Assistant to offer the FoloToy integration")
+    result = homeassistant.api("POST", f"/api/config/config_entries/flow/{flows[0]['flow_id']}", {})
+    assert result["type"] == "create_entry", result
+    homeassistant.wait_for_state(PLAYER, state="idle")
+    return result
+
+
+@pytest.fixture(scope="module")
+def rooms(homeassistant, integration) -> None:
+    """Bunny and the bedroom lamp in the bedroom, the kitchen lamp in the kitchen."""
+    ha = homeassistant
+
+    def area(name: str) -> str:  # onboarding made a Bedroom and a Kitchen already
+        known = {a["name"]: a["area_id"] for a in ha.ws("config/area_registry/list")}
+        return known.get(name) or ha.ws("config/area_registry/create", name=name)["area_id"]
+
+    bedroom, kitchen = area("Bedroom"), area("Kitchen")
+    ha.wait_for_state("light.bedroom_lamp")
+    ha.wait_for_state("light.kitchen_lamp")
+    ha.ws("config/entity_registry/update", entity_id="light.bedroom_lamp", area_id=bedroom)
+    ha.ws("config/entity_registry/update", entity_id="light.kitchen_lamp", area_id=kitchen)
+    toy = ha.devices_with_identifier(f"folotoy_{BUNNY}")[0]
+    ha.ws("config/device_registry/update", device_id=toy["id"], area_id=bedroom)
+
+
+@pytest.fixture
+def client(homeassistant, rooms) -> openai.OpenAI:
+    """OpenAI's client, as FoloToy's server is set up for a role: the base and a long-lived token."""
+    return openai.OpenAI(base_url=f"{homeassistant.url}/api/folotoy/v1", api_key=homeassistant.token, max_retries=0)
+
+
+def streamed(client: openai.OpenAI, text: str, model: str = "folotoy") -> list[str]:
+    """The answer's pieces, as FoloToy's server reads them (`stream: true`)."""
+    stream = client.chat.completions.create(
+        model=model, messages=[ROLE, {"role": "user", "content": text}], stream=True, max_tokens=200
+    )
+    return [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+
+
+def test_the_child_asks_the_toy_to_turn_on_the_lights_and_home_assistant_does_it_in_the_toys_room(
+    homeassistant, client, mqtt
+):
+    ha = homeassistant
+    child_says(mqtt, 60, "Turn on the lights")
+    answer = "".join(streamed(client, "Turn on the lights"))
+    ha.wait_for_state("light.bedroom_lamp", state="on")
+    assert ha.state("light.kitchen_lamp")["state"] == "off", "the toy's room only: the toy's device went with it"
+    assert answer and answer != APOLOGY, answer
+
+
+def test_the_roles_prompt_reaches_the_agent_and_the_toys_next_question_continues_its_conversation(client, mqtt):
+    child_says(mqtt, 61, "Hello there")
+    first = client.chat.completions.create(model=AGENT, messages=[ROLE, {"role": "user", "content": "Hello there"}])
+    assert first.choices[0].message.content == f"You said: Hello there. Instructions: {ROLE['content']}"
+    child_says(mqtt, 62, "And again")
+    again = client.chat.completions.create(model=AGENT, messages=[ROLE, {"role": "user", "content": "And again"}])
+    assert again.id == first.id, "one conversation per toy: Home Assistant's conversation id"
+    # Words no toy heard: answered all the same, in a conversation of their own.
+    stranger = client.chat.completions.create(model=AGENT, messages=[{"role": "user", "content": "Who am I?"}])
+    assert stranger.choices[0].message.content.startswith("You said: Who am I?")
+    assert stranger.id != first.id
+
+
+def test_an_answer_streams_a_sentence_at_a_time_as_the_agent_makes_it(client, mqtt):
+    child_says(mqtt, 63, "Tell me a story")
+    pieces = streamed(client, "Tell me a story", model=AGENT)
+    assert "".join(pieces) == "Once upon a time, a dragon lived by the sea. It learned to fly. The end."
+    assert len(pieces) == 3, pieces
+
+
+def test_an_answer_holding_a_watch_word_never_reaches_the_toy_and_the_parents_are_alerted(homeassistant, client, mqtt):
+    ha = homeassistant
+    child_says(mqtt, 64, "Say something sharp")
+    answer = "".join(streamed(client, "Say something sharp", model=AGENT))
+    assert answer == "Let me think. Let's talk about something else.", answer
+    alert = ha.wait_for_state(ALERT, predicate=lambda s: s["attributes"].get("held_back") is True)
+    assert alert["attributes"]["event_type"] == "toy_said"
+    assert alert["attributes"]["phrase"] == "knife"
+    assert alert["attributes"]["sentence"] == "Here is a knife for you."
+
+
+@pytest.mark.ha_log_allow(r"request with invalid authentication from .* '/api/folotoy/v1/chat/completions'")
+def test_without_the_key_nothing_is_answered(homeassistant, rooms):
+    url = f"{homeassistant.url}/api/folotoy/v1/chat/completions"
+    wrong = openai.OpenAI(base_url=f"{homeassistant.url}/api/folotoy/v1", api_key="not-a-token", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.chat.completions.create(model=AGENT, messages=[{"role": "user", "content": "Hello"}])
+    r = requests.post(url, json={"model": AGENT, "messages": [{"role": "user", "content": "Hello"}]}, timeout=10)
+    assert r.status_code == 401, r.text
+    assert "Hello" not in r.text
+
+
+@pytest.mark.ha_log_allow(r"a toy's answer is not said \(the agent failed")
+def test_an_agent_that_fails_has_the_toy_apologize(client, mqtt):
+    child_says(mqtt, 65, "Break")
+    assert "".join(streamed(client, "Break", model=AGENT)) == APOLOGY
+    plain = client.chat.completions.create(model=AGENT, messages=[{"role": "user", "content": "break"}])
+    assert plain.choices[0].message.content == APOLOGY
+
+
+def test_models_lists_the_conversation_agents(client):
+    ids = [m.id for m in client.models.list()]
+    assert "conversation.home_assistant" in ids and AGENT in ids, ids
+
+
+def test_the_options_pick_the_agent_and_the_safe_sentence(homeassistant, client, mqtt):
+    ha = homeassistant
+    entry = next(e for e in ha.ws("config_entries/get") if e["domain"] == "folotoy")
+    flow = ha.api("POST", "/api/config/config_entries/options/flow", {"handler": entry["entry_id"]})
+    done = ha.api(
+        "POST",
+        f"/api/config/config_entries/options/flow/{flow['flow_id']}",
+        {"agent_id": AGENT, "safe_sentence": "Shall we sing a song instead?"},
+    )
+    assert done["type"] == "create_entry", done
+    try:
+        child_says(mqtt, 66, "Say something sharp")
+        # The role names no agent (`model` is FoloToy's default): the options' agent answers.
+        assert "".join(streamed(client, "Say something sharp")) == "Let me think. Shall we sing a song instead?"
+    finally:
+        flow = ha.api("POST", "/api/config/config_entries/options/flow", {"handler": entry["entry_id"]})
+        ha.api(
+            "POST",
+            f"/api/config/config_entries/options/flow/{flow['flow_id']}",
+            {"agent_id": "conversation.home_assistant"},
+        )
+
+
+@pytest.mark.ha_log_allow(r"a toy's answer is not said \(the agent took over 15 s")
+def test_an_agent_slower_than_15_s_has_the_toy_apologize(client):
+    # Words no toy heard: the slow turn holds no toy's conversation while it runs on.
+    assert "".join(streamed(client, "Be slow", model=AGENT)) == APOLOGY
