@@ -11,8 +11,6 @@ use crate::catalog::Catalog;
 use crate::folotoy::settings::Domain;
 use crate::folotoy::Sn;
 
-pub const SUPPORT_URL: &str = "https://github.com/folotoy-ha-bridge/folotoy-ha-bridge";
-
 /// A retained discovery config to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use super::discovery::SUPPORT_URL;
+/// Where a user of Home Assistant's device page finds the project (the origin's `support_url`).
+pub const SUPPORT_URL: &str = "https://github.com/folotoy-ha-bridge/folotoy-ha-bridge";
 
 /// The device an entity belongs to. `identifiers` link the entities of one
 /// device, also the integration's media player.

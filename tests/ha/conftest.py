@@ -33,8 +33,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from folotoy_parts import Bridge, Simulator, write_config
-from ha_harness import HomeAssistant, Mosquitto, MqttProbe
+from folotoy_parts import BUNNY, Bridge, Simulator, folotoy_flows, write_config
+from ha_harness import HomeAssistant, Mosquitto, MqttProbe, wait_until
 
 # Noise of the test machine, not of the project: no libturbojpeg, no zlib_ng, no ffmpeg
 # binary (tts loads the ffmpeg integration; the test voice needs no conversion); and the
@@ -89,8 +89,13 @@ def bridge_problems(ha: HomeAssistant, since: int = 0, allow: tuple[str, ...] = 
 
 
 @pytest.fixture(scope="module")
-def mosquitto(tmp_path_factory) -> Mosquitto:
-    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+def mosquitto(request, tmp_path_factory) -> Mosquitto:
+    """The module's broker; MOSQUITTO_PERSISTENCE and MOSQUITTO_EXTRA (conf lines) set it up otherwise."""
+    broker = Mosquitto(
+        tmp_path_factory.mktemp("mosquitto"),
+        persistence=getattr(request.module, "MOSQUITTO_PERSISTENCE", False),
+        extra=tuple(getattr(request.module, "MOSQUITTO_EXTRA", ())),
+    )
     broker.start()
     yield broker
     broker.stop()
@@ -132,6 +137,24 @@ def bridge(request, mosquitto, toy, homeassistant, tmp_path_factory) -> Bridge:
     b = Bridge(tmp_path_factory.mktemp("bridge"), mosquitto, extra_toys=extra, extra_yaml=extra_yaml).start()
     yield b
     b.close()
+
+
+@pytest.fixture(scope="module")
+def integration(homeassistant, bridge) -> dict:
+    """The one click: the offer Home Assistant made when the bridge's first player config
+    arrived, confirmed. Returns the flow as it was offered, and the result."""
+    flows = wait_until(lambda: folotoy_flows(homeassistant), 30, "Home Assistant to offer the FoloToy integration")
+    result = homeassistant.api("POST", f"/api/config/config_entries/flow/{flows[0]['flow_id']}", {})
+    assert result["type"] == "create_entry", result
+    return {"offered": flows, "result": result}
+
+
+@pytest.fixture(scope="module")
+def player(homeassistant, integration) -> str:
+    """Bunny's media player, once the integration has it: its toys are known to it."""
+    entity = f"media_player.folotoy_{BUNNY}"
+    homeassistant.wait_for_state(entity, state="idle")
+    return entity
 
 
 @pytest.fixture

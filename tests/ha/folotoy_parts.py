@@ -288,3 +288,8 @@ def toy_says(mqtt, recording_id: int, order: int, text: str, role: int = 1) -> N
             },
         },
     )
+
+
+def folotoy_flows(ha) -> list[dict]:
+    """The FoloToy integration's config flows in progress (its offer, once a player config came)."""
+    return [f for f in ha.ws("config_entries/flow/progress") if f["handler"] == "folotoy"]

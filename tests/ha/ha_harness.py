@@ -87,12 +87,15 @@ class Mosquitto:
     like a broker without a persistence store.
     """
 
-    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, persistence: bool = False, extra: tuple[str, ...] = ()
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.persistence = persistence
+        self.extra = extra  # more mosquitto.conf lines (the benchmark's brokers)
         self.conf_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
         self.proc: subprocess.Popen | None = None
@@ -117,6 +120,7 @@ class Mosquitto:
             "log_type subscribe",  # see wait_for_subscription
             "connection_messages true",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+            *self.extra,
         ]
         self.conf_path.write_text("\n".join(lines) + "\n")
 

@@ -58,22 +58,8 @@ AGENT = "conversation.e2e_agent"
 APOLOGY = "Sorry, I can't answer that right now."
 
 
-def folotoy_flows(ha) -> list[dict]:
-    return [f for f in ha.ws("config_entries/flow/progress") if f["handler"] == "folotoy"]
-
-
 @pytest.fixture(scope="module")
-def integration(homeassistant, bridge) -> dict:
-    """The one click that sets the integration up, as test_media_player.py makes it."""
-    flows = wait_until(lambda: folotoy_flows(homeassistant), 30, "Home Assistant to offer the FoloToy integration")
-    result = homeassistant.api("POST", f"/api/config/config_entries/flow/{flows[0]['flow_id']}", {})
-    assert result["type"] == "create_entry", result
-    homeassistant.wait_for_state(PLAYER, state="idle")
-    return result
-
-
-@pytest.fixture(scope="module")
-def rooms(homeassistant, integration) -> None:
+def rooms(homeassistant, player) -> None:
     """Bunny and the bedroom lamp in the bedroom, the kitchen lamp in the kitchen."""
     ha = homeassistant
 
@@ -152,9 +138,16 @@ def test_without_the_key_nothing_is_answered(homeassistant, rooms):
     wrong = openai.OpenAI(base_url=f"{homeassistant.url}/api/folotoy/v1", api_key="not-a-token", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         wrong.chat.completions.create(model=AGENT, messages=[{"role": "user", "content": "Hello"}])
+    mark = homeassistant.log.mark()
     r = requests.post(url, json={"model": AGENT, "messages": [{"role": "user", "content": "Hello"}]}, timeout=10)
     assert r.status_code == 401, r.text
     assert "Hello" not in r.text
+    # Home Assistant's ban warning for it is written a moment later: within this test.
+    wait_until(
+        lambda: any("invalid authentication" in r.message for r in homeassistant.log.records(mark)),
+        10,
+        "Home Assistant's warning about the request",
+    )
 
 
 @pytest.mark.ha_log_allow(r"a toy's answer is not said \(the agent failed")

@@ -22,22 +22,8 @@ PLAYER = f"media_player.folotoy_{BUNNY}"
 AI = "ai_task.e2e_ai"
 
 
-def folotoy_flows(ha) -> list[dict]:
-    return [f for f in ha.ws("config_entries/flow/progress") if f["handler"] == "folotoy"]
-
-
 @pytest.fixture(scope="module")
-def integration(homeassistant, bridge) -> dict:
-    """The one click that sets the integration up, as test_media_player.py makes it."""
-    flows = wait_until(lambda: folotoy_flows(homeassistant), 30, "Home Assistant to offer the FoloToy integration")
-    result = homeassistant.api("POST", f"/api/config/config_entries/flow/{flows[0]['flow_id']}", {})
-    assert result["type"] == "create_entry", result
-    homeassistant.wait_for_state(PLAYER, state="idle")
-    return result
-
-
-@pytest.fixture(scope="module")
-def bunny(homeassistant, integration, mqtt_module) -> str:
+def bunny(homeassistant, player, mqtt_module) -> str:
     """Bunny's device, after a morning's talk: the child asks, the toy answers in two parts."""
     child_says(mqtt_module, 1, "Can dragons swim?")
     toy_says(mqtt_module, 1, 1, "Some dragons in stories swim,")

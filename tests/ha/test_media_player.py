@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from conftest import BROKER_LOST, bridge_problems, describe
-from folotoy_parts import BUNNY
+from folotoy_parts import BUNNY, folotoy_flows
 from ha_harness import wait_until
 
 HA_CUSTOM_COMPONENTS = {
@@ -36,20 +36,6 @@ VOICE = "tts.e2e_voice"
 FEATURES = 512 | 4 | 131072 | 1048576
 # Warnings a test provokes on purpose.
 PROVOKED = (r"Ignoring the media player config on homeassistant/folotoy/folotoy_broken/",)
-
-
-def folotoy_flows(ha) -> list[dict]:
-    return [f for f in ha.ws("config_entries/flow/progress") if f["handler"] == "folotoy"]
-
-
-@pytest.fixture(scope="module")
-def integration(homeassistant, bridge) -> dict:
-    """The one click: the offer Home Assistant made when the bridge's first player config
-    arrived, confirmed. Returns the flow as it was offered."""
-    flows = wait_until(lambda: folotoy_flows(homeassistant), 30, "Home Assistant to offer the FoloToy integration")
-    result = homeassistant.api("POST", f"/api/config/config_entries/flow/{flows[0]['flow_id']}", {})
-    assert result["type"] == "create_entry", result
-    return {"offered": flows, "result": result}
 
 
 def test_adding_it_by_hand_while_it_is_offered_asks_for_the_prefix_and_refuses_an_empty_or_wildcard_one(
