@@ -295,8 +295,11 @@ async def _screen(hass: HomeAssistant, toys: Toys, node: str | None, text: str) 
         raise Unsayable("no bridge has announced where to check an answer (its media players must be on)")
     sn = node.removeprefix("folotoy_") if node else None
     try:
+        # At QoS 0 both ways: each acknowledgement is a small packet that a broker without
+        # TCP_NODELAY (the Mosquitto add-on's default) sends the next one after, up to 40 ms
+        # later. One lost on the way is a timeout, and the answer is not said.
         verdict = await toys.request(
-            config, config.screen_request_topic, {"sn": sn, "text": text}, timeout=SCREEN_TIMEOUT
+            config, config.screen_request_topic, {"sn": sn, "text": text}, timeout=SCREEN_TIMEOUT, qos=0
         )
     except TimeoutError:
         raise Unsayable(f"the bridge did not say within {SCREEN_TIMEOUT} s whether the answer may be said") from None

@@ -80,10 +80,12 @@ class Toys:
         self._following: dict[str, Callable[[], None] | None] = {}
 
     async def follow(self, config: PlayerConfig) -> None:
-        for topic in (config.conversation_response_topic, config.screen_response_topic):
+        # Verdicts at QoS 0, as they are sent (see brain.py): no PUBACK for the broker to
+        # hold a verdict behind.
+        for topic, qos in ((config.conversation_response_topic, 1), (config.screen_response_topic, 0)):
             if topic is not None and topic not in self._following:
                 self._following[topic] = None
-                self._following[topic] = await mqtt.async_subscribe(self._hass, f"{topic}/+", self._answered, qos=1)
+                self._following[topic] = await mqtt.async_subscribe(self._hass, f"{topic}/+", self._answered, qos=qos)
         topic = config.conversation_topic
         if topic is not None and topic not in self._following:
             node = config.node
@@ -118,14 +120,16 @@ class Toys:
         if waiting is not None and not waiting.done():
             waiting.set_result(msg.payload)
 
-    async def request(self, config: PlayerConfig, topic: str, request: dict[str, Any], timeout: float) -> str:
+    async def request(
+        self, config: PlayerConfig, topic: str, request: dict[str, Any], timeout: float, qos: int = 1
+    ) -> str:
         """The bridge's answer to `request` sent on `topic` (its id added); TimeoutError."""
         await self.follow(config)
         request_id = uuid.uuid4().hex
         answer: asyncio.Future[str] = self._hass.loop.create_future()
         self._waiting[request_id] = answer
         try:
-            await mqtt.async_publish(self._hass, topic, json.dumps({"id": request_id, **request}), qos=1)
+            await mqtt.async_publish(self._hass, topic, json.dumps({"id": request_id, **request}), qos=qos)
             async with asyncio.timeout(timeout):
                 return await answer
         finally:

@@ -150,8 +150,9 @@ impl Output {
         self.publish.push(Publish { side: Side::Ha, topic, payload: payload.into(), retain, at_most_once: false });
     }
 
-    /// An event of the Conversation or Alert entity: never retained, so it
-    /// cannot fire again when Home Assistant reconnects.
+    /// Sent once, at most once, never retained: an event of the Conversation
+    /// or Alert entity (it cannot fire again when Home Assistant reconnects),
+    /// or a screening verdict (for one request).
     fn event(&mut self, topic: String, payload: String) {
         self.publish.push(Publish {
             side: Side::Ha,

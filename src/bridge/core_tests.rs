@@ -2420,7 +2420,7 @@ fn screen(id: &str, sn: Option<&str>, text: &str) -> Input {
 /// The verdict published for request `id`: the phrases it names.
 fn verdict(out: &Output, id: &str) -> Json {
     let p = out.publish.iter().find(|p| p.topic == format!("folotoy/bridge/screen/verdict/{id}")).expect("a verdict");
-    assert!(!p.retain, "a verdict is for the one request");
+    assert!(!p.retain && p.at_most_once, "a verdict is for the one request, at QoS 0 as it is asked");
     serde_json::from_slice(&p.payload).unwrap()
 }
 

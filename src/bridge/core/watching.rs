@@ -42,14 +42,10 @@ impl Core {
                 out.event(self.cfg.topics.state(sn, Key::Alert.as_str()), ha::states::alert_event(&alert));
             }
         }
+        // At most once, as the integration asks (see its brain.py): on the local broker nothing
+        // is lost, and an acknowledgement would hold the next message back behind Nagle's delay.
         let verdict = serde_json::json!({ "phrases": phrases }).to_string();
-        out.publish.push(Publish {
-            side: Side::Ha,
-            topic: self.cfg.topics.screen_response(id),
-            payload: verdict.into(),
-            retain: false,
-            at_most_once: false,
-        });
+        out.event(self.cfg.topics.screen_response(id), verdict);
     }
 
     /// Replaces the page's watch words, if together with the configured ones
