@@ -156,6 +156,9 @@ def test_an_agent_that_fails_has_the_toy_apologize(client, mqtt):
     assert "".join(streamed(client, "Break", model=AGENT)) == APOLOGY
     plain = client.chat.completions.create(model=AGENT, messages=[{"role": "user", "content": "break"}])
     assert plain.choices[0].message.content == APOLOGY
+    # A child who spoke Chinese hears the apology in Chinese.
+    chinese = client.chat.completions.create(model=AGENT, messages=[{"role": "user", "content": "坏了"}])
+    assert chinese.choices[0].message.content == "对不起，我现在回答不了。"  # noqa: RUF001
 
 
 def test_models_lists_the_conversation_agents(client):
@@ -190,3 +193,20 @@ def test_the_options_pick_the_agent_and_the_safe_sentence(homeassistant, client,
 def test_an_agent_slower_than_15_s_has_the_toy_apologize(client):
     # Words no toy heard: the slow turn holds no toy's conversation while it runs on.
     assert "".join(streamed(client, "Be slow", model=AGENT)) == APOLOGY
+
+
+@pytest.mark.ha_log_allow(r"a toy asked, but the FoloToy integration is not set up")
+def test_with_the_integration_switched_off_the_toy_apologizes(homeassistant, client):
+    ha = homeassistant
+    entry = next(e for e in ha.ws("config_entries/get") if e["domain"] == "folotoy")
+    ha.ws("config_entries/disable", entry_id=entry["entry_id"], disabled_by="user")
+    try:
+        wait_until(
+            lambda: next(e for e in ha.ws("config_entries/get") if e["domain"] == "folotoy")["state"] == "not_loaded",
+            10,
+            "the integration to be unloaded",
+        )
+        answer = client.chat.completions.create(model=AGENT, messages=[{"role": "user", "content": "Hello"}])
+        assert answer.choices[0].message.content == APOLOGY
+    finally:
+        ha.ws("config_entries/disable", entry_id=entry["entry_id"], disabled_by=None)

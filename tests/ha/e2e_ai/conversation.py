@@ -3,7 +3,7 @@ tests need, streamed a piece at a time as a real model's are, with no model.
 
 - "tell me a story": three sentences, a moment apart;
 - "say something sharp": an answer holding the watch word "knife" in its second sentence;
-- "break": raises, as an agent whose service is down does;
+- "break" (or "坏了"): raises, as an agent whose service is down does;
 - "be slow": answers after 20 s, later than the chat endpoint waits;
 - anything else: what it was asked, and the extra instructions it got (the role's prompt).
 """
@@ -42,7 +42,7 @@ class E2eAgent(conversation.ConversationEntity):
         self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog
     ) -> conversation.ConversationResult:
         text = user_input.text.strip().lower()
-        if text == "break":
+        if text in ("break", "坏了"):
             raise HomeAssistantError("the E2E agent broke")
         if text == "be slow":
             await asyncio.sleep(20)
