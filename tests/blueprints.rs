@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use folotoy_ha_bridge::ha::entities::{Entity, Key, Kind};
-use folotoy_ha_bridge::ha::states::{alert_event, Alert};
+use folotoy_ha_bridge::ha::states::{alert_event, Alert, Spoken};
 use folotoy_ha_bridge::saved::Heard;
 use folotoy_ha_bridge::watch::Speaker;
 use serde_yaml::Value;
@@ -136,15 +136,9 @@ fn the_watch_word_blueprint_reads_what_the_alert_event_really_has() {
     assert_eq!(defaults, event_types);
     // The attributes it reads are in both kinds of alert.
     for speaker in [Speaker::Child, Speaker::Toy] {
-        let alert = Alert {
-            speaker,
-            phrases: vec!["knife"],
-            sentence: "I have a knife",
-            recording_id: Some(1),
-            order: Some(1),
-            role: Some(1),
-            held_back: false,
-        };
+        let spoken =
+            Spoken { speaker, sentence: "I have a knife", recording_id: Some(1), order: Some(1), role: Some(1) };
+        let alert = Alert { spoken, phrases: vec!["knife"], held_back: false };
         let event: serde_json::Value = serde_json::from_str(&alert_event(&alert)).unwrap();
         assert!(event_types.contains(&event["event_type"].as_str().unwrap()), "{event}");
         for attribute in ["event_type", "phrase", "sentence"] {

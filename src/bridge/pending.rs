@@ -24,18 +24,27 @@ pub enum Slot {
 pub struct Sent {
     pub sn: Sn,
     pub identifier: &'static str,
-    pub entity: Key,
-    pub request: Request,
-    /// The value as Home Assistant sent it, for the Last command sensor.
-    pub raw: String,
+    pub command: Waiting,
     pub deadline: Instant,
 }
 
+/// A command for a toy, waiting to be sent or (in [`Sent`]) sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Waiting {
     pub entity: Key,
     pub request: Request,
+    /// The value as Home Assistant sent it, for the Last command sensor.
     pub raw: String,
+    /// The bridge putting a toy's volume back after an announcement, not
+    /// anything the user asked: one that does not take is owed again.
+    pub restore: bool,
+}
+
+impl Waiting {
+    /// What Home Assistant asked for.
+    pub fn asked(entity: Key, request: Request, raw: String) -> Waiting {
+        Waiting { entity, request, raw, restore: false }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -64,7 +73,7 @@ impl Pending {
     /// Ends the command with this msgId; returns it and whatever waited behind it.
     pub fn finish(&mut self, msg_id: u32) -> Option<(Sent, Option<Waiting>)> {
         let sent = self.in_flight.remove(&msg_id)?;
-        let slot = slot_of(msg_id, &sent.request);
+        let slot = slot_of(msg_id, &sent.command.request);
         let key = (sent.sn.clone(), slot);
         self.by_slot.remove(&key);
         let next = self.waiting.remove(&key);

@@ -107,6 +107,12 @@ impl std::fmt::Display for Key {
 }
 
 /// What an entity does, which also fixes its Home Assistant platform.
+///
+/// Two enums, not one: a [`Key`] is a name (its text is in topics and unique
+/// ids, and commands are parsed into it), a `Kind` is behaviour with the data
+/// it needs (which setting, which options, which unit). Several keys share a
+/// kind (Volume, Low-battery alarm and Sleep after are all `Number`s), and
+/// [`TOY`] pairs each key with its kind once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
     /// A toy setting as a number.

@@ -117,17 +117,23 @@ pub fn said_event(a: &Answer, order: i64) -> String {
     .to_string()
 }
 
-/// A sentence that holds watch words, for the Alert entity.
-#[derive(Debug, Clone)]
-pub struct Alert<'a> {
+/// A sentence as it was said: by whom, and where it sits in the conversation.
+#[derive(Debug, Clone, Copy)]
+pub struct Spoken<'a> {
     pub speaker: Speaker,
-    /// The watch words found, in the configured order.
-    pub phrases: Vec<&'a str>,
     pub sentence: &'a str,
     pub recording_id: Option<i64>,
     /// For the toy's sentences: the sentence's place in the answer, and the role speaking.
     pub order: Option<i64>,
     pub role: Option<i64>,
+}
+
+/// A sentence that holds watch words, for the Alert entity.
+#[derive(Debug, Clone)]
+pub struct Alert<'a> {
+    pub spoken: Spoken<'a>,
+    /// The watch words found, in the configured order.
+    pub phrases: Vec<&'a str>,
     /// An answer Home Assistant's chat endpoint held back (see `Core::screen`):
     /// the child never heard it.
     pub held_back: bool,
@@ -145,16 +151,17 @@ pub fn alert_event(a: &Alert) -> String {
         .copied()
         .take_while(|p| budget.checked_sub(p.len()).map(|left| budget = left).is_some())
         .collect();
+    let s = &a.spoken;
     let mut event = json!({
-        "event_type": a.speaker.event_type(),
+        "event_type": s.speaker.event_type(),
         "phrase": a.phrases.first(),
         "phrases": phrases,
-        "sentence": truncate_bytes(a.sentence.trim(), MAX_ATTRIBUTE_BYTES),
-        "recording_id": a.recording_id,
+        "sentence": truncate_bytes(s.sentence.trim(), MAX_ATTRIBUTE_BYTES),
+        "recording_id": s.recording_id,
     });
-    if a.speaker == Speaker::Toy {
-        event["order"] = a.order.into();
-        event["role"] = a.role.into();
+    if s.speaker == Speaker::Toy {
+        event["order"] = s.order.into();
+        event["role"] = s.role.into();
     }
     if a.held_back {
         event["held_back"] = true.into();

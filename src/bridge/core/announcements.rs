@@ -15,28 +15,19 @@ impl Core {
     /// over a restart of Home Assistant or of itself. An announcement never
     /// leaves the toy louder or quieter than before, so one whose volume
     /// could not be put back plays at the toy's own volume.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn announce(
-        &mut self,
-        sn: &Sn,
-        topic: &str,
-        entity: Key,
-        request: Request,
-        raw: String,
-        now: Instant,
-        out: &mut Output,
-    ) {
+    pub(super) fn announce(&mut self, sn: &Sn, topic: &str, mut cmd: Waiting, now: Instant, out: &mut Output) {
         let toy = &self.toys[sn].state;
         let own = (toy.announcement_volume > 0).then_some(Value::Int(toy.announcement_volume.into()));
-        let (request, volume) = match request {
+        let (request, volume) = match cmd.request {
             Request::PlayMedia(m) => {
                 let volume = m.volume.or(if m.announce { own } else { None });
                 (Request::PlayMedia(Media { volume: None, ..m }), volume)
             }
             other => (other, own),
         };
+        cmd.request = request;
         let Some(volume) = volume else {
-            self.send(sn, entity, request, raw, now, out);
+            self.send(sn, cmd, now, out);
             return;
         };
         let confirmed = toy.settings.get(Setting::Volume);
@@ -54,13 +45,14 @@ impl Core {
             out.log(Level::Info, topic, format!("playing at the toy's own volume, not {volume}: {why}"));
         }
         if why_not.is_some() || confirmed == Some(volume) {
-            self.send(sn, entity, request, raw, now, out);
+            self.send(sn, cmd, now, out);
             return;
         }
         self.toy_mut(sn).volume_to_restore = before;
         let shown = format!("{volume} (announcement)");
-        let msg_id = self.send(sn, Key::PlayerVolume, Request::Set(Setting::Volume, volume), shown, now, out);
-        self.announcing.insert(sn.clone(), Announcing::Volume { msg_id, then: Waiting { entity, request, raw } });
+        let set = Waiting::asked(Key::PlayerVolume, Request::Set(Setting::Volume, volume), shown);
+        let msg_id = self.send(sn, set, now, out);
+        self.announcing.insert(sn.clone(), Announcing::Volume { msg_id, then: cmd });
     }
 
     /// The next step of an announcement once the toy answered `msg_id`.
@@ -83,11 +75,11 @@ impl Core {
                 }
                 if self.toys[sn].state.quiet {
                     // Quiet came on while the volume was being set: nothing is played.
-                    self.set_last(sn, then.entity, &then.raw, Outcome::Quiet, None, None, out);
+                    self.set_last(sn, commands::last_command(then.entity, &then.raw, Outcome::Quiet), out);
                     return self.restore_volume(sn, now, out);
                 }
                 // Refused or not answered, it is still played: at whatever volume the toy has.
-                let msg_id = self.send(sn, then.entity, then.request, then.raw, now, out);
+                let msg_id = self.send(sn, then, now, out);
                 self.announcing.insert(sn.clone(), Announcing::Media { msg_id });
             }
             Some(Announcing::Media { msg_id: m }) if *m == msg_id => {
@@ -111,9 +103,9 @@ impl Core {
     /// A volume put back that did not take (refused, or the toy was off) is
     /// owed again: sent when the toy is next heard from or FoloToy is back.
     pub(super) fn restore_failed(&mut self, sent: &Sent, outcome: Outcome) {
-        let Request::Set(Setting::Volume, volume) = sent.request else { return };
+        let Request::Set(Setting::Volume, volume) = sent.command.request else { return };
         // (A newer volume waiting behind it, the user's, wins: the caller checks.)
-        if outcome != Outcome::Ok && sent.raw.ends_with(RESTORING) && self.toys.contains_key(&sent.sn) {
+        if outcome != Outcome::Ok && sent.command.restore && self.toys.contains_key(&sent.sn) {
             let toy = self.toy_mut(&sent.sn);
             toy.volume_to_restore.get_or_insert(volume);
         }
@@ -125,17 +117,18 @@ impl Core {
         }
         let Some(volume) = self.toy_mut(sn).volume_to_restore.take() else { return };
         out.save = true;
-        let request = Request::Set(Setting::Volume, volume);
-        let raw = format!("{volume}{RESTORING}");
+        let restore = Waiting {
+            entity: Key::PlayerVolume,
+            request: Request::Set(Setting::Volume, volume),
+            // What the Last command sensor shows.
+            raw: format!("{volume} (after the announcement)"),
+            restore: true,
+        };
         let slot = Slot::Setting(Setting::Volume);
         if self.pending.busy(sn, slot).is_some() {
-            self.pending.wait(sn, slot, Waiting { entity: Key::PlayerVolume, request, raw });
+            self.pending.wait(sn, slot, restore);
         } else {
-            self.send(sn, Key::PlayerVolume, request, raw, now, out);
+            self.send(sn, restore, now, out);
         }
     }
 }
-
-/// What the Last command sensor shows after a volume put back by the bridge,
-/// and how the bridge tells its own restores apart.
-const RESTORING: &str = " (after the announcement)";

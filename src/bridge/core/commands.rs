@@ -32,7 +32,11 @@ impl Core {
             Ok(r) => r,
             Err(e) => {
                 out.log(Level::Warn, topic, format!("command refused before sending: {e}"));
-                self.set_last(&sn, entity.key, payload, Outcome::Invalid, None, Some(e.to_string()), out);
+                self.set_last(
+                    &sn,
+                    LastCommand { reason: Some(e.to_string()), ..last_command(entity.key, payload, Outcome::Invalid) },
+                    out,
+                );
                 // Home Assistant may show the refused value until told otherwise.
                 self.publish_state(&sn, entity, out);
                 return;
@@ -64,7 +68,7 @@ impl Core {
             // Dropped, not queued: turning quiet off must not make the toy
             // say what was asked in the night.
             out.log(Level::Info, topic, format!("{} not sent: toy {sn} is quiet", entity.key));
-            self.set_last(&sn, entity.key, &raw, Outcome::Quiet, None, None, out);
+            self.set_last(&sn, last_command(entity.key, &raw, Outcome::Quiet), out);
             return self.publish_state(&sn, entity, out);
         }
         if !self.folotoy_up {
@@ -72,7 +76,11 @@ impl Core {
             // up on it; so it is refused now, and the old value shown again.
             let why = "FoloToy's broker is not connected";
             out.log(Level::Warn, topic, format!("command not sent: {why}"));
-            self.set_last(&sn, entity.key, payload, Outcome::Invalid, None, Some(why.into()), out);
+            self.set_last(
+                &sn,
+                LastCommand { reason: Some(why.into()), ..last_command(entity.key, payload, Outcome::Invalid) },
+                out,
+            );
             return self.publish_state(&sn, entity, out);
         }
         if let Request::Set(Setting::Volume, _) = request {
@@ -86,12 +94,11 @@ impl Core {
             }
         }
         if matches!(request, Request::PlayMedia(_)) || entity.kind == Kind::Announce {
-            return self.announce(&sn, topic, entity.key, request, raw, now, out);
+            return self.announce(&sn, topic, Waiting::asked(entity.key, request, raw), now, out);
         }
         if let Request::Set(setting, _) = request {
             if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
-                let replaced =
-                    self.pending.wait(&sn, Slot::Setting(setting), Waiting { entity: entity.key, request, raw });
+                let replaced = self.pending.wait(&sn, Slot::Setting(setting), Waiting::asked(entity.key, request, raw));
                 let note = match replaced {
                     Some(old) => format!(", replacing {} which is not sent", old.raw),
                     None => String::new(),
@@ -107,7 +114,7 @@ impl Core {
                 return;
             }
         }
-        self.send(&sn, entity.key, request, raw, now, out);
+        self.send(&sn, Waiting::asked(entity.key, request, raw), now, out);
     }
 
     /// "Reload roles": the server re-reads roles.json. Pressing again while
@@ -186,18 +193,10 @@ impl Core {
     }
 
     /// Sends a request to the toy; returns its msgId.
-    pub(super) fn send(
-        &mut self,
-        sn: &Sn,
-        entity: Key,
-        request: Request,
-        raw: String,
-        now: Instant,
-        out: &mut Output,
-    ) -> u32 {
+    pub(super) fn send(&mut self, sn: &Sn, cmd: Waiting, now: Instant, out: &mut Output) -> u32 {
         let msg_id = self.take_msg_id();
         let role = self.toys[sn].state.role;
-        let command = match &request {
+        let command = match &cmd.request {
             Request::Set(setting, value) => {
                 let mut patch = Settings::default();
                 patch.set(*setting, *value);
@@ -212,10 +211,18 @@ impl Core {
             }
         };
         out.folotoy(folotoy::topics::command(sn), command.payload(msg_id));
-        self.set_last(sn, entity, &raw, Outcome::Pending, Some(msg_id), None, out);
+        self.set_last(
+            sn,
+            LastCommand { msg_id: Some(msg_id), ..last_command(cmd.entity, &cmd.raw, Outcome::Pending) },
+            out,
+        );
         let deadline = now + self.cfg.command_timeout;
-        let sent = Sent { sn: sn.clone(), identifier: command.identifier(), entity, request, raw, deadline };
-        self.pending.insert(msg_id, slot_of(msg_id, &sent.request), sent);
+        let slot = slot_of(msg_id, &cmd.request);
+        self.pending.insert(
+            msg_id,
+            slot,
+            Sent { sn: sn.clone(), identifier: command.identifier(), command: cmd, deadline },
+        );
         msg_id
     }
 
@@ -226,9 +233,10 @@ impl Core {
         if next.is_none() {
             self.restore_failed(&sent, outcome);
         }
-        let entity = Entity::of(sent.entity);
+        let cmd = &sent.command;
+        let entity = Entity::of(cmd.entity);
         let topic = folotoy::topics::command(&sent.sn);
-        let (title, length) = match &sent.request {
+        let (title, length) = match &cmd.request {
             Request::Say(text) => (text.clone(), speaking_time(text)),
             Request::PlayAudio(url) | Request::PlayMedia(Media { url, text: None, .. }) => (title_of(url), PLAY_GUESS),
             Request::PlayMedia(Media { text: Some(text), .. }) => (text.clone(), speaking_time(text)),
@@ -239,7 +247,7 @@ impl Core {
         let reason = match outcome {
             Outcome::Ok => {
                 let toy = self.toy_mut(&sent.sn);
-                match (&sent.request, entity.kind) {
+                match (&cmd.request, entity.kind) {
                     (Request::Set(setting, value), _) => toy.settings.set(*setting, *value),
                     // An announcement or a media player URL is not what the
                     // Say and Play audio text entities show.
@@ -256,7 +264,7 @@ impl Core {
                 out.log(
                     Level::Warn,
                     &topic,
-                    format!("toy {} refused {} {} (msgId {msg_id})", sent.sn, sent.entity, sent.raw),
+                    format!("toy {} refused {} {} (msgId {msg_id})", sent.sn, cmd.entity, cmd.raw),
                 );
                 None
             }
@@ -267,15 +275,19 @@ impl Core {
                     &topic,
                     format!(
                         "no answer from toy {} to {} {} (msgId {msg_id}) within {secs} s",
-                        sent.sn, sent.entity, sent.raw
+                        sent.sn, cmd.entity, cmd.raw
                     ),
                 );
                 Some(format!("waited {secs} s"))
             }
         };
-        self.set_last(&sent.sn, sent.entity, &sent.raw, outcome, Some(msg_id), reason, out);
+        self.set_last(
+            &sent.sn,
+            LastCommand { msg_id: Some(msg_id), reason, ..last_command(cmd.entity, &cmd.raw, outcome) },
+            out,
+        );
         // Confirmed or not, every entity showing the value shows the truth.
-        match sent.request {
+        match cmd.request {
             Request::Set(setting, _) => {
                 for e in TOY.iter().filter(|e| e.shows(setting)) {
                     self.publish_state(&sent.sn, e, out);
@@ -285,32 +297,27 @@ impl Core {
         }
         out.save = true;
         if let Some(w) = next {
-            self.send(&sent.sn, w.entity, w.request, w.raw, now, out);
+            self.send(&sent.sn, w, now, out);
         }
         self.announcement_step(&sent.sn, msg_id, outcome, length, now, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    /// `value` is what Home Assistant sent, shortened here: an announcement
-    /// can be 2,000 characters, the sensor needs only its start.
-    pub(super) fn set_last(
-        &mut self,
-        sn: &Sn,
-        entity: Key,
-        value: &str,
-        outcome: Outcome,
-        msg_id: Option<u32>,
-        reason: Option<String>,
-        out: &mut Output,
-    ) {
-        let value = ha::states::truncate(value, MAX_SHOWN_VALUE);
-        self.toy_mut(sn).last_command =
-            Some(LastCommand { entity: entity.as_str().to_owned(), value, outcome, msg_id, reason });
+    /// Shows how a command went on the Last command sensor, and saves it.
+    pub(super) fn set_last(&mut self, sn: &Sn, last: LastCommand, out: &mut Output) {
+        self.toy_mut(sn).last_command = Some(last);
         // The Last command is saved state, and a sent command used up a
         // msgId that a restarted bridge must not hand out again.
         out.save = true;
         self.publish_key(sn, Key::LastCommand, out);
     }
+}
+
+/// The Last command of `entity`'s command: `value` is what Home Assistant
+/// sent, shortened here (an announcement can be 2,000 characters, the sensor
+/// needs only its start). No msgId or reason yet.
+pub(super) fn last_command(entity: Key, value: &str, outcome: Outcome) -> LastCommand {
+    let value = ha::states::truncate(value, MAX_SHOWN_VALUE);
+    LastCommand { entity: entity.as_str().to_owned(), value, outcome, msg_id: None, reason: None }
 }
 
 /// Characters of a command's value kept in the Last command sensor.

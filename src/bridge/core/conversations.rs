@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::dates::unix_ms;
+use crate::ha::states::Spoken;
 use crate::history::{Kind as LineKind, Line};
 
 impl Core {
@@ -81,7 +82,14 @@ impl Core {
                 let heard = Heard { text, recording_id };
                 if self.ha_up {
                     out.event(conversation, ha::states::heard_event(&heard));
-                    self.watch(sn, Speaker::Child, &heard.text, recording_id, None, None, out);
+                    let spoken = Spoken {
+                        speaker: Speaker::Child,
+                        sentence: &heard.text,
+                        recording_id,
+                        order: None,
+                        role: None,
+                    };
+                    self.watch(sn, spoken, out);
                 }
                 self.toy_mut(sn).heard = Some(heard);
                 self.publish_held(sn, Key::Heard, now, out);
@@ -118,7 +126,14 @@ impl Core {
                 if self.ha_up {
                     out.event(conversation, event);
                     if let Some(sentence) = watched {
-                        self.watch(sn, Speaker::Toy, &sentence, answer_id, Some(order), answer_role, out);
+                        let spoken = Spoken {
+                            speaker: Speaker::Toy,
+                            sentence: &sentence,
+                            recording_id: answer_id,
+                            order: Some(order),
+                            role: answer_role,
+                        };
+                        self.watch(sn, spoken, out);
                     }
                 }
                 self.publish_held(sn, Key::Said, now, out);
@@ -131,25 +146,15 @@ impl Core {
         }
     }
 
-    /// Fires the toy's Alert event when `sentence` holds watch words of
-    /// `speaker`'s side. Only while Home Assistant is up, as the
+    /// Fires the toy's Alert event when the sentence holds watch words of
+    /// its speaker's side. Only while Home Assistant is up, as the
     /// Conversation events: an event is not kept for later.
-    #[allow(clippy::too_many_arguments)]
-    fn watch(
-        &self,
-        sn: &Sn,
-        speaker: Speaker,
-        sentence: &str,
-        recording_id: Option<i64>,
-        order: Option<i64>,
-        role: Option<i64>,
-        out: &mut Output,
-    ) {
-        let phrases = self.watching.hits(speaker, sentence);
+    fn watch(&self, sn: &Sn, spoken: Spoken, out: &mut Output) {
+        let phrases = self.watching.hits(spoken.speaker, spoken.sentence);
         if phrases.is_empty() {
             return;
         }
-        let alert = ha::states::Alert { speaker, phrases, sentence, recording_id, order, role, held_back: false };
+        let alert = ha::states::Alert { spoken, phrases, held_back: false };
         out.event(self.cfg.topics.state(sn, Key::Alert.as_str()), ha::states::alert_event(&alert));
     }
 

@@ -30,15 +30,14 @@ impl Core {
             let whose = toy.as_ref().map_or_else(|| "a toy not known here".to_owned(), |sn| format!("toy {sn}"));
             out.log(Level::Info, topic, format!("an answer for {whose} is held back: it holds {:?}", phrases[0]));
             if let (Some(sn), true) = (&toy, self.ha_up) {
-                let alert = ha::states::Alert {
+                let spoken = ha::states::Spoken {
                     speaker: Speaker::Toy,
-                    phrases: phrases.clone(),
                     sentence: text,
                     recording_id: None,
                     order: None,
                     role: None,
-                    held_back: true,
                 };
+                let alert = ha::states::Alert { spoken, phrases: phrases.clone(), held_back: true };
                 out.event(self.cfg.topics.state(sn, Key::Alert.as_str()), ha::states::alert_event(&alert));
             }
         }
