@@ -4,7 +4,7 @@
 //!
 //! The rule, as the README states it: every sentence the child says is an
 //! exchange. Sentences (the child's and the toy's) less than
-//! [`SESSION_GAP`] apart belong to one conversation; talk time is the time
+//! [`SESSION_GAP_MS`] apart belong to one conversation; talk time is the time
 //! from each conversation's first sentence to its last, summed, rounded up to
 //! the minute. A day is a calendar day where the family lives (the time zone
 //! Home Assistant gives the add-on, else the system's): a conversation across
