@@ -479,6 +479,7 @@ mod commands;
 mod conversations;
 mod glance;
 mod republish;
+mod route;
 mod toys;
 mod view;
 mod watching;

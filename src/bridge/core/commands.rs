@@ -135,6 +135,29 @@ impl Core {
         self.set_roles(Outcome::Pending, msg_id, None, out);
     }
 
+    /// A toy's answer to a command: ends the command it answers.
+    pub(super) fn on_ack(&mut self, sn: &Sn, topic: &str, ack: folotoy::messages::Ack, now: Instant, out: &mut Output) {
+        match self.pending.get(ack.msg_id) {
+            Some(sent) if sent.sn == *sn && sent.identifier == ack.identifier => {
+                let outcome = if ack.ok { Outcome::Ok } else { Outcome::Refused };
+                self.finish(ack.msg_id, outcome, now, out);
+            }
+            Some(sent) => out.log(
+                Level::Warn,
+                topic,
+                format!(
+                    "ack for msgId {} does not match what was sent ({} to {}); ignored",
+                    ack.msg_id, sent.identifier, sent.sn
+                ),
+            ),
+            None => out.log(
+                Level::Warn,
+                topic,
+                format!("ack for msgId {} which is not waiting for an answer (late, or not ours); ignored", ack.msg_id),
+            ),
+        }
+    }
+
     pub(super) fn on_config_ack(&mut self, topic: &str, ack: folotoy::messages::ConfigAck, out: &mut Output) {
         if ack.identifier != "load_roles_config" {
             let why = format!("configAck for {:?}, which this bridge never sends; ignored", ack.identifier);

@@ -19,51 +19,6 @@ impl Core {
         self.publish_held(sn, Key::PlayerTitle, now, out);
     }
 
-    pub(super) fn on_folotoy(&mut self, topic: &str, msg: Inbound, now: Instant, at: SystemTime, out: &mut Output) {
-        match msg {
-            Inbound::Seen { sn } => {
-                self.admit(&sn, topic, out);
-            }
-            Inbound::Event { sn, event } => {
-                if !self.admit(&sn, topic, out) {
-                    return;
-                }
-                self.active(&sn, at, now, out);
-                self.on_event(&sn, topic, event, now, at, out);
-            }
-            Inbound::CallAck { sn, ack } => {
-                if !self.admit(&sn, topic, out) {
-                    return;
-                }
-                // An answer is the toy speaking up as much as an event is.
-                self.active(&sn, at, now, out);
-                match self.pending.get(ack.msg_id) {
-                    Some(sent) if sent.sn == sn && sent.identifier == ack.identifier => {
-                        let outcome = if ack.ok { Outcome::Ok } else { Outcome::Refused };
-                        self.finish(ack.msg_id, outcome, now, out);
-                    }
-                    Some(sent) => out.log(
-                        Level::Warn,
-                        topic,
-                        format!(
-                            "ack for msgId {} does not match what was sent ({} to {}); ignored",
-                            ack.msg_id, sent.identifier, sent.sn
-                        ),
-                    ),
-                    None => out.log(
-                        Level::Warn,
-                        topic,
-                        format!(
-                            "ack for msgId {} which is not waiting for an answer (late, or not ours); ignored",
-                            ack.msg_id
-                        ),
-                    ),
-                }
-            }
-            Inbound::ConfigAck(ack) => self.on_config_ack(topic, ack, out),
-        }
-    }
-
     pub(super) fn on_event(
         &mut self,
         sn: &Sn,

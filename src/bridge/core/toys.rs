@@ -1,30 +1,19 @@
 //! Toys coming and going: admitted when they talk, refused, deleted in Home
-//! Assistant; and Home Assistant's own messages (birth, deletions).
+//! Assistant (its emptied configs).
 
 use super::*;
 
 impl Core {
-    pub(super) fn on_ha(&mut self, topic: &str, msg: HaInbound, now: Instant, out: &mut Output) {
-        match msg {
-            HaInbound::Status { online: true } => {
-                out.log(Level::Info, topic, "Home Assistant is online: publishing everything again shortly");
-                self.republish_at.get_or_insert(now + REPUBLISH_DELAY);
-            }
-            HaInbound::Status { online: false } => out.log(Level::Info, topic, "Home Assistant went offline"),
-            HaInbound::Command { sn, key, payload } => self.on_command(topic, &sn, &key, &payload, now, out),
-            HaInbound::Screen { id, sn, text } => self.screen(topic, &id, sn.as_deref(), &text, out),
-            // Our own config coming back, or one we emptied ourselves.
-            HaInbound::Discovery { emptied: false, .. } => {}
-            HaInbound::Discovery { node, emptied: true } => {
-                if self.self_emptied.remove(topic) {
-                    return;
-                }
-                // Mid-republish, what was published before counts too.
-                let republishing = self.to_publish.as_ref().is_some_and(|(_, before)| before.contains(topic));
-                if self.published.contains(topic) || republishing {
-                    self.on_deleted_in_ha(topic, &node, out);
-                }
-            }
+    /// A watched discovery config came back empty: the bridge's own clearing
+    /// (its echo), or the user deleting the toy's device in Home Assistant.
+    pub(super) fn on_config_emptied(&mut self, topic: &str, node: &str, out: &mut Output) {
+        if self.self_emptied.remove(topic) {
+            return;
+        }
+        // Mid-republish, what was published before counts too.
+        let republishing = self.to_publish.as_ref().is_some_and(|(_, before)| before.contains(topic));
+        if self.published.contains(topic) || republishing {
+            self.on_deleted_in_ha(topic, node, out);
         }
     }
 
