@@ -22,6 +22,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+
+#[path = "../tests/common/chunked.rs"]
+mod chunked;
 use tokio::sync::mpsc;
 
 const COMMANDS: usize = 10_000;
@@ -658,19 +661,11 @@ async fn page_get(port: u16, path: &str) -> String {
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}\n{body}");
-    if !head.to_lowercase().contains("transfer-encoding: chunked") {
-        return body.to_owned();
+    if head.to_lowercase().contains("transfer-encoding: chunked") {
+        chunked::unchunk(body)
+    } else {
+        body.to_owned()
     }
-    let (mut out, mut rest) = (String::new(), body);
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
 }
 
 /// How soon a sentence reaches the page while searches run without pause:

@@ -56,22 +56,12 @@ async fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)]
     let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     // The page's JSON answers are small: unchunk the simple case.
-    let body = if head.to_lowercase().contains("transfer-encoding: chunked") { unchunk(body) } else { body.to_owned() };
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
+        chunked::unchunk(body)
+    } else {
+        body.to_owned()
+    };
     (status, head.to_owned(), body)
-}
-
-fn unchunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
 }
 
 async fn get_json(port: u16, path: &str) -> Json {

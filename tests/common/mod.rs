@@ -3,6 +3,8 @@
 //! Assistant and watches what is published.
 #![allow(dead_code)]
 
+pub mod chunked;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
