@@ -195,6 +195,26 @@ def test_an_agent_slower_than_15_s_has_the_toy_apologize(client):
     assert "".join(streamed(client, "Be slow", model=AGENT)) == APOLOGY
 
 
+@pytest.mark.ha_log_allow(
+    r"a toy's answer is not said \(the agent failed: ValueError\('Agent conversation.gone not found"
+)
+def test_an_agent_that_is_not_set_up_has_the_toy_apologize(homeassistant, client, mqtt):
+    ha = homeassistant
+    entry = next(e for e in ha.ws("config_entries/get") if e["domain"] == "folotoy")
+
+    def choose(agent: str) -> dict:
+        flow = ha.api("POST", "/api/config/config_entries/options/flow", {"handler": entry["entry_id"]})
+        return ha.api("POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", {"agent_id": agent})
+
+    # The agent chosen once, then removed from Home Assistant (here: never there).
+    assert choose("conversation.gone")["type"] == "create_entry"
+    try:
+        child_says(mqtt, 67, "Hello there")
+        assert "".join(streamed(client, "Hello there")) == APOLOGY
+    finally:
+        choose("conversation.home_assistant")
+
+
 @pytest.mark.ha_log_allow(r"a toy asked, but the FoloToy integration is not set up")
 def test_with_the_integration_switched_off_the_toy_apologizes(homeassistant, client):
     ha = homeassistant
