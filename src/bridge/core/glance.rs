@@ -21,9 +21,11 @@ pub(super) struct Today {
 impl Core {
     /// A sentence for the history, counted in its toy's tally.
     pub(super) fn keep(&mut self, sn: &Sn, line: Line, now: Instant, out: &mut Output) {
-        if let Some(zone) = self.cfg.glance.clone() {
+        if let Some(zone) = &self.cfg.glance {
             // A sentence stamped before the day began (it waited in a queue) counts today.
-            if self.today.as_ref().is_none_or(|t| zone.day(line.t) > t.day) {
+            // Compared with the day's end, not by its date: no time zone lookup per sentence.
+            if self.today.as_ref().is_none_or(|t| line.t >= t.ends_ms) {
+                let zone = zone.clone();
                 self.begin(&zone, line.t, now, out);
             }
             let tally = &mut self.toy_mut(sn).today;
