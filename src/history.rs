@@ -426,17 +426,17 @@ impl Reader {
     ) -> Result<Vec<(String, u64, Kind)>, HistoryError> {
         let conn = self.read_only()?;
         let since = since_ms.max(self.limits.oldest_kept_ms(now_ms)).min(i64::MAX as u64) as i64;
+        let row = |r: &rusqlite::Row| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?)));
         // Two statements, so one toy's is read by the (sn, t) index.
-        let (condition, sn) = match sn {
-            Some(sn) => ("sn = ?2 AND t >= ?1", sn.as_str()),
-            None => ("t >= ?1 AND ?2 = ''", ""),
+        let rows = match sn {
+            Some(sn) => conn
+                .prepare("SELECT sn, t, kind FROM lines WHERE sn = ?1 AND t >= ?2 ORDER BY t, id")
+                .and_then(|mut q| q.query_map(params![sn.as_str(), since], row)?.collect()),
+            None => conn
+                .prepare("SELECT sn, t, kind FROM lines WHERE t >= ?1 ORDER BY t, id")
+                .and_then(|mut q| q.query_map(params![since], row)?.collect()),
         };
-        let mut q = conn
-            .prepare(&format!("SELECT sn, t, kind FROM lines WHERE {condition} ORDER BY t, id"))
-            .map_err(sql(&self.path))?;
-        let rows = q
-            .query_map(params![since, sn], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?))));
-        rows.and_then(|rows| rows.collect()).map_err(sql(&self.path))
+        rows.map_err(sql(&self.path))
     }
 
     /// A search's own connection, which [`Stop`] can interrupt from elsewhere.

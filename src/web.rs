@@ -444,35 +444,37 @@ async fn search(
     Ok(Json(found.collect()))
 }
 
-/// Clearing needs a header only the page's own script sends: a form or a
-/// link on another site cannot set it (and no CORS lets a script do so).
+/// A change (clearing, the watch words) needs a header only the page's own script sends,
+/// naming the change: a form or a link on another site cannot set it (and no CORS lets a
+/// script do so).
+fn from_the_page(headers: &HeaderMap, change: &str, what: &str) -> Result<(), (StatusCode, String)> {
+    let from_page = headers.get("x-folotoy-page").is_some_and(|v| v == change);
+    let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site");
+    if !from_page || cross_site {
+        return Err((StatusCode::FORBIDDEN, format!("only the page itself can {what}")));
+    }
+    Ok(())
+}
+
+/// Deletes everything kept of one toy (see [`from_the_page`]).
 async fn clear(
     State(shared): State<Shared>,
     Path(sn): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, (StatusCode, String)> {
-    let from_page = headers.get("x-folotoy-page").is_some_and(|v| v == "clear");
-    let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site");
-    if !from_page || cross_site {
-        return Err((StatusCode::FORBIDDEN, "only the page itself can clear a history".into()));
-    }
+    from_the_page(&headers, "clear", "clear a history")?;
     let sn = toy(&sn)?;
     with_history(&shared, move |h| h.clear(&sn)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The page's own watch words, replaced as a whole. Like clearing, only the page's
-/// script can send it (its header).
+/// The page's own watch words, replaced as a whole (see [`from_the_page`]).
 async fn set_watch_words(
     State(shared): State<Shared>,
     headers: HeaderMap,
     body: Result<Json<Vec<WatchWord>>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<WatchList>, (StatusCode, String)> {
-    let from_page = headers.get("x-folotoy-page").is_some_and(|v| v == "watch-words");
-    let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site");
-    if !from_page || cross_site {
-        return Err((StatusCode::FORBIDDEN, "only the page itself can change the watch words".into()));
-    }
+    from_the_page(&headers, "watch-words", "change the watch words")?;
     let Json(words) = body.map_err(|e| {
         let why = format!("watch words not changed: {}", e.body_text());
         warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "{why}");
