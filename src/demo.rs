@@ -206,7 +206,7 @@ impl Watcher {
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if let Some(line) = describe(&p.topic, &p.payload) {
+                        for line in describe(&p.topic, &p.payload).iter().flat_map(|l| l.lines()) {
                             println!("   {line}");
                         }
                     }
@@ -232,8 +232,15 @@ pub fn describe(topic: &str, payload: &[u8]) -> Option<String> {
             return Some(format!("bridge -> HA    discovery removed: {rest}"));
         }
         let cfg: Json = serde_json::from_str(&text).ok()?;
-        let id = cfg["default_entity_id"].as_str().unwrap_or(rest);
-        return Some(format!("bridge -> HA    discovery: {id} \"{}\"", cfg["name"].as_str().unwrap_or("")));
+        let line = |c: &Json| {
+            let id = c["default_entity_id"].as_str().unwrap_or(rest);
+            format!("bridge -> HA    discovery: {id} \"{}\"", c["name"].as_str().unwrap_or(""))
+        };
+        // A device config: its device, then a line per entity (triggers have none).
+        let Some(components) = cfg["components"].as_object() else { return Some(line(&cfg)) };
+        let device = format!("bridge -> HA    discovery: device \"{}\"", cfg["device"]["name"].as_str().unwrap_or(""));
+        let entities = components.values().filter(|c| c.get("default_entity_id").is_some()).map(line);
+        return Some(std::iter::once(device).chain(entities).collect::<Vec<_>>().join("\n"));
     }
     if topic.starts_with("/sys/") {
         let json: Json = serde_json::from_str(&text).unwrap_or(Json::Null);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
@@ -62,6 +63,9 @@ async fn wait_saved(file: &std::path::Path, done: impl Fn(&Json) -> bool) {
     }
 }
 
+/// Bunny's device config: all its entities.
+const BUNNY_CONFIG: &str = "homeassistant/device/folotoy_fcb467dad0c0/config";
+
 fn json(s: &str) -> Json {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
 }
@@ -79,48 +83,58 @@ async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
     let mut late = Client::connect(&s.broker, &["homeassistant/#", "folotoy/#"]).await;
     let msgs = late.collect(Duration::from_millis(500)).await;
     let configs: Vec<_> = msgs.iter().filter(|m| m.topic.starts_with("homeassistant/")).collect();
-    let expected = [
-        "number/folotoy_fcb467dad0c0/volume",
-        "select/folotoy_fcb467dad0c0/recording_mode",
-        "select/folotoy_fcb467dad0c0/volume_control",
-        "switch/folotoy_fcb467dad0c0/power_on_sound",
-        "number/folotoy_fcb467dad0c0/low_battery_alarm",
-        "number/folotoy_fcb467dad0c0/sleep_after",
-        "text/folotoy_fcb467dad0c0/say",
-        "select/folotoy_fcb467dad0c0/speaking_role",
-        "number/folotoy_fcb467dad0c0/announcement_volume",
-        "switch/folotoy_fcb467dad0c0/quiet",
-        "text/folotoy_fcb467dad0c0/play_audio",
-        "sensor/folotoy_fcb467dad0c0/last_command",
-        "sensor/folotoy_fcb467dad0c0/heard",
-        "sensor/folotoy_fcb467dad0c0/said",
-        "sensor/folotoy_fcb467dad0c0/last_activity",
-        "event/folotoy_fcb467dad0c0/conversation",
-        "event/folotoy_fcb467dad0c0/alert",
-        "notify/folotoy_fcb467dad0c0/announce",
-        "device_automation/folotoy_fcb467dad0c0/child_said",
-        "device_automation/folotoy_fcb467dad0c0/toy_said",
-        "folotoy/folotoy_fcb467dad0c0/media_player",
-        "binary_sensor/folotoy_bridge/connection",
-        "button/folotoy_bridge_server/reload_roles",
-        "sensor/folotoy_bridge_server/roles_reload",
-        "binary_sensor/folotoy_bridge/folotoy_connection",
-    ];
-    for e in expected {
-        let topic = format!("homeassistant/{e}/config");
-        let m = configs.iter().find(|m| m.topic == topic).unwrap_or_else(|| panic!("no {topic}"));
-        assert!(m.retain);
+    // One config per device, and the media player's for the integration.
+    let topics: BTreeSet<&str> = configs.iter().map(|m| m.topic.as_str()).collect();
+    let expected = BTreeSet::from([
+        "homeassistant/device/folotoy_fcb467dad0c0/config",
+        "homeassistant/device/folotoy_bridge/config",
+        "homeassistant/device/folotoy_bridge_server/config",
+        "homeassistant/folotoy/folotoy_fcb467dad0c0/media_player/config",
+    ]);
+    assert_eq!(topics, expected);
+    assert!(configs.iter().all(|m| m.retain));
+    let components = |node: &str| {
+        let m = configs.iter().find(|m| m.topic == format!("homeassistant/device/{node}/config")).unwrap();
         let c = json(&m.payload);
-        if !e.starts_with("device_automation/") {
-            assert!(c["unique_id"].as_str().unwrap().starts_with("folotoy_"));
-        }
         assert!(c["device"]["identifiers"].is_array());
+        c
+    };
+    let toy = components("folotoy_fcb467dad0c0");
+    let ids: BTreeSet<String> = toy["components"].as_object().unwrap().keys().cloned().collect();
+    let entities = [
+        "volume",
+        "recording_mode",
+        "volume_control",
+        "power_on_sound",
+        "low_battery_alarm",
+        "sleep_after",
+        "say",
+        "speaking_role",
+        "announcement_volume",
+        "quiet",
+        "play_audio",
+        "last_command",
+        "heard",
+        "said",
+        "last_activity",
+        "conversation",
+        "alert",
+        "announce",
+    ];
+    let triggers = ["child_said", "toy_said"];
+    assert_eq!(ids, entities.iter().chain(&triggers).map(|k| k.to_string()).collect());
+    for key in entities {
+        assert_eq!(toy["components"][key]["unique_id"], format!("folotoy_fcb467dad0c0_{key}").as_str());
     }
-    assert_eq!(configs.len(), expected.len());
-    let volume = json(&configs.iter().find(|m| m.topic.contains("/volume/config")).unwrap().payload);
-    assert_eq!(volume["device"]["name"], "Bunny");
-    assert_eq!(volume["device"]["via_device"], "folotoy_bridge");
-    assert_eq!(volume["default_entity_id"], "number.folotoy_fcb467dad0c0_volume");
+    assert_eq!(toy["device"]["name"], "Bunny");
+    assert_eq!(toy["device"]["via_device"], "folotoy_bridge");
+    assert_eq!(toy["components"]["volume"]["default_entity_id"], "number.folotoy_fcb467dad0c0_volume");
+    let bridge = components("folotoy_bridge");
+    assert_eq!(bridge["components"]["connection"]["platform"], "binary_sensor");
+    assert_eq!(bridge["components"]["folotoy_connection"]["platform"], "binary_sensor");
+    let server = components("folotoy_bridge_server");
+    assert_eq!(server["components"]["reload_roles"]["platform"], "button");
+    assert_eq!(server["components"]["roles_reload"]["platform"], "sensor");
     let online = msgs.iter().find(|m| m.topic == "folotoy/bridge/state").unwrap();
     assert_eq!((online.payload.as_str(), online.retain), ("online", true));
 }
@@ -290,7 +304,7 @@ async fn home_assistant_coming_online_gets_everything_published_again() {
     s.ha.wait_value(&state("volume"), "35").await;
     s.ha.seen.clear();
     s.ha.publish("homeassistant/status", "online").await;
-    s.ha.wait_for("homeassistant/number/folotoy_fcb467dad0c0/volume/config", |_| true).await;
+    s.ha.wait_for(BUNNY_CONFIG, |_| true).await;
     s.ha.wait_value(&state("volume"), "35").await;
     s.ha.wait_value("folotoy/bridge/state", "online").await;
 }
@@ -331,7 +345,7 @@ async fn confirmed_settings_survive_a_bridge_restart_and_a_broker_that_forgot_ev
     ha.wait_value("folotoy/bridge/state", "online").await;
     ha.wait_value(&state("volume"), "25").await;
     ha.wait_value(&state("speaking_role"), "Role 6").await;
-    ha.wait_for("homeassistant/number/folotoy_fcb467dad0c0/volume/config", |p| !p.is_empty()).await;
+    ha.wait_for(BUNNY_CONFIG, |p| !p.is_empty()).await;
 }
 
 #[tokio::test]
@@ -359,7 +373,7 @@ async fn a_toy_nobody_configured_appears_when_it_speaks() {
     let mut s = setup().await;
     let stranger = "c82e18658f00";
     s.sim.heard(&sn(stranger), 1, "hello").await.unwrap();
-    let topic = format!("homeassistant/number/folotoy_{stranger}/volume/config");
+    let topic = format!("homeassistant/device/folotoy_{stranger}/config");
     let c = json(&s.ha.wait_for(&topic, |p| !p.is_empty()).await.payload);
     assert_eq!(c["device"]["name"], format!("FoloToy {stranger}"));
     s.bridge.wait_log(&["new toy c82e18658f00"]).await;
@@ -389,8 +403,8 @@ async fn a_flood_of_new_serial_numbers_creates_no_more_than_max_toys() {
     // Each refused toy is warned about once: the last one's warning means all were handled.
     s.bridge.wait_log(&["WARN", "toy flood000019 ignored", "folotoy.max_toys (3) is reached"]).await;
     s.ha_marker().await;
-    let mut toys: Vec<_> =
-        s.ha.seen.iter().filter(|m| m.topic.ends_with("/volume/config")).map(|m| m.topic.clone()).collect();
+    let toy_config = |t: &str| t.starts_with("homeassistant/device/folotoy_") && !t.contains("folotoy_bridge");
+    let mut toys: Vec<_> = s.ha.seen.iter().filter(|m| toy_config(&m.topic)).map(|m| m.topic.clone()).collect();
     toys.sort();
     toys.dedup();
     assert_eq!(toys.len(), 3, "{toys:?}");
@@ -399,14 +413,14 @@ async fn a_flood_of_new_serial_numbers_creates_no_more_than_max_toys() {
 #[tokio::test]
 async fn a_toy_removed_from_the_configuration_has_its_entities_cleared() {
     let mut s = setup_with(&format!("{}  allow_unknown_toys: false\n", bunny_yaml())).await;
-    s.ha.wait_for("homeassistant/number/folotoy_fcb467dad0c0/volume/config", |p| !p.is_empty()).await;
+    s.ha.wait_for(BUNNY_CONFIG, |p| !p.is_empty()).await;
     s.bridge.terminate();
     let dir = s.dir.path().to_owned();
     let other = "folotoy:\n  allow_unknown_toys: false\n  toys:\n    - sn: 08d1f9c6a310\n";
     let _bridge = Bridge::start(&s.broker, &dir, other);
-    s.ha.wait_for("homeassistant/number/folotoy_fcb467dad0c0/volume/config", |p| p.is_empty()).await;
-    s.ha.wait_for("homeassistant/sensor/folotoy_fcb467dad0c0/last_command/config", |p| p.is_empty()).await;
-    s.ha.wait_for("homeassistant/number/folotoy_08d1f9c6a310/volume/config", |p| !p.is_empty()).await;
+    s.ha.wait_for(BUNNY_CONFIG, |p| p.is_empty()).await;
+    s.ha.wait_for("homeassistant/folotoy/folotoy_fcb467dad0c0/media_player/config", |p| p.is_empty()).await;
+    s.ha.wait_for("homeassistant/device/folotoy_08d1f9c6a310/config", |p| !p.is_empty()).await;
 }
 
 #[tokio::test]

@@ -94,7 +94,7 @@ fn ha_topic() -> impl Strategy<Value = String> {
         1 => proptest::sample::select(keys).prop_map(|k| format!("folotoy/{VISITOR}/{k}/set")),
         // Deleting a toy's device in Home Assistant empties this.
         1 => proptest::sample::select(vec![SN, VISITOR])
-            .prop_map(|sn| format!("homeassistant/sensor/folotoy_{sn}/last_command/config")),
+            .prop_map(|sn| format!("homeassistant/device/folotoy_{sn}/config")),
         1 => Just("folotoy/server/reload_roles/set".to_owned()),
         1 => any::<String>(),
     ]

@@ -68,7 +68,7 @@ async fn the_bridge_works_over_tls_with_a_broker_whose_certificate_the_configure
     let mut ha = Client::connect(&broker, &["folotoy/#", "homeassistant/#"]).await;
     let bridge = Bridge::start_config(dir.path(), &one_broker(&broker, &[("ca_file", &pki.path("ca.pem"))]));
     ha.wait_value("folotoy/bridge/state", "online").await;
-    ha.wait_for("homeassistant/number/folotoy_fcb467dad0c0/volume/config", |p| p.contains("Bunny")).await;
+    ha.wait_for("homeassistant/device/folotoy_fcb467dad0c0/config", |p| p.contains("Bunny")).await;
     command_round_trips(&mut ha, &sim).await;
     let port = broker.tls_port.unwrap();
     bridge.wait_log(&["INFO", "connected to the broker", &format!("127.0.0.1:{port} (TLS)")]).await;

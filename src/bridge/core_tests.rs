@@ -9,6 +9,7 @@ use serde_json::{json, Value as Json};
 
 use super::*;
 use crate::folotoy::{Setting, Value};
+use crate::ha::discovery::PLATFORMS;
 use crate::ha::entities::{PlayerPart, TRIGGERS};
 use crate::watch::Sides;
 
@@ -220,6 +221,43 @@ fn bridge_config_topics() -> BTreeSet<String> {
     bridge.into_iter().chain(server).collect()
 }
 
+/// The node of a device-based discovery topic.
+fn device_node(topic: &str) -> Option<&str> {
+    topic.strip_prefix("homeassistant/device/")?.strip_suffix("/config")
+}
+
+/// A device config's components as Home Assistant reads them: each under
+/// the single-component topic with the same discovery id, given the
+/// device's `device`, `origin` and shared options it does not set itself.
+/// A component that is only its platform is left out (it is being removed).
+fn components(node: &str, config: &Json) -> Vec<(String, Json)> {
+    let shared = ["availability", "availability_mode"];
+    let mut out = Vec::new();
+    for (id, component) in config["components"].as_object().expect("components") {
+        let mut c = component.as_object().unwrap().clone();
+        let platform = c.remove("platform").expect("every component has its platform");
+        if c.is_empty() {
+            continue;
+        }
+        c.insert("device".into(), config["device"].clone());
+        c.insert("origin".into(), config["origin"].clone());
+        for option in shared {
+            if let (Some(v), false) = (config.get(option), c.contains_key(option)) {
+                c.insert(option.into(), v.clone());
+            }
+        }
+        out.push((discovery_topic(platform.as_str().unwrap(), node, id), Json::Object(c)));
+    }
+    out
+}
+
+/// The retained discovery topics of one toy: its device's config and its
+/// media player's.
+fn toy_retained_topics(sn: &str) -> BTreeSet<String> {
+    let node = format!("folotoy_{sn}");
+    BTreeSet::from([format!("homeassistant/device/{node}/config"), discovery_topic("folotoy", &node, "media_player")])
+}
+
 /// Reading an [`Output`] the way a test wants to.
 trait Seen {
     /// The last payload published on `topic` to Home Assistant; it must be retained.
@@ -232,7 +270,8 @@ trait Seen {
     fn to_toy(&self) -> Vec<Json>;
     /// Anything sent on FoloToy's broker at all, as (topic, JSON).
     fn to_folotoy(&self) -> Vec<(String, Json)>;
-    /// Discovery configs published, by topic (cleared ones left out).
+    /// Discovery configs published, as Home Assistant reads them (see
+    /// [`components`]), by topic (cleared ones left out).
     fn configs(&self) -> BTreeMap<String, Json>;
     /// Discovery topics cleared with an empty retained payload.
     fn cleared(&self) -> BTreeSet<String>;
@@ -277,14 +316,19 @@ impl Seen for Output {
     }
 
     fn configs(&self) -> BTreeMap<String, Json> {
-        self.publish
-            .iter()
-            .filter(|p| p.side == Side::Ha && p.topic.starts_with("homeassistant/") && !p.payload.is_empty())
-            .map(|p| {
-                assert!(p.retain, "discovery {} must be retained", p.topic);
-                (p.topic.clone(), serde_json::from_slice(&p.payload).expect("discovery is JSON"))
-            })
-            .collect()
+        let mut configs = BTreeMap::new();
+        for p in self.publish.iter().filter(|p| p.side == Side::Ha && p.topic.starts_with("homeassistant/")) {
+            if p.payload.is_empty() || p.payload.starts_with(br#"{"migrate_discovery""#) {
+                continue;
+            }
+            assert!(p.retain, "discovery {} must be retained", p.topic);
+            let config: Json = serde_json::from_slice(&p.payload).expect("discovery is JSON");
+            match device_node(&p.topic) {
+                Some(node) => configs.extend(components(node, &config)),
+                None => drop(configs.insert(p.topic.clone(), config)),
+            }
+        }
+        configs
     }
 
     fn cleared(&self) -> BTreeSet<String> {
@@ -434,13 +478,17 @@ fn shown(v: Option<&Json>) -> String {
 #[test]
 fn discovery_of_a_toy_matches_the_reviewed_snapshot() {
     let mut b = Bridge::start(config());
+    // As sent: the device's config and the media player's.
     let mut got: BTreeMap<String, Json> = b
         .at(secs(0), Input::HaUp)
-        .configs()
+        .publish
         .into_iter()
-        .filter(|(t, _)| t.contains("/folotoy_fcb467dad0c0/"))
+        .filter(|p| {
+            p.side == Side::Ha && p.topic.starts_with("homeassistant/") && p.topic.contains("/folotoy_fcb467dad0c0/")
+        })
+        .map(|p| (p.topic, serde_json::from_slice(&p.payload).expect("discovery is JSON")))
         .collect();
-    assert_eq!(got.len(), toy_config_topics(SN).len());
+    assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), toy_retained_topics(SN));
     // The version changes with every release; the snapshot should not.
     for c in got.values_mut() {
         assert_eq!(c["origin"]["sw_version"], env!("CARGO_PKG_VERSION"));
@@ -979,6 +1027,69 @@ fn an_event_this_bridge_does_not_know_is_logged_and_ignored() {
     assert!(warned[0].1.contains("battery_low"));
 }
 
+// --- Device-based discovery -----------------------------------------------
+
+#[test]
+fn entities_of_an_older_release_move_to_one_device_config_the_way_home_assistant_documents() {
+    // What the release before device-based discovery saved: a config per entity.
+    let old: BTreeSet<String> = toy_config_topics(SN).into_iter().chain(bridge_config_topics()).collect();
+    let saved = through_disk(Snapshot { discovery_topics: Arc::new(old.clone()), ..Snapshot::default() });
+    let mut b = Bridge::restore(config(), saved);
+    let out = b.at(secs(0), Input::HaUp);
+
+    let at = |topic: &str, payload: &[u8]| {
+        out.publish.iter().position(|p| p.topic == topic && p.payload == payload).unwrap_or_else(|| panic!("{topic}"))
+    };
+    let migrate = br#"{"migrate_discovery": true}"#;
+    let player = discovery_topic("folotoy", &format!("folotoy_{SN}"), "media_player");
+    for topic in old.iter().filter(|t| **t != player) {
+        let node = topic.split('/').nth(2).unwrap();
+        let device = out.publish.iter().position(|p| p.topic == format!("homeassistant/device/{node}/config")).unwrap();
+        // Migrate, then empty, both before the device's config takes the entity over.
+        assert!(at(topic, migrate) < at(topic, b"") && at(topic, b"") < device, "{topic}");
+        assert!(!out.publish[at(topic, migrate)].retain, "an instruction, not a config");
+    }
+    assert!(!out.cleared().contains(&player), "the media player's config stays where it is");
+    // The same ids: Home Assistant keeps entity ids, names and history by them.
+    assert_eq!(out.configs().keys().cloned().collect::<BTreeSet<_>>(), old);
+    assert!(out.logs.iter().any(|l| l.message.contains("one device-based discovery config")), "{:?}", out.logs);
+    assert!(out.save);
+
+    // Moved once: the next connection has nothing to move or clear.
+    let out = b.at(secs(1), Input::HaUp);
+    assert!(out.publish.iter().all(|p| p.payload != migrate), "{:?}", out.publish);
+    assert!(out.cleared().is_empty(), "{:?}", out.cleared());
+}
+
+#[test]
+fn an_entity_a_toy_no_longer_has_is_removed_through_its_device_config() {
+    let before = Bridge::up(config());
+    let saved = through_disk(before.core.snapshot());
+    // No history kept any more: no day-at-a-glance sensors.
+    let mut after = Bridge::restore(CoreConfig { glance: None, ..config() }, saved);
+    let out = after.at(secs(0), Input::HaUp);
+    let device = format!("homeassistant/device/folotoy_{SN}/config");
+    let config: Json = serde_json::from_str(&out.retained(&device).unwrap()).unwrap();
+    assert_eq!(config["components"]["talk_time_today"], json!({"platform": "sensor"}));
+    assert_eq!(config["components"]["exchanges_today"], json!({"platform": "sensor"}));
+    assert!(out.configs().keys().all(|t| !t.contains("_today/")));
+    assert!(out.cleared().is_empty(), "emptying a component's old topic would do nothing: {:?}", out.cleared());
+
+    // Said once: the next config leaves them out.
+    let out = after.at(secs(1), Input::HaUp);
+    let config: Json = serde_json::from_str(&out.retained(&device).unwrap()).unwrap();
+    assert!(config["components"].get("talk_time_today").is_none(), "{config}");
+}
+
+#[test]
+fn every_platform_the_bridge_publishes_on_is_one_it_looks_for_when_moving_entities() {
+    let mut b = Bridge::start(config());
+    for topic in b.at(secs(0), Input::HaUp).configs().keys() {
+        let platform = topic.split('/').nth(1).unwrap();
+        assert!(platform == "folotoy" || PLATFORMS.contains(&platform), "{topic}");
+    }
+}
+
 // --- Home Assistant restarts -----------------------------------------------
 
 #[test]
@@ -1109,7 +1220,7 @@ fn a_toy_no_longer_configured_has_its_entities_removed_from_home_assistant() {
     let mut after = Bridge::restore(config(), saved);
     assert_eq!(after.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
     let out = after.at(secs(0), Input::HaUp);
-    assert_eq!(out.cleared(), toy_config_topics(BEAR));
+    assert_eq!(out.cleared(), toy_retained_topics(BEAR));
     assert!(out.configs().keys().all(|t| !t.contains(BEAR)), "Bear must not be published again");
     assert_eq!(out.state("volume").as_deref(), Some("30"), "Bunny is untouched");
     assert!(out.logs.iter().any(|l| l.topic.contains(BEAR) && l.message.contains("clearing")));
@@ -1139,7 +1250,7 @@ fn a_discovered_toy_stays_after_a_restart_when_unknown_toys_are_allowed() {
 /// Home Assistant emptying `sn`'s watched discovery config, as deleting its
 /// device there does.
 fn deleted_in_ha(sn: &str) -> Input {
-    let topic = format!("homeassistant/sensor/folotoy_{}/last_command/config", sn.to_lowercase());
+    let topic = format!("homeassistant/device/folotoy_{}/config", sn.to_lowercase());
     let msg = ha::inbound::parse(&topics(), &topic, b"", true).expect("a watched discovery topic");
     Input::Ha { topic, msg }
 }
@@ -1149,7 +1260,7 @@ fn a_toy_deleted_in_home_assistant_that_appeared_by_itself_is_forgotten_and_kept
     let mut b = Bridge::up(open_config());
     b.at(secs(0), voice_from(BEAR));
     let out = b.at(secs(1), deleted_in_ha(BEAR));
-    assert!(out.cleared().is_superset(&toy_config_topics(BEAR)), "every config of it is emptied");
+    assert_eq!(out.cleared(), toy_retained_topics(BEAR), "every config of it is emptied");
     assert!(out.configs().is_empty());
     assert_eq!(b.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
     assert!(out.save);
@@ -1187,8 +1298,8 @@ fn a_listed_toy_deleted_in_home_assistant_stays_with_a_warning_saying_how_to_rem
 #[test]
 fn the_bridges_own_configs_coming_back_change_nothing() {
     let mut b = Bridge::up(open_config());
-    let topic = format!("homeassistant/sensor/folotoy_{SN}/last_command/config");
-    let msg = ha::inbound::parse(&topics(), &topic, b"{\"name\": \"Last command\"}", true).unwrap();
+    let topic = format!("homeassistant/device/folotoy_{SN}/config");
+    let msg = ha::inbound::parse(&topics(), &topic, b"{\"device\": {}}", true).unwrap();
     assert!(b.at(secs(1), Input::Ha { topic, msg }).publish.is_empty());
     // An emptied config the bridge does not hold (it emptied it itself).
     assert!(b.at(secs(1), deleted_in_ha("0a0b0c0d0e0f")).publish.is_empty());
@@ -1213,7 +1324,7 @@ fn a_toy_taken_off_the_list_that_was_never_heard_from_is_removed_from_home_assis
         out.publish.extend(more.publish);
         out.more = more.more;
     }
-    assert!(out.cleared().is_superset(&toy_config_topics(typo)), "the mistyped toy's entities are removed");
+    assert_eq!(out.cleared(), toy_retained_topics(typo), "the mistyped toy's entities are removed");
 }
 
 #[test]
@@ -2045,7 +2156,7 @@ fn the_bridges_own_emptied_config_coming_back_never_deletes_a_toy_that_returned_
     let saved = through_disk(Bridge::up(listed).core.snapshot());
     let (mut b, _) = Bridge::restore_with_logs(open_config(), saved);
     let out = b.at(secs(0), Input::HaUp);
-    assert!(out.cleared().contains(&format!("homeassistant/sensor/folotoy_{BEAR}/last_command/config")));
+    assert!(out.cleared().contains(&format!("homeassistant/device/folotoy_{BEAR}/config")));
     b.at(secs(0), Input::FoloToyUp);
     b.at(secs(0), voice_from(BEAR));
     b.at(secs(0), deleted_in_ha(BEAR)); // the echo

@@ -1,11 +1,16 @@
 //! MQTT discovery configs, built from the entity table.
 //!
-//! One config topic per entity (not device-based discovery): it works on
-//! every Home Assistant version, and one entity Home Assistant cannot read
-//! does not take the others down with it.
+//! One device-based config per device (Home Assistant 2024.11+, older than
+//! any version we support): each toy is one retained message however many
+//! entities it has. The media player is the one exception, read by the
+//! project's own integration.
+
+use std::collections::BTreeMap;
 
 use super::entities::{Category, Entity, Key, Kind, NumberMode, PlayerPart, Today, MAX_TEXT, TOY, TRIGGERS};
-use super::payloads::{to_text, Availability, Device, EntityConfig, Num, Origin, PlayerConfig, TriggerConfig};
+use super::payloads::{
+    to_text, Availability, Component, Device, DeviceConfig, EntityConfig, Num, Origin, PlayerConfig, TriggerConfig,
+};
 use super::topics::{toy_node, Topics};
 use crate::catalog::Catalog;
 use crate::folotoy::settings::Domain;
@@ -16,6 +21,58 @@ use crate::folotoy::Sn;
 pub struct Config {
     pub topic: String,
     pub payload: String,
+}
+
+/// One device's config, before it is sent: the core may still have Home
+/// Assistant remove components it had before.
+#[derive(Debug, Clone)]
+pub struct DeviceDiscovery {
+    pub topic: String,
+    pub node: String,
+    config: DeviceConfig,
+}
+
+impl DeviceDiscovery {
+    fn new(topics: &Topics, node: &str, device: Device, availability: Vec<Availability>) -> DeviceDiscovery {
+        let availability_mode = (!availability.is_empty()).then_some("all");
+        DeviceDiscovery {
+            topic: topics.device_discovery(node),
+            node: node.to_owned(),
+            config: DeviceConfig {
+                device,
+                origin: Origin::BRIDGE,
+                availability,
+                availability_mode,
+                components: BTreeMap::new(),
+            },
+        }
+    }
+
+    fn add(&mut self, id: &str, component: Component) {
+        self.config.components.insert(id.to_owned(), component);
+    }
+
+    /// Each component as its [`Topics::discovery`] topic, how the bridge
+    /// remembers what Home Assistant has.
+    pub fn component_topics<'a>(&'a self, topics: &'a Topics) -> impl Iterator<Item = String> + 'a {
+        self.config.components.iter().map(|(id, c)| topics.discovery(c.platform(), &self.node, id))
+    }
+
+    /// Has Home Assistant remove a component the device had and no longer has.
+    pub fn remove(&mut self, platform: &str, id: &str) {
+        self.add(id, Component::Removed { platform: platform.to_owned() });
+    }
+
+    pub fn into_config(self) -> Config {
+        Config { topic: self.topic, payload: to_text(&self.config) }
+    }
+}
+
+/// What a toy's discovery is: its device, and its media player for the
+/// project's integration when that is on.
+pub struct ToyDiscovery {
+    pub device: DeviceDiscovery,
+    pub player: Option<Config>,
 }
 
 /// What every config needs besides the entity itself.
@@ -30,8 +87,9 @@ pub struct Discovery<'a> {
 }
 
 impl Discovery<'_> {
-    /// The bridge's own device: whether it is connected to each broker.
-    pub fn bridge(&self) -> Vec<Config> {
+    /// The bridge's own device (whether it is connected to each broker) and
+    /// the FoloToy server's.
+    pub fn bridge(&self) -> [DeviceDiscovery; 2] {
         let id = self.topics.bridge_id();
         let device = Device {
             identifiers: [id.clone()],
@@ -42,28 +100,27 @@ impl Discovery<'_> {
             sw_version: Some(env!("CARGO_PKG_VERSION")),
             via_device: None,
         };
-        let mut out = Vec::new();
+        let mut bridge = DeviceDiscovery::new(self.topics, &id, device, Vec::new());
         for (key, state_topic, availability) in [
             // The last will turns this off when the bridge dies, so it must
             // not depend on the bridge's own availability.
             ("connection", self.topics.bridge_state(), None),
             ("folotoy_connection", self.topics.folotoy_link(), Some(self.topics.bridge_state())),
         ] {
-            let mut c = EntityConfig::new(&id, key, "binary_sensor", self.catalog.entity(key), &device);
+            let mut c = EntityConfig::new(&id, key, "binary_sensor", self.catalog.entity(key));
             c.state_topic = Some(state_topic);
             c.payload_on = Some("online");
             c.payload_off = Some("offline");
             c.device_class = Some("connectivity");
             c.entity_category = Some("diagnostic");
             c.availability = availability.into_iter().map(|topic| Availability { topic }).collect();
-            out.push(Config { topic: self.topics.discovery("binary_sensor", &id, key), payload: to_text(&c) });
+            bridge.add(key, Component::Entity(Box::new(c)));
         }
-        out.extend(self.server());
-        out
+        [bridge, self.server()]
     }
 
     /// The FoloToy server: reloading its roles.json, and how that went.
-    fn server(&self) -> Vec<Config> {
+    fn server(&self) -> DeviceDiscovery {
         let id = self.topics.server_id();
         let device = Device {
             identifiers: [id.clone()],
@@ -74,26 +131,22 @@ impl Discovery<'_> {
             sw_version: None,
             via_device: Some(self.topics.bridge_id()),
         };
-        let mut button = EntityConfig::new(&id, "reload_roles", "button", self.catalog.entity("reload_roles"), &device);
+        let mut server = DeviceDiscovery::new(self.topics, &id, device, self.availability());
+        let mut button = EntityConfig::new(&id, "reload_roles", "button", self.catalog.entity("reload_roles"));
         button.command_topic = Some(self.topics.server_command("reload_roles"));
         button.payload_press = Some("PRESS");
         button.retain = Some(false);
         button.entity_category = Some("config");
         button.icon = Some("mdi:account-sync");
-        let mut sensor = EntityConfig::new(&id, "roles_reload", "sensor", self.catalog.entity("roles_reload"), &device);
+        let mut sensor = EntityConfig::new(&id, "roles_reload", "sensor", self.catalog.entity("roles_reload"));
         sensor.state_topic = Some(self.topics.server_state("roles_reload"));
         sensor.value_template = Some("{{ value_json.summary }}");
         sensor.json_attributes_topic = Some(self.topics.server_state("roles_reload"));
         sensor.entity_category = Some("diagnostic");
         sensor.icon = Some("mdi:account-check-outline");
-        [("button", "reload_roles", button), ("sensor", "roles_reload", sensor)]
-            .into_iter()
-            .map(|(component, key, mut c)| {
-                c.availability = self.availability();
-                c.availability_mode = Some("all");
-                Config { topic: self.topics.discovery(component, &id, key), payload: to_text(&c) }
-            })
-            .collect()
+        server.add("reload_roles", Component::Entity(Box::new(button)));
+        server.add("roles_reload", Component::Entity(Box::new(sensor)));
+        server
     }
 
     /// Usable only while the bridge is up and reaches FoloToy.
@@ -102,7 +155,7 @@ impl Discovery<'_> {
     }
 
     /// Every entity of one toy. `name` is the device name the user chose.
-    pub fn toy(&self, sn: &Sn, name: Option<&str>) -> Vec<Config> {
+    pub fn toy(&self, sn: &Sn, name: Option<&str>) -> ToyDiscovery {
         let node = toy_node(sn);
         let device = Device {
             identifiers: [node.clone()],
@@ -113,15 +166,16 @@ impl Discovery<'_> {
             sw_version: None,
             via_device: Some(self.topics.bridge_id()),
         };
-        let entities = TOY.iter().filter(|e| self.offers(e) && !matches!(e.kind, Kind::Player(_))).map(|e| Config {
-            topic: self.topics.discovery(e.component(), &node, e.key.as_str()),
-            payload: to_text(&self.entity(e, sn, &node, &device)),
-        });
+        let player = self.media_player.then(|| self.media_player(sn, &node, &device));
+        let mut toy = DeviceDiscovery::new(self.topics, &node, device, self.availability());
+        for e in TOY.iter().filter(|e| self.offers(e) && !matches!(e.kind, Kind::Player(_))) {
+            toy.add(e.key.as_str(), Component::Entity(Box::new(self.entity(e, sn, &node))));
+        }
         // Device triggers make "when the child says bath" a plain automation;
         // they read the Conversation entity's events.
-        let triggers = TRIGGERS.iter().map(|(kind, subtype, event_type)| Config {
-            topic: self.topics.discovery("device_automation", &node, &format!("{subtype}_{kind}")),
-            payload: to_text(&TriggerConfig {
+        for (kind, subtype, event_type) in TRIGGERS {
+            let trigger = TriggerConfig {
+                platform: "device_automation",
                 automation_type: "trigger",
                 topic: self.topics.state(sn, "conversation"),
                 kind,
@@ -130,12 +184,10 @@ impl Discovery<'_> {
                 payload: event_type,
                 // As the events are published (see `Publish::at_most_once`).
                 qos: 0,
-                device: device.clone(),
-                origin: Origin::BRIDGE,
-            }),
-        });
-        let player = self.media_player.then(|| self.media_player(sn, &node, &device));
-        entities.chain(triggers).chain(player).collect()
+            };
+            toy.add(&format!("{subtype}_{kind}"), Component::Trigger(trigger));
+        }
+        ToyDiscovery { device: toy, player }
     }
 
     /// The toy's media player, for the project's own Home Assistant
@@ -169,9 +221,9 @@ impl Discovery<'_> {
         Config { topic: self.topics.discovery(PLAYER_COMPONENT, node, "media_player"), payload: to_text(&payload) }
     }
 
-    fn entity(&self, e: &Entity, sn: &Sn, node: &str, device: &Device) -> EntityConfig {
+    fn entity(&self, e: &Entity, sn: &Sn, node: &str) -> EntityConfig {
         let key = e.key.as_str();
-        let mut c = EntityConfig::new(node, key, e.component(), self.catalog.entity(key), device);
+        let mut c = EntityConfig::new(node, key, e.component(), self.catalog.entity(key));
         c.icon = Some(e.icon);
         if e.has_state() {
             c.state_topic = Some(self.topics.state(sn, key));
@@ -180,8 +232,6 @@ impl Discovery<'_> {
             c.command_topic = Some(self.topics.command(sn, key));
             c.retain = Some(false);
         }
-        c.availability = self.availability();
-        c.availability_mode = Some("all");
         c.device_class = e.device_class;
         c.entity_category = e.category.map(|cat| match cat {
             Category::Config => "config",
@@ -260,3 +310,18 @@ impl Discovery<'_> {
 
 /// The discovery component the media player configs sit under.
 pub const PLAYER_COMPONENT: &str = "folotoy";
+
+/// Every MQTT platform the bridge has published components on, the
+/// bridge's and the server's too (see `Core::publish_device`).
+pub const PLATFORMS: &[&str] = &[
+    "binary_sensor",
+    "button",
+    "device_automation",
+    "event",
+    "notify",
+    "number",
+    "select",
+    "sensor",
+    "switch",
+    "text",
+];

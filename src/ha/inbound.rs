@@ -45,6 +45,10 @@ struct ScreenRequest {
 }
 
 pub fn parse(topics: &Topics, topic: &str, payload: &[u8], retained: bool) -> Result<HaInbound, HaParseError> {
+    // Only whether it is empty counts: a toy's config is never read back.
+    if let Some(node) = topics.parse_deletion(topic) {
+        return Ok(HaInbound::Discovery { node: node.to_owned(), emptied: payload.is_empty() });
+    }
     if payload.len() > MAX_PAYLOAD {
         return Err(HaParseError::TooLarge(payload.len()));
     }
@@ -69,9 +73,6 @@ pub fn parse(topics: &Topics, topic: &str, payload: &[u8], retained: bool) -> Re
             return Err(HaParseError::BadRequest("id must be 1 to 64 letters, digits or -".into()));
         }
         return Ok(HaInbound::Screen { id: r.id, sn: r.sn, text: r.text });
-    }
-    if let Some(node) = topics.parse_deletion(topic) {
-        return Ok(HaInbound::Discovery { node: node.to_owned(), emptied: payload.is_empty() });
     }
     let (sn, key) = topics.parse_command(topic).ok_or(HaParseError::UnknownTopic)?;
     if retained {
@@ -127,11 +128,14 @@ mod tests {
 
     #[test]
     fn an_emptied_toy_config_is_told_from_the_bridges_own() {
-        let t = "homeassistant/sensor/folotoy_fcb467dad0c0/last_command/config";
+        let t = "homeassistant/device/folotoy_fcb467dad0c0/config";
         let node = "folotoy_fcb467dad0c0".to_owned();
         assert_eq!(parse(&topics(), t, b"", true), Ok(HaInbound::Discovery { node: node.clone(), emptied: true }));
-        assert_eq!(parse(&topics(), t, b"{}", true), Ok(HaInbound::Discovery { node, emptied: false }));
-        let other = "homeassistant/sensor/zigbee_lamp/last_command/config";
+        assert_eq!(parse(&topics(), t, b"{}", true), Ok(HaInbound::Discovery { node: node.clone(), emptied: false }));
+        // The bridge's own config coming back is never too large to tell.
+        let big = vec![b'x'; MAX_PAYLOAD + 1];
+        assert_eq!(parse(&topics(), t, &big, true), Ok(HaInbound::Discovery { node, emptied: false }));
+        let other = "homeassistant/device/zigbee_lamp/config";
         assert_eq!(parse(&topics(), other, b"", false), Err(HaParseError::UnknownTopic));
     }
 

@@ -52,15 +52,55 @@ pub enum Num {
     Float(f64),
 }
 
+/// One device and all its components in one retained message (Home
+/// Assistant's device-based discovery): a thousand toys are a thousand
+/// messages, not twenty thousand.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceConfig {
+    pub device: Device,
+    pub origin: Origin,
+    /// Shared by every component that names none of its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub availability: Vec<Availability>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_mode: Option<&'static str>,
+    /// By component id, which Home Assistant joins to the device's id as the
+    /// single-component topic's node and object id did: the same id is the
+    /// same entity.
+    pub components: std::collections::BTreeMap<String, Component>,
+}
+
+/// One component of a [`DeviceConfig`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Component {
+    Entity(Box<EntityConfig>),
+    Trigger(TriggerConfig),
+    /// Only its platform: Home Assistant removes the component (leaving it
+    /// out would keep it).
+    Removed {
+        platform: String,
+    },
+}
+
+impl Component {
+    pub fn platform(&self) -> &str {
+        match self {
+            Component::Entity(e) => e.platform,
+            Component::Trigger(t) => t.platform,
+            Component::Removed { platform } => platform,
+        }
+    }
+}
+
 /// One entity on one of Home Assistant's MQTT platforms.
 #[derive(Debug, Clone, Serialize)]
 pub struct EntityConfig {
+    pub platform: &'static str,
     pub name: String,
     /// From the node and key only, so it never changes when a toy is renamed.
     pub unique_id: String,
     pub default_entity_id: String,
-    pub device: Device,
-    pub origin: Origin,
     pub qos: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icon: Option<&'static str>,
@@ -110,14 +150,13 @@ pub struct EntityConfig {
 
 impl EntityConfig {
     /// What every entity has; the rest is filled in per kind.
-    pub fn new(node: &str, key: &str, component: &str, name: &str, device: &Device) -> EntityConfig {
+    pub fn new(node: &str, key: &str, platform: &'static str, name: &str) -> EntityConfig {
         let unique_id = format!("{node}_{key}");
         EntityConfig {
+            platform,
             name: name.to_owned(),
-            default_entity_id: format!("{component}.{unique_id}"),
+            default_entity_id: format!("{platform}.{unique_id}"),
             unique_id,
-            device: device.clone(),
-            origin: Origin::BRIDGE,
             qos: 1,
             icon: None,
             state_topic: None,
@@ -148,6 +187,8 @@ impl EntityConfig {
 /// A device trigger ("child said") read from the Conversation entity's events.
 #[derive(Debug, Clone, Serialize)]
 pub struct TriggerConfig {
+    /// Always `device_automation`.
+    pub platform: &'static str,
     pub automation_type: &'static str,
     pub topic: String,
     #[serde(rename = "type")]
@@ -156,8 +197,6 @@ pub struct TriggerConfig {
     pub value_template: &'static str,
     pub payload: &'static str,
     pub qos: u8,
-    pub device: Device,
-    pub origin: Origin,
 }
 
 /// A media player's config, as `custom_components/folotoy` reads it.

@@ -11,6 +11,9 @@ use crate::folotoy::Sn;
 /// The topic level that stands where a toy's sn would for the server device.
 pub const SERVER: &str = "server";
 
+/// The discovery component of device-based configs.
+const DEVICE: &str = "device";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     pub base: String,
@@ -69,21 +72,42 @@ impl Topics {
     }
 
     /// `<prefix>/<component>/<node>/<key>/config`; node and key are already
-    /// limited to `[a-z0-9_]`, which discovery requires.
+    /// limited to `[a-z0-9_]`, which discovery requires. Besides the media
+    /// player's, no config sits here any more: these name the components of
+    /// a device config as the bridge remembers them, the topics the configs
+    /// had before device-based discovery (so a saved state tells which toys
+    /// still have their entities on the old topics).
     pub fn discovery(&self, component: &str, node: &str, key: &str) -> String {
         format!("{}/{component}/{node}/{key}/config", self.discovery_prefix)
     }
 
-    /// One discovery config per toy, watched for Home Assistant emptying it:
-    /// deleting a device there empties the configs of all its entities.
+    /// `<prefix>/device/<node>/config`: one device and all its components.
+    pub fn device_discovery(&self, node: &str) -> String {
+        format!("{}/{DEVICE}/{node}/config", self.discovery_prefix)
+    }
+
+    /// The component, node and key of a [`Topics::discovery`] topic.
+    pub fn parse_discovery<'a>(&self, topic: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+        let rest = topic.strip_prefix(self.discovery_prefix.as_str())?.strip_prefix('/')?;
+        let mut parts = rest.split('/');
+        match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(component), Some(node), Some(key), Some("config"), None) if component != DEVICE => {
+                Some((component, node, key))
+            }
+            _ => None,
+        }
+    }
+
+    /// Every device config, watched for Home Assistant emptying a toy's:
+    /// deleting a device there empties its config.
     pub fn deletion_watch(&self) -> String {
-        format!("{}/sensor/+/last_command/config", self.discovery_prefix)
+        self.device_discovery("+")
     }
 
     /// The device node (`folotoy_<sn>`) of a watched config topic.
     pub fn parse_deletion<'a>(&self, topic: &'a str) -> Option<&'a str> {
-        let rest = topic.strip_prefix(self.discovery_prefix.as_str())?.strip_prefix("/sensor/")?;
-        rest.strip_suffix("/last_command/config").filter(|node| node.starts_with("folotoy_") && !node.contains('/'))
+        let rest = topic.strip_prefix(self.discovery_prefix.as_str())?.strip_prefix("/device/")?;
+        rest.strip_suffix("/config").filter(|node| node.starts_with("folotoy_") && !node.contains('/'))
     }
 
     /// The device node a discovery topic of this bridge belongs to.

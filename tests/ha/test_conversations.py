@@ -306,7 +306,10 @@ def test_a_toy_deleted_in_home_assistant_stays_deleted_when_it_talks_and_home_as
 
     # It talks again, and Home Assistant announces itself, after which the
     # bridge publishes everything again: the toy must stay deleted.
-    mqtt.subscribe(f"homeassistant/+/folotoy_{visitor}/+/config")
+    # Its device's config, and its media player's.
+    configs = [f"homeassistant/device/folotoy_{visitor}/config", f"homeassistant/+/folotoy_{visitor}/+/config"]
+    for topic in configs:
+        mqtt.subscribe(topic)
     mqtt.subscribe("folotoy/bridge/state")
     mark = mqtt.mark()
     visitor_says(31, "Still here")
@@ -318,7 +321,7 @@ def test_a_toy_deleted_in_home_assistant_stays_deleted_when_it_talks_and_home_as
     mqtt.wait_for(
         "folotoy/bridge/state", since=mark, predicate=lambda m: m.text == "online" and not m.retain, timeout=15
     )
-    again = [m.topic for m in mqtt.find(f"homeassistant/+/folotoy_{visitor}/+/config", since=mark) if m.payload]
+    again = [m.topic for topic in configs for m in mqtt.find(topic, since=mark) if m.payload]
     assert again == [], f"the bridge announced the deleted toy again: {again}"
     assert ha.device_by_identifier(f"folotoy_{visitor}") is None, "the deleted toy came back"
     assert ha.device_by_identifier(f"folotoy_{BUNNY}") is not None, "the listed toy is untouched"

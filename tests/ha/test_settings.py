@@ -197,12 +197,14 @@ def test_every_entity_the_bridge_announces_exists_under_its_default_entity_id(ho
 
 
 def _discovery_configs(mqtt) -> list[dict]:
-    """Retained entity configs (device triggers have no entity) on native MQTT platforms."""
+    """Entity configs (device triggers have no entity) on native MQTT platforms, from the
+    retained device configs."""
     native = {"binary_sensor", "button", "event", "notify", "number", "select", "sensor", "switch", "text"}
     out = []
-    for m in mqtt.find("homeassistant/+/+/+/config"):
-        if m.payload and m.topic.split("/")[1] in native:
-            out.append(json.loads(m.payload))
+    for m in mqtt.find("homeassistant/device/+/config"):
+        if m.payload:
+            components = json.loads(m.payload)["components"].values()
+            out.extend(c for c in components if c["platform"] in native)
     return [c for c in out if "default_entity_id" in c]
 
 

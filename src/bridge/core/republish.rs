@@ -2,6 +2,7 @@
 //! each connect and after Home Assistant's birth, a chunk of toys at a time.
 
 use super::*;
+use crate::ha::discovery::{DeviceDiscovery, ToyDiscovery, PLATFORMS, PLAYER_COMPONENT};
 
 impl Core {
     pub(super) fn publish_link(&self, out: &mut Output) {
@@ -21,15 +22,60 @@ impl Core {
         }
     }
 
-    pub(super) fn publish_toy(&mut self, sn: &Sn, out: &mut Output) {
+    /// `before`: what Home Assistant had before this republish (`None`: what
+    /// it has now).
+    pub(super) fn publish_toy(&mut self, sn: &Sn, before: Option<&BTreeSet<String>>, out: &mut Output) {
         let name = self.toys[sn].name.as_deref();
-        for c in self.discovery().toy(sn, name) {
+        let ToyDiscovery { device, player } = self.discovery().toy(sn, name);
+        self.publish_device(device, before, out);
+        if let Some(c) = player {
             Arc::make_mut(&mut self.published).insert(c.topic.clone());
             out.ha(c.topic, c.payload, true);
         }
         for e in TOY {
             self.publish_state(sn, e, out);
         }
+    }
+
+    /// Publishes a device's config; what Home Assistant had of the device
+    /// decides how. Components it no longer has are removed in the same
+    /// message. Entities still on their single-component topics (a state
+    /// saved before device-based discovery) move the way Home Assistant
+    /// documents, keeping entity ids, the names users gave them and their
+    /// history: `{"migrate_discovery": true}` to each old topic, which is then
+    /// emptied, all before the device config, which Home Assistant would
+    /// otherwise refuse as a conflict with entities it already has.
+    fn publish_device(&mut self, mut device: DeviceDiscovery, before: Option<&BTreeSet<String>>, out: &mut Output) {
+        let topics = &self.cfg.topics;
+        let before = before.unwrap_or(&self.published);
+        let had_device = before.contains(&device.topic);
+        let had = component_configs(before, topics, &device.node);
+        let now: BTreeSet<String> = device.component_topics(topics).collect();
+        let mut migrated = Vec::new();
+        for topic in had {
+            if had_device {
+                if !now.contains(&topic) {
+                    let (platform, _, id) = topics.parse_discovery(&topic).expect("a component topic");
+                    device.remove(platform, id);
+                }
+            } else {
+                migrated.push((now.contains(&topic), topic));
+            }
+        }
+        if !migrated.is_empty() {
+            out.log(Level::Info, &device.topic, "moving this device's entities to one device-based discovery config");
+        }
+        for (kept, topic) in migrated {
+            if kept {
+                out.ha(topic.clone(), MIGRATE, false);
+            }
+            self.empty_config(topic, out);
+        }
+        let published = Arc::make_mut(&mut self.published);
+        published.insert(device.topic.clone());
+        published.extend(now);
+        let c = device.into_config();
+        out.ha(c.topic, c.payload, true);
     }
 
     /// Availability, discovery and every state; clears configs of toys that
@@ -42,9 +88,8 @@ impl Core {
         // Every state goes out now, the held ones with them.
         self.hold.clear();
         let before = std::mem::take(&mut self.published);
-        for c in self.discovery().bridge() {
-            Arc::make_mut(&mut self.published).insert(c.topic.clone());
-            out.ha(c.topic, c.payload, true);
+        for device in self.discovery().bridge() {
+            self.publish_device(device, Some(&before), out);
         }
         self.to_publish = Some((self.toys.keys().cloned().collect(), before));
         self.publish_more(out);
@@ -56,7 +101,7 @@ impl Core {
             let Some(sn) = sns.pop_front() else { break };
             // A toy removed meanwhile has nothing to publish.
             if self.toys.contains_key(&sn) {
-                self.publish_toy(&sn, out);
+                self.publish_toy(&sn, Some(&before), out);
             }
         }
         if !sns.is_empty() {
@@ -64,9 +109,21 @@ impl Core {
             out.more = true;
             return;
         }
-        for stale in before.difference(&self.published).cloned().collect::<Vec<_>>() {
-            out.log(Level::Info, &stale, "clearing the discovery config of an entity that is gone");
-            self.empty_config(stale, out);
+        let topics = &self.cfg.topics;
+        let mut stale = Vec::new();
+        for topic in before.difference(&self.published) {
+            // A component of a device config went with its device's config,
+            // or was removed or moved by the device's new one.
+            let device = topics.node_of(topic).map(|node| topics.device_discovery(node));
+            let handled = is_component(topics, topic)
+                && device.is_some_and(|d| self.published.contains(&d) || before.contains(&d));
+            if !handled {
+                stale.push(topic.clone());
+            }
+        }
+        for topic in stale {
+            out.log(Level::Info, &topic, "clearing the discovery config of what is gone");
+            self.empty_config(topic, out);
         }
         if before != self.published {
             out.save = true;
@@ -79,3 +136,28 @@ impl Core {
 
 /// Toys published per part of a republish.
 pub const CHUNK: usize = 32;
+
+/// What Home Assistant is sent on an entity's single-component topic to
+/// move it to a device config.
+const MIGRATE: &str = r#"{"migrate_discovery": true}"#;
+
+/// Whether a discovery topic names a component of a device config (or, in
+/// a state saved before those, a single-component config), not the media
+/// player's config.
+pub(super) fn is_component(topics: &Topics, topic: &str) -> bool {
+    topics.parse_discovery(topic).is_some_and(|(component, _, _)| component != PLAYER_COMPONENT)
+}
+
+/// The component topics of one device in a set of discovery topics, found
+/// by range per platform (every toy scanning the whole set would be
+/// quadratic in the toys).
+pub(super) fn component_configs(set: &BTreeSet<String>, topics: &Topics, node: &str) -> Vec<String> {
+    PLATFORMS
+        .iter()
+        .flat_map(|platform| {
+            let from = format!("{}/{platform}/{node}/", topics.discovery_prefix);
+            let to = format!("{from}\u{10ffff}");
+            set.range(from..to).cloned()
+        })
+        .collect()
+}

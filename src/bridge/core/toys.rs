@@ -51,8 +51,14 @@ impl Core {
             gone.extend(before.iter().filter(|t| topics.node_of(t) == Some(node)).cloned());
             Arc::make_mut(before).retain(|t| topics.node_of(t) != Some(node));
         }
-        for t in gone {
-            Arc::make_mut(&mut self.published).remove(&t);
+        // Emptying the device's config removes its components with it.
+        let device = gone.contains(&topics.device_discovery(node));
+        let to_empty: Vec<String> =
+            gone.iter().filter(|t| !(device && republish::is_component(topics, t))).cloned().collect();
+        for t in &gone {
+            Arc::make_mut(&mut self.published).remove(t);
+        }
+        for t in to_empty {
             self.empty_config(t, out);
         }
         out.save = true;
@@ -96,7 +102,7 @@ impl Core {
         self.toys.insert(sn.clone(), Toy { name: None, state: ToyState::default() });
         out.save = true;
         if self.ha_up {
-            self.publish_toy(sn, out);
+            self.publish_toy(sn, None, out);
         }
         true
     }
