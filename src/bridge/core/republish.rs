@@ -121,6 +121,9 @@ impl Core {
                 stale.push(topic.clone());
             }
         }
+        // A media player's first: Home Assistant's MQTT removes a device only
+        // when its last entity goes, which the player must not be.
+        stale.sort_by_key(|topic| !is_player(topics, topic));
         for topic in stale {
             out.log(Level::Info, &topic, "clearing the discovery config of what is gone");
             self.empty_config(topic, out);
@@ -146,6 +149,11 @@ const MIGRATE: &str = r#"{"migrate_discovery": true}"#;
 /// player's config.
 pub(super) fn is_component(topics: &Topics, topic: &str) -> bool {
     topics.parse_discovery(topic).is_some_and(|(component, _, _)| component != PLAYER_COMPONENT)
+}
+
+/// Whether a discovery topic is a media player's config.
+pub(super) fn is_player(topics: &Topics, topic: &str) -> bool {
+    topics.parse_discovery(topic).is_some_and(|(component, _, _)| component == PLAYER_COMPONENT)
 }
 
 /// The component topics of one device in a set of discovery topics, found

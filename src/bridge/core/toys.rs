@@ -51,10 +51,11 @@ impl Core {
             gone.extend(before.iter().filter(|t| topics.node_of(t) == Some(node)).cloned());
             Arc::make_mut(before).retain(|t| topics.node_of(t) != Some(node));
         }
-        // Emptying the device's config removes its components with it.
+        // Home Assistant emptied the device's config, which removed its
+        // components: emptying it again would only earn a warning there.
         let device = gone.contains(&topics.device_discovery(node));
         let to_empty: Vec<String> =
-            gone.iter().filter(|t| !(device && republish::is_component(topics, t))).cloned().collect();
+            gone.iter().filter(|t| *t != topic && !(device && republish::is_component(topics, t))).cloned().collect();
         for t in &gone {
             Arc::make_mut(&mut self.published).remove(t);
         }

@@ -1,0 +1,76 @@
+"""`scripts/bench-discovery`: how long real Home Assistant takes to have every entity of 100
+and of 1,000 toys registered, from the bridge's start, against the same configs published by
+one client straight to the same broker (the one hop) in the same run. A measurement, not a
+test: it prints table rows and checks nothing about time (the suite does not collect this file).
+
+The broker is set up as Home Assistant's Mosquitto add-on (persistence on, 8,192 queued
+messages, Nagle on), or tuned with BENCH_BROKER=tuned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from folotoy_parts import Bridge
+
+TUNED = os.environ.get("BENCH_BROKER") == "tuned"
+MOSQUITTO_PERSISTENCE = not TUNED
+MOSQUITTO_EXTRA = ("set_tcp_nodelay true",) if TUNED else ("max_queued_messages 8192",)
+BROKER = "tuned broker" if TUNED else "the add-on's broker"
+SNAPSHOT = json.loads((Path(__file__).parents[1] / "snapshots" / "discovery-fcb467dad0c0.json").read_text())
+DEVICE = "homeassistant/device/folotoy_fcb467dad0c0/config"
+# Entities per toy Home Assistant's MQTT integration registers (device triggers are none).
+PER_TOY = sum("unique_id" in c for c in SNAPSHOT[DEVICE]["components"].values())
+
+
+def sns(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i:08x}" for i in range(n)]
+
+
+def registered(ha, toys: list[str]) -> int:
+    nodes = tuple(f"folotoy_{sn}_" for sn in toys)
+    entries = ha.ws("config/entity_registry/list")
+    return sum(1 for e in entries if e["platform"] == "mqtt" and e["unique_id"].startswith(nodes))
+
+
+def wait_registered(ha, toys: list[str], t0: float) -> float:
+    want = len(toys) * PER_TOY
+    while registered(ha, toys) < want:
+        if time.monotonic() - t0 > 600:
+            raise TimeoutError(f"{registered(ha, toys)} of {want} entities after 600 s")
+        time.sleep(0.25)
+    return time.monotonic() - t0
+
+
+def test_measure_how_soon_home_assistant_has_every_toy(homeassistant, mosquitto, mqtt, tmp_path):
+    ha = homeassistant
+    rows = []
+    for n, tag in ((100, "a"), (1000, "b")):
+        # One hop: the bridge's own device config for each toy, from one client.
+        hop = sns(f"h{tag}", n)
+        payload = json.dumps(SNAPSHOT[DEVICE])
+        t0 = time.monotonic()
+        for sn in hop:
+            mqtt.publish(f"homeassistant/device/folotoy_{sn}/config", payload.replace("fcb467dad0c0", sn), retain=True)
+        one_hop = wait_registered(ha, hop, t0)
+
+        toys = sns(f"t{tag}", n)
+        bridge = Bridge(
+            tmp_path / f"bridge-{n}",
+            mosquitto,
+            extra_toys={sn: f"Toy {sn}" for sn in toys},
+            env={"FOLOTOY_HA_FOLOTOY__MAX_TOYS": "2000"},
+        )
+        t0 = time.monotonic()
+        bridge.start(timeout=300)
+        via_bridge = wait_registered(ha, toys, t0)
+        bridge.close()
+        rows.append(
+            f"| every entity of {n} toys registered in Home Assistant {ha.version}, {BROKER} | "
+            f"{via_bridge:.1f} s | {one_hop:.1f} s (one hop, the same configs) | {via_bridge / one_hop:.2f}x | |"
+        )
+    print()
+    print("\n".join(rows))
