@@ -105,7 +105,17 @@ pub fn will(topic: String) -> LastWill {
 /// loop, so an event loop waiting for the bridge to take a message while the
 /// bridge waits for it to take a publish would stop both (and the broker
 /// drops a connection whose pings stop). Incoming messages queue instead.
-pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mpsc::UnboundedSender<LinkEvent>) {
+///
+/// `configs`: Home Assistant's topics, on its link. A toy's device config
+/// coming back counts only by whether it is empty (see `ha::inbound`), so
+/// the bridge's own thousand configs (8 MB) are not queued whole.
+pub async fn drive(
+    role: Role,
+    where_: String,
+    mut eventloop: EventLoop,
+    tx: mpsc::UnboundedSender<LinkEvent>,
+    configs: Option<crate::ha::Topics>,
+) {
     let mut backoff = BACKOFF_START;
     let mut up = false;
     let mut last_error = String::new();
@@ -126,7 +136,9 @@ pub async fn drive(role: Role, where_: String, mut eventloop: EventLoop, tx: mps
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let topic = p.topic.clone();
-                let msg = LinkEvent::Message { role, topic, payload: p.payload, retain: p.retain };
+                let ours = configs.as_ref().is_some_and(|t| t.parse_deletion(&topic).is_some());
+                let payload = if ours && !p.payload.is_empty() { bytes::Bytes::from_static(b"{}") } else { p.payload };
+                let msg = LinkEvent::Message { role, topic, payload, retain: p.retain };
                 if tx.send(msg).is_err() {
                     return;
                 }

@@ -215,11 +215,11 @@ fn connect(config: &Config, topics: &ha::Topics, tx: mpsc::UnboundedSender<LinkE
     };
     let ha_role = if config.folotoy.mqtt.is_some() { Role::Ha } else { Role::Both };
     let (ha, ev) = link::client(&config.mqtt, "mqtt", Some(will))?;
-    tasks.push(tokio::spawn(link::drive(ha_role, where_(&config.mqtt, "mqtt"), ev, tx.clone())));
+    tasks.push(tokio::spawn(link::drive(ha_role, where_(&config.mqtt, "mqtt"), ev, tx.clone(), Some(topics.clone()))));
     let folotoy = match &config.folotoy.mqtt {
         Some(m) => {
             let (c, ev) = link::client(m, "folotoy.mqtt", None)?;
-            tasks.push(tokio::spawn(link::drive(Role::FoloToy, where_(m, "folotoy.mqtt"), ev, tx)));
+            tasks.push(tokio::spawn(link::drive(Role::FoloToy, where_(m, "folotoy.mqtt"), ev, tx, None)));
             Some(c)
         }
         None => None,
