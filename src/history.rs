@@ -145,9 +145,9 @@ const SCHEMA: &str = "
     CREATE VIRTUAL TABLE IF NOT EXISTS lines_text USING fts5 (
         text, content = 'lines', content_rowid = 'id', tokenize = 'trigram'
     );
-    CREATE TRIGGER IF NOT EXISTS lines_added AFTER INSERT ON lines BEGIN
-        INSERT INTO lines_text (rowid, text) VALUES (new.id, new.text);
-    END;
+    -- Indexed a batch at a time by `append_all`: a trigger per sentence made the
+    -- index flush a segment to disk for every sentence (its statement savepoint).
+    DROP TRIGGER IF EXISTS lines_added;
     CREATE TRIGGER IF NOT EXISTS lines_removed AFTER DELETE ON lines BEGIN
         INSERT INTO lines_text (lines_text, rowid, text) VALUES ('delete', old.id, old.text);
     END;
@@ -227,6 +227,8 @@ impl History {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sql(&path))?;
         {
+            let before: i64 =
+                tx.query_row("SELECT coalesce(max(id), 0) FROM lines", [], |r| r.get(0)).map_err(sql(&path))?;
             let mut insert = tx
                 .prepare("INSERT INTO lines (sn, t, kind, recording_id, ord, role, text) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 .map_err(sql(&path))?;
@@ -235,6 +237,10 @@ impl History {
                     .execute(params![sn.as_str(), l.t as i64, l.kind.code(), l.recording_id, l.order, l.role, l.text])
                     .map_err(sql(&path))?;
             }
+            // The whole batch into the search index in one statement.
+            tx.prepare("INSERT INTO lines_text (rowid, text) SELECT id, text FROM lines WHERE id > ?")
+                .and_then(|mut index| index.execute([before]))
+                .map_err(sql(&path))?;
         }
         tx.commit().map_err(sql(&path))?;
         self.unsynced |= !lines.is_empty();

@@ -166,7 +166,7 @@ pub struct Snapshot {
     /// Discovery topics that hold one of our configs in Home Assistant.
     /// Shared with the running bridge: with many toys it is most of the
     /// state, and a snapshot is taken for every confirmed change.
-    pub discovery_topics: Arc<BTreeSet<String>>,
+    pub discovery_topics: Arc<crate::ha::discovered::Discovered>,
     pub server: ServerState,
     /// Toys the user deleted in Home Assistant: kept out until listed in
     /// `folotoy.toys`, even when they talk.

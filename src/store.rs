@@ -144,6 +144,8 @@ mod tests {
         toy.role = 3;
         snap.toys.insert(Sn::parse("fcb467dad0c0").unwrap(), toy);
         Arc::make_mut(&mut snap.discovery_topics).insert("homeassistant/number/x/volume/config".into());
+        let components = [("number".into(), "volume".into())].into();
+        Arc::make_mut(&mut snap.discovery_topics).insert_device("homeassistant/device/y/config".into(), components);
         save(&path, &snap).unwrap();
         let loaded = open(&path).unwrap();
         assert_eq!(loaded.snapshot, snap);

@@ -14,6 +14,7 @@ use crate::catalog::Catalog;
 use crate::config::WatchWord;
 use crate::folotoy::{self, Command, Inbound, Play, Setting, Settings, Sn, ToyEvent, Value};
 use crate::glance::Zone;
+use crate::ha::discovered::Discovered;
 use crate::ha::discovery::Discovery;
 use crate::ha::entities::{Entity, Key, Kind, TOY};
 use crate::ha::topics::{toy_node, SERVER};
@@ -192,7 +193,7 @@ pub struct Core {
     /// Discovery topics that hold a config of ours, so stale ones are cleared.
     /// Shared with the snapshots being saved (copied only when it changes
     /// while one is still being written).
-    published: Arc<BTreeSet<String>>,
+    published: Arc<Discovered>,
     ha_up: bool,
     folotoy_up: bool,
     republish_at: Option<Instant>,
@@ -202,7 +203,7 @@ pub struct Core {
     playing_until: BTreeMap<Sn, Instant>,
     /// Toys whose discovery is still to publish, and the configs published
     /// before this round (those not published again are cleared at the end).
-    to_publish: Option<(std::collections::VecDeque<Sn>, Arc<BTreeSet<String>>)>,
+    to_publish: Option<(std::collections::VecDeque<Sn>, Arc<Discovered>)>,
     server: ServerState,
     /// The `load_roles_config` waiting for its configAck: msgId and deadline.
     roles_in_flight: Option<(u32, Instant)>,

@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 
 use super::*;
 use crate::folotoy::{Setting, Value};
-use crate::ha::discovery::PLATFORMS;
+use crate::ha::discovered::PLATFORMS;
 use crate::ha::entities::{PlayerPart, TRIGGERS};
 use crate::watch::Sides;
 
@@ -69,6 +69,11 @@ fn ms(m: u64) -> Duration {
 }
 
 /// A saved state as it comes back from the state file.
+/// The discovery topics a snapshot lists, as the state file has them.
+fn listed(s: &Snapshot) -> BTreeSet<String> {
+    s.discovery_topics.all().collect()
+}
+
 fn through_disk(s: Snapshot) -> Snapshot {
     serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap()
 }
@@ -945,7 +950,7 @@ fn an_unknown_toy_that_speaks_is_added_when_unknown_toys_are_allowed() {
     assert_eq!(volume["device"]["via_device"], "folotoy_bridge");
     assert_eq!(out.retained("folotoy/08d1f9c6a310/volume").as_deref(), Some("None"));
     assert_eq!(b.core.toys().count(), 2);
-    assert!(b.core.snapshot().discovery_topics.is_superset(&toy_config_topics(BEAR)));
+    assert!(listed(&b.core.snapshot()).is_superset(&toy_config_topics(BEAR)));
 
     // Once known, it takes commands and speaks again without more noise.
     let out = b.at(secs(1), command_to(BEAR, "volume", "40"));
@@ -1033,7 +1038,9 @@ fn an_event_this_bridge_does_not_know_is_logged_and_ignored() {
 fn entities_of_an_older_release_move_to_one_device_config_the_way_home_assistant_documents() {
     // What the release before device-based discovery saved: a config per entity.
     let old: BTreeSet<String> = toy_config_topics(SN).into_iter().chain(bridge_config_topics()).collect();
-    let saved = through_disk(Snapshot { discovery_topics: Arc::new(old.clone()), ..Snapshot::default() });
+    let saved =
+        Snapshot { discovery_topics: Arc::new(serde_json::from_value(json!(old)).unwrap()), ..Default::default() };
+    let saved = through_disk(saved);
     let mut b = Bridge::restore(config(), saved);
     let out = b.at(secs(0), Input::HaUp);
 
@@ -1215,7 +1222,7 @@ fn a_toy_no_longer_configured_has_its_entities_removed_from_home_assistant() {
     let mut before = Bridge::up(two());
     before.confirm(secs(0), "volume", "30");
     let saved = through_disk(before.core.snapshot());
-    assert!(saved.discovery_topics.is_superset(&toy_config_topics(BEAR)));
+    assert!(listed(&saved).is_superset(&toy_config_topics(BEAR)));
 
     let mut after = Bridge::restore(config(), saved);
     assert_eq!(after.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
@@ -1237,7 +1244,7 @@ fn a_toy_no_longer_configured_has_its_entities_removed_from_home_assistant() {
     assert!(out.logs.iter().any(|l| l.topic.contains(BEAR) && l.message.contains("clearing")));
     assert!(out.save);
     let snapshot = after.core.snapshot();
-    assert!(snapshot.discovery_topics.is_disjoint(&toy_config_topics(BEAR)));
+    assert!(listed(&snapshot).is_disjoint(&toy_config_topics(BEAR)));
     assert!(!snapshot.toys.contains_key(&sn(BEAR)));
 
     // Cleared once: the next connection has nothing left to clear.

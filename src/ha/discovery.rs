@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use super::discovered::Components;
 use super::entities::{Category, Entity, Key, Kind, NumberMode, PlayerPart, Today, MAX_TEXT, TOY, TRIGGERS};
 use super::payloads::{
     to_text, Availability, Component, Device, DeviceConfig, EntityConfig, Num, Origin, PlayerConfig, TriggerConfig,
@@ -52,10 +53,9 @@ impl DeviceDiscovery {
         self.config.components.insert(id.to_owned(), component);
     }
 
-    /// Each component as its [`Topics::discovery`] topic, how the bridge
-    /// remembers what Home Assistant has.
-    pub fn component_topics<'a>(&'a self, topics: &'a Topics) -> impl Iterator<Item = String> + 'a {
-        self.config.components.iter().map(|(id, c)| topics.discovery(c.platform(), &self.node, id))
+    /// Its components, as the bridge remembers what Home Assistant has.
+    pub fn components(&self) -> Components {
+        self.config.components.iter().map(|(id, c)| (c.platform().into(), id.as_str().into())).collect()
     }
 
     /// Has Home Assistant remove a component the device had and no longer has.
@@ -310,18 +310,3 @@ impl Discovery<'_> {
 
 /// The discovery component the media player configs sit under.
 pub const PLAYER_COMPONENT: &str = "folotoy";
-
-/// Every MQTT platform the bridge has published components on, the
-/// bridge's and the server's too (see `Core::publish_device`).
-pub const PLATFORMS: &[&str] = &[
-    "binary_sensor",
-    "button",
-    "device_automation",
-    "event",
-    "notify",
-    "number",
-    "select",
-    "sensor",
-    "switch",
-    "text",
-];

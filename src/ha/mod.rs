@@ -2,6 +2,7 @@
 //! birth message in, entity states out.
 
 pub mod commands;
+pub mod discovered;
 pub mod discovery;
 pub mod entities;
 pub mod inbound;

@@ -2,7 +2,8 @@
 //! each connect and after Home Assistant's birth, a chunk of toys at a time.
 
 use super::*;
-use crate::ha::discovery::{DeviceDiscovery, ToyDiscovery, PLATFORMS, PLAYER_COMPONENT};
+use crate::ha::discovered::PLATFORMS;
+use crate::ha::discovery::{DeviceDiscovery, ToyDiscovery, PLAYER_COMPONENT};
 
 impl Core {
     pub(super) fn publish_link(&self, out: &mut Output) {
@@ -24,7 +25,7 @@ impl Core {
 
     /// `before`: what Home Assistant had before this republish (`None`: what
     /// it has now).
-    pub(super) fn publish_toy(&mut self, sn: &Sn, before: Option<&BTreeSet<String>>, out: &mut Output) {
+    pub(super) fn publish_toy(&mut self, sn: &Sn, before: Option<&Discovered>, out: &mut Output) {
         let name = self.toys[sn].name.as_deref();
         let ToyDiscovery { device, player } = self.discovery().toy(sn, name);
         self.publish_device(device, before, out);
@@ -45,21 +46,22 @@ impl Core {
     /// history: `{"migrate_discovery": true}` to each old topic, which is then
     /// emptied, all before the device config, which Home Assistant would
     /// otherwise refuse as a conflict with entities it already has.
-    fn publish_device(&mut self, mut device: DeviceDiscovery, before: Option<&BTreeSet<String>>, out: &mut Output) {
+    fn publish_device(&mut self, mut device: DeviceDiscovery, before: Option<&Discovered>, out: &mut Output) {
         let topics = &self.cfg.topics;
         let before = before.unwrap_or(&self.published);
-        let had_device = before.contains(&device.topic);
-        let had = component_configs(before, topics, &device.node);
-        let now: BTreeSet<String> = device.component_topics(topics).collect();
+        let now = device.components();
         let mut migrated = Vec::new();
-        for topic in had {
-            if had_device {
-                if !now.contains(&topic) {
-                    let (platform, _, id) = topics.parse_discovery(&topic).expect("a component topic");
+        match before.device(&device.topic) {
+            Some(had) => {
+                for (platform, id) in had.difference(&now) {
                     device.remove(platform, id);
                 }
-            } else {
-                migrated.push((now.contains(&topic), topic));
+            }
+            None => {
+                for topic in single_component_configs(before, topics, &device.node) {
+                    let (platform, _, id) = topics.parse_discovery(&topic).expect("a component topic");
+                    migrated.push((now.contains(&(platform.into(), id.into())), topic));
+                }
             }
         }
         if !migrated.is_empty() {
@@ -71,9 +73,7 @@ impl Core {
             }
             self.empty_config(topic, out);
         }
-        let published = Arc::make_mut(&mut self.published);
-        published.insert(device.topic.clone());
-        published.extend(now);
+        Arc::make_mut(&mut self.published).insert_device(device.topic.clone(), now);
         let c = device.into_config();
         out.ha(c.topic, c.payload, true);
     }
@@ -110,17 +110,20 @@ impl Core {
             return;
         }
         let topics = &self.cfg.topics;
-        let mut stale = Vec::new();
-        for topic in before.difference(&self.published) {
-            // A component of a device config went with its device's config,
-            // or was removed or moved by the device's new one.
-            let device = topics.node_of(topic).map(|node| topics.device_discovery(node));
-            let handled = is_component(topics, topic)
-                && device.is_some_and(|d| self.published.contains(&d) || before.contains(&d));
-            if !handled {
-                stale.push(topic.clone());
-            }
-        }
+        let published = &self.published;
+        // Devices gone; other configs gone, but for single-component configs
+        // of a device that now has its config (moved when it was published).
+        let mut stale: Vec<String> = before.devices().filter(|d| !published.contains(d)).map(str::to_owned).collect();
+        stale.extend(
+            before
+                .others()
+                .filter(|t| !published.contains(t))
+                .filter(|t| {
+                    let moved = topics.node_of(t).is_some_and(|n| published.contains(&topics.device_discovery(n)));
+                    !(is_component(topics, t) && moved)
+                })
+                .map(str::to_owned),
+        );
         // A media player's first: Home Assistant's MQTT removes a device only
         // when its last entity goes, which the player must not be.
         stale.sort_by_key(|topic| !is_player(topics, topic));
@@ -128,7 +131,7 @@ impl Core {
             out.log(Level::Info, &topic, "clearing the discovery config of what is gone");
             self.empty_config(topic, out);
         }
-        if before != self.published {
+        if *before != *self.published {
             out.save = true;
         }
         self.publish_server(out);
@@ -156,16 +159,16 @@ pub(super) fn is_player(topics: &Topics, topic: &str) -> bool {
     topics.parse_discovery(topic).is_some_and(|(component, _, _)| component == PLAYER_COMPONENT)
 }
 
-/// The component topics of one device in a set of discovery topics, found
-/// by range per platform (every toy scanning the whole set would be
+/// The single-component configs of one device an older release published,
+/// found by range per platform (every toy scanning them all would be
 /// quadratic in the toys).
-pub(super) fn component_configs(set: &BTreeSet<String>, topics: &Topics, node: &str) -> Vec<String> {
+fn single_component_configs(discovered: &Discovered, topics: &Topics, node: &str) -> Vec<String> {
     PLATFORMS
         .iter()
         .flat_map(|platform| {
             let from = format!("{}/{platform}/{node}/", topics.discovery_prefix);
             let to = format!("{from}\u{10ffff}");
-            set.range(from..to).cloned()
+            discovered.others_in(from, to).map(str::to_owned).collect::<Vec<_>>()
         })
         .collect()
 }

@@ -44,22 +44,27 @@ impl Core {
         self.playing_until.remove(&sn);
         self.announcing.remove(&sn);
         self.deleted.insert(sn);
-        let topics = &self.cfg.topics;
-        let mut gone: BTreeSet<String> =
-            self.published.iter().filter(|t| topics.node_of(t) == Some(node)).cloned().collect();
-        if let Some((_, before)) = self.to_publish.as_mut() {
-            gone.extend(before.iter().filter(|t| topics.node_of(t) == Some(node)).cloned());
-            Arc::make_mut(before).retain(|t| topics.node_of(t) != Some(node));
-        }
         // Home Assistant emptied the device's config, which removed its
-        // components: emptying it again would only earn a warning there.
-        let device = gone.contains(&topics.device_discovery(node));
-        let to_empty: Vec<String> =
-            gone.iter().filter(|t| *t != topic && !(device && republish::is_component(topics, t))).cloned().collect();
+        // components: emptying it again would only earn a warning there. The
+        // media player's config, and any of an older release, go.
+        let topics = &self.cfg.topics;
+        let of_node = |d: &Discovered| -> Vec<String> {
+            d.devices().chain(d.others()).filter(|t| topics.node_of(t) == Some(node)).map(str::to_owned).collect()
+        };
+        let mut gone = of_node(&self.published);
+        if let Some((_, before)) = self.to_publish.as_mut() {
+            let before_gone = of_node(before);
+            for t in &before_gone {
+                Arc::make_mut(before).remove(t);
+            }
+            gone.extend(before_gone);
+        }
+        gone.sort();
+        gone.dedup();
         for t in &gone {
             Arc::make_mut(&mut self.published).remove(t);
         }
-        for t in to_empty {
+        for t in gone.into_iter().filter(|t| t != topic) {
             self.empty_config(t, out);
         }
         out.save = true;
