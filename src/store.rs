@@ -72,10 +72,12 @@ pub fn open(path: &Path) -> Result<Opened, StoreError> {
 pub fn save(path: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
     let err = |source| StoreError::Write { path: path.into(), source };
     let tmp = path.with_extension("tmp");
-    let mut bytes = serde_json::to_vec_pretty(snapshot).expect("plain data serializes");
-    bytes.push(b'\n');
-    let mut f = fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&bytes).map_err(err)?;
+    let f = fs::File::create(&tmp).map_err(err)?;
+    // Streamed: with a thousand toys the text would be megabytes held at once.
+    let mut w = std::io::BufWriter::new(f);
+    serde_json::to_writer_pretty(&mut w, snapshot).map_err(|e| err(e.into()))?;
+    w.write_all(b"\n").map_err(err)?;
+    let f = w.into_inner().map_err(|e| err(e.into_error()))?;
     f.sync_all().map_err(err)?;
     drop(f);
     fs::rename(&tmp, path).map_err(err)?;
