@@ -200,7 +200,7 @@ pub struct Core {
     /// Toys refused, each with why (warned about once).
     refused: BTreeMap<Sn, String>,
     /// When each playing toy is guessed to be done.
-    playing_until: BTreeMap<Sn, Instant>,
+    playing: player::Playing,
     /// Toys whose discovery is still to publish, and the configs published
     /// before this round (those not published again are cleared at the end).
     to_publish: Option<(std::collections::VecDeque<Sn>, Arc<Discovered>)>,
@@ -212,25 +212,14 @@ pub struct Core {
     deleted: BTreeSet<Sn>,
     /// Watched configs the bridge emptied itself, until their echo arrives.
     self_emptied: HashSet<String>,
-    /// Announcements played at their own volume, per toy.
-    announcing: BTreeMap<Sn, Announcing>,
+    /// Announcements played at their own volume.
+    announcements: announcements::Announcements,
     /// The day the toys' tallies count (see `glance.rs`).
     today: Option<glance::Today>,
     /// Watch words a parent added on the page.
     page_words: Vec<WatchWord>,
     /// The configured watch words and the page's, ready to look for.
     watching: WatchWords,
-}
-
-/// Where an announcement at its own volume stands (see `Core::announce`).
-#[derive(Debug)]
-enum Announcing {
-    /// Its volume is sent (this msgId); the announcement follows the answer.
-    Volume { msg_id: u32, then: Waiting },
-    /// The announcement is sent (this msgId).
-    Media { msg_id: u32 },
-    /// The toy is guessed to play it until then; the volume goes back after.
-    Until(Instant),
 }
 
 impl Core {
@@ -310,14 +299,14 @@ impl Core {
             folotoy_up: false,
             republish_at: None,
             refused: BTreeMap::new(),
-            playing_until: BTreeMap::new(),
+            playing: Default::default(),
             to_publish: None,
             server: saved.server,
             roles_in_flight: None,
             hold: Hold::new(CONVERSATION_HOLD),
             deleted,
             self_emptied: HashSet::new(),
-            announcing: BTreeMap::new(),
+            announcements: Default::default(),
             today: None,
             watching: watching::combined(&cfg_watch_words, &page_words),
             page_words,
@@ -341,17 +330,10 @@ impl Core {
     /// When the runtime must call again with [`Input::Tick`]; `None` means
     /// only new input can change anything, so the bridge sleeps.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let playing = self.playing_until.values().min().copied();
+        let playing = self.playing.next_deadline();
         let roles = self.roles_in_flight.map(|(_, deadline)| deadline);
         let held = self.hold.next_deadline();
-        let announcing = self
-            .announcing
-            .values()
-            .filter_map(|a| match a {
-                Announcing::Until(t) => Some(*t),
-                _ => None,
-            })
-            .min();
+        let announcing = self.announcements.next_deadline();
         let midnight = self.today.as_ref().map(|t| t.ends);
         [self.pending.next_deadline(), self.republish_at, playing, roles, held, announcing, midnight]
             .into_iter()
@@ -390,7 +372,7 @@ impl Core {
                 let owed: Vec<Sn> = self
                     .toys
                     .iter()
-                    .filter(|(sn, t)| t.state.volume_to_restore.is_some() && !self.announcing.contains_key(*sn))
+                    .filter(|(sn, t)| t.state.volume_to_restore.is_some() && !self.announcements.has(sn))
                     .map(|(sn, _)| sn.clone())
                     .collect();
                 for sn in owed {
@@ -430,27 +412,13 @@ impl Core {
             );
             self.set_roles(Outcome::NoAnswer, msg_id, Some(format!("waited {secs} s")), out);
         }
-        let done: Vec<Sn> = self.playing_until.iter().filter(|(_, t)| **t <= now).map(|(sn, _)| sn.clone()).collect();
-        for sn in done {
-            self.playing_until.remove(&sn);
-            if let Some(toy) = self.toys.get_mut(&sn) {
-                toy.state.playing = false;
-                self.publish_key(&sn, Key::PlayerState, out);
-            }
-        }
+        self.stop_playing(now, out);
         for (sn, key) in self.hold.due(now) {
             if self.toys.contains_key(&sn) {
                 self.publish_key(&sn, key, out);
             }
         }
-        let over: Vec<Sn> = self
-            .announcing
-            .iter()
-            .filter(|(_, a)| matches!(a, Announcing::Until(t) if *t <= now))
-            .map(|(sn, _)| sn.clone())
-            .collect();
-        for sn in over {
-            self.announcing.remove(&sn);
+        for sn in self.announcements.over(now) {
             self.restore_volume(&sn, now, out);
         }
     }
@@ -479,6 +447,7 @@ mod announcements;
 mod commands;
 mod conversations;
 mod glance;
+mod player;
 mod republish;
 mod route;
 mod toys;

@@ -3,6 +3,110 @@
 
 use super::*;
 
+/// Where each toy's announcement at its own volume stands.
+#[derive(Debug, Default)]
+pub(super) struct Announcements {
+    by_toy: BTreeMap<Sn, Announcing>,
+}
+
+/// Where an announcement at its own volume stands.
+#[derive(Debug)]
+enum Announcing {
+    /// Its volume is sent (this msgId); the announcement follows the answer.
+    Volume { msg_id: u32, then: Waiting },
+    /// The announcement is sent (this msgId).
+    Media { msg_id: u32 },
+    /// The toy is guessed to play it until then; the volume goes back after.
+    Until(Instant),
+}
+
+/// What an answer to one of its commands means for a toy's announcement.
+pub(super) enum Step {
+    /// Its volume is set: play this.
+    Play(Waiting),
+    /// It was not played: put the volume back now.
+    Restore,
+    /// Nothing to do (yet).
+    Wait,
+}
+
+impl Announcements {
+    /// Whether the toy has an announcement under way, its volume not yet back.
+    pub(super) fn has(&self, sn: &Sn) -> bool {
+        self.by_toy.contains_key(sn)
+    }
+
+    /// Whether the toy's volume or announcement is being sent.
+    pub(super) fn sending(&self, sn: &Sn) -> bool {
+        matches!(self.by_toy.get(sn), Some(Announcing::Volume { .. } | Announcing::Media { .. }))
+    }
+
+    /// Its volume was sent as `msg_id`; `then` is played once the toy answers.
+    pub(super) fn volume_sent(&mut self, sn: &Sn, msg_id: u32, then: Waiting) {
+        self.by_toy.insert(sn.clone(), Announcing::Volume { msg_id, then });
+    }
+
+    /// The announcement was sent as `msg_id`.
+    pub(super) fn media_sent(&mut self, sn: &Sn, msg_id: u32) {
+        self.by_toy.insert(sn.clone(), Announcing::Media { msg_id });
+    }
+
+    /// The toy answered `msg_id` with `outcome`; what it plays lasts about `length`.
+    pub(super) fn answered(&mut self, sn: &Sn, msg_id: u32, ok: bool, length: Duration, now: Instant) -> Step {
+        match self.by_toy.get(sn) {
+            Some(Announcing::Volume { msg_id: m, .. }) if *m == msg_id => {
+                let Some(Announcing::Volume { then, .. }) = self.by_toy.remove(sn) else { unreachable!() };
+                Step::Play(then)
+            }
+            Some(Announcing::Media { msg_id: m }) if *m == msg_id => {
+                if ok {
+                    self.by_toy.insert(sn.clone(), Announcing::Until(now + length));
+                    Step::Wait
+                } else {
+                    self.by_toy.remove(sn);
+                    Step::Restore
+                }
+            }
+            // Something else played meanwhile: the volume goes back after it.
+            Some(Announcing::Until(t)) if ok => {
+                let t = (*t).max(now + length);
+                self.by_toy.insert(sn.clone(), Announcing::Until(t));
+                Step::Wait
+            }
+            _ => Step::Wait,
+        }
+    }
+
+    pub(super) fn forget(&mut self, sn: &Sn) {
+        self.by_toy.remove(sn);
+    }
+
+    /// When the next announcement is guessed to be over.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.by_toy
+            .values()
+            .filter_map(|a| match a {
+                Announcing::Until(t) => Some(*t),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Toys whose announcement is over by `now`: their volume goes back.
+    pub(super) fn over(&mut self, now: Instant) -> Vec<Sn> {
+        let over: Vec<Sn> = self
+            .by_toy
+            .iter()
+            .filter(|(_, a)| matches!(a, Announcing::Until(t) if *t <= now))
+            .map(|(sn, _)| sn.clone())
+            .collect();
+        for sn in &over {
+            self.by_toy.remove(sn);
+        }
+        over
+    }
+}
+
 impl Core {
     /// Plays an announcement (the Announce entity, or what the media player
     /// was asked to play) at its volume: the one it came with, else the
@@ -32,8 +136,8 @@ impl Core {
         };
         let confirmed = toy.settings.get(Setting::Volume);
         let before = toy.volume_to_restore.or(confirmed);
-        let changing = self.pending.busy(sn, Slot::Setting(Setting::Volume)).is_some()
-            || matches!(self.announcing.get(sn), Some(Announcing::Volume { .. } | Announcing::Media { .. }));
+        let changing =
+            self.pending.busy(sn, Slot::Setting(Setting::Volume)).is_some() || self.announcements.sending(sn);
         let why_not = if before.is_none() {
             Some("the toy has not confirmed a volume yet, so none could be put back")
         } else if changing {
@@ -52,7 +156,7 @@ impl Core {
         let shown = format!("{volume} (announcement)");
         let set = Waiting::asked(Key::PlayerVolume, Request::Set(Setting::Volume, volume), shown);
         let msg_id = self.send(sn, set, now, out);
-        self.announcing.insert(sn.clone(), Announcing::Volume { msg_id, then: cmd });
+        self.announcements.volume_sent(sn, msg_id, cmd);
     }
 
     /// The next step of an announcement once the toy answered `msg_id`.
@@ -65,9 +169,8 @@ impl Core {
         now: Instant,
         out: &mut Output,
     ) {
-        match self.announcing.get(sn) {
-            Some(Announcing::Volume { msg_id: m, .. }) if *m == msg_id => {
-                let Some(Announcing::Volume { then, .. }) = self.announcing.remove(sn) else { return };
+        match self.announcements.answered(sn, msg_id, outcome == Outcome::Ok, length, now) {
+            Step::Play(then) => {
                 if !self.folotoy_up {
                     // Its volume goes back when FoloToy's broker is back.
                     let topic = folotoy::topics::command(sn);
@@ -80,22 +183,10 @@ impl Core {
                 }
                 // Refused or not answered, it is still played: at whatever volume the toy has.
                 let msg_id = self.send(sn, then, now, out);
-                self.announcing.insert(sn.clone(), Announcing::Media { msg_id });
+                self.announcements.media_sent(sn, msg_id);
             }
-            Some(Announcing::Media { msg_id: m }) if *m == msg_id => {
-                if outcome == Outcome::Ok {
-                    self.announcing.insert(sn.clone(), Announcing::Until(now + length));
-                } else {
-                    self.announcing.remove(sn);
-                    self.restore_volume(sn, now, out);
-                }
-            }
-            // Something else played meanwhile: the volume goes back after it.
-            Some(Announcing::Until(t)) if outcome == Outcome::Ok => {
-                let t = (*t).max(now + length);
-                self.announcing.insert(sn.clone(), Announcing::Until(t));
-            }
-            _ => {}
+            Step::Restore => self.restore_volume(sn, now, out),
+            Step::Wait => {}
         }
     }
 

@@ -1,5 +1,5 @@
-//! What toys say: conversations (Heard, Said, the Conversation events), when
-//! each toy was last heard from, and the media player's playing guess.
+//! What toys say: conversations (Heard, Said, the Conversation events), and
+//! when each toy was last heard from.
 
 use super::*;
 use crate::dates::unix_ms;
@@ -7,18 +7,6 @@ use crate::ha::states::Spoken;
 use crate::history::{Kind as LineKind, Line};
 
 impl Core {
-    /// Shows the toy as playing `title` for about `length`.
-    pub(super) fn playing(&mut self, sn: &Sn, title: String, length: Duration, now: Instant, out: &mut Output) {
-        let toy = self.toy_mut(sn);
-        let was_playing = std::mem::replace(&mut toy.playing, true);
-        toy.player_title = Some(title);
-        self.playing_until.insert(sn.clone(), now + length);
-        if !was_playing {
-            self.publish_key(sn, Key::PlayerState, out);
-        }
-        self.publish_held(sn, Key::PlayerTitle, now, out);
-    }
-
     pub(super) fn on_event(
         &mut self,
         sn: &Sn,
@@ -126,7 +114,7 @@ impl Core {
             out.save_soon = true;
         }
         // A volume an announcement could not put back (the toy was off): it is on again.
-        if owed && !self.announcing.contains_key(sn) {
+        if owed && !self.announcements.has(sn) {
             self.restore_volume(sn, now, out);
         }
     }

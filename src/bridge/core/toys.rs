@@ -41,8 +41,8 @@ impl Core {
         );
         self.toys.remove(&sn);
         self.pending.forget(&sn);
-        self.playing_until.remove(&sn);
-        self.announcing.remove(&sn);
+        self.playing.forget(&sn);
+        self.announcements.forget(&sn);
         self.deleted.insert(sn);
         // Home Assistant emptied the device's config, which removed its
         // components: emptying it again would only earn a warning there. The
