@@ -178,16 +178,9 @@ impl Output {
 }
 
 #[derive(Debug)]
-struct Toy {
-    /// The name the user configured; discovered toys have none.
-    name: Option<String>,
-    state: ToyState,
-}
-
-#[derive(Debug)]
 pub struct Core {
     cfg: CoreConfig,
-    toys: BTreeMap<Sn, Toy>,
+    toys: toys::Toys,
     pending: Pending,
     next_msg_id: u32,
     /// Discovery topics that hold a config of ours, so stale ones are cleared.
@@ -197,8 +190,6 @@ pub struct Core {
     ha_up: bool,
     folotoy_up: bool,
     republish_at: Option<Instant>,
-    /// Toys refused, each with why (warned about once).
-    refused: BTreeMap<Sn, String>,
     /// When each playing toy is guessed to be done.
     playing: player::Playing,
     /// Toys whose discovery is still to publish, and the configs published
@@ -208,8 +199,6 @@ pub struct Core {
     /// The `load_roles_config` waiting for its configAck: msgId and deadline.
     roles_in_flight: Option<(u32, Instant)>,
     hold: Hold,
-    /// Toys deleted in Home Assistant (see `on_deleted_in_ha`).
-    deleted: BTreeSet<Sn>,
     /// Watched configs the bridge emptied itself, until their echo arrives.
     self_emptied: HashSet<String>,
     /// Announcements played at their own volume.
@@ -234,7 +223,7 @@ impl Core {
         let mut toys = BTreeMap::new();
         for (sn, name) in &cfg.toys {
             let state = ToyState { listed: true, ..saved_toys.remove(sn).unwrap_or_default() };
-            toys.insert(sn.clone(), Toy { name: name.clone(), state });
+            toys.insert(sn.clone(), toys::Toy { name: name.clone(), state });
         }
         if cfg.allow_unknown_toys {
             for (sn, mut state) in saved_toys {
@@ -266,7 +255,7 @@ impl Core {
                     });
                     continue;
                 }
-                toys.insert(sn, Toy { name: None, state });
+                toys.insert(sn, toys::Toy { name: None, state });
             }
         }
         for (sn, toy) in &mut toys {
@@ -291,20 +280,18 @@ impl Core {
         let cfg_watch_words = cfg.watch_words.clone();
         let core = Core {
             cfg,
-            toys,
+            toys: toys::Toys::new(toys, deleted),
             pending: Pending::default(),
             next_msg_id: saved.next_msg_id.max(1),
             published: saved.discovery_topics,
             ha_up: false,
             folotoy_up: false,
             republish_at: None,
-            refused: BTreeMap::new(),
             playing: Default::default(),
             to_publish: None,
             server: saved.server,
             roles_in_flight: None,
             hold: Hold::new(CONVERSATION_HOLD),
-            deleted,
             self_emptied: HashSet::new(),
             announcements: Default::default(),
             today: None,
@@ -321,7 +308,7 @@ impl Core {
             toys: self.toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
             discovery_topics: self.published.clone(),
             server: self.server.clone(),
-            deleted_toys: self.deleted.clone(),
+            deleted_toys: self.toys.deleted().clone(),
             page_watch_words: self.page_words.clone(),
             ..Snapshot::default()
         }
@@ -342,7 +329,7 @@ impl Core {
     }
 
     pub fn toys(&self) -> impl Iterator<Item = &Sn> {
-        self.toys.keys()
+        self.toys.sns()
     }
 
     /// Every toy with the name the user gave it, if any.
@@ -414,7 +401,7 @@ impl Core {
         }
         self.stop_playing(now, out);
         for (sn, key) in self.hold.due(now) {
-            if self.toys.contains_key(&sn) {
+            if self.toys.has(&sn) {
                 self.publish_key(&sn, key, out);
             }
         }
@@ -428,7 +415,7 @@ impl Core {
     }
 
     fn toy_mut(&mut self, sn: &Sn) -> &mut ToyState {
-        &mut self.toys.get_mut(sn).expect("checked by the caller").state
+        self.toys.state_mut(sn).expect("checked by the caller")
     }
 
     /// States wait for Home Assistant: its connection publishes them all.
@@ -436,7 +423,7 @@ impl Core {
         if !self.ha_up || !self.discovery().offers(entity) {
             return;
         }
-        let toy = &self.toys[sn].state;
+        let toy = self.toys.state(sn);
         if let Some(payload) = ha::states::render(entity, toy, &self.cfg.catalog, &self.cfg.roles) {
             out.ha(self.cfg.topics.state(sn, entity.key.as_str()), payload, true);
         }

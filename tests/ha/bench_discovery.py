@@ -15,11 +15,14 @@ import time
 from pathlib import Path
 
 from folotoy_parts import Bridge
+from ha_harness import free_port
 
 TUNED = os.environ.get("BENCH_BROKER") == "tuned"
 MOSQUITTO_PERSISTENCE = not TUNED
 MOSQUITTO_EXTRA = ("set_tcp_nodelay true",) if TUNED else ("max_queued_messages 8192",)
 BROKER = "tuned broker" if TUNED else "the add-on's broker"
+# As users run Home Assistant: MQTT's debug records would be most of the work measured.
+HA_LOG_LEVELS = {"homeassistant.components.mqtt": "warning", "custom_components.folotoy": "warning"}
 SNAPSHOT = json.loads((Path(__file__).parents[1] / "snapshots" / "discovery-fcb467dad0c0.json").read_text())
 DEVICE = "homeassistant/device/folotoy_fcb467dad0c0/config"
 # Entities per toy Home Assistant's MQTT integration registers (device triggers are none).
@@ -30,23 +33,35 @@ def sns(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i:08x}" for i in range(n)]
 
 
-def registered(ha, toys: list[str]) -> int:
-    nodes = tuple(f"folotoy_{sn}_" for sn in toys)
-    entries = ha.ws("config/entity_registry/list")
-    return sum(1 for e in entries if e["platform"] == "mqtt" and e["unique_id"].startswith(nodes))
+def registered(ha, prefix: str) -> int:
+    """The entities Home Assistant has of toys whose sn starts with `prefix` (counted in
+    Home Assistant: the registry of thousands of toys is too big to fetch)."""
+    template = (
+        "{{ states | map(attribute='entity_id') | select('search', '^[a-z_]+[.]folotoy_" + prefix + "') "
+        "| list | count }}"
+    )
+    r = ha.session.post(
+        f"{ha.url}/api/template", json={"template": template}, headers={"Authorization": f"Bearer {ha.token}"}
+    )
+    r.raise_for_status()
+    return int(r.text)
 
 
-def wait_registered(ha, toys: list[str], t0: float) -> float:
-    want = len(toys) * PER_TOY
-    while registered(ha, toys) < want:
+def wait_registered(ha, prefix: str, n: int, t0: float) -> float:
+    want = n * PER_TOY
+    while registered(ha, prefix) < want:
         if time.monotonic() - t0 > 600:
-            raise TimeoutError(f"{registered(ha, toys)} of {want} entities after 600 s")
+            raise TimeoutError(f"{registered(ha, prefix)} of {want} entities after 600 s")
         time.sleep(0.25)
     return time.monotonic() - t0
 
 
 def test_measure_how_soon_home_assistant_has_every_toy(homeassistant, mosquitto, mqtt, tmp_path):
     ha = homeassistant
+    # Home Assistant 2026.x restarts 5 minutes after a start with a new `http:` section
+    # unless it is confirmed, as its frontend asks.
+    if not ha.version.startswith("2025."):
+        ha.ws("http/config/promote")
     rows = []
     for n, tag in ((100, "a"), (1000, "b")):
         # One hop: the bridge's own device config for each toy, from one client.
@@ -55,18 +70,20 @@ def test_measure_how_soon_home_assistant_has_every_toy(homeassistant, mosquitto,
         t0 = time.monotonic()
         for sn in hop:
             mqtt.publish(f"homeassistant/device/folotoy_{sn}/config", payload.replace("fcb467dad0c0", sn), retain=True)
-        one_hop = wait_registered(ha, hop, t0)
+        one_hop = wait_registered(ha, f"h{tag}", n, t0)
 
         toys = sns(f"t{tag}", n)
         bridge = Bridge(
             tmp_path / f"bridge-{n}",
             mosquitto,
             extra_toys={sn: f"Toy {sn}" for sn in toys},
+            # With the page and the history, as the add-on runs (the snapshot's entities).
+            extra_yaml=f"web:\n  enabled: true\n  port: {free_port()}\n",
             env={"FOLOTOY_HA_FOLOTOY__MAX_TOYS": "2000"},
         )
         t0 = time.monotonic()
         bridge.start(timeout=300)
-        via_bridge = wait_registered(ha, toys, t0)
+        via_bridge = wait_registered(ha, f"t{tag}", n, t0)
         bridge.close()
         rows.append(
             f"| every entity of {n} toys registered in Home Assistant {ha.version}, {BROKER} | "

@@ -16,6 +16,7 @@ Module-level knobs read by `homeassistant` (set them in a test module):
   HA_FILES = {"name": "text"}    files written into the config folder before the first start
   HA_CUSTOM_COMPONENTS = {"name": Path}   more custom integrations (the repository's `folotoy` is always there)
   HA_CONFIG_ENTRIES = ("domain",) an empty config entry each, for test integrations set up from one
+  HA_LOG_LEVELS = {"logger": "level"}   over the harness's (MQTT and the integration at debug)
   BRIDGE_EXTRA_TOYS = {"sn": "name"}   listed in the bridge's configuration besides Bunny
   BRIDGE_EXTRA_YAML = "..."      appended to the bridge's YAML configuration (top-level keys)
 
@@ -112,6 +113,7 @@ def homeassistant(request, mosquitto, tmp_path_factory) -> HomeAssistant:
         files=getattr(module, "HA_FILES", {}),
         custom_components={"folotoy": INTEGRATION, **getattr(module, "HA_CUSTOM_COMPONENTS", {})},
         config_entries=getattr(module, "HA_CONFIG_ENTRIES", ()),
+        log_levels=getattr(module, "HA_LOG_LEVELS", None),
     )
     ha.start()
     print(f"\nHome Assistant {ha.version} at {ha.url}, config {ha.config_dir}, boot {ha.boot_seconds[-1]:.1f}s")

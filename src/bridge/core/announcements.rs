@@ -120,7 +120,7 @@ impl Core {
     /// leaves the toy louder or quieter than before, so one whose volume
     /// could not be put back plays at the toy's own volume.
     pub(super) fn announce(&mut self, sn: &Sn, topic: &str, mut cmd: Waiting, now: Instant, out: &mut Output) {
-        let toy = &self.toys[sn].state;
+        let toy = self.toys.state(sn);
         let own = (toy.announcement_volume > 0).then_some(Value::Int(toy.announcement_volume.into()));
         let (request, volume) = match cmd.request {
             Request::PlayMedia(m) => {
@@ -176,7 +176,7 @@ impl Core {
                     let topic = folotoy::topics::command(sn);
                     return out.log(Level::Warn, &topic, "announcement not played: FoloToy's broker is not connected");
                 }
-                if self.toys[sn].state.quiet {
+                if self.toys.state(sn).quiet {
                     // Quiet came on while the volume was being set: nothing is played.
                     self.set_last(sn, commands::last_command(then.entity, &then.raw, Outcome::Quiet), out);
                     return self.restore_volume(sn, now, out);
@@ -196,7 +196,7 @@ impl Core {
     pub(super) fn restore_failed(&mut self, sent: &Sent, outcome: Outcome) {
         let Request::Set(Setting::Volume, volume) = sent.command.request else { return };
         // (A newer volume waiting behind it, the user's, wins: the caller checks.)
-        if outcome != Outcome::Ok && sent.command.restore && self.toys.contains_key(&sent.sn) {
+        if outcome != Outcome::Ok && sent.command.restore && self.toys.has(&sent.sn) {
             let toy = self.toy_mut(&sent.sn);
             toy.volume_to_restore.get_or_insert(volume);
         }

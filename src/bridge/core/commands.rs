@@ -18,7 +18,7 @@ impl Core {
             return self.on_server_command(topic, key, now, out);
         }
         let sn = match Sn::parse(sn) {
-            Ok(sn) if self.toys.contains_key(&sn) => sn,
+            Ok(sn) if self.toys.has(&sn) => sn,
             Ok(_) => return out.log(Level::Warn, topic, format!("command for unknown toy {sn} ignored")),
             Err(e) => return out.log(Level::Warn, topic, format!("command ignored: {e}")),
         };
@@ -64,7 +64,7 @@ impl Core {
             raw = media.text.clone().unwrap_or_else(|| media.url.clone());
         }
         let speaks = matches!(request, Request::Say(_) | Request::PlayAudio(_) | Request::PlayMedia(_));
-        if speaks && self.toys[&sn].state.quiet {
+        if speaks && self.toys.state(&sn).quiet {
             // Dropped, not queued: turning quiet off must not make the toy
             // say what was asked in the night.
             out.log(Level::Info, topic, format!("{} not sent: toy {sn} is quiet", entity.key));
@@ -218,7 +218,7 @@ impl Core {
     /// Sends a request to the toy; returns its msgId.
     pub(super) fn send(&mut self, sn: &Sn, cmd: Waiting, now: Instant, out: &mut Output) -> u32 {
         let msg_id = self.take_msg_id();
-        let role = self.toys[sn].state.role;
+        let role = self.toys.state(sn).role;
         let command = match &cmd.request {
             Request::Set(setting, value) => {
                 let mut patch = Settings::default();

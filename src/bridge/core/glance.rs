@@ -53,8 +53,8 @@ impl Core {
             if Some(zone.day(t)) != today {
                 continue;
             }
-            if let Some(toy) = Sn::parse(&sn).ok().and_then(|sn| self.toys.get_mut(&sn)) {
-                toy.state.today.add(kind, t);
+            if let Some(toy) = Sn::parse(&sn).ok().and_then(|sn| self.toys.state_mut(&sn)) {
+                toy.today.add(kind, t);
             }
         }
     }

@@ -45,8 +45,8 @@ impl Core {
     /// Toys whose playing is over show idle.
     pub(super) fn stop_playing(&mut self, now: Instant, out: &mut Output) {
         for sn in self.playing.done(now) {
-            if let Some(toy) = self.toys.get_mut(&sn) {
-                toy.state.playing = false;
+            if let Some(toy) = self.toys.state_mut(&sn) {
+                toy.playing = false;
                 self.publish_key(&sn, Key::PlayerState, out);
             }
         }

@@ -26,7 +26,7 @@ impl Core {
     /// `before`: what Home Assistant had before this republish (`None`: what
     /// it has now).
     pub(super) fn publish_toy(&mut self, sn: &Sn, before: Option<&Discovered>, out: &mut Output) {
-        let name = self.toys[sn].name.as_deref();
+        let name = self.toys.name(sn);
         let ToyDiscovery { device, player } = self.discovery().toy(sn, name);
         self.publish_device(device, before, out);
         if let Some(c) = player {
@@ -91,7 +91,7 @@ impl Core {
         for device in self.discovery().bridge() {
             self.publish_device(device, Some(&before), out);
         }
-        self.to_publish = Some((self.toys.keys().cloned().collect(), before));
+        self.to_publish = Some((self.toys.sns().cloned().collect(), before));
         self.publish_more(out);
     }
 
@@ -100,7 +100,7 @@ impl Core {
         for _ in 0..CHUNK {
             let Some(sn) = sns.pop_front() else { break };
             // A toy removed meanwhile has nothing to publish.
-            if self.toys.contains_key(&sn) {
+            if self.toys.has(&sn) {
                 self.publish_toy(&sn, Some(&before), out);
             }
         }

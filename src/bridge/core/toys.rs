@@ -3,6 +3,100 @@
 
 use super::*;
 
+/// The toys the bridge knows, and those it keeps out.
+#[derive(Debug)]
+pub(super) struct Toys {
+    known: BTreeMap<Sn, Toy>,
+    /// Toys refused, each with why (warned about once).
+    refused: BTreeMap<Sn, String>,
+    /// Toys deleted in Home Assistant (see `on_deleted_in_ha`).
+    deleted: BTreeSet<Sn>,
+}
+
+#[derive(Debug)]
+pub(super) struct Toy {
+    /// The name the user configured; discovered toys have none.
+    pub(super) name: Option<String>,
+    pub(super) state: ToyState,
+}
+
+impl Toys {
+    pub(super) fn new(known: BTreeMap<Sn, Toy>, deleted: BTreeSet<Sn>) -> Toys {
+        Toys { known, refused: BTreeMap::new(), deleted }
+    }
+
+    pub(super) fn has(&self, sn: &Sn) -> bool {
+        self.known.contains_key(sn)
+    }
+
+    /// A known toy's state; the caller checked that it is known.
+    pub(super) fn state(&self, sn: &Sn) -> &ToyState {
+        &self.known[sn].state
+    }
+
+    pub(super) fn state_mut(&mut self, sn: &Sn) -> Option<&mut ToyState> {
+        self.known.get_mut(sn).map(|t| &mut t.state)
+    }
+
+    /// The name the user gave a known toy, if any.
+    pub(super) fn name(&self, sn: &Sn) -> Option<&str> {
+        self.known[sn].name.as_deref()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&Sn, &Toy)> {
+        self.known.iter()
+    }
+
+    pub(super) fn sns(&self) -> impl Iterator<Item = &Sn> {
+        self.known.keys()
+    }
+
+    /// The known toy whose device is `node`.
+    fn by_node(&self, node: &str) -> Option<Sn> {
+        self.known.keys().find(|sn| toy_node(sn) == node).cloned()
+    }
+
+    /// Why an unknown toy may not be added, if it may not.
+    fn refusal(&self, sn: &Sn, cfg: &CoreConfig) -> Option<String> {
+        if !cfg.allow_unknown_toys {
+            Some("it is not in folotoy.toys and folotoy.allow_unknown_toys is false".to_owned())
+        } else if self.deleted.contains(sn) {
+            Some("it was deleted in Home Assistant; list it in folotoy.toys to bring it back".to_owned())
+        } else if self.known.len() >= cfg.max_toys {
+            Some(format!("folotoy.max_toys ({}) is reached", cfg.max_toys))
+        } else {
+            self.known
+                .keys()
+                .find(|k| k.ha_id() == sn.ha_id())
+                .map(|other| format!("toy {other} differs from it only in case, and Home Assistant ids are lower case"))
+        }
+    }
+
+    /// Remembers a refusal: true the first time (so it is warned about once),
+    /// and never past [`REFUSED_MEMORY`] toys.
+    fn refuse(&mut self, sn: &Sn, why: &str) -> bool {
+        if self.refused.len() >= REFUSED_MEMORY || self.refused.contains_key(sn) {
+            return false;
+        }
+        self.refused.insert(sn.clone(), why.to_owned());
+        true
+    }
+
+    pub(super) fn refused(&self) -> impl Iterator<Item = (&Sn, &String)> {
+        self.refused.iter()
+    }
+
+    /// Forgets a toy and keeps it out until it is listed.
+    fn delete(&mut self, sn: &Sn) {
+        self.known.remove(sn);
+        self.deleted.insert(sn.clone());
+    }
+
+    pub(super) fn deleted(&self) -> &BTreeSet<Sn> {
+        &self.deleted
+    }
+}
+
 impl Core {
     /// A watched discovery config came back empty: the bridge's own clearing
     /// (its echo), or the user deleting the toy's device in Home Assistant.
@@ -22,7 +116,7 @@ impl Core {
     /// it would come back with the next republish or sentence; a listed toy
     /// stays (the configuration says so), with a warning saying how.
     pub(super) fn on_deleted_in_ha(&mut self, topic: &str, node: &str, out: &mut Output) {
-        let Some(sn) = self.toys.keys().find(|sn| toy_node(sn) == node).cloned() else { return };
+        let Some(sn) = self.toys.by_node(node) else { return };
         if self.cfg.lists(&sn) {
             out.log(
                 Level::Warn,
@@ -39,11 +133,10 @@ impl Core {
             topic,
             format!("toy {sn} was deleted in Home Assistant: forgotten, and kept out until listed in folotoy.toys"),
         );
-        self.toys.remove(&sn);
+        self.toys.delete(&sn);
         self.pending.forget(&sn);
         self.playing.forget(&sn);
         self.announcements.forget(&sn);
-        self.deleted.insert(sn);
         // Home Assistant emptied the device's config, which removed its
         // components: emptying it again would only earn a warning there. The
         // media player's config, and any of an older release, go.
@@ -82,30 +175,17 @@ impl Core {
 
     /// Makes sure a toy that spoke is known; false if it may not be.
     pub(super) fn admit(&mut self, sn: &Sn, topic: &str, out: &mut Output) -> bool {
-        if self.toys.contains_key(sn) {
+        if self.toys.has(sn) {
             return true;
         }
-        let refusal = if !self.cfg.allow_unknown_toys {
-            Some("it is not in folotoy.toys and folotoy.allow_unknown_toys is false".to_owned())
-        } else if self.deleted.contains(sn) {
-            Some("it was deleted in Home Assistant; list it in folotoy.toys to bring it back".to_owned())
-        } else if self.toys.len() >= self.cfg.max_toys {
-            Some(format!("folotoy.max_toys ({}) is reached", self.cfg.max_toys))
-        } else {
-            self.toys
-                .keys()
-                .find(|k| k.ha_id() == sn.ha_id())
-                .map(|other| format!("toy {other} differs from it only in case, and Home Assistant ids are lower case"))
-        };
-        if let Some(why) = refusal {
-            if self.refused.len() < REFUSED_MEMORY && !self.refused.contains_key(sn) {
+        if let Some(why) = self.toys.refusal(sn, &self.cfg) {
+            if self.toys.refuse(sn, &why) {
                 out.log(Level::Warn, topic, format!("toy {sn} ignored: {why}"));
-                self.refused.insert(sn.clone(), why);
             }
             return false;
         }
         out.log(Level::Info, topic, format!("new toy {sn}: adding it to Home Assistant"));
-        self.toys.insert(sn.clone(), Toy { name: None, state: ToyState::default() });
+        self.toys.known.insert(sn.clone(), Toy { name: None, state: ToyState::default() });
         out.save = true;
         if self.ha_up {
             self.publish_toy(sn, None, out);

@@ -51,7 +51,7 @@ impl Core {
             })
             .collect();
         let refused =
-            self.refused.iter().map(|(sn, reason)| Refused { sn: sn.to_string(), reason: reason.clone() }).collect();
+            self.toys.refused().map(|(sn, reason)| Refused { sn: sn.to_string(), reason: reason.clone() }).collect();
         View { toys, refused }
     }
 }

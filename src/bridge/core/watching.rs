@@ -25,7 +25,7 @@ impl Core {
     /// toy's Alert event (`toy_said`, `held_back`), as a sentence said would.
     pub(super) fn screen(&mut self, topic: &str, id: &str, sn: Option<&str>, text: &str, out: &mut Output) {
         let phrases = self.watching.hits(Speaker::Toy, text);
-        let toy = sn.and_then(|s| Sn::parse(s).ok()).filter(|sn| self.toys.contains_key(sn));
+        let toy = sn.and_then(|s| Sn::parse(s).ok()).filter(|sn| self.toys.has(sn));
         if !phrases.is_empty() {
             let whose = toy.as_ref().map_or_else(|| "a toy not known here".to_owned(), |sn| format!("toy {sn}"));
             out.log(Level::Info, topic, format!("an answer for {whose} is held back: it holds {:?}", phrases[0]));
