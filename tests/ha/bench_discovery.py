@@ -14,6 +14,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from folotoy_parts import Bridge
 from ha_harness import free_port
 
@@ -56,6 +58,9 @@ def wait_registered(ha, prefix: str, n: int, t0: float) -> float:
     return time.monotonic() - t0
 
 
+# Home Assistant's own publishes (the harness's mqtt_statestream, 44,000 states) wait for
+# their acknowledgement longer than it likes while the broker takes in 2,000 toys.
+@pytest.mark.ha_log_allow(r"No ACK from MQTT server in 10 seconds")
 def test_measure_how_soon_home_assistant_has_every_toy(homeassistant, mosquitto, mqtt, tmp_path):
     ha = homeassistant
     # Home Assistant 2026.x restarts 5 minutes after a start with a new `http:` section
