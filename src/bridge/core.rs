@@ -182,7 +182,6 @@ pub struct Core {
     cfg: CoreConfig,
     toys: toys::Toys,
     pending: Pending,
-    next_msg_id: u32,
     /// Discovery topics that hold a config of ours, so stale ones are cleared.
     /// Shared with the snapshots being saved (copied only when it changes
     /// while one is still being written).
@@ -195,9 +194,8 @@ pub struct Core {
     /// Toys whose discovery is still to publish, and the configs published
     /// before this round (those not published again are cleared at the end).
     to_publish: Option<(std::collections::VecDeque<Sn>, Arc<Discovered>)>,
-    server: ServerState,
-    /// The `load_roles_config` waiting for its configAck: msgId and deadline.
-    roles_in_flight: Option<(u32, Instant)>,
+    /// The FoloToy server's roles reload.
+    server: server::Server,
     hold: Hold,
     /// Watched configs the bridge emptied itself, until their echo arrives.
     self_emptied: HashSet<String>,
@@ -281,16 +279,14 @@ impl Core {
         let core = Core {
             cfg,
             toys: toys::Toys::new(toys, deleted),
-            pending: Pending::default(),
-            next_msg_id: saved.next_msg_id.max(1),
+            pending: Pending::starting_at(saved.next_msg_id),
             published: saved.discovery_topics,
             ha_up: false,
             folotoy_up: false,
             republish_at: None,
             playing: Default::default(),
             to_publish: None,
-            server: saved.server,
-            roles_in_flight: None,
+            server: server::Server::new(saved.server),
             hold: Hold::new(CONVERSATION_HOLD),
             self_emptied: HashSet::new(),
             announcements: Default::default(),
@@ -304,10 +300,10 @@ impl Core {
     /// What to save: every toy's confirmed state and the discovery topics.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            next_msg_id: self.next_msg_id,
+            next_msg_id: self.pending.next_msg_id(),
             toys: self.toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
             discovery_topics: self.published.clone(),
-            server: self.server.clone(),
+            server: self.server.state().clone(),
             deleted_toys: self.toys.deleted().clone(),
             page_watch_words: self.page_words.clone(),
             ..Snapshot::default()
@@ -318,7 +314,7 @@ impl Core {
     /// only new input can change anything, so the bridge sleeps.
     pub fn next_deadline(&self) -> Option<Instant> {
         let playing = self.playing.next_deadline();
-        let roles = self.roles_in_flight.map(|(_, deadline)| deadline);
+        let roles = self.server.next_deadline();
         let held = self.hold.next_deadline();
         let announcing = self.announcements.next_deadline();
         let midnight = self.today.as_ref().map(|t| t.ends);
@@ -389,16 +385,7 @@ impl Core {
         for msg_id in self.pending.expired(now) {
             self.finish(msg_id, Outcome::NoAnswer, now, out);
         }
-        if let Some((msg_id, _)) = self.roles_in_flight.filter(|(_, deadline)| *deadline <= now) {
-            self.roles_in_flight = None;
-            let secs = self.cfg.command_timeout.as_secs_f64();
-            out.log(
-                Level::Warn,
-                folotoy::topics::CONFIG,
-                format!("no answer from the FoloToy server to load_roles_config (msgId {msg_id}) within {secs} s"),
-            );
-            self.set_roles(Outcome::NoAnswer, msg_id, Some(format!("waited {secs} s")), out);
-        }
+        self.roles_overdue(now, out);
         self.stop_playing(now, out);
         for (sn, key) in self.hold.due(now) {
             if self.toys.has(&sn) {
@@ -437,6 +424,7 @@ mod glance;
 mod player;
 mod republish;
 mod route;
+mod server;
 mod toys;
 mod view;
 mod watching;

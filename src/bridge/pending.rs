@@ -49,12 +49,32 @@ impl Waiting {
 
 #[derive(Debug, Default)]
 pub struct Pending {
+    /// The msgId the next command gets.
+    next_msg_id: u32,
     in_flight: BTreeMap<u32, Sent>,
     by_slot: HashMap<(Sn, Slot), u32>,
     waiting: HashMap<(Sn, Slot), Waiting>,
 }
 
 impl Pending {
+    /// Nothing in flight; msgIds go on from `next_msg_id` (saved over a
+    /// restart, so a late ack for an earlier command is never taken for the
+    /// answer to a new one).
+    pub fn starting_at(next_msg_id: u32) -> Pending {
+        Pending { next_msg_id: next_msg_id.max(1), ..Pending::default() }
+    }
+
+    /// A fresh msgId; it wraps, skipping 0, after four billion commands.
+    pub fn take_msg_id(&mut self) -> u32 {
+        let msg_id = self.next_msg_id.max(1);
+        self.next_msg_id = msg_id.checked_add(1).unwrap_or(1);
+        msg_id
+    }
+
+    pub fn next_msg_id(&self) -> u32 {
+        self.next_msg_id.max(1)
+    }
+
     /// The msgId in flight for this slot, if any.
     pub fn busy(&self, sn: &Sn, slot: Slot) -> Option<u32> {
         self.by_slot.get(&(sn.clone(), slot)).copied()

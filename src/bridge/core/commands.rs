@@ -117,24 +117,6 @@ impl Core {
         self.send(&sn, Waiting::asked(entity.key, request, raw), now, out);
     }
 
-    /// "Reload roles": the server re-reads roles.json. Pressing again while
-    /// one waits for its answer sends nothing more.
-    pub(super) fn on_server_command(&mut self, topic: &str, key: &str, now: Instant, out: &mut Output) {
-        if key != "reload_roles" {
-            return out.log(Level::Warn, topic, format!("command for unknown server entity {key:?} ignored"));
-        }
-        if let Some((msg_id, _)) = self.roles_in_flight {
-            return out.log(Level::Info, topic, format!("roles reload msgId {msg_id} still waits for its answer"));
-        }
-        if !self.folotoy_up {
-            return out.log(Level::Warn, topic, "roles reload not sent: FoloToy's broker is not connected");
-        }
-        let msg_id = self.take_msg_id();
-        out.folotoy(folotoy::topics::CONFIG.to_owned(), folotoy::messages::load_roles_payload(msg_id));
-        self.roles_in_flight = Some((msg_id, now + self.cfg.command_timeout));
-        self.set_roles(Outcome::Pending, msg_id, None, out);
-    }
-
     /// A toy's answer to a command: ends the command it answers.
     pub(super) fn on_ack(&mut self, sn: &Sn, topic: &str, ack: folotoy::messages::Ack, now: Instant, out: &mut Output) {
         match self.pending.get(ack.msg_id) {
@@ -158,66 +140,9 @@ impl Core {
         }
     }
 
-    pub(super) fn on_config_ack(&mut self, topic: &str, ack: folotoy::messages::ConfigAck, out: &mut Output) {
-        if ack.identifier != "load_roles_config" {
-            let why = format!("configAck for {:?}, which this bridge never sends; ignored", ack.identifier);
-            return out.log(Level::Warn, topic, why);
-        }
-        match self.roles_in_flight {
-            // FoloToy echoes the msgId only if one was sent; an ack without
-            // one can only be for the reload that is waiting.
-            Some((msg_id, _)) if ack.msg_id.is_none_or(|m| m == msg_id) => {
-                self.roles_in_flight = None;
-                if ack.ok {
-                    out.log(Level::Info, topic, "the FoloToy server reloaded its roles");
-                    self.set_roles(Outcome::Ok, msg_id, None, out);
-                } else {
-                    out.log(
-                        Level::Warn,
-                        topic,
-                        format!("the FoloToy server refused load_roles_config (msgId {msg_id})"),
-                    );
-                    self.set_roles(Outcome::Refused, msg_id, None, out);
-                }
-            }
-            Some((waiting, _)) => out.log(
-                Level::Warn,
-                topic,
-                format!("configAck for msgId {:?} while msgId {waiting} waits; ignored", ack.msg_id),
-            ),
-            None => out.log(Level::Warn, topic, "configAck while no roles reload waits (late, or not ours); ignored"),
-        }
-    }
-
-    pub(super) fn set_roles(&mut self, outcome: Outcome, msg_id: u32, reason: Option<String>, out: &mut Output) {
-        self.server.roles_reload = Some(LastCommand {
-            entity: "reload_roles".into(),
-            value: "roles.json".into(),
-            outcome,
-            msg_id: Some(msg_id),
-            reason,
-        });
-        out.save = true;
-        self.publish_server(out);
-    }
-
-    pub(super) fn publish_server(&self, out: &mut Output) {
-        if self.ha_up {
-            let state = ha::states::last_command(self.server.roles_reload.as_ref(), &self.cfg.catalog);
-            out.ha(self.cfg.topics.server_state("roles_reload"), state, true);
-        }
-    }
-
-    /// A fresh msgId; it wraps, skipping 0, after four billion commands.
-    pub(super) fn take_msg_id(&mut self) -> u32 {
-        let msg_id = self.next_msg_id;
-        self.next_msg_id = self.next_msg_id.checked_add(1).unwrap_or(1);
-        msg_id
-    }
-
     /// Sends a request to the toy; returns its msgId.
     pub(super) fn send(&mut self, sn: &Sn, cmd: Waiting, now: Instant, out: &mut Output) -> u32 {
-        let msg_id = self.take_msg_id();
+        let msg_id = self.pending.take_msg_id();
         let role = self.toys.state(sn).role;
         let command = match &cmd.request {
             Request::Set(setting, value) => {
