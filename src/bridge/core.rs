@@ -203,10 +203,8 @@ pub struct Core {
     announcements: announcements::Announcements,
     /// The day the toys' tallies count (see `glance.rs`).
     today: Option<glance::Today>,
-    /// Watch words a parent added on the page.
-    page_words: Vec<WatchWord>,
-    /// The configured watch words and the page's, ready to look for.
-    watching: WatchWords,
+    /// The configured watch words and those a parent added on the page.
+    watching: watching::Watching,
 }
 
 impl Core {
@@ -274,8 +272,7 @@ impl Core {
                 }
             }
         }
-        let page_words = watching::kept_page_words(&cfg.watch_words, saved.page_watch_words, &mut logs);
-        let cfg_watch_words = cfg.watch_words.clone();
+        let watching = watching::Watching::new(&cfg.watch_words, saved.page_watch_words, &mut logs);
         let core = Core {
             cfg,
             toys: toys::Toys::new(toys, deleted),
@@ -291,8 +288,7 @@ impl Core {
             self_emptied: HashSet::new(),
             announcements: Default::default(),
             today: None,
-            watching: watching::combined(&cfg_watch_words, &page_words),
-            page_words,
+            watching,
         };
         (core, logs)
     }
@@ -305,7 +301,7 @@ impl Core {
             discovery_topics: self.published.clone(),
             server: self.server.state().clone(),
             deleted_toys: self.toys.deleted().clone(),
-            page_watch_words: self.page_words.clone(),
+            page_watch_words: self.watching.page().to_vec(),
             ..Snapshot::default()
         }
     }

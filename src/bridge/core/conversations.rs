@@ -38,7 +38,7 @@ impl Core {
                 self.publish_held(sn, Key::Heard, now, out);
             }
             ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
-                let watching = !self.watching.is_empty();
+                let watching = !self.watching.all().is_empty();
                 let toy = self.toy_mut(sn);
                 let answer = match &mut toy.answer {
                     Some(a) if continues(a, recording_id, order) => a,
@@ -93,7 +93,7 @@ impl Core {
     /// its speaker's side. Only while Home Assistant is up, as the
     /// Conversation events: an event is not kept for later.
     fn watch(&self, sn: &Sn, spoken: Spoken, out: &mut Output) {
-        let phrases = self.watching.hits(spoken.speaker, spoken.sentence);
+        let phrases = self.watching.all().hits(spoken.speaker, spoken.sentence);
         if phrases.is_empty() {
             return;
         }

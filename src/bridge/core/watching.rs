@@ -8,15 +8,47 @@ use crate::config::WatchWord;
 /// Where the page's edit of the watch words is logged.
 pub const PAGE_WATCH_WORDS: &str = "page: watch words";
 
+/// The page's watch words, and both lists ready to look for.
+#[derive(Debug)]
+pub(super) struct Watching {
+    page: Vec<WatchWord>,
+    all: WatchWords,
+}
+
+impl Watching {
+    /// The configured words and the page's saved ones (those that no longer
+    /// pass beside the configured ones are dropped, with a log line).
+    pub(super) fn new(configured: &[WatchWord], saved: Vec<WatchWord>, logs: &mut Vec<Log>) -> Watching {
+        let page = kept_page_words(configured, saved, logs);
+        Watching { all: combined(configured, &page), page }
+    }
+
+    pub(super) fn page(&self) -> &[WatchWord] {
+        &self.page
+    }
+
+    pub(super) fn all(&self) -> &WatchWords {
+        &self.all
+    }
+
+    /// Replaces the page's words; `Err` says why not, and nothing changes.
+    fn set_page(&mut self, configured: &[WatchWord], words: Vec<WatchWord>) -> Result<(), String> {
+        check_page_words(configured, &words)?;
+        self.page = words.into_iter().map(|w| WatchWord::new(w.phrase.trim(), w.side)).collect();
+        self.all = combined(configured, &self.page);
+        Ok(())
+    }
+}
+
 impl Core {
     /// The configured watch words, and the page's.
     pub fn watch_words(&self) -> (&[WatchWord], &[WatchWord]) {
-        (&self.cfg.watch_words, &self.page_words)
+        (&self.cfg.watch_words, self.watching.page())
     }
 
     /// What sentences are checked against: both lists.
     pub fn watching(&self) -> &WatchWords {
-        &self.watching
+        self.watching.all()
     }
 
     /// Whether an answer Home Assistant's chat endpoint made for a toy may be
@@ -24,7 +56,7 @@ impl Core {
     /// the watch words it holds, none meaning yes. One held back fires the
     /// toy's Alert event (`toy_said`, `held_back`), as a sentence said would.
     pub(super) fn screen(&mut self, topic: &str, id: &str, sn: Option<&str>, text: &str, out: &mut Output) {
-        let phrases = self.watching.hits(Speaker::Toy, text);
+        let phrases = self.watching.all().hits(Speaker::Toy, text);
         let toy = sn.and_then(|s| Sn::parse(s).ok()).filter(|sn| self.toys.has(sn));
         if !phrases.is_empty() {
             let whose = toy.as_ref().map_or_else(|| "a toy not known here".to_owned(), |sn| format!("toy {sn}"));
@@ -51,13 +83,11 @@ impl Core {
     /// each is a phrase that can be watched and none is listed twice; else
     /// why not, naming the phrase, and nothing changes.
     pub fn set_page_watch_words(&mut self, words: Vec<WatchWord>) -> Result<Output, String> {
-        check_page_words(&self.cfg.watch_words, &words)?;
-        let mut out = Output::default();
         let list: Vec<String> = words.iter().map(|w| format!("{} ({})", w.phrase.trim(), w.side.as_str())).collect();
+        self.watching.set_page(&self.cfg.watch_words, words)?;
+        let mut out = Output::default();
         let shown = if list.is_empty() { "none".to_owned() } else { list.join(", ") };
         out.log(Level::Info, PAGE_WATCH_WORDS, format!("watch words added on the page are now: {shown}"));
-        self.page_words = words.into_iter().map(|w| WatchWord::new(w.phrase.trim(), w.side)).collect();
-        self.watching = combined(&self.cfg.watch_words, &self.page_words);
         out.save = true;
         Ok(out)
     }
@@ -87,7 +117,7 @@ pub(super) fn combined(configured: &[WatchWord], page: &[WatchWord]) -> WatchWor
 /// The page's saved words that can still be watched beside the configured
 /// ones (which may have changed since): one now in the configuration, or
 /// otherwise refused, is left out with a log line saying why.
-pub(super) fn kept_page_words(configured: &[WatchWord], saved: Vec<WatchWord>, logs: &mut Vec<Log>) -> Vec<WatchWord> {
+fn kept_page_words(configured: &[WatchWord], saved: Vec<WatchWord>, logs: &mut Vec<Log>) -> Vec<WatchWord> {
     let mut kept: Vec<WatchWord> = Vec::new();
     for w in saved {
         let mut trial = kept.clone();
