@@ -182,23 +182,15 @@ pub struct Core {
     cfg: CoreConfig,
     toys: toys::Toys,
     pending: Pending,
-    /// Discovery topics that hold a config of ours, so stale ones are cleared.
-    /// Shared with the snapshots being saved (copied only when it changes
-    /// while one is still being written).
-    published: Arc<Discovered>,
     ha_up: bool,
     folotoy_up: bool,
-    republish_at: Option<Instant>,
+    /// What Home Assistant has of the discovery, and a republish under way.
+    republishing: republish::Republishing,
     /// When each playing toy is guessed to be done.
     playing: player::Playing,
-    /// Toys whose discovery is still to publish, and the configs published
-    /// before this round (those not published again are cleared at the end).
-    to_publish: Option<(std::collections::VecDeque<Sn>, Arc<Discovered>)>,
     /// The FoloToy server's roles reload.
     server: server::Server,
     hold: Hold,
-    /// Watched configs the bridge emptied itself, until their echo arrives.
-    self_emptied: HashSet<String>,
     /// Announcements played at their own volume.
     announcements: announcements::Announcements,
     /// The day the toys' tallies count (see `glance.rs`).
@@ -277,15 +269,12 @@ impl Core {
             cfg,
             toys: toys::Toys::new(toys, deleted),
             pending: Pending::starting_at(saved.next_msg_id),
-            published: saved.discovery_topics,
+            republishing: republish::Republishing::new(saved.discovery_topics),
             ha_up: false,
             folotoy_up: false,
-            republish_at: None,
             playing: Default::default(),
-            to_publish: None,
             server: server::Server::new(saved.server),
             hold: Hold::new(CONVERSATION_HOLD),
-            self_emptied: HashSet::new(),
             announcements: Default::default(),
             today: None,
             watching,
@@ -298,7 +287,7 @@ impl Core {
         Snapshot {
             next_msg_id: self.pending.next_msg_id(),
             toys: self.toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
-            discovery_topics: self.published.clone(),
+            discovery_topics: self.republishing.published(),
             server: self.server.state().clone(),
             deleted_toys: self.toys.deleted().clone(),
             page_watch_words: self.watching.page().to_vec(),
@@ -314,7 +303,7 @@ impl Core {
         let held = self.hold.next_deadline();
         let announcing = self.announcements.next_deadline();
         let midnight = self.today.as_ref().map(|t| t.ends);
-        [self.pending.next_deadline(), self.republish_at, playing, roles, held, announcing, midnight]
+        [self.pending.next_deadline(), self.republishing.next_deadline(), playing, roles, held, announcing, midnight]
             .into_iter()
             .flatten()
             .min()
@@ -342,7 +331,7 @@ impl Core {
             }
             Input::HaDown => {
                 self.ha_up = false;
-                self.to_publish = None;
+                self.republishing.stop();
             }
             Input::FoloToyUp => {
                 self.folotoy_up = true;
@@ -371,8 +360,7 @@ impl Core {
     }
 
     fn on_tick(&mut self, now: Instant, out: &mut Output) {
-        if self.republish_at.is_some_and(|t| t <= now) {
-            self.republish_at = None;
+        if self.republishing.due(now) {
             self.publish_all(out);
         }
         if self.today.as_ref().is_some_and(|t| t.ends <= now) {

@@ -5,6 +5,90 @@ use super::*;
 use crate::ha::discovered::PLATFORMS;
 use crate::ha::discovery::{DeviceDiscovery, ToyDiscovery, PLAYER_COMPONENT};
 
+/// What Home Assistant has of the discovery, and a republish under way.
+#[derive(Debug)]
+pub(super) struct Republishing {
+    /// What Home Assistant has of the discovery (saved with the state).
+    published: Arc<Discovered>,
+    /// Toys still to publish in this round, and what Home Assistant had
+    /// before it (what the round does not publish again is cleared at its end).
+    round: Option<(std::collections::VecDeque<Sn>, Arc<Discovered>)>,
+    /// When to publish everything again (after Home Assistant's birth).
+    at: Option<Instant>,
+    /// Watched configs the bridge emptied itself, until their echo arrives.
+    self_emptied: HashSet<String>,
+}
+
+impl Republishing {
+    pub(super) fn new(published: Arc<Discovered>) -> Republishing {
+        Republishing { published, round: None, at: None, self_emptied: HashSet::new() }
+    }
+
+    /// What Home Assistant has, to save (shared, not copied).
+    pub(super) fn published(&self) -> Arc<Discovered> {
+        Arc::clone(&self.published)
+    }
+
+    /// Everything again at `at`, unless a republish is already due earlier.
+    pub(super) fn schedule(&mut self, at: Instant) {
+        self.at.get_or_insert(at);
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// Whether the scheduled republish is due; it is then no longer scheduled.
+    pub(super) fn due(&mut self, now: Instant) -> bool {
+        let due = self.at.is_some_and(|t| t <= now);
+        if due {
+            self.at = None;
+        }
+        due
+    }
+
+    /// Home Assistant's broker is gone: the round stops (its connection starts a new one).
+    pub(super) fn stop(&mut self) {
+        self.round = None;
+    }
+
+    /// Whether an emptied watched config was Home Assistant's doing: one
+    /// of ours it had (before this round too), not the echo of our own emptying.
+    pub(super) fn emptied_by_home_assistant(&mut self, topic: &str) -> bool {
+        if self.self_emptied.remove(topic) {
+            return false;
+        }
+        self.published.contains(topic) || self.round.as_ref().is_some_and(|(_, before)| before.contains(topic))
+    }
+
+    /// Forgets every config of a device's node, also in the round's
+    /// "before"; returns their topics.
+    pub(super) fn forget_node(&mut self, topics: &Topics, node: &str) -> Vec<String> {
+        let of_node = |d: &Discovered| -> Vec<String> {
+            d.devices().chain(d.others()).filter(|t| topics.node_of(t) == Some(node)).map(str::to_owned).collect()
+        };
+        let mut gone = of_node(&self.published);
+        if let Some((_, before)) = self.round.as_mut() {
+            let before_gone = of_node(before);
+            for t in &before_gone {
+                Arc::make_mut(before).remove(t);
+            }
+            gone.extend(before_gone);
+        }
+        gone.sort();
+        gone.dedup();
+        for t in &gone {
+            Arc::make_mut(&mut self.published).remove(t);
+        }
+        gone
+    }
+
+    /// The bridge empties a watched config: its echo is not Home Assistant's doing.
+    pub(super) fn emptying(&mut self, topic: &str) {
+        self.self_emptied.insert(topic.to_owned());
+    }
+}
+
 impl Core {
     pub(super) fn publish_link(&self, out: &mut Output) {
         if self.ha_up {
@@ -30,7 +114,7 @@ impl Core {
         let ToyDiscovery { device, player } = self.discovery().toy(sn, name);
         self.publish_device(device, before, out);
         if let Some(c) = player {
-            Arc::make_mut(&mut self.published).insert(c.topic.clone());
+            Arc::make_mut(&mut self.republishing.published).insert(c.topic.clone());
             out.ha(c.topic, c.payload, true);
         }
         for e in TOY {
@@ -48,7 +132,7 @@ impl Core {
     /// otherwise refuse as a conflict with entities it already has.
     fn publish_device(&mut self, mut device: DeviceDiscovery, before: Option<&Discovered>, out: &mut Output) {
         let topics = &self.cfg.topics;
-        let before = before.unwrap_or(&self.published);
+        let before = before.unwrap_or(&self.republishing.published);
         let now = device.components();
         let mut migrated = Vec::new();
         match before.device(&device.topic) {
@@ -73,7 +157,7 @@ impl Core {
             }
             self.empty_config(topic, out);
         }
-        Arc::make_mut(&mut self.published).insert_device(device.topic.clone(), now);
+        Arc::make_mut(&mut self.republishing.published).insert_device(device.topic.clone(), now);
         let c = device.into_config();
         out.ha(c.topic, c.payload, true);
     }
@@ -87,16 +171,16 @@ impl Core {
     pub(super) fn publish_all(&mut self, out: &mut Output) {
         // Every state goes out now, the held ones with them.
         self.hold.clear();
-        let before = std::mem::take(&mut self.published);
+        let before = std::mem::take(&mut self.republishing.published);
         for device in self.discovery().bridge() {
             self.publish_device(device, Some(&before), out);
         }
-        self.to_publish = Some((self.toys.sns().cloned().collect(), before));
+        self.republishing.round = Some((self.toys.sns().cloned().collect(), before));
         self.publish_more(out);
     }
 
     pub(super) fn publish_more(&mut self, out: &mut Output) {
-        let Some((mut sns, before)) = self.to_publish.take() else { return };
+        let Some((mut sns, before)) = self.republishing.round.take() else { return };
         for _ in 0..CHUNK {
             let Some(sn) = sns.pop_front() else { break };
             // A toy removed meanwhile has nothing to publish.
@@ -105,12 +189,12 @@ impl Core {
             }
         }
         if !sns.is_empty() {
-            self.to_publish = Some((sns, before));
+            self.republishing.round = Some((sns, before));
             out.more = true;
             return;
         }
         let topics = &self.cfg.topics;
-        let published = &self.published;
+        let published = &self.republishing.published;
         // Devices gone; other configs gone, but for single-component configs
         // of a device that now has its config (moved when it was published).
         let mut stale: Vec<String> = before.devices().filter(|d| !published.contains(d)).map(str::to_owned).collect();
@@ -131,7 +215,7 @@ impl Core {
             out.log(Level::Info, &topic, "clearing the discovery config of what is gone");
             self.empty_config(topic, out);
         }
-        if *before != *self.published {
+        if *before != *self.republishing.published {
             out.save = true;
         }
         self.publish_server(out);

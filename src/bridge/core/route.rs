@@ -36,7 +36,7 @@ impl Core {
         match msg {
             HaInbound::Status { online: true } => {
                 out.log(Level::Info, topic, "Home Assistant is online: publishing everything again shortly");
-                self.republish_at.get_or_insert(now + REPUBLISH_DELAY);
+                self.republishing.schedule(now + REPUBLISH_DELAY);
             }
             HaInbound::Status { online: false } => out.log(Level::Info, topic, "Home Assistant went offline"),
             HaInbound::Command { sn, key, payload } => self.on_command(topic, &sn, &key, &payload, now, out),

@@ -101,12 +101,7 @@ impl Core {
     /// A watched discovery config came back empty: the bridge's own clearing
     /// (its echo), or the user deleting the toy's device in Home Assistant.
     pub(super) fn on_config_emptied(&mut self, topic: &str, node: &str, out: &mut Output) {
-        if self.self_emptied.remove(topic) {
-            return;
-        }
-        // Mid-republish, what was published before counts too.
-        let republishing = self.to_publish.as_ref().is_some_and(|(_, before)| before.contains(topic));
-        if self.published.contains(topic) || republishing {
+        if self.republishing.emptied_by_home_assistant(topic) {
             self.on_deleted_in_ha(topic, node, out);
         }
     }
@@ -140,23 +135,7 @@ impl Core {
         // Home Assistant emptied the device's config, which removed its
         // components: emptying it again would only earn a warning there. The
         // media player's config, and any of an older release, go.
-        let topics = &self.cfg.topics;
-        let of_node = |d: &Discovered| -> Vec<String> {
-            d.devices().chain(d.others()).filter(|t| topics.node_of(t) == Some(node)).map(str::to_owned).collect()
-        };
-        let mut gone = of_node(&self.published);
-        if let Some((_, before)) = self.to_publish.as_mut() {
-            let before_gone = of_node(before);
-            for t in &before_gone {
-                Arc::make_mut(before).remove(t);
-            }
-            gone.extend(before_gone);
-        }
-        gone.sort();
-        gone.dedup();
-        for t in &gone {
-            Arc::make_mut(&mut self.published).remove(t);
-        }
+        let gone = self.republishing.forget_node(&self.cfg.topics, node);
         for t in gone.into_iter().filter(|t| t != topic) {
             self.empty_config(t, out);
         }
@@ -168,7 +147,7 @@ impl Core {
     /// for the user deleting the toy (which could by then be back).
     pub(super) fn empty_config(&mut self, topic: String, out: &mut Output) {
         if self.cfg.topics.parse_deletion(&topic).is_some() {
-            self.self_emptied.insert(topic.clone());
+            self.republishing.emptying(&topic);
         }
         out.ha(topic, Vec::new(), true);
     }
