@@ -413,7 +413,7 @@ mod toys;
 mod view;
 mod watching;
 
-pub use conversations::{speaking_time, PLAY_GUESS};
+pub use player::{speaking_time, PLAY_GUESS};
 pub use republish::CHUNK;
 pub use view::{Refused, ToyView, View};
 pub use watching::PAGE_WATCH_WORDS;

@@ -1,7 +1,7 @@
 //! Commands to toys and their answers: what Home Assistant asked, sent as
 //! FoloToy commands, and how each ended (confirmed, refused, no answer).
 
-use super::conversations::title_of;
+use super::player::what_plays;
 use super::*;
 
 impl Core {
@@ -184,14 +184,8 @@ impl Core {
         let cmd = &sent.command;
         let entity = Entity::of(cmd.entity);
         let topic = folotoy::topics::command(&sent.sn);
-        let (title, length) = match &cmd.request {
-            Request::Say(text) => (text.clone(), speaking_time(text)),
-            Request::PlayAudio(url) | Request::PlayMedia(Media { url, text: None, .. }) => (title_of(url), PLAY_GUESS),
-            Request::PlayMedia(Media { text: Some(text), .. }) => (text.clone(), speaking_time(text)),
-            Request::Set(..) | Request::SpeakingRole(_) | Request::AnnouncementVolume(_) | Request::Quiet(_) => {
-                (String::new(), Duration::ZERO)
-            }
-        };
+        let plays = what_plays(&cmd.request);
+        let length = plays.as_ref().map_or(Duration::ZERO, |(_, length)| *length);
         let reason = match outcome {
             Outcome::Ok => {
                 let toy = self.toy_mut(&sent.sn);
@@ -203,7 +197,7 @@ impl Core {
                     (Request::PlayAudio(url), Kind::PlayAudio) => toy.play_url = Some(url.clone()),
                     _ => {}
                 }
-                if !length.is_zero() {
+                if let Some((title, length)) = plays {
                     self.playing(&sent.sn, title, length, now, out);
                 }
                 None

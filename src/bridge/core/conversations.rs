@@ -127,29 +127,8 @@ impl Core {
     }
 }
 
-/// How long the toy is shown playing a URL: FoloToy never says when
-/// playback ends, so this is a guess.
-pub const PLAY_GUESS: Duration = Duration::from_secs(30);
-
 /// Whether a sentence belongs to the answer being put together: the store's
 /// rule ([`crate::history::continues`]), so the Said sensor and the page join alike.
 pub(super) fn continues(answer: &Answer, recording_id: Option<i64>, order: Option<i64>) -> bool {
     crate::history::continues(answer.recording_id, |o| answer.parts.contains_key(&o), recording_id, order)
-}
-
-/// About how long the toy takes to read `text` aloud, for the media player's
-/// `playing` state: FoloToy never says when it is done.
-pub fn speaking_time(text: &str) -> Duration {
-    let chars = text.chars().count() as u64;
-    Duration::from_millis((chars * 80).clamp(2_000, 120_000))
-}
-
-/// The file name of a URL, which is the best title a bare URL has.
-pub(super) fn title_of(url: &str) -> String {
-    let path = url.split(['?', '#']).next().unwrap_or(url);
-    let after_host = path.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map(|(_, p)| p);
-    match after_host.and_then(|p| p.rsplit('/').find(|s| !s.is_empty())) {
-        Some(name) => name.to_owned(),
-        None => url.to_owned(),
-    }
 }

@@ -52,3 +52,38 @@ impl Core {
         }
     }
 }
+
+/// What a command makes the toy play, and for about how long: a sentence
+/// as long as reading it takes, a URL the usual guess, settings nothing.
+pub(super) fn what_plays(request: &Request) -> Option<(String, Duration)> {
+    match request {
+        Request::Say(text) | Request::PlayMedia(Media { text: Some(text), .. }) => {
+            Some((text.clone(), speaking_time(text)))
+        }
+        Request::PlayAudio(url) | Request::PlayMedia(Media { url, text: None, .. }) => {
+            Some((title_of(url), PLAY_GUESS))
+        }
+        Request::Set(..) | Request::SpeakingRole(_) | Request::AnnouncementVolume(_) | Request::Quiet(_) => None,
+    }
+}
+
+/// How long the toy is shown playing a URL: FoloToy never says when
+/// playback ends, so this is a guess.
+pub const PLAY_GUESS: Duration = Duration::from_secs(30);
+
+/// About how long the toy takes to read `text` aloud, for the media player's
+/// `playing` state: FoloToy never says when it is done.
+pub fn speaking_time(text: &str) -> Duration {
+    let chars = text.chars().count() as u64;
+    Duration::from_millis((chars * 80).clamp(2_000, 120_000))
+}
+
+/// The file name of a URL, which is the best title a bare URL has.
+pub(super) fn title_of(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let after_host = path.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map(|(_, p)| p);
+    match after_host.and_then(|p| p.rsplit('/').find(|s| !s.is_empty())) {
+        Some(name) => name.to_owned(),
+        None => url.to_owned(),
+    }
+}
