@@ -130,8 +130,17 @@ impl Drop for Mosquitto {
     }
 }
 
+/// A port nothing listens on now, and that no other test of this binary was
+/// given: tests run in parallel, and the kernel may hand a port that one test
+/// was just given (and has not bound yet) to the next asker too.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: Mutex<std::collections::BTreeSet<u16>> = Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A log collected line by line from a process's stderr.
