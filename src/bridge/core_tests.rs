@@ -68,12 +68,12 @@ fn ms(m: u64) -> Duration {
     Duration::from_millis(m)
 }
 
-/// A saved state as it comes back from the state file.
 /// The discovery topics a snapshot lists, as the state file has them.
 fn listed(s: &Snapshot) -> BTreeSet<String> {
     s.discovery_topics.all().collect()
 }
 
+/// A saved state as it comes back from the state file.
 fn through_disk(s: Snapshot) -> Snapshot {
     serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap()
 }
@@ -2432,6 +2432,20 @@ fn talk_time_and_exchanges_today_are_sensors_that_count_up_through_the_day() {
     let out = b.at(secs(3600), arrived(heard(3, "Me again"), start + 60 * MINUTE));
     assert_eq!(glance(&out), (Some("3".into()), None), "an hour of silence is no talk");
     assert!(out.warned().is_empty());
+}
+
+#[test]
+fn a_chatty_toy_moves_its_day_counters_at_most_once_a_second_and_the_newest_count_arrives() {
+    let mut b = Bridge::up(in_berlin());
+    let start = BERLIN_LATE - 60 * MINUTE;
+    assert_eq!(glance(&b.at(secs(0), arrived(heard(1, "One"), start))).0.as_deref(), Some("1"));
+    // Two more within the second: held back, not published.
+    for (i, at) in [(2, 300), (3, 600)] {
+        let out = b.at(ms(at), arrived(heard(i, "More"), start + at));
+        assert_eq!(glance(&out).0, None, "sentence {i}");
+    }
+    assert_eq!(b.deadline(), Some(secs(1)));
+    assert_eq!(glance(&b.at(secs(1), Input::Tick)).0.as_deref(), Some("3"), "the newest count, once");
 }
 
 #[test]

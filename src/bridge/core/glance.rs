@@ -32,11 +32,13 @@ impl Core {
             let before = (tally.exchanges(), tally.talk_minutes());
             tally.add(line.kind, line.t);
             let after = (tally.exchanges(), tally.talk_minutes());
+            // At most once a second, as the conversation sensors: a chatty toy's
+            // every sentence would be a retained message more for the broker.
             if after.0 != before.0 {
-                self.publish_key(sn, Key::ExchangesToday, out);
+                self.publish_held(sn, Key::ExchangesToday, now, out);
             }
             if after.1 != before.1 {
-                self.publish_key(sn, Key::TalkTimeToday, out);
+                self.publish_held(sn, Key::TalkTimeToday, now, out);
             }
         }
         out.history.push((sn.clone(), line));
