@@ -401,6 +401,15 @@ impl Core {
     }
 }
 
+/// Takes the toys whose entry is due out of `map`.
+fn take_due<V>(map: &mut BTreeMap<Sn, V>, is_due: impl Fn(&V) -> bool) -> Vec<Sn> {
+    let due: Vec<Sn> = map.iter().filter(|(_, v)| is_due(v)).map(|(sn, _)| sn.clone()).collect();
+    for sn in &due {
+        map.remove(sn);
+    }
+    due
+}
+
 mod announcements;
 mod commands;
 mod conversations;

@@ -47,9 +47,9 @@ impl Waiting {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pending {
-    /// The msgId the next command gets.
+    /// The msgId the next command gets: never 0.
     next_msg_id: u32,
     in_flight: BTreeMap<u32, Sent>,
     by_slot: HashMap<(Sn, Slot), u32>,
@@ -61,18 +61,23 @@ impl Pending {
     /// restart, so a late ack for an earlier command is never taken for the
     /// answer to a new one).
     pub fn starting_at(next_msg_id: u32) -> Pending {
-        Pending { next_msg_id: next_msg_id.max(1), ..Pending::default() }
+        Pending {
+            next_msg_id: next_msg_id.max(1),
+            in_flight: BTreeMap::new(),
+            by_slot: HashMap::new(),
+            waiting: HashMap::new(),
+        }
     }
 
     /// A fresh msgId; it wraps, skipping 0, after four billion commands.
     pub fn take_msg_id(&mut self) -> u32 {
-        let msg_id = self.next_msg_id.max(1);
+        let msg_id = self.next_msg_id;
         self.next_msg_id = msg_id.checked_add(1).unwrap_or(1);
         msg_id
     }
 
     pub fn next_msg_id(&self) -> u32 {
-        self.next_msg_id.max(1)
+        self.next_msg_id
     }
 
     /// The msgId in flight for this slot, if any.
@@ -133,5 +138,20 @@ pub fn slot_of(msg_id: u32, request: &Request) -> Slot {
     match request {
         Request::Set(setting, _) => Slot::Setting(*setting),
         _ => Slot::Play(msg_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msg_ids_never_are_0_neither_from_a_saved_0_nor_after_wrapping() {
+        let mut p = Pending::starting_at(0);
+        assert_eq!(p.take_msg_id(), 1);
+        let mut p = Pending::starting_at(u32::MAX);
+        assert_eq!(p.take_msg_id(), u32::MAX);
+        assert_eq!(p.next_msg_id(), 1, "what is saved");
+        assert_eq!(p.take_msg_id(), 1);
     }
 }

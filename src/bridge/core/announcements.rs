@@ -94,16 +94,7 @@ impl Announcements {
 
     /// Toys whose announcement is over by `now`: their volume goes back.
     pub(super) fn over(&mut self, now: Instant) -> Vec<Sn> {
-        let over: Vec<Sn> = self
-            .by_toy
-            .iter()
-            .filter(|(_, a)| matches!(a, Announcing::Until(t) if *t <= now))
-            .map(|(sn, _)| sn.clone())
-            .collect();
-        for sn in &over {
-            self.by_toy.remove(sn);
-        }
-        over
+        take_due(&mut self.by_toy, |a| matches!(a, Announcing::Until(t) if *t <= now))
     }
 }
 

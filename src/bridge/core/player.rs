@@ -21,11 +21,7 @@ impl Playing {
 
     /// Toys guessed done by `now`, forgotten.
     fn done(&mut self, now: Instant) -> Vec<Sn> {
-        let done: Vec<Sn> = self.until.iter().filter(|(_, t)| **t <= now).map(|(sn, _)| sn.clone()).collect();
-        for sn in &done {
-            self.until.remove(sn);
-        }
-        done
+        take_due(&mut self.until, |t| *t <= now)
     }
 }
 

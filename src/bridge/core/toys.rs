@@ -86,6 +86,11 @@ impl Toys {
         self.refused.iter()
     }
 
+    /// A toy heard from for the first time.
+    fn add(&mut self, sn: &Sn) {
+        self.known.insert(sn.clone(), Toy { name: None, state: ToyState::default() });
+    }
+
     /// Forgets a toy and keeps it out until it is listed.
     fn delete(&mut self, sn: &Sn) {
         self.known.remove(sn);
@@ -164,7 +169,7 @@ impl Core {
             return false;
         }
         out.log(Level::Info, topic, format!("new toy {sn}: adding it to Home Assistant"));
-        self.toys.known.insert(sn.clone(), Toy { name: None, state: ToyState::default() });
+        self.toys.add(sn);
         out.save = true;
         if self.ha_up {
             self.publish_toy(sn, None, out);
