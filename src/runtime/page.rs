@@ -24,11 +24,12 @@ fn watch_list(core: &Core) -> WatchList {
     WatchList { configured: configured.to_vec(), page: page.to_vec() }
 }
 
-/// Batches of sentences waiting for the history writer. Toys speak a few
-/// sentences a second; a writer this far behind means a disk that does not
-/// keep up, and sentences are then left out of the history (with a warning)
-/// rather than held in memory without bound.
-const WAITING_BATCHES: usize = 1024;
+/// Batches of sentences waiting for the history writer (a batch is often one
+/// sentence). Toys speak a few sentences a second, and a flood of 30,000 a
+/// second fills a quarter of this while one commit is written; a writer this
+/// far behind means a disk that does not keep up, and sentences are then left
+/// out of the history (with a warning) rather than held in memory without bound.
+const WAITING_BATCHES: usize = 8192;
 
 pub struct Page {
     lines: Option<mpsc::Sender<Vec<(Sn, Line)>>>,
@@ -180,6 +181,7 @@ async fn write_history(
     mut rx: mpsc::Receiver<Vec<(Sn, Line)>>,
 ) {
     let mut synced = tokio::time::Instant::now();
+    let mut committed = synced;
     // Whether something written is not yet durable (kept here, so that the async thread
     // never takes the writer's lock).
     let mut unsynced = false;
@@ -193,30 +195,47 @@ async fn write_history(
             rx.recv().await
         };
         let Some(mut lines) = next else { break };
-        while let Ok(more) = rx.try_recv() {
-            lines.extend(more);
+        // A sentence after a quiet spell is written at once; under a flood, what
+        // comes within COMMIT_GAP of the last commit joins one commit (each
+        // commit writes the table's, the index's and the search index's pages).
+        // A sync alone (no sentence) is no commit and makes nothing wait.
+        let mut closed = lines.is_empty();
+        while !closed {
+            match tokio::time::timeout_at(committed + COMMIT_GAP, rx.recv()).await {
+                Ok(Some(more)) => lines.extend(more),
+                Ok(None) => closed = true,
+                Err(_) => break,
+            }
         }
         if let Some(history) = history.clone() {
-            let batch = lines.clone();
             let sync = synced.elapsed() >= SYNC_EVERY;
             let written = tokio::task::spawn_blocking(move || {
                 let mut h = history.lock().expect("not poisoned");
-                h.append_all(&batch)?;
-                if sync {
-                    h.sync()?;
-                }
-                Ok::<bool, crate::history::HistoryError>(sync)
+                let done = h.append_all(&lines).and_then(|()| if sync { h.sync() } else { Ok(()) });
+                (done, lines)
             })
             .await;
-            match written {
-                Ok(Err(e)) => warn!("{e}"),
-                Err(e) => warn!("writing the conversation history failed: {e}"),
-                Ok(Ok(true)) => {
-                    synced = tokio::time::Instant::now();
-                    unsynced = false;
+            let now = tokio::time::Instant::now();
+            lines = match written {
+                Ok((Err(e), lines)) => {
+                    warn!("{e}");
+                    lines
                 }
-                Ok(Ok(false)) => unsynced = true,
-            }
+                Ok((Ok(()), lines)) => {
+                    if sync {
+                        synced = now;
+                    }
+                    if !lines.is_empty() {
+                        committed = now;
+                    }
+                    unsynced = !sync;
+                    lines
+                }
+                Err(e) => {
+                    warn!("writing the conversation history failed: {e}");
+                    Vec::new()
+                }
+            };
         }
         live.send_modify(|changes| {
             for (sn, _) in &lines {
@@ -229,6 +248,10 @@ async fn write_history(
         let _ = tokio::task::spawn_blocking(move || history.lock().expect("not poisoned").sync()).await;
     }
 }
+
+/// The least time between two commits of the history while sentences keep
+/// coming: at most 20 commits a second, however chatty the toys.
+const COMMIT_GAP: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How soon written sentences are made durable.
 const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
