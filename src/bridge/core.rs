@@ -177,24 +177,124 @@ impl Output {
     }
 }
 
+/// Which brokers are connected.
+#[derive(Debug, Clone, Copy, Default)]
+struct Links {
+    ha: bool,
+    folotoy: bool,
+}
+
+/// What every concern decides with besides its own state: the configuration,
+/// which brokers are up, the toys with their saved state (each concern keeps
+/// its part of a toy there, as the state file does), and the hold on the
+/// states a talking toy changes with every sentence.
+#[derive(Debug)]
+struct Shared {
+    cfg: CoreConfig,
+    links: Links,
+    toys: toys::Toys,
+    hold: Hold,
+}
+
+impl Shared {
+    fn cx<'a>(&'a mut self, now: Instant, out: &'a mut Output) -> Cx<'a> {
+        Cx { cfg: &self.cfg, links: self.links, toys: &mut self.toys, hold: &mut self.hold, now, out }
+    }
+}
+
+/// What a concern's method gets besides its own state: the shared part
+/// (see [`Shared`]), the moment of the input, and the output it adds to.
+struct Cx<'a> {
+    cfg: &'a CoreConfig,
+    links: Links,
+    toys: &'a mut toys::Toys,
+    hold: &'a mut Hold,
+    now: Instant,
+    out: &'a mut Output,
+}
+
+impl Cx<'_> {
+    /// A known toy's state; the caller checked that it is known.
+    pub(super) fn toy(&mut self, sn: &Sn) -> &mut ToyState {
+        self.toys.state_mut(sn).expect("checked by the caller")
+    }
+
+    pub(super) fn log(&mut self, level: Level, topic: &str, message: impl Into<String>) {
+        self.out.log(level, topic, message);
+    }
+
+    pub(super) fn discovery(&self) -> Discovery<'_> {
+        let cfg = self.cfg;
+        Discovery {
+            topics: &cfg.topics,
+            catalog: &cfg.catalog,
+            roles: &cfg.roles,
+            media_player: cfg.media_player,
+            glance: cfg.glance.is_some(),
+        }
+    }
+
+    pub(super) fn publish(&mut self, sn: &Sn, key: Key) {
+        self.publish_entity(sn, Entity::of(key));
+    }
+
+    /// States wait for Home Assistant: its connection publishes them all.
+    pub(super) fn publish_entity(&mut self, sn: &Sn, entity: &Entity) {
+        if !self.links.ha || !self.discovery().offers(entity) {
+            return;
+        }
+        let cfg = self.cfg;
+        if let Some(payload) = ha::states::render(entity, self.toys.state(sn), &cfg.catalog, &cfg.roles) {
+            self.out.ha(cfg.topics.state(sn, entity.key.as_str()), payload, true);
+        }
+    }
+
+    /// Publishes a state now, or once the [`Hold`] lets it.
+    pub(super) fn publish_held(&mut self, sn: &Sn, key: Key) {
+        if self.hold.pass(sn, key, self.now) {
+            self.publish(sn, key);
+        }
+    }
+
+    /// Every state goes out now (a republish), the held ones with it.
+    pub(super) fn release_held(&mut self) {
+        self.hold.clear();
+    }
+
+    /// The held states whose time came.
+    fn publish_due(&mut self) {
+        for (sn, key) in self.hold.due(self.now) {
+            if self.toys.has(&sn) {
+                self.publish(&sn, key);
+            }
+        }
+    }
+}
+
+/// The bridge's rules: the shared part and the concerns.
 #[derive(Debug)]
 pub struct Core {
-    cfg: CoreConfig,
-    toys: toys::Toys,
-    pending: Pending,
-    ha_up: bool,
-    folotoy_up: bool,
+    shared: Shared,
+    concerns: Concerns,
+}
+
+/// The bridge's concerns, each owning its state. `route.rs` passes each
+/// input to the concerns it is about, and what one concern's decision means
+/// for another; the concerns' files hold the decisions.
+#[derive(Debug)]
+struct Concerns {
+    /// Commands sent to toys and waiting for their answers.
+    commands: commands::Commands,
     /// What Home Assistant has of the discovery, and a republish under way.
     republishing: republish::Republishing,
     /// When each playing toy is guessed to be done.
     playing: player::Playing,
     /// The FoloToy server's roles reload.
     server: server::Server,
-    hold: Hold,
     /// Announcements played at their own volume.
     announcements: announcements::Announcements,
-    /// The day the toys' tallies count (see `glance.rs`).
-    today: Option<glance::Today>,
+    /// What toys say, and the day their tallies count.
+    conversations: conversations::Conversations,
     /// The configured watch words and those a parent added on the page.
     watching: watching::Watching,
 }
@@ -204,93 +304,34 @@ impl Core {
     /// are no longer allowed are left out, so their discovery gets cleared.
     pub fn new(cfg: CoreConfig, saved: Snapshot) -> (Core, Vec<Log>) {
         let mut logs = Vec::new();
-        let mut saved_toys = saved.toys;
-        // Listing a deleted toy brings it back.
-        let mut deleted = saved.deleted_toys;
-        deleted.retain(|sn| !cfg.lists(sn));
-        let mut toys = BTreeMap::new();
-        for (sn, name) in &cfg.toys {
-            let state = ToyState { listed: true, ..saved_toys.remove(sn).unwrap_or_default() };
-            toys.insert(sn.clone(), toys::Toy { name: name.clone(), state });
-        }
-        if cfg.allow_unknown_toys {
-            for (sn, mut state) in saved_toys {
-                // Listed once, taken off the list, and never heard from: a
-                // mistyped serial number, not a toy that would come back.
-                if std::mem::take(&mut state.listed) && state.last_activity_ms.is_none() {
-                    logs.push(Log {
-                        level: Level::Info,
-                        topic: cfg.topics.state(&sn, "#"),
-                        message: format!("saved toy {sn} left out: no longer in folotoy.toys and never heard from"),
-                    });
-                    continue;
-                }
-                if toys.len() >= cfg.max_toys {
-                    logs.push(Log {
-                        level: Level::Warn,
-                        topic: cfg.topics.state(&sn, "#"),
-                        message: format!("saved toy {sn} left out: folotoy.max_toys ({}) reached", cfg.max_toys),
-                    });
-                    continue;
-                }
-                // Ids in Home Assistant are lower case: a case twin of a toy
-                // already here would take over its entities.
-                if let Some(twin) = toys.keys().find(|k| k.ha_id() == sn.ha_id()) {
-                    logs.push(Log {
-                        level: Level::Warn,
-                        topic: cfg.topics.state(&sn, "#"),
-                        message: format!("saved toy {sn} left out: toy {twin} differs from it only in case"),
-                    });
-                    continue;
-                }
-                toys.insert(sn, toys::Toy { name: None, state });
-            }
-        }
-        for (sn, toy) in &mut toys {
-            for err in toy.state.settings.retain_valid() {
-                logs.push(Log {
-                    level: Level::Warn,
-                    topic: cfg.topics.state(sn, "#"),
-                    message: format!("saved setting dropped: {err}"),
-                });
-            }
-            if toy.state.role == 0 || usize::from(toy.state.role) > cfg.roles.len() {
-                toy.state.role = 1;
-            }
-            if let Some(cmd) = &mut toy.state.last_command {
-                if cmd.outcome == Outcome::Pending {
-                    cmd.outcome = Outcome::NoAnswer;
-                    cmd.reason = Some("the bridge restarted before the toy answered".into());
-                }
-            }
-        }
+        let toys = toys::Toys::from_saved(&cfg, saved.toys, saved.deleted_toys, &mut logs);
         let watching = watching::Watching::new(&cfg.watch_words, saved.page_watch_words, &mut logs);
-        let core = Core {
-            cfg,
-            toys: toys::Toys::new(toys, deleted),
-            pending: Pending::starting_at(saved.next_msg_id),
+        let concerns = Concerns {
+            commands: commands::Commands::new(Pending::starting_at(saved.next_msg_id)),
             republishing: republish::Republishing::new(saved.discovery_topics),
-            ha_up: false,
-            folotoy_up: false,
             playing: Default::default(),
             server: server::Server::new(saved.server),
-            hold: Hold::new(CONVERSATION_HOLD),
             announcements: Default::default(),
-            today: None,
+            conversations: Default::default(),
             watching,
+        };
+        let core = Core {
+            shared: Shared { cfg, links: Links::default(), toys, hold: Hold::new(CONVERSATION_HOLD) },
+            concerns,
         };
         (core, logs)
     }
 
     /// What to save: every toy's confirmed state and the discovery topics.
     pub fn snapshot(&self) -> Snapshot {
+        let (toys, c) = (&self.shared.toys, &self.concerns);
         Snapshot {
-            next_msg_id: self.pending.next_msg_id(),
-            toys: self.toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
-            discovery_topics: self.republishing.published(),
-            server: self.server.state().clone(),
-            deleted_toys: self.toys.deleted().clone(),
-            page_watch_words: self.watching.page().to_vec(),
+            next_msg_id: c.commands.next_msg_id(),
+            toys: toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
+            discovery_topics: c.republishing.published(),
+            server: c.server.state().clone(),
+            deleted_toys: toys.deleted().clone(),
+            page_watch_words: c.watching.page().to_vec(),
             ..Snapshot::default()
         }
     }
@@ -298,106 +339,53 @@ impl Core {
     /// When the runtime must call again with [`Input::Tick`]; `None` means
     /// only new input can change anything, so the bridge sleeps.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let playing = self.playing.next_deadline();
-        let roles = self.server.next_deadline();
-        let held = self.hold.next_deadline();
-        let announcing = self.announcements.next_deadline();
-        let midnight = self.today.as_ref().map(|t| t.ends);
-        [self.pending.next_deadline(), self.republishing.next_deadline(), playing, roles, held, announcing, midnight]
-            .into_iter()
-            .flatten()
-            .min()
+        let c = &self.concerns;
+        [
+            c.commands.next_deadline(),
+            c.republishing.next_deadline(),
+            c.playing.next_deadline(),
+            c.server.next_deadline(),
+            self.shared.hold.next_deadline(),
+            c.announcements.next_deadline(),
+            c.conversations.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn toys(&self) -> impl Iterator<Item = &Sn> {
-        self.toys.sns()
+        self.shared.toys.sns()
     }
 
     /// Every toy with the name the user gave it, if any.
     pub fn named_toys(&self) -> impl Iterator<Item = (&Sn, Option<&str>)> {
-        self.toys.iter().map(|(sn, t)| (sn, t.name.as_deref()))
+        self.shared.toys.iter().map(|(sn, t)| (sn, t.name.as_deref()))
+    }
+
+    /// At start: today's sentences so far, from the history (what the bridge
+    /// counted before it stopped), at wall time `at`.
+    pub fn begin_day(&mut self, sentences: Vec<(String, u64, crate::history::Kind)>, at: SystemTime, now: Instant) {
+        let mut out = Output::default();
+        self.concerns.conversations.begin_day(&mut self.shared.cx(now, &mut out), sentences, at);
     }
 
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.concerns.commands.len()
     }
 
     pub fn handle(&mut self, input: Input, now: Instant) -> Output {
         let mut out = Output::default();
+        let links = &mut self.shared.links;
         match input {
-            Input::HaUp => {
-                self.ha_up = true;
-                self.publish_all(&mut out);
-            }
-            Input::HaDown => {
-                self.ha_up = false;
-                self.republishing.stop();
-            }
-            Input::FoloToyUp => {
-                self.folotoy_up = true;
-                self.publish_link(&mut out);
-                // Volumes that announcements could not put back before.
-                let owed: Vec<Sn> = self
-                    .toys
-                    .iter()
-                    .filter(|(sn, t)| t.state.volume_to_restore.is_some() && !self.announcements.has(sn))
-                    .map(|(sn, _)| sn.clone())
-                    .collect();
-                for sn in owed {
-                    self.restore_volume(&sn, now, &mut out);
-                }
-            }
-            Input::FoloToyDown => {
-                self.folotoy_up = false;
-                self.publish_link(&mut out);
-            }
-            Input::Ha { topic, msg } => self.on_ha(&topic, msg, now, &mut out),
-            Input::FoloToy { topic, msg, at } => self.on_folotoy(&topic, msg, now, at, &mut out),
-            Input::Tick => self.on_tick(now, &mut out),
-            Input::Continue => self.publish_more(&mut out),
+            Input::HaUp => links.ha = true,
+            Input::HaDown => links.ha = false,
+            Input::FoloToyUp => links.folotoy = true,
+            Input::FoloToyDown => links.folotoy = false,
+            _ => {}
         }
+        self.concerns.route(&mut self.shared.cx(now, &mut out), input);
         out
-    }
-
-    fn on_tick(&mut self, now: Instant, out: &mut Output) {
-        if self.republishing.due(now) {
-            self.publish_all(out);
-        }
-        if self.today.as_ref().is_some_and(|t| t.ends <= now) {
-            self.next_day(now, out);
-        }
-        for msg_id in self.pending.expired(now) {
-            self.finish(msg_id, Outcome::NoAnswer, now, out);
-        }
-        self.roles_overdue(now, out);
-        self.stop_playing(now, out);
-        for (sn, key) in self.hold.due(now) {
-            if self.toys.has(&sn) {
-                self.publish_key(&sn, key, out);
-            }
-        }
-        for sn in self.announcements.over(now) {
-            self.restore_volume(&sn, now, out);
-        }
-    }
-
-    fn publish_key(&self, sn: &Sn, key: Key, out: &mut Output) {
-        self.publish_state(sn, Entity::of(key), out);
-    }
-
-    fn toy_mut(&mut self, sn: &Sn) -> &mut ToyState {
-        self.toys.state_mut(sn).expect("checked by the caller")
-    }
-
-    /// States wait for Home Assistant: its connection publishes them all.
-    fn publish_state(&self, sn: &Sn, entity: &Entity, out: &mut Output) {
-        if !self.ha_up || !self.discovery().offers(entity) {
-            return;
-        }
-        let toy = self.toys.state(sn);
-        if let Some(payload) = ha::states::render(entity, toy, &self.cfg.catalog, &self.cfg.roles) {
-            out.ha(self.cfg.topics.state(sn, entity.key.as_str()), payload, true);
-        }
     }
 }
 

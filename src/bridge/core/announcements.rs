@@ -1,6 +1,7 @@
 //! Announcements at their own volume: the volume set, the announcement
 //! played, the toy's volume put back afterwards.
 
+use super::commands::{self, Commands, Ended};
 use super::*;
 
 /// Where each toy's announcement at its own volume stands.
@@ -21,7 +22,7 @@ enum Announcing {
 }
 
 /// What an answer to one of its commands means for a toy's announcement.
-pub(super) enum Step {
+enum Step {
     /// Its volume is set: play this.
     Play(Waiting),
     /// It was not played: put the volume back now.
@@ -32,27 +33,27 @@ pub(super) enum Step {
 
 impl Announcements {
     /// Whether the toy has an announcement under way, its volume not yet back.
-    pub(super) fn has(&self, sn: &Sn) -> bool {
+    fn has(&self, sn: &Sn) -> bool {
         self.by_toy.contains_key(sn)
     }
 
     /// Whether the toy's volume or announcement is being sent.
-    pub(super) fn sending(&self, sn: &Sn) -> bool {
+    fn sending(&self, sn: &Sn) -> bool {
         matches!(self.by_toy.get(sn), Some(Announcing::Volume { .. } | Announcing::Media { .. }))
     }
 
     /// Its volume was sent as `msg_id`; `then` is played once the toy answers.
-    pub(super) fn volume_sent(&mut self, sn: &Sn, msg_id: u32, then: Waiting) {
+    fn volume_sent(&mut self, sn: &Sn, msg_id: u32, then: Waiting) {
         self.by_toy.insert(sn.clone(), Announcing::Volume { msg_id, then });
     }
 
     /// The announcement was sent as `msg_id`.
-    pub(super) fn media_sent(&mut self, sn: &Sn, msg_id: u32) {
+    fn media_sent(&mut self, sn: &Sn, msg_id: u32) {
         self.by_toy.insert(sn.clone(), Announcing::Media { msg_id });
     }
 
     /// The toy answered `msg_id` with `outcome`; what it plays lasts about `length`.
-    pub(super) fn answered(&mut self, sn: &Sn, msg_id: u32, ok: bool, length: Duration, now: Instant) -> Step {
+    fn step(&mut self, sn: &Sn, msg_id: u32, ok: bool, length: Duration, now: Instant) -> Step {
         match self.by_toy.get(sn) {
             Some(Announcing::Volume { msg_id: m, .. }) if *m == msg_id => {
                 let Some(Announcing::Volume { then, .. }) = self.by_toy.remove(sn) else { unreachable!() };
@@ -93,12 +94,10 @@ impl Announcements {
     }
 
     /// Toys whose announcement is over by `now`: their volume goes back.
-    pub(super) fn over(&mut self, now: Instant) -> Vec<Sn> {
+    fn over(&mut self, now: Instant) -> Vec<Sn> {
         take_due(&mut self.by_toy, |a| matches!(a, Announcing::Until(t) if *t <= now))
     }
-}
 
-impl Core {
     /// Plays an announcement (the Announce entity, or what the media player
     /// was asked to play) at its volume: the one it came with, else the
     /// Announcement volume for announcements; and puts the toy's volume back
@@ -110,8 +109,8 @@ impl Core {
     /// over a restart of Home Assistant or of itself. An announcement never
     /// leaves the toy louder or quieter than before, so one whose volume
     /// could not be put back plays at the toy's own volume.
-    pub(super) fn announce(&mut self, sn: &Sn, topic: &str, mut cmd: Waiting, now: Instant, out: &mut Output) {
-        let toy = self.toys.state(sn);
+    pub(super) fn announce(&mut self, cx: &mut Cx, commands: &mut Commands, sn: &Sn, topic: &str, mut cmd: Waiting) {
+        let toy = cx.toys.state(sn);
         let own = (toy.announcement_volume > 0).then_some(Value::Int(toy.announcement_volume.into()));
         let (request, volume) = match cmd.request {
             Request::PlayMedia(m) => {
@@ -122,13 +121,12 @@ impl Core {
         };
         cmd.request = request;
         let Some(volume) = volume else {
-            self.send(sn, cmd, now, out);
+            commands.send(cx, sn, cmd);
             return;
         };
         let confirmed = toy.settings.get(Setting::Volume);
         let before = toy.volume_to_restore.or(confirmed);
-        let changing =
-            self.pending.busy(sn, Slot::Setting(Setting::Volume)).is_some() || self.announcements.sending(sn);
+        let changing = commands.busy(sn, Slot::Setting(Setting::Volume)).is_some() || self.sending(sn);
         let why_not = if before.is_none() {
             Some("the toy has not confirmed a volume yet, so none could be put back")
         } else if changing {
@@ -137,80 +135,98 @@ impl Core {
             None
         };
         if let Some(why) = why_not {
-            out.log(Level::Info, topic, format!("playing at the toy's own volume, not {volume}: {why}"));
+            cx.log(Level::Info, topic, format!("playing at the toy's own volume, not {volume}: {why}"));
         }
         if why_not.is_some() || confirmed == Some(volume) {
-            self.send(sn, cmd, now, out);
+            commands.send(cx, sn, cmd);
             return;
         }
-        self.toy_mut(sn).volume_to_restore = before;
+        cx.toy(sn).volume_to_restore = before;
         let shown = format!("{volume} (announcement)");
         let set = Waiting::asked(Key::PlayerVolume, Request::Set(Setting::Volume, volume), shown);
-        let msg_id = self.send(sn, set, now, out);
-        self.announcements.volume_sent(sn, msg_id, cmd);
+        let msg_id = commands.send(cx, sn, set);
+        self.volume_sent(sn, msg_id, cmd);
     }
 
-    /// The next step of an announcement once the toy answered `msg_id`.
-    pub(super) fn announcement_step(
-        &mut self,
-        sn: &Sn,
-        msg_id: u32,
-        outcome: Outcome,
-        length: Duration,
-        now: Instant,
-        out: &mut Output,
-    ) {
-        match self.announcements.answered(sn, msg_id, outcome == Outcome::Ok, length, now) {
+    /// A command of the toy ended (what it played lasts about `length`): a
+    /// volume put back that did not take is owed again, and an announcement
+    /// takes its next step.
+    pub(super) fn answered(&mut self, cx: &mut Cx, commands: &mut Commands, ended: &Ended, length: Duration) {
+        let sn = &ended.sn;
+        owe_again(cx, ended);
+        match self.step(sn, ended.msg_id, ended.outcome == Outcome::Ok, length, cx.now) {
             Step::Play(then) => {
-                if !self.folotoy_up {
+                if !cx.links.folotoy {
                     // Its volume goes back when FoloToy's broker is back.
                     let topic = folotoy::topics::command(sn);
-                    return out.log(Level::Warn, &topic, "announcement not played: FoloToy's broker is not connected");
+                    return cx.log(Level::Warn, &topic, "announcement not played: FoloToy's broker is not connected");
                 }
-                if self.toys.state(sn).quiet {
+                if cx.toys.state(sn).quiet {
                     // Quiet came on while the volume was being set: nothing is played.
-                    self.set_last(sn, commands::last_command(then.entity, &then.raw, Outcome::Quiet), out);
-                    return self.restore_volume(sn, now, out);
+                    commands::set_last(cx, sn, commands::last_command(then.entity, &then.raw, Outcome::Quiet));
+                    return restore_volume(cx, commands, sn);
                 }
                 // Refused or not answered, it is still played: at whatever volume the toy has.
-                let msg_id = self.send(sn, then, now, out);
-                self.announcements.media_sent(sn, msg_id);
+                let msg_id = commands.send(cx, sn, then);
+                self.media_sent(sn, msg_id);
             }
-            Step::Restore => self.restore_volume(sn, now, out),
+            Step::Restore => restore_volume(cx, commands, sn),
             Step::Wait => {}
         }
     }
 
-    /// Sends the volume the toy had before an announcement, if one is owed.
-    /// A volume put back that did not take (refused, or the toy was off) is
-    /// owed again: sent when the toy is next heard from or FoloToy is back.
-    pub(super) fn restore_failed(&mut self, sent: &Sent, outcome: Outcome) {
-        let Request::Set(Setting::Volume, volume) = sent.command.request else { return };
-        // (A newer volume waiting behind it, the user's, wins: the caller checks.)
-        if outcome != Outcome::Ok && sent.command.restore && self.toys.has(&sent.sn) {
-            let toy = self.toy_mut(&sent.sn);
-            toy.volume_to_restore.get_or_insert(volume);
+    /// Announcements over by now: their toys' volumes go back.
+    pub(super) fn on_tick(&mut self, cx: &mut Cx, commands: &mut Commands) {
+        for sn in self.over(cx.now) {
+            restore_volume(cx, commands, &sn);
         }
     }
 
-    pub(super) fn restore_volume(&mut self, sn: &Sn, now: Instant, out: &mut Output) {
-        if !self.folotoy_up {
-            return; // owed until FoloToy's broker is back
-        }
-        let Some(volume) = self.toy_mut(sn).volume_to_restore.take() else { return };
-        out.save = true;
-        let restore = Waiting {
-            entity: Key::PlayerVolume,
-            request: Request::Set(Setting::Volume, volume),
-            // What the Last command sensor shows.
-            raw: format!("{volume} (after the announcement)"),
-            restore: true,
-        };
-        let slot = Slot::Setting(Setting::Volume);
-        if self.pending.busy(sn, slot).is_some() {
-            self.pending.wait(sn, slot, restore);
-        } else {
-            self.send(sn, restore, now, out);
+    /// The toy spoke up: a volume an announcement could not put back (the
+    /// toy was off) goes back now that it is on again.
+    pub(super) fn heard_from(&self, cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
+        if cx.toys.state(sn).volume_to_restore.is_some() && !self.has(sn) {
+            restore_volume(cx, commands, sn);
         }
     }
+
+    /// FoloToy's broker is back: the volumes owed go back.
+    pub(super) fn restore_owed(&self, cx: &mut Cx, commands: &mut Commands) {
+        let owed: Vec<Sn> = cx
+            .toys
+            .iter()
+            .filter(|(sn, t)| t.state.volume_to_restore.is_some() && !self.has(sn))
+            .map(|(sn, _)| sn.clone())
+            .collect();
+        for sn in owed {
+            restore_volume(cx, commands, &sn);
+        }
+    }
+}
+
+/// A volume put back that did not take (refused, or the toy was off) is
+/// owed again: sent when the toy is next heard from or FoloToy is back. A
+/// newer volume sent in its place, the user's, wins.
+fn owe_again(cx: &mut Cx, ended: &Ended) {
+    let Request::Set(Setting::Volume, volume) = ended.command.request else { return };
+    if ended.outcome != Outcome::Ok && ended.command.restore && !ended.superseded && cx.toys.has(&ended.sn) {
+        cx.toy(&ended.sn).volume_to_restore.get_or_insert(volume);
+    }
+}
+
+/// Sends the volume the toy had before an announcement, if one is owed.
+fn restore_volume(cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
+    if !cx.links.folotoy {
+        return; // owed until FoloToy's broker is back
+    }
+    let Some(volume) = cx.toy(sn).volume_to_restore.take() else { return };
+    cx.out.save = true;
+    let restore = Waiting {
+        entity: Key::PlayerVolume,
+        request: Request::Set(Setting::Volume, volume),
+        // What the Last command sensor shows.
+        raw: format!("{volume} (after the announcement)"),
+        restore: true,
+    };
+    commands.send_or_queue(cx, sn, Slot::Setting(Setting::Volume), restore);
 }

@@ -7,78 +7,94 @@ use crate::glance::Tally;
 use crate::history::{Kind as LineKind, Line};
 use jiff::civil::Date;
 
+/// The day the toys' tallies count; none before the first sentence, or
+/// without a history (`CoreConfig::glance`).
+#[derive(Debug, Default)]
+pub(super) struct Days {
+    today: Option<Today>,
+}
+
 /// The day the tallies count, and when it ends.
 #[derive(Debug)]
-pub(super) struct Today {
+struct Today {
     day: Date,
     /// Its end by the wall clock, in ms since the Unix epoch.
     ends_ms: u64,
     /// Its end by the core's clock, for the deadline: the wall clock is
     /// not an input the core gets with a tick.
-    pub(super) ends: Instant,
+    ends: Instant,
 }
 
-impl Core {
-    /// A sentence for the history, counted in its toy's tally.
-    pub(super) fn keep(&mut self, sn: &Sn, line: Line, now: Instant, out: &mut Output) {
-        if let Some(zone) = &self.cfg.glance {
-            // A sentence stamped before the day began (it waited in a queue) counts today.
-            // Compared with the day's end, not by its date: no time zone lookup per sentence.
-            if self.today.as_ref().is_none_or(|t| line.t >= t.ends_ms) {
-                let zone = zone.clone();
-                self.begin(&zone, line.t, now, out);
-            }
-            let tally = &mut self.toy_mut(sn).today;
-            let before = (tally.exchanges(), tally.talk_minutes());
-            tally.add(line.kind, line.t);
-            let after = (tally.exchanges(), tally.talk_minutes());
-            // At most once a second, as the conversation sensors: a chatty toy's
-            // every sentence would be a retained message more for the broker.
-            if after.0 != before.0 {
-                self.publish_held(sn, Key::ExchangesToday, now, out);
-            }
-            if after.1 != before.1 {
-                self.publish_held(sn, Key::TalkTimeToday, now, out);
-            }
+impl Days {
+    /// Midnight: the tallies go back to 0 then.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.today.as_ref().map(|t| t.ends)
+    }
+
+    /// Counts a sentence in its toy's tallies, beginning a new day first
+    /// when it is past midnight.
+    pub(super) fn count(&mut self, cx: &mut Cx, sn: &Sn, line: &Line) {
+        let cfg = cx.cfg;
+        let Some(zone) = &cfg.glance else { return };
+        // A sentence stamped before the day began (it waited in a queue) counts today.
+        // Compared with the day's end, not by its date: no time zone lookup per sentence.
+        if self.today.as_ref().is_none_or(|t| line.t >= t.ends_ms) {
+            self.begin(cx, zone, line.t);
         }
-        out.history.push((sn.clone(), line));
+        let tally = &mut cx.toy(sn).today;
+        let before = (tally.exchanges(), tally.talk_minutes());
+        tally.add(line.kind, line.t);
+        let after = (tally.exchanges(), tally.talk_minutes());
+        // At most once a second, as the conversation sensors: a chatty toy's
+        // every sentence would be a retained message more for the broker.
+        if after.0 != before.0 {
+            cx.publish_held(sn, Key::ExchangesToday);
+        }
+        if after.1 != before.1 {
+            cx.publish_held(sn, Key::TalkTimeToday);
+        }
     }
 
     /// At start: today's sentences so far, from the history (what the bridge
     /// counted before it stopped), at wall time `at`.
-    pub fn begin_day(&mut self, sentences: Vec<(String, u64, LineKind)>, at: SystemTime, now: Instant) {
-        let Some(zone) = self.cfg.glance.clone() else { return };
-        let mut out = Output::default();
-        self.begin(&zone, unix_ms(at), now, &mut out);
+    pub(super) fn begin_day(&mut self, cx: &mut Cx, sentences: Vec<(String, u64, LineKind)>, at: SystemTime) {
+        let cfg = cx.cfg;
+        let Some(zone) = &cfg.glance else { return };
+        self.begin(cx, zone, unix_ms(at));
         let today = self.today.as_ref().map(|t| t.day);
         for (sn, t, kind) in sentences {
             if Some(zone.day(t)) != today {
                 continue;
             }
-            if let Some(toy) = Sn::parse(&sn).ok().and_then(|sn| self.toys.state_mut(&sn)) {
+            if let Some(toy) = Sn::parse(&sn).ok().and_then(|sn| cx.toys.state_mut(&sn)) {
                 toy.today.add(kind, t);
             }
         }
     }
 
     /// Midnight passed with no sentence since: every tally goes back to 0.
-    pub(super) fn next_day(&mut self, now: Instant, out: &mut Output) {
-        let (Some(zone), Some(today)) = (self.cfg.glance.clone(), self.today.as_ref()) else { return };
-        let late = now.saturating_duration_since(today.ends).as_millis() as u64;
-        self.begin(&zone, today.ends_ms + late, now, out);
+    pub(super) fn on_tick(&mut self, cx: &mut Cx) {
+        let cfg = cx.cfg;
+        let (Some(zone), Some(today)) = (&cfg.glance, self.today.as_ref()) else { return };
+        if today.ends > cx.now {
+            return;
+        }
+        let late = cx.now.saturating_duration_since(today.ends).as_millis() as u64;
+        let ms = today.ends_ms + late;
+        self.begin(cx, zone, ms);
     }
 
-    /// Starts counting the day of `ms` (wall time, when it is `now`).
-    fn begin(&mut self, zone: &Zone, ms: u64, now: Instant, out: &mut Output) {
+    /// Starts counting the day of `ms` (wall time, when it is `cx.now`).
+    fn begin(&mut self, cx: &mut Cx, zone: &Zone, ms: u64) {
         let ends_ms = zone.next_midnight(ms);
         let left = Duration::from_millis(ends_ms.saturating_sub(ms));
-        self.today = Some(Today { day: zone.day(ms), ends_ms, ends: now + left });
+        self.today = Some(Today { day: zone.day(ms), ends_ms, ends: cx.now + left });
         let counted: Vec<Sn> =
-            self.toys.iter().filter(|(_, t)| t.state.today != Tally::default()).map(|(sn, _)| sn.clone()).collect();
+            cx.toys.iter().filter(|(_, t)| t.state.today != Tally::default()).map(|(sn, _)| sn.clone()).collect();
         for sn in counted {
-            self.toy_mut(&sn).today = Tally::default();
-            self.publish_key(&sn, Key::ExchangesToday, out);
-            self.publish_key(&sn, Key::TalkTimeToday, out);
+            cx.toy(&sn).today = Tally::default();
+            cx.publish(&sn, Key::ExchangesToday);
+            cx.publish(&sn, Key::TalkTimeToday);
         }
     }
 }

@@ -19,31 +19,24 @@ impl Playing {
         self.until.remove(sn);
     }
 
-    /// Toys guessed done by `now`, forgotten.
-    fn done(&mut self, now: Instant) -> Vec<Sn> {
-        take_due(&mut self.until, |t| *t <= now)
-    }
-}
-
-impl Core {
     /// Shows the toy as playing `title` for about `length`.
-    pub(super) fn playing(&mut self, sn: &Sn, title: String, length: Duration, now: Instant, out: &mut Output) {
-        let toy = self.toy_mut(sn);
+    pub(super) fn start(&mut self, cx: &mut Cx, sn: &Sn, title: String, length: Duration) {
+        let toy = cx.toy(sn);
         let was_playing = std::mem::replace(&mut toy.playing, true);
         toy.player_title = Some(title);
-        self.playing.until.insert(sn.clone(), now + length);
+        self.until.insert(sn.clone(), cx.now + length);
         if !was_playing {
-            self.publish_key(sn, Key::PlayerState, out);
+            cx.publish(sn, Key::PlayerState);
         }
-        self.publish_held(sn, Key::PlayerTitle, now, out);
+        cx.publish_held(sn, Key::PlayerTitle);
     }
 
     /// Toys whose playing is over show idle.
-    pub(super) fn stop_playing(&mut self, now: Instant, out: &mut Output) {
-        for sn in self.playing.done(now) {
-            if let Some(toy) = self.toys.state_mut(&sn) {
+    pub(super) fn on_tick(&mut self, cx: &mut Cx) {
+        for sn in take_due(&mut self.until, |t| *t <= cx.now) {
+            if let Some(toy) = cx.toys.state_mut(&sn) {
                 toy.playing = false;
-                self.publish_key(&sn, Key::PlayerState, out);
+                cx.publish(&sn, Key::PlayerState);
             }
         }
     }

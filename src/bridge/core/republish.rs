@@ -63,7 +63,7 @@ impl Republishing {
 
     /// Forgets every config of a device's node, also in the round's
     /// "before"; returns their topics.
-    pub(super) fn forget_node(&mut self, topics: &Topics, node: &str) -> Vec<String> {
+    fn forget_node(&mut self, topics: &Topics, node: &str) -> Vec<String> {
         let of_node = |d: &Discovered| -> Vec<String> {
             d.devices().chain(d.others()).filter(|t| topics.node_of(t) == Some(node)).map(str::to_owned).collect()
         };
@@ -84,41 +84,30 @@ impl Republishing {
     }
 
     /// The bridge empties a watched config: its echo is not Home Assistant's doing.
-    pub(super) fn emptying(&mut self, topic: &str) {
+    fn emptying(&mut self, topic: &str) {
         self.self_emptied.insert(topic.to_owned());
     }
-}
 
-impl Core {
-    pub(super) fn publish_link(&self, out: &mut Output) {
-        if self.ha_up {
-            let link = if self.folotoy_up { "online" } else { "offline" };
-            out.ha(self.cfg.topics.folotoy_link(), link, true);
+    /// Whether FoloToy's broker is connected, for the toys' availability.
+    pub(super) fn publish_link(&self, cx: &mut Cx) {
+        if cx.links.ha {
+            let link = if cx.links.folotoy { "online" } else { "offline" };
+            cx.out.ha(cx.cfg.topics.folotoy_link(), link, true);
         }
     }
 
-    pub(super) fn discovery(&self) -> Discovery<'_> {
-        Discovery {
-            topics: &self.cfg.topics,
-            catalog: &self.cfg.catalog,
-            roles: &self.cfg.roles,
-            media_player: self.cfg.media_player,
-            glance: self.cfg.glance.is_some(),
-        }
-    }
-
+    /// A toy's discovery and every state it has.
     /// `before`: what Home Assistant had before this republish (`None`: what
     /// it has now).
-    pub(super) fn publish_toy(&mut self, sn: &Sn, before: Option<&Discovered>, out: &mut Output) {
-        let name = self.toys.name(sn);
-        let ToyDiscovery { device, player } = self.discovery().toy(sn, name);
-        self.publish_device(device, before, out);
+    pub(super) fn publish_toy(&mut self, cx: &mut Cx, sn: &Sn, before: Option<&Discovered>) {
+        let ToyDiscovery { device, player } = cx.discovery().toy(sn, cx.toys.name(sn));
+        self.publish_device(cx, device, before);
         if let Some(c) = player {
-            Arc::make_mut(&mut self.republishing.published).insert(c.topic.clone());
-            out.ha(c.topic, c.payload, true);
+            Arc::make_mut(&mut self.published).insert(c.topic.clone());
+            cx.out.ha(c.topic, c.payload, true);
         }
         for e in TOY {
-            self.publish_state(sn, e, out);
+            cx.publish_entity(sn, e);
         }
     }
 
@@ -130,36 +119,36 @@ impl Core {
     /// history: `{"migrate_discovery": true}` to each old topic, which is then
     /// emptied, all before the device config, which Home Assistant would
     /// otherwise refuse as a conflict with entities it already has.
-    fn publish_device(&mut self, mut device: DeviceDiscovery, before: Option<&Discovered>, out: &mut Output) {
-        let topics = &self.cfg.topics;
-        let before = before.unwrap_or(&self.republishing.published);
+    fn publish_device(&mut self, cx: &mut Cx, mut device: DeviceDiscovery, before: Option<&Discovered>) {
+        let cfg = cx.cfg;
+        let topics = &cfg.topics;
         let now = device.components();
         let mut migrated = Vec::new();
-        match before.device(&device.topic) {
+        match before.unwrap_or(&self.published).device(&device.topic) {
             Some(had) => {
                 for (platform, id) in had.difference(&now) {
                     device.remove(platform, id);
                 }
             }
             None => {
-                for topic in single_component_configs(before, topics, &device.node) {
+                for topic in single_component_configs(before.unwrap_or(&self.published), topics, &device.node) {
                     let (platform, _, id) = topics.parse_discovery(&topic).expect("a component topic");
                     migrated.push((now.contains(&(platform.into(), id.into())), topic));
                 }
             }
         }
         if !migrated.is_empty() {
-            out.log(Level::Info, &device.topic, "moving this device's entities to one device-based discovery config");
+            cx.log(Level::Info, &device.topic, "moving this device's entities to one device-based discovery config");
         }
         for (kept, topic) in migrated {
             if kept {
-                out.ha(topic.clone(), MIGRATE, false);
+                cx.out.ha(topic.clone(), MIGRATE, false);
             }
-            self.empty_config(topic, out);
+            self.empty_config(cx, topic);
         }
-        Arc::make_mut(&mut self.republishing.published).insert_device(device.topic.clone(), now);
+        Arc::make_mut(&mut self.published).insert_device(device.topic.clone(), now);
         let c = device.into_config();
-        out.ha(c.topic, c.payload, true);
+        cx.out.ha(c.topic, c.payload, true);
     }
 
     /// Availability, discovery and every state; clears configs of toys that
@@ -167,34 +156,37 @@ impl Core {
     ///
     /// Toys come [`CHUNK`] at a time (`Output::more` asks for the next with
     /// [`Input::Continue`]): a thousand toys' configs at once would be tens
-    /// of megabytes held at the same moment.
-    pub(super) fn publish_all(&mut self, out: &mut Output) {
+    /// of megabytes held at the same moment. The server's state goes out at
+    /// the end.
+    pub(super) fn publish_all(&mut self, cx: &mut Cx, server: &server::Server) {
         // Every state goes out now, the held ones with them.
-        self.hold.clear();
-        let before = std::mem::take(&mut self.republishing.published);
-        for device in self.discovery().bridge() {
-            self.publish_device(device, Some(&before), out);
+        cx.release_held();
+        let before = std::mem::take(&mut self.published);
+        for device in cx.discovery().bridge() {
+            self.publish_device(cx, device, Some(&before));
         }
-        self.republishing.round = Some((self.toys.sns().cloned().collect(), before));
-        self.publish_more(out);
+        self.round = Some((cx.toys.sns().cloned().collect(), before));
+        self.publish_more(cx, server);
     }
 
-    pub(super) fn publish_more(&mut self, out: &mut Output) {
-        let Some((mut sns, before)) = self.republishing.round.take() else { return };
+    /// The next part of the republish under way.
+    pub(super) fn publish_more(&mut self, cx: &mut Cx, server: &server::Server) {
+        let Some((mut sns, before)) = self.round.take() else { return };
         for _ in 0..CHUNK {
             let Some(sn) = sns.pop_front() else { break };
             // A toy removed meanwhile has nothing to publish.
-            if self.toys.has(&sn) {
-                self.publish_toy(&sn, Some(&before), out);
+            if cx.toys.has(&sn) {
+                self.publish_toy(cx, &sn, Some(&before));
             }
         }
         if !sns.is_empty() {
-            self.republishing.round = Some((sns, before));
-            out.more = true;
+            self.round = Some((sns, before));
+            cx.out.more = true;
             return;
         }
-        let topics = &self.cfg.topics;
-        let published = &self.republishing.published;
+        let cfg = cx.cfg;
+        let topics = &cfg.topics;
+        let published = &self.published;
         // Devices gone; other configs gone, but for single-component configs
         // of a device that now has its config (moved when it was published).
         let mut stale: Vec<String> = before.devices().filter(|d| !published.contains(d)).map(str::to_owned).collect();
@@ -212,15 +204,36 @@ impl Core {
         // when its last entity goes, which the player must not be.
         stale.sort_by_key(|topic| !is_player(topics, topic));
         for topic in stale {
-            out.log(Level::Info, &topic, "clearing the discovery config of what is gone");
-            self.empty_config(topic, out);
+            cx.log(Level::Info, &topic, "clearing the discovery config of what is gone");
+            self.empty_config(cx, topic);
         }
-        if *before != *self.republishing.published {
-            out.save = true;
+        if *before != *self.published {
+            cx.out.save = true;
         }
-        self.publish_server(out);
-        out.ha(self.cfg.topics.bridge_state(), "online", true);
-        self.publish_link(out);
+        server.publish(cx);
+        cx.out.ha(cx.cfg.topics.bridge_state(), "online", true);
+        self.publish_link(cx);
+    }
+
+    /// Empties a discovery config of ours. The broker sends a watched one
+    /// back to the bridge: that echo is remembered here so it is never taken
+    /// for the user deleting the toy (which could by then be back).
+    fn empty_config(&mut self, cx: &mut Cx, topic: String) {
+        if cx.cfg.topics.parse_deletion(&topic).is_some() {
+            self.emptying(&topic);
+        }
+        cx.out.ha(topic, Vec::new(), true);
+    }
+
+    /// A toy deleted in Home Assistant: its configs are forgotten. Home
+    /// Assistant emptied the device's config (`topic`), which removed its
+    /// components: emptying it again would only earn a warning there. The
+    /// media player's config, and any of an older release, go.
+    pub(super) fn forget_toy(&mut self, cx: &mut Cx, topic: &str, node: &str) {
+        let gone = self.forget_node(&cx.cfg.topics, node);
+        for t in gone.into_iter().filter(|t| t != topic) {
+            self.empty_config(cx, t);
+        }
     }
 }
 

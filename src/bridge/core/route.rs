@@ -1,49 +1,147 @@
-//! Where each input goes: the toys' messages and Home Assistant's, each to
-//! the concern that decides on it.
+//! Where each input goes: to the concerns it is about, and what one
+//! concern's decision means for another (a command's end for the player and
+//! an announcement, a toy deleted for everything that waits for it).
 
+use super::player::what_plays;
 use super::*;
 
-impl Core {
+impl Concerns {
+    pub(super) fn route(&mut self, cx: &mut Cx, input: Input) {
+        match input {
+            Input::HaUp => self.publish_all(cx),
+            Input::HaDown => self.republishing.stop(),
+            Input::FoloToyUp => {
+                self.republishing.publish_link(cx);
+                // Volumes that announcements could not put back before.
+                self.announcements.restore_owed(cx, &mut self.commands);
+            }
+            Input::FoloToyDown => self.republishing.publish_link(cx),
+            Input::Ha { topic, msg } => self.on_ha(cx, &topic, msg),
+            Input::FoloToy { topic, msg, at } => self.on_folotoy(cx, &topic, msg, at),
+            Input::Tick => self.on_tick(cx),
+            Input::Continue => self.republishing.publish_more(cx, &self.server),
+        }
+    }
+
+    fn on_tick(&mut self, cx: &mut Cx) {
+        if self.republishing.due(cx.now) {
+            self.publish_all(cx);
+        }
+        self.conversations.on_tick(cx);
+        for msg_id in self.commands.expired(cx.now) {
+            self.finish(cx, msg_id, Outcome::NoAnswer);
+        }
+        self.server.on_tick(cx);
+        self.playing.on_tick(cx);
+        cx.publish_due();
+        self.announcements.on_tick(cx, &mut self.commands);
+    }
+
+    fn publish_all(&mut self, cx: &mut Cx) {
+        self.republishing.publish_all(cx, &self.server);
+    }
+
     /// A message from FoloToy's side: a toy heard from, its event, its answer to a
     /// command, or the server's answer to a configuration reload.
-    pub(super) fn on_folotoy(&mut self, topic: &str, msg: Inbound, now: Instant, at: SystemTime, out: &mut Output) {
+    fn on_folotoy(&mut self, cx: &mut Cx, topic: &str, msg: Inbound, at: SystemTime) {
         match msg {
             Inbound::Seen { sn } => {
-                self.admit(&sn, topic, out);
+                self.admit(cx, &sn, topic);
             }
             Inbound::Event { sn, event } => {
-                if !self.admit(&sn, topic, out) {
+                if !self.admit(cx, &sn, topic) {
                     return;
                 }
-                self.active(&sn, at, now, out);
-                self.on_event(&sn, topic, event, now, at, out);
+                self.heard_from(cx, &sn, at);
+                let said = self.conversations.on_event(cx, self.watching.all(), &sn, topic, event, at);
+                if let Some((text, length)) = said {
+                    self.playing.start(cx, &sn, text, length);
+                }
             }
             Inbound::CallAck { sn, ack } => {
-                if !self.admit(&sn, topic, out) {
+                if !self.admit(cx, &sn, topic) {
                     return;
                 }
                 // An answer is the toy speaking up as much as an event is.
-                self.active(&sn, at, now, out);
-                self.on_ack(&sn, topic, ack, now, out);
+                self.heard_from(cx, &sn, at);
+                if let Some(ended) = self.commands.on_ack(cx, &sn, topic, ack) {
+                    self.ended(cx, ended);
+                }
             }
-            Inbound::ConfigAck(ack) => self.on_config_ack(topic, ack, out),
+            Inbound::ConfigAck(ack) => self.server.on_config_ack(cx, topic, ack),
         }
     }
 
     /// A message from Home Assistant's side: its birth or will, a command, an answer to
     /// check, or one of the watched discovery configs.
-    pub(super) fn on_ha(&mut self, topic: &str, msg: HaInbound, now: Instant, out: &mut Output) {
+    fn on_ha(&mut self, cx: &mut Cx, topic: &str, msg: HaInbound) {
         match msg {
             HaInbound::Status { online: true } => {
-                out.log(Level::Info, topic, "Home Assistant is online: publishing everything again shortly");
-                self.republishing.schedule(now + REPUBLISH_DELAY);
+                cx.log(Level::Info, topic, "Home Assistant is online: publishing everything again shortly");
+                self.republishing.schedule(cx.now + REPUBLISH_DELAY);
             }
-            HaInbound::Status { online: false } => out.log(Level::Info, topic, "Home Assistant went offline"),
-            HaInbound::Command { sn, key, payload } => self.on_command(topic, &sn, &key, &payload, now, out),
-            HaInbound::Screen { id, sn, text } => self.screen(topic, &id, sn.as_deref(), &text, out),
+            HaInbound::Status { online: false } => cx.log(Level::Info, topic, "Home Assistant went offline"),
+            HaInbound::Command { sn, key, .. } if sn == SERVER => {
+                self.server.on_command(cx, &mut self.commands, topic, &key)
+            }
+            HaInbound::Command { sn, key, payload } => {
+                if let Some((sn, announcement)) = self.commands.on_command(cx, topic, &sn, &key, &payload) {
+                    self.announcements.announce(cx, &mut self.commands, &sn, topic, announcement);
+                }
+            }
+            HaInbound::Screen { id, sn, text } => self.watching.screen(cx, topic, &id, sn.as_deref(), &text),
             // Our own config coming back, or one we emptied ourselves.
             HaInbound::Discovery { emptied: false, .. } => {}
-            HaInbound::Discovery { node, emptied: true } => self.on_config_emptied(topic, &node, out),
+            HaInbound::Discovery { node, emptied: true } => self.on_config_emptied(cx, topic, &node),
         }
+    }
+
+    /// Makes sure a toy that spoke is known, published if new; false if it may not be.
+    fn admit(&mut self, cx: &mut Cx, sn: &Sn, topic: &str) -> bool {
+        match toys::admit(cx, sn, topic) {
+            toys::Admission::Known => true,
+            toys::Admission::Refused => false,
+            toys::Admission::New => {
+                if cx.links.ha {
+                    self.republishing.publish_toy(cx, sn, None);
+                }
+                true
+            }
+        }
+    }
+
+    /// The toy spoke up: its Last activity, and a volume owed to it.
+    fn heard_from(&mut self, cx: &mut Cx, sn: &Sn, at: SystemTime) {
+        toys::heard_from(cx, sn, at);
+        self.announcements.heard_from(cx, &mut self.commands, sn);
+    }
+
+    fn finish(&mut self, cx: &mut Cx, msg_id: u32, outcome: Outcome) {
+        if let Some(ended) = self.commands.finish(cx, msg_id, outcome) {
+            self.ended(cx, ended);
+        }
+    }
+
+    /// What a command's end means for the media player and for an announcement.
+    fn ended(&mut self, cx: &mut Cx, ended: commands::Ended) {
+        let plays = what_plays(&ended.command.request);
+        let length = plays.as_ref().map_or(Duration::ZERO, |(_, length)| *length);
+        if let (Outcome::Ok, Some((title, length))) = (ended.outcome, plays) {
+            self.playing.start(cx, &ended.sn, title, length);
+        }
+        self.announcements.answered(cx, &mut self.commands, &ended, length);
+    }
+
+    /// A watched discovery config came back empty: the bridge's own clearing
+    /// (its echo), or the user deleting the toy's device in Home Assistant.
+    fn on_config_emptied(&mut self, cx: &mut Cx, topic: &str, node: &str) {
+        if !self.republishing.emptied_by_home_assistant(topic) {
+            return;
+        }
+        let Some(sn) = toys::deleted_in_ha(cx, topic, node) else { return };
+        self.commands.forget(&sn);
+        self.playing.forget(&sn);
+        self.announcements.forget(&sn);
+        self.republishing.forget_toy(cx, topic, node);
     }
 }

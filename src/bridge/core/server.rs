@@ -1,6 +1,7 @@
 //! The FoloToy server: reloading its roles.json (the Reload roles button),
 //! and how that went (the Roles reload sensor).
 
+use super::commands::Commands;
 use super::*;
 
 /// The server's saved state and the reload waiting for its answer.
@@ -35,86 +36,81 @@ impl Server {
         self.in_flight = None;
         Some(msg_id)
     }
-}
 
-impl Core {
     /// "Reload roles": the server re-reads roles.json. Pressing again while
-    /// one waits for its answer sends nothing more.
-    pub(super) fn on_server_command(&mut self, topic: &str, key: &str, now: Instant, out: &mut Output) {
+    /// one waits for its answer sends nothing more. Its msgId comes from the
+    /// toys' commands' count, so no answer is taken for another's.
+    pub(super) fn on_command(&mut self, cx: &mut Cx, commands: &mut Commands, topic: &str, key: &str) {
         if key != "reload_roles" {
-            return out.log(Level::Warn, topic, format!("command for unknown server entity {key:?} ignored"));
+            return cx.log(Level::Warn, topic, format!("command for unknown server entity {key:?} ignored"));
         }
-        if let Some(msg_id) = self.server.reloading() {
-            return out.log(Level::Info, topic, format!("roles reload msgId {msg_id} still waits for its answer"));
+        if let Some(msg_id) = self.reloading() {
+            return cx.log(Level::Info, topic, format!("roles reload msgId {msg_id} still waits for its answer"));
         }
-        if !self.folotoy_up {
-            return out.log(Level::Warn, topic, "roles reload not sent: FoloToy's broker is not connected");
+        if !cx.links.folotoy {
+            return cx.log(Level::Warn, topic, "roles reload not sent: FoloToy's broker is not connected");
         }
-        let msg_id = self.pending.take_msg_id();
-        out.folotoy(folotoy::topics::CONFIG.to_owned(), folotoy::messages::load_roles_payload(msg_id));
-        self.server.in_flight = Some((msg_id, now + self.cfg.command_timeout));
-        self.set_roles(Outcome::Pending, msg_id, None, out);
+        let msg_id = commands.take_msg_id();
+        cx.out.folotoy(folotoy::topics::CONFIG.to_owned(), folotoy::messages::load_roles_payload(msg_id));
+        self.in_flight = Some((msg_id, cx.now + cx.cfg.command_timeout));
+        self.set_roles(cx, Outcome::Pending, msg_id, None);
     }
 
-    pub(super) fn on_config_ack(&mut self, topic: &str, ack: folotoy::messages::ConfigAck, out: &mut Output) {
+    pub(super) fn on_config_ack(&mut self, cx: &mut Cx, topic: &str, ack: folotoy::messages::ConfigAck) {
         if ack.identifier != "load_roles_config" {
             let why = format!("configAck for {:?}, which this bridge never sends; ignored", ack.identifier);
-            return out.log(Level::Warn, topic, why);
+            return cx.log(Level::Warn, topic, why);
         }
-        match self.server.in_flight {
-            // FoloToy echoes the msgId only if one was sent; an ack without
-            // one can only be for the reload that is waiting.
+        match self.in_flight {
             Some((msg_id, _)) if ack.msg_id.is_none_or(|m| m == msg_id) => {
-                self.server.in_flight = None;
+                self.in_flight = None;
                 if ack.ok {
-                    out.log(Level::Info, topic, "the FoloToy server reloaded its roles");
-                    self.set_roles(Outcome::Ok, msg_id, None, out);
+                    cx.log(Level::Info, topic, "the FoloToy server reloaded its roles");
+                    self.set_roles(cx, Outcome::Ok, msg_id, None);
                 } else {
-                    out.log(
-                        Level::Warn,
-                        topic,
-                        format!("the FoloToy server refused load_roles_config (msgId {msg_id})"),
-                    );
-                    self.set_roles(Outcome::Refused, msg_id, None, out);
+                    let why = format!("the FoloToy server refused load_roles_config (msgId {msg_id})");
+                    cx.log(Level::Warn, topic, why);
+                    self.set_roles(cx, Outcome::Refused, msg_id, None);
                 }
             }
-            Some((waiting, _)) => out.log(
+            Some((waiting, _)) => cx.log(
                 Level::Warn,
                 topic,
                 format!("configAck for msgId {:?} while msgId {waiting} waits; ignored", ack.msg_id),
             ),
-            None => out.log(Level::Warn, topic, "configAck while no roles reload waits (late, or not ours); ignored"),
+            None => cx.log(Level::Warn, topic, "configAck while no roles reload waits (late, or not ours); ignored"),
         }
     }
 
-    pub(super) fn set_roles(&mut self, outcome: Outcome, msg_id: u32, reason: Option<String>, out: &mut Output) {
-        self.server.state.roles_reload = Some(LastCommand {
+    fn set_roles(&mut self, cx: &mut Cx, outcome: Outcome, msg_id: u32, reason: Option<String>) {
+        self.state.roles_reload = Some(LastCommand {
             entity: "reload_roles".into(),
             value: "roles.json".into(),
             outcome,
             msg_id: Some(msg_id),
             reason,
         });
-        out.save = true;
-        self.publish_server(out);
+        cx.out.save = true;
+        self.publish(cx);
     }
 
-    pub(super) fn publish_server(&self, out: &mut Output) {
-        if self.ha_up {
-            let state = ha::states::last_command(self.server.state.roles_reload.as_ref(), &self.cfg.catalog);
-            out.ha(self.cfg.topics.server_state("roles_reload"), state, true);
+    /// The Roles reload sensor.
+    pub(super) fn publish(&self, cx: &mut Cx) {
+        if cx.links.ha {
+            let state = ha::states::last_command(self.state.roles_reload.as_ref(), &cx.cfg.catalog);
+            cx.out.ha(cx.cfg.topics.server_state("roles_reload"), state, true);
         }
     }
 
     /// A reload the server did not answer in time.
-    pub(super) fn roles_overdue(&mut self, now: Instant, out: &mut Output) {
-        let Some(msg_id) = self.server.overdue(now) else { return };
-        let secs = self.cfg.command_timeout.as_secs_f64();
-        out.log(
+    pub(super) fn on_tick(&mut self, cx: &mut Cx) {
+        let Some(msg_id) = self.overdue(cx.now) else { return };
+        let secs = cx.cfg.command_timeout.as_secs_f64();
+        cx.log(
             Level::Warn,
             folotoy::topics::CONFIG,
             format!("no answer from the FoloToy server to load_roles_config (msgId {msg_id}) within {secs} s"),
         );
-        self.set_roles(Outcome::NoAnswer, msg_id, Some(format!("waited {secs} s")), out);
+        self.set_roles(cx, Outcome::NoAnswer, msg_id, Some(format!("waited {secs} s")));
     }
 }

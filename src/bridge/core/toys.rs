@@ -21,7 +21,64 @@ pub(super) struct Toy {
 }
 
 impl Toys {
-    pub(super) fn new(known: BTreeMap<Sn, Toy>, deleted: BTreeSet<Sn>) -> Toys {
+    /// The toys listed and, when unknown toys are allowed, those saved; the
+    /// saved state checked against what this configuration allows.
+    pub(super) fn from_saved(
+        cfg: &CoreConfig,
+        mut saved: BTreeMap<Sn, ToyState>,
+        mut deleted: BTreeSet<Sn>,
+        logs: &mut Vec<Log>,
+    ) -> Toys {
+        let mut log = |level, sn: &Sn, message: String| {
+            logs.push(Log { level, topic: cfg.topics.state(sn, "#"), message });
+        };
+        // Listing a deleted toy brings it back.
+        deleted.retain(|sn| !cfg.lists(sn));
+        let mut known = BTreeMap::new();
+        for (sn, name) in &cfg.toys {
+            let state = ToyState { listed: true, ..saved.remove(sn).unwrap_or_default() };
+            known.insert(sn.clone(), Toy { name: name.clone(), state });
+        }
+        if cfg.allow_unknown_toys {
+            for (sn, mut state) in saved {
+                // Listed once, taken off the list, and never heard from: a
+                // mistyped serial number, not a toy that would come back.
+                if std::mem::take(&mut state.listed) && state.last_activity_ms.is_none() {
+                    let why = format!("saved toy {sn} left out: no longer in folotoy.toys and never heard from");
+                    log(Level::Info, &sn, why);
+                    continue;
+                }
+                if known.len() >= cfg.max_toys {
+                    log(
+                        Level::Warn,
+                        &sn,
+                        format!("saved toy {sn} left out: folotoy.max_toys ({}) reached", cfg.max_toys),
+                    );
+                    continue;
+                }
+                // Ids in Home Assistant are lower case: a case twin of a toy
+                // already here would take over its entities.
+                if let Some(twin) = known.keys().find(|k| k.ha_id() == sn.ha_id()) {
+                    log(Level::Warn, &sn, format!("saved toy {sn} left out: toy {twin} differs from it only in case"));
+                    continue;
+                }
+                known.insert(sn, Toy { name: None, state });
+            }
+        }
+        for (sn, toy) in &mut known {
+            for err in toy.state.settings.retain_valid() {
+                log(Level::Warn, sn, format!("saved setting dropped: {err}"));
+            }
+            if toy.state.role == 0 || usize::from(toy.state.role) > cfg.roles.len() {
+                toy.state.role = 1;
+            }
+            if let Some(cmd) = &mut toy.state.last_command {
+                if cmd.outcome == Outcome::Pending {
+                    cmd.outcome = Outcome::NoAnswer;
+                    cmd.reason = Some("the bridge restarted before the toy answered".into());
+                }
+            }
+        }
         Toys { known, refused: BTreeMap::new(), deleted }
     }
 
@@ -102,78 +159,67 @@ impl Toys {
     }
 }
 
-impl Core {
-    /// A watched discovery config came back empty: the bridge's own clearing
-    /// (its echo), or the user deleting the toy's device in Home Assistant.
-    pub(super) fn on_config_emptied(&mut self, topic: &str, node: &str, out: &mut Output) {
-        if self.republishing.emptied_by_home_assistant(topic) {
-            self.on_deleted_in_ha(topic, node, out);
-        }
-    }
+/// Whether a toy that spoke may be here (see [`admit`]).
+pub(super) enum Admission {
+    Known,
+    /// Added now: its discovery is still to be published.
+    New,
+    Refused,
+}
 
-    /// The user deleted a toy's device in Home Assistant, which emptied its
-    /// configs. A toy that appeared by itself is forgotten and kept out, or
-    /// it would come back with the next republish or sentence; a listed toy
-    /// stays (the configuration says so), with a warning saying how.
-    pub(super) fn on_deleted_in_ha(&mut self, topic: &str, node: &str, out: &mut Output) {
-        let Some(sn) = self.toys.by_node(node) else { return };
-        if self.cfg.lists(&sn) {
-            out.log(
-                Level::Warn,
-                topic,
-                format!(
-                    "toy {sn} was deleted in Home Assistant but is listed in folotoy.toys: it comes back when Home \
-                     Assistant or the bridge restarts; take it off the list to keep it away"
-                ),
-            );
-            return;
+/// Makes sure a toy that spoke is known, if it may be.
+pub(super) fn admit(cx: &mut Cx, sn: &Sn, topic: &str) -> Admission {
+    if cx.toys.has(sn) {
+        return Admission::Known;
+    }
+    if let Some(why) = cx.toys.refusal(sn, cx.cfg) {
+        if cx.toys.refuse(sn, &why) {
+            cx.log(Level::Warn, topic, format!("toy {sn} ignored: {why}"));
         }
-        out.log(
-            Level::Info,
+        return Admission::Refused;
+    }
+    cx.log(Level::Info, topic, format!("new toy {sn}: adding it to Home Assistant"));
+    cx.toys.add(sn);
+    cx.out.save = true;
+    Admission::New
+}
+
+/// Records that a toy was heard from, for the Last activity sensor.
+/// Shown to the second: a toy reading a story sends a sentence every
+/// few hundred milliseconds, and one update a second says as much.
+pub(super) fn heard_from(cx: &mut Cx, sn: &Sn, at: SystemTime) {
+    let ms = crate::dates::unix_ms(at);
+    let before = cx.toy(sn).last_activity_ms.replace(ms);
+    if before.map(|b| b / 1000) != Some(ms / 1000) {
+        cx.publish(sn, Key::LastActivity);
+        cx.out.save_soon = true;
+    }
+}
+
+/// The user deleted a toy's device in Home Assistant, which emptied its
+/// configs. A toy that appeared by itself is forgotten and kept out, or
+/// it would come back with the next republish or sentence: returned, for
+/// what else waits for it to be forgotten too. A listed toy stays (the
+/// configuration says so), with a warning saying how.
+pub(super) fn deleted_in_ha(cx: &mut Cx, topic: &str, node: &str) -> Option<Sn> {
+    let sn = cx.toys.by_node(node)?;
+    if cx.cfg.lists(&sn) {
+        cx.log(
+            Level::Warn,
             topic,
-            format!("toy {sn} was deleted in Home Assistant: forgotten, and kept out until listed in folotoy.toys"),
+            format!(
+                "toy {sn} was deleted in Home Assistant but is listed in folotoy.toys: it comes back when Home \
+                 Assistant or the bridge restarts; take it off the list to keep it away"
+            ),
         );
-        self.toys.delete(&sn);
-        self.pending.forget(&sn);
-        self.playing.forget(&sn);
-        self.announcements.forget(&sn);
-        // Home Assistant emptied the device's config, which removed its
-        // components: emptying it again would only earn a warning there. The
-        // media player's config, and any of an older release, go.
-        let gone = self.republishing.forget_node(&self.cfg.topics, node);
-        for t in gone.into_iter().filter(|t| t != topic) {
-            self.empty_config(t, out);
-        }
-        out.save = true;
+        return None;
     }
-
-    /// Empties a discovery config of ours. The broker sends a watched one
-    /// back to the bridge: that echo is remembered here so it is never taken
-    /// for the user deleting the toy (which could by then be back).
-    pub(super) fn empty_config(&mut self, topic: String, out: &mut Output) {
-        if self.cfg.topics.parse_deletion(&topic).is_some() {
-            self.republishing.emptying(&topic);
-        }
-        out.ha(topic, Vec::new(), true);
-    }
-
-    /// Makes sure a toy that spoke is known; false if it may not be.
-    pub(super) fn admit(&mut self, sn: &Sn, topic: &str, out: &mut Output) -> bool {
-        if self.toys.has(sn) {
-            return true;
-        }
-        if let Some(why) = self.toys.refusal(sn, &self.cfg) {
-            if self.toys.refuse(sn, &why) {
-                out.log(Level::Warn, topic, format!("toy {sn} ignored: {why}"));
-            }
-            return false;
-        }
-        out.log(Level::Info, topic, format!("new toy {sn}: adding it to Home Assistant"));
-        self.toys.add(sn);
-        out.save = true;
-        if self.ha_up {
-            self.publish_toy(sn, None, out);
-        }
-        true
-    }
+    cx.log(
+        Level::Info,
+        topic,
+        format!("toy {sn} was deleted in Home Assistant: forgotten, and kept out until listed in folotoy.toys"),
+    );
+    cx.toys.delete(&sn);
+    cx.out.save = true;
+    Some(sn)
 }

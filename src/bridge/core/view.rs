@@ -31,8 +31,10 @@ pub struct Refused {
 
 impl Core {
     pub fn view(&self) -> View {
-        let catalog = &self.cfg.catalog;
+        let cfg = &self.shared.cfg;
+        let catalog = &cfg.catalog;
         let toys = self
+            .shared
             .toys
             .iter()
             .map(|(sn, toy)| ToyView {
@@ -43,15 +45,19 @@ impl Core {
                     .iter()
                     .filter(|e| e.kind.setting().is_some() || e.kind == Kind::SpeakingRole)
                     .filter_map(|e| {
-                        let shown = ha::states::render(e, &toy.state, catalog, &self.cfg.roles)?;
+                        let shown = ha::states::render(e, &toy.state, catalog, &cfg.roles)?;
                         (shown != ha::states::UNKNOWN).then(|| (catalog.entity(e.key.as_str()).to_owned(), shown))
                     })
                     .collect(),
                 last_command: toy.state.last_command.as_ref().map(|c| ha::states::last_command_summary(c, catalog)),
             })
             .collect();
-        let refused =
-            self.toys.refused().map(|(sn, reason)| Refused { sn: sn.to_string(), reason: reason.clone() }).collect();
+        let refused = self
+            .shared
+            .toys
+            .refused()
+            .map(|(sn, reason)| Refused { sn: sn.to_string(), reason: reason.clone() })
+            .collect();
         View { toys, refused }
     }
 }

@@ -38,30 +38,18 @@ impl Watching {
         self.all = combined(configured, &self.page);
         Ok(())
     }
-}
-
-impl Core {
-    /// The configured watch words, and the page's.
-    pub fn watch_words(&self) -> (&[WatchWord], &[WatchWord]) {
-        (&self.cfg.watch_words, self.watching.page())
-    }
-
-    /// What sentences are checked against: both lists.
-    pub fn watching(&self) -> &WatchWords {
-        self.watching.all()
-    }
 
     /// Whether an answer Home Assistant's chat endpoint made for a toy may be
     /// said (the integration asks before the toy gets it): a verdict naming
     /// the watch words it holds, none meaning yes. One held back fires the
     /// toy's Alert event (`toy_said`, `held_back`), as a sentence said would.
-    pub(super) fn screen(&mut self, topic: &str, id: &str, sn: Option<&str>, text: &str, out: &mut Output) {
-        let phrases = self.watching.all().hits(Speaker::Toy, text);
-        let toy = sn.and_then(|s| Sn::parse(s).ok()).filter(|sn| self.toys.has(sn));
+    pub(super) fn screen(&self, cx: &mut Cx, topic: &str, id: &str, sn: Option<&str>, text: &str) {
+        let phrases = self.all.hits(Speaker::Toy, text);
+        let toy = sn.and_then(|s| Sn::parse(s).ok()).filter(|sn| cx.toys.has(sn));
         if !phrases.is_empty() {
             let whose = toy.as_ref().map_or_else(|| "a toy not known here".to_owned(), |sn| format!("toy {sn}"));
-            out.log(Level::Info, topic, format!("an answer for {whose} is held back: it holds {:?}", phrases[0]));
-            if let (Some(sn), true) = (&toy, self.ha_up) {
+            cx.log(Level::Info, topic, format!("an answer for {whose} is held back: it holds {:?}", phrases[0]));
+            if let (Some(sn), true) = (&toy, cx.links.ha) {
                 let spoken = ha::states::Spoken {
                     speaker: Speaker::Toy,
                     sentence: text,
@@ -70,13 +58,25 @@ impl Core {
                     role: None,
                 };
                 let alert = ha::states::Alert { spoken, phrases: phrases.clone(), held_back: true };
-                out.event(self.cfg.topics.state(sn, Key::Alert.as_str()), ha::states::alert_event(&alert));
+                cx.out.event(cx.cfg.topics.state(sn, Key::Alert.as_str()), ha::states::alert_event(&alert));
             }
         }
         // At most once, as the integration asks (see its brain.py): on the local broker nothing
         // is lost, and an acknowledgement would hold the next message back behind Nagle's delay.
         let verdict = serde_json::json!({ "phrases": phrases }).to_string();
-        out.event(self.cfg.topics.screen_response(id), verdict);
+        cx.out.event(cx.cfg.topics.screen_response(id), verdict);
+    }
+}
+
+impl Core {
+    /// The configured watch words, and the page's.
+    pub fn watch_words(&self) -> (&[WatchWord], &[WatchWord]) {
+        (&self.shared.cfg.watch_words, self.concerns.watching.page())
+    }
+
+    /// What sentences are checked against: both lists.
+    pub fn watching(&self) -> &WatchWords {
+        self.concerns.watching.all()
     }
 
     /// Replaces the page's watch words, if together with the configured ones
@@ -84,7 +84,7 @@ impl Core {
     /// why not, naming the phrase, and nothing changes.
     pub fn set_page_watch_words(&mut self, words: Vec<WatchWord>) -> Result<Output, String> {
         let list: Vec<String> = words.iter().map(|w| format!("{} ({})", w.phrase.trim(), w.side.as_str())).collect();
-        self.watching.set_page(&self.cfg.watch_words, words)?;
+        self.concerns.watching.set_page(&self.shared.cfg.watch_words, words)?;
         let mut out = Output::default();
         let shown = if list.is_empty() { "none".to_owned() } else { list.join(", ") };
         out.log(Level::Info, PAGE_WATCH_WORDS, format!("watch words added on the page are now: {shown}"));
