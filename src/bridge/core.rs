@@ -215,15 +215,15 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     /// A known toy's state; the caller checked that it is known.
-    pub(super) fn toy(&mut self, sn: &Sn) -> &mut ToyState {
+    fn toy(&mut self, sn: &Sn) -> &mut ToyState {
         self.toys.state_mut(sn).expect("checked by the caller")
     }
 
-    pub(super) fn log(&mut self, level: Level, topic: &str, message: impl Into<String>) {
+    fn log(&mut self, level: Level, topic: &str, message: impl Into<String>) {
         self.out.log(level, topic, message);
     }
 
-    pub(super) fn discovery(&self) -> Discovery<'_> {
+    fn discovery(&self) -> Discovery<'_> {
         let cfg = self.cfg;
         Discovery {
             topics: &cfg.topics,
@@ -234,12 +234,12 @@ impl Cx<'_> {
         }
     }
 
-    pub(super) fn publish(&mut self, sn: &Sn, key: Key) {
+    fn publish(&mut self, sn: &Sn, key: Key) {
         self.publish_entity(sn, Entity::of(key));
     }
 
     /// States wait for Home Assistant: its connection publishes them all.
-    pub(super) fn publish_entity(&mut self, sn: &Sn, entity: &Entity) {
+    fn publish_entity(&mut self, sn: &Sn, entity: &Entity) {
         if !self.links.ha || !self.discovery().offers(entity) {
             return;
         }
@@ -250,14 +250,14 @@ impl Cx<'_> {
     }
 
     /// Publishes a state now, or once the [`Hold`] lets it.
-    pub(super) fn publish_held(&mut self, sn: &Sn, key: Key) {
+    fn publish_held(&mut self, sn: &Sn, key: Key) {
         if self.hold.pass(sn, key, self.now) {
             self.publish(sn, key);
         }
     }
 
     /// Every state goes out now (a republish), the held ones with it.
-    pub(super) fn release_held(&mut self) {
+    fn release_held(&mut self) {
         self.hold.clear();
     }
 

@@ -148,6 +148,15 @@ impl Announcements {
         self.volume_sent(sn, msg_id, cmd);
     }
 
+    /// The user set the toy's volume: it wins over the one an announcement
+    /// would put back.
+    pub(super) fn volume_set(&self, cx: &mut Cx, sn: &Sn, topic: &str) {
+        if cx.toy(sn).volume_to_restore.take().is_some() {
+            let why = "a new volume was set: the volume from before the announcement is not put back";
+            cx.log(Level::Info, topic, why);
+        }
+    }
+
     /// A command of the toy ended (what it played lasts about `length`): a
     /// volume put back that did not take is owed again, and an announcement
     /// takes its next step.

@@ -12,6 +12,7 @@ pub(super) struct Commands {
 
 /// How a command ended, for what else it concerns (the media player, an
 /// announcement); the command's own entities already show it.
+#[must_use]
 pub(super) struct Ended {
     pub(super) sn: Sn,
     pub(super) msg_id: u32,
@@ -19,6 +20,15 @@ pub(super) struct Ended {
     pub(super) command: Waiting,
     /// A newer value for the same setting is sent in its place.
     pub(super) superseded: bool,
+}
+
+/// What a command from Home Assistant means for the announcements.
+#[must_use]
+pub(super) enum Asked {
+    /// To play at its volume (see `announcements.rs`).
+    Announcement(Sn, Waiting),
+    /// A volume the user set, sent or waiting to be.
+    Volume(Sn),
 }
 
 impl Commands {
@@ -69,15 +79,8 @@ impl Commands {
     /// A command from Home Assistant for a toy. Settings kept by the bridge
     /// are set here; the rest is sent, or queued behind the same setting's
     /// command in flight. An announcement (or a media player's play) is
-    /// returned, for [`super::announcements`] to play at its volume.
-    pub(super) fn on_command(
-        &mut self,
-        cx: &mut Cx,
-        topic: &str,
-        sn: &str,
-        key: &str,
-        payload: &str,
-    ) -> Option<(Sn, Waiting)> {
+    /// returned unsent, for the announcements to play at its volume.
+    pub(super) fn on_command(&mut self, cx: &mut Cx, topic: &str, sn: &str, key: &str, payload: &str) -> Option<Asked> {
         let sn = match Sn::parse(sn) {
             Ok(sn) if cx.toys.has(&sn) => sn,
             Ok(_) => {
@@ -148,19 +151,10 @@ impl Commands {
             cx.publish_entity(&sn, entity);
             return None;
         }
-        if let Request::Set(Setting::Volume, _) = request {
-            // The user's volume wins over the one an announcement would put back.
-            if cx.toy(&sn).volume_to_restore.take().is_some() {
-                cx.log(
-                    Level::Info,
-                    topic,
-                    "a new volume was set: the volume from before the announcement is not put back",
-                );
-            }
-        }
         if matches!(request, Request::PlayMedia(_)) || entity.kind == Kind::Announce {
-            return Some((sn, Waiting::asked(entity.key, request, raw)));
+            return Some(Asked::Announcement(sn, Waiting::asked(entity.key, request, raw)));
         }
+        let volume = matches!(request, Request::Set(Setting::Volume, _)).then(|| Asked::Volume(sn.clone()));
         if let Request::Set(setting, _) = request {
             if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
                 let replaced = self.pending.wait(&sn, Slot::Setting(setting), Waiting::asked(entity.key, request, raw));
@@ -176,11 +170,11 @@ impl Commands {
                         entity.key
                     ),
                 );
-                return None;
+                return volume;
             }
         }
         self.send(cx, &sn, Waiting::asked(entity.key, request, raw));
-        None
+        volume
     }
 
     /// A toy's answer to a command: ends the command it answers.

@@ -2,6 +2,7 @@
 //! toy starts, never when it stops, so playing ends after the length the
 //! bridge guessed.
 
+use super::commands::Ended;
 use super::*;
 
 /// Until when each playing toy is guessed to play.
@@ -31,6 +32,17 @@ impl Playing {
         cx.publish_held(sn, Key::PlayerTitle);
     }
 
+    /// A command ended: one the toy confirmed plays what it asked for.
+    /// Returns about how long what it asked for plays (for an announcement,
+    /// whose volume goes back after it).
+    pub(super) fn command_ended(&mut self, cx: &mut Cx, ended: &Ended) -> Duration {
+        let Some((title, length)) = what_plays(&ended.command.request) else { return Duration::ZERO };
+        if ended.outcome == Outcome::Ok {
+            self.start(cx, &ended.sn, title, length);
+        }
+        length
+    }
+
     /// Toys whose playing is over show idle.
     pub(super) fn on_tick(&mut self, cx: &mut Cx) {
         for sn in take_due(&mut self.until, |t| *t <= cx.now) {
@@ -44,7 +56,7 @@ impl Playing {
 
 /// What a command makes the toy play, and for about how long: a sentence
 /// as long as reading it takes, a URL the usual guess, settings nothing.
-pub(super) fn what_plays(request: &Request) -> Option<(String, Duration)> {
+fn what_plays(request: &Request) -> Option<(String, Duration)> {
     match request {
         Request::Say(text) | Request::PlayMedia(Media { text: Some(text), .. }) => {
             Some((text.clone(), speaking_time(text)))

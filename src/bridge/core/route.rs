@@ -2,7 +2,7 @@
 //! concern's decision means for another (a command's end for the player and
 //! an announcement, a toy deleted for everything that waits for it).
 
-use super::player::what_plays;
+use super::commands::{Asked, Ended};
 use super::*;
 
 impl Concerns {
@@ -84,11 +84,13 @@ impl Concerns {
             HaInbound::Command { sn, key, .. } if sn == SERVER => {
                 self.server.on_command(cx, &mut self.commands, topic, &key)
             }
-            HaInbound::Command { sn, key, payload } => {
-                if let Some((sn, announcement)) = self.commands.on_command(cx, topic, &sn, &key, &payload) {
-                    self.announcements.announce(cx, &mut self.commands, &sn, topic, announcement);
+            HaInbound::Command { sn, key, payload } => match self.commands.on_command(cx, topic, &sn, &key, &payload) {
+                Some(Asked::Announcement(sn, cmd)) => {
+                    self.announcements.announce(cx, &mut self.commands, &sn, topic, cmd)
                 }
-            }
+                Some(Asked::Volume(sn)) => self.announcements.volume_set(cx, &sn, topic),
+                None => {}
+            },
             HaInbound::Screen { id, sn, text } => self.watching.screen(cx, topic, &id, sn.as_deref(), &text),
             // Our own config coming back, or one we emptied ourselves.
             HaInbound::Discovery { emptied: false, .. } => {}
@@ -123,12 +125,8 @@ impl Concerns {
     }
 
     /// What a command's end means for the media player and for an announcement.
-    fn ended(&mut self, cx: &mut Cx, ended: commands::Ended) {
-        let plays = what_plays(&ended.command.request);
-        let length = plays.as_ref().map_or(Duration::ZERO, |(_, length)| *length);
-        if let (Outcome::Ok, Some((title, length))) = (ended.outcome, plays) {
-            self.playing.start(cx, &ended.sn, title, length);
-        }
+    fn ended(&mut self, cx: &mut Cx, ended: Ended) {
+        let length = self.playing.command_ended(cx, &ended);
         self.announcements.answered(cx, &mut self.commands, &ended, length);
     }
 

@@ -9,7 +9,7 @@ pub(super) struct Toys {
     known: BTreeMap<Sn, Toy>,
     /// Toys refused, each with why (warned about once).
     refused: BTreeMap<Sn, String>,
-    /// Toys deleted in Home Assistant (see `on_deleted_in_ha`).
+    /// Toys deleted in Home Assistant (see [`deleted_in_ha`]).
     deleted: BTreeSet<Sn>,
 }
 
