@@ -195,11 +195,16 @@ async fn write_history(
             rx.recv().await
         };
         let Some(mut lines) = next else { break };
-        // A sentence after a quiet spell is written at once; under a flood, what
-        // comes within COMMIT_GAP of the last commit joins one commit (each
-        // commit writes the table's, the index's and the search index's pages).
-        // A sync alone (no sentence) is no commit and makes nothing wait.
+        // A lone sentence is written at once. Under a flood (more already
+        // waits), what comes within COMMIT_GAP of the last commit joins one
+        // commit: each commit writes the table's, the index's and the search
+        // index's pages. A sync alone (no sentence) makes nothing wait.
         let mut closed = lines.is_empty();
+        match rx.try_recv() {
+            Ok(more) => lines.extend(more),
+            Err(mpsc::error::TryRecvError::Empty) => closed = true,
+            Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
+        }
         while !closed {
             match tokio::time::timeout_at(committed + COMMIT_GAP, rx.recv()).await {
                 Ok(Some(more)) => lines.extend(more),
