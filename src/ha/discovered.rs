@@ -120,15 +120,6 @@ fn split_device(topic: &str) -> Option<(&str, &str)> {
     Some((prefix, node)).filter(|(p, n)| !p.is_empty() && !n.is_empty())
 }
 
-/// `<prefix>/<platform>/<node>/<id>/config` as (prefix, platform, node, id).
-fn split_component(topic: &str) -> Option<(&str, &str, &str, &str)> {
-    let rest = topic.strip_suffix("/config")?;
-    let (rest, id) = rest.rsplit_once('/')?;
-    let (rest, node) = rest.rsplit_once('/')?;
-    let (prefix, platform) = rest.rsplit_once('/')?;
-    Some((prefix, platform, node, id))
-}
-
 impl Serialize for Discovered {
     /// Written one topic at a time: the expanded list is never held whole.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -151,7 +142,8 @@ impl<'de> Deserialize<'de> for Discovered {
                 continue;
             }
             // The media player's config is a config of its own, not a component.
-            let component = split_component(&topic).filter(|(_, platform, _, _)| PLATFORMS.contains(platform));
+            let component =
+                super::topics::split_component(&topic).filter(|(_, platform, _, _)| PLATFORMS.contains(platform));
             let owner = component.and_then(|(prefix, platform, node, id)| {
                 let set = components.get_mut(&(prefix.to_owned(), node.to_owned()))?;
                 set.insert((platform.into(), id.into()));

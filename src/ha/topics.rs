@@ -88,14 +88,8 @@ impl Topics {
 
     /// The component, node and key of a [`Topics::discovery`] topic.
     pub fn parse_discovery<'a>(&self, topic: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
-        let rest = topic.strip_prefix(self.discovery_prefix.as_str())?.strip_prefix('/')?;
-        let mut parts = rest.split('/');
-        match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(component), Some(node), Some(key), Some("config"), None) if component != DEVICE => {
-                Some((component, node, key))
-            }
-            _ => None,
-        }
+        let (prefix, component, node, key) = split_component(topic)?;
+        (prefix == self.discovery_prefix && component != DEVICE).then_some((component, node, key))
     }
 
     /// Every device config, watched for Home Assistant emptying a toy's:
@@ -156,6 +150,17 @@ impl Topics {
 /// The id a toy's device and entities are built from.
 pub fn toy_node(sn: &Sn) -> String {
     format!("folotoy_{}", sn.ha_id())
+}
+
+/// `<prefix>/<platform>/<node>/<id>/config` as (prefix, platform, node, id),
+/// whatever the prefix: the saved discovery topics are read before any
+/// `Topics` exists, and may be of another prefix than today's.
+pub fn split_component(topic: &str) -> Option<(&str, &str, &str, &str)> {
+    let rest = topic.strip_suffix("/config")?;
+    let (rest, id) = rest.rsplit_once('/')?;
+    let (rest, node) = rest.rsplit_once('/')?;
+    let (prefix, platform) = rest.rsplit_once('/')?;
+    Some((prefix, platform, node, id))
 }
 
 #[cfg(test)]

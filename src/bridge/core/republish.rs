@@ -100,6 +100,9 @@ impl Republishing {
     /// `before`: what Home Assistant had before this republish (`None`: what
     /// it has now).
     pub(super) fn publish_toy(&mut self, cx: &mut Cx, sn: &Sn, before: Option<&Discovered>) {
+        if !cx.links.ha {
+            return; // Home Assistant's connection publishes every toy
+        }
         let ToyDiscovery { device, player } = cx.discovery().toy(sn, cx.toys.name(sn));
         self.publish_device(cx, device, before);
         if let Some(c) = player {

@@ -104,9 +104,7 @@ impl Concerns {
             toys::Admission::Known => true,
             toys::Admission::Refused => false,
             toys::Admission::New => {
-                if cx.links.ha {
-                    self.republishing.publish_toy(cx, sn, None);
-                }
+                self.republishing.publish_toy(cx, sn, None);
                 true
             }
         }
