@@ -260,3 +260,42 @@ const COMMIT_GAP: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How soon written sentences are made durable.
 const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Kind, Limits};
+
+    /// A flood already queued when the writer runs: what it gathers into one
+    /// commit is every sentence, in order.
+    #[tokio::test]
+    async fn a_flood_of_sentences_is_kept_whole_and_in_order() {
+        const SENTENCES: u64 = 3_000;
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::dates::unix_ms(SystemTime::now());
+        let history = History::open(dir.path().join("history"), Limits { days: 7, max_bytes: 1 << 30 }, now).unwrap();
+        let reader = history.reader();
+        let sn = Sn::parse("fcb467dad0c0").unwrap();
+        let (tx, rx) = mpsc::channel(WAITING_BATCHES);
+        for n in 0..SENTENCES {
+            let line = Line {
+                t: now + n,
+                kind: Kind::Heard,
+                recording_id: Some(n as i64),
+                order: None,
+                role: None,
+                text: format!("sentence {n}"),
+            };
+            tx.try_send(vec![(sn.clone(), line)]).expect("room in the queue");
+        }
+        drop(tx);
+        let (live, _pages) = watch::channel(Changes::default());
+        write_history(Some(Arc::new(Mutex::new(history))), live, rx).await;
+        let kept = reader.messages(&sn, u64::MAX, SENTENCES as usize + 1, now).unwrap();
+        let texts: Vec<&str> = kept.iter().map(|m| m.text.as_str()).collect();
+        let expected: Vec<String> = (0..SENTENCES).map(|n| format!("sentence {n}")).collect();
+        let missing: Vec<&String> = expected.iter().filter(|e| !texts.contains(&e.as_str())).take(3).collect();
+        assert!(missing.is_empty(), "{} of {SENTENCES} kept; missing {missing:?}...", texts.len());
+        assert!(texts == expected, "every sentence kept, but not in order");
+    }
+}
