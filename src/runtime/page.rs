@@ -199,17 +199,11 @@ async fn write_history(
         // waits), what comes within COMMIT_GAP of the last commit joins one
         // commit: each commit writes the table's, the index's and the search
         // index's pages. A sync alone (no sentence) makes nothing wait.
-        let mut closed = lines.is_empty();
-        match rx.try_recv() {
-            Ok(more) => lines.extend(more),
-            Err(mpsc::error::TryRecvError::Empty) => closed = true,
-            Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
-        }
-        while !closed {
+        let mut gathering = !lines.is_empty() && rx.try_recv().map(|more| lines.extend(more)).is_ok();
+        while gathering {
             match tokio::time::timeout_at(committed + COMMIT_GAP, rx.recv()).await {
                 Ok(Some(more)) => lines.extend(more),
-                Ok(None) => closed = true,
-                Err(_) => break,
+                Ok(None) | Err(_) => gathering = false,
             }
         }
         if let Some(history) = history.clone() {

@@ -37,6 +37,12 @@ impl Announcements {
         self.by_toy.contains_key(sn)
     }
 
+    /// Whether the toy is owed the volume it had before an announcement
+    /// that is over (one under way puts it back itself).
+    fn owes(&self, sn: &Sn, toy: &ToyState) -> bool {
+        toy.volume_to_restore.is_some() && !self.has(sn)
+    }
+
     /// Whether the toy's volume or announcement is being sent.
     fn sending(&self, sn: &Sn) -> bool {
         matches!(self.by_toy.get(sn), Some(Announcing::Volume { .. } | Announcing::Media { .. }))
@@ -194,19 +200,15 @@ impl Announcements {
     /// The toy spoke up: a volume an announcement could not put back (the
     /// toy was off) goes back now that it is on again.
     pub(super) fn heard_from(&self, cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
-        if cx.toys.state(sn).volume_to_restore.is_some() && !self.has(sn) {
+        if self.owes(sn, cx.toys.state(sn)) {
             restore_volume(cx, commands, sn);
         }
     }
 
     /// FoloToy's broker is back: the volumes owed go back.
     pub(super) fn restore_owed(&self, cx: &mut Cx, commands: &mut Commands) {
-        let owed: Vec<Sn> = cx
-            .toys
-            .iter()
-            .filter(|(sn, t)| t.state.volume_to_restore.is_some() && !self.has(sn))
-            .map(|(sn, _)| sn.clone())
-            .collect();
+        let owed: Vec<Sn> =
+            cx.toys.iter().filter(|(sn, t)| self.owes(sn, &t.state)).map(|(sn, _)| sn.clone()).collect();
         for sn in owed {
             restore_volume(cx, commands, &sn);
         }

@@ -127,14 +127,15 @@ impl Republishing {
         let topics = &cfg.topics;
         let now = device.components();
         let mut migrated = Vec::new();
-        match before.unwrap_or(&self.published).device(&device.topic) {
+        let before = before.unwrap_or(&self.published);
+        match before.device(&device.topic) {
             Some(had) => {
                 for (platform, id) in had.difference(&now) {
                     device.remove(platform, id);
                 }
             }
             None => {
-                for topic in single_component_configs(before.unwrap_or(&self.published), topics, &device.node) {
+                for topic in single_component_configs(before, topics, &device.node) {
                     let (platform, _, id) = topics.parse_discovery(&topic).expect("a component topic");
                     migrated.push((now.contains(&(platform.into(), id.into())), topic));
                 }
