@@ -1,4 +1,4 @@
-//! A small in-process MQTT 3.1.1 broker so that `demo` runs on a machine
+//! A small in-process MQTT broker (3.1.1, and 5 as 3.1.1) so that `demo` runs on a machine
 //! without Mosquitto. The real tests keep using Mosquitto; this only has to
 //! be correct for what the demo needs, and must never take the process down.
 //!
@@ -11,10 +11,12 @@
 //! served as a clean session), re-delivery of unacknowledged QoS 1 messages
 //! (only needed across reconnects of persistent sessions), outgoing QoS 2
 //! (subscriptions asking for QoS 2 are granted QoS 1; incoming QoS 2 gets
-//! the full PUBREC/PUBREL/PUBCOMP handshake), authentication, TLS, MQTT 5.
+//! the full PUBREC/PUBREL/PUBCOMP handshake), authentication, TLS, MQTT 5's
+//! properties (MQTT 5 clients are served as 3.1.1 ones, see `v5`).
 
 mod connection;
 mod topic;
+mod v5;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

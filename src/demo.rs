@@ -169,7 +169,7 @@ impl Ha {
     async fn connect(mqtt: &MqttConfig) -> Result<Ha, DemoError> {
         let mut m = mqtt.clone();
         m.client_id = "demo-home-assistant".into();
-        let (client, mut ev) = runtime::link::client(&m, "mqtt", None)?;
+        let (client, mut ev) = runtime::link::peer_client(&m, "mqtt")?;
         let task = tokio::spawn(async move { while ev.poll().await.is_ok() {} });
         Ok(Ha { client, _task: task })
     }
@@ -192,7 +192,7 @@ impl Watcher {
     async fn start(mqtt: &MqttConfig) -> Result<Watcher, DemoError> {
         let mut m = mqtt.clone();
         m.client_id = "demo-watcher".into();
-        let (client, mut ev) = runtime::link::client(&m, "mqtt", None)?;
+        let (client, mut ev) = runtime::link::peer_client(&m, "mqtt")?;
         client.subscribe("#", QoS::AtLeastOnce).await?;
         let (ready_tx, ready_rx) = oneshot::channel();
         let task = tokio::spawn(async move {

@@ -83,7 +83,7 @@ impl Simulator {
     pub async fn start(mqtt: &MqttConfig, cfg: SimConfig) -> Result<Simulator, SimError> {
         let mut m = mqtt.clone();
         m.client_id = format!("folotoy-sim-{}", std::process::id());
-        let (client, mut eventloop) = crate::runtime::link::client(&m, "folotoy.mqtt", None)?;
+        let (client, mut eventloop) = crate::runtime::link::peer_client(&m, "folotoy.mqtt")?;
         client.subscribe("/sys/folotoy/+/thing/command/call", QoS::AtLeastOnce).await?;
         client.subscribe(topics::CONFIG, QoS::AtLeastOnce).await?;
         let mode = Arc::new(Mutex::new(cfg.ack));

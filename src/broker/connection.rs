@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, UnsubAck};
-use rumqttc::mqttbytes::{self, Protocol, QoS};
+use rumqttc::mqttbytes::{Protocol, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 
+use super::v5::{self, ReadError, Wire};
 use super::{topic, Shared, CLIENT_QUEUE_CAPACITY, MAX_PACKET_SIZE};
 
 /// A socket that never says CONNECT would otherwise be held forever.
@@ -32,7 +33,7 @@ pub(crate) enum CloseReason {
     #[error("connection closed without DISCONNECT")]
     Closed,
     #[error("malformed packet: {0}")]
-    Malformed(mqttbytes::Error),
+    Malformed(String),
     #[error("packet of {0} bytes is over the {MAX_PACKET_SIZE}-byte limit")]
     TooLarge(usize),
     #[error("nothing received within 1.5 x keep-alive ({0:?})")]
@@ -67,8 +68,8 @@ impl CloseReason {
 pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let (mut reader, mut writer) = stream.into_split();
     let mut buf = BytesMut::with_capacity(4096);
-    let connect = match handshake(&mut reader, &mut writer, &mut buf).await {
-        Ok(connect) => connect,
+    let (wire, connect) = match handshake(&mut reader, &mut writer, &mut buf).await {
+        Ok(hello) => hello,
         Err(reason) => return log_close("(before CONNECT)", peer, &reason),
     };
     let client_id = match connect.client_id.as_str() {
@@ -96,8 +97,8 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
         // First, so a kicked session reports the kick rather than its symptoms.
         biased;
         reason = kicked => Err(reason.unwrap_or(CloseReason::TakenOver)),
-        result = session.read_loop(&mut reader, &mut buf, keep_alive) => result,
-        reason = write_loop(writer, outbox) => Err(reason),
+        result = session.read_loop(wire, &mut reader, &mut buf, keep_alive) => result,
+        reason = write_loop(wire, writer, outbox) => Err(reason),
     };
     match &outcome {
         Ok(()) => tracing::debug!(client = session.client_id, %peer, "client disconnected"),
@@ -120,8 +121,15 @@ async fn handshake(
     reader: &mut OwnedReadHalf,
     writer: &mut OwnedWriteHalf,
     buf: &mut BytesMut,
-) -> Result<Connect, CloseReason> {
-    let packet = timeout(CONNECT_TIMEOUT, read_packet(reader, buf)).await.map_err(|_| CloseReason::NoConnect)??;
+) -> Result<(Wire, Connect), CloseReason> {
+    let hello = async {
+        while Wire::of_connect(buf).is_none() {
+            fill(reader, buf).await?;
+        }
+        let wire = Wire::of_connect(buf).unwrap_or(Wire::V4);
+        Ok::<_, CloseReason>((wire, read_packet(wire, reader, buf).await?))
+    };
+    let (wire, packet) = timeout(CONNECT_TIMEOUT, hello).await.map_err(|_| CloseReason::NoConnect)??;
     let Packet::Connect(connect) = packet else {
         return Err(CloseReason::Protocol("first packet is not CONNECT"));
     };
@@ -135,7 +143,7 @@ async fn handshake(
     };
     if let Some(code) = refusal {
         let mut out = BytesMut::new();
-        if Packet::ConnAck(ConnAck::new(code, false)).write(&mut out, usize::MAX).is_ok() {
+        if v5::write(wire, Packet::ConnAck(ConnAck::new(code, false)), &mut out).is_ok() {
             writer.write_all(&out).await?;
         }
         return Err(CloseReason::Refused(code));
@@ -145,30 +153,35 @@ async fn handshake(
             return Err(CloseReason::Protocol("last will topic is not a valid topic name"));
         }
     }
-    Ok(connect)
+    Ok((wire, connect))
 }
 
 /// Reads one whole packet, refusing oversized ones from their header alone
 /// so they are never buffered.
-async fn read_packet(reader: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<Packet, CloseReason> {
+async fn read_packet(wire: Wire, reader: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<Packet, CloseReason> {
     loop {
-        match Packet::read(buf, MAX_PACKET_SIZE) {
+        match v5::read(wire, buf, MAX_PACKET_SIZE) {
             Ok(packet) => return Ok(packet),
-            Err(mqttbytes::Error::InsufficientBytes(_)) => {}
-            Err(mqttbytes::Error::PayloadSizeLimitExceeded(size)) => return Err(CloseReason::TooLarge(size)),
-            Err(err) => return Err(CloseReason::Malformed(err)),
+            Err(ReadError::Incomplete) => {}
+            Err(ReadError::TooLarge(size)) => return Err(CloseReason::TooLarge(size)),
+            Err(ReadError::Malformed(why)) => return Err(CloseReason::Malformed(why)),
         }
-        buf.reserve(4096);
-        if reader.read_buf(buf).await? == 0 {
-            return Err(CloseReason::Closed);
-        }
+        fill(reader, buf).await?;
+    }
+}
+
+async fn fill(reader: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<(), CloseReason> {
+    buf.reserve(4096);
+    match reader.read_buf(buf).await? {
+        0 => Err(CloseReason::Closed),
+        _ => Ok(()),
     }
 }
 
 /// Sends whatever is queued for the client. Outgoing QoS 1 messages get
 /// their packet id here; nothing is kept for re-delivery (clean sessions
 /// only, and TCP does not lose packets within a connection).
-async fn write_loop(mut writer: OwnedWriteHalf, mut outbox: mpsc::Receiver<Vec<Packet>>) -> CloseReason {
+async fn write_loop(wire: Wire, mut writer: OwnedWriteHalf, mut outbox: mpsc::Receiver<Vec<Packet>>) -> CloseReason {
     let mut buf = BytesMut::with_capacity(4096);
     let mut last_pkid: u16 = 0;
     // The session holds a sender for as long as this runs, so `None` is moot.
@@ -183,7 +196,7 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut outbox: mpsc::Receiver<Vec<P
                     }
                 }
                 // Sizes were bounded on the way in, so this cannot fail in practice.
-                if let Err(err) = packet.write(&mut buf, usize::MAX) {
+                if let Err(err) = v5::write(wire, packet, &mut buf) {
                     tracing::error!(%err, "embedded MQTT broker could not encode a packet");
                 }
             }
@@ -215,16 +228,17 @@ impl Session {
     /// Returns `Ok` on DISCONNECT, the only ending that skips the last will.
     async fn read_loop(
         &mut self,
+        wire: Wire,
         reader: &mut OwnedReadHalf,
         buf: &mut BytesMut,
         keep_alive: Option<Duration>,
     ) -> Result<(), CloseReason> {
         loop {
             let packet = match keep_alive {
-                Some(limit) => timeout(limit, read_packet(reader, buf))
+                Some(limit) => timeout(limit, read_packet(wire, reader, buf))
                     .await
                     .map_err(|_| CloseReason::KeepAliveExpired(limit))??,
-                None => read_packet(reader, buf).await?,
+                None => read_packet(wire, reader, buf).await?,
             };
             match packet {
                 Packet::Publish(publish) => self.on_publish(publish)?,

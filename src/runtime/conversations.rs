@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use rumqttc::{AsyncClient, QoS};
+use super::link::{AsyncClient, QoS};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tracing::warn;

@@ -8,18 +8,26 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
+pub use rumqttc::v5::mqttbytes::QoS;
+pub use rumqttc::v5::AsyncClient;
+use rumqttc::v5::{Event, EventLoop, MqttOptions};
+use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::bridge::Side;
 use crate::config::{ConfigError, MqttConfig};
 
-/// Larger publishes make rumqttc drop the connection; the parsers refuse
-/// anything over 64 KiB anyway, this only bounds memory.
-const MAX_INCOMING: usize = 1024 * 1024;
+/// The largest packet the bridge takes, told to the broker in CONNECT (MQTT 5's
+/// Maximum Packet Size): the broker drops a larger message for this client
+/// instead of sending it. Under MQTT 3.1.1 a message over the client's limit
+/// could only end the connection, and a retained one ended every reconnection
+/// too, so any client of the broker could take the bridge off it for good.
+/// Between the parsers' limit (64 KiB, [`crate::folotoy::messages::MAX_PAYLOAD`])
+/// and this, a message arrives and is refused with a warning naming its topic;
+/// over this, only the broker sees it. It bounds what one message costs in memory.
+pub const MAX_INCOMING: u32 = 4 * 1024 * 1024;
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
@@ -81,23 +89,50 @@ pub enum LinkEvent {
 pub fn options(cfg: &MqttConfig, key: &str, will: Option<LastWill>) -> Result<MqttOptions, ConfigError> {
     let mut o = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
     o.set_keep_alive(Duration::from_secs(30));
-    o.set_max_packet_size(MAX_INCOMING, MAX_INCOMING);
+    o.set_max_packet_size(Some(MAX_INCOMING));
     o.set_request_channel_capacity(4096);
-    o.set_inflight(1000);
-    if let (Some(user), pass) = (&cfg.username, &cfg.password) {
-        o.set_credentials(user.clone(), pass.as_ref().map_or("", |p| p.expose()));
+    // The broker's Receive Maximum (CONNACK) bounds this further: Mosquitto's 20 by default.
+    o.set_outgoing_inflight_upper_limit(1000);
+    if let Some((user, pass)) = credentials(cfg) {
+        o.set_credentials(user, pass);
     }
     if let Some(will) = will {
         o.set_last_will(will);
     }
-    if let Some(tls) = crate::tls::client_config(cfg, key)? {
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    if let Some(tls) = transport(cfg, key)? {
+        o.set_transport(tls);
     }
     Ok(o)
 }
 
+fn credentials(cfg: &MqttConfig) -> Option<(&str, &str)> {
+    let user = cfg.username.as_deref()?;
+    Some((user, cfg.password.as_ref().map_or("", |p| p.expose())))
+}
+
+fn transport(cfg: &MqttConfig, key: &str) -> Result<Option<Transport>, ConfigError> {
+    let tls = crate::tls::client_config(cfg, key)?;
+    Ok(tls.map(|tls| Transport::tls_with_config(TlsConfiguration::Rustls(tls))))
+}
+
+/// An MQTT 3.1.1 client, as the toys and Home Assistant speak: the simulator's and the demo's.
+#[cfg(feature = "demo")]
+pub fn peer_client(cfg: &MqttConfig, key: &str) -> Result<(rumqttc::AsyncClient, rumqttc::EventLoop), ConfigError> {
+    let mut o = rumqttc::MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    o.set_inflight(1000);
+    if let Some((user, pass)) = credentials(cfg) {
+        o.set_credentials(user, pass);
+    }
+    if let Some(tls) = transport(cfg, key)? {
+        o.set_transport(tls);
+    }
+    Ok(rumqttc::AsyncClient::new(o, 4096))
+}
+
 pub fn will(topic: String) -> LastWill {
-    LastWill::new(topic, "offline", QoS::AtLeastOnce, true)
+    LastWill::new(topic, "offline", QoS::AtLeastOnce, true, None)
 }
 
 /// Polls `eventloop` until the bridge task goes away.
@@ -135,7 +170,9 @@ pub async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let topic = p.topic.clone();
+                // MQTT says topics are UTF-8; one that is not is refused by the
+                // parsers like any unknown topic, named as best it can be.
+                let topic = String::from_utf8_lossy(&p.topic).into_owned();
                 let ours = configs.as_ref().is_some_and(|t| t.parse_deletion(&topic).is_some());
                 let payload = if ours && !p.payload.is_empty() { bytes::Bytes::from_static(b"{}") } else { p.payload };
                 let msg = LinkEvent::Message { role, topic, payload, retain: p.retain };
@@ -170,17 +207,26 @@ pub async fn drive(
     }
 }
 
+/// A broker of MQTT 3.1.1 only refuses MQTT 5's CONNECT with a code MQTT 5
+/// lacks, which reads as a connection closed.
+const NO_MQTT_5: &str =
+    "the broker does not speak MQTT 5, which the bridge needs so that a broker drops a message too \
+                         large for it instead of the message ending the connection: Mosquitto 1.6 or newer, EMQX 3 or \
+                         newer and Home Assistant's Mosquitto add-on do";
+
 /// What to check, from rumqttc's and rustls's words, naming the keys to fix.
 fn hint(error: &str, role: Role) -> String {
     let key = role.key();
-    if error.contains("NotAuthorized") || error.contains("BadUserNamePassword") {
+    if error.contains("UnsupportedProtocolVersion") {
+        format!(" ({NO_MQTT_5})")
+    } else if error.contains("NotAuthorized") || error.contains("BadUserNamePassword") {
         format!(" (check {key}.username and {key}.password)")
     } else if error.contains("os error 111") {
         format!(" (is a broker listening there? check {key}.host and {key}.port)")
     } else if error.contains("closed by peer") {
         format!(
             " (the broker dropped the connection: another client with the same client id ({key}.client_id), such as \
-             a second bridge, takes it over, or the broker refused the login)"
+             a second bridge, takes it over, the broker refused the login, or {NO_MQTT_5})"
         )
     } else if error.contains("invalid peer certificate") {
         format!(
@@ -201,13 +247,13 @@ fn jitter(d: Duration) -> Duration {
 }
 
 pub fn client(cfg: &MqttConfig, key: &str, will: Option<LastWill>) -> Result<(AsyncClient, EventLoop), ConfigError> {
-    let (client, mut eventloop) = AsyncClient::new(options(cfg, key, will)?, 4096);
+    let mut options = options(cfg, key, will)?;
     // Commands are small and someone waits for each: without this, Nagle's
     // algorithm and delayed ACKs hold a lone publish back by up to 40 ms.
     let mut net = NetworkOptions::new();
     net.set_tcp_nodelay(true);
-    eventloop.set_network_options(net);
-    Ok((client, eventloop))
+    options.set_network_options(net);
+    Ok(AsyncClient::new(options, 4096))
 }
 
 #[cfg(test)]
@@ -231,6 +277,24 @@ mod tests {
         assert!(nobody.contains("mqtt.host and mqtt.port"), "{nobody}");
         let taken = hint("Connection closed by peer abruptly", Role::Both);
         assert!(taken.contains("mqtt.client_id"), "{taken}");
+    }
+
+    /// What a broker of MQTT 3.1.1 only answers to the bridge's CONNECT.
+    #[tokio::test]
+    async fn a_broker_without_mqtt_5_is_named_as_such() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let _ = socket.read(&mut [0; 256]).await;
+            // CONNACK, return code 1: "unacceptable protocol version" (MQTT 3.1.1, 3.2.2.3).
+            socket.write_all(&[0x20, 0x02, 0x00, 0x01]).await.unwrap();
+        });
+        let cfg = MqttConfig { host: "127.0.0.1".into(), port, ..MqttConfig::default() };
+        let (_client, mut eventloop) = client(&cfg, "mqtt", None).unwrap();
+        let error = eventloop.poll().await.expect_err("refused").to_string();
+        assert!(hint(&error, Role::Ha).contains("does not speak MQTT 5"), "{error}: {}", hint(&error, Role::Ha));
     }
 
     #[test]

@@ -7,12 +7,13 @@
 mod conversations;
 pub mod link;
 mod page;
+pub mod repeats;
 mod saver;
 
 use std::future::Future;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, QoS};
+use link::{AsyncClient, QoS};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -26,6 +27,7 @@ use crate::store::{self, StoreError};
 use conversations::Conversations;
 use link::{LinkEvent, Role};
 use page::Page;
+use repeats::Repeats;
 use saver::Saver;
 
 /// How long shutdown waits for `offline` to reach the broker.
@@ -90,6 +92,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let conversation_requests = topics.conversation_requests();
 
     let mut saver = Saver::start(state_file.clone());
+    let mut refused = Repeats::new(repeats::EVERY);
     tokio::pin!(shutdown);
     loop {
         let deadline = [core.next_deadline(), saver.due].into_iter().flatten().min().map(Instant::from_std);
@@ -147,7 +150,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     continue;
                 }
             }
-            for input in inputs(&topics, &links, ev).await {
+            for input in inputs(&topics, &links, &mut refused, ev).await {
                 merge(&mut out, core.handle(input, std::time::Instant::now()));
             }
         }
@@ -228,8 +231,14 @@ fn connect(config: &Config, topics: &ha::Topics, tx: mpsc::UnboundedSender<LinkE
 }
 
 /// Turns a link event into core inputs, parsing at the edge: bad messages
-/// stop here with a warning naming the topic and the reason.
-async fn inputs(topics: &ha::Topics, links: &Links, ev: LinkEvent) -> Vec<Input> {
+/// stop here with a warning naming the topic and the reason, told once per
+/// topic and reason and a while (`refused`), not for every copy.
+async fn inputs(
+    topics: &ha::Topics,
+    links: &Links,
+    refused: &mut Repeats<(String, String)>,
+    ev: LinkEvent,
+) -> Vec<Input> {
     match ev {
         LinkEvent::Up(role) => {
             subscribe(topics, links, role).await;
@@ -265,7 +274,10 @@ async fn inputs(topics: &ha::Topics, links: &Links, ev: LinkEvent) -> Vec<Input>
             match parsed {
                 Ok(input) => vec![input],
                 Err(reason) => {
-                    warn!(topic = %topic, "{reason}");
+                    let tell = refused.happened((topic.clone(), reason.clone()), std::time::Instant::now());
+                    if !tell.is_quiet() {
+                        warn!(topic = %topic, "{reason}{}", tell.suffix());
+                    }
                     vec![]
                 }
             }

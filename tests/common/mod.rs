@@ -334,7 +334,8 @@ impl Client {
     pub async fn connect(broker: &Mosquitto, filters: &[&str]) -> Client {
         let id = format!("test-{}-{}", std::process::id(), free_port());
         let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
-        opts.set_max_packet_size(1 << 20, 1 << 20);
+        // Big enough for what the hostile tests leave on the broker.
+        opts.set_max_packet_size(64 << 20, 64 << 20);
         let (client, mut ev) = AsyncClient::new(opts, 1024);
         for f in filters {
             client.subscribe(*f, QoS::AtLeastOnce).await.unwrap();
