@@ -17,8 +17,11 @@ use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use rusqlite::{params, Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::folotoy::Sn;
 
@@ -107,6 +110,47 @@ pub enum HistoryError {
     Sql { path: PathBuf, source: rusqlite::Error },
     #[error("the search was stopped (it took too long, or a newer one replaced it)")]
     Stopped,
+    #[error(
+        "the conversation history broke and no new one could be started ({0}): nothing is kept until the bridge \
+         restarts"
+    )]
+    Lost(String),
+    #[error("writing the conversation history failed: {0}")]
+    Panicked(String),
+}
+
+impl HistoryError {
+    /// The database itself is broken: not a database, corrupt, a file that cannot be
+    /// opened or written, a disk that failed to read or write it. Only a new database
+    /// goes on from there; a full disk (or a stopped search) is not that.
+    pub fn is_broken(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            HistoryError::Sql { source: rusqlite::Error::SqliteFailure(e, _), .. } => matches!(
+                e.code,
+                NotADatabase | DatabaseCorrupt | CannotOpen | SystemIoFailure | ReadOnly | PermissionDenied
+            ),
+            _ => false,
+        }
+    }
+
+    /// What happened to a [broken](HistoryError::is_broken) database, in words for a
+    /// parent, with SQLite's own after them.
+    pub fn plainly(&self) -> String {
+        use rusqlite::ErrorCode::*;
+        let HistoryError::Sql { source: rusqlite::Error::SqliteFailure(e, detail), .. } = self else {
+            return self.to_string();
+        };
+        let what = match e.code {
+            NotADatabase => "it is not a database",
+            DatabaseCorrupt => "it is damaged",
+            CannotOpen => "it cannot be opened",
+            SystemIoFailure => "the disk failed to read or write it",
+            ReadOnly | PermissionDenied => "it cannot be written",
+            _ => "SQLite refused it",
+        };
+        format!("{what}: {}", detail.clone().unwrap_or_else(|| e.to_string()))
+    }
 }
 
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
@@ -118,10 +162,54 @@ fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
     }
 }
 
+/// Every page of the database read once (SQLite's `quick_check`: about a second
+/// for 500 MB); a corrupt one is an error that [is broken](HistoryError::is_broken).
+fn check(conn: &Connection, path: &Path) -> Result<(), HistoryError> {
+    let found: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(sql(path))?;
+    if found == "ok" {
+        return Ok(());
+    }
+    let corrupt = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT);
+    Err(HistoryError::Sql { path: path.to_owned(), source: rusqlite::Error::SqliteFailure(corrupt, Some(found)) })
+}
+
+/// A broken database moved out of the way, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetAside {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+/// `conversations.sqlite3` (with its journal files) -> `conversations.sqlite3.corrupt-<n>`,
+/// never over an older one. What it held may still be read there.
+pub fn set_aside(root: &Path) -> Result<PathBuf, HistoryError> {
+    let path = root.join(DATABASE);
+    let aside = crate::store::aside_path(&path);
+    fs::rename(&path, &aside).map_err(|source| HistoryError::Io { path: path.clone(), source })?;
+    for journal in ["-wal", "-shm"] {
+        let (mut from, mut to) = (path.clone().into_os_string(), aside.clone().into_os_string());
+        from.push(journal);
+        to.push(journal);
+        match fs::rename(&from, &to) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(HistoryError::Io { path: PathBuf::from(from), source: e });
+            }
+            _ => {}
+        }
+    }
+    Ok(aside)
+}
+
 /// The writer: appends sentences, makes them durable, applies the limits.
 pub struct History {
     conn: Connection,
+    /// The history's folder.
+    root: PathBuf,
     path: PathBuf,
+    /// Shared with the readers: see [`History::trouble`].
+    trouble: Arc<Notify>,
+    /// Why no database is written any more, after a failed [`History::renew`].
+    lost: Option<String>,
     limits: Limits,
     /// Committed since the last [`History::sync`].
     unsynced: bool,
@@ -156,12 +244,31 @@ const SCHEMA: &str = "
 
 impl History {
     /// Opens (creating) the history in folder `root`, imports history of earlier
-    /// versions once, and applies the limits as of `now_ms`.
+    /// versions once, and applies the limits as of `now_ms`. A database that
+    /// [is broken](HistoryError::is_broken) is set aside (see [`set_aside`]) and a
+    /// new one started: the history is optional, the rest of the bridge is not.
+    pub fn open_or_renew(
+        root: PathBuf,
+        limits: Limits,
+        now_ms: u64,
+    ) -> Result<(History, Option<SetAside>), HistoryError> {
+        match History::open(root.clone(), limits, now_ms) {
+            Err(e) if e.is_broken() => {
+                let aside = SetAside { path: set_aside(&root)?, why: e.plainly() };
+                Ok((History::open(root, limits, now_ms)?, Some(aside)))
+            }
+            opened => opened.map(|h| (h, None)),
+        }
+    }
+
+    /// Opens (creating) the history in folder `root`; see [`History::open_or_renew`].
     pub fn open(root: PathBuf, limits: Limits, now_ms: u64) -> Result<History, HistoryError> {
         fs::create_dir_all(&root).map_err(|source| HistoryError::Io { path: root.clone(), source })?;
         let path = root.join(DATABASE);
         restore_snapshot(&root)?;
         let conn = Connection::open(&path).map_err(sql(&path))?;
+        // Corrupt pages are found now, not by a search days later.
+        check(&conn, &path)?;
         conn.busy_timeout(BUSY).map_err(sql(&path))?;
         // WAL: readers never wait for the writer nor it for them. NORMAL: a commit is
         // made durable at the next checkpoint (`sync`), at most a second later.
@@ -170,15 +277,59 @@ impl History {
         // The writer only appends: a small page cache (512 KiB; SQLite's default is 2 MiB).
         conn.pragma_update(None, "cache_size", -512).map_err(sql(&path))?;
         conn.execute_batch(SCHEMA).map_err(sql(&path))?;
-        let mut h = History { conn, path, limits, unsynced: false, trimmed_on: day_of(now_ms) };
-        h.import_jsonl(&root)?;
+        let trouble = Arc::new(Notify::new());
+        let mut h =
+            History { conn, root, path, limits, unsynced: false, trimmed_on: day_of(now_ms), trouble, lost: None };
+        h.import_jsonl(&h.root.clone())?;
         h.trim(now_ms)?;
         Ok(h)
     }
 
+    /// Sets this database aside and goes on in a new one, after it
+    /// [broke](HistoryError::is_broken) (`why`) while the bridge ran. Its readers
+    /// read the new one. If that fails too, every write fails ([`HistoryError::Lost`]).
+    pub fn renew(&mut self, why: String, now_ms: u64) -> Result<SetAside, HistoryError> {
+        let in_memory = Connection::open_in_memory().map_err(sql(&self.path))?;
+        // Closed before its files move: closing deletes its journal by name, which
+        // would then be the new database's.
+        drop(std::mem::replace(&mut self.conn, in_memory));
+        let renewed =
+            set_aside(&self.root).and_then(|aside| Ok((aside, History::open(self.root.clone(), self.limits, now_ms)?)));
+        match renewed {
+            Ok((path, fresh)) => {
+                self.conn = fresh.conn;
+                self.unsynced = false;
+                self.lost = None;
+                Ok(SetAside { path, why })
+            }
+            Err(e) => {
+                self.lost = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Refuses to write after a [`History::renew`] that failed.
+    fn alive(&self) -> Result<(), HistoryError> {
+        self.lost.as_ref().map_or(Ok(()), |why| Err(HistoryError::Lost(why.clone())))
+    }
+
+    /// Whether the database on disk reads whole; see [`check`]. On a connection of
+    /// its own: this one's cache may hold pages the disk no longer does.
+    pub fn check(&self) -> Result<(), HistoryError> {
+        let conn =
+            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql(&self.path))?;
+        check(&conn, &self.path)
+    }
+
     /// What the page reads through.
     pub fn reader(&self) -> Reader {
-        Reader { path: self.path.clone(), limits: self.limits }
+        Reader { path: self.path.clone(), limits: self.limits, trouble: self.trouble.clone() }
+    }
+
+    /// Woken when a reader found the database [broken](HistoryError::is_broken).
+    pub fn trouble(&self) -> Arc<Notify> {
+        self.trouble.clone()
     }
 
     /// Day files of earlier versions (`<sn>/<YYYY-MM-DD>.jsonl`), read into the
@@ -224,6 +375,7 @@ impl History {
     /// once. They reach the disk for sure at the next [`History::sync`], which
     /// the writer calls at most a second later.
     pub fn append_all(&mut self, lines: &[(Sn, Line)]) -> Result<(), HistoryError> {
+        self.alive()?;
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sql(&path))?;
         {
@@ -255,6 +407,7 @@ impl History {
 
     /// Makes what was committed since the last call durable.
     pub fn sync(&mut self) -> Result<(), HistoryError> {
+        self.alive()?;
         let path = self.path.clone();
         self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(sql(&path))?;
         self.unsynced = false;
@@ -269,6 +422,7 @@ impl History {
     /// Drops days past the limit, then, over the size cap, the oldest sentences down to
     /// nine tenths of it (so that a chatty toy at the cap does not trim at every batch).
     pub fn trim(&mut self, now_ms: u64) -> Result<(), HistoryError> {
+        self.alive()?;
         let path = self.path.clone();
         let oldest = self.limits.oldest_kept_ms(now_ms) as i64;
         self.conn.execute("DELETE FROM lines WHERE t < ?", [oldest]).map_err(sql(&path))?;
@@ -378,9 +532,19 @@ fn restore_snapshot(root: &Path) -> Result<(), HistoryError> {
 pub struct Reader {
     path: PathBuf,
     limits: Limits,
+    /// Told when what it reads is broken: the writer then sets the database aside.
+    trouble: Arc<Notify>,
 }
 
 impl Reader {
+    /// `result`, telling the writer when it says the database is broken.
+    fn watched<T>(&self, result: Result<T, HistoryError>) -> Result<T, HistoryError> {
+        if result.as_ref().is_err_and(HistoryError::is_broken) {
+            self.trouble.notify_one();
+        }
+        result
+    }
+
     fn connect(&self, flags: OpenFlags) -> Result<Connection, HistoryError> {
         let conn = Connection::open_with_flags(&self.path, flags).map_err(sql(&self.path))?;
         conn.busy_timeout(BUSY).map_err(sql(&self.path))?;
@@ -394,6 +558,10 @@ impl Reader {
     /// Up to `limit` messages of one toy before `before_ms`, oldest first; only
     /// what the limits keep at `now_ms`, trimmed yet or not.
     pub fn messages(&self, sn: &Sn, before_ms: u64, limit: usize, now_ms: u64) -> Result<Vec<Message>, HistoryError> {
+        self.watched(self.read_messages(sn, before_ms, limit, now_ms))
+    }
+
+    fn read_messages(&self, sn: &Sn, before_ms: u64, limit: usize, now_ms: u64) -> Result<Vec<Message>, HistoryError> {
         let conn = self.read_only()?;
         let oldest = self.limits.oldest_kept_ms(now_ms);
         let before = before_ms.min(i64::MAX as u64);
@@ -430,6 +598,15 @@ impl Reader {
         since_ms: u64,
         now_ms: u64,
     ) -> Result<Vec<(String, u64, Kind)>, HistoryError> {
+        self.watched(self.read_sentence_times(sn, since_ms, now_ms))
+    }
+
+    fn read_sentence_times(
+        &self,
+        sn: Option<&Sn>,
+        since_ms: u64,
+        now_ms: u64,
+    ) -> Result<Vec<(String, u64, Kind)>, HistoryError> {
         let conn = self.read_only()?;
         let since = since_ms.max(self.limits.oldest_kept_ms(now_ms)).min(i64::MAX as u64) as i64;
         let row = |r: &rusqlite::Row| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?)));
@@ -447,15 +624,17 @@ impl Reader {
 
     /// A search's own connection, which [`Stop`] can interrupt from elsewhere.
     pub fn searcher(&self) -> Result<Searcher, HistoryError> {
-        let conn = self.read_only()?;
+        let conn = self.watched(self.read_only())?;
         Ok(Searcher { conn, reader: self.clone() })
     }
 
     /// Deletes everything kept of one toy.
     pub fn clear(&self, sn: &Sn) -> Result<(), HistoryError> {
-        let conn = self.connect(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        conn.execute("DELETE FROM lines WHERE sn = ?", [sn.as_str()]).map_err(sql(&self.path))?;
-        Ok(())
+        self.watched((|| {
+            let conn = self.connect(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            conn.execute("DELETE FROM lines WHERE sn = ?", [sn.as_str()]).map_err(sql(&self.path))?;
+            Ok(())
+        })())
     }
 }
 
@@ -481,6 +660,10 @@ impl Searcher {
     /// Messages of any toy whose text holds `query` (without case), newest first,
     /// at most `limit`; only what the limits keep at `now_ms`.
     pub fn search(&self, query: &str, limit: usize, now_ms: u64) -> Result<Vec<(String, Message)>, HistoryError> {
+        self.reader.watched(self.find(query, limit, now_ms))
+    }
+
+    fn find(&self, query: &str, limit: usize, now_ms: u64) -> Result<Vec<(String, Message)>, HistoryError> {
         let path = &self.reader.path;
         let oldest = self.reader.limits.oldest_kept_ms(now_ms) as i64;
         let needle = query.to_lowercase();

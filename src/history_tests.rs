@@ -363,3 +363,112 @@ fn search_tells_apart_sentences_of_the_same_millisecond() {
     let found: Vec<_> = h.search("night", 10, NOON).unwrap().into_iter().map(|(_, m)| m.text).collect();
     assert_eq!(found, ["Night", "Good night"]);
 }
+
+/// A history of `n` sentences of one toy, closed, with everything in the database file
+/// itself (no journal left beside it).
+fn written(dir: &Path, n: i64) -> PathBuf {
+    let mut h = open(dir, 7, 1 << 30, NOON);
+    let lines: Vec<(Sn, Line)> = (0..n)
+        .map(|i| (sn("fcb467dad0c0"), heard(NOON + i as u64, i, &format!("sentence {i} {}", "x".repeat(200)))))
+        .collect();
+    h.append_all(&lines).unwrap();
+    h.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    drop(h);
+    dir.join("history").join(DATABASE)
+}
+
+/// Every page after the first `keep` bytes overwritten, as a bad sector or a torn copy would.
+fn scribble(file: &Path, keep: u64) {
+    let len = fs::metadata(file).unwrap().len();
+    let mut f = fs::OpenOptions::new().write(true).open(file).unwrap();
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(keep)).unwrap();
+    f.write_all(&vec![0xA5; (len - keep) as usize]).unwrap();
+}
+
+fn renewed(dir: &Path) -> (History, SetAside) {
+    let (h, aside) = History::open_or_renew(dir.join("history"), Limits { days: 7, max_bytes: 1 << 30 }, NOON).unwrap();
+    (h, aside.expect("set aside"))
+}
+
+/// The new history keeps what comes: it is a database of its own.
+fn keeps_what_comes(h: &mut History) {
+    let toy = sn("fcb467dad0c0");
+    h.append(&toy, &heard(NOON + 5_000, 77, "a new start")).unwrap();
+    assert_eq!(all(h, &toy, NOON + 5_000), ["a new start"]);
+}
+
+#[test]
+fn a_history_that_is_not_a_database_is_set_aside_under_its_name_and_a_new_one_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("history").join(DATABASE);
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, b"not a database at all").unwrap();
+    let (mut h, aside) = renewed(dir.path());
+    assert_eq!(aside.path, dir.path().join("history/conversations.sqlite3.corrupt-1"));
+    assert!(aside.why.starts_with("it is not a database: file is not a database"), "{}", aside.why);
+    assert_eq!(fs::read(&aside.path).unwrap(), b"not a database at all", "kept as it was");
+    keeps_what_comes(&mut h);
+}
+
+#[test]
+fn a_history_with_corrupt_pages_is_found_at_start_and_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = written(dir.path(), 400);
+    let before = fs::metadata(&file).unwrap().len();
+    // The header and the schema read; the sentences' pages do not.
+    scribble(&file, 4 * 4096);
+    let (mut h, aside) = renewed(dir.path());
+    assert!(aside.why.starts_with("it is damaged"), "{}", aside.why);
+    assert_eq!(fs::metadata(&aside.path).unwrap().len(), before);
+    keeps_what_comes(&mut h);
+}
+
+#[test]
+fn a_history_that_cannot_be_opened_is_set_aside_and_a_new_one_started() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder where the file should be: SQLite cannot open it (tests run as root, which
+    // reads a file of any permissions).
+    let file = dir.path().join("history").join(DATABASE);
+    fs::create_dir_all(file.join("lost+found")).unwrap();
+    let (mut h, aside) = renewed(dir.path());
+    assert!(aside.why.starts_with("it cannot be opened"), "{}", aside.why);
+    assert!(aside.path.join("lost+found").is_dir(), "moved whole");
+    keeps_what_comes(&mut h);
+}
+
+#[test]
+fn a_history_that_breaks_while_running_is_renewed_and_its_readers_read_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = written(dir.path(), 400);
+    let mut h = History::open(dir.path().join("history"), Limits { days: 7, max_bytes: 1 << 30 }, NOON).unwrap();
+    let reader = h.reader();
+    let trouble = h.trouble();
+    scribble(&file, 4 * 4096);
+    let found = reader.messages(&sn("fcb467dad0c0"), u64::MAX, 10, NOON).expect_err("broken");
+    assert!(found.is_broken(), "{found}");
+    // The reader told the writer: it is woken at once (a permit was stored).
+    let woken =
+        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(1), trouble.notified()).await.is_ok()
+        });
+    assert!(woken, "the writer is told");
+    let check = h.check().expect_err("the writer's own look agrees");
+    let aside = h.renew(check.plainly(), NOON).unwrap();
+    assert_eq!(aside.path, dir.path().join("history/conversations.sqlite3.corrupt-1"));
+    keeps_what_comes(&mut h);
+    assert_eq!(texts(&reader.messages(&sn("fcb467dad0c0"), u64::MAX, 10, NOON + 5_000).unwrap()), ["a new start"]);
+}
+
+#[test]
+fn a_history_that_cannot_be_renewed_refuses_every_write_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = open(dir.path(), 7, 1 << 30, NOON);
+    // The folder gone and a file in its place: nothing can be set aside nor started.
+    fs::remove_dir_all(dir.path().join("history")).unwrap();
+    fs::write(dir.path().join("history"), b"").unwrap();
+    let failed = h.renew("a test".into(), NOON).expect_err("cannot");
+    let refused = h.append(&sn("fcb467dad0c0"), &heard(NOON, 1, "lost")).expect_err("refused");
+    assert!(matches!(refused, HistoryError::Lost(_)), "{refused}");
+    assert!(refused.to_string().contains(&failed.to_string()), "{refused}");
+    assert!(!refused.is_broken(), "told as a repeating fault, not renewed again and again");
+}

@@ -89,7 +89,7 @@ pub fn save(path: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
 }
 
 /// `state.json` -> `state.json.corrupt-<n>`, never overwriting an older one.
-fn aside_path(path: &Path) -> PathBuf {
+pub(crate) fn aside_path(path: &Path) -> PathBuf {
     (1..)
         .map(|n| {
             let mut p = path.as_os_str().to_owned();

@@ -97,7 +97,17 @@ pub struct Status {
     pub connections: Vec<Connection>,
     /// Whether conversations are kept (history.enabled).
     pub history: bool,
+    /// What went wrong with the history since the bridge started, oldest first.
+    pub notices: Vec<Notice>,
     pub watch_words: WatchList,
+}
+
+/// Something the page must say: when, and what, in words for a parent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notice {
+    /// ms since the Unix epoch.
+    pub t: u64,
+    pub text: String,
 }
 
 /// The watch words: those configured (read only on the page) and the page's own.

@@ -20,8 +20,12 @@ struct Page {
 }
 
 async fn page_with(web: &str) -> Page {
+    page_in(tempfile::tempdir().unwrap(), web).await
+}
+
+/// The page of a bridge whose files are in `dir`, as a test left them.
+async fn page_in(dir: tempfile::TempDir, web: &str) -> Page {
     let broker = Mosquitto::start();
-    let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::start(&broker.mqtt(), SimConfig { toys: vec![], ack: AckMode::Ok }).await.unwrap();
     let mut ha = Client::connect(&broker, &["folotoy/#"]).await;
     let port = free_port();
@@ -223,6 +227,26 @@ async fn in_the_add_on_only_the_ingress_proxy_may_ask() {
     let (status, _) = http(p.port, "GET", "/api/status", &[]).await;
     assert_eq!(status, 403);
     p.bridge.wait_log(&["WARN", "page request from", "refused"]).await;
+}
+
+#[tokio::test]
+async fn a_history_that_is_not_a_database_is_set_aside_and_conversations_are_kept_in_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = b"a backup restored wrong: this is not a database";
+    std::fs::create_dir_all(dir.path().join("history")).unwrap();
+    std::fs::write(dir.path().join("history/conversations.sqlite3"), broken).unwrap();
+    let p = page_in(dir, "").await;
+    let aside = p._dir.path().join("history/conversations.sqlite3.corrupt-1");
+    let line = p.bridge.wait_log(&["WARN", "could not be read: it is not a database", "set aside as"]).await;
+    assert!(line.contains(&aside.display().to_string()), "{line}");
+    assert_eq!(std::fs::read(&aside).unwrap(), broken, "what it held is kept where the warning says");
+    let status = get_json(p.port, "/api/status").await;
+    let notice = status["notices"][0]["text"].as_str().expect("the page says so").to_owned();
+    assert!(notice.contains(&aside.display().to_string()) && notice.contains("not a database"), "{notice}");
+    assert_eq!(status["history"], true, "{status}");
+    p.sim.heard(&sn(BUNNY), 1, "kept in the new one").await.unwrap();
+    let messages = wait_json(p.port, MESSAGES, |m| !m.as_array().unwrap().is_empty()).await;
+    assert_eq!(texts(&messages), ["kept in the new one"]);
 }
 
 #[tokio::test]

@@ -239,6 +239,7 @@ async function loadStatus() {
     ...t.settings.map(([k, v]) => [k, v]),
     ["Last command", t.last_command || "none yet"],
   ])));
+  $("notices").replaceChildren(...s.notices.map((n) => el("p", "notice", `${day(n.t)} ${time(n.t)}: ${n.text}`)));
   const refused = $("refused");
   refused.replaceChildren(...s.refused.map((r) => card(r.sn, [["Why", r.reason]])));
   if (!s.refused.length) refused.replaceChildren(el("p", "note", "None."));
