@@ -29,6 +29,10 @@ use crate::glance::{self, DaySummary, Zone};
 use crate::history::{HistoryError, Kind, Message, Reader};
 use crate::watch::{Speaker, WatchWords};
 
+mod hosts;
+
+pub use hosts::{is_host_name, Hosts};
+
 const PAGE: &str = include_str!("web/page.html");
 const SCRIPT: &str = include_str!("web/page.js");
 const STYLE: &str = include_str!("web/page.css");
@@ -125,9 +129,10 @@ pub struct Shared {
     pub status: mpsc::Sender<StatusRequest>,
     /// Addresses allowed to ask; empty: any.
     pub allow_from: Vec<IpAddr>,
-    /// Listening on loopback only: then only loopback host names may be asked for,
-    /// so a web page elsewhere cannot reach the page through DNS rebinding.
-    pub loopback_only: bool,
+    /// The host names the page answers, so that a web site elsewhere cannot read it
+    /// through DNS rebinding; None: any (behind ingress, or a token on a page beyond
+    /// loopback: such a site never has the token).
+    pub hosts: Option<std::sync::Arc<Hosts>>,
     /// A secret every request must carry (web.token); with `allow_from` too, both must hold.
     pub token: Option<Secret>,
     /// Where the family's days begin, for the days the page shows.
@@ -173,16 +178,29 @@ fn page(body: &'static str, kind: &'static str) -> Response {
     r
 }
 
-/// Who may ask: loopback host names on a loopback page (against DNS rebinding), the
-/// addresses in `allow_from` (in the add-on, only the Supervisor's ingress proxy), and
-/// requests carrying the token when there is one.
+/// Who may ask: requests for a host name the page is known by (against DNS rebinding),
+/// from the addresses in `allow_from` (in the add-on, only the Supervisor's ingress
+/// proxy), carrying the token when there is one.
 async fn only_allowed(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    if shared.loopback_only {
-        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-        let name = host.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(host, |(n, _)| n);
-        if !matches!(name, "localhost" | "127.0.0.1" | "[::1]") {
-            warn!("page request for host {host:?} refused: the page listens on loopback only");
-            return (StatusCode::FORBIDDEN, "ask for localhost or 127.0.0.1\n").into_response();
+    if let Some(hosts) = &shared.hosts {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            .or_else(|| request.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        if !hosts.allows(&host) {
+            if let Some(unsaid) = hosts.warn_now(std::time::Instant::now()) {
+                let more =
+                    if unsaid > 0 { format!(" ({unsaid} more refused since the last warning)") } else { String::new() };
+                warn!(
+                    "page request for host {host:?} refused: the page answers only IP addresses, localhost and the \
+                     names in web.hosts; list the name there if the page is opened by it{more}"
+                );
+            }
+            let refused = "this page answers only the names it is known by: an IP address, localhost, or a name in \
+                           web.hosts\n";
+            return (StatusCode::FORBIDDEN, refused).into_response();
         }
     }
     if !shared.allow_from.is_empty() {

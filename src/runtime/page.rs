@@ -17,7 +17,7 @@ use crate::folotoy::Sn;
 use crate::glance::Zone;
 use crate::history::{History, Limits, Line};
 use crate::watch::WatchWords;
-use crate::web::{self, Changes, Connection, Shared, Status, StatusRequest, WatchEdit, WatchList};
+use crate::web::{self, Changes, Connection, Hosts, Shared, Status, StatusRequest, WatchEdit, WatchList};
 
 fn watch_list(core: &Core) -> WatchList {
     let (configured, page) = core.watch_words();
@@ -82,14 +82,19 @@ impl Page {
             problem: format!("cannot listen on {}:{}: {e}", config.web.bind, config.web.port),
         })?;
         info!("the page is at http://{}:{}/", config.web.bind, config.web.port);
-        let loopback_only = config.web.bind.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback());
+        let web = &config.web;
+        let loopback = web.bind.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback());
+        // The token keeps a site elsewhere out by itself beyond loopback (the browser keeps
+        // its cookie for the page's own name); behind ingress the proxy passes on whatever
+        // name Home Assistant is opened by, and only it may ask.
+        let hosts = (!web.ingress && (loopback || web.token.is_none())).then(|| Arc::new(Hosts::new(&web.hosts)));
         let reader = history.as_ref().map(|h| h.lock().expect("not poisoned").reader());
         let shared = Shared {
             history: reader.clone(),
             live: live.clone(),
             status,
             allow_from: config.web.allow_from.clone(),
-            loopback_only,
+            hosts,
             token: config.web.token.clone(),
             zone: zone.unwrap_or_else(Zone::utc),
             watch_words: watching.subscribe(),
