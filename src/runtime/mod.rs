@@ -257,7 +257,7 @@ async fn inputs(topics: &ha::Topics, links: &Links, ev: LinkEvent) -> Vec<Input>
                     .map_err(|e| e.to_string())
             } else if role.serves(Side::Ha) {
                 ha::inbound::parse(topics, &topic, &payload, retain)
-                    .map(|msg| Input::Ha { topic: topic.clone(), msg })
+                    .map(|msg| Input::Ha { topic: topic.clone(), msg, at: std::time::SystemTime::now() })
                     .map_err(|e| e.to_string())
             } else {
                 Err("not a topic this bridge subscribed to".to_owned())
