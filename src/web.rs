@@ -118,6 +118,10 @@ pub type StatusRequest = oneshot::Sender<Status>;
 /// (and save) or refuse with why.
 pub type WatchEdit = (Vec<WatchWord>, oneshot::Sender<Result<WatchList, String>>);
 
+/// A parent letting a toy deleted in Home Assistant back in, for the bridge's loop to do
+/// (and save) or refuse with why.
+pub type LetIn = (Sn, oneshot::Sender<Result<(), String>>);
+
 /// The most watch words the page may add.
 const MAX_PAGE_WATCH_WORDS: usize = 200;
 
@@ -140,6 +144,7 @@ pub struct Shared {
     /// The watch words now, which mark messages on the page.
     pub watch_words: watch::Receiver<WatchWords>,
     pub watch_edits: mpsc::Sender<WatchEdit>,
+    pub let_ins: mpsc::Sender<LetIn>,
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -152,6 +157,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/search", get(search))
         .route("/api/toys/{sn}/clear", post(clear))
         .route("/api/toys/{sn}/days", get(days))
+        .route("/api/toys/{sn}/let_in", post(let_in))
         .route("/api/watch_words", put(set_watch_words))
         .route("/api/updates", get(updates))
         .layer(middleware::from_fn_with_state(shared.clone(), only_allowed))
@@ -462,7 +468,7 @@ async fn search(
     Ok(Json(found.collect()))
 }
 
-/// A change (clearing, the watch words) needs a header only the page's own script sends,
+/// A change (clearing, the watch words, letting a toy back in) needs a header only the page's own script sends,
 /// naming the change: a form or a link on another site cannot set it (and no CORS lets a
 /// script do so).
 fn from_the_page(headers: &HeaderMap, change: &str, what: &str) -> Result<(), (StatusCode, String)> {
@@ -509,6 +515,24 @@ async fn set_watch_words(
     match answer.await.map_err(|_| gone())? {
         Ok(list) => Ok(Json(list)),
         Err(why) => Err((StatusCode::BAD_REQUEST, format!("watch words not changed: {why}"))),
+    }
+}
+
+/// Lets a toy deleted in Home Assistant back in (see [`from_the_page`]): 204, or 409 with
+/// why not (it is not kept out, or another rule keeps it out).
+async fn let_in(
+    State(shared): State<Shared>,
+    Path(sn): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, (StatusCode, String)> {
+    from_the_page(&headers, "let-in", "let a toy back in")?;
+    let sn = toy(&sn)?;
+    let (reply, answer) = oneshot::channel();
+    let gone = || (StatusCode::SERVICE_UNAVAILABLE, "the bridge is stopping".to_owned());
+    shared.let_ins.send((sn, reply)).await.map_err(|_| gone())?;
+    match answer.await.map_err(|_| gone())? {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(why) => Err((StatusCode::CONFLICT, why)),
     }
 }
 

@@ -594,3 +594,71 @@ async fn a_watch_word_the_page_cannot_add_is_refused_with_why_and_nothing_change
     assert_eq!(status["watch_words"]["page"], serde_json::json!([{"phrase": "matches", "side": "both"}]));
     p.bridge.wait_log(&["WARN", "page: watch words", "\"KNIFE\" is already watched"]).await;
 }
+
+/// A parent's click on *Let back in*, as the page's script sends it; the status and the answer.
+async fn let_in(port: u16, sn: &str) -> (u16, String) {
+    http(port, "POST", &format!("/api/toys/{sn}/let_in"), &[("X-FoloToy-Page", "let-in")]).await
+}
+
+#[tokio::test]
+async fn a_toy_deleted_in_home_assistant_is_listed_with_when_logged_at_start_and_can_be_let_back_in() {
+    let mut p = page_with("").await;
+    let bear = "08d1f9c6a310";
+    let config = format!("homeassistant/device/folotoy_{bear}/config");
+    let mut ha = Client::connect(&p._broker, &[&config]).await;
+    p.sim.heard(&sn(bear), 1, "hello").await.unwrap();
+    ha.wait_for(&config, |c| !c.is_empty()).await;
+    // Deleting its device in Home Assistant empties its config.
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    ha.publish_retained(&config, b"").await;
+    p.bridge.wait_log(&[&format!("toy {bear} was deleted in Home Assistant")]).await;
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let status = get_json(p.port, "/api/status").await;
+    let kept_out = status["kept_out"].as_array().unwrap();
+    assert_eq!(kept_out.len(), 1, "{status}");
+    assert_eq!(kept_out[0]["sn"], bear);
+    let when = kept_out[0]["deleted_ms"].as_u64().unwrap();
+    assert!(before <= when && when <= after, "{before} <= {when} <= {after}");
+    assert!(status["toys"].as_array().unwrap().iter().all(|t| t["sn"] != bear), "{status}");
+
+    // Each start says which toys are kept out, once.
+    p.bridge.terminate();
+    p.bridge.spawn(&[]);
+    p.bridge.wait_log(&["the page is at"]).await;
+    let said: Vec<String> = p
+        .bridge
+        .log_of_this_run()
+        .into_iter()
+        .filter(|l| l.contains("deleted in Home Assistant is kept out"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(said[0].contains(&format!("1 toy deleted in Home Assistant is kept out: {bear} (deleted 20")), "{said:?}");
+
+    // Only the page itself may let it back in, and only a toy kept out.
+    let path = format!("/api/toys/{bear}/let_in");
+    assert_eq!(http(p.port, "POST", &path, &[]).await.0, 403);
+    let cross_site = [("X-FoloToy-Page", "let-in"), ("Sec-Fetch-Site", "cross-site")];
+    assert_eq!(http(p.port, "POST", &path, &cross_site).await.0, 403);
+    let (code, why) = let_in(p.port, BUNNY).await;
+    assert_eq!((code, why.as_str()), (409, "toy fcb467dad0c0 is not kept out"));
+    assert_eq!(let_in(p.port, "bad-sn").await.0, 400);
+    p.bridge.wait_log(&["WARN", "page: toys kept out", "toy fcb467dad0c0 is not kept out"]).await;
+
+    ha.forget();
+    let (code, body) = let_in(p.port, bear).await;
+    assert_eq!(code, 204, "{body}");
+    // Back in Home Assistant at once, without waiting for it to talk.
+    ha.wait_for_next(&config, |c| c.contains(bear)).await;
+    let status = get_json(p.port, "/api/status").await;
+    assert_eq!(status["kept_out"], serde_json::json!([]));
+    assert!(status["toys"].as_array().unwrap().iter().any(|t| t["sn"] == bear), "{status}");
+    p.bridge.wait_log(&[&format!("toy {bear} let back in on the page")]).await;
+
+    // And after a restart: known, and no longer said to be kept out.
+    p.bridge.terminate();
+    p.bridge.spawn(&[]);
+    p.bridge.wait_log(&["the page is at"]).await;
+    assert!(!p.bridge.log_of_this_run().iter().any(|l| l.contains("kept out")), "{:#?}", p.bridge.log_of_this_run());
+    let status = get_json(p.port, "/api/status").await;
+    assert!(status["toys"].as_array().unwrap().iter().any(|t| t["sn"] == bear), "{status}");
+}

@@ -17,7 +17,7 @@ use crate::folotoy::Sn;
 use crate::glance::Zone;
 use crate::history::{History, Limits, Line};
 use crate::watch::WatchWords;
-use crate::web::{self, Changes, Connection, Hosts, Shared, Status, StatusRequest, WatchEdit, WatchList};
+use crate::web::{self, Changes, Connection, Hosts, LetIn, Shared, Status, StatusRequest, WatchEdit, WatchList};
 
 fn watch_list(core: &Core) -> WatchList {
     let (configured, page) = core.watch_words();
@@ -43,6 +43,8 @@ pub struct Page {
     pub reader: Option<crate::history::Reader>,
     /// The page's edits of its watch words, for the bridge's loop.
     pub watch_edits: mpsc::Receiver<WatchEdit>,
+    /// Toys a parent lets back in on the page, for the bridge's loop.
+    pub let_ins: mpsc::Receiver<LetIn>,
     /// The watch words in force, which mark messages on the page.
     watching: watch::Sender<WatchWords>,
 }
@@ -75,6 +77,7 @@ impl Page {
         let live = watch::Sender::new(Changes::default());
         let watching = watch::Sender::new(watch_words);
         let (edits, watch_edits) = mpsc::channel(4);
+        let (let_in, let_ins) = mpsc::channel(4);
         let (status, requests) = mpsc::channel(16);
         let address = (config.web.bind.as_str(), config.web.port);
         let listener = TcpListener::bind(address).await.map_err(|e| ConfigError::Invalid {
@@ -99,6 +102,7 @@ impl Page {
             zone: zone.unwrap_or_else(Zone::utc),
             watch_words: watching.subscribe(),
             watch_edits: edits,
+            let_ins: let_in,
         };
         tokio::spawn(web::serve(listener, shared));
         let (tx, rx) = mpsc::channel(WAITING_BATCHES);
@@ -115,6 +119,7 @@ impl Page {
             connections,
             reader,
             watch_edits,
+            let_ins,
             watching,
         }))
     }
