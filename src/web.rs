@@ -468,9 +468,9 @@ async fn search(
     Ok(Json(found.collect()))
 }
 
-/// A change (clearing, the watch words, letting a toy back in) needs a header only the page's own script sends,
-/// naming the change: a form or a link on another site cannot set it (and no CORS lets a
-/// script do so).
+/// A change (clearing, the watch words, letting a toy back in) needs a header only the
+/// page's own script sends, naming the change: a form or a link on another site cannot set
+/// it (and no CORS lets a script do so).
 fn from_the_page(headers: &HeaderMap, change: &str, what: &str) -> Result<(), (StatusCode, String)> {
     let from_page = headers.get("x-folotoy-page").is_some_and(|v| v == change);
     let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site");

@@ -165,6 +165,14 @@ impl Toys {
         self.deleted.insert(sn.clone(), Some(at_ms));
     }
 
+    /// A toy kept out since its deletion, back as when it first talked; refused
+    /// again later for another reason, it is warned about again.
+    fn let_in(&mut self, sn: &Sn) {
+        self.deleted.remove(sn);
+        self.refused.remove(sn);
+        self.add(sn);
+    }
+
     /// The toys deleted in Home Assistant, with when, if known.
     pub(super) fn deleted(&self) -> &BTreeMap<Sn, Option<u64>> {
         &self.deleted
@@ -214,17 +222,14 @@ pub(super) fn heard_from(cx: &mut Cx, sn: &Sn, at: SystemTime) {
 /// kept out, or another rule keeps it out: `allow_unknown_toys`, `max_toys`),
 /// and nothing changes.
 pub(super) fn let_back_in(cx: &mut Cx, sn: &Sn) -> Result<(), String> {
-    if !cx.toys.deleted.contains_key(sn) {
+    if !cx.toys.deleted().contains_key(sn) {
         return Err(format!("toy {sn} is not kept out"));
     }
     if let Some(why) = cx.toys.refusal_but_deleted(sn, cx.cfg) {
         return Err(format!("toy {sn} cannot come back: {why}"));
     }
-    cx.toys.deleted.remove(sn);
-    // Refused again later for another reason, it is warned about again.
-    cx.toys.refused.remove(sn);
     cx.log(Level::Info, LET_BACK_IN, format!("toy {sn} let back in on the page: adding it to Home Assistant"));
-    cx.toys.add(sn);
+    cx.toys.let_in(sn);
     cx.out.save = true;
     Ok(())
 }
