@@ -196,11 +196,28 @@ pub struct WebConfig {
     /// cookie set by opening the page once with `?token=`). With `allow_from`
     /// too, both must hold.
     pub token: Option<Secret>,
+    /// Host names the page is known by besides IP addresses and `localhost`
+    /// (`nas.local`): a page that answers any name can be read by a web site
+    /// that points a name of its own at it (DNS rebinding). Checked unless
+    /// `token` keeps that site out anyway, and never behind ingress.
+    pub hosts: Vec<String>,
+    /// Served through the Supervisor's ingress (the add-on): the proxy passes
+    /// on whatever name Home Assistant is opened by, and only it may ask.
+    #[serde(skip)]
+    pub ingress: bool,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { enabled: false, bind: "127.0.0.1".into(), port: 8099, allow_from: Vec::new(), token: None }
+        WebConfig {
+            enabled: false,
+            bind: "127.0.0.1".into(),
+            port: 8099,
+            allow_from: Vec::new(),
+            token: None,
+            hosts: Vec::new(),
+            ingress: false,
+        }
     }
 }
 

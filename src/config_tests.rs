@@ -108,6 +108,10 @@ fn invalid_configuration_names_the_key_and_the_problem() {
         ("mqtt:\n  hots: x\n", "hots"),
         ("folotoy:\n  mqtt:\n    host: ''\n", "folotoy.mqtt.host"),
         (
+            "web:\n  enabled: true\n  hosts: [nas.local, 'http://nas.local:8099']\n",
+            "web.hosts[1]: \"http://nas.local:8099\"",
+        ),
+        (
             "mqtt:\n  host: b\n  client_id: a\nfolotoy:\n  mqtt:\n    host: b\n    client_id: a\n",
             "folotoy.mqtt.client_id: must differ",
         ),

@@ -64,13 +64,8 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(8099);
-    config.web = crate::config::WebConfig {
-        enabled: true,
-        bind: args.bind.to_string(),
-        port: page_port,
-        allow_from: Vec::new(),
-        token: None,
-    };
+    config.web =
+        crate::config::WebConfig { enabled: true, bind: args.bind.to_string(), port: page_port, ..Default::default() };
     let page_host = if args.bind.is_unspecified() { "127.0.0.1".to_owned() } else { args.bind.to_string() };
     println!("The page (conversations, toys, connections): http://{page_host}:{page_port}/");
 

@@ -168,9 +168,13 @@ pub struct Snapshot {
     /// state, and a snapshot is taken for every confirmed change.
     pub discovery_topics: Arc<crate::ha::discovered::Discovered>,
     pub server: ServerState,
-    /// Toys the user deleted in Home Assistant: kept out until listed in
-    /// `folotoy.toys`, even when they talk.
+    /// Toys the user deleted in Home Assistant: kept out, even when they talk,
+    /// until listed in `folotoy.toys` or let back in on the page.
     pub deleted_toys: BTreeSet<Sn>,
+    /// When each of `deleted_toys` was deleted, in ms since the Unix epoch; one
+    /// deleted by a bridge before this field has none. A field of its own, so
+    /// that such a bridge still reads the file (it keeps `deleted_toys`).
+    pub deleted_toys_at: BTreeMap<Sn, u64>,
     /// Watch words a parent added on the page (the configured ones are the
     /// configuration's).
     pub page_watch_words: Vec<crate::config::WatchWord>,
@@ -185,6 +189,7 @@ impl Default for Snapshot {
             discovery_topics: Arc::default(),
             server: ServerState::default(),
             deleted_toys: BTreeSet::new(),
+            deleted_toys_at: BTreeMap::new(),
             page_watch_words: Vec::new(),
         }
     }

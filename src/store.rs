@@ -155,6 +155,41 @@ mod tests {
     }
 
     #[test]
+    fn a_state_file_from_before_deletions_had_a_time_loads_unchanged_and_older_bridges_read_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let bear = Sn::parse("08d1f9c6a310").unwrap();
+        let mut snap = Snapshot::default();
+        snap.toys.insert(Sn::parse("fcb467dad0c0").unwrap(), ToyState::default());
+        snap.deleted_toys.insert(bear.clone());
+        snap.next_msg_id = 42;
+        // The file as the release before wrote it: this one's, without when each toy was deleted.
+        let mut old = serde_json::to_value(&snap).unwrap();
+        old.as_object_mut().unwrap().remove("deleted_toys_at").expect("the new field");
+        fs::write(&path, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+        let loaded = open(&path).unwrap();
+        assert!(loaded.set_aside.is_none());
+        assert_eq!(loaded.snapshot, snap, "loaded as it was, no time made up");
+
+        // Written with a time: the list stays a list of serial numbers, which a bridge
+        // before this one reads (it ignores a field it does not know, and keeps the toy out).
+        snap.deleted_toys_at.insert(bear.clone(), 1_795_608_000_000);
+        save(&path, &snap).unwrap();
+        let written: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(written["deleted_toys"], serde_json::json!(["08d1f9c6a310"]));
+        assert_eq!(written["deleted_toys_at"], serde_json::json!({"08d1f9c6a310": 1_795_608_000_000u64}));
+        assert_eq!(written["version"], VERSION);
+        assert_eq!(VERSION, 1, "the format older bridges read");
+        #[derive(serde::Deserialize)]
+        struct Older {
+            deleted_toys: std::collections::BTreeSet<Sn>,
+        }
+        let older: Older = serde_json::from_value(written).unwrap();
+        assert_eq!(older.deleted_toys, [bear].into());
+        assert_eq!(open(&path).unwrap().snapshot, snap);
+    }
+
+    #[test]
     fn a_missing_file_is_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(open(&dir.path().join("none.json")).unwrap().snapshot, Snapshot::default());

@@ -29,6 +29,10 @@ use crate::glance::{self, DaySummary, Zone};
 use crate::history::{HistoryError, Kind, Message, Reader};
 use crate::watch::{Speaker, WatchWords};
 
+mod hosts;
+
+pub use hosts::{is_host_name, Hosts};
+
 const PAGE: &str = include_str!("web/page.html");
 const SCRIPT: &str = include_str!("web/page.js");
 const STYLE: &str = include_str!("web/page.css");
@@ -124,6 +128,10 @@ pub type StatusRequest = oneshot::Sender<Status>;
 /// (and save) or refuse with why.
 pub type WatchEdit = (Vec<WatchWord>, oneshot::Sender<Result<WatchList, String>>);
 
+/// A parent letting a toy deleted in Home Assistant back in, for the bridge's loop to do
+/// (and save) or refuse with why.
+pub type LetIn = (Sn, oneshot::Sender<Result<(), String>>);
+
 /// The most watch words the page may add.
 const MAX_PAGE_WATCH_WORDS: usize = 200;
 
@@ -135,9 +143,10 @@ pub struct Shared {
     pub status: mpsc::Sender<StatusRequest>,
     /// Addresses allowed to ask; empty: any.
     pub allow_from: Vec<IpAddr>,
-    /// Listening on loopback only: then only loopback host names may be asked for,
-    /// so a web page elsewhere cannot reach the page through DNS rebinding.
-    pub loopback_only: bool,
+    /// The host names the page answers, so that a web site elsewhere cannot read it
+    /// through DNS rebinding; None: any (behind ingress, or a token on a page beyond
+    /// loopback: such a site never has the token).
+    pub hosts: Option<std::sync::Arc<Hosts>>,
     /// A secret every request must carry (web.token); with `allow_from` too, both must hold.
     pub token: Option<Secret>,
     /// Where the family's days begin, for the days the page shows.
@@ -145,6 +154,7 @@ pub struct Shared {
     /// The watch words now, which mark messages on the page.
     pub watch_words: watch::Receiver<WatchWords>,
     pub watch_edits: mpsc::Sender<WatchEdit>,
+    pub let_ins: mpsc::Sender<LetIn>,
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -157,6 +167,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/search", get(search))
         .route("/api/toys/{sn}/clear", post(clear))
         .route("/api/toys/{sn}/days", get(days))
+        .route("/api/toys/{sn}/let_in", post(let_in))
         .route("/api/watch_words", put(set_watch_words))
         .route("/api/updates", get(updates))
         .layer(middleware::from_fn_with_state(shared.clone(), only_allowed))
@@ -183,16 +194,29 @@ fn page(body: &'static str, kind: &'static str) -> Response {
     r
 }
 
-/// Who may ask: loopback host names on a loopback page (against DNS rebinding), the
-/// addresses in `allow_from` (in the add-on, only the Supervisor's ingress proxy), and
-/// requests carrying the token when there is one.
+/// Who may ask: requests for a host name the page is known by (against DNS rebinding),
+/// from the addresses in `allow_from` (in the add-on, only the Supervisor's ingress
+/// proxy), carrying the token when there is one.
 async fn only_allowed(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    if shared.loopback_only {
-        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-        let name = host.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(host, |(n, _)| n);
-        if !matches!(name, "localhost" | "127.0.0.1" | "[::1]") {
-            warn!("page request for host {host:?} refused: the page listens on loopback only");
-            return (StatusCode::FORBIDDEN, "ask for localhost or 127.0.0.1\n").into_response();
+    if let Some(hosts) = &shared.hosts {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            .or_else(|| request.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        if !hosts.allows(&host) {
+            if let Some(unsaid) = hosts.warn_now(std::time::Instant::now()) {
+                let more =
+                    if unsaid > 0 { format!(" ({unsaid} more refused since the last warning)") } else { String::new() };
+                warn!(
+                    "page request for host {host:?} refused: the page answers only IP addresses, localhost and the \
+                     names in web.hosts; list the name there if the page is opened by it{more}"
+                );
+            }
+            let refused = "this page answers only the names it is known by: an IP address, localhost, or a name in \
+                           web.hosts\n";
+            return (StatusCode::FORBIDDEN, refused).into_response();
         }
     }
     if !shared.allow_from.is_empty() {
@@ -454,9 +478,9 @@ async fn search(
     Ok(Json(found.collect()))
 }
 
-/// A change (clearing, the watch words) needs a header only the page's own script sends,
-/// naming the change: a form or a link on another site cannot set it (and no CORS lets a
-/// script do so).
+/// A change (clearing, the watch words, letting a toy back in) needs a header only the
+/// page's own script sends, naming the change: a form or a link on another site cannot set
+/// it (and no CORS lets a script do so).
 fn from_the_page(headers: &HeaderMap, change: &str, what: &str) -> Result<(), (StatusCode, String)> {
     let from_page = headers.get("x-folotoy-page").is_some_and(|v| v == change);
     let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site");
@@ -501,6 +525,24 @@ async fn set_watch_words(
     match answer.await.map_err(|_| gone())? {
         Ok(list) => Ok(Json(list)),
         Err(why) => Err((StatusCode::BAD_REQUEST, format!("watch words not changed: {why}"))),
+    }
+}
+
+/// Lets a toy deleted in Home Assistant back in (see [`from_the_page`]): 204, or 409 with
+/// why not (it is not kept out, or another rule keeps it out).
+async fn let_in(
+    State(shared): State<Shared>,
+    Path(sn): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, (StatusCode, String)> {
+    from_the_page(&headers, "let-in", "let a toy back in")?;
+    let sn = toy(&sn)?;
+    let (reply, answer) = oneshot::channel();
+    let gone = || (StatusCode::SERVICE_UNAVAILABLE, "the bridge is stopping".to_owned());
+    shared.let_ins.send((sn, reply)).await.map_err(|_| gone())?;
+    match answer.await.map_err(|_| gone())? {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(why) => Err((StatusCode::CONFLICT, why)),
     }
 }
 

@@ -161,6 +161,37 @@ async fn the_addon_finds_its_broker_through_the_supervisor_and_keeps_state_in_da
 }
 
 #[tokio::test]
+async fn the_addons_page_answers_whatever_name_home_assistant_is_opened_by() {
+    let broker = Mosquitto::start();
+    let (url, _) = supervisor(ok_for(broker.port)).await;
+    let data = tempfile::tempdir().unwrap();
+    let options = format!(r#"{{"mqtt": {{"host": ""}}, "log_level": "info", "supervisor_url": "{url}"}}"#);
+    std::fs::write(data.path().join("options.json"), options).unwrap();
+    let mut ha = Client::connect(&broker, &["folotoy/bridge/state"]).await;
+    // The ingress proxy passes on the name Home Assistant was opened by; here the test
+    // stands where the proxy does (its address, 172.30.32.2, is not this machine's).
+    let port = free_port().to_string();
+    let env = [
+        ("SUPERVISOR_TOKEN", TOKEN),
+        ("FOLOTOY_HA_WEB__PORT", port.as_str()),
+        ("FOLOTOY_HA_WEB__ALLOW_FROM", "[127.0.0.1]"),
+    ];
+    let (mut child, _lines) = start_addon(data.path(), &env);
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    for host in ["homeassistant.local:8123", "my-home.ui.nabu.casa", "172.30.32.1:8099"] {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).await.unwrap();
+        s.write_all(format!("GET /api/status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    terminate(&mut child);
+    wait_logged(&mut child);
+}
+
+#[tokio::test]
 async fn the_addon_without_broker_or_supervisor_token_stops_with_one_clear_error() {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("options.json"), r#"{"log_level": "info"}"#).unwrap();

@@ -207,7 +207,7 @@ proptest! {
                     Err(_) => continue,
                 },
                 Step::Ha(topic, p, retained) => match inbound::parse(&topics(), &topic, p.as_bytes(), retained) {
-                    Ok(msg) => Input::Ha { topic, msg },
+                    Ok(msg) => Input::Ha { topic, msg, at: UNIX_EPOCH + Duration::from_secs(1_800_000_000) },
                     Err(_) => continue,
                 },
                 Step::Answer(_, _) if sent.is_empty() => continue,
@@ -235,7 +235,11 @@ proptest! {
                 Step::Birth(online) => {
                     let topic = "homeassistant/status".to_owned();
                     let payload = if online { "online" } else { "offline" };
-                    Input::Ha { msg: inbound::parse(&topics(), &topic, payload.as_bytes(), false).unwrap(), topic }
+                    Input::Ha {
+                        msg: inbound::parse(&topics(), &topic, payload.as_bytes(), false).unwrap(),
+                        topic,
+                        at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                    }
                 }
             };
             let mut out = core.handle(input, now);

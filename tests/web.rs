@@ -259,16 +259,69 @@ async fn with_history_off_no_conversation_is_kept() {
     assert_eq!(get_json(p.port, "/api/status").await["history"], false);
 }
 
+/// A request as a browser sends it when the page was opened as `http://<host>/`; the status.
+async fn ask_as(port: u16, method: &str, host: &str, path: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    s.write_all(format!("{request}Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut answer)).await.expect("an answer").unwrap();
+    answer.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+async fn get_for_host(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+    ask_as(port, "GET", host, path, headers, "").await
+}
+
 #[tokio::test]
 async fn a_page_on_loopback_answers_only_for_loopback_host_names() {
     let p = page_with("").await;
     // A web page elsewhere whose name an attacker pointed at 127.0.0.1 (DNS rebinding).
-    let mut s = TcpStream::connect(("127.0.0.1", p.port)).await.unwrap();
-    s.write_all(b"GET /api/status HTTP/1.1\r\nHost: evil.example:8099\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert_eq!(get_for_host(p.port, "evil.example:8099", "/api/status", &[]).await, 403);
     p.bridge.wait_log(&["WARN", "host \"evil.example:8099\" refused"]).await;
+    for host in ["localhost", "127.0.0.1:8099", "[::1]:8099"] {
+        assert_eq!(get_for_host(p.port, host, "/api/status", &[]).await, 200, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn a_page_open_to_allow_from_answers_only_the_names_it_is_known_by_and_warns_once_a_minute() {
+    let mut p = page_with("  bind: 0.0.0.0\n  allow_from: [\"127.0.0.1\"]\n  hosts: [NAS.local]\n").await;
+    // A web site whose name was pointed at this machine, opened in a browser on an allowed
+    // address (DNS rebinding): it could read the history and empty the watch words.
+    assert_eq!(get_for_host(p.port, "evil.example:8099", "/api/status", &[]).await, 403);
+    assert_eq!(get_for_host(p.port, "evil.example", "/", &[]).await, 403);
+    let change = [("X-FoloToy-Page", "watch-words"), ("Content-Type", "application/json")];
+    let code = ask_as(p.port, "PUT", "evil.example", "/api/watch_words", &change, "[]").await;
+    assert_eq!(code, 403, "nor may it change anything");
+    // The names it is known by: any address, localhost, and the names in web.hosts, with or
+    // without a port, in any case.
+    for host in
+        ["127.0.0.1", "192.168.1.20:8099", "[::1]", "[fd00::20]:8099", "localhost:8099", "nas.local", "NAS.LOCAL:8099"]
+    {
+        assert_eq!(get_for_host(p.port, host, "/api/status", &[]).await, 200, "{host}");
+    }
+    // One warning naming the first name refused, not one per request: the page's own change
+    // logs after the refusals, and no second warning came before it.
+    p.bridge.wait_log(&["WARN", "page request for host \"evil.example:8099\" refused", "web.hosts"]).await;
+    let (code, answer) = put_watch_words(p.port, r#"["marker"]"#).await;
+    assert_eq!(code, 200, "{answer}");
+    p.bridge.wait_log(&["watch words added on the page are now: marker"]).await;
+    let warned: Vec<String> = p.bridge.log().into_iter().filter(|l| l.contains("page request for host")).collect();
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+
+    // With a token beyond loopback, the name is not checked: a site elsewhere never has the
+    // token (the browser keeps its cookie for the page's own name), and a page opened by
+    // a name of the user's own keeps working.
+    p.bridge.terminate();
+    drop(p);
+    let p = page_with(&format!("  bind: 0.0.0.0\n  allow_from: [\"127.0.0.1\"]\n  token: {TOKEN}\n")).await;
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(get_for_host(p.port, "nas.local:8099", "/api/status", &[("Authorization", &bearer)]).await, 200);
+    assert_eq!(get_for_host(p.port, "evil.example:8099", "/api/status", &[]).await, 401);
 }
 
 /// A token as `openssl rand -hex 32` makes one.
@@ -564,4 +617,72 @@ async fn a_watch_word_the_page_cannot_add_is_refused_with_why_and_nothing_change
     let status = get_json(p.port, "/api/status").await;
     assert_eq!(status["watch_words"]["page"], serde_json::json!([{"phrase": "matches", "side": "both"}]));
     p.bridge.wait_log(&["WARN", "page: watch words", "\"KNIFE\" is already watched"]).await;
+}
+
+/// A parent's click on *Let back in*, as the page's script sends it; the status and the answer.
+async fn let_in(port: u16, sn: &str) -> (u16, String) {
+    http(port, "POST", &format!("/api/toys/{sn}/let_in"), &[("X-FoloToy-Page", "let-in")]).await
+}
+
+#[tokio::test]
+async fn a_toy_deleted_in_home_assistant_is_listed_with_when_logged_at_start_and_can_be_let_back_in() {
+    let mut p = page_with("").await;
+    let bear = "08d1f9c6a310";
+    let config = format!("homeassistant/device/folotoy_{bear}/config");
+    let mut ha = Client::connect(&p._broker, &[&config]).await;
+    p.sim.heard(&sn(bear), 1, "hello").await.unwrap();
+    ha.wait_for(&config, |c| !c.is_empty()).await;
+    // Deleting its device in Home Assistant empties its config.
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    ha.publish_retained(&config, b"").await;
+    p.bridge.wait_log(&[&format!("toy {bear} was deleted in Home Assistant")]).await;
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let status = get_json(p.port, "/api/status").await;
+    let kept_out = status["kept_out"].as_array().unwrap();
+    assert_eq!(kept_out.len(), 1, "{status}");
+    assert_eq!(kept_out[0]["sn"], bear);
+    let when = kept_out[0]["deleted_ms"].as_u64().unwrap();
+    assert!(before <= when && when <= after, "{before} <= {when} <= {after}");
+    assert!(status["toys"].as_array().unwrap().iter().all(|t| t["sn"] != bear), "{status}");
+
+    // Each start says which toys are kept out, once.
+    p.bridge.terminate();
+    p.bridge.spawn(&[]);
+    p.bridge.wait_log(&["the page is at"]).await;
+    let said: Vec<String> = p
+        .bridge
+        .log_of_this_run()
+        .into_iter()
+        .filter(|l| l.contains("deleted in Home Assistant is kept out"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(said[0].contains(&format!("1 toy deleted in Home Assistant is kept out: {bear} (deleted 20")), "{said:?}");
+
+    // Only the page itself may let it back in, and only a toy kept out.
+    let path = format!("/api/toys/{bear}/let_in");
+    assert_eq!(http(p.port, "POST", &path, &[]).await.0, 403);
+    let cross_site = [("X-FoloToy-Page", "let-in"), ("Sec-Fetch-Site", "cross-site")];
+    assert_eq!(http(p.port, "POST", &path, &cross_site).await.0, 403);
+    let (code, why) = let_in(p.port, BUNNY).await;
+    assert_eq!((code, why.as_str()), (409, "toy fcb467dad0c0 is not kept out"));
+    assert_eq!(let_in(p.port, "bad-sn").await.0, 400);
+    p.bridge.wait_log(&["WARN", "page: toys kept out", "toy fcb467dad0c0 is not kept out"]).await;
+
+    ha.forget();
+    let (code, body) = let_in(p.port, bear).await;
+    assert_eq!(code, 204, "{body}");
+    // Back in Home Assistant at once, without waiting for it to talk.
+    ha.wait_for_next(&config, |c| c.contains(bear)).await;
+    let status = get_json(p.port, "/api/status").await;
+    assert_eq!(status["kept_out"], serde_json::json!([]));
+    assert!(status["toys"].as_array().unwrap().iter().any(|t| t["sn"] == bear), "{status}");
+    p.bridge.wait_log(&[&format!("toy {bear} let back in on the page")]).await;
+
+    // And after a restart: known, and no longer said to be kept out.
+    p.bridge.terminate();
+    p.bridge.spawn(&[]);
+    p.bridge.wait_log(&["the page is at"]).await;
+    assert!(!p.bridge.log_of_this_run().iter().any(|l| l.contains("kept out")), "{:#?}", p.bridge.log_of_this_run());
+    let status = get_json(p.port, "/api/status").await;
+    assert!(status["toys"].as_array().unwrap().iter().any(|t| t["sn"] == bear), "{status}");
 }

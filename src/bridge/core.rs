@@ -4,7 +4,7 @@
 //! carries out the [`Output`]: publishes, log lines, and whether to save.
 //! Nothing here touches a socket or a clock, so every rule is a unit test.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -86,6 +86,9 @@ pub enum Input {
     Ha {
         topic: String,
         msg: HaInbound,
+        /// When it arrived, by the wall clock: the page shows when a toy was
+        /// deleted in Home Assistant.
+        at: SystemTime,
     },
     /// Time passed: overdue acks and a scheduled republish are handled.
     Tick,
@@ -304,7 +307,11 @@ impl Core {
     /// are no longer allowed are left out, so their discovery gets cleared.
     pub fn new(cfg: CoreConfig, saved: Snapshot) -> (Core, Vec<Log>) {
         let mut logs = Vec::new();
-        let toys = toys::Toys::from_saved(&cfg, saved.toys, saved.deleted_toys, &mut logs);
+        let deleted = saved.deleted_toys.into_iter().map(|sn| {
+            let at = saved.deleted_toys_at.get(&sn).copied();
+            (sn, at)
+        });
+        let toys = toys::Toys::from_saved(&cfg, saved.toys, deleted.collect(), &mut logs);
         let watching = watching::Watching::new(&cfg.watch_words, saved.page_watch_words, &mut logs);
         let concerns = Concerns {
             commands: commands::Commands::new(Pending::starting_at(saved.next_msg_id)),
@@ -330,7 +337,8 @@ impl Core {
             toys: toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
             discovery_topics: c.republishing.published(),
             server: c.server.state().clone(),
-            deleted_toys: toys.deleted().clone(),
+            deleted_toys: toys.deleted().keys().cloned().collect(),
+            deleted_toys_at: toys.deleted().iter().filter_map(|(sn, at)| Some((sn.clone(), (*at)?))).collect(),
             page_watch_words: c.watching.page().to_vec(),
             ..Snapshot::default()
         }
@@ -368,6 +376,21 @@ impl Core {
     pub fn begin_day(&mut self, sentences: Vec<(String, u64, crate::history::Kind)>, at: SystemTime, now: Instant) {
         let mut out = Output::default();
         self.concerns.conversations.begin_day(&mut self.shared.cx(now, &mut out), sentences, at);
+    }
+
+    /// The toys deleted in Home Assistant and kept out, with when (ms since
+    /// the Unix epoch), if known.
+    pub fn kept_out(&self) -> impl Iterator<Item = (&Sn, Option<u64>)> {
+        self.shared.toys.deleted().iter().map(|(sn, at)| (sn, *at))
+    }
+
+    /// A parent lets a toy deleted in Home Assistant back in (see
+    /// [`toys::let_back_in`]): it is back in Home Assistant at once. `Err`
+    /// says why not, and nothing changes.
+    pub fn let_back_in(&mut self, sn: &Sn, now: Instant) -> Result<Output, String> {
+        let mut out = Output::default();
+        self.concerns.let_back_in(&mut self.shared.cx(now, &mut out), sn)?;
+        Ok(out)
     }
 
     pub fn in_flight(&self) -> usize {
@@ -412,7 +435,8 @@ mod watching;
 
 pub use player::{speaking_time, PLAY_GUESS};
 pub use republish::CHUNK;
-pub use view::{Refused, ToyView, View};
+pub use toys::LET_BACK_IN;
+pub use view::{KeptOut, Refused, ToyView, View};
 pub use watching::PAGE_WATCH_WORDS;
 
 #[cfg(test)]

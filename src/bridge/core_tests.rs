@@ -136,19 +136,24 @@ fn command(key: &str, payload: &str) -> Input {
 fn command_to(sn: &str, key: &str, payload: &str) -> Input {
     let topic = format!("folotoy/{sn}/{key}/set");
     let msg = ha::inbound::parse(&topics(), &topic, payload.as_bytes(), false).expect("a command topic");
-    Input::Ha { topic, msg }
+    Input::Ha { topic, msg, at: wall_clock() }
 }
 
 /// Home Assistant's birth message.
 fn birth() -> Input {
     let topic = "homeassistant/status".to_owned();
     let msg = ha::inbound::parse(&topics(), &topic, b"online", false).unwrap();
-    Input::Ha { topic, msg }
+    Input::Ha { topic, msg, at: wall_clock() }
+}
+
+/// When the test's messages arrive, by the wall clock.
+fn wall_clock() -> SystemTime {
+    std::time::UNIX_EPOCH + secs(1_795_608_000)
 }
 
 fn folotoy(topic: String, payload: Json) -> Input {
     let msg = folotoy::messages::parse(&topic, payload.to_string().as_bytes()).expect("a valid FoloToy message");
-    Input::FoloToy { topic, msg, at: std::time::UNIX_EPOCH + secs(1_795_608_000) }
+    Input::FoloToy { topic, msg, at: wall_clock() }
 }
 
 /// A toy's answer to a command (`result` 1 ok, 0 failed).
@@ -1144,7 +1149,7 @@ fn home_assistant_going_offline_publishes_nothing() {
     let mut b = Bridge::up(config());
     let topic = "homeassistant/status".to_owned();
     let msg = ha::inbound::parse(&topics(), &topic, b"offline", false).unwrap();
-    let out = b.at(secs(1), Input::Ha { topic, msg });
+    let out = b.at(secs(1), Input::Ha { topic, msg, at: wall_clock() });
     assert!(out.publish.is_empty() && out.warned().is_empty());
     assert_eq!(b.core.next_deadline(), None);
 }
@@ -1270,7 +1275,7 @@ fn a_discovered_toy_stays_after_a_restart_when_unknown_toys_are_allowed() {
 fn deleted_in_ha(sn: &str) -> Input {
     let topic = format!("homeassistant/device/folotoy_{}/config", sn.to_lowercase());
     let msg = ha::inbound::parse(&topics(), &topic, b"", true).expect("a watched discovery topic");
-    Input::Ha { topic, msg }
+    Input::Ha { topic, msg, at: wall_clock() }
 }
 
 #[test]
@@ -1315,12 +1320,105 @@ fn a_listed_toy_deleted_in_home_assistant_stays_with_a_warning_saying_how_to_rem
     assert_eq!(b.core.toys().collect::<Vec<_>>(), [&sn(SN)]);
 }
 
+/// The toys the page lists as kept out, with when they were deleted.
+fn kept_out(b: &Bridge) -> Vec<(String, Option<u64>)> {
+    b.core.view().kept_out.into_iter().map(|k| (k.sn, k.deleted_ms)).collect()
+}
+
+#[test]
+fn a_toy_deleted_in_home_assistant_is_listed_as_kept_out_with_when_over_a_restart() {
+    let mut b = Bridge::up(open_config());
+    b.at(secs(0), voice_from(BEAR));
+    assert!(kept_out(&b).is_empty());
+    b.at(secs(1), deleted_in_ha(BEAR));
+    let when = Some(crate::dates::unix_ms(wall_clock()));
+    assert_eq!(kept_out(&b), [(BEAR.to_owned(), when)]);
+    // It talks: kept out, and listed once, not again among the toys refused for another reason.
+    b.at(secs(2), voice_from(BEAR));
+    assert!(b.core.view().refused.is_empty(), "{:?}", b.core.view().refused);
+    let again = Bridge::restore(open_config(), through_disk(b.core.snapshot()));
+    assert_eq!(kept_out(&again), [(BEAR.to_owned(), when)]);
+    assert_eq!(again.core.kept_out().collect::<Vec<_>>(), [(&sn(BEAR), when)]);
+}
+
+#[test]
+fn a_toy_let_back_in_is_back_in_home_assistant_at_once_and_stays_over_a_restart() {
+    let mut b = Bridge::up(open_config());
+    b.at(secs(0), voice_from(BEAR));
+    b.at(secs(1), deleted_in_ha(BEAR));
+    b.at(secs(2), voice_from(BEAR)); // refused, and warned about
+
+    let out = b.core.let_back_in(&sn(BEAR), b.t0 + secs(3)).expect("let back in");
+    assert!(kept_out(&b).is_empty());
+    assert_eq!(b.core.toys().collect::<Vec<_>>(), [&sn(BEAR), &sn(SN)]);
+    let published: BTreeSet<String> = out.configs().keys().cloned().collect();
+    assert!(published.is_superset(&toy_config_topics(BEAR)), "its entities are back: {published:?}");
+    assert!(out.save);
+    assert!(out.logs.iter().any(|l| l.message.contains("let back in")), "{:?}", out.logs);
+    // It talks: heard, not refused.
+    let out = b.at(secs(4), voice_from(BEAR));
+    assert!(out.warned().is_empty(), "{:?}", out.warned());
+    assert!(out.retained(&format!("folotoy/{BEAR}/last_activity")).is_some());
+
+    let saved = through_disk(b.core.snapshot());
+    assert!(saved.deleted_toys.is_empty() && saved.deleted_toys_at.is_empty());
+    let mut again = Bridge::restore(open_config(), saved);
+    assert!(kept_out(&again).is_empty());
+    let out = again.at(secs(0), Input::HaUp);
+    assert!(out.configs().keys().any(|t| t.contains(BEAR)));
+
+    // Deleted again later, it is kept out again, and said so again when it talks.
+    b.at(secs(5), deleted_in_ha(BEAR));
+    let warned = b.at(secs(6), voice_from(BEAR));
+    assert!(warned.warned().first().is_some_and(|w| w.1.contains("deleted in Home Assistant")), "{:?}", warned.logs);
+}
+
+#[test]
+fn letting_back_in_a_toy_not_kept_out_or_one_another_rule_keeps_out_changes_nothing() {
+    // Room for two toys: Bunny and Bear; Bear is deleted, and Cat takes its place.
+    let cat = "0c0a0b0d0e0f";
+    let mut b = Bridge::up(config_with(&[(SN, Some("Bunny"))], true, 2));
+    b.at(secs(0), voice_from(BEAR));
+    b.at(secs(1), deleted_in_ha(BEAR));
+    b.at(secs(2), voice_from(cat));
+    let refused = b.core.let_back_in(&sn(BEAR), b.t0 + secs(3)).unwrap_err();
+    assert!(refused.contains("folotoy.max_toys (2) is reached"), "{refused}");
+    assert_eq!(kept_out(&b).len(), 1, "still kept out");
+    assert!(!b.core.toys().any(|s| *s == sn(BEAR)));
+
+    let refused = b.core.let_back_in(&sn(cat), b.t0 + secs(3)).unwrap_err();
+    assert!(refused.contains("is not kept out"), "{refused}");
+    let refused = b.core.let_back_in(&sn("1a2b3c4d5e6f"), b.t0 + secs(3)).unwrap_err();
+    assert!(refused.contains("is not kept out"), "{refused}");
+
+    // Unknown toys no longer allowed (a saved deletion from before): it would only be refused.
+    let saved = through_disk(b.core.snapshot());
+    let (mut closed, _) = Bridge::restore_with_logs(config_with(&[(SN, Some("Bunny"))], false, 8), saved);
+    let refused = closed.core.let_back_in(&sn(BEAR), closed.t0).unwrap_err();
+    assert!(refused.contains("allow_unknown_toys is false"), "{refused}");
+    assert_eq!(kept_out(&closed).len(), 1);
+}
+
+#[test]
+fn a_deletion_saved_by_an_older_bridge_without_when_still_keeps_the_toy_out() {
+    let saved: Snapshot = serde_json::from_value(json!({"version": 1, "deleted_toys": [BEAR]})).unwrap();
+    let mut b = Bridge::restore(open_config(), saved);
+    assert_eq!(kept_out(&b), [(BEAR.to_owned(), None)]);
+    b.at(secs(0), Input::HaUp);
+    b.at(secs(0), Input::FoloToyUp);
+    assert!(b.at(secs(1), voice_from(BEAR)).publish.is_empty());
+    // Saved again, as an older bridge still reads it: the list, and no time made up.
+    let saved = b.core.snapshot();
+    assert_eq!(saved.deleted_toys, BTreeSet::from([sn(BEAR)]));
+    assert!(saved.deleted_toys_at.is_empty());
+}
+
 #[test]
 fn the_bridges_own_configs_coming_back_change_nothing() {
     let mut b = Bridge::up(open_config());
     let topic = format!("homeassistant/device/folotoy_{SN}/config");
     let msg = ha::inbound::parse(&topics(), &topic, b"{\"device\": {}}", true).unwrap();
-    assert!(b.at(secs(1), Input::Ha { topic, msg }).publish.is_empty());
+    assert!(b.at(secs(1), Input::Ha { topic, msg, at: wall_clock() }).publish.is_empty());
     // An emptied config the bridge does not hold (it emptied it itself).
     assert!(b.at(secs(1), deleted_in_ha("0a0b0c0d0e0f")).publish.is_empty());
 }
@@ -2014,7 +2112,7 @@ fn roles_reload(out: &Output) -> Json {
 fn press_reload() -> Input {
     let topic = "folotoy/server/reload_roles/set".to_owned();
     let msg = ha::inbound::parse(&topics(), &topic, b"PRESS", false).expect("a command topic");
-    Input::Ha { topic, msg }
+    Input::Ha { topic, msg, at: wall_clock() }
 }
 
 #[test]
@@ -2559,6 +2657,7 @@ fn screen(id: &str, sn: Option<&str>, text: &str) -> Input {
     Input::Ha {
         topic: "folotoy/bridge/screen/check".into(),
         msg: HaInbound::Screen { id: id.into(), sn: sn.map(str::to_owned), text: text.into() },
+        at: wall_clock(),
     }
 }
 

@@ -53,6 +53,7 @@ impl Config {
         let folotoy_id_given = fig.find_value("folotoy.mqtt.client_id").is_ok();
         let mut config: Config = defaults.merge(fig).extract().map_err(load_error)?;
         config.mqtt_given = mqtt_given;
+        config.web.ingress = sources.data_dir.is_some();
         // MQTT over TLS is on port 8883 unless a port is given.
         if config.mqtt.tls_enabled() && !mqtt_port_given {
             config.mqtt.port = MQTTS_PORT;

@@ -94,6 +94,14 @@ impl WebConfig {
                 ));
             }
         }
+        for (i, name) in self.hosts.iter().enumerate() {
+            if !crate::web::is_host_name(name) {
+                return Err(invalid(
+                    format!("web.hosts[{i}]"),
+                    format!("{name:?} is not a host name: list names like nas.local, without http:// or a port"),
+                ));
+            }
+        }
         if !bind.to_canonical().is_loopback() && self.allow_from.is_empty() && self.token.is_none() {
             return Err(invalid(
                 "web.bind",

@@ -70,6 +70,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (mut core, logs) = Core::new(core_cfg, loaded.snapshot);
     emit_logs(&logs);
     info!("{}; state file {}", toys_known(&core), state_file.display());
+    if let Some(kept_out) = toys_kept_out(&core) {
+        info!("{kept_out}");
+    }
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let links = connect(&config, &topics, tx)?;
@@ -117,6 +120,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                         }
                         Err(why) => {
                             warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "watch words not changed: {why}");
+                            let _ = reply.send(Err(why));
+                        }
+                    },
+                    Ask::LetIn((sn, reply)) => match core.let_back_in(&sn, std::time::Instant::now()) {
+                        Ok(out) => {
+                            apply(&mut core, &links, &mut saver, page.as_ref(), out).await;
+                            let _ = reply.send(Ok(()));
+                        }
+                        Err(why) => {
+                            warn!(topic = crate::bridge::core::LET_BACK_IN, "{why}");
                             let _ = reply.send(Err(why));
                         }
                     },
@@ -182,6 +195,8 @@ enum Ask {
     Status(crate::web::StatusRequest),
     /// To take the page's own watch words.
     WatchWords(crate::web::WatchEdit),
+    /// To let a toy deleted in Home Assistant back in.
+    LetIn(crate::web::LetIn),
 }
 
 /// The page's next request; never, without a page.
@@ -190,6 +205,7 @@ async fn page_ask(page: &mut Option<Page>) -> Option<Ask> {
         Some(p) => tokio::select! {
             Some(reply) = p.requests.recv() => Some(Ask::Status(reply)),
             Some(edit) = p.watch_edits.recv() => Some(Ask::WatchWords(edit)),
+            Some(let_in) = p.let_ins.recv() => Some(Ask::LetIn(let_in)),
             else => None,
         },
         None => std::future::pending().await,
@@ -266,7 +282,7 @@ async fn inputs(
                     .map_err(|e| e.to_string())
             } else if role.serves(Side::Ha) {
                 ha::inbound::parse(topics, &topic, &payload, retain)
-                    .map(|msg| Input::Ha { topic: topic.clone(), msg })
+                    .map(|msg| Input::Ha { topic: topic.clone(), msg, at: std::time::SystemTime::now() })
                     .map_err(|e| e.to_string())
             } else {
                 Err("not a topic this bridge subscribed to".to_owned())
@@ -401,6 +417,29 @@ fn toys_known(core: &Core) -> String {
         1 => format!("1 toy known: {list}"),
         n => format!("{n} toys known: {list}"),
     }
+}
+
+/// "1 toy deleted in Home Assistant is kept out: 08d1f9c6a310 (deleted
+/// 2026-11-30T10:00:00Z); ...", so that a toy that never comes back shows
+/// why at every start; a long list is cut. None when no toy is kept out.
+fn toys_kept_out(core: &Core) -> Option<String> {
+    const SHOWN: usize = 20;
+    let count = core.kept_out().count();
+    let when = |at: Option<u64>| match at.and_then(|ms| jiff::Timestamp::from_second((ms / 1000) as i64).ok()) {
+        Some(t) => format!("deleted {t}"),
+        None => "deleted before its time was kept".to_owned(),
+    };
+    let shown: Vec<String> = core.kept_out().take(SHOWN).map(|(sn, at)| format!("{sn} ({})", when(at))).collect();
+    let mut list = shown.join(", ");
+    if count > SHOWN {
+        list.push_str(&format!(" and {} more", count - SHOWN));
+    }
+    let toys = match count {
+        0 => return None,
+        1 => "1 toy deleted in Home Assistant is kept out".to_owned(),
+        n => format!("{n} toys deleted in Home Assistant are kept out"),
+    };
+    Some(format!("{toys}: {list}; let one back in on the page (Toys), or list it in folotoy.toys"))
 }
 
 fn emit_logs(logs: &[crate::bridge::Log]) {

@@ -18,7 +18,9 @@ use crate::folotoy::Sn;
 use crate::glance::Zone;
 use crate::history::{History, HistoryError, Limits, Line, SetAside};
 use crate::watch::WatchWords;
-use crate::web::{self, Changes, Connection, Notice, Shared, Status, StatusRequest, WatchEdit, WatchList};
+use crate::web::{
+    self, Changes, Connection, Hosts, LetIn, Notice, Shared, Status, StatusRequest, WatchEdit, WatchList,
+};
 
 fn watch_list(core: &Core) -> WatchList {
     let (configured, page) = core.watch_words();
@@ -46,6 +48,8 @@ pub struct Page {
     pub reader: Option<crate::history::Reader>,
     /// The page's edits of its watch words, for the bridge's loop.
     pub watch_edits: mpsc::Receiver<WatchEdit>,
+    /// Toys a parent lets back in on the page, for the bridge's loop.
+    pub let_ins: mpsc::Receiver<LetIn>,
     /// The watch words in force, which mark messages on the page.
     watching: watch::Sender<WatchWords>,
 }
@@ -118,6 +122,7 @@ impl Page {
         let live = watch::Sender::new(Changes::default());
         let watching = watch::Sender::new(watch_words);
         let (edits, watch_edits) = mpsc::channel(4);
+        let (let_in, let_ins) = mpsc::channel(4);
         let (status, requests) = mpsc::channel(16);
         let address = (config.web.bind.as_str(), config.web.port);
         let listener = TcpListener::bind(address).await.map_err(|e| ConfigError::Invalid {
@@ -125,18 +130,24 @@ impl Page {
             problem: format!("cannot listen on {}:{}: {e}", config.web.bind, config.web.port),
         })?;
         info!("the page is at http://{}:{}/", config.web.bind, config.web.port);
-        let loopback_only = config.web.bind.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback());
+        let web = &config.web;
+        let loopback = web.bind.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback());
+        // The token keeps a site elsewhere out by itself beyond loopback (the browser keeps
+        // its cookie for the page's own name); behind ingress the proxy passes on whatever
+        // name Home Assistant is opened by, and only it may ask.
+        let hosts = (!web.ingress && (loopback || web.token.is_none())).then(|| Arc::new(Hosts::new(&web.hosts)));
         let reader = history.as_ref().map(|h| h.lock().expect("not poisoned").reader());
         let shared = Shared {
             history: reader.clone(),
             live: live.clone(),
             status,
             allow_from: config.web.allow_from.clone(),
-            loopback_only,
+            hosts,
             token: config.web.token.clone(),
             zone: zone.unwrap_or_else(Zone::utc),
             watch_words: watching.subscribe(),
             watch_edits: edits,
+            let_ins: let_in,
         };
         tokio::spawn(web::serve(listener, shared));
         let (tx, rx) = mpsc::channel(WAITING_BATCHES);
@@ -154,6 +165,7 @@ impl Page {
             connections,
             reader,
             watch_edits,
+            let_ins,
             watching,
         }))
     }

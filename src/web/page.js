@@ -211,6 +211,33 @@ async function saveWatchWords(page) {
   }
 }
 
+// A toy deleted in Home Assistant, back in at a parent's word: the bridge adds it at once
+// (or says why not), and the lists are drawn anew.
+async function letBackIn(sn) {
+  if (!confirm(`Let ${sn} back in? It comes back in Home Assistant now, as a new device.`)) return;
+  const error = $("kept-out-error");
+  try {
+    await api(`api/toys/${encodeURIComponent(sn)}/let_in`, { method: "POST", headers: { "X-FoloToy-Page": "let-in" } });
+    error.hidden = true;
+  } catch (e) {
+    error.textContent = String(e.message).replace(/^[^:]*: \d+ /, "");
+    error.hidden = false;
+  }
+  await loadStatus();
+}
+
+function keptOutCard(k) {
+  const c = card(k.sn, [
+    ["Deleted", k.deleted_ms ? `${day(k.deleted_ms)} ${time(k.deleted_ms)}` : "before the bridge kept the time"],
+  ]);
+  const b = el("button", "let-in", "Let back in");
+  b.type = "button";
+  b.setAttribute("aria-label", `Let ${k.sn} back in`);
+  b.addEventListener("click", () => letBackIn(k.sn));
+  c.append(b);
+  return c;
+}
+
 async function loadStatus() {
   const s = await api("api/status");
   if (JSON.stringify(s.watch_words) !== JSON.stringify(state.watch)) {
@@ -240,6 +267,9 @@ async function loadStatus() {
     ["Last command", t.last_command || "none yet"],
   ])));
   $("notices").replaceChildren(...s.notices.map((n) => el("p", "notice", `${day(n.t)} ${time(n.t)}: ${n.text}`)));
+  const keptOut = $("kept-out");
+  keptOut.replaceChildren(...s.kept_out.map(keptOutCard));
+  if (!s.kept_out.length) keptOut.replaceChildren(el("p", "note", "None."));
   const refused = $("refused");
   refused.replaceChildren(...s.refused.map((r) => card(r.sn, [["Why", r.reason]])));
   if (!s.refused.length) refused.replaceChildren(el("p", "note", "None."));
@@ -278,6 +308,8 @@ function tabs() {
     b.addEventListener("click", () => {
       for (const other of document.querySelectorAll("nav button")) other.classList.toggle("active", other === b);
       for (const s of document.querySelectorAll("main > section")) s.hidden = s.id !== b.dataset.tab;
+      // What a tab shows is the bridge's now, not up to 5 s old.
+      loadStatus().catch(() => {});
     });
   }
 }

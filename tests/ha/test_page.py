@@ -134,12 +134,23 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, ingress, request, tmp_path_factory):
+def dialogs() -> dict:
+    """What the page asked with confirm() (`asked`), and whether the next are accepted."""
+    return {"asked": [], "accept": True}
+
+
+@pytest.fixture
+def page(browser, ingress, dialogs, request, tmp_path_factory):
     context = browser.new_context(viewport={"width": 420, "height": 800}, color_scheme="light")
     p = context.new_page()
     errors: list[str] = []
     p.on("pageerror", lambda e: errors.append(str(e)))
-    p.on("dialog", lambda d: d.accept())
+
+    def answer(d) -> None:
+        dialogs["asked"].append(d.message)
+        d.accept() if dialogs["accept"] else d.dismiss()
+
+    p.on("dialog", answer)
     p.goto(ingress.url)
     p.wait_for_selector("#toy option", state="attached")
     # The page waits for what comes next: what is said from now on reaches it.
@@ -271,3 +282,47 @@ def test_clear_empties_the_toys_history_and_it_stays_empty_after_a_restart(page,
     page.wait_for_selector("#toy option", state="attached")
     expect(page.locator("#note")).to_have_text("Nothing said yet.")
     expect(page.locator("#chat .msg")).to_have_count(0)
+
+
+BEAR = "08d1f9c6a310"
+
+
+def test_a_toy_deleted_in_home_assistant_is_listed_and_a_parent_can_let_it_back_in(page, page_bridge, mqtt, dialogs):
+    # Last in this file: Bear comes first in the toy list from here on.
+    expect = playwright_sync.expect
+    config = f"homeassistant/device/folotoy_{BEAR}/config"
+    mqtt.subscribe(config)
+    mark = mqtt.mark()
+    mqtt.publish(
+        f"/sys/folotoy/{BEAR}/thing/event/post",
+        {"msgId": 1, "identifier": "recording_transcribed", "inputParams": {"recordingId": 1, "recordingText": "hi"}},
+    )
+    mqtt.wait_for(config, since=mark, predicate=lambda m: BEAR in m.text)
+    # Deleting its device in Home Assistant empties its config.
+    mqtt.publish(config, b"", retain=True)
+    wait_until(lambda: f"toy {BEAR} was deleted in Home Assistant" in page_bridge.log_text(), 10, "the deletion")
+
+    page.click("nav button[data-tab=toys]")
+    kept_out = page.locator("#kept-out .card")
+    expect(kept_out).to_have_count(1)
+    expect(kept_out.locator("strong")).to_have_text(BEAR)
+    today = time.strftime("%Y")
+    expect(kept_out.locator("dd")).to_contain_text(today)  # when, as a date and a time
+    expect(page.locator("#toy-list .card", has_text=BEAR)).to_have_count(0)
+
+    # Asked first; cancelled, nothing changes.
+    dialogs["accept"] = False
+    page.click(f"#kept-out button[aria-label='Let {BEAR} back in']")
+    wait_until(lambda: len(dialogs["asked"]) == 1, 5, "the confirmation")
+    assert BEAR in dialogs["asked"][0] and "back in" in dialogs["asked"][0], dialogs["asked"]
+    dialogs["accept"] = True
+    mark = mqtt.mark()
+    page.click(f"#kept-out button[aria-label='Let {BEAR} back in']")
+    expect(page.locator("#kept-out")).to_have_text("None.")
+    expect(page.locator("#toy-list .card", has_text=BEAR)).to_have_count(1)
+    expect(page.locator("#kept-out-error")).to_be_hidden()
+    # Back in Home Assistant at once; the cancelled click had sent nothing (one letting in, no refusal).
+    mqtt.wait_for(config, since=mark, predicate=lambda m: BEAR in m.text)
+    log = page_bridge.log_text()
+    assert log.count(f"toy {BEAR} let back in on the page") == 1, log
+    assert "is not kept out" not in log, log

@@ -16,7 +16,7 @@ impl Concerns {
                 self.announcements.restore_owed(cx, &mut self.commands);
             }
             Input::FoloToyDown => self.republishing.publish_link(cx),
-            Input::Ha { topic, msg } => self.on_ha(cx, &topic, msg),
+            Input::Ha { topic, msg, at } => self.on_ha(cx, &topic, msg, at),
             Input::FoloToy { topic, msg, at } => self.on_folotoy(cx, &topic, msg, at),
             Input::Tick => self.on_tick(cx),
             Input::Continue => self.republishing.publish_more(cx, &self.server),
@@ -74,7 +74,7 @@ impl Concerns {
 
     /// A message from Home Assistant's side: its birth or will, a command, an answer to
     /// check, or one of the watched discovery configs.
-    fn on_ha(&mut self, cx: &mut Cx, topic: &str, msg: HaInbound) {
+    fn on_ha(&mut self, cx: &mut Cx, topic: &str, msg: HaInbound, at: SystemTime) {
         match msg {
             HaInbound::Status { online: true } => {
                 cx.log(Level::Info, topic, "Home Assistant is online: publishing everything again shortly");
@@ -94,7 +94,7 @@ impl Concerns {
             HaInbound::Screen { id, sn, text } => self.watching.screen(cx, topic, &id, sn.as_deref(), &text),
             // Our own config coming back, or one we emptied ourselves.
             HaInbound::Discovery { emptied: false, .. } => {}
-            HaInbound::Discovery { node, emptied: true } => self.on_config_emptied(cx, topic, &node),
+            HaInbound::Discovery { node, emptied: true } => self.on_config_emptied(cx, topic, &node, at),
         }
     }
 
@@ -108,6 +108,13 @@ impl Concerns {
                 true
             }
         }
+    }
+
+    /// A toy kept out since its deletion in Home Assistant comes back, published now.
+    pub(super) fn let_back_in(&mut self, cx: &mut Cx, sn: &Sn) -> Result<(), String> {
+        toys::let_back_in(cx, sn)?;
+        self.republishing.publish_toy(cx, sn, None);
+        Ok(())
     }
 
     /// The toy spoke up: its Last activity, and a volume owed to it.
@@ -130,11 +137,11 @@ impl Concerns {
 
     /// A watched discovery config came back empty: the bridge's own clearing
     /// (its echo), or the user deleting the toy's device in Home Assistant.
-    fn on_config_emptied(&mut self, cx: &mut Cx, topic: &str, node: &str) {
+    fn on_config_emptied(&mut self, cx: &mut Cx, topic: &str, node: &str, at: SystemTime) {
         if !self.republishing.emptied_by_home_assistant(topic) {
             return;
         }
-        let Some(sn) = toys::deleted_in_ha(cx, topic, node) else { return };
+        let Some(sn) = toys::deleted_in_ha(cx, topic, node, at) else { return };
         self.commands.forget(&sn);
         self.playing.forget(&sn);
         self.announcements.forget(&sn);

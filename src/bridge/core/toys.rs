@@ -1,5 +1,5 @@
 //! Toys coming and going: admitted when they talk, refused, deleted in Home
-//! Assistant (its emptied configs).
+//! Assistant (its emptied configs), let back in from the page.
 
 use super::*;
 
@@ -9,8 +9,9 @@ pub(super) struct Toys {
     known: BTreeMap<Sn, Toy>,
     /// Toys refused, each with why (warned about once).
     refused: BTreeMap<Sn, String>,
-    /// Toys deleted in Home Assistant (see [`deleted_in_ha`]).
-    deleted: BTreeSet<Sn>,
+    /// Toys deleted in Home Assistant (see [`deleted_in_ha`]), with when (ms
+    /// since the Unix epoch; unknown for those an older bridge deleted).
+    deleted: BTreeMap<Sn, Option<u64>>,
 }
 
 #[derive(Debug)]
@@ -26,14 +27,14 @@ impl Toys {
     pub(super) fn from_saved(
         cfg: &CoreConfig,
         mut saved: BTreeMap<Sn, ToyState>,
-        mut deleted: BTreeSet<Sn>,
+        mut deleted: BTreeMap<Sn, Option<u64>>,
         logs: &mut Vec<Log>,
     ) -> Toys {
         let mut log = |level, sn: &Sn, message: String| {
             logs.push(Log { level, topic: cfg.topics.state(sn, "#"), message });
         };
         // Listing a deleted toy brings it back.
-        deleted.retain(|sn| !cfg.lists(sn));
+        deleted.retain(|sn, _| !cfg.lists(sn));
         let mut known = BTreeMap::new();
         for (sn, name) in &cfg.toys {
             let state = ToyState { listed: true, ..saved.remove(sn).unwrap_or_default() };
@@ -115,10 +116,20 @@ impl Toys {
 
     /// Why an unknown toy may not be added, if it may not.
     fn refusal(&self, sn: &Sn, cfg: &CoreConfig) -> Option<String> {
+        if self.deleted.contains_key(sn) {
+            Some(
+                "it was deleted in Home Assistant; let it back in on the page (Toys), or list it in folotoy.toys"
+                    .to_owned(),
+            )
+        } else {
+            self.refusal_but_deleted(sn, cfg)
+        }
+    }
+
+    /// Why an unknown toy may not be added, its deletion in Home Assistant aside.
+    fn refusal_but_deleted(&self, sn: &Sn, cfg: &CoreConfig) -> Option<String> {
         if !cfg.allow_unknown_toys {
             Some("it is not in folotoy.toys and folotoy.allow_unknown_toys is false".to_owned())
-        } else if self.deleted.contains(sn) {
-            Some("it was deleted in Home Assistant; list it in folotoy.toys to bring it back".to_owned())
         } else if self.known.len() >= cfg.max_toys {
             Some(format!("folotoy.max_toys ({}) is reached", cfg.max_toys))
         } else {
@@ -148,13 +159,22 @@ impl Toys {
         self.known.insert(sn.clone(), Toy { name: None, state: ToyState::default() });
     }
 
-    /// Forgets a toy and keeps it out until it is listed.
-    fn delete(&mut self, sn: &Sn) {
+    /// Forgets a toy and keeps it out until it is listed or let back in.
+    fn delete(&mut self, sn: &Sn, at_ms: u64) {
         self.known.remove(sn);
-        self.deleted.insert(sn.clone());
+        self.deleted.insert(sn.clone(), Some(at_ms));
     }
 
-    pub(super) fn deleted(&self) -> &BTreeSet<Sn> {
+    /// A toy kept out since its deletion, back as when it first talked; refused
+    /// again later for another reason, it is warned about again.
+    fn let_in(&mut self, sn: &Sn) {
+        self.deleted.remove(sn);
+        self.refused.remove(sn);
+        self.add(sn);
+    }
+
+    /// The toys deleted in Home Assistant, with when, if known.
+    pub(super) fn deleted(&self) -> &BTreeMap<Sn, Option<u64>> {
         &self.deleted
     }
 }
@@ -196,12 +216,33 @@ pub(super) fn heard_from(cx: &mut Cx, sn: &Sn, at: SystemTime) {
     }
 }
 
+/// A parent let a toy deleted in Home Assistant back in (on the page): it is
+/// added at once, as when it first talked, so that it is back in Home
+/// Assistant without waiting for it to speak. `Err` says why not (it is not
+/// kept out, or another rule keeps it out: `allow_unknown_toys`, `max_toys`),
+/// and nothing changes.
+pub(super) fn let_back_in(cx: &mut Cx, sn: &Sn) -> Result<(), String> {
+    if !cx.toys.deleted().contains_key(sn) {
+        return Err(format!("toy {sn} is not kept out"));
+    }
+    if let Some(why) = cx.toys.refusal_but_deleted(sn, cx.cfg) {
+        return Err(format!("toy {sn} cannot come back: {why}"));
+    }
+    cx.log(Level::Info, LET_BACK_IN, format!("toy {sn} let back in on the page: adding it to Home Assistant"));
+    cx.toys.let_in(sn);
+    cx.out.save = true;
+    Ok(())
+}
+
+/// Where letting a toy back in is logged.
+pub const LET_BACK_IN: &str = "page: toys kept out";
+
 /// The user deleted a toy's device in Home Assistant, which emptied its
 /// configs. A toy that appeared by itself is forgotten and kept out, or
 /// it would come back with the next republish or sentence: returned, for
 /// what else waits for it to be forgotten too. A listed toy stays (the
 /// configuration says so), with a warning saying how.
-pub(super) fn deleted_in_ha(cx: &mut Cx, topic: &str, node: &str) -> Option<Sn> {
+pub(super) fn deleted_in_ha(cx: &mut Cx, topic: &str, node: &str, at: SystemTime) -> Option<Sn> {
     let sn = cx.toys.by_node(node)?;
     if cx.cfg.lists(&sn) {
         cx.log(
@@ -217,9 +258,12 @@ pub(super) fn deleted_in_ha(cx: &mut Cx, topic: &str, node: &str) -> Option<Sn> 
     cx.log(
         Level::Info,
         topic,
-        format!("toy {sn} was deleted in Home Assistant: forgotten, and kept out until listed in folotoy.toys"),
+        format!(
+            "toy {sn} was deleted in Home Assistant: forgotten, and kept out until let back in on the page (Toys) or \
+             listed in folotoy.toys"
+        ),
     );
-    cx.toys.delete(&sn);
+    cx.toys.delete(&sn, crate::dates::unix_ms(at));
     cx.out.save = true;
     Some(sn)
 }

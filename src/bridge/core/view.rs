@@ -1,5 +1,6 @@
 //! The toys as the page shows them: what each confirmed, its last command,
-//! when it was last heard from; and the toys the bridge refused, with why.
+//! when it was last heard from; the toys kept out since their deletion in
+//! Home Assistant, with when; and the other toys the bridge refused, with why.
 
 use serde::Serialize;
 
@@ -8,7 +9,18 @@ use super::*;
 #[derive(Debug, Clone, Serialize)]
 pub struct View {
     pub toys: Vec<ToyView>,
+    /// Deleted in Home Assistant: a parent may let one back in.
+    pub kept_out: Vec<KeptOut>,
+    /// Refused for another reason (a kept-out toy that talks is in `kept_out`).
     pub refused: Vec<Refused>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptOut {
+    pub sn: String,
+    /// When it was deleted, ms since the Unix epoch; unknown for a toy an
+    /// older bridge deleted.
+    pub deleted_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,12 +64,15 @@ impl Core {
                 last_command: toy.state.last_command.as_ref().map(|c| ha::states::last_command_summary(c, catalog)),
             })
             .collect();
+        let deleted = self.shared.toys.deleted();
+        let kept_out = deleted.iter().map(|(sn, at)| KeptOut { sn: sn.to_string(), deleted_ms: *at }).collect();
         let refused = self
             .shared
             .toys
             .refused()
+            .filter(|(sn, _)| !deleted.contains_key(*sn))
             .map(|(sn, reason)| Refused { sn: sn.to_string(), reason: reason.clone() })
             .collect();
-        View { toys, refused }
+        View { toys, kept_out, refused }
     }
 }
