@@ -1,11 +1,15 @@
-//! The I/O around the core: MQTT links, the clock, the state file.
+//! The I/O around the core: MQTT links, the clock, the state file, the page.
 //!
-//! One task owns the [`Core`]; links feed it [`LinkEvent`]s through a
-//! channel, and it sleeps until the next input or the core's next deadline,
-//! so an idle bridge uses no CPU.
+//! One task owns the [`Core`] ([`Running`]); links feed it [`LinkEvent`]s
+//! through a channel, parsed at the edge (`edge`), and it sleeps until the
+//! next input, a page's request or the core's next deadline, so an idle
+//! bridge uses no CPU. `links` holds the connections, `link` drives one,
+//! `page` the page and the history's writer, `saver` the state file's.
 
 mod conversations;
+mod edge;
 pub mod link;
+mod links;
 mod page;
 pub mod repeats;
 mod saver;
@@ -13,19 +17,19 @@ mod saver;
 use std::future::Future;
 use std::time::Duration;
 
-use link::{AsyncClient, QoS};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::bridge::core::Level;
 use crate::bridge::{Core, Input, Output, Side};
-use crate::config::{Config, ConfigError, MqttConfig};
-use crate::folotoy;
+use crate::config::{Config, ConfigError};
 use crate::ha;
 use crate::store::{self, StoreError};
 use conversations::Conversations;
-use link::{LinkEvent, Role};
+use edge::inputs;
+use link::{LinkEvent, QoS, Role};
+use links::{connect, futures_join, Links};
 use page::Page;
 use repeats::Repeats;
 use saver::Saver;
@@ -41,152 +45,191 @@ pub enum RuntimeError {
     Store(#[from] StoreError),
 }
 
-struct Links {
-    ha: AsyncClient,
-    /// FoloToy's own broker; `None` when one broker serves both.
-    folotoy: Option<AsyncClient>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Links {
-    fn client(&self, side: Side) -> &AsyncClient {
-        match (side, &self.folotoy) {
-            (Side::FoloToy, Some(c)) => c,
-            _ => &self.ha,
-        }
-    }
-}
-
 /// Runs the bridge until `shutdown` completes, then says `offline` and saves.
+/// One loop over named steps: what a link brought, what the page asks, the
+/// core's or the saver's deadline.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
-    let core_cfg = config.core()?;
-    let topics = core_cfg.topics.clone();
-    let state_file = config.state_file.clone();
-    let loaded = store::open(&state_file)?;
-    if let Some((aside, why)) = &loaded.set_aside {
-        warn!("state file {} moved to {}: {why}; starting with no saved state", state_file.display(), aside.display());
-    }
-    let zone = core_cfg.glance.clone();
-    let (mut core, logs) = Core::new(core_cfg, loaded.snapshot);
-    emit_logs(&logs);
-    info!("{}; state file {}", toys_known(&core), state_file.display());
-    if let Some(kept_out) = toys_kept_out(&core) {
-        info!("{kept_out}");
-    }
-
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let links = connect(&config, &topics, tx)?;
-    let roles: &[Role] = if links.folotoy.is_some() { &[Role::Ha, Role::FoloToy] } else { &[Role::Both] };
-    let mut page = Page::start(&config, roles, zone.clone(), core.watching().clone()).await?;
-    if let (Some(zone), Some(reader)) = (&zone, page.as_ref().and_then(|p| p.reader.as_ref())) {
-        let at = std::time::SystemTime::now();
-        let now_ms = crate::dates::unix_ms(at);
-        let today = zone.start_of(zone.day(now_ms));
-        let sentences = reader.sentence_times(None, today, now_ms).unwrap_or_else(|e| {
-            warn!("today's talk cannot be counted from the history ({e}): the day at a glance starts from 0");
-            Vec::new()
-        });
-        core.begin_day(sentences, at, std::time::Instant::now());
-    }
-    let conversations = Conversations::new(match &page {
-        Some(p) => p.reader.clone().ok_or("history.enabled is false"),
-        None => Err("the page is off (web.enabled is false), and the history with it"),
-    });
-    let conversation_requests = topics.conversation_requests();
-
-    let mut saver = Saver::start(state_file.clone());
-    let mut refused = Repeats::new(repeats::EVERY);
+    let (mut running, mut events) = Running::start(&config).await?;
     tokio::pin!(shutdown);
     loop {
-        let deadline = [core.next_deadline(), saver.due].into_iter().flatten().min().map(Instant::from_std);
-        let input = tokio::select! {
-            ev = rx.recv() => match ev {
-                Some(ev) => ev,
+        let deadline = running.deadline();
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(first) => running.on_links(with_waiting(first, &mut events, BATCH)).await,
                 None => break,
             },
-            Some(ask) = page_ask(&mut page) => {
-                match ask {
-                    Ask::Status(reply) => {
-                        if let Some(p) = &page {
-                            p.answer(reply, &core);
-                        }
-                    }
-                    Ask::WatchWords((words, reply)) => match core.set_page_watch_words(words) {
-                        Ok(out) => {
-                            apply(&mut core, &links, &mut saver, page.as_ref(), out).await;
-                            if let Some(p) = &page {
-                                let _ = reply.send(Ok(p.watching(&core)));
-                            }
-                        }
-                        Err(why) => {
-                            warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "watch words not changed: {why}");
-                            let _ = reply.send(Err(why));
-                        }
-                    },
-                    Ask::LetIn((sn, reply)) => match core.let_back_in(&sn, std::time::Instant::now()) {
-                        Ok(out) => {
-                            apply(&mut core, &links, &mut saver, page.as_ref(), out).await;
-                            let _ = reply.send(Ok(()));
-                        }
-                        Err(why) => {
-                            warn!(topic = crate::bridge::core::LET_BACK_IN, "{why}");
-                            let _ = reply.send(Err(why));
-                        }
-                    },
-                }
-                continue;
-            }
-            _ = sleep_until(deadline), if deadline.is_some() => {
-                let now = std::time::Instant::now();
-                if core.next_deadline().is_some_and(|d| d <= now) {
-                    let out = core.handle(Input::Tick, now);
-                    apply(&mut core, &links, &mut saver, page.as_ref(), out).await;
-                }
-                saver.when_due(|| core.snapshot(), now);
-                continue;
-            }
+            Some(ask) = page_ask(&mut running.page) => running.on_page(ask).await,
+            _ = sleep_until(deadline), if deadline.is_some() => running.on_tick().await,
             _ = &mut shutdown => break,
-        };
-        let mut out = Output::default();
-        for ev in with_waiting(input, &mut rx, BATCH) {
-            if let Some(p) = page.as_mut() {
-                match &ev {
-                    LinkEvent::Up(role) => p.link(*role, true),
-                    LinkEvent::Down(role) => p.link(*role, false),
-                    LinkEvent::Failed(role, error) => p.failed(*role, error.clone()),
-                    LinkEvent::Message { .. } => {}
-                }
-            }
-            if let LinkEvent::Message { role, topic, payload, retain } = &ev {
-                if role.serves(Side::Ha) && *topic == conversation_requests {
-                    conversations.handle(&topics, &links.ha, core.toys(), topic, payload, *retain);
-                    continue;
-                }
-            }
-            for input in inputs(&topics, &links, &mut refused, ev).await {
-                merge(&mut out, core.handle(input, std::time::Instant::now()));
-            }
         }
-        apply(&mut core, &links, &mut saver, page.as_ref(), out).await;
     }
-
-    info!("stopping: telling Home Assistant the bridge is offline");
-    let _ = links.ha.publish(topics.bridge_state(), QoS::AtLeastOnce, true, "offline").await;
-    for c in std::iter::once(&links.ha).chain(links.folotoy.as_ref()) {
-        let _ = c.disconnect().await;
-    }
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, futures_join(links.tasks)).await;
-    saver.finish(core.snapshot()).await;
-    if let Some(p) = page {
-        p.finish().await;
-    }
+    running.stop().await;
     Ok(())
 }
 
-async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
+/// The running bridge: the core and the I/O it decides for.
+struct Running {
+    core: Core,
+    links: Links,
+    page: Option<Page>,
+    saver: Saver,
+    conversations: Conversations,
+    topics: ha::Topics,
+    /// Bad messages told lately, so that copies are not (see [`inputs`]).
+    refused: Repeats<(String, String)>,
+}
+
+impl Running {
+    /// Loads the state file, connects, opens the page and the history; the
+    /// links' events arrive on the receiver.
+    async fn start(config: &Config) -> Result<(Running, mpsc::UnboundedReceiver<LinkEvent>), RuntimeError> {
+        let core_cfg = config.core()?;
+        let topics = core_cfg.topics.clone();
+        let state_file = config.state_file.clone();
+        let loaded = store::open(&state_file)?;
+        if let Some((aside, why)) = &loaded.set_aside {
+            warn!(
+                "state file {} moved to {}: {why}; starting with no saved state",
+                state_file.display(),
+                aside.display()
+            );
+        }
+        let zone = core_cfg.glance.clone();
+        let (mut core, logs) = Core::new(core_cfg, loaded.snapshot);
+        emit_logs(&logs);
+        info!("{}; state file {}", toys_known(&core), state_file.display());
+        if let Some(kept_out) = toys_kept_out(&core) {
+            info!("{kept_out}");
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let links = connect(config, &topics, tx)?;
+        let roles: &[Role] = if links.folotoy.is_some() { &[Role::Ha, Role::FoloToy] } else { &[Role::Both] };
+        let page = Page::start(config, roles, zone.clone(), core.watching().clone()).await?;
+        let reader = page.as_ref().and_then(|p| p.reader.as_ref());
+        if let (Some(zone), Some(reader)) = (&zone, reader) {
+            begin_day(&mut core, zone, reader);
+        }
+        let conversations = Conversations::new(match &page {
+            Some(p) => p.reader.clone().ok_or("history.enabled is false"),
+            None => Err("the page is off (web.enabled is false), and the history with it"),
+        });
+        let saver = Saver::start(state_file);
+        let refused = Repeats::new(repeats::EVERY);
+        Ok((Running { core, links, page, saver, conversations, topics, refused }, rx))
     }
+
+    /// The core's next deadline or the saver's, whichever is first.
+    fn deadline(&self) -> Option<Instant> {
+        [self.core.next_deadline(), self.saver.due].into_iter().flatten().min().map(Instant::from_std)
+    }
+
+    /// What the links brought, handled in one go (see [`with_waiting`]).
+    async fn on_links(&mut self, batch: Vec<LinkEvent>) {
+        let mut out = Output::default();
+        let conversation_requests = self.topics.conversation_requests();
+        for ev in batch {
+            if let Some(p) = self.page.as_mut() {
+                p.saw(&ev);
+            }
+            if let LinkEvent::Message { role, topic, payload, retain } = &ev {
+                if role.serves(Side::Ha) && *topic == conversation_requests {
+                    let toys = self.core.toys();
+                    self.conversations.handle(&self.topics, &self.links.ha, toys, topic, payload, *retain);
+                    continue;
+                }
+            }
+            for input in inputs(&self.topics, &self.links, &mut self.refused, ev).await {
+                merge(&mut out, self.core.handle(input, std::time::Instant::now()));
+            }
+        }
+        self.apply(out).await;
+    }
+
+    async fn on_page(&mut self, ask: Ask) {
+        match ask {
+            Ask::Status(reply) => {
+                if let Some(p) = &self.page {
+                    p.answer(reply, &self.core);
+                }
+            }
+            Ask::WatchWords((words, reply)) => match self.core.set_page_watch_words(words) {
+                Ok(out) => {
+                    self.apply(out).await;
+                    if let Some(p) = &self.page {
+                        let _ = reply.send(Ok(p.watching(&self.core)));
+                    }
+                }
+                Err(why) => {
+                    warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "watch words not changed: {why}");
+                    let _ = reply.send(Err(why));
+                }
+            },
+            Ask::LetIn((sn, reply)) => match self.core.let_back_in(&sn, std::time::Instant::now()) {
+                Ok(out) => {
+                    self.apply(out).await;
+                    let _ = reply.send(Ok(()));
+                }
+                Err(why) => {
+                    warn!(topic = crate::bridge::core::LET_BACK_IN, "{why}");
+                    let _ = reply.send(Err(why));
+                }
+            },
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        let now = std::time::Instant::now();
+        if self.core.next_deadline().is_some_and(|d| d <= now) {
+            let out = self.core.handle(Input::Tick, now);
+            self.apply(out).await;
+        }
+        let core = &self.core;
+        self.saver.when_due(|| core.snapshot(), now);
+    }
+
+    /// Publishes `out`; while a republish has more parts, asks for and
+    /// publishes each in turn, so only one part is in memory at a time.
+    async fn apply(&mut self, mut out: Output) {
+        loop {
+            let more = out.more;
+            if let Some(p) = &self.page {
+                p.record(std::mem::take(&mut out.history));
+            }
+            apply_one(&self.core, &self.links, &mut self.saver, out).await;
+            if !more {
+                return;
+            }
+            out = self.core.handle(Input::Continue, std::time::Instant::now());
+        }
+    }
+
+    /// Says `offline`, disconnects, saves, and lets the history finish writing.
+    async fn stop(self) {
+        info!("stopping: telling Home Assistant the bridge is offline");
+        let links = self.links;
+        let _ = links.ha.publish(self.topics.bridge_state(), QoS::AtLeastOnce, true, "offline").await;
+        for c in std::iter::once(&links.ha).chain(links.folotoy.as_ref()) {
+            let _ = c.disconnect().await;
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, futures_join(links.tasks)).await;
+        self.saver.finish(self.core.snapshot()).await;
+        if let Some(p) = self.page {
+            p.finish().await;
+        }
+    }
+}
+
+/// The day at a glance counts today's talk from the history the bridge kept
+/// before this start.
+fn begin_day(core: &mut Core, zone: &crate::glance::Zone, reader: &crate::history::Reader) {
+    let at = std::time::SystemTime::now();
+    let now_ms = crate::dates::unix_ms(at);
+    let today = zone.start_of(zone.day(now_ms));
+    let sentences = reader.sentence_times(None, today, now_ms).unwrap_or_else(|e| {
+        warn!("today's talk cannot be counted from the history ({e}): the day at a glance starts from 0");
+        Vec::new()
+    });
+    core.begin_day(sentences, at, std::time::Instant::now());
 }
 
 /// What the page asks of the bridge's loop.
@@ -216,116 +259,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-fn connect(config: &Config, topics: &ha::Topics, tx: mpsc::UnboundedSender<LinkEvent>) -> Result<Links, ConfigError> {
-    let will = link::will(topics.bridge_state());
-    let mut tasks = Vec::new();
-    let where_ = |m: &MqttConfig, key: &str| {
-        if m.tls_insecure {
-            warn!(
-                "{key}.tls_insecure is true: the certificate of the broker at {}:{} is not checked, so anyone between \
-                 the bridge and the broker can pose as it and read everything, passwords included",
-                m.host, m.port
-            );
-        }
-        format!("{}:{}{}", m.host, m.port, if m.tls_enabled() { " (TLS)" } else { "" })
-    };
-    let ha_role = if config.folotoy.mqtt.is_some() { Role::Ha } else { Role::Both };
-    let (ha, ev) = link::client(&config.mqtt, "mqtt", Some(will))?;
-    tasks.push(tokio::spawn(link::drive(ha_role, where_(&config.mqtt, "mqtt"), ev, tx.clone(), Some(topics.clone()))));
-    let folotoy = match &config.folotoy.mqtt {
-        Some(m) => {
-            let (c, ev) = link::client(m, "folotoy.mqtt", None)?;
-            tasks.push(tokio::spawn(link::drive(Role::FoloToy, where_(m, "folotoy.mqtt"), ev, tx, None)));
-            Some(c)
-        }
-        None => None,
-    };
-    Ok(Links { ha, folotoy, tasks })
-}
-
-/// Turns a link event into core inputs, parsing at the edge: bad messages
-/// stop here with a warning naming the topic and the reason, told once per
-/// topic and reason and a while (`refused`), not for every copy.
-async fn inputs(
-    topics: &ha::Topics,
-    links: &Links,
-    refused: &mut Repeats<(String, String)>,
-    ev: LinkEvent,
-) -> Vec<Input> {
-    match ev {
-        LinkEvent::Up(role) => {
-            subscribe(topics, links, role).await;
-            let mut v = Vec::new();
-            if role.serves(Side::FoloToy) {
-                v.push(Input::FoloToyUp);
-            }
-            if role.serves(Side::Ha) {
-                v.push(Input::HaUp);
-            }
-            v
-        }
-        // Home Assistant's broker gone: nothing is published to it until it
-        // is back, when everything is published anew (its last will already
-        // told Home Assistant the bridge is offline).
-        LinkEvent::Down(Role::FoloToy) => vec![Input::FoloToyDown],
-        LinkEvent::Down(Role::Ha) => vec![Input::HaDown],
-        LinkEvent::Down(Role::Both) => vec![Input::HaDown, Input::FoloToyDown],
-        LinkEvent::Failed(..) => vec![],
-        LinkEvent::Message { role, topic, payload, retain } => {
-            let folotoy_topic = topic.starts_with("/sys/");
-            let parsed = if role.serves(Side::FoloToy) && folotoy_topic {
-                folotoy::messages::parse(&topic, &payload)
-                    .map(|msg| Input::FoloToy { topic: topic.clone(), msg, at: std::time::SystemTime::now() })
-                    .map_err(|e| e.to_string())
-            } else if role.serves(Side::Ha) {
-                ha::inbound::parse(topics, &topic, &payload, retain)
-                    .map(|msg| Input::Ha { topic: topic.clone(), msg, at: std::time::SystemTime::now() })
-                    .map_err(|e| e.to_string())
-            } else {
-                Err("not a topic this bridge subscribed to".to_owned())
-            };
-            match parsed {
-                Ok(input) => vec![input],
-                Err(reason) => {
-                    let tell = refused.happened((topic.clone(), reason.clone()), std::time::Instant::now());
-                    if !tell.is_quiet() {
-                        warn!(topic = %topic, "{reason}{}", tell.suffix());
-                    }
-                    vec![]
-                }
-            }
-        }
-    }
-}
-
-async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
-    let client = links.client(if role == Role::FoloToy { Side::FoloToy } else { Side::Ha });
-    let mut filters = Vec::new();
-    if role.serves(Side::Ha) {
-        filters.push(topics.status.clone());
-        filters.push(topics.command_filter());
-        filters.push(topics.deletion_watch());
-        filters.push(topics.conversation_requests());
-        filters.push(topics.screen_requests());
-    }
-    if role.serves(Side::FoloToy) {
-        filters.push(folotoy::topics::TOYS_FILTER.to_owned());
-        filters.push(folotoy::topics::CONFIG_ACK.to_owned());
-    }
-    // QoS 0, for the reason events go out at QoS 0 (`Publish::at_most_once`):
-    // the broker forgets a clean session, so QoS 1 would only add a PUBACK
-    // per message. Mosquitto 2.0 (its `db__ready_for_flight`) drops QoS 0
-    // for a connected client only when `max_queued_messages` (1,000) wait
-    // unwritten to its socket, as it drops QoS 1 beyond 20 in flight and
-    // 1,000 queued; EMQX forwards QoS 0 at once and queues (and drops) only
-    // QoS 1 and 2 beyond its in-flight window (its docs; not tried here).
-    for f in filters {
-        if let Err(e) = client.subscribe(f.clone(), QoS::AtMostOnce).await {
-            warn!("cannot subscribe to {f}: {e}");
-        }
     }
 }
 
@@ -364,22 +297,6 @@ fn newest_states(publish: Vec<crate::bridge::Publish>) -> Vec<crate::bridge::Pub
         publish.into_iter().rev().filter(|p| !p.retain || seen.insert((p.side, p.topic.clone()))).collect();
     kept.reverse();
     kept
-}
-
-/// Publishes `out`; while a republish has more parts, asks for and
-/// publishes each in turn, so only one part is in memory at a time.
-async fn apply(core: &mut Core, links: &Links, saver: &mut Saver, page: Option<&Page>, mut out: Output) {
-    loop {
-        let more = out.more;
-        if let Some(p) = page {
-            p.record(std::mem::take(&mut out.history));
-        }
-        apply_one(core, links, saver, out).await;
-        if !more {
-            return;
-        }
-        out = core.handle(Input::Continue, std::time::Instant::now());
-    }
 }
 
 async fn apply_one(core: &Core, links: &Links, saver: &mut Saver, out: Output) {

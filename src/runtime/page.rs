@@ -195,7 +195,17 @@ impl Page {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.writer).await;
     }
 
-    pub fn link(&mut self, role: Role, up: bool) {
+    /// What a link did, for the Connections tab.
+    pub fn saw(&mut self, ev: &super::LinkEvent) {
+        match ev {
+            super::LinkEvent::Up(role) => self.link(*role, true),
+            super::LinkEvent::Down(role) => self.link(*role, false),
+            super::LinkEvent::Failed(role, error) => self.failed(*role, error.clone()),
+            super::LinkEvent::Message { .. } => {}
+        }
+    }
+
+    fn link(&mut self, role: Role, up: bool) {
         if let Some((_, c)) = self.connections.iter_mut().find(|(r, _)| *r == role) {
             if c.up != up || c.since_ms.is_none() {
                 c.since_ms = Some(now_ms());
@@ -204,7 +214,7 @@ impl Page {
         }
     }
 
-    pub fn failed(&mut self, role: Role, error: String) {
+    fn failed(&mut self, role: Role, error: String) {
         if let Some((_, c)) = self.connections.iter_mut().find(|(r, _)| *r == role) {
             c.last_error = Some(error);
         }
