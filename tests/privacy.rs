@@ -1,6 +1,7 @@
 //! Who gets to read a child's words: another login of Home Assistant's broker
 //! under the access control list the add-on's documentation gives (read from
-//! the file the documentation shows), and the bridge's log.
+//! the file the documentation shows, with the block its example gives a plug),
+//! and the bridge's log.
 
 mod common;
 
@@ -24,15 +25,24 @@ fn password(user: &str) -> String {
     format!("{user}-Pa55word")
 }
 
+/// Another client of the broker: the plug of the documentation's example.
+const OTHER: &str = "kitchen_plug";
+/// A topic the plug may read and write, for markers.
+const MARKER: &str = "tasmota/kitchen_plug/marker";
+
 /// The documented ACL and, as the documentation says to give every other
-/// client, a block of its own for one more login: `other`, on `other/#`.
+/// client, a block of its own: its example's, for a plug.
 fn acl() -> String {
     let documented = std::fs::read_to_string(ACL).unwrap();
-    format!("{documented}\nuser other\ntopic readwrite other/#\n")
+    let docs = std::fs::read_to_string(DOCS).unwrap();
+    let start = docs.find(&format!("     user {OTHER}\n")).expect("the documentation's example of another client");
+    let block: String =
+        docs[start..].lines().take_while(|l| !l.contains("```")).map(|l| format!("{}\n", l.trim())).collect();
+    format!("{documented}\n{block}")
 }
 
 fn broker() -> Mosquitto {
-    let users = ["homeassistant", "addons", "folotoy", "other", BUNNY, KITTY];
+    let users = ["homeassistant", "addons", "folotoy", OTHER, BUNNY, KITTY];
     let logins: Vec<(String, String)> = users.iter().map(|u| (u.to_string(), password(u))).collect();
     let logins: Vec<(&str, &str)> = logins.iter().map(|(u, p)| (u.as_str(), p.as_str())).collect();
     Mosquitto::start_guarded(&logins, &acl())
@@ -111,9 +121,9 @@ async fn conversation(h: &mut Home) {
 /// until each has it: whatever the broker passed on to either before it,
 /// each has received by then.
 async fn marker(from: &mut Client, to: &mut Client, marker: &str) {
-    from.publish("other/marker", marker).await;
-    from.wait_for("other/marker", |p| p == marker).await;
-    to.wait_for("other/marker", |p| p == marker).await;
+    from.publish(MARKER, marker).await;
+    from.wait_for(MARKER, |p| p == marker).await;
+    to.wait_for(MARKER, |p| p == marker).await;
 }
 
 #[tokio::test]
@@ -131,19 +141,19 @@ async fn another_login_of_the_broker_hears_nothing_the_child_or_the_toy_says() {
         "/sys/#",
         "/user/#",
         "homeassistant/#",
-        "other/#",
+        "tasmota/kitchen_plug/#",
     ];
-    let mut other = login(&h.broker, "other", &filters).await;
+    let mut other = login(&h.broker, OTHER, &filters).await;
     conversation(&mut h).await;
     marker(&mut h.ha, &mut other, "after the conversation").await;
-    let heard: Vec<_> = other.seen.iter().filter(|m| !m.topic.starts_with("other/")).collect();
+    let heard: Vec<_> = other.seen.iter().filter(|m| m.topic != MARKER).collect();
     assert!(heard.is_empty(), "the other login read: {heard:#?}");
 }
 
 #[tokio::test]
 async fn another_login_of_the_broker_can_neither_command_the_toy_nor_change_its_entities() {
     let mut h = home().await;
-    let mut other = login(&h.broker, "other", &["other/#"]).await;
+    let mut other = login(&h.broker, OTHER, &[MARKER]).await;
     let forged_event = json!({"msgId": 9, "identifier": "recording_transcribed",
         "inputParams": {"recordingId": 9, "recordingText": "forged: open the door"}});
     other.publish(&set("say"), "forged: say this").await;
@@ -152,9 +162,13 @@ async fn another_login_of_the_broker_can_neither_command_the_toy_nor_change_its_
     other.publish_retained("folotoy/bridge/state", b"offline").await;
     other.publish(&format!("/sys/folotoy/{BUNNY}/thing/event/post"), &forged_event.to_string()).await;
     other.publish(REQUESTS, &json!({"id": "forged", "sn": BUNNY, "from_ms": 0, "to_ms": 1}).to_string()).await;
+    // What it may do: announce itself to Home Assistant.
+    let own_config = format!("homeassistant/sensor/{OTHER}/power/config");
+    other.publish(&own_config, r#"{"name": "Power"}"#).await;
     // Its own marker back: the broker has dealt with everything it sent before.
-    other.publish("other/marker", "sent").await;
-    other.wait_for("other/marker", |p| p == "sent").await;
+    other.publish(MARKER, "sent").await;
+    other.wait_for(MARKER, |p| p == "sent").await;
+    h.ha.wait_for(&own_config, |p| p.contains("Power")).await;
 
     // Home Assistant's command after them is the first to reach the toy.
     h.ha.publish(&set("volume"), "40").await;
