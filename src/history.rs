@@ -628,13 +628,25 @@ impl Reader {
         Ok(Searcher { conn, reader: self.clone() })
     }
 
-    /// Deletes everything kept of one toy.
+    /// Deletes everything kept of one toy, for good: SQLite otherwise leaves
+    /// deleted text in the file's free pages, in the search index until its
+    /// segments merge, and in older copies of the pages in the write-ahead
+    /// log, where anyone with the files or a backup of them could read it.
     pub fn clear(&self, sn: &Sn) -> Result<(), HistoryError> {
-        self.watched((|| {
-            let conn = self.connect(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-            conn.execute("DELETE FROM lines WHERE sn = ?", [sn.as_str()]).map_err(sql(&self.path))?;
-            Ok(())
-        })())
+        self.watched(self.erase(sn))
+    }
+
+    fn erase(&self, sn: &Sn) -> Result<(), HistoryError> {
+        let path = &self.path;
+        let conn = self.connect(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.pragma_update(None, "secure_delete", "ON").map_err(sql(path))?;
+        conn.execute("DELETE FROM lines WHERE sn = ?", [sn.as_str()]).map_err(sql(path))?;
+        conn.execute("INSERT INTO lines_text (lines_text) VALUES ('optimize')", []).map_err(sql(path))?;
+        // Every page into the database and the log emptied. A search still
+        // reading an older state keeps the log's pages until it ends; they
+        // are then overwritten as the log is reused.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(sql(path))?;
+        Ok(())
     }
 }
 

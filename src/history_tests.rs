@@ -119,6 +119,38 @@ fn clearing_a_toy_empties_its_history_and_it_stays_empty_after_a_restart() {
     assert_eq!(all(&h, &bear, NOON), ["kept"], "other toys keep theirs");
 }
 
+#[test]
+fn clearing_a_toy_leaves_none_of_its_words_in_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let secret = "the key is under the blue flowerpot";
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON, 1, secret)).unwrap();
+    h.append(&bear, &heard(NOON, 1, "kept")).unwrap();
+    // Half of it made durable, half still only in the write-ahead log.
+    h.sync().unwrap();
+    h.append(&bunny, &said(NOON + 1, 1, 1, &secret.to_uppercase())).unwrap();
+    let files = |dir: &Path| -> Vec<u8> {
+        let folder = dir.join("history");
+        let names = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+        names.iter().flat_map(|f| std::fs::read(f).unwrap()).collect()
+    };
+    let holds = |bytes: &[u8], text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(holds(&files(dir.path()), secret), "the words are in the files before");
+    h.reader().clear(&bunny).unwrap();
+    let after = files(dir.path());
+    assert!(
+        !holds(&after, secret) && !holds(&after, &secret.to_uppercase()),
+        "the cleared words are still in the files"
+    );
+    // Nor the search index's pieces of them: three letters of "flowerpot" at a time.
+    let pieces: Vec<_> = ["flo", "owe", "wer", "pot"].into_iter().filter(|p| holds(&after, p)).collect();
+    assert!(pieces.is_empty(), "the search index still holds {pieces:?}");
+    assert_eq!(all(&h, &bear, NOON), ["kept"], "other toys keep theirs");
+    h.append(&bunny, &heard(NOON + 2, 2, "new")).unwrap();
+    assert_eq!(all(&h, &bunny, NOON), ["new"], "the writer goes on");
+}
+
 /// Day files of the JSON-lines store of earlier versions, as it left them: one line cut
 /// short by a power loss, one cut inside a Chinese character.
 fn earlier_version_files(root: &Path) {

@@ -28,6 +28,8 @@ pub struct Mosquitto {
     dir: tempfile::TempDir,
     persistence: bool,
     tls: Option<TlsListener>,
+    /// Logins and an access control list: no anonymous client then.
+    guarded: bool,
     child: Option<Child>,
 }
 
@@ -57,17 +59,53 @@ impl Mosquitto {
         Self::launch(false, Some(tls))
     }
 
+    /// Only `logins` (user, password) may connect, each to what the access
+    /// control list `acl` (an `acl_file`) lets it read and write, as on the
+    /// Mosquitto add-on with an ACL.
+    pub fn start_guarded(logins: &[(&str, &str)], acl: &str) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let passwords = dir.path().join("passwords");
+        for (i, (user, password)) in logins.iter().enumerate() {
+            let mut cmd = Command::new("mosquitto_passwd");
+            if i == 0 {
+                cmd.arg("-c");
+            }
+            let ok = cmd.arg("-b").arg(&passwords).args([user, password]).status();
+            assert!(ok.expect("mosquitto_passwd comes with mosquitto").success(), "mosquitto_passwd {user}");
+        }
+        std::fs::write(dir.path().join("acl"), acl).unwrap();
+        let mut m = Mosquitto {
+            port: free_port(),
+            tls_port: None,
+            dir,
+            persistence: false,
+            tls: None,
+            guarded: true,
+            child: None,
+        };
+        m.spawn();
+        m
+    }
+
     fn launch(persistence: bool, tls: Option<TlsListener>) -> Mosquitto {
         let port = free_port();
         let tls_port = tls.as_ref().map(|_| free_port());
-        let mut m = Mosquitto { port, tls_port, dir: tempfile::tempdir().unwrap(), persistence, tls, child: None };
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Mosquitto { port, tls_port, dir, persistence, tls, guarded: false, child: None };
         m.spawn();
         m
     }
 
     fn spawn(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
-        let mut text = format!("listener {} 127.0.0.1\nallow_anonymous true\n", self.port);
+        let mut text = format!("listener {} 127.0.0.1\n", self.port);
+        if self.guarded {
+            let (passwords, acl) = (self.dir.path().join("passwords"), self.dir.path().join("acl"));
+            text +=
+                &format!("allow_anonymous false\npassword_file {}\nacl_file {}\n", passwords.display(), acl.display());
+        } else {
+            text += "allow_anonymous true\n";
+        }
         if self.persistence {
             text += &format!("persistence true\npersistence_location {}/\n", self.dir.path().display());
         }
@@ -121,6 +159,12 @@ impl Mosquitto {
 
     pub fn mqtt(&self) -> MqttConfig {
         MqttConfig { host: "127.0.0.1".into(), port: self.port, ..MqttConfig::default() }
+    }
+
+    /// Logging in as `user`.
+    pub fn mqtt_as(&self, user: &str, password: &str) -> MqttConfig {
+        let password = Some(folotoy_ha_bridge::config::Secret::new(password));
+        MqttConfig { username: Some(user.into()), password, ..self.mqtt() }
     }
 }
 
@@ -332,10 +376,22 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(broker: &Mosquitto, filters: &[&str]) -> Client {
+        Self::connect_with(broker, None, filters).await
+    }
+
+    /// Logged in as `user` with `password`.
+    pub async fn connect_as(broker: &Mosquitto, user: &str, password: &str, filters: &[&str]) -> Client {
+        Self::connect_with(broker, Some((user, password)), filters).await
+    }
+
+    async fn connect_with(broker: &Mosquitto, login: Option<(&str, &str)>, filters: &[&str]) -> Client {
         let id = format!("test-{}-{}", std::process::id(), free_port());
         let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
         // Big enough for what the hostile tests leave on the broker.
         opts.set_max_packet_size(64 << 20, 64 << 20);
+        if let Some((user, password)) = login {
+            opts.set_credentials(user, password);
+        }
         let (client, mut ev) = AsyncClient::new(opts, 1024);
         for f in filters {
             client.subscribe(*f, QoS::AtLeastOnce).await.unwrap();
