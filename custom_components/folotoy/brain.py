@@ -235,8 +235,7 @@ async def _agent_text(hass: HomeAssistant, question: Question, agent_id: str, no
             pieces.put_nowait(delta["content"])
 
     async def run() -> str:
-        # No user: the brain's key is not one, and the agent does what Assist's exposed
-        # entities allow, as for a voice satellite.
+        # No user: the brain's key is not one. The agent controls what is exposed to Assist.
         context = Context()
         device_id = _device_id(hass, node)
         with _session(hass, conversation_id, context) as session:
