@@ -224,6 +224,8 @@ async def _agent_text(hass: HomeAssistant, question: Question, agent_id: str, no
     talk = brain.talks.get(node) if node is not None else None
     going_on = talk is not None and not talk.running and now - talk.last < QUIET_GAP
     conversation_id = talk.conversation_id if going_on else None
+    if going_on:  # taken now, not when the agent starts: a question meanwhile starts its own
+        talk.running = True
     pieces: asyncio.Queue[str | None] = asyncio.Queue()
     role: str | None = None
 
@@ -303,6 +305,8 @@ async def _agent_text(hass: HomeAssistant, question: Question, agent_id: str, no
             await asyncio.wait({task}, timeout=STOP_TIMEOUT)
             if not task.done():
                 _LOGGER.warning("%s did not stop within %s s of its answer being given up", agent_id, STOP_TIMEOUT)
+        if going_on:  # the agent, once started, keeps the toy's conversation in a Talk of its own
+            talk.running = False
     # An agent that does not stream gives its answer whole; one that does may end with more.
     if speech.startswith(streamed):
         if rest := speech[len(streamed) :]:

@@ -339,6 +339,10 @@ def test_a_toy_has_at_most_two_answers_running_and_home_assistant_at_most_four(h
     def waiting(n: int) -> None:
         ha.wait_for_state(WAITING, state=str(n), timeout=15)
 
+    # Bunny talks already: both answers below could go on with its conversation, which takes
+    # one message at a time (the second starts one of its own).
+    child_says(mqtt, 69, "Hello Bunny")
+    assert "".join(streamed(client, "Hello Bunny", model=AGENT)).startswith("You said: Hello Bunny")
     with ThreadPoolExecutor(4) as pool:
         child_says(mqtt, 70, "Wait for me Bunny")
         bunny = [pool.submit(streamed, client, "Wait for me Bunny", AGENT) for _ in range(2)]
