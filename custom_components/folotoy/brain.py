@@ -2,19 +2,21 @@
 
 FoloToy's server asks any OpenAI-compatible LLM for a role's answers (`llm_type: openai`,
 with `api_base`, `key` and `model` in roles.json) and reads them streamed. Pointed at
-`http://<home assistant>:8123/api/folotoy/v1` with a long-lived access token as the key, a
-role is answered by the conversation agent chosen in this integration's options (or the one
-its `model` names), with the role's system prompt as extra instructions.
+`http://<home assistant>:8123/api/folotoy/v1` with the brain's own key (gate.py), a role is
+answered by the conversation agent chosen in this integration's options (or the one its
+`model` names), with the role's system prompt as extra instructions.
 
 It lives here, on Home Assistant's own HTTP server, because here the agent is called
-directly: Home Assistant checks the token, the toy's device goes with the question (so "turn
-on the light" means the light in the toy's room), and each turn shows in Home Assistant's
-conversation debug view. Which toy asks is found by its words: the bridge publishes what
-each toy heard (its Conversation events) just before FoloToy's server asks for the answer.
+directly: the toy's device goes with the question (so "turn on the light" means the light in
+the toy's room), and each turn shows in Home Assistant's conversation debug view. Which toy
+asks is found by its words: the bridge publishes what each toy heard (its Conversation
+events) just before FoloToy's server asks for the answer.
 Before the toy gets an answer, the bridge checks it against the parents' watch words (one
 list, one matcher, the same that fire the alerts); an answer holding one is replaced by the
 parents' safe sentence. What goes wrong on Home Assistant's side is answered with a short
-spoken apology: the toy reads an HTTP error as silence.
+spoken apology: the toy reads an HTTP error as silence. An answer given up (too slow, cut by a
+watch word, its client gone) stops its agent before the toy hears otherwise, so nothing the
+child asked for happens after the toy said it would not.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from typing import Any
 
 from aiohttp import web
 from homeassistant.components import conversation
-from homeassistant.components.http import KEY_HASS, KEY_HASS_USER, HomeAssistantView
+from homeassistant.components.http import KEY_HASS, HomeAssistantView
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers import chat_session, intent
 
-from .const import CONF_AGENT, CONF_SAFE_SENTENCE, DEFAULT_AGENT, DOMAIN
+from . import gate
+from .const import CONF_AGENT, CONF_BRAIN_KEY, CONF_SAFE_SENTENCE, DEFAULT_AGENT, DOMAIN
 from .conversation import Toys
 from .devices import toy_device
 from .discovery import PlayerConfig
@@ -51,6 +55,8 @@ BASE = "/api/folotoy/v1"
 AGENT_TIMEOUT = 15
 # How long the bridge may take to say whether an answer may be said (it answers in ms).
 SCREEN_TIMEOUT = 3
+# How long an agent whose answer was given up may take to stop, once told to.
+STOP_TIMEOUT = 5
 # A request is matched with what a toy heard this recently...
 HEARD_WITHIN = 60
 # ...and waits this long for it: FoloToy's server may ask before the bridge's event is here.
@@ -101,17 +107,26 @@ def _content(message: dict[str, Any]) -> str:
     return ""
 
 
+class TooLong(BadRequest):
+    """A request over the bounds that keep Home Assistant's work per question small."""
+
+
 def parse_question(body: Any) -> Question:
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
         raise BadRequest("messages must be a list of chat messages")
+    if len(body["messages"]) > gate.MAX_MESSAGES:
+        raise TooLong(f"{len(body['messages'])} messages are over {gate.MAX_MESSAGES}")
     messages = [m for m in body["messages"] if isinstance(m, dict)]
     users = [_content(m) for m in messages if m.get("role") == "user"]
-    if not users or not users[-1].strip():
+    text = users[-1].strip() if users else ""
+    if not text:
         raise BadRequest("there is no user message to answer")
+    if len(text) > gate.MAX_QUESTION:
+        raise TooLong(f"the question ({len(text)} characters) is over {gate.MAX_QUESTION}")
     system = "\n\n".join(_content(m) for m in messages if m.get("role") in ("system", "developer") and _content(m))
     model = body.get("model")
     return Question(
-        text=users[-1].strip(),
+        text=text,
         instructions=system or None,
         model=model if isinstance(model, str) else "",
         stream=body.get("stream") is True,
@@ -124,16 +139,17 @@ class Talk:
 
     conversation_id: str
     last: float
-    # A turn still running (one cut short by a watch word goes on): the next question
-    # starts a conversation of its own rather than wait or fail on a busy one.
+    # A turn still running (the toy asked again meanwhile): the next question starts a
+    # conversation of its own rather than wait or fail on a busy one.
     running: bool = False
 
 
 class Brain:
-    """The endpoint's memory: each toy's conversation."""
+    """The endpoint's memory: each toy's conversation, and the answers running."""
 
     def __init__(self) -> None:
         self.talks: dict[str, Talk] = {}
+        self.slots = gate.Slots()
 
 
 def _brain(hass: HomeAssistant) -> Brain:
@@ -200,15 +216,16 @@ def _spoken(result: conversation.ConversationResult) -> str:
     return speech
 
 
-async def _agent_text(
-    hass: HomeAssistant, question: Question, agent_id: str, node: str | None, user_id: str | None
-) -> AsyncIterator[str]:
-    """The agent's answer as it comes: streamed pieces when the agent streams, else whole."""
+async def _agent_text(hass: HomeAssistant, question: Question, agent_id: str, node: str | None) -> AsyncIterator[str]:
+    """The agent's answer as it comes: streamed pieces when the agent streams, else whole.
+    Closed or failed before the end, it stops the agent and waits until it has stopped."""
     brain = _brain(hass)
     now = time.monotonic()
     talk = brain.talks.get(node) if node is not None else None
     going_on = talk is not None and not talk.running and now - talk.last < QUIET_GAP
     conversation_id = talk.conversation_id if going_on else None
+    if going_on:  # taken now, not when the agent starts: a question meanwhile starts its own
+        talk.running = True
     pieces: asyncio.Queue[str | None] = asyncio.Queue()
     role: str | None = None
 
@@ -220,7 +237,8 @@ async def _agent_text(
             pieces.put_nowait(delta["content"])
 
     async def run() -> str:
-        context = Context(user_id=user_id)
+        # No user: the brain's key is not one. The agent controls what is exposed to Assist.
+        context = Context()
         device_id = _device_id(hass, node)
         with _session(hass, conversation_id, context) as session:
             question.conversation_id = session.conversation_id
@@ -279,6 +297,16 @@ async def _agent_text(
         raise
     except Exception as err:  # whatever the agent raised, the toy apologizes
         raise Unsayable(f"the agent failed: {err!r}") from err
+    finally:
+        # Given up (too slow, cut short, the client gone): whatever the agent was about to
+        # do must not happen after the toy said otherwise.
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+            if not task.done():
+                _LOGGER.warning("%s did not stop within %s s of its answer being given up", agent_id, STOP_TIMEOUT)
+        if going_on:  # the agent, once started, keeps the toy's conversation in a Talk of its own
+            talk.running = False
     # An agent that does not stream gives its answer whole; one that does may end with more.
     if speech.startswith(streamed):
         if rest := speech[len(streamed) :]:
@@ -310,10 +338,11 @@ async def _screen(hass: HomeAssistant, toys: Toys, node: str | None, text: str) 
     return [p for p in phrases if isinstance(p, str)]
 
 
-async def answer(hass: HomeAssistant, question: Question, user_id: str | None) -> AsyncIterator[str]:
+async def answer(hass: HomeAssistant, question: Question) -> AsyncIterator[str]:
     """What the toy says, as it may be said: the agent's text a sentence at a time, each
     checked by the bridge first; the safe sentence in place of one holding a watch word
-    (and nothing after it); the apology when something failed before anything was said."""
+    (and nothing after it); the apology when something failed before anything was said,
+    or when the toy has too many answers running already."""
     language = _language(question.text)
     entry = next(iter(hass.config_entries.async_loaded_entries(DOMAIN)), None)
     toys: Toys | None = entry.runtime_data if entry is not None else None
@@ -322,13 +351,26 @@ async def answer(hass: HomeAssistant, question: Question, user_id: str | None) -
         yield APOLOGY[language]
         return
     node = await find_toy(hass, toys, question.text)
+    try:
+        with _brain(hass).slots.toy_slot(node):
+            async with aclosing(_answer(hass, entry, toys, question, node, language)) as said:
+                async for piece in said:
+                    yield piece
+    except gate.Busy as err:
+        _LOGGER.warning("%s is not answered (%s): it apologizes", node or "a toy not known", err)
+        yield APOLOGY[language]
+
+
+async def _answer(
+    hass: HomeAssistant, entry: ConfigEntry, toys: Toys, question: Question, node: str | None, language: str
+) -> AsyncIterator[str]:
     agent_id = _agent(hass, dict(entry.options), question.model)
     _LOGGER.debug("answering %s with %s", node or "a toy not known (no device)", agent_id)
     safe = entry.options.get(CONF_SAFE_SENTENCE) or SAFE_SENTENCE[language]
     said = False
     pending = ""
     try:
-        async with aclosing(_agent_text(hass, question, agent_id, node, user_id)) as agent_text:
+        async with aclosing(_agent_text(hass, question, agent_id, node)) as agent_text:
             async for piece in agent_text:
                 pending += piece
                 cut = max((m.end() for m in _SENTENCE_END.finditer(pending)), default=0)
@@ -336,6 +378,7 @@ async def answer(hass: HomeAssistant, question: Question, user_id: str | None) -
                     continue
                 ready, pending = pending[:cut], pending[cut:]
                 if await _screen(hass, toys, node, ready):
+                    await agent_text.aclose()  # the agent stops before the toy hears the safe sentence
                     yield (" " if said else "") + safe
                     return
                 said = True
@@ -365,61 +408,106 @@ def _chunk(completion_id: str, created: int, model: str, delta: dict[str, Any], 
     return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
 
 
-class ChatCompletionsView(HomeAssistantView):
+def _entry(hass: HomeAssistant) -> ConfigEntry | None:
+    """The integration's entry, set up or not: its key is checked even while it is switched
+    off (the toy then apologizes)."""
+    return next(iter(hass.config_entries.async_entries(DOMAIN)), None)
+
+
+def _check_key(request: web.Request) -> None:
+    """Refuses (401) a request without the brain's key. Home Assistant's own middleware logs
+    the refusal, with the address it came from, and bans that address if it is set to."""
+    entry = _entry(request.app[KEY_HASS])
+    if gate.holds_key(request, entry):
+        return
+    if entry is not None and not entry.data.get(CONF_BRAIN_KEY):
+        _LOGGER.warning("the toy's brain has no key yet and refuses every request: make one in FoloToy's options")
+    raise web.HTTPUnauthorized
+
+
+class BrainView(HomeAssistantView):
+    """A view of the toy's brain: it takes the brain's key only, not Home Assistant's tokens
+    (which open the whole API, and would sit in FoloToy's roles.json)."""
+
+    requires_auth = False
+
+    def error(
+        self, request: web.Request, status: int, message: str, code: str, kind: str = "invalid_request_error"
+    ) -> web.Response:
+        """OpenAI's error, after a warning naming where the request came from."""
+        _LOGGER.warning("a request to the toy's brain from %s is refused (%s): %s", request.remote, status, message)
+        headers = {"Retry-After": "1"} if status == HTTPStatus.TOO_MANY_REQUESTS else None
+        return self.json({"error": {"message": message, "type": kind, "code": code}}, status, headers)
+
+
+class ChatCompletionsView(BrainView):
     """`POST /api/folotoy/v1/chat/completions`, streamed (`stream: true`, as FoloToy asks) or not."""
 
     url = f"{BASE}/chat/completions"
     name = "api:folotoy:chat_completions"
 
     async def post(self, request: web.Request) -> web.StreamResponse:
+        _check_key(request)
         hass: HomeAssistant = request.app[KEY_HASS]
         try:
-            question = parse_question(await request.json())
-        except (ValueError, BadRequest) as err:
-            return self.json({"error": {"message": str(err), "type": "invalid_request_error"}}, HTTPStatus.BAD_REQUEST)
-        user = request.get(KEY_HASS_USER)
+            with _brain(hass).slots.overall_slot():
+                return await self._answer(hass, request)
+        except gate.Busy as err:
+            return self.error(request, HTTPStatus.TOO_MANY_REQUESTS, str(err), "busy", "rate_limit_error")
+
+    async def _answer(self, hass: HomeAssistant, request: web.Request) -> web.StreamResponse:
+        try:
+            question = parse_question(json.loads(await gate.read_body(request)))
+        except gate.Refused as err:
+            return self.error(request, err.status, str(err), err.code)
+        except TooLong as err:
+            return self.error(request, HTTPStatus.BAD_REQUEST, str(err), "context_length_exceeded")
+        except ValueError as err:  # not JSON, not UTF-8, or not a chat (BadRequest)
+            return self.error(request, HTTPStatus.BAD_REQUEST, str(err), "invalid_request")
         created = int(time.time())
         model = question.model or DEFAULT_AGENT
-        said = answer(hass, question, user.id if user is not None else None)
 
         def completion_id() -> str:
             return f"chatcmpl-{question.conversation_id or uuid.uuid4().hex}"
 
-        if not question.stream:
-            text = "".join([piece async for piece in said])
-            return self.json(
-                {
-                    "id": completion_id(),
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": model,
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                    ],
-                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                }
-            )
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        chunk_id: str | None = None
-        async for piece in said:
-            if chunk_id is None:  # the first piece: the conversation is known by now
-                chunk_id = completion_id()
-                await response.write(_chunk(chunk_id, created, model, {"role": "assistant", "content": ""}, None))
-            await response.write(_chunk(chunk_id, created, model, {"content": piece}, None))
+        # Closed however the response ends (the client gone included), so the agent stops.
+        async with aclosing(answer(hass, question)) as said:
+            if not question.stream:
+                text = "".join([piece async for piece in said])
+                return self.json(
+                    {
+                        "id": completion_id(),
+                        "object": "chat.completion",
+                        "created": created,
+                        "model": model,
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                        ],
+                        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                    }
+                )
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+            await response.prepare(request)
+            chunk_id: str | None = None
+            async for piece in said:
+                if chunk_id is None:  # the first piece: the conversation is known by now
+                    chunk_id = completion_id()
+                    await response.write(_chunk(chunk_id, created, model, {"role": "assistant", "content": ""}, None))
+                await response.write(_chunk(chunk_id, created, model, {"content": piece}, None))
         await response.write(_chunk(chunk_id or completion_id(), created, model, {}, "stop"))
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
 
 
-class ModelsView(HomeAssistantView):
+class ModelsView(BrainView):
     """`GET /api/folotoy/v1/models`: the conversation agents a role's `model` may name."""
 
     url = f"{BASE}/models"
     name = "api:folotoy:models"
 
     async def get(self, request: web.Request) -> web.Response:
+        _check_key(request)
         hass: HomeAssistant = request.app[KEY_HASS]
         agents = sorted({DEFAULT_AGENT, *hass.states.async_entity_ids(conversation.DOMAIN)})
         return self.json(

@@ -11,9 +11,10 @@ from homeassistant.core import callback
 from homeassistant.helpers import selector
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
-from . import discovery
+from . import discovery, gate
 from .const import (
     CONF_AGENT,
+    CONF_BRAIN_KEY,
     CONF_DISCOVERY_PREFIX,
     CONF_SAFE_SENTENCE,
     DEFAULT_AGENT,
@@ -23,6 +24,8 @@ from .const import (
 )
 
 TITLE = "FoloToy"
+# Not an option: ticked, the options flow makes a new key for the toy's brain and shows it.
+NEW_KEY = "new_key"
 
 
 class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -55,7 +58,7 @@ class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The one click."""
         if user_input is not None:
-            return self.async_create_entry(title=TITLE, data={CONF_DISCOVERY_PREFIX: self._prefix})
+            return self._create(self._prefix)
         self._set_confirm_only()
         return self.async_show_form(step_id="confirm")
 
@@ -72,9 +75,19 @@ class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
             if error := _prefix_error(prefix):
                 errors[CONF_DISCOVERY_PREFIX] = error
             else:
-                return self.async_create_entry(title=TITLE, data={CONF_DISCOVERY_PREFIX: prefix})
+                return self._create(prefix)
         schema = vol.Schema({vol.Required(CONF_DISCOVERY_PREFIX, default=self._mqtt_prefix()): str})
         return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+
+    def _create(self, prefix: str) -> ConfigFlowResult:
+        """The entry, with the toy's brain's key, shown this once (in the dialog that says it
+        is set up: Home Assistant keeps no way to show it again)."""
+        key = gate.new_key()
+        return self.async_create_entry(
+            title=TITLE,
+            data={CONF_DISCOVERY_PREFIX: prefix, CONF_BRAIN_KEY: key},
+            description_placeholders={"key": key},
+        )
 
     def _mqtt_prefix(self) -> str:
         """The discovery prefix MQTT uses, which the bridge must use too."""
@@ -98,11 +111,20 @@ def _prefix_error(prefix: str) -> str | None:
 
 
 class FolotoyOptionsFlow(OptionsFlow):
-    """The toys' brain (the chat endpoint): the agent that answers, and the safe sentence."""
+    """The toys' brain (the chat endpoint): the agent that answers, the safe sentence, and
+    a new key when asked for one."""
+
+    def __init__(self) -> None:
+        self._options: dict[str, Any] = {}
+        self._key = ""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
+            self._options = {k: v for k, v in user_input.items() if k != NEW_KEY}
+            if user_input.get(NEW_KEY):
+                self._key = gate.new_key()
+                return await self.async_step_key()
+            return self.async_create_entry(data=self._options)
         options = self.config_entry.options
         agent = options.get(CONF_AGENT, DEFAULT_AGENT)
         schema = vol.Schema(
@@ -111,6 +133,18 @@ class FolotoyOptionsFlow(OptionsFlow):
                 vol.Optional(
                     CONF_SAFE_SENTENCE, description={"suggested_value": options.get(CONF_SAFE_SENTENCE)}
                 ): selector.TextSelector(),
+                vol.Optional(NEW_KEY, default=False): selector.BooleanSelector(),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)
+
+    async def async_step_key(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The new key, shown this once; it replaces the old one when the parent submits
+        (closing the dialog instead keeps the old one)."""
+        if user_input is not None:
+            entry = self.config_entry
+            self.hass.config_entries.async_update_entry(entry, data={**entry.data, CONF_BRAIN_KEY: self._key})
+            return self.async_create_entry(data=self._options)
+        return self.async_show_form(
+            step_id="key", data_schema=vol.Schema({}), description_placeholders={"key": self._key}
+        )

@@ -20,3 +20,5 @@ BRIDGE_ORIGIN: Final = "folotoy-ha-bridge"
 CONF_AGENT: Final = "agent_id"
 CONF_SAFE_SENTENCE: Final = "safe_sentence"
 DEFAULT_AGENT: Final = "conversation.home_assistant"
+# The toy's brain's own key (in the entry's data): made by the integration, shown once.
+CONF_BRAIN_KEY: Final = "brain_key"

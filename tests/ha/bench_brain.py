@@ -3,11 +3,12 @@ asking Home Assistant's agent directly. A measurement, not a test: it prints a t
 checks nothing about time (the suite does not collect this file).
 
 Both paths ask Assist's built-in agent "what time is it" (no side effects) over Home
-Assistant's HTTP API with the same token, alternately: directly (`POST /api/conversation/process`)
-and through the endpoint (`POST /api/folotoy/v1/chat/completions`), each time right after the
-simulated toy heard the words, as FoloToy's server asks just after the bridge's event. The
-endpoint's path adds finding the toy by its words (the bridge's event must have arrived), the
-toy's device, and the bridge's check of the answer (an MQTT round trip).
+Assistant's HTTP API, alternately: directly (`POST /api/conversation/process`, with a
+long-lived token) and through the endpoint (`POST /api/folotoy/v1/chat/completions`, with the
+brain's key), each time right after the simulated toy heard the words, as FoloToy's server asks
+just after the bridge's event. The endpoint's path adds finding the toy by its words (the
+bridge's event must have arrived), the toy's device, and the bridge's check of the answer (an
+MQTT round trip).
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[round((len(ordered) - 1) * p)]
 
 
-def test_measure_the_endpoints_overhead_over_asking_the_agent_directly(homeassistant, player, mqtt):
+def test_measure_the_endpoints_overhead_over_asking_the_agent_directly(homeassistant, integration, player, mqtt):
     ha = homeassistant
     session = requests.Session()
+    brain = {"Authorization": f"Bearer {integration['result']['description_placeholders']['key']}"}
     session.headers["Authorization"] = f"Bearer {ha.token}"
     direct, endpoint = [], []
     for i in range(ROUNDS + 5):
@@ -54,6 +56,7 @@ def test_measure_the_endpoints_overhead_over_asking_the_agent_directly(homeassis
         r = session.post(
             f"{ha.url}/api/folotoy/v1/chat/completions",
             json={"model": "conversation.home_assistant", "messages": [{"role": "user", "content": QUESTION}]},
+            headers=brain,
             timeout=30,
         )
         r.raise_for_status()

@@ -1,15 +1,20 @@
 """Home Assistant as the toy's brain, in a real Home Assistant: the project's integration
 answers OpenAI's Chat Completions API (/api/folotoy/v1) with Home Assistant's conversation
-agents. OpenAI's own Python client asks as FoloToy's server would, after the simulated toy
-heard the child say the same words.
+agents. OpenAI's own Python client asks as FoloToy's server would, with the brain's key shown
+when the integration was set up, after the simulated toy heard the child say the same words.
 
 Assist's built-in agent turns on the light in the toy's room; tests/ha/e2e_ai's agent
-(conversation.e2e_agent) streams its answers a sentence at a time, says a watch word, or
-breaks, on cue.
+(conversation.e2e_agent) streams its answers a sentence at a time, says a watch word, breaks,
+turns on the kitchen lamp late, or waits to be released, on cue.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
@@ -17,7 +22,7 @@ import pytest
 import requests
 
 from folotoy_parts import BUNNY, child_says
-from ha_harness import wait_until
+from ha_harness import HomeAssistant, wait_until
 
 BRIDGE_EXTRA_YAML = "watch_words: [knife]\n"
 HA_CUSTOM_COMPONENTS = {"e2e_ai": Path(__file__).parent / "e2e_ai"}
@@ -56,6 +61,13 @@ ALERT = f"event.folotoy_{BUNNY}_alert"
 ROLE = {"role": "system", "content": "You are Bunny, a kind toy rabbit. Answer in one short sentence."}
 AGENT = "conversation.e2e_agent"
 APOLOGY = "Sorry, I can't answer that right now."
+KITCHEN = "light.kitchen_lamp"
+# tests/ha/e2e_ai's marks: where its last turn is, and how many turns wait to be released.
+TURN = "sensor.e2e_agent_turn"
+WAITING = "sensor.e2e_agent_waiting"
+# The integration's bounds (custom_components/folotoy/gate.py).
+MAX_BODY = 256 * 1024
+MAX_QUESTION = 4000
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +88,63 @@ def rooms(homeassistant, player) -> None:
     ha.ws("config/device_registry/update", device_id=toy["id"], area_id=bedroom)
 
 
+@pytest.fixture(scope="module")
+def brain_key(integration) -> dict[str, str]:
+    """The toy's brain's key, as the dialog that set the integration up showed it (a test
+    that makes a new one puts it here)."""
+    return {"key": integration["result"]["description_placeholders"]["key"]}
+
+
 @pytest.fixture
-def client(homeassistant, rooms) -> openai.OpenAI:
-    """OpenAI's client, as FoloToy's server is set up for a role: the base and a long-lived token."""
-    return openai.OpenAI(base_url=f"{homeassistant.url}/api/folotoy/v1", api_key=homeassistant.token, max_retries=0)
+def client(homeassistant, rooms, brain_key) -> openai.OpenAI:
+    """OpenAI's client, as FoloToy's server is set up for a role: the base and the brain's key."""
+    return openai.OpenAI(base_url=f"{homeassistant.url}/api/folotoy/v1", api_key=brain_key["key"], max_retries=0)
+
+
+def post(ha: HomeAssistant, key: str | None, body: dict | bytes, path: str = "chat/completions") -> requests.Response:
+    """One request to the brain as FoloToy's server makes it, with `key` as its bearer token."""
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return requests.post(f"{ha.url}/api/folotoy/v1/{path}", data=data, headers=headers, timeout=60)
+
+
+def question(text: str, model: str = AGENT, **more) -> dict:
+    return {"model": model, "messages": [ROLE, {"role": "user", "content": text}], **more}
+
+
+def forget_turns(ha: HomeAssistant) -> None:
+    """The e2e agent's mark of its last turn, cleared (Home Assistant's REST API sets any state)."""
+    ha.api("POST", f"/api/states/{TURN}", {"state": "none", "attributes": {}})
+
+
+def turn_ended(ha: HomeAssistant, text: str, timeout: float = 30) -> str:
+    """How the e2e agent's turn on `text` ended: "cancelled", or "acted" once it turned the
+    lamp on. Either is its last word: after it, the agent does nothing more."""
+    turn = ha.wait_for_state(
+        TURN,
+        predicate=lambda s: s["attributes"].get("text") == text and s["state"] in ("cancelled", "acted"),
+        timeout=timeout,
+    )
+    return turn["state"]
+
+
+def warned(ha: HomeAssistant, since: int, text: str, times: int = 1) -> None:
+    """Waits for Home Assistant's warning holding `text` (`times` of them): its log is written
+    by a thread of its own, a moment after the answer went out (the refusal of a key, after a
+    reverse DNS lookup), and must be read within the test that caused it."""
+    wait_until(lambda: sum(text in r.message for r in ha.log.records(since)) >= times, 10, f"{times} warnings {text!r}")
+
+
+def lamp_off(ha: HomeAssistant) -> None:
+    ha.call_service("light", "turn_off", entity_id=KITCHEN)
+    ha.wait_for_state(KITCHEN, state="off")
+
+
+def cpu_seconds(ha: HomeAssistant) -> float:
+    """The CPU time Home Assistant's process has used (all its threads), from /proc."""
+    after_name = Path(f"/proc/{ha.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(after_name[11]), int(after_name[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
 def streamed(client: openai.OpenAI, text: str, model: str = "folotoy") -> list[str]:
@@ -132,12 +197,14 @@ def test_an_answer_holding_a_watch_word_never_reaches_the_toy_and_the_parents_ar
     assert alert["attributes"]["sentence"] == "Here is a knife for you."
 
 
-@pytest.mark.ha_log_allow(r"request with invalid authentication from .* '/api/folotoy/v1/chat/completions'")
+@pytest.mark.ha_log_allow(r"request with invalid authentication from .* '/api/folotoy/v1/(chat/completions|models)'")
 def test_without_the_key_nothing_is_answered(homeassistant, rooms):
     url = f"{homeassistant.url}/api/folotoy/v1/chat/completions"
     wrong = openai.OpenAI(base_url=f"{homeassistant.url}/api/folotoy/v1", api_key="not-a-token", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         wrong.chat.completions.create(model=AGENT, messages=[{"role": "user", "content": "Hello"}])
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
     mark = homeassistant.log.mark()
     r = requests.post(url, json={"model": AGENT, "messages": [{"role": "user", "content": "Hello"}]}, timeout=10)
     assert r.status_code == 401, r.text
@@ -148,6 +215,31 @@ def test_without_the_key_nothing_is_answered(homeassistant, rooms):
         10,
         "Home Assistant's warning about the request",
     )
+
+
+@pytest.mark.ha_log_allow(r"request with invalid authentication from .* '/api/folotoy/v1/(chat/completions|models)'")
+def test_the_brain_takes_its_own_key_only_and_the_key_opens_nothing_else_in_home_assistant(
+    homeassistant, brain_key, rooms
+):
+    ha = homeassistant
+    mark = ha.log.mark()
+    # A Home Assistant access token (an administrator's, here) is not the brain's key.
+    assert post(ha, ha.token, question("Hello")).status_code == 401
+    assert (
+        requests.get(f"{ha.url}/api/folotoy/v1/models", headers={"Authorization": f"Bearer {ha.token}"}).status_code
+        == 401
+    )
+    # The brain's key opens the brain...
+    assert post(ha, brain_key["key"], {}, "models").status_code == 405  # models is GET only
+    models = requests.get(f"{ha.url}/api/folotoy/v1/models", headers={"Authorization": f"Bearer {brain_key['key']}"})
+    assert models.status_code == 200 and AGENT in [m["id"] for m in models.json()["data"]], models.text
+    # ...and nothing else: Home Assistant's own API refuses it.
+    for path in ("/api/", "/api/states", "/api/config"):
+        r = requests.get(f"{ha.url}{path}", headers={"Authorization": f"Bearer {brain_key['key']}"}, timeout=10)
+        assert r.status_code == 401, (path, r.status_code)
+    # Nearly the key is not the key.
+    assert post(ha, brain_key["key"][:-1], question("Hello")).status_code == 401
+    warned(ha, mark, "invalid authentication", times=6)
 
 
 @pytest.mark.ha_log_allow(r"a toy's answer is not said \(the agent failed")
@@ -190,9 +282,128 @@ def test_the_options_pick_the_agent_and_the_safe_sentence(homeassistant, client,
 
 
 @pytest.mark.ha_log_allow(r"a toy's answer is not said \(the agent took over 15 s")
-def test_an_agent_slower_than_15_s_has_the_toy_apologize(client):
-    # Words no toy heard: the slow turn holds no toy's conversation while it runs on.
+def test_an_agent_slower_than_15_s_has_the_toy_apologize_and_what_it_was_about_to_do_never_happens(
+    homeassistant, client
+):
+    ha = homeassistant
+    lamp_off(ha)
+    forget_turns(ha)
+    mark = ha.log.mark()
+    # The agent turns the kitchen lamp on after 20 s, then answers: too late for the toy.
     assert "".join(streamed(client, "Be slow", model=AGENT)) == APOLOGY
+    assert turn_ended(ha, "be slow") == "cancelled", "the agent went on after the toy apologized"
+    assert ha.state(KITCHEN)["state"] == "off"
+    warned(ha, mark, "the agent took over 15 s")
+
+
+def test_an_answer_cut_by_a_watch_word_stops_its_agent_before_the_toy_hears_the_safe_sentence(
+    homeassistant, client, mqtt
+):
+    ha = homeassistant
+    lamp_off(ha)
+    forget_turns(ha)
+    # The agent says the watch word, then a moment later turns the kitchen lamp on and goes on.
+    words = "Say something sharp and turn on the lamp"
+    child_says(mqtt, 68, words)
+    assert "".join(streamed(client, words, model=AGENT)) == "Let me think. Let's talk about something else."
+    assert turn_ended(ha, words.lower()) == "cancelled", "the agent went on after the toy was cut short"
+    assert ha.state(KITCHEN)["state"] == "off"
+
+
+def test_a_question_whose_asker_goes_away_stops_its_agent(homeassistant, brain_key, rooms):
+    ha = homeassistant
+    lamp_off(ha)
+    forget_turns(ha)
+    body = json.dumps(question("Be slow", stream=True)).encode()
+    head = (
+        f"POST /api/folotoy/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {brain_key['key']}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", ha.http_port), timeout=10) as asker:
+        asker.sendall(head + body)
+        ha.wait_for_state(TURN, state="started", attributes={"text": "be slow"})
+    # FoloToy's server gave up (the child pressed the button again): the agent stops.
+    assert turn_ended(ha, "be slow") == "cancelled", "the agent went on with no one to answer"
+    assert ha.state(KITCHEN)["state"] == "off"
+
+
+@pytest.mark.ha_log_allow(
+    r"folotoy_\w+ is not answered \(2 answers for this toy are running already",
+    r"a request to the toy's brain from 127\.0\.0\.1 is refused \(429\): 4 answers are running already",
+)
+def test_a_toy_has_at_most_two_answers_running_and_home_assistant_at_most_four(homeassistant, brain_key, client, mqtt):
+    ha = homeassistant
+    mark = ha.log.mark()
+
+    def waiting(n: int) -> None:
+        ha.wait_for_state(WAITING, state=str(n), timeout=15)
+
+    # Bunny talks already: both answers below could go on with its conversation, which takes
+    # one message at a time (the second starts one of its own).
+    child_says(mqtt, 69, "Hello Bunny")
+    assert "".join(streamed(client, "Hello Bunny", model=AGENT)).startswith("You said: Hello Bunny")
+    with ThreadPoolExecutor(4) as pool:
+        child_says(mqtt, 70, "Wait for me Bunny")
+        bunny = [pool.submit(streamed, client, "Wait for me Bunny", AGENT) for _ in range(2)]
+        waiting(2)
+        # A third answer for Bunny: the toy apologizes at once, the agent never hears it.
+        child_says(mqtt, 71, "Wait for me again")
+        assert "".join(streamed(client, "Wait for me again", model=AGENT)) == APOLOGY
+        assert ha.state(TURN)["attributes"]["text"] == "wait for me bunny" and ha.state(WAITING)["state"] == "2"
+        # Words no toy heard count as one toy of their own: two more.
+        strangers = [pool.submit(streamed, client, "Wait for me stranger", AGENT) for _ in range(2)]
+        waiting(4)
+        # A fifth, from any toy: refused at once, asking to come back.
+        busy = post(ha, brain_key["key"], question("Hello"))
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "1", busy.text
+        ha.call_service("e2e_ai", "release")
+        for held in bunny + strangers:
+            assert "".join(held.result(timeout=15)) == "Thanks for waiting."
+    waiting(0)
+    # All four done: the next question is answered.
+    child_says(mqtt, 72, "Tell me a story")
+    assert "".join(streamed(client, "Tell me a story", model=AGENT)).startswith("Once upon a time")
+    warned(ha, mark, "is refused (429)")
+
+
+@pytest.mark.ha_log_allow(r"a request to the toy's brain from 127\.0\.0\.1 is refused \((413|400)\)")
+def test_a_question_longer_than_any_child_says_is_refused_and_home_assistant_stays_idle(
+    homeassistant, brain_key, client
+):
+    ha = homeassistant
+    key = brain_key["key"]
+    # Assist's own agent: its sentence matcher, in a thread nothing stops, is what a long
+    # question would keep busy for minutes.
+    assist = "conversation.home_assistant"
+    words = "please turn on every light in the kitchen and the bedroom "
+    # The issue's question of 2 MB: refused by its size, before it is read.
+    huge = post(ha, key, question(words * (2_000_000 // len(words)), model=assist))
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "body_too_large", huge.text
+    # The largest question a body may hold: refused by its length.
+    largest = words * ((MAX_BODY - 1000) // len(words))
+    t0 = time.monotonic()
+    refused = post(ha, key, question(largest, model=assist))
+    took = time.monotonic() - t0
+    before = cpu_seconds(ha)
+    # A mark that takes Home Assistant a while and little work: the e2e agent's story, its
+    # three sentences 0.3 s apart (and 1.5 s before, looking for a toy that heard the words,
+    # when none did lately). Without the bound, Assist's matcher keeps a core busy meanwhile.
+    t1 = time.monotonic()
+    story = "".join(streamed(client, "Tell me a story", model=AGENT))
+    window = time.monotonic() - t1
+    busy = cpu_seconds(ha) - before
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "context_length_exceeded", refused.text
+    assert f"over {MAX_QUESTION}" in refused.json()["error"]["message"]
+    assert took < 5, f"the refusal took {took:.1f} s"
+    assert story.startswith("Once upon a time"), story
+    assert busy < window / 3, f"Home Assistant used {busy:.2f} s of CPU in the {window:.2f} s after the refusal"
+    # Other bounds: too many messages; and the longest question taken is answered.
+    many = post(ha, key, {"model": AGENT, "messages": [{"role": "user", "content": "Hi"}] * 201})
+    assert many.status_code == 400 and many.json()["error"]["code"] == "context_length_exceeded", many.text
+    longest = ("x" * (MAX_QUESTION - 1)) + "!"
+    answered = post(ha, key, question(longest))
+    assert answered.json()["choices"][0]["message"]["content"].startswith(f"You said: {longest}"), answered.text
 
 
 @pytest.mark.ha_log_allow(
@@ -213,6 +424,38 @@ def test_an_agent_that_is_not_set_up_has_the_toy_apologize(homeassistant, client
         assert "".join(streamed(client, "Hello there")) == APOLOGY
     finally:
         choose("conversation.home_assistant")
+
+
+@pytest.mark.ha_log_allow(r"request with invalid authentication from .* '/api/folotoy/v1/(chat/completions|models)'")
+def test_a_new_key_made_in_the_options_is_shown_once_and_the_old_one_stops_working(homeassistant, brain_key, rooms):
+    ha = homeassistant
+    old = brain_key["key"]
+    entry = next(e for e in ha.ws("config_entries/get") if e["domain"] == "folotoy")
+    flow = ha.api("POST", "/api/config/config_entries/options/flow", {"handler": entry["entry_id"]})
+    assert old not in json.dumps(flow), "the options never show the key in force"
+    shown = ha.api(
+        "POST",
+        f"/api/config/config_entries/options/flow/{flow['flow_id']}",
+        {"agent_id": "conversation.home_assistant", "new_key": True},
+    )
+    assert shown["step_id"] == "key", shown
+    new = shown["description_placeholders"]["key"]
+    assert new != old and len(new) >= 40, "a fresh key of 256 bits"
+    # Shown, not yet in force: a dialog closed here keeps the old key.
+    assert post(ha, old, question("Hello there")).status_code == 200
+    done = ha.api("POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", {})
+    assert done["type"] == "create_entry", done
+    brain_key["key"] = new
+    mark = ha.log.mark()
+    assert post(ha, old, question("Hello there")).status_code == 401
+    warned(ha, mark, "invalid authentication")
+    assert post(ha, new, question("Hello there")).json()["choices"][0]["message"]["content"].startswith("You said")
+    # Never shown again, and never written in Home Assistant's log.
+    again = ha.api("POST", "/api/config/config_entries/options/flow", {"handler": entry["entry_id"]})
+    assert new not in json.dumps(again)
+    ha.api("DELETE", f"/api/config/config_entries/options/flow/{again['flow_id']}")
+    log = ha.log.text()
+    assert new not in log and old not in log
 
 
 @pytest.mark.ha_log_allow(r"a toy asked, but the FoloToy integration is not set up")

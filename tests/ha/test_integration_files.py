@@ -78,14 +78,20 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def used_in_code(keyword: str) -> set[str]:
-    """Every string passed as `keyword=` in the integration's Python files."""
-    found = set()
-    for path in INTEGRATION.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.keyword) and node.arg == keyword and isinstance(node.value, ast.Constant):
-                found.add(node.value.value)
-    return found
+def used_in_code(keyword: str, within: ast.AST | None = None) -> set[str]:
+    """Every string passed as `keyword=` in the integration's Python files (or in `within`)."""
+    trees = [within] if within is not None else [ast.parse(p.read_text()) for p in INTEGRATION.glob("*.py")]
+    return {
+        node.value.value
+        for tree in trees
+        for node in ast.walk(tree)
+        if isinstance(node, ast.keyword) and node.arg == keyword and isinstance(node.value, ast.Constant)
+    }
+
+
+def options_flow() -> ast.ClassDef:
+    tree = ast.parse((INTEGRATION / "config_flow.py").read_text())
+    return next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "FolotoyOptionsFlow")
 
 
 def test_the_manifest_has_every_key_home_assistant_and_hacs_require():
@@ -129,10 +135,14 @@ def test_config_flow_true_comes_with_a_config_flow_module():
 
 def test_every_step_abort_error_and_exception_the_code_uses_has_an_english_text():
     en = flatten(translations("en"))
+    options_steps = used_in_code("step_id", within=options_flow())
+    assert options_steps == {"init", "key"}, options_steps
     for step in used_in_code("step_id"):
-        # The options flow's one step is `init`; the config flow's are under config.
-        flow = "options" if step == "init" else "config"
+        flow = "options" if step in options_steps else "config"
         assert f"{flow}.step.{step}.title" in en or f"{flow}.step.{step}.description" in en, step
+    # The entry's creation shows the toy's brain's key, this once.
+    assert "{key}" in en["config.create_entry.default"]
+    assert "{key}" in en["options.step.key.description"]
     for reason in used_in_code("reason") | {"single_instance_allowed", "already_configured"}:
         assert f"config.abort.{reason}" in en, reason
     for key in used_in_code("translation_key"):
