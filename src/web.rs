@@ -29,7 +29,10 @@ use crate::glance::{self, DaySummary, Zone};
 use crate::history::{HistoryError, Kind, Message, Reader};
 use crate::watch::{Speaker, WatchWords};
 
+mod error;
 mod hosts;
+
+use error::PageError;
 
 pub use hosts::{is_host_name, Hosts};
 
@@ -194,40 +197,48 @@ fn page(body: &'static str, kind: &'static str) -> Response {
     r
 }
 
+/// A request for a name the page is known by, when it checks names (see `hosts`).
+fn known_host(shared: &Shared, request: &Request) -> Result<(), PageError> {
+    let Some(hosts) = &shared.hosts else { return Ok(()) };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    if hosts.allows(&host) {
+        return Ok(());
+    }
+    if let Some(unsaid) = hosts.warn_now(std::time::Instant::now()) {
+        let more = if unsaid > 0 { format!(" ({unsaid} more refused since the last warning)") } else { String::new() };
+        warn!(
+            "page request for host {host:?} refused: the page answers only IP addresses, localhost and the names in \
+             web.hosts; list the name there if the page is opened by it{more}"
+        );
+    }
+    Err(PageError::UnknownHost)
+}
+
+/// A request from an address in `allow_from`, when there is one.
+fn allowed_peer(shared: &Shared, request: &Request) -> Result<(), PageError> {
+    if shared.allow_from.is_empty() {
+        return Ok(());
+    }
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if peer.is_some_and(|ip| shared.allow_from.iter().any(|a| a.to_canonical() == ip.to_canonical())) {
+        return Ok(());
+    }
+    warn!("page request from {peer:?} refused: only {:?} may ask", shared.allow_from);
+    Err(PageError::NotAllowedFrom)
+}
+
 /// Who may ask: requests for a host name the page is known by (against DNS rebinding),
 /// from the addresses in `allow_from` (in the add-on, only the Supervisor's ingress
 /// proxy), carrying the token when there is one.
 async fn only_allowed(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    if let Some(hosts) = &shared.hosts {
-        let host = request
-            .headers()
-            .get(header::HOST)
-            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-            .or_else(|| request.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_default();
-        if !hosts.allows(&host) {
-            if let Some(unsaid) = hosts.warn_now(std::time::Instant::now()) {
-                let more =
-                    if unsaid > 0 { format!(" ({unsaid} more refused since the last warning)") } else { String::new() };
-                warn!(
-                    "page request for host {host:?} refused: the page answers only IP addresses, localhost and the \
-                     names in web.hosts; list the name there if the page is opened by it{more}"
-                );
-            }
-            let refused = "this page answers only the names it is known by: an IP address, localhost, or a name in \
-                           web.hosts\n";
-            return (StatusCode::FORBIDDEN, refused).into_response();
-        }
-    }
-    if !shared.allow_from.is_empty() {
-        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let allowed = peer.is_some_and(|ip| shared.allow_from.iter().any(|a| a.to_canonical() == ip.to_canonical()));
-        if !allowed {
-            warn!("page request from {peer:?} refused: only {:?} may ask", shared.allow_from);
-            let refused =
-                "only the addresses in web.allow_from may open this page (in the add-on, Home Assistant's ingress)\n";
-            return (StatusCode::FORBIDDEN, refused).into_response();
-        }
+    let checked = known_host(&shared, &request).and_then(|()| allowed_peer(&shared, &request));
+    if let Err(refused) = checked {
+        return refused.into_response();
     }
     let Some(token) = &shared.token else { return next.run(request).await };
     let expected = token.expose().as_bytes();
@@ -239,14 +250,7 @@ async fn only_allowed(State(shared): State<Shared>, request: Request, next: Next
         // Never what was sent: it may be the token, mistyped.
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         warn!("page request from {peer:?} refused: it does not carry web.token");
-        let mut refused = (
-            StatusCode::UNAUTHORIZED,
-            "this page needs its token (web.token): open it once as /?token=<web.token>, \
-             or send Authorization: Bearer <web.token>\n",
-        )
-            .into_response();
-        refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return refused;
+        return PageError::NoToken.into_response();
     }
     let mut response = next.run(request).await;
     if query {
@@ -294,10 +298,10 @@ fn same(given: &[u8], expected: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-async fn status(State(shared): State<Shared>) -> Result<Json<Status>, StatusCode> {
+async fn status(State(shared): State<Shared>) -> Result<Json<Status>, PageError> {
     let (tx, rx) = oneshot::channel();
-    shared.status.send(tx).await.map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
-    rx.await.map(Json).map_err(|_| StatusCode::SERVICE_UNAVAILABLE)
+    shared.status.send(tx).await.map_err(|_| PageError::Stopping)?;
+    rx.await.map(Json).map_err(|_| PageError::Stopping)
 }
 
 #[derive(Deserialize)]
@@ -348,22 +352,8 @@ fn shown(words: &WatchWords, messages: Vec<Message>, only_flagged: bool) -> Vec<
         .collect()
 }
 
-fn toy(sn: &str) -> Result<Sn, (StatusCode, String)> {
-    Sn::parse(sn).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
-}
-
-fn failed(e: HistoryError) -> (StatusCode, String) {
-    match e {
-        HistoryError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        e => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-fn reader(shared: &Shared) -> Result<Reader, (StatusCode, String)> {
-    shared
-        .history
-        .clone()
-        .ok_or_else(|| (StatusCode::NOT_FOUND, "no conversations are kept (history.enabled is false)".into()))
+fn reader(shared: &Shared) -> Result<Reader, PageError> {
+    shared.history.clone().ok_or(PageError::NoHistory)
 }
 
 /// Runs `f` on the history off the async threads (it reads the disk), on
@@ -371,19 +361,13 @@ fn reader(shared: &Shared) -> Result<Reader, (StatusCode, String)> {
 async fn with_history<T: Send + 'static>(
     shared: &Shared,
     f: impl FnOnce(&Reader) -> Result<T, HistoryError> + Send + 'static,
-) -> Result<T, (StatusCode, String)> {
+) -> Result<T, PageError> {
     let history = reader(shared)?;
-    tokio::task::spawn_blocking(move || f(&history))
-        .await
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(failed)
+    Ok(tokio::task::spawn_blocking(move || f(&history)).await??)
 }
 
-async fn messages(
-    State(shared): State<Shared>,
-    Query(q): Query<MessagesQuery>,
-) -> Result<Json<Vec<Shown>>, (StatusCode, String)> {
-    let sn = toy(&q.sn)?;
+async fn messages(State(shared): State<Shared>, Query(q): Query<MessagesQuery>) -> Result<Json<Vec<Shown>>, PageError> {
+    let sn = Sn::parse(&q.sn)?;
     let (mut before, limit) = (q.before.unwrap_or(u64::MAX), q.limit.unwrap_or(200).min(1000));
     let words = shared.watch_words.borrow().clone();
     let now = crate::dates::unix_ms(std::time::SystemTime::now());
@@ -415,11 +399,8 @@ async fn messages(
 }
 
 /// How much a toy talked each day that the history keeps, newest first.
-async fn days(
-    State(shared): State<Shared>,
-    Path(sn): Path<String>,
-) -> Result<Json<Vec<DaySummary>>, (StatusCode, String)> {
-    let sn = toy(&sn)?;
+async fn days(State(shared): State<Shared>, Path(sn): Path<String>) -> Result<Json<Vec<DaySummary>>, PageError> {
+    let sn = Sn::parse(&sn)?;
     let zone = shared.zone.clone();
     let now = crate::dates::unix_ms(std::time::SystemTime::now());
     let sentences = with_history(&shared, move |h| h.sentence_times(Some(&sn), 0, now)).await?;
@@ -451,27 +432,18 @@ impl Drop for StopOnDrop {
     }
 }
 
-async fn search(
-    State(shared): State<Shared>,
-    Query(q): Query<SearchQuery>,
-) -> Result<Json<Vec<Found>>, (StatusCode, String)> {
+async fn search(State(shared): State<Shared>, Query(q): Query<SearchQuery>) -> Result<Json<Vec<Found>>, PageError> {
     let query = q.q.trim().to_owned();
     if query.is_empty() {
         return Ok(Json(Vec::new()));
     }
     let history = reader(&shared)?;
-    let searcher = tokio::task::spawn_blocking(move || history.searcher())
-        .await
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(failed)?;
+    let searcher = tokio::task::spawn_blocking(move || history.searcher()).await??;
     let _stop = StopOnDrop(searcher.stop());
     let search = tokio::task::spawn_blocking(move || {
         searcher.search(&query, 100, crate::dates::unix_ms(std::time::SystemTime::now()))
     });
-    let found = match tokio::time::timeout(SEARCH_FOR, search).await {
-        Ok(done) => done.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.map_err(failed)?,
-        Err(_) => return Err(failed(HistoryError::Stopped)),
-    };
+    let found = tokio::time::timeout(SEARCH_FOR, search).await.map_err(|_| HistoryError::Stopped)???;
     let words = shared.watch_words.borrow().clone();
     let found =
         found.into_iter().map(|(sn, message)| Found { sn, shown: Shown { flags: flags(&words, &message), message } });
@@ -481,11 +453,11 @@ async fn search(
 /// A change (clearing, the watch words, letting a toy back in) needs a header only the
 /// page's own script sends, naming the change: a form or a link on another site cannot set
 /// it (and no CORS lets a script do so).
-fn from_the_page(headers: &HeaderMap, change: &str, what: &str) -> Result<(), (StatusCode, String)> {
+fn from_the_page(headers: &HeaderMap, change: &str, what: &'static str) -> Result<(), PageError> {
     let from_page = headers.get("x-folotoy-page").is_some_and(|v| v == change);
     let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site");
     if !from_page || cross_site {
-        return Err((StatusCode::FORBIDDEN, format!("only the page itself can {what}")));
+        return Err(PageError::NotFromThePage(what));
     }
     Ok(())
 }
@@ -495,9 +467,9 @@ async fn clear(
     State(shared): State<Shared>,
     Path(sn): Path<String>,
     headers: HeaderMap,
-) -> Result<StatusCode, (StatusCode, String)> {
+) -> Result<StatusCode, PageError> {
     from_the_page(&headers, "clear", "clear a history")?;
-    let sn = toy(&sn)?;
+    let sn = Sn::parse(&sn)?;
     with_history(&shared, move |h| h.clear(&sn)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -507,24 +479,23 @@ async fn set_watch_words(
     State(shared): State<Shared>,
     headers: HeaderMap,
     body: Result<Json<Vec<WatchWord>>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<WatchList>, (StatusCode, String)> {
+) -> Result<Json<WatchList>, PageError> {
     from_the_page(&headers, "watch-words", "change the watch words")?;
     let Json(words) = body.map_err(|e| {
         let why = format!("watch words not changed: {}", e.body_text());
         warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "{why}");
-        (StatusCode::BAD_REQUEST, why)
+        PageError::Refused(why)
     })?;
     if words.len() > MAX_PAGE_WATCH_WORDS {
         let why = format!("watch words not changed: {} given, at most {MAX_PAGE_WATCH_WORDS}", words.len());
         warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "{why}");
-        return Err((StatusCode::BAD_REQUEST, why));
+        return Err(PageError::Refused(why));
     }
     let (reply, answer) = oneshot::channel();
-    let gone = || (StatusCode::SERVICE_UNAVAILABLE, "the bridge is stopping".to_owned());
-    shared.watch_edits.send((words, reply)).await.map_err(|_| gone())?;
-    match answer.await.map_err(|_| gone())? {
+    shared.watch_edits.send((words, reply)).await.map_err(|_| PageError::Stopping)?;
+    match answer.await.map_err(|_| PageError::Stopping)? {
         Ok(list) => Ok(Json(list)),
-        Err(why) => Err((StatusCode::BAD_REQUEST, format!("watch words not changed: {why}"))),
+        Err(why) => Err(PageError::Refused(format!("watch words not changed: {why}"))),
     }
 }
 
@@ -534,15 +505,14 @@ async fn let_in(
     State(shared): State<Shared>,
     Path(sn): Path<String>,
     headers: HeaderMap,
-) -> Result<StatusCode, (StatusCode, String)> {
+) -> Result<StatusCode, PageError> {
     from_the_page(&headers, "let-in", "let a toy back in")?;
-    let sn = toy(&sn)?;
+    let sn = Sn::parse(&sn)?;
     let (reply, answer) = oneshot::channel();
-    let gone = || (StatusCode::SERVICE_UNAVAILABLE, "the bridge is stopping".to_owned());
-    shared.let_ins.send((sn, reply)).await.map_err(|_| gone())?;
-    match answer.await.map_err(|_| gone())? {
+    shared.let_ins.send((sn, reply)).await.map_err(|_| PageError::Stopping)?;
+    match answer.await.map_err(|_| PageError::Stopping)? {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(why) => Err((StatusCode::CONFLICT, why)),
+        Err(why) => Err(PageError::Conflict(why)),
     }
 }
 
