@@ -6,10 +6,10 @@
 # The published add-on image (addon/Dockerfile) holds the same binary, built by the
 # release workflow.
 #
-# The base and the labels are those of addon/Dockerfile and addon/build.yaml (the base
-# multi-arch, as there): a local add-on folder needs its build.yaml only for SOURCE
-# (below), which scripts/local-addon writes there.
-ARG BUILD_FROM=alpine:3.21
+# The base and the labels are addon/Dockerfile's (why: there), so an add-on built from
+# source sits on the published image's base with its labels. Like addon/Dockerfile, this
+# file is the whole build configuration, without build.yaml: SOURCE (below) has its value
+# as its default, which scripts/local-addon sets for a local add-on folder.
 
 FROM rust:1-alpine3.21 AS build
 # Where the sources are in the build context: `.` at the repository root, `source` in a
@@ -26,14 +26,16 @@ COPY ${SOURCE}/translations ./translations
 COPY ${SOURCE}/addon/translations ./addon/translations
 RUN cargo build --release --locked --no-default-features --bin folotoy-ha-bridge
 
-FROM ${BUILD_FROM}
+FROM alpine:3.21
 ARG BUILD_ARCH
 ARG BUILD_VERSION
 COPY --from=build /src/target/release/folotoy-ha-bridge /usr/bin/folotoy-ha-bridge
-LABEL io.hass.type="addon" \
+LABEL io.hass.type="app" \
       io.hass.arch="${BUILD_ARCH}" \
       io.hass.version="${BUILD_VERSION}" \
       io.hass.name="FoloToy bridge" \
+      io.hass.description="Puts FoloToy AI talking toys into Home Assistant over MQTT" \
+      io.hass.url="https://github.com/folotoy-ha-bridge/folotoy-ha-bridge" \
       org.opencontainers.image.title="FoloToy bridge" \
       org.opencontainers.image.source="https://github.com/folotoy-ha-bridge/folotoy-ha-bridge" \
       org.opencontainers.image.licenses="MIT"

@@ -314,36 +314,73 @@ fn labels(dockerfile: &str) -> std::collections::BTreeMap<String, String> {
     out
 }
 
+/// The instructions of a Dockerfile's last stage, the image itself (its FROM first).
+fn last_stage(dockerfile: &str) -> Vec<String> {
+    let steps = instructions(dockerfile);
+    let from = steps.iter().rposition(|i| i.starts_with("FROM ")).expect("a FROM");
+    steps[from..].to_vec()
+}
+
 #[test]
-fn the_addon_dockerfiles_build_the_same_without_build_yaml() {
-    // The Supervisor builds add-ons without build.yaml from 2026.04 on: it then passes no
-    // BUILD_FROM, and the image is the Dockerfile's default base with the Dockerfile's labels.
-    let build: serde_yaml::Value = serde_yaml::from_str(&repo_file("addon/build.yaml")).unwrap();
-    let per_arch = build["build_from"].as_mapping().expect("build.yaml's build_from, per architecture");
+fn every_supervisor_builds_the_addon_on_the_base_its_dockerfile_names() {
+    // The Supervisor reads build.yaml, build.yml or build.json (supervisor/apps/build.py,
+    // FILE_SUFFIX_CONFIGURATION) and from 2026.04 warns that it is deprecated; the add-on has none.
+    for ext in ["yaml", "yml", "json"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("addon/build.{ext}"));
+        assert!(!path.exists(), "{} is there: the Dockerfile is the build configuration", path.display());
+    }
+    // Without build.yaml, Supervisors before 2026.04 pass BUILD_FROM=<Home Assistant's base>
+    // and later ones pass none: a base taken from BUILD_FROM would differ between them.
+    let mut bases = Vec::new();
     for dockerfile in ["addon/Dockerfile", "Dockerfile"] {
         let text = repo_file(dockerfile);
-        let steps = instructions(&text);
-        let default = steps
-            .iter()
-            .take_while(|i| !i.starts_with("FROM "))
-            .find_map(|i| i.strip_prefix("ARG BUILD_FROM="))
-            .unwrap_or_else(|| panic!("{dockerfile}: no ARG BUILD_FROM=<default> before the first FROM"));
-        assert!(!default.is_empty(), "{dockerfile}: an empty BUILD_FROM default");
-        assert_eq!(steps.iter().rfind(|i| i.starts_with("FROM ")).unwrap(), "FROM ${BUILD_FROM}", "{dockerfile}");
-        // The multi-arch image whose per-architecture variants build.yaml names, so the
-        // Supervisor's --platform picks the very image an older Supervisor would use.
-        for (arch, image) in per_arch {
-            let (_, multi_arch) = image.as_str().unwrap().split_once('/').expect("<arch repository>/<image>");
-            assert_eq!(default, multi_arch, "{dockerfile}'s base is not build.yaml's for {arch:?}");
-        }
-        let have = labels(&text);
-        for (key, value) in build["labels"].as_mapping().unwrap() {
-            let key = key.as_str().unwrap();
-            assert_eq!(have.get(key).map(String::as_str), value.as_str(), "{dockerfile}: label {key}");
-        }
+        assert!(
+            !instructions(&text).iter().any(|i| i.contains("BUILD_FROM")),
+            "{dockerfile}: the base must not come from a BUILD_FROM argument"
+        );
+        let from = last_stage(&text)[0].clone();
+        let base = from.strip_prefix("FROM ").unwrap().to_owned();
+        assert!(!base.contains('$') && !base.contains(" AS "), "{dockerfile}: {from}");
+        // One multi-arch name, tagged: the build's --platform picks the variant.
+        let (name, tag) = base.split_once(':').unwrap_or_else(|| panic!("{dockerfile}: {base} has no tag"));
+        assert!(!name.is_empty() && !tag.is_empty() && tag != "latest", "{dockerfile}: {base}");
+        bases.push(base);
     }
-    let addon = labels(&repo_file("addon/Dockerfile"));
-    assert_eq!(addon["org.opencontainers.image.licenses"], "MIT");
+    assert_eq!(bases[0], bases[1], "the add-on built from source sits on the published image's base");
+}
+
+#[test]
+fn the_addon_image_carries_the_labels_of_an_app_with_the_name_and_description_of_config_yaml() {
+    let config = addon_config();
+    let mut found = Vec::new();
+    for dockerfile in ["addon/Dockerfile", "Dockerfile"] {
+        let text = repo_file(dockerfile);
+        let stage = last_stage(&text);
+        // An ARG declared before FROM is empty after it: the labels' arguments are declared
+        // in the image's own stage.
+        for arg in ["BUILD_ARCH", "BUILD_VERSION"] {
+            assert!(stage.iter().any(|i| i == &format!("ARG {arg}")), "{dockerfile}: no ARG {arg} in the last stage");
+        }
+        let have = labels(&stage.join("\n"));
+        // What an image not built by Home Assistant's builder actions carries itself
+        // (developers.home-assistant, docs/apps/configuration.md "App Dockerfile"), and what
+        // the builder added from config.yaml (the example app's workflow, apps-example 1f29772).
+        let want = [
+            ("io.hass.type", "app"),
+            ("io.hass.arch", "${BUILD_ARCH}"),
+            ("io.hass.version", "${BUILD_VERSION}"),
+            ("io.hass.name", config["name"].as_str().unwrap()),
+            ("io.hass.description", config["description"].as_str().unwrap()),
+            ("io.hass.url", config["url"].as_str().unwrap()),
+            ("org.opencontainers.image.source", config["url"].as_str().unwrap()),
+            ("org.opencontainers.image.licenses", "MIT"),
+        ];
+        for (key, value) in want {
+            assert_eq!(have.get(key).map(String::as_str), Some(value), "{dockerfile}: label {key}");
+        }
+        found.push(have);
+    }
+    assert_eq!(found[0], found[1], "the add-on built from source is labelled as the published image");
     assert!(repo_file("LICENSE").starts_with("MIT License\n"), "the licence the image's label names");
 }
 
