@@ -13,6 +13,7 @@ mod links;
 mod page;
 pub mod repeats;
 mod saver;
+mod writer;
 
 use std::future::Future;
 use std::time::Duration;
