@@ -677,36 +677,8 @@ impl Searcher {
 
     fn find(&self, query: &str, limit: usize, now_ms: u64) -> Result<Vec<(String, Message)>, HistoryError> {
         let path = &self.reader.path;
-        let oldest = self.reader.limits.oldest_kept_ms(now_ms) as i64;
         let needle = query.to_lowercase();
-        // The trigram index answers three characters or more; shorter (a Chinese word
-        // of one or two characters) is looked for line by line.
-        let hits: Vec<(String, u64, Kind, String, Option<i64>)> = if query.chars().count() >= 3 {
-            let phrase = format!("\"{}\"", query.replace('"', "\"\""));
-            let mut q = self
-                .conn
-                .prepare(
-                    "SELECT l.sn, l.t, l.kind, l.text, l.recording_id FROM lines_text JOIN lines l ON l.id = lines_text.rowid \
-                     WHERE lines_text MATCH ?1 AND l.t >= ?2 ORDER BY l.t DESC LIMIT ?3",
-                )
-                .map_err(sql(path))?;
-            let rows = q.query_map(params![phrase, oldest, (limit * 4) as i64], |r| {
-                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?), r.get(3)?, r.get(4)?))
-            });
-            rows.and_then(|rows| rows.collect()).map_err(sql(path))?
-        } else {
-            let mut q = self
-                .conn
-                .prepare(
-                    "SELECT sn, t, kind, text, recording_id FROM lines WHERE t >= ?1 AND instr(lower(text), ?2) > 0 \
-                     ORDER BY t DESC LIMIT ?3",
-                )
-                .map_err(sql(path))?;
-            let rows = q.query_map(params![oldest, needle, (limit * 4) as i64], |r| {
-                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?), r.get(3)?, r.get(4)?))
-            });
-            rows.and_then(|rows| rows.collect()).map_err(sql(path))?
-        };
+        let hits = self.hits(query, &needle, limit * 4, now_ms)?;
         let mut found: Vec<(String, Message)> = Vec::new();
         for (sn, t, kind, text, recording_id) in hits {
             let message = if kind == Kind::Heard {
@@ -738,7 +710,38 @@ impl Searcher {
         }
         Ok(found)
     }
+
+    /// Sentences holding `query` (`needle`, lower case), newest first, at most `max`.
+    fn hits(&self, query: &str, needle: &str, max: usize, now_ms: u64) -> Result<Vec<Hit>, HistoryError> {
+        let path = &self.reader.path;
+        let oldest = self.reader.limits.oldest_kept_ms(now_ms) as i64;
+        let hit = |r: &rusqlite::Row| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?), r.get(3)?, r.get(4)?))
+        };
+        // The trigram index answers three characters or more; shorter (a Chinese word
+        // of one or two characters) is looked for line by line.
+        let rows = if query.chars().count() >= 3 {
+            let phrase = format!("\"{}\"", query.replace('"', "\"\""));
+            self.conn
+                .prepare(
+                    "SELECT l.sn, l.t, l.kind, l.text, l.recording_id FROM lines_text JOIN lines l ON l.id = lines_text.rowid \
+                     WHERE lines_text MATCH ?1 AND l.t >= ?2 ORDER BY l.t DESC LIMIT ?3",
+                )
+                .and_then(|mut q| q.query_map(params![phrase, oldest, max as i64], hit)?.collect())
+        } else {
+            self.conn
+                .prepare(
+                    "SELECT sn, t, kind, text, recording_id FROM lines WHERE t >= ?1 AND instr(lower(text), ?2) > 0 \
+                     ORDER BY t DESC LIMIT ?3",
+                )
+                .and_then(|mut q| q.query_map(params![oldest, needle, max as i64], hit)?.collect())
+        };
+        rows.map_err(sql(path))
+    }
 }
+
+/// A sentence a search found: toy, time, kind, text, recording.
+type Hit = (String, u64, Kind, String, Option<i64>);
 
 fn lines_where(
     conn: &Connection,

@@ -21,29 +21,25 @@ impl Config {
         if self.history.max_mb == 0 {
             return Err(invalid("history.max_mb", "must be at least 1"));
         }
-        let f = &self.folotoy;
-        if f.max_toys == 0 {
-            return Err(invalid("folotoy.max_toys", "must be at least 1"));
+        self.folotoy.validate_toys()?;
+        self.validate_roles()?;
+        self.validate_watch_words()?;
+        let ha = &self.homeassistant;
+        topic_prefix("homeassistant.discovery_prefix", &ha.discovery_prefix)?;
+        topic_prefix("homeassistant.base_topic", &ha.base_topic)?;
+        topic_prefix("homeassistant.status_topic", &ha.status_topic)?;
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
+            return Err(invalid("log_level", "must be one of error, warn, info, debug, trace"));
         }
-        if f.toys.len() > f.max_toys {
-            return Err(invalid(
-                "folotoy.toys",
-                format!("lists {} toys but folotoy.max_toys is {}", f.toys.len(), f.max_toys),
-            ));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, toy) in f.toys.iter().enumerate() {
-            let sn = Sn::parse(&toy.sn).map_err(|e| invalid(format!("folotoy.toys[{i}].sn"), e.to_string()))?;
-            if !seen.insert(sn.ha_id()) {
-                return Err(invalid(format!("folotoy.toys[{i}].sn"), format!("{} is listed twice", toy.sn)));
-            }
-        }
-        if !(f.command_timeout_s > 0.0 && f.command_timeout_s <= 3600.0) {
-            return Err(invalid("folotoy.command_timeout_s", "must be more than 0 and at most 3600 seconds"));
-        }
+        Ok(())
+    }
+
+    /// Role names must each be one Home Assistant can show and send back, and differ.
+    fn validate_roles(&self) -> Result<(), ConfigError> {
         // Names given are checked against each other and against the default
         // names of the roles left unnamed ("Role 2"), which the select shows too.
         let catalog = Catalog::load(&self.language)?;
+        let f = &self.folotoy;
         let mut names: std::collections::HashSet<&str> =
             (1..=7).filter(|n| !f.roles.contains_key(&n.to_string())).map(|n| catalog.roles[n - 1].as_str()).collect();
         for (key, name) in &f.roles {
@@ -65,13 +61,32 @@ impl Config {
                 return Err(invalid(at(), format!("{name:?} names another role too")));
             }
         }
-        self.validate_watch_words()?;
-        let ha = &self.homeassistant;
-        topic_prefix("homeassistant.discovery_prefix", &ha.discovery_prefix)?;
-        topic_prefix("homeassistant.base_topic", &ha.base_topic)?;
-        topic_prefix("homeassistant.status_topic", &ha.status_topic)?;
-        if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
-            return Err(invalid("log_level", "must be one of error, warn, info, debug, trace"));
+        Ok(())
+    }
+}
+
+impl crate::config::FoloToyConfig {
+    /// The toys listed fit `max_toys`, each once, and commands time out in reason.
+    fn validate_toys(&self) -> Result<(), ConfigError> {
+        let f = self;
+        if f.max_toys == 0 {
+            return Err(invalid("folotoy.max_toys", "must be at least 1"));
+        }
+        if f.toys.len() > f.max_toys {
+            return Err(invalid(
+                "folotoy.toys",
+                format!("lists {} toys but folotoy.max_toys is {}", f.toys.len(), f.max_toys),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, toy) in f.toys.iter().enumerate() {
+            let sn = Sn::parse(&toy.sn).map_err(|e| invalid(format!("folotoy.toys[{i}].sn"), e.to_string()))?;
+            if !seen.insert(sn.ha_id()) {
+                return Err(invalid(format!("folotoy.toys[{i}].sn"), format!("{} is listed twice", toy.sn)));
+            }
+        }
+        if !(f.command_timeout_s > 0.0 && f.command_timeout_s <= 3600.0) {
+            return Err(invalid("folotoy.command_timeout_s", "must be more than 0 and at most 3600 seconds"));
         }
         Ok(())
     }

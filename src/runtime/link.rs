@@ -8,7 +8,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, Publish};
 pub use rumqttc::v5::mqttbytes::QoS;
 pub use rumqttc::v5::AsyncClient;
 use rumqttc::v5::{Event, EventLoop, MqttOptions};
@@ -151,59 +151,77 @@ pub async fn drive(
     tx: mpsc::UnboundedSender<LinkEvent>,
     configs: Option<crate::ha::Topics>,
 ) {
-    let mut backoff = BACKOFF_START;
-    let mut up = false;
-    let mut last_error = String::new();
-    // Failed attempts since the last connection: the warning above is only
-    // repeated when the error changes, this counts every one (at debug level).
-    let mut failed = 0u32;
+    let mut link =
+        Driver { role, where_, tx, configs, backoff: BACKOFF_START, up: false, last_error: String::new(), failed: 0 };
     loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                info!("connected to {} at {where_}", role.name());
-                up = true;
-                backoff = BACKOFF_START;
-                last_error.clear();
-                failed = 0;
-                if tx.send(LinkEvent::Up(role)).is_err() {
-                    return;
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                // MQTT says topics are UTF-8; one that is not is refused by the
-                // parsers like any unknown topic, named as best it can be.
-                let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                let ours = configs.as_ref().is_some_and(|t| t.parse_deletion(&topic).is_some());
-                let payload = if ours && !p.payload.is_empty() { bytes::Bytes::from_static(b"{}") } else { p.payload };
-                let msg = LinkEvent::Message { role, topic, payload, retain: p.retain };
-                if tx.send(msg).is_err() {
-                    return;
-                }
-            }
-            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
-                return;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let error = e.to_string();
-                let _ = tx.send(LinkEvent::Failed(role, error.clone()));
-                if up {
-                    warn!("lost {} at {where_}: {error}{}; reconnecting", role.name(), hint(&error, role));
-                    up = false;
-                    if tx.send(LinkEvent::Down(role)).is_err() {
-                        return;
-                    }
-                } else if error != last_error {
-                    warn!("cannot connect to {} at {where_}: {error}{}; retrying", role.name(), hint(&error, role));
-                }
-                last_error = error;
-                failed += 1;
-                let delay = jitter(backoff);
-                debug!("{} at {where_}: attempt {failed} failed, next in {} ms", role.name(), delay.as_millis());
-                tokio::time::sleep(delay).await;
-                backoff = (backoff * 2).min(BACKOFF_CAP);
-            }
+        let going_on = match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => link.connected(),
+            Ok(Event::Incoming(Packet::Publish(p))) => link.message(p),
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => false,
+            Ok(_) => true,
+            Err(e) => link.failed(e.to_string()).await,
+        };
+        if !going_on {
+            return;
         }
+    }
+}
+
+/// One link's state between polls. Its methods say whether to go on: not once
+/// the bridge task is gone.
+struct Driver {
+    role: Role,
+    where_: String,
+    tx: mpsc::UnboundedSender<LinkEvent>,
+    configs: Option<crate::ha::Topics>,
+    backoff: Duration,
+    up: bool,
+    last_error: String,
+    /// Failed attempts since the last connection: the warning is only repeated
+    /// when the error changes, this counts every one (at debug level).
+    failed: u32,
+}
+
+impl Driver {
+    fn connected(&mut self) -> bool {
+        info!("connected to {} at {}", self.role.name(), self.where_);
+        self.up = true;
+        self.backoff = BACKOFF_START;
+        self.last_error.clear();
+        self.failed = 0;
+        self.tx.send(LinkEvent::Up(self.role)).is_ok()
+    }
+
+    fn message(&self, p: Publish) -> bool {
+        // MQTT says topics are UTF-8; one that is not is refused by the
+        // parsers like any unknown topic, named as best it can be.
+        let topic = String::from_utf8_lossy(&p.topic).into_owned();
+        let ours = self.configs.as_ref().is_some_and(|t| t.parse_deletion(&topic).is_some());
+        let payload = if ours && !p.payload.is_empty() { bytes::Bytes::from_static(b"{}") } else { p.payload };
+        self.tx.send(LinkEvent::Message { role: self.role, topic, payload, retain: p.retain }).is_ok()
+    }
+
+    /// Says what failed (once per error while it repeats), then waits before
+    /// the next attempt: rumqttc would retry at once.
+    async fn failed(&mut self, error: String) -> bool {
+        let (role, where_) = (self.role, &self.where_);
+        let _ = self.tx.send(LinkEvent::Failed(role, error.clone()));
+        if self.up {
+            warn!("lost {} at {where_}: {error}{}; reconnecting", role.name(), hint(&error, role));
+            self.up = false;
+            if self.tx.send(LinkEvent::Down(role)).is_err() {
+                return false;
+            }
+        } else if error != self.last_error {
+            warn!("cannot connect to {} at {where_}: {error}{}; retrying", role.name(), hint(&error, role));
+        }
+        self.last_error = error;
+        self.failed += 1;
+        let delay = jitter(self.backoff);
+        debug!("{} at {where_}: attempt {} failed, next in {} ms", role.name(), self.failed, delay.as_millis());
+        tokio::time::sleep(delay).await;
+        self.backoff = (self.backoff * 2).min(BACKOFF_CAP);
+        true
     }
 }
 
