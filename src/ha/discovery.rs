@@ -237,15 +237,16 @@ impl Discovery<'_> {
             Category::Config => "config",
             Category::Diagnostic => "diagnostic",
         });
+        self.by_kind(&mut c, e, sn);
+        c
+    }
+
+    /// What an entity's kind adds to its configuration.
+    fn by_kind(&self, c: &mut EntityConfig, e: &Entity, sn: &Sn) {
+        let key = e.key.as_str();
         match e.kind {
             Kind::Number { setting, step, mode, unit } => {
-                let (min, max) = match setting.domain() {
-                    Domain::Int { min, max } => (min as f64, max as f64),
-                    // 0 means never; the range check refuses 1..29.
-                    Domain::OffOrAtLeast { max, .. } => (0.0, max as f64),
-                    Domain::Float { min, max } => (min, max),
-                    Domain::Codes(c) => (c[0] as f64, c[c.len() - 1] as f64),
-                };
+                let (min, max) = slider(setting.domain());
                 c.min = Some(Num::Float(min));
                 c.max = Some(Num::Float(max));
                 c.step = Some(step);
@@ -295,7 +296,6 @@ impl Discovery<'_> {
             }
             Kind::LastActivity | Kind::Announce | Kind::Player(_) => {}
         }
-        c
     }
 
     /// Whether toys have this entity with this configuration.
@@ -310,3 +310,14 @@ impl Discovery<'_> {
 
 /// The discovery component the media player configs sit under.
 pub const PLAYER_COMPONENT: &str = "folotoy";
+
+/// The ends of a number entity's slider for a setting's values.
+fn slider(domain: Domain) -> (f64, f64) {
+    match domain {
+        Domain::Int { min, max } => (min as f64, max as f64),
+        // 0 means never; the range check refuses 1..29.
+        Domain::OffOrAtLeast { max, .. } => (0.0, max as f64),
+        Domain::Float { min, max } => (min, max),
+        Domain::Codes(c) => (c[0] as f64, c[c.len() - 1] as f64),
+    }
+}
