@@ -326,3 +326,18 @@ def test_a_toy_deleted_in_home_assistant_is_listed_and_a_parent_can_let_it_back_
     log = page_bridge.log_text()
     assert log.count(f"toy {BEAR} let back in on the page") == 1, log
     assert "is not kept out" not in log, log
+
+
+def test_a_history_that_is_not_a_database_is_said_at_the_top_of_the_page(page, page_bridge):
+    # Last: the bridge starts again with a new history.
+    expect = playwright_sync.expect
+    page_bridge.stop()
+    database = page_bridge.workdir / "history" / "conversations.sqlite3"
+    database.write_bytes(b"a backup restored wrong")
+    page_bridge.start()
+    wait_until(lambda: page.reload() or True, 10, "the page to load again")
+    notice = page.locator("#notices .notice")
+    expect(notice).to_have_count(1)
+    expect(notice).to_contain_text("The conversation history could not be read: it is not a database")
+    expect(notice).to_contain_text(f"{database}.corrupt-1")
+    expect(page.locator("#note")).to_have_text("Nothing said yet.")
