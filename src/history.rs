@@ -809,7 +809,7 @@ pub fn join(lines: Vec<Line>) -> Vec<Message> {
     let mut current: Option<Message> = None;
     let flush = |current: &mut Option<Message>, answer: &mut BTreeMap<i64, String>, out: &mut Vec<Message>| {
         if let Some(mut m) = current.take() {
-            m.text = std::mem::take(answer).into_values().collect::<String>().trim().to_owned();
+            m.text = crate::text::joined(std::mem::take(answer).values().map(String::as_str));
             out.push(m);
         }
     };

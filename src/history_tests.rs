@@ -504,3 +504,20 @@ fn a_history_that_cannot_be_renewed_refuses_every_write_with_why() {
     assert!(refused.to_string().contains(&failed.to_string()), "{refused}");
     assert!(!refused.is_broken(), "told as a repeating fault, not renewed again and again");
 }
+
+#[test]
+fn an_answer_in_sentences_reads_as_written_whatever_spacing_they_came_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = open(dir.path(), 7, 1 << 30, NOON);
+    let toy = sn("fcb467dad0c0");
+    h.append(&toy, &heard(NOON, 1, "How do you feel?")).unwrap();
+    h.append(&toy, &said(NOON + 1, 1, 1, "I feel relaxed.")).unwrap();
+    h.append(&toy, &said(NOON + 2, 1, 2, "They are happy.")).unwrap();
+    h.append(&toy, &heard(NOON + 3, 2, "你好吗？")).unwrap();
+    h.append(&toy, &said(NOON + 4, 2, 1, "我很好。 ")).unwrap();
+    h.append(&toy, &said(NOON + 5, 2, 2, " 你呢？")).unwrap();
+    assert_eq!(
+        all(&h, &toy, NOON + 10),
+        ["How do you feel?", "I feel relaxed. They are happy.", "你好吗？", "我很好。你呢？"]
+    );
+}

@@ -22,6 +22,7 @@ pub mod saved;
 pub mod sim;
 pub mod store;
 pub mod supervisor;
+pub mod text;
 pub mod tls;
 pub mod watch;
 pub mod web;
