@@ -592,7 +592,8 @@ mqtt_statestream:
         log_mark = self.log.mark()
         probe_mark = self.probe.mark()
         # HA >= 2025.5 refuses Python < 3.13.2 in __main__.validate_python only;
-        # HA_E2E_IGNORE_PYTHON_CHECK=1 bypasses that check (see docs/testing.md, "End-to-end tests with Home Assistant").
+        # HA_E2E_IGNORE_PYTHON_CHECK=1 bypasses that check (see docs/testing.md, "End-to-end tests
+        # with Home Assistant").
         launcher = (
             "import sys, homeassistant.__main__ as m\n"
             "import os\n"
