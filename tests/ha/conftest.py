@@ -10,6 +10,8 @@ Fixtures
   toy            module    Simulator: the FoloToy server with the toy Bunny, answering "ok"
   bridge         module    Bridge: `folotoy-ha-bridge run`, online, toy Bunny configured
   mqtt           function  MqttProbe connected to `mosquitto` (publish / subscribe / wait_for)
+  cloud          module    CloudBroker: FoloToy's cloud broker, logins only (.add_toy(sn, key); folotoy_cloud.py)
+  pairing        module    PairingService: FoloToy's pairing service, handing out `cloud`'s host and port
 
 Module-level knobs read by `homeassistant` (set them in a test module):
   HA_EXTRA_YAML = "..."          appended to configuration.yaml (automations, helpers, ...)
@@ -34,6 +36,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from folotoy_cloud import CloudBroker, PairingService
 from folotoy_parts import BUNNY, Bridge, Simulator, folotoy_flows, write_config
 from ha_harness import HomeAssistant, Mosquitto, MqttProbe, wait_until
 
@@ -164,6 +167,22 @@ def mqtt(mosquitto) -> MqttProbe:
     probe = MqttProbe(mosquitto.host, mosquitto.port).connect()
     yield probe
     probe.close()
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory) -> CloudBroker:
+    """FoloToy's cloud broker, apart from `mosquitto` (Home Assistant's) as it is for users."""
+    broker = CloudBroker(tmp_path_factory.mktemp("cloud")).start()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture(scope="module")
+def pairing(cloud) -> PairingService:
+    """FoloToy's pairing service; a completed session points the client at `cloud`."""
+    service = PairingService(mqtt_host=cloud.host, mqtt_port=cloud.port).start()
+    yield service
+    service.close()
 
 
 @pytest.fixture(autouse=True)

@@ -107,7 +107,7 @@ class Mosquitto:
     def _write_conf(self) -> None:
         lines = [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            *self.access_lines(),
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             # Not `log_dest file`: started as root, mosquitto drops to its own user and
@@ -123,6 +123,10 @@ class Mosquitto:
             *self.extra,
         ]
         self.conf_path.write_text("\n".join(lines) + "\n")
+
+    def access_lines(self) -> list[str]:
+        """Who may connect: anyone here; a broker with logins says otherwise (folotoy_cloud.py)."""
+        return ["allow_anonymous true"]
 
     @property
     def running(self) -> bool:
@@ -212,18 +216,31 @@ class MqttProbe:
     probe.publish("topic", {"a": 1}, retain=True)   # dict/list -> JSON
     """
 
-    def __init__(self, host: str, port: int, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        reconnect: bool = True,
+    ) -> None:
+        """reconnect=False: a connection the broker closes stays closed (see wait_disconnected)."""
         self.host, self.port = host, port
         self.messages: list[Message] = []
         self.retained: dict[str, Message] = {}  # last message per topic (retained or not)
         self._cond = threading.Condition()
         self._subs: list[tuple[str, int]] = []
         self._connected = threading.Event()
+        self._disconnected = threading.Event()
         self.client = paho.Client(
             paho.CallbackAPIVersion.VERSION2,
             client_id=client_id or f"probe-{uuid.uuid4().hex[:8]}",
             protocol=paho.MQTTv311,
+            reconnect_on_failure=reconnect,
         )
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -237,6 +254,7 @@ class MqttProbe:
             return
         for topic, qos in self._subs:
             client.subscribe(topic, qos)
+        self._disconnected.clear()
         self._connected.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
@@ -247,6 +265,7 @@ class MqttProbe:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
+        self._disconnected.set()
 
     def _on_message(self, client, userdata, msg) -> None:
         with self._cond:
@@ -265,6 +284,12 @@ class MqttProbe:
     def wait_connected(self, timeout: float = 15) -> None:
         if not self._connected.wait(timeout):
             raise TimeoutError("probe did not reconnect")
+
+    def wait_disconnected(self, timeout: float = 10) -> None:
+        """Wait until the connection is gone (the broker closed it, e.g. for another
+        client that connected with the same client id)."""
+        if not self._disconnected.wait(timeout):
+            raise TimeoutError(f"probe was still connected after {timeout}s")
 
     def close(self) -> None:
         self.client.disconnect()
