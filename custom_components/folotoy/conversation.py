@@ -14,7 +14,6 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -31,6 +30,7 @@ from homeassistant.util import dt as dt_util
 from .const import DOMAIN
 from .devices import MQTT_DOMAIN
 from .discovery import PlayerConfig
+from .hearings import Hearings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,17 +55,9 @@ SCHEMA = vol.All(
 )
 
 
-@dataclass
-class Heard:
-    """What a toy's child said last, and when (the loop's clock)."""
-
-    text: str
-    at: float
-
-
 class Toys:
-    """What the bridge announced of each toy (its player config), what each toy heard
-    last, and the bridge's answers awaited.
+    """What the bridge announced of each toy (its player config), what the toys heard
+    lately, and the bridge's answers awaited.
 
     The response topics are subscribed once, when a config names them, so an answer never
     comes before the subscription that would receive it."""
@@ -73,9 +65,7 @@ class Toys:
     def __init__(self, hass: HomeAssistant) -> None:
         self._hass = hass
         self.configs: dict[str, PlayerConfig] = {}
-        self.heard: dict[str, Heard] = {}
-        # Set (and replaced) whenever a toy hears something, for those waiting on it.
-        self.heard_news = asyncio.Event()
+        self.hearings = Hearings(hass.loop)
         self._waiting: dict[str, asyncio.Future[str]] = {}
         self._following: dict[str, Callable[[], None] | None] = {}
 
@@ -96,6 +86,7 @@ class Toys:
 
             self._following[topic] = None
             self._following[topic] = await mqtt.async_subscribe(self._hass, topic, heard, qos=0)
+            _LOGGER.debug("Following what %s hears, on %s", node, topic)
 
     @callback
     def _heard(self, node: str, msg: mqtt.ReceiveMessage) -> None:
@@ -104,9 +95,7 @@ class Toys:
         except ValueError:
             return
         if isinstance(event, dict) and event.get("event_type") == "heard" and isinstance(event.get("text"), str):
-            self.heard[node] = Heard(event["text"], self._hass.loop.time())
-            self.heard_news.set()
-            self.heard_news = asyncio.Event()
+            self.hearings.heard(node, event["text"])
 
     def close(self) -> None:
         for unsubscribe in self._following.values():

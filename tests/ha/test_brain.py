@@ -10,6 +10,7 @@ breaks, on cue.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import openai
@@ -19,6 +20,10 @@ import requests
 from folotoy_parts import BUNNY, child_says
 from ha_harness import wait_until
 
+# Kitty, a second toy, in the kitchen: it is never online (no FoloToy server answers for it),
+# but what it hears reaches Home Assistant as Bunny's does.
+KITTY = "5e2a7c9b1d30"
+BRIDGE_EXTRA_TOYS = {KITTY: "Kitty"}
 BRIDGE_EXTRA_YAML = "watch_words: [knife]\n"
 HA_CUSTOM_COMPONENTS = {"e2e_ai": Path(__file__).parent / "e2e_ai"}
 HA_CONFIG_ENTRIES = ("e2e_ai",)
@@ -74,6 +79,8 @@ def rooms(homeassistant, player) -> None:
     ha.ws("config/entity_registry/update", entity_id="light.kitchen_lamp", area_id=kitchen)
     toy = ha.devices_with_identifier(f"folotoy_{BUNNY}")[0]
     ha.ws("config/device_registry/update", device_id=toy["id"], area_id=bedroom)
+    kitty = wait_until(lambda: ha.devices_with_identifier(f"folotoy_{KITTY}"), 20, "Kitty's device")[0]
+    ha.ws("config/device_registry/update", device_id=kitty["id"], area_id=kitchen)
 
 
 @pytest.fixture
@@ -99,6 +106,74 @@ def test_the_child_asks_the_toy_to_turn_on_the_lights_and_home_assistant_does_it
     ha.wait_for_state("light.bedroom_lamp", state="on")
     assert ha.state("light.kitchen_lamp")["state"] == "off", "the toy's room only: the toy's device went with it"
     assert answer and answer != APOLOGY, answer
+
+
+POWER = {BUNNY: "input_boolean.bedroom_power", KITTY: "input_boolean.kitchen_power"}
+LIGHTS = "Turn on the lights"
+
+
+@pytest.fixture(scope="module")
+def two_toys(homeassistant, mosquitto, rooms) -> None:
+    """Home Assistant follows what Bunny and Kitty hear, each toy in its room."""
+    ha = homeassistant
+    for sn in (BUNNY, KITTY):
+        following = f"Following what folotoy_{sn} hears"
+        wait_until(lambda: following in ha.log.text(), 20, following)  # noqa: B023
+        mosquitto.wait_for_subscription(f"folotoy/{sn}/conversation")
+        ha.wait_for_state(f"event.folotoy_{sn}_conversation")
+
+
+def lamps_off(ha) -> None:
+    for power in POWER.values():
+        ha.call_service("input_boolean", "turn_off", entity_id=power)
+    for power in POWER.values():
+        ha.wait_for_state(power, state="off")
+
+
+def lit(ha) -> list[str]:
+    """The toys whose room's lamp a question turned on."""
+    return wait_until(
+        lambda: [sn for sn, power in POWER.items() if ha.state(power)["state"] == "on"], 10, "a lamp to turn on"
+    )
+
+
+def heard_then_asked(ha, client, mqtt, sn: str, recording_id: int) -> str:
+    """The toy hears the words, Home Assistant has its event, then FoloToy's server asks."""
+    child_says(mqtt, recording_id, LIGHTS, sn=sn)
+    ha.wait_for_state(
+        f"event.folotoy_{sn}_conversation", predicate=lambda s: s["attributes"].get("recording_id") == recording_id
+    )
+    return "".join(streamed(client, LIGHTS))
+
+
+def asked_then_heard(ha, client, mqtt, sn: str, recording_id: int) -> str:
+    """FoloToy's server asks, the question waits in Home Assistant, then the toy's event comes."""
+    mark = ha.log.mark()
+    with ThreadPoolExecutor(1) as pool:
+        asked: Future[list[str]] = pool.submit(streamed, client, LIGHTS)
+        wait_until(
+            lambda: asked.done() or any("it waits up to" in r.message for r in ha.log.records(mark)),
+            10,
+            "the question to wait for a toy to hear its words",
+        )
+        child_says(mqtt, recording_id, LIGHTS, sn=sn)
+        return "".join(asked.result(timeout=30))
+
+
+@pytest.mark.parametrize(
+    ("order", "first_id"), [(heard_then_asked, 100), (asked_then_heard, 200)], ids=["event first", "question first"]
+)
+def test_two_toys_hearing_the_same_words_seconds_apart_each_turn_on_the_lights_of_their_own_room(
+    homeassistant, client, mqtt, two_toys, order, first_id
+):
+    ha = homeassistant
+    for round_ in range(3):
+        toys = (BUNNY, KITTY) if round_ % 2 == 0 else (KITTY, BUNNY)
+        for i, sn in enumerate(toys):
+            lamps_off(ha)
+            answer = order(ha, client, mqtt, sn, first_id + 2 * round_ + i)
+            assert answer and answer != APOLOGY, answer
+            assert lit(ha) == [sn], f"round {round_ + 1}: {sn}'s question lit the wrong room"
 
 
 def test_the_roles_prompt_reaches_the_agent_and_the_toys_next_question_continues_its_conversation(client, mqtt):
