@@ -37,8 +37,10 @@ from aiohttp import web
 from homeassistant.components import conversation
 from homeassistant.components.http import KEY_HASS, KEY_HASS_USER, HomeAssistantView
 from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import chat_session, intent
 
+from . import payloads
 from .const import CONF_AGENT, CONF_SAFE_SENTENCE, DEFAULT_AGENT, DOMAIN
 from .conversation import Toys
 from .devices import toy_device
@@ -275,16 +277,17 @@ async def _screen(hass: HomeAssistant, toys: Toys, node: str | None, text: str) 
         # At QoS 0 both ways: each acknowledgement is a small packet that a broker without
         # TCP_NODELAY (the Mosquitto add-on's default) sends the next one after, up to 40 ms
         # later. One lost on the way is a timeout, and the answer is not said.
-        verdict = await toys.request(
+        reply = await toys.request(
             config, config.screen_request_topic, {"sn": sn, "text": text}, timeout=SCREEN_TIMEOUT, qos=0
         )
     except TimeoutError:
         raise Unsayable(f"the bridge did not say within {SCREEN_TIMEOUT} s whether the answer may be said") from None
+    except HomeAssistantError as err:  # MQTT is down: the question cannot be sent
+        raise Unsayable(f"the bridge cannot be asked whether the answer may be said: {err}") from None
     try:
-        phrases = json.loads(verdict)["phrases"]
-    except (ValueError, KeyError, TypeError):
-        raise Unsayable(f"the bridge's verdict cannot be read: {verdict[:80]!r}") from None
-    return [p for p in phrases if isinstance(p, str)]
+        return payloads.verdict(reply.payload)
+    except payloads.Unreadable as err:
+        raise Unsayable(f"the bridge's verdict on {reply.topic} cannot be read: {err}") from None
 
 
 async def answer(hass: HomeAssistant, question: Question, user_id: str | None) -> AsyncIterator[str]:

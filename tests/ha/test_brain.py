@@ -176,6 +176,35 @@ def test_two_toys_hearing_the_same_words_seconds_apart_each_turn_on_the_lights_o
             assert lit(ha) == [sn], f"round {round_ + 1}: {sn}'s question lit the wrong room"
 
 
+@pytest.mark.ha_log_allow(
+    r"Ignoring the Conversation event on folotoy/5e2a7c9b1d30/conversation: ",
+    # The toy's Conversation event entity (MQTT's) refuses them too, in its own words.
+    r"No valid JSON event payload detected",
+    r"Invalid event type 1 for event.folotoy_5e2a7c9b1d30_conversation",
+)
+def test_conversation_events_that_cannot_be_read_are_refused_with_a_warning_and_the_next_words_find_the_toy(
+    homeassistant, client, mqtt, two_toys
+):
+    ha = homeassistant
+    topic = f"folotoy/{KITTY}/conversation"
+    mark = ha.log.mark()
+    for payload in ("", "[" * 100_000 + "]" * 100_000, '{"event_type": "heard", "text": null}', '{"event_type": 1}'):
+        mqtt.publish(topic, payload, qos=0)
+    lamps_off(ha)
+    # The marker after them: Kitty's next words, and its question, which finds it.
+    answer = heard_then_asked(ha, client, mqtt, KITTY, 300)
+    assert answer and answer != APOLOGY, answer
+    assert lit(ha) == [KITTY]
+    warned = [r.message for r in ha.log.records(mark) if r.message.startswith("Ignoring the Conversation event")]
+    assert len(warned) == 4, warned
+    for why, warning in zip(
+        ("not JSON", "not JSON (depth limit exceeded", "the heard event's text is null", "event_type is a number"),
+        warned,
+        strict=True,
+    ):
+        assert warning.startswith(f"Ignoring the Conversation event on {topic}: {why}"), warning
+
+
 def test_the_roles_prompt_reaches_the_agent_and_the_toys_next_question_continues_its_conversation(client, mqtt):
     child_says(mqtt, 61, "Hello there")
     first = client.chat.completions.create(model=AGENT, messages=[ROLE, {"role": "user", "content": "Hello there"}])
@@ -305,3 +334,48 @@ def test_with_the_integration_switched_off_the_toy_apologizes(homeassistant, cli
         assert answer.choices[0].message.content == APOLOGY
     finally:
         ha.ws("config_entries/disable", entry_id=entry["entry_id"], disabled_by=None)
+
+
+SCREEN_REQUESTS = "folotoy/bridge/screen/check"
+VERDICTS = "folotoy/bridge/screen/verdict"
+
+
+@pytest.mark.ha_log_allow(
+    r"a toy's answer is not said \(the bridge's verdict on folotoy/bridge/screen/verdict/\w+ cannot be read",
+    r"a toy's answer is not said \(the bridge did not say within 3 s",
+    # Home Assistant's MQTT integration refuses the payload that is not UTF-8 itself.
+    r"Can't decode payload b'\\xff\\xfe' on folotoy/bridge/screen/verdict/\w+ with encoding utf-8",
+)
+def test_a_verdict_that_cannot_be_read_has_the_toy_apologize_and_home_assistant_say_why(
+    homeassistant, client, bridge, mqtt
+):
+    """The bridge stopped, the test answers Home Assistant's checks in its place."""
+    ha = homeassistant
+    mqtt.subscribe(SCREEN_REQUESTS)
+    bridge.stop()
+    try:
+        for verdict, why in (
+            ('{"phrases": null}', "phrases is null, not a list"),
+            ('{"phrases": "knife"}', "phrases is text, not a list"),
+            ('{"phrases": ["knife", 1]}', "phrases holds something other than text"),
+            ("[" * 100_000 + "]" * 100_000, "not JSON (depth limit exceeded"),
+            ("", "not JSON"),
+            (b"\xff\xfe", "the bridge did not say within 3 s"),
+        ):
+            mark, log = mqtt.mark(), ha.log.mark()
+            with ThreadPoolExecutor(1) as pool:
+                asked = pool.submit(streamed, client, "Hello", AGENT)
+                request = mqtt.wait_for(SCREEN_REQUESTS, since=mark)
+                topic = f"{VERDICTS}/{request.json()['id']}"
+                mqtt.publish(topic, verdict, qos=0)
+                assert "".join(asked.result(timeout=30)) == APOLOGY, verdict[:40]
+            warned = wait_until(
+                lambda: [r.message for r in ha.log.records(log) if r.message.startswith("a toy's answer is not said")],  # noqa: B023
+                10,
+                "Home Assistant's warning",
+            )
+            assert why in warned[0], warned
+            if "verdict" in warned[0]:
+                assert topic in warned[0], warned
+    finally:
+        bridge.start()
