@@ -10,12 +10,14 @@ breaks, on cue.
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import openai
 import pytest
 import requests
+from awesomeversion import AwesomeVersion
 
 from folotoy_parts import BUNNY, child_says
 from ha_harness import wait_until
@@ -108,8 +110,12 @@ def test_the_child_asks_the_toy_to_turn_on_the_lights_and_home_assistant_does_it
     assert answer and answer != APOLOGY, answer
 
 
+# Home Assistant's JSON reader (orjson) refuses deeper nesting in words of its version.
+TOO_DEEP = r"not JSON \(.*depth"
 POWER = {BUNNY: "input_boolean.bedroom_power", KITTY: "input_boolean.kitchen_power"}
+ROOMS = {BUNNY: "Bedroom", KITTY: "Kitchen"}
 LIGHTS = "Turn on the lights"
+WHERE = "Where am I"
 
 
 @pytest.fixture(scope="module")
@@ -137,43 +143,65 @@ def lit(ha) -> list[str]:
     )
 
 
-def heard_then_asked(ha, client, mqtt, sn: str, recording_id: int) -> str:
+def heard_then_asked(ha, client, mqtt, sn: str, recording_id: int, words: str, model: str) -> str:
     """The toy hears the words, Home Assistant has its event, then FoloToy's server asks."""
-    child_says(mqtt, recording_id, LIGHTS, sn=sn)
+    child_says(mqtt, recording_id, words, sn=sn)
     ha.wait_for_state(
         f"event.folotoy_{sn}_conversation", predicate=lambda s: s["attributes"].get("recording_id") == recording_id
     )
-    return "".join(streamed(client, LIGHTS))
+    return "".join(streamed(client, words, model))
 
 
-def asked_then_heard(ha, client, mqtt, sn: str, recording_id: int) -> str:
+def asked_then_heard(ha, client, mqtt, sn: str, recording_id: int, words: str, model: str) -> str:
     """FoloToy's server asks, the question waits in Home Assistant, then the toy's event comes."""
     mark = ha.log.mark()
     with ThreadPoolExecutor(1) as pool:
-        asked: Future[list[str]] = pool.submit(streamed, client, LIGHTS)
+        asked: Future[list[str]] = pool.submit(streamed, client, words, model)
         wait_until(
             lambda: asked.done() or any("it waits up to" in r.message for r in ha.log.records(mark)),
             10,
             "the question to wait for a toy to hear its words",
         )
-        child_says(mqtt, recording_id, LIGHTS, sn=sn)
+        child_says(mqtt, recording_id, words, sn=sn)
         return "".join(asked.result(timeout=30))
 
 
-@pytest.mark.parametrize(
+ORDERS = pytest.mark.parametrize(
     ("order", "first_id"), [(heard_then_asked, 100), (asked_then_heard, 200)], ids=["event first", "question first"]
 )
-def test_two_toys_hearing_the_same_words_seconds_apart_each_turn_on_the_lights_of_their_own_room(
+
+
+def both_toys_in_turn(rounds: int = 3):
+    """Bunny then Kitty, Kitty then Bunny, ...: each toy hears the words a moment after the other."""
+    for round_ in range(rounds):
+        for i, sn in enumerate((BUNNY, KITTY) if round_ % 2 == 0 else (KITTY, BUNNY)):
+            yield round_ + 1, 2 * round_ + i, sn
+
+
+@ORDERS
+def test_two_toys_hearing_the_same_words_a_moment_apart_each_ask_from_their_own_room(
+    homeassistant, client, mqtt, two_toys, order, first_id
+):
+    for round_, n, sn in both_toys_in_turn():
+        answer = order(homeassistant, client, mqtt, sn, first_id + n, WHERE, AGENT)
+        assert answer == f"In {ROOMS[sn]}.", f"round {round_}: {sn} asked from the wrong room"
+
+
+@ORDERS
+def test_two_toys_hearing_the_same_words_a_moment_apart_each_turn_on_the_lights_of_their_own_room(
     homeassistant, client, mqtt, two_toys, order, first_id
 ):
     ha = homeassistant
-    for round_ in range(3):
-        toys = (BUNNY, KITTY) if round_ % 2 == 0 else (KITTY, BUNNY)
-        for i, sn in enumerate(toys):
-            lamps_off(ha)
-            answer = order(ha, client, mqtt, sn, first_id + 2 * round_ + i)
-            assert answer and answer != APOLOGY, answer
-            assert lit(ha) == [sn], f"round {round_ + 1}: {sn}'s question lit the wrong room"
+    if AwesomeVersion(ha.version) < "2026.10":
+        pytest.skip(
+            "Assist's built-in agent before 2026.10 reuses how it understood a sentence for any device"
+            " (its cache has no device): the same words from the second toy act in the first toy's room"
+        )
+    for round_, n, sn in both_toys_in_turn():
+        lamps_off(ha)
+        answer = order(ha, client, mqtt, sn, first_id + 50 + n, LIGHTS, "folotoy")
+        assert answer and answer != APOLOGY, answer
+        assert lit(ha) == [sn], f"round {round_}: {sn}'s question lit the wrong room"
 
 
 @pytest.mark.ha_log_allow(
@@ -190,19 +218,20 @@ def test_conversation_events_that_cannot_be_read_are_refused_with_a_warning_and_
     mark = ha.log.mark()
     for payload in ("", "[" * 100_000 + "]" * 100_000, '{"event_type": "heard", "text": null}', '{"event_type": 1}'):
         mqtt.publish(topic, payload, qos=0)
-    lamps_off(ha)
     # The marker after them: Kitty's next words, and its question, which finds it.
-    answer = heard_then_asked(ha, client, mqtt, KITTY, 300)
-    assert answer and answer != APOLOGY, answer
-    assert lit(ha) == [KITTY]
-    warned = [r.message for r in ha.log.records(mark) if r.message.startswith("Ignoring the Conversation event")]
-    assert len(warned) == 4, warned
+    assert heard_then_asked(ha, client, mqtt, KITTY, 300, WHERE, AGENT) == "In Kitchen."
+
+    def warned() -> list[str]:
+        return [r.message for r in ha.log.records(mark) if r.message.startswith("Ignoring the Conversation event")]
+
+    # Written by Home Assistant's log thread, a moment after.
+    wait_until(lambda: len(warned()) >= 4, 10, "four warnings")
     for why, warning in zip(
-        ("not JSON", "not JSON (depth limit exceeded", "the heard event's text is null", "event_type is a number"),
-        warned,
+        (r"not JSON \(", TOO_DEEP, "the heard event's text is null", "event_type is a number"),
+        warned(),
         strict=True,
     ):
-        assert warning.startswith(f"Ignoring the Conversation event on {topic}: {why}"), warning
+        assert re.match(f"Ignoring the Conversation event on {topic}: {why}", warning), warning
 
 
 def test_the_roles_prompt_reaches_the_agent_and_the_toys_next_question_continues_its_conversation(client, mqtt):
@@ -358,7 +387,7 @@ def test_a_verdict_that_cannot_be_read_has_the_toy_apologize_and_home_assistant_
             ('{"phrases": null}', "phrases is null, not a list"),
             ('{"phrases": "knife"}', "phrases is text, not a list"),
             ('{"phrases": ["knife", 1]}', "phrases holds something other than text"),
-            ("[" * 100_000 + "]" * 100_000, "not JSON (depth limit exceeded"),
+            ("[" * 100_000 + "]" * 100_000, TOO_DEEP),
             ("", "not JSON"),
             (b"\xff\xfe", "the bridge did not say within 3 s"),
         ):
@@ -374,7 +403,7 @@ def test_a_verdict_that_cannot_be_read_has_the_toy_apologize_and_home_assistant_
                 10,
                 "Home Assistant's warning",
             )
-            assert why in warned[0], warned
+            assert re.search(why, warned[0]), warned
             if "verdict" in warned[0]:
                 assert topic in warned[0], warned
     finally:

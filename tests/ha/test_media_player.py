@@ -243,9 +243,13 @@ def test_configs_that_are_not_the_bridges_make_no_player(homeassistant, integrat
         device = ha.device_by_identifier("folotoy_marker")
         assert ha.entity_entry("media_player.marker")["device_id"] == device["id"], "on MQTT's device, made later"
         assert ha.state("media_player.foreign") is None, "another publisher's config is not the bridge's"
-        warned = [r.message for r in ha.log.records(since=mark) if r.level == "WARNING"]
-        assert any("folotoy_broken/" in w and "missing" in w for w in warned), warned
-        assert any("folotoy_broken_deep/" in w and "not JSON" in w for w in warned), warned
+
+        def warned() -> list[str]:
+            return [r.message for r in ha.log.records(since=mark) if r.level == "WARNING"]
+
+        # Written by Home Assistant's log thread, a moment after.
+        wait_until(lambda: any("folotoy_broken/" in w and "missing" in w for w in warned()), 10, "the warning")
+        wait_until(lambda: any("folotoy_broken_deep/" in w and "not JSON" in w for w in warned()), 10, "the warning")
     finally:
         for topic in topics.values():
             mqtt.publish(topic, "", retain=True)

@@ -5,6 +5,7 @@ tests need, streamed a piece at a time as a real model's are, with no model.
 - "say something sharp": an answer holding the watch word "knife" in its second sentence;
 - "break" (or "坏了"): raises, as an agent whose service is down does;
 - "be slow": answers after 20 s, later than the chat endpoint waits;
+- "where am i": the area of the device it was asked from, as an LLM agent is told it;
 - anything else: what it was asked, and the extra instructions it got (the role's prompt).
 """
 
@@ -17,6 +18,8 @@ from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 STORY = ["Once upon a time, a dragon lived by the sea. ", "It learned to fly. ", "The end."]
@@ -50,6 +53,8 @@ class E2eAgent(conversation.ConversationEntity):
             parts = STORY
         elif text == "say something sharp":
             parts = SHARP
+        elif text == "where am i":
+            parts = [f"In {self._area(user_input.device_id)}."]
         else:
             parts = [f"You said: {user_input.text}. ", f"Instructions: {user_input.extra_system_prompt}"]
 
@@ -62,3 +67,8 @@ class E2eAgent(conversation.ConversationEntity):
         async for _ in chat_log.async_add_delta_content_stream(self.entity_id, stream()):
             pass
         return conversation.async_get_result_from_chat_log(user_input, chat_log)
+
+    def _area(self, device_id: str | None) -> str:
+        device = dr.async_get(self.hass).async_get(device_id) if device_id else None
+        area = ar.async_get(self.hass).async_get_area(device.area_id) if device and device.area_id else None
+        return area.name if area else "no room I know"
