@@ -4,8 +4,9 @@ agents. OpenAI's own Python client asks as FoloToy's server would, after the sim
 heard the child say the same words.
 
 Assist's built-in agent turns on the light in the toy's room; tests/ha/e2e_ai's agent
-(conversation.e2e_agent) streams its answers a sentence at a time, says a watch word, or
-breaks, on cue.
+(conversation.e2e_agent) streams its answers a sentence at a time, says a watch word, tells
+the room of the device it got, or breaks, on cue. Where the bridge's answers are the point, the
+test stops the bridge and answers Home Assistant in its place.
 """
 
 from __future__ import annotations
