@@ -10,7 +10,8 @@ It lives here, on Home Assistant's own HTTP server, because here the agent is ca
 directly: the toy's device goes with the question (so "turn on the light" means the light in
 the toy's room), and each turn shows in Home Assistant's conversation debug view. Which toy
 asks is found by its words: the bridge publishes what each toy heard (its Conversation
-events) just before FoloToy's server asks for the answer.
+events) about when FoloToy's server asks for the answer, and each hearing answers one
+question (hearings.py).
 Before the toy gets an answer, the bridge checks it against the parents' watch words (one
 list, one matcher, the same that fire the alerts); an answer holding one is replaced by the
 parents' safe sentence. What goes wrong on Home Assistant's side is answered with a short
@@ -39,9 +40,10 @@ from homeassistant.components import conversation
 from homeassistant.components.http import KEY_HASS, HomeAssistantView
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import chat_session, intent
 
-from . import gate
+from . import gate, payloads
 from .const import CONF_AGENT, CONF_BRAIN_KEY, CONF_SAFE_SENTENCE, DEFAULT_AGENT, DOMAIN
 from .conversation import Toys
 from .devices import toy_device
@@ -57,9 +59,8 @@ AGENT_TIMEOUT = 15
 SCREEN_TIMEOUT = 3
 # How long an agent whose answer was given up may take to stop, once told to.
 STOP_TIMEOUT = 5
-# A request is matched with what a toy heard this recently...
-HEARD_WITHIN = 60
-# ...and waits this long for it: FoloToy's server may ask before the bridge's event is here.
+# A request waits this long for a toy to hear its words: FoloToy's server may ask before
+# the bridge's event is here.
 WAIT_FOR_HEARD = 1.5
 # A toy's conversation goes on across turns until it has been quiet this long.
 QUIET_GAP = 5 * 60
@@ -69,16 +70,10 @@ SAFE_SENTENCE = {"en": "Let's talk about something else.", "zh": "我们聊点�
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 # Where an answer may be cut into sentences that are checked as they come.
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？\n]")  # noqa: RUF001
-_WORDS = re.compile(r"\W+")
 
 
 def _language(text: str) -> str:
     return "zh" if _CJK.search(text) else "en"
-
-
-def _plain(text: str) -> str:
-    """Words only, without case: how a request's text is compared with what a toy heard."""
-    return _WORDS.sub(" ", text.casefold()).strip()
 
 
 class BadRequest(ValueError):
@@ -157,27 +152,10 @@ def _brain(hass: HomeAssistant) -> Brain:
 
 
 async def find_toy(hass: HomeAssistant, toys: Toys, text: str) -> str | None:
-    """The node of the toy that just heard `text`, waiting a moment for its event; None
-    when no toy did (the answer is made all the same, without a device)."""
-    wanted = _plain(text)
-    deadline = hass.loop.time() + WAIT_FOR_HEARD
-    while True:
-        now = hass.loop.time()
-        matches = [
-            (heard.at, node)
-            for node, heard in toys.heard.items()
-            if now - heard.at <= HEARD_WITHIN and _plain(heard.text) == wanted
-        ]
-        if matches:
-            return max(matches)[1]
-        if now >= deadline:
-            return None
-        news = toys.heard_news
-        try:
-            async with asyncio.timeout(deadline - now):
-                await news.wait()
-        except TimeoutError:
-            return None
+    """The node of the toy whose hearing of `text` this question takes (the newest that no
+    question has taken), waiting a moment for one; None when no toy heard it (the answer is
+    made all the same, without a device)."""
+    return await toys.hearings.take(text, WAIT_FOR_HEARD)
 
 
 def _device_id(hass: HomeAssistant, node: str | None) -> str | None:
@@ -326,16 +304,17 @@ async def _screen(hass: HomeAssistant, toys: Toys, node: str | None, text: str) 
         # At QoS 0 both ways: each acknowledgement is a small packet that a broker without
         # TCP_NODELAY (the Mosquitto add-on's default) sends the next one after, up to 40 ms
         # later. One lost on the way is a timeout, and the answer is not said.
-        verdict = await toys.request(
+        reply = await toys.request(
             config, config.screen_request_topic, {"sn": sn, "text": text}, timeout=SCREEN_TIMEOUT, qos=0
         )
     except TimeoutError:
         raise Unsayable(f"the bridge did not say within {SCREEN_TIMEOUT} s whether the answer may be said") from None
+    except HomeAssistantError as err:  # MQTT is down: the question cannot be sent
+        raise Unsayable(f"the bridge cannot be asked whether the answer may be said: {err}") from None
     try:
-        phrases = json.loads(verdict)["phrases"]
-    except (ValueError, KeyError, TypeError):
-        raise Unsayable(f"the bridge's verdict cannot be read: {verdict[:80]!r}") from None
-    return [p for p in phrases if isinstance(p, str)]
+        return payloads.verdict(reply.payload)
+    except payloads.Unreadable as err:
+        raise Unsayable(f"the bridge's verdict on {reply.topic} cannot be read: {err}") from None
 
 
 async def answer(hass: HomeAssistant, question: Question) -> AsyncIterator[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import voluptuous as vol
@@ -22,6 +23,8 @@ from .const import (
     DOMAIN,
     PLAYER_CONFIG_TOPIC,
 )
+
+_LOGGER = logging.getLogger(__name__)
 
 TITLE = "FoloToy"
 # Not an option: ticked, the options flow makes a new key for the toy's brain and shows it.
@@ -47,7 +50,8 @@ class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
         self._abort_if_unique_id_configured()
         try:
             config = discovery.parse(discovery_info.payload) if discovery_info.payload else None
-        except discovery.NotAPlayerConfig:
+        except discovery.NotAPlayerConfig as err:
+            _LOGGER.warning("Not offering FoloToy for the media player config on %s: %s", discovery_info.topic, err)
             config = None
         if config is None:
             return self.async_abort(reason="not_folotoy_bridge")

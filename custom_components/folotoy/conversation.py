@@ -14,7 +14,6 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -28,9 +27,11 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 
+from . import payloads
 from .const import DOMAIN
 from .devices import MQTT_DOMAIN
 from .discovery import PlayerConfig
+from .hearings import Hearings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,17 +56,9 @@ SCHEMA = vol.All(
 )
 
 
-@dataclass
-class Heard:
-    """What a toy's child said last, and when (the loop's clock)."""
-
-    text: str
-    at: float
-
-
 class Toys:
-    """What the bridge announced of each toy (its player config), what each toy heard
-    last, and the bridge's answers awaited.
+    """What the bridge announced of each toy (its player config), what the toys heard
+    lately, and the bridge's answers awaited.
 
     The response topics are subscribed once, when a config names them, so an answer never
     comes before the subscription that would receive it."""
@@ -73,10 +66,8 @@ class Toys:
     def __init__(self, hass: HomeAssistant) -> None:
         self._hass = hass
         self.configs: dict[str, PlayerConfig] = {}
-        self.heard: dict[str, Heard] = {}
-        # Set (and replaced) whenever a toy hears something, for those waiting on it.
-        self.heard_news = asyncio.Event()
-        self._waiting: dict[str, asyncio.Future[str]] = {}
+        self.hearings = Hearings(hass.loop)
+        self._waiting: dict[str, asyncio.Future[mqtt.ReceiveMessage]] = {}
         self._following: dict[str, Callable[[], None] | None] = {}
 
     async def follow(self, config: PlayerConfig) -> None:
@@ -96,17 +87,17 @@ class Toys:
 
             self._following[topic] = None
             self._following[topic] = await mqtt.async_subscribe(self._hass, topic, heard, qos=0)
+            _LOGGER.debug("Following what %s hears, on %s", node, topic)
 
     @callback
     def _heard(self, node: str, msg: mqtt.ReceiveMessage) -> None:
         try:
-            event = json.loads(msg.payload)
-        except ValueError:
+            text = payloads.heard(msg.payload)
+        except payloads.Unreadable as err:
+            _LOGGER.warning("Ignoring the Conversation event on %s: %s", msg.topic, err)
             return
-        if isinstance(event, dict) and event.get("event_type") == "heard" and isinstance(event.get("text"), str):
-            self.heard[node] = Heard(event["text"], self._hass.loop.time())
-            self.heard_news.set()
-            self.heard_news = asyncio.Event()
+        if text is not None:
+            self.hearings.heard(node, text)
 
     def close(self) -> None:
         for unsubscribe in self._following.values():
@@ -118,15 +109,17 @@ class Toys:
     def _answered(self, msg: mqtt.ReceiveMessage) -> None:
         waiting = self._waiting.get(msg.topic.rsplit("/", 1)[-1])
         if waiting is not None and not waiting.done():
-            waiting.set_result(msg.payload)
+            waiting.set_result(msg)
+        else:
+            _LOGGER.debug("Ignoring %s: no request waits for it (answered already, or given up)", msg.topic)
 
     async def request(
         self, config: PlayerConfig, topic: str, request: dict[str, Any], timeout: float, qos: int = 1
-    ) -> str:
+    ) -> mqtt.ReceiveMessage:
         """The bridge's answer to `request` sent on `topic` (its id added); TimeoutError."""
         await self.follow(config)
         request_id = uuid.uuid4().hex
-        answer: asyncio.Future[str] = self._hass.loop.create_future()
+        answer: asyncio.Future[mqtt.ReceiveMessage] = self._hass.loop.create_future()
         self._waiting[request_id] = answer
         try:
             await mqtt.async_publish(self._hass, topic, json.dumps({"id": request_id, **request}), qos=qos)
@@ -135,12 +128,12 @@ class Toys:
         finally:
             del self._waiting[request_id]
 
-    async def ask(self, config: PlayerConfig, request: dict[str, Any]) -> dict[str, Any]:
+    async def ask(self, config: PlayerConfig, request: dict[str, Any]) -> payloads.Day:
         """The bridge's answer to `request` (its id added), or HomeAssistantError."""
         if config.conversation_request_topic is None or config.conversation_response_topic is None:
             raise HomeAssistantError(translation_domain=DOMAIN, translation_key="bridge_too_old")
         try:
-            text = await self.request(config, config.conversation_request_topic, request, TIMEOUT)
+            msg = await self.request(config, config.conversation_request_topic, request, TIMEOUT)
         except TimeoutError:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
@@ -148,20 +141,22 @@ class Toys:
                 translation_placeholders={"seconds": str(TIMEOUT)},
             ) from None
         try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="bridge_refused", translation_placeholders={"error": "?"}
-            )
-        if "error" in data:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="bridge_refused",
-                translation_placeholders={"error": str(data["error"])[:200]},
-            )
-        return data
+            day = payloads.day(msg.payload)
+        except payloads.Unreadable as err:
+            _LOGGER.warning("The bridge's answer on %s cannot be read: %s", msg.topic, err)
+            raise _refused(f"its answer cannot be read ({err})") from None
+        if day.error is not None:
+            raise _refused(day.error)
+        if day.left_out is not None:
+            count, why = day.left_out
+            _LOGGER.warning("Leaving %d message(s) of the bridge's answer on %s out: %s", count, msg.topic, why)
+        return day
+
+
+def _refused(error: str) -> HomeAssistantError:
+    return HomeAssistantError(
+        translation_domain=DOMAIN, translation_key="bridge_refused", translation_placeholders={"error": error}
+    )
 
 
 def loaded_toys(hass: HomeAssistant) -> Toys | None:
@@ -223,15 +218,12 @@ async def get_conversation(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
     )
     exchanges = []
     lines = []
-    for m in answer.get("messages") or []:
-        if not isinstance(m, dict) or not isinstance(m.get("t"), int) or not isinstance(m.get("text"), str):
-            continue
-        child = m.get("kind") == "heard"
-        exchange: dict[str, Any] = {"time": _time(m["t"]), "speaker": "child" if child else "toy", "text": m["text"]}
-        if isinstance(m.get("role"), int):
-            exchange["role"] = m["role"]
+    for m in answer.exchanges:
+        exchange: dict[str, Any] = {"time": _time(m.t), "speaker": "child" if m.child else "toy", "text": m.text}
+        if m.role is not None:
+            exchange["role"] = m.role
         exchanges.append(exchange)
-        lines.append(f"{exchange['time'][11:16]} {'Child' if child else name}: {m['text']}")
+        lines.append(f"{exchange['time'][11:16]} {'Child' if m.child else name}: {m.text}")
     _LOGGER.debug("%d exchanges of %s on %s", len(exchanges), config.node, day)
     return {
         "toy": name,
@@ -239,7 +231,7 @@ async def get_conversation(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
         "exchanges": exchanges,
         # Ready for a prompt: "08:15 Child: ...", "08:15 Bunny: ...", one a line.
         "transcript": "\n".join(lines),
-        "truncated": answer.get("truncated") is True,
+        "truncated": answer.truncated,
     }
 
 

@@ -6,12 +6,12 @@ which topics carry the player's state and take its commands.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import voluptuous as vol
 from homeassistant.components.mqtt import valid_publish_topic
+from homeassistant.util.json import json_loads
 
 from .const import BRIDGE_ORIGIN
 
@@ -69,7 +69,7 @@ def _topic(key: str, topic: str) -> None:
     try:
         valid_publish_topic(topic)
     except vol.Invalid as err:
-        raise NotAPlayerConfig(f"{key} {topic!r} is not a topic: {err}") from None
+        raise NotAPlayerConfig(f"{key} {topic[:80]!r} is not a topic: {err}") from None
 
 
 def parse(payload: str | bytes) -> PlayerConfig | None:
@@ -77,7 +77,9 @@ def parse(payload: str | bytes) -> PlayerConfig | None:
 
     Raises NotAPlayerConfig when the bridge's config cannot be read."""
     try:
-        data = json.loads(payload)
+        # Home Assistant's reader: any depth of nesting is refused (Python's json would
+        # raise RecursionError, which is no ValueError).
+        data = json_loads(payload)
     except ValueError as err:
         raise NotAPlayerConfig(f"not JSON: {err}") from None
     if not isinstance(data, dict):

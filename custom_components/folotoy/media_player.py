@@ -100,7 +100,7 @@ async def async_setup_entry(
             _LOGGER.debug("Ignoring %s: not published by folotoy-ha-bridge", msg.topic)
             return
         if config.node != node:
-            _LOGGER.warning("Ignoring the media player config on %s: it names device %s", msg.topic, config.node)
+            _LOGGER.warning("Ignoring the media player config on %s: it names device %s", msg.topic, config.node[:80])
             return
         # For folotoy.get_conversation: the toy's topics, and its answers followed.
         entry.runtime_data.configs[node] = config

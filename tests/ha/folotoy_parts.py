@@ -260,10 +260,10 @@ class Simulator:
 # The FoloToy server's events, as a probe publishes them for the simulated toy Bunny.
 
 
-def child_says(mqtt, recording_id: int, text: str) -> None:
-    """The FoloToy server's event for a transcribed recording."""
+def child_says(mqtt, recording_id: int, text: str, sn: str = BUNNY) -> None:
+    """The FoloToy server's event for a transcribed recording (by Bunny, or the toy `sn`)."""
     mqtt.publish(
-        EVENT_TOPIC,
+        f"/sys/folotoy/{sn}/thing/event/post",
         {
             "msgId": recording_id,
             "identifier": "recording_transcribed",

@@ -4,26 +4,34 @@ agents. OpenAI's own Python client asks as FoloToy's server would, with the brai
 when the integration was set up, after the simulated toy heard the child say the same words.
 
 Assist's built-in agent turns on the light in the toy's room; tests/ha/e2e_ai's agent
-(conversation.e2e_agent) streams its answers a sentence at a time, says a watch word, breaks,
-turns on the kitchen lamp late, or waits to be released, on cue.
+(conversation.e2e_agent) streams its answers a sentence at a time, says a watch word, tells
+the room of the device it got, breaks, turns on the kitchen lamp late, or waits to be
+released, on cue. Where the bridge's answers are the point, the test stops the bridge and
+answers Home Assistant in its place.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import openai
 import pytest
 import requests
+from awesomeversion import AwesomeVersion
 
 from folotoy_parts import BUNNY, child_says
 from ha_harness import HomeAssistant, wait_until
 
+# Kitty, a second toy, in the kitchen: it is never online (no FoloToy server answers for it),
+# but what it hears reaches Home Assistant as Bunny's does.
+KITTY = "5e2a7c9b1d30"
+BRIDGE_EXTRA_TOYS = {KITTY: "Kitty"}
 BRIDGE_EXTRA_YAML = "watch_words: [knife]\n"
 HA_CUSTOM_COMPONENTS = {"e2e_ai": Path(__file__).parent / "e2e_ai"}
 HA_CONFIG_ENTRIES = ("e2e_ai",)
@@ -86,6 +94,8 @@ def rooms(homeassistant, player) -> None:
     ha.ws("config/entity_registry/update", entity_id="light.kitchen_lamp", area_id=kitchen)
     toy = ha.devices_with_identifier(f"folotoy_{BUNNY}")[0]
     ha.ws("config/device_registry/update", device_id=toy["id"], area_id=bedroom)
+    kitty = wait_until(lambda: ha.devices_with_identifier(f"folotoy_{KITTY}"), 20, "Kitty's device")[0]
+    ha.ws("config/device_registry/update", device_id=kitty["id"], area_id=kitchen)
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +174,130 @@ def test_the_child_asks_the_toy_to_turn_on_the_lights_and_home_assistant_does_it
     ha.wait_for_state("light.bedroom_lamp", state="on")
     assert ha.state("light.kitchen_lamp")["state"] == "off", "the toy's room only: the toy's device went with it"
     assert answer and answer != APOLOGY, answer
+
+
+# Home Assistant's JSON reader (orjson) refuses deeper nesting in words of its version.
+TOO_DEEP = r"not JSON \(.*depth"
+POWER = {BUNNY: "input_boolean.bedroom_power", KITTY: "input_boolean.kitchen_power"}
+ROOMS = {BUNNY: "Bedroom", KITTY: "Kitchen"}
+LIGHTS = "Turn on the lights"
+WHERE = "Where am I"
+
+
+@pytest.fixture(scope="module")
+def two_toys(homeassistant, mosquitto, rooms) -> None:
+    """Home Assistant follows what Bunny and Kitty hear, each toy in its room."""
+    ha = homeassistant
+    for sn in (BUNNY, KITTY):
+        following = f"Following what folotoy_{sn} hears"
+        wait_until(lambda: following in ha.log.text(), 20, following)  # noqa: B023
+        mosquitto.wait_for_subscription(f"folotoy/{sn}/conversation")
+        ha.wait_for_state(f"event.folotoy_{sn}_conversation")
+
+
+def lamps_off(ha) -> None:
+    for power in POWER.values():
+        ha.call_service("input_boolean", "turn_off", entity_id=power)
+    for power in POWER.values():
+        ha.wait_for_state(power, state="off")
+
+
+def lit(ha) -> list[str]:
+    """The toys whose room's lamp a question turned on."""
+    return wait_until(
+        lambda: [sn for sn, power in POWER.items() if ha.state(power)["state"] == "on"], 10, "a lamp to turn on"
+    )
+
+
+def heard_then_asked(ha, client, mqtt, sn: str, recording_id: int, words: str, model: str) -> str:
+    """The toy hears the words, Home Assistant has its event, then FoloToy's server asks."""
+    child_says(mqtt, recording_id, words, sn=sn)
+    ha.wait_for_state(
+        f"event.folotoy_{sn}_conversation", predicate=lambda s: s["attributes"].get("recording_id") == recording_id
+    )
+    return "".join(streamed(client, words, model))
+
+
+def asked_then_heard(ha, client, mqtt, sn: str, recording_id: int, words: str, model: str) -> str:
+    """FoloToy's server asks, the question waits in Home Assistant, then the toy's event comes."""
+    mark = ha.log.mark()
+    with ThreadPoolExecutor(1) as pool:
+        asked: Future[list[str]] = pool.submit(streamed, client, words, model)
+        wait_until(
+            lambda: asked.done() or any("it waits up to" in r.message for r in ha.log.records(mark)),
+            10,
+            "the question to wait for a toy to hear its words",
+        )
+        child_says(mqtt, recording_id, words, sn=sn)
+        return "".join(asked.result(timeout=30))
+
+
+ORDERS = pytest.mark.parametrize(
+    ("order", "first_id"), [(heard_then_asked, 100), (asked_then_heard, 200)], ids=["event first", "question first"]
+)
+
+
+def both_toys_in_turn(rounds: int = 3):
+    """Bunny then Kitty, Kitty then Bunny, ...: each toy hears the words a moment after the other."""
+    for round_ in range(rounds):
+        for i, sn in enumerate((BUNNY, KITTY) if round_ % 2 == 0 else (KITTY, BUNNY)):
+            yield round_ + 1, 2 * round_ + i, sn
+
+
+@ORDERS
+def test_two_toys_hearing_the_same_words_a_moment_apart_each_ask_from_their_own_room(
+    homeassistant, client, mqtt, two_toys, order, first_id
+):
+    for round_, n, sn in both_toys_in_turn():
+        answer = order(homeassistant, client, mqtt, sn, first_id + n, WHERE, AGENT)
+        assert answer == f"In {ROOMS[sn]}.", f"round {round_}: {sn} asked from the wrong room"
+
+
+@ORDERS
+def test_two_toys_hearing_the_same_words_a_moment_apart_each_turn_on_the_lights_of_their_own_room(
+    homeassistant, client, mqtt, two_toys, order, first_id
+):
+    ha = homeassistant
+    if AwesomeVersion(ha.version) < "2026.10":
+        pytest.skip(
+            "Assist's built-in agent before 2026.10 reuses how it understood a sentence for any device"
+            " (its cache has no device): the same words from the second toy act in the first toy's room"
+        )
+    for round_, n, sn in both_toys_in_turn():
+        lamps_off(ha)
+        answer = order(ha, client, mqtt, sn, first_id + 50 + n, LIGHTS, "folotoy")
+        assert answer and answer != APOLOGY, answer
+        assert lit(ha) == [sn], f"round {round_}: {sn}'s question lit the wrong room"
+
+
+@pytest.mark.ha_log_allow(
+    r"Ignoring the Conversation event on folotoy/5e2a7c9b1d30/conversation: ",
+    # The toy's Conversation event entity (MQTT's) refuses them too, in its own words.
+    r"No valid JSON event payload detected",
+    r"Invalid event type 1 for event.folotoy_5e2a7c9b1d30_conversation",
+)
+def test_conversation_events_that_cannot_be_read_are_refused_with_a_warning_and_the_next_words_find_the_toy(
+    homeassistant, client, mqtt, two_toys
+):
+    ha = homeassistant
+    topic = f"folotoy/{KITTY}/conversation"
+    mark = ha.log.mark()
+    for payload in ("", "[" * 100_000 + "]" * 100_000, '{"event_type": "heard", "text": null}', '{"event_type": 1}'):
+        mqtt.publish(topic, payload, qos=0)
+    # The marker after them: Kitty's next words, and its question, which finds it.
+    assert heard_then_asked(ha, client, mqtt, KITTY, 300, WHERE, AGENT) == "In Kitchen."
+
+    def warned() -> list[str]:
+        return [r.message for r in ha.log.records(mark) if r.message.startswith("Ignoring the Conversation event")]
+
+    # Written by Home Assistant's log thread, a moment after.
+    wait_until(lambda: len(warned()) >= 4, 10, "four warnings")
+    for why, warning in zip(
+        (r"not JSON \(", TOO_DEEP, "the heard event's text is null", "event_type is a number"),
+        warned(),
+        strict=True,
+    ):
+        assert re.match(f"Ignoring the Conversation event on {topic}: {why}", warning), warning
 
 
 def test_the_roles_prompt_reaches_the_agent_and_the_toys_next_question_continues_its_conversation(client, mqtt):
@@ -473,3 +607,48 @@ def test_with_the_integration_switched_off_the_toy_apologizes(homeassistant, cli
         assert answer.choices[0].message.content == APOLOGY
     finally:
         ha.ws("config_entries/disable", entry_id=entry["entry_id"], disabled_by=None)
+
+
+SCREEN_REQUESTS = "folotoy/bridge/screen/check"
+VERDICTS = "folotoy/bridge/screen/verdict"
+
+
+@pytest.mark.ha_log_allow(
+    r"a toy's answer is not said \(the bridge's verdict on folotoy/bridge/screen/verdict/\w+ cannot be read",
+    r"a toy's answer is not said \(the bridge did not say within 3 s",
+    # Home Assistant's MQTT integration refuses the payload that is not UTF-8 itself.
+    r"Can't decode payload b'\\xff\\xfe' on folotoy/bridge/screen/verdict/\w+ with encoding utf-8",
+)
+def test_a_verdict_that_cannot_be_read_has_the_toy_apologize_and_home_assistant_say_why(
+    homeassistant, client, bridge, mqtt
+):
+    """The bridge stopped, the test answers Home Assistant's checks in its place."""
+    ha = homeassistant
+    mqtt.subscribe(SCREEN_REQUESTS)
+    bridge.stop()
+    try:
+        for verdict, why in (
+            ('{"phrases": null}', "phrases is null, not a list"),
+            ('{"phrases": "knife"}', "phrases is text, not a list"),
+            ('{"phrases": ["knife", 1]}', "phrases holds something other than text"),
+            ("[" * 100_000 + "]" * 100_000, TOO_DEEP),
+            ("", "not JSON"),
+            (b"\xff\xfe", "the bridge did not say within 3 s"),
+        ):
+            mark, log = mqtt.mark(), ha.log.mark()
+            with ThreadPoolExecutor(1) as pool:
+                asked = pool.submit(streamed, client, "Hello", AGENT)
+                request = mqtt.wait_for(SCREEN_REQUESTS, since=mark)
+                topic = f"{VERDICTS}/{request.json()['id']}"
+                mqtt.publish(topic, verdict, qos=0)
+                assert "".join(asked.result(timeout=30)) == APOLOGY, verdict[:40]
+            warned = wait_until(
+                lambda: [r.message for r in ha.log.records(log) if r.message.startswith("a toy's answer is not said")],  # noqa: B023
+                10,
+                "Home Assistant's warning",
+            )
+            assert re.search(why, warned[0]), warned
+            if "verdict" in warned[0]:
+                assert topic in warned[0], warned
+    finally:
+        bridge.start()

@@ -4,6 +4,8 @@ blueprint has an AI task (tests/ha/e2e_ai, a fixed answer) summarize them for a 
 
 from __future__ import annotations
 
+import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,3 +125,53 @@ def test_without_the_bridge_the_action_says_it_did_not_answer(homeassistant, bun
     finally:
         bridge.start()
     assert conversation(homeassistant, device_id=bunny)["toy"] == "Bunny", "answered again"
+
+
+CONVERSATION_REQUESTS = "folotoy/bridge/conversation/get"
+CONVERSATION_ANSWERS = "folotoy/bridge/conversation/response"
+
+
+@pytest.mark.ha_log_allow(
+    r"The bridge's answer on folotoy/bridge/conversation/response/\w+ cannot be read",
+    r"The bridge could not give the conversation: its answer cannot be read",
+    r"Leaving 2 message\(s\) of the bridge's answer on folotoy/bridge/conversation/response/\w+ out",
+)
+def test_an_answer_that_cannot_be_read_is_refused_saying_why_and_unreadable_messages_are_left_out(
+    homeassistant, bunny, bridge, mqtt_module
+):
+    """The bridge stopped, the test answers the action's requests in its place."""
+    ha, mqtt = homeassistant, mqtt_module
+    mqtt.subscribe(CONVERSATION_REQUESTS)
+    hello = {"t": 1_700_000_000_000, "kind": "heard", "text": "Hello"}
+    bridge.stop()
+    try:
+        for answer, why in (
+            ({"messages": 5}, "messages is a number, not a list"),
+            ({"messages": None}, "messages is null, not a list"),
+            ("[" * 100_000 + "]" * 100_000, r"not JSON \(.*depth"),
+            ({"messages": [5, hello, {**hello, "t": "noon"}], "truncated": False}, None),
+        ):
+            mark, log = mqtt.mark(), ha.log.mark()
+            with ThreadPoolExecutor(1) as pool:
+                asked = pool.submit(conversation, ha, device_id=bunny)
+                request = mqtt.wait_for(CONVERSATION_REQUESTS, since=mark)
+                topic = f"{CONVERSATION_ANSWERS}/{request.json()['id']}"
+                mqtt.publish(topic, answer)
+                if why is not None:
+                    with pytest.raises(RuntimeError, match=r"bridge_refused|could not give the conversation"):
+                        asked.result(timeout=30)
+                else:
+                    day = asked.result(timeout=30)
+                    assert [e["text"] for e in day["exchanges"]] == ["Hello"], day
+            # Written by Home Assistant's log thread, a moment after.
+            expected = why or "a message is a number, not an object"
+            wait_until(
+                lambda: any(
+                    r.level == "WARNING" and topic in r.message and re.search(expected, r.message)  # noqa: B023
+                    for r in ha.log.records(log)  # noqa: B023
+                ),
+                10,
+                f"a warning naming {topic} and why ({expected})",
+            )
+    finally:
+        bridge.start()

@@ -10,6 +10,7 @@ tests need, streamed a piece at a time as a real model's are, with no model.
   moment later it turns on the kitchen lamp and goes on;
 - "wait for me ...": answers once the action e2e_ai.release is called (sensor.e2e_agent_waiting
   counts the turns waiting);
+- "where am i": the area of the device it was asked from, as an LLM agent is told it;
 - anything else: what it was asked, and the extra instructions it got (the role's prompt).
 
 sensor.e2e_agent_turn says where the last turn is, with its text: "started", "acted" once it
@@ -26,6 +27,8 @@ from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 STORY = ["Once upon a time, a dragon lived by the sea. ", "It learned to fly. ", "The end."]
@@ -91,6 +94,8 @@ class E2eAgent(conversation.ConversationEntity):
             parts, lamp_after = SHARP, 2
         elif text.startswith("wait for me"):
             parts = ["Thanks for waiting."]
+        elif text == "where am i":
+            parts = [f"In {self._area(user_input.device_id)}."]
         else:
             parts = [f"You said: {user_input.text}. ", f"Instructions: {user_input.extra_system_prompt}"]
 
@@ -119,3 +124,8 @@ class E2eAgent(conversation.ConversationEntity):
         finally:
             self.waiting -= 1
             self.hass.states.async_set(WAITING, str(self.waiting))
+
+    def _area(self, device_id: str | None) -> str:
+        device = dr.async_get(self.hass).async_get(device_id) if device_id else None
+        area = ar.async_get(self.hass).async_get_area(device.area_id) if device and device.area_id else None
+        return area.name if area else "no room I know"
