@@ -83,13 +83,14 @@ async fn every_toy_entity_is_discovered_retained_with_the_bridge_online() {
     let mut late = Client::connect(&s.broker, &["homeassistant/#", "folotoy/#"]).await;
     let msgs = late.collect(Duration::from_millis(500)).await;
     let configs: Vec<_> = msgs.iter().filter(|m| m.topic.starts_with("homeassistant/")).collect();
-    // One config per device, and the media player's for the integration.
+    // One config per device, and the media player's and the bridge's for the integration.
     let topics: BTreeSet<&str> = configs.iter().map(|m| m.topic.as_str()).collect();
     let expected = BTreeSet::from([
         "homeassistant/device/folotoy_fcb467dad0c0/config",
         "homeassistant/device/folotoy_bridge/config",
         "homeassistant/device/folotoy_bridge_server/config",
         "homeassistant/folotoy/folotoy_fcb467dad0c0/media_player/config",
+        "homeassistant/folotoy/folotoy_bridge/bridge/config",
     ]);
     assert_eq!(topics, expected);
     assert!(configs.iter().all(|m| m.retain));

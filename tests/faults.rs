@@ -18,11 +18,11 @@ fn json(s: &str) -> Json {
 }
 
 /// How many discovery configs the bridge publishes for one toy: the toy's
-/// (its device's and its media player's, the reviewed snapshot) and the
-/// bridge's and server's devices.
+/// (its device's and its media player's, the reviewed snapshot), the
+/// bridge's and server's devices, and the bridge's for the integration.
 fn configs() -> usize {
     let snapshot = include_str!("snapshots/discovery-fcb467dad0c0.json");
-    json(snapshot).as_object().unwrap().len() + 2
+    json(snapshot).as_object().unwrap().len() + 3
 }
 
 /// Events keep coming from the toy until the returned flag is set.

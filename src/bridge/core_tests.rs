@@ -228,8 +228,11 @@ fn bridge_config_topics() -> BTreeSet<String> {
         discovery_topic("button", "folotoy_bridge_server", "reload_roles"),
         discovery_topic("sensor", "folotoy_bridge_server", "roles_reload"),
     ];
-    bridge.into_iter().chain(server).collect()
+    bridge.into_iter().chain(server).chain([INTEGRATION_CONFIG.to_owned()]).collect()
 }
+
+/// What the project's integration reads of the bridge itself, under its players' component.
+const INTEGRATION_CONFIG: &str = "homeassistant/folotoy/folotoy_bridge/bridge/config";
 
 /// The node of a device-based discovery topic.
 fn device_node(topic: &str) -> Option<&str> {
@@ -1042,7 +1045,11 @@ fn an_event_this_bridge_does_not_know_is_logged_and_ignored() {
 #[test]
 fn entities_of_an_older_release_move_to_one_device_config_the_way_home_assistant_documents() {
     // What the release before device-based discovery saved: a config per entity.
-    let old: BTreeSet<String> = toy_config_topics(SN).into_iter().chain(bridge_config_topics()).collect();
+    let old: BTreeSet<String> = toy_config_topics(SN)
+        .into_iter()
+        .chain(bridge_config_topics())
+        .filter(|t| t != INTEGRATION_CONFIG) // newer than that release
+        .collect();
     let saved =
         Snapshot { discovery_topics: Arc::new(serde_json::from_value(json!(old)).unwrap()), ..Default::default() };
     let saved = through_disk(saved);
@@ -1063,7 +1070,8 @@ fn entities_of_an_older_release_move_to_one_device_config_the_way_home_assistant
     }
     assert!(!out.cleared().contains(&player), "the media player's config stays where it is");
     // The same ids: Home Assistant keeps entity ids, names and history by them.
-    assert_eq!(out.configs().keys().cloned().collect::<BTreeSet<_>>(), old);
+    let now: BTreeSet<String> = old.iter().cloned().chain([INTEGRATION_CONFIG.to_owned()]).collect();
+    assert_eq!(out.configs().keys().cloned().collect::<BTreeSet<_>>(), now);
     assert!(out.logs.iter().any(|l| l.message.contains("one device-based discovery config")), "{:?}", out.logs);
     assert!(out.save);
 
@@ -2684,4 +2692,24 @@ fn an_answer_with_a_watch_word_of_the_toys_side_is_held_back_and_alerts_as_a_sen
     let out = b.at(secs(2), screen("a3", None, "a knife"));
     assert_eq!(verdict(&out, "a3"), json!({"phrases": ["knife"]}), "a toy not known: held back all the same");
     assert!(alerts(&out).is_empty(), "no toy to alert on");
+}
+
+#[test]
+fn the_integration_finds_where_to_ask_the_bridge_in_a_config_of_its_own_with_media_players_off() {
+    let mut cfg = config();
+    cfg.media_player = false;
+    let mut b = Bridge::start(cfg);
+    let out = b.at(secs(0), Input::HaUp);
+    let configs = out.configs();
+    assert!(!configs.keys().any(|t| t.ends_with("/media_player/config")), "no player: {:?}", configs.keys());
+    let bridge = &configs[INTEGRATION_CONFIG];
+    assert_eq!(bridge["origin"]["name"], "folotoy-ha-bridge");
+    assert_eq!(bridge["device"]["identifiers"], json!(["folotoy_bridge"]));
+    assert_eq!(bridge["availability"], json!(["folotoy/bridge/state"]));
+    assert_eq!(bridge["conversation_request_topic"], "folotoy/bridge/conversation/get");
+    assert_eq!(bridge["screen_request_topic"], json!(topics().screen_requests()));
+    // Each toy's Conversation events and device, from its serial number.
+    assert_eq!(bridge["conversation_topic"], "folotoy/{sn}/conversation");
+    assert_eq!(bridge["toy_node"], "folotoy_{sn_lower}");
+    assert_eq!(topics().state(&sn(SN), "conversation"), "folotoy/fcb467dad0c0/conversation");
 }

@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use super::discovered::Components;
 use super::entities::{Category, Entity, Key, Kind, NumberMode, PlayerPart, Today, MAX_TEXT, TOY, TRIGGERS};
 use super::payloads::{
-    to_text, Availability, Component, Device, DeviceConfig, EntityConfig, Num, Origin, PlayerConfig, TriggerConfig,
+    to_text, Availability, BridgeConfig, BridgeDevice, Component, Device, DeviceConfig, EntityConfig, Num, Origin,
+    PlayerConfig, TriggerConfig,
 };
-use super::topics::{toy_node, Topics};
+use super::topics::{toy_node, toy_node_template, Topics};
 use crate::catalog::Catalog;
 use crate::folotoy::settings::Domain;
 use crate::folotoy::Sn;
@@ -117,6 +118,24 @@ impl Discovery<'_> {
             bridge.add(key, Component::Entity(Box::new(c)));
         }
         [bridge, self.server()]
+    }
+
+    /// What the project's integration reads of the bridge itself (see [`BridgeConfig`]),
+    /// published whether toys have media players or not.
+    pub fn bridge_config(&self) -> Config {
+        let id = self.topics.bridge_id();
+        let payload = BridgeConfig {
+            device: BridgeDevice { identifiers: [id.clone()] },
+            availability: [self.topics.bridge_state()],
+            conversation_request_topic: self.topics.conversation_requests(),
+            conversation_response_topic: self.topics.conversation_responses(),
+            screen_request_topic: self.topics.screen_requests(),
+            screen_response_topic: self.topics.screen_responses(),
+            conversation_topic: self.topics.state_template(Key::Conversation.as_str()),
+            toy_node: toy_node_template(),
+            origin: Origin::BRIDGE,
+        };
+        Config { topic: self.topics.discovery(PLAYER_COMPONENT, &id, "bridge"), payload: to_text(&payload) }
     }
 
     /// The FoloToy server: reloading its roles.json, and how that went.

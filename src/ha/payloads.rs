@@ -230,6 +230,33 @@ pub struct PlayerConfig {
     pub origin: Origin,
 }
 
+/// What the integration needs of the bridge whatever its toys and whether they have
+/// media players: where to ask for conversations and for verdicts on answers, and
+/// where each toy's Conversation events are (so that the chat endpoint finds which toy
+/// asks). Under the component `folotoy`, like the players' configs.
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgeConfig {
+    /// The bridge's device.
+    pub device: BridgeDevice,
+    /// `online` while the bridge runs.
+    pub availability: [String; 1],
+    pub conversation_request_topic: String,
+    pub conversation_response_topic: String,
+    pub screen_request_topic: String,
+    pub screen_response_topic: String,
+    /// Each toy's Conversation events, `{sn}` standing for its serial number...
+    pub conversation_topic: String,
+    /// ...and its device's identifier in Home Assistant's MQTT, `{sn_lower}` for the
+    /// serial number in lower case.
+    pub toy_node: String,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgeDevice {
+    pub identifiers: [String; 1],
+}
+
 /// The JSON text of a payload.
 pub fn to_text(payload: &impl Serialize) -> String {
     serde_json::to_string(payload).expect("discovery payloads serialize")

@@ -63,6 +63,11 @@ impl Topics {
         format!("{}/{sn}/{key}", self.base)
     }
 
+    /// [`Topics::state`] of any toy, `{sn}` standing for its serial number.
+    pub fn state_template(&self, key: &str) -> String {
+        format!("{}/{{sn}}/{key}", self.base)
+    }
+
     pub fn command(&self, sn: &Sn, key: &str) -> String {
         format!("{}/{sn}/{key}/set", self.base)
     }
@@ -150,6 +155,11 @@ impl Topics {
 /// The id a toy's device and entities are built from.
 pub fn toy_node(sn: &Sn) -> String {
     format!("folotoy_{}", sn.ha_id())
+}
+
+/// [`toy_node`] of any toy, `{sn_lower}` standing for [`Sn::ha_id`].
+pub fn toy_node_template() -> String {
+    "folotoy_{sn_lower}".to_owned()
 }
 
 /// `<prefix>/<platform>/<node>/<id>/config` as (prefix, platform, node, id),

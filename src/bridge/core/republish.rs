@@ -169,6 +169,9 @@ impl Republishing {
         for device in cx.discovery().bridge() {
             self.publish_device(cx, device, Some(&before));
         }
+        let c = cx.discovery().bridge_config();
+        Arc::make_mut(&mut self.published).insert(c.topic.clone());
+        cx.out.ha(c.topic, c.payload, true);
         self.round = Some((cx.toys.sns().cloned().collect(), before));
         self.publish_more(cx, server);
     }
