@@ -478,7 +478,9 @@ def test_a_toy_has_at_most_two_answers_running_and_home_assistant_at_most_four(h
     child_says(mqtt, 69, "Hello Bunny")
     assert "".join(streamed(client, "Hello Bunny", model=AGENT)).startswith("You said: Hello Bunny")
     with ThreadPoolExecutor(4) as pool:
+        # Each hearing answers one question: Bunny hears the words twice, for two questions.
         child_says(mqtt, 70, "Wait for me Bunny")
+        child_says(mqtt, 73, "Wait for me Bunny")
         bunny = [pool.submit(streamed, client, "Wait for me Bunny", AGENT) for _ in range(2)]
         waiting(2)
         # A third answer for Bunny: the toy apologizes at once, the agent never hears it.
