@@ -18,7 +18,7 @@ use crate::ha::discovered::Discovered;
 use crate::ha::discovery::Discovery;
 use crate::ha::entities::{Entity, Key, Kind, TOY};
 use crate::ha::topics::{toy_node, SERVER};
-use crate::ha::{self, HaInbound, Media, Request, Topics};
+use crate::ha::{self, HaCommand, HaInbound, Media, OwnSetting, Topics, ToyCommand};
 use crate::saved::{Answer, Heard, LastCommand, Outcome, Part, ServerState, Snapshot, ToyState};
 use crate::watch::{Speaker, WatchWords};
 
@@ -425,6 +425,7 @@ mod announcements;
 mod commands;
 mod conversations;
 mod glance;
+mod own_settings;
 mod player;
 mod republish;
 mod route;

@@ -119,9 +119,9 @@ impl Announcements {
         let toy = cx.toys.state(sn);
         let own = (toy.announcement_volume > 0).then_some(Value::Int(toy.announcement_volume.into()));
         let (request, volume) = match cmd.request {
-            Request::PlayMedia(m) => {
+            ToyCommand::PlayMedia(m) => {
                 let volume = m.volume.or(if m.announce { own } else { None });
-                (Request::PlayMedia(Media { volume: None, ..m }), volume)
+                (ToyCommand::PlayMedia(Media { volume: None, ..m }), volume)
             }
             other => (other, own),
         };
@@ -149,7 +149,7 @@ impl Announcements {
         }
         cx.toy(sn).volume_to_restore = before;
         let shown = format!("{volume} (announcement)");
-        let set = Waiting::asked(Key::PlayerVolume, Request::Set(Setting::Volume, volume), shown);
+        let set = Waiting::asked(Key::PlayerVolume, ToyCommand::Set(Setting::Volume, volume), shown);
         let msg_id = commands.send(cx, sn, set);
         self.volume_sent(sn, msg_id, cmd);
     }
@@ -219,7 +219,7 @@ impl Announcements {
 /// owed again: sent when the toy is next heard from or FoloToy is back. A
 /// newer volume sent in its place, the user's, wins.
 fn owe_again(cx: &mut Cx, ended: &Ended) {
-    let Request::Set(Setting::Volume, volume) = ended.command.request else { return };
+    let ToyCommand::Set(Setting::Volume, volume) = ended.command.request else { return };
     if ended.outcome != Outcome::Ok && ended.command.restore && !ended.superseded && cx.toys.has(&ended.sn) {
         cx.toy(&ended.sn).volume_to_restore.get_or_insert(volume);
     }
@@ -234,7 +234,7 @@ fn restore_volume(cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
     cx.out.save = true;
     let restore = Waiting {
         entity: Key::PlayerVolume,
-        request: Request::Set(Setting::Volume, volume),
+        request: ToyCommand::Set(Setting::Volume, volume),
         // What the Last command sensor shows.
         raw: format!("{volume} (after the announcement)"),
         restore: true,

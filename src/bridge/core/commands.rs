@@ -26,9 +26,9 @@ pub(super) struct Ended {
 #[must_use]
 pub(super) enum Asked {
     /// To play at its volume (see `announcements.rs`).
-    Announcement(Sn, Waiting),
+    Announcement(Waiting),
     /// A volume the user set, sent or waiting to be.
-    Volume(Sn),
+    Volume,
 }
 
 impl Commands {
@@ -76,69 +76,30 @@ impl Commands {
         }
     }
 
-    /// A command from Home Assistant for a toy. Settings kept by the bridge
-    /// are set here; the rest is sent, or queued behind the same setting's
-    /// command in flight. An announcement (or a media player's play) is
-    /// returned unsent, for the announcements to play at its volume.
-    pub(super) fn on_command(&mut self, cx: &mut Cx, topic: &str, sn: &str, key: &str, payload: &str) -> Option<Asked> {
-        let sn = match Sn::parse(sn) {
-            Ok(sn) if cx.toys.has(&sn) => sn,
-            Ok(_) => {
-                cx.log(Level::Warn, topic, format!("command for unknown toy {sn} ignored"));
-                return None;
-            }
-            Err(e) => {
-                cx.log(Level::Warn, topic, format!("command ignored: {e}"));
-                return None;
-            }
+    /// A command from Home Assistant for the toy itself (`payload` as it
+    /// came): sent, or queued behind the same setting's command in flight. An
+    /// announcement (or a media player's play) is returned unsent, for the
+    /// announcements to play at its volume.
+    pub(super) fn on_command(
+        &mut self,
+        cx: &mut Cx,
+        topic: &str,
+        sn: &Sn,
+        entity: &'static Entity,
+        command: ToyCommand,
+        payload: &str,
+    ) -> Option<Asked> {
+        // What the Last command sensor shows: what is said, or the URL, not the JSON.
+        let raw = match &command {
+            ToyCommand::PlayMedia(media) => media.text.clone().unwrap_or_else(|| media.url.clone()),
+            _ => payload.to_owned(),
         };
-        let Some(entity) = Entity::find(key) else {
-            cx.log(Level::Warn, topic, format!("command for unknown entity {key:?} ignored"));
-            return None;
-        };
-        if matches!(entity.kind, Kind::Player(_)) && !cx.cfg.media_player {
-            cx.log(Level::Warn, topic, "media player command ignored: homeassistant.media_player is off");
-            return None;
-        }
-        let request = match ha::commands::parse(entity, payload, &cx.cfg.catalog, &cx.cfg.roles) {
-            Ok(r) => r,
-            Err(e) => {
-                cx.log(Level::Warn, topic, format!("command refused before sending: {e}"));
-                let last = last_command(entity.key, payload, Outcome::Invalid);
-                set_last(cx, &sn, LastCommand { reason: Some(e.to_string()), ..last });
-                // Home Assistant may show the refused value until told otherwise.
-                cx.publish_entity(&sn, entity);
-                return None;
-            }
-        };
-        let mut raw = payload.to_owned();
-        match request {
-            // The role, the announcement volume and quiet are the bridge's own: nothing to ask the toy.
-            Request::SpeakingRole(role) => cx.toy(&sn).role = role,
-            Request::AnnouncementVolume(volume) => cx.toy(&sn).announcement_volume = volume,
-            Request::Quiet(on) => {
-                cx.toy(&sn).quiet = on;
-                let what = if on { "on: nothing makes it speak or play" } else { "off" };
-                cx.log(Level::Info, topic, format!("toy {sn} quiet {what}"));
-            }
-            _ => {}
-        }
-        if matches!(request, Request::SpeakingRole(_) | Request::AnnouncementVolume(_) | Request::Quiet(_)) {
-            cx.publish_entity(&sn, entity);
-            cx.out.save = true;
-            return None;
-        }
-        if let Request::PlayMedia(media) = &request {
-            // What the Last command sensor shows: what is said, or the URL, not the JSON.
-            raw = media.text.clone().unwrap_or_else(|| media.url.clone());
-        }
-        let speaks = matches!(request, Request::Say(_) | Request::PlayAudio(_) | Request::PlayMedia(_));
-        if speaks && cx.toys.state(&sn).quiet {
+        let speaks = !matches!(command, ToyCommand::Set(..));
+        if speaks && cx.toys.state(sn).quiet {
             // Dropped, not queued: turning quiet off must not make the toy
             // say what was asked in the night.
             cx.log(Level::Info, topic, format!("{} not sent: toy {sn} is quiet", entity.key));
-            set_last(cx, &sn, last_command(entity.key, &raw, Outcome::Quiet));
-            cx.publish_entity(&sn, entity);
+            refuse(cx, sn, entity, &raw, Outcome::Quiet, None);
             return None;
         }
         if !cx.links.folotoy {
@@ -146,18 +107,16 @@ impl Commands {
             // up on it; so it is refused now, and the old value shown again.
             let why = "FoloToy's broker is not connected";
             cx.log(Level::Warn, topic, format!("command not sent: {why}"));
-            let last = last_command(entity.key, payload, Outcome::Invalid);
-            set_last(cx, &sn, LastCommand { reason: Some(why.into()), ..last });
-            cx.publish_entity(&sn, entity);
+            refuse(cx, sn, entity, payload, Outcome::Invalid, Some(why.into()));
             return None;
         }
-        if matches!(request, Request::PlayMedia(_)) || entity.kind == Kind::Announce {
-            return Some(Asked::Announcement(sn, Waiting::asked(entity.key, request, raw)));
+        if matches!(command, ToyCommand::PlayMedia(_)) || entity.kind == Kind::Announce {
+            return Some(Asked::Announcement(Waiting::asked(entity.key, command, raw)));
         }
-        let volume = matches!(request, Request::Set(Setting::Volume, _)).then(|| Asked::Volume(sn.clone()));
-        if let Request::Set(setting, _) = request {
-            if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
-                let replaced = self.pending.wait(&sn, Slot::Setting(setting), Waiting::asked(entity.key, request, raw));
+        let volume = matches!(command, ToyCommand::Set(Setting::Volume, _)).then_some(Asked::Volume);
+        if let ToyCommand::Set(setting, _) = command {
+            if let Some(busy) = self.pending.busy(sn, Slot::Setting(setting)) {
+                let replaced = self.pending.wait(sn, Slot::Setting(setting), Waiting::asked(entity.key, command, raw));
                 let note = match replaced {
                     Some(old) => format!(", replacing {} which is not sent", old.raw),
                     None => String::new(),
@@ -173,7 +132,7 @@ impl Commands {
                 return volume;
             }
         }
-        self.send(cx, &sn, Waiting::asked(entity.key, request, raw));
+        self.send(cx, sn, Waiting::asked(entity.key, command, raw));
         volume
     }
 
@@ -205,17 +164,14 @@ impl Commands {
         let msg_id = self.pending.take_msg_id();
         let role = cx.toys.state(sn).role;
         let command = match &cmd.request {
-            Request::Set(setting, value) => {
+            ToyCommand::Set(setting, value) => {
                 let mut patch = Settings::default();
                 patch.set(*setting, *value);
                 Command::UpdateCommonConfig(patch)
             }
-            Request::Say(text) => Command::Play(Play { role: Some(role), text: Some(text.clone()), url: None }),
-            Request::PlayAudio(url) | Request::PlayMedia(Media { url, .. }) => {
+            ToyCommand::Say(text) => Command::Play(Play { role: Some(role), text: Some(text.clone()), url: None }),
+            ToyCommand::PlayAudio(url) | ToyCommand::PlayMedia(Media { url, .. }) => {
                 Command::Play(Play { role: None, text: None, url: Some(url.clone()) })
-            }
-            Request::SpeakingRole(_) | Request::AnnouncementVolume(_) | Request::Quiet(_) => {
-                unreachable!("handled without the toy")
             }
         };
         cx.out.folotoy(folotoy::topics::command(sn), command.payload(msg_id));
@@ -243,11 +199,11 @@ impl Commands {
             Outcome::Ok => {
                 let toy = cx.toy(&sn);
                 match (&cmd.request, entity.kind) {
-                    (Request::Set(setting, value), _) => toy.settings.set(*setting, *value),
+                    (ToyCommand::Set(setting, value), _) => toy.settings.set(*setting, *value),
                     // An announcement or a media player URL is not what the
                     // Say and Play audio text entities show.
-                    (Request::Say(text), Kind::Say) => toy.say_text = Some(text.clone()),
-                    (Request::PlayAudio(url), Kind::PlayAudio) => toy.play_url = Some(url.clone()),
+                    (ToyCommand::Say(text), Kind::Say) => toy.say_text = Some(text.clone()),
+                    (ToyCommand::PlayAudio(url), Kind::PlayAudio) => toy.play_url = Some(url.clone()),
                     _ => {}
                 }
                 None
@@ -269,7 +225,7 @@ impl Commands {
         set_last(cx, &sn, LastCommand { msg_id: Some(msg_id), reason, ..last });
         // Confirmed or not, every entity showing the value shows the truth.
         match cmd.request {
-            Request::Set(setting, _) => {
+            ToyCommand::Set(setting, _) => {
                 for e in TOY.iter().filter(|e| e.shows(setting)) {
                     cx.publish_entity(&sn, e);
                 }
@@ -283,6 +239,53 @@ impl Commands {
         }
         Some(Ended { sn, msg_id, outcome, command: cmd, superseded })
     }
+}
+
+/// A command from Home Assistant for a toy's entity, parsed: for a toy the
+/// bridge knows, and an entity it offers. One that cannot be parsed is
+/// refused here (the Last command says why), and `None` returned.
+pub(super) fn read(
+    cx: &mut Cx,
+    topic: &str,
+    sn: &str,
+    key: &str,
+    payload: &str,
+) -> Option<(Sn, &'static Entity, HaCommand)> {
+    let sn = match Sn::parse(sn) {
+        Ok(sn) if cx.toys.has(&sn) => sn,
+        Ok(_) => {
+            cx.log(Level::Warn, topic, format!("command for unknown toy {sn} ignored"));
+            return None;
+        }
+        Err(e) => {
+            cx.log(Level::Warn, topic, format!("command ignored: {e}"));
+            return None;
+        }
+    };
+    let Some(entity) = Entity::find(key) else {
+        cx.log(Level::Warn, topic, format!("command for unknown entity {key:?} ignored"));
+        return None;
+    };
+    if matches!(entity.kind, Kind::Player(_)) && !cx.cfg.media_player {
+        cx.log(Level::Warn, topic, "media player command ignored: homeassistant.media_player is off");
+        return None;
+    }
+    match ha::commands::parse(entity, payload, &cx.cfg.catalog, &cx.cfg.roles) {
+        Ok(command) => Some((sn, entity, command)),
+        Err(e) => {
+            cx.log(Level::Warn, topic, format!("command refused before sending: {e}"));
+            refuse(cx, &sn, entity, payload, Outcome::Invalid, Some(e.to_string()));
+            None
+        }
+    }
+}
+
+/// A command not sent: the Last command sensor says why, and the entity
+/// shows its state again (Home Assistant may show the refused value until
+/// told otherwise).
+fn refuse(cx: &mut Cx, sn: &Sn, entity: &Entity, value: &str, outcome: Outcome, reason: Option<String>) {
+    set_last(cx, sn, LastCommand { reason, ..last_command(entity.key, value, outcome) });
+    cx.publish_entity(sn, entity);
 }
 
 /// Shows how a command went on the Last command sensor, and saves it.

@@ -56,15 +56,15 @@ impl Playing {
 
 /// What a command makes the toy play, and for about how long: a sentence
 /// as long as reading it takes, a URL the usual guess, settings nothing.
-fn what_plays(request: &Request) -> Option<(String, Duration)> {
+fn what_plays(request: &ToyCommand) -> Option<(String, Duration)> {
     match request {
-        Request::Say(text) | Request::PlayMedia(Media { text: Some(text), .. }) => {
+        ToyCommand::Say(text) | ToyCommand::PlayMedia(Media { text: Some(text), .. }) => {
             Some((text.clone(), speaking_time(text)))
         }
-        Request::PlayAudio(url) | Request::PlayMedia(Media { url, text: None, .. }) => {
+        ToyCommand::PlayAudio(url) | ToyCommand::PlayMedia(Media { url, text: None, .. }) => {
             Some((title_of(url), PLAY_GUESS))
         }
-        Request::Set(..) | Request::SpeakingRole(_) | Request::AnnouncementVolume(_) | Request::Quiet(_) => None,
+        ToyCommand::Set(..) => None,
     }
 }
 

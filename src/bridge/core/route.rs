@@ -84,17 +84,26 @@ impl Concerns {
             HaInbound::Command { sn, key, .. } if sn == SERVER => {
                 self.server.on_command(cx, &mut self.commands, topic, &key)
             }
-            HaInbound::Command { sn, key, payload } => match self.commands.on_command(cx, topic, &sn, &key, &payload) {
-                Some(Asked::Announcement(sn, cmd)) => {
-                    self.announcements.announce(cx, &mut self.commands, &sn, topic, cmd)
-                }
-                Some(Asked::Volume(sn)) => self.announcements.volume_set(cx, &sn, topic),
-                None => {}
-            },
+            HaInbound::Command { sn, key, payload } => self.on_command(cx, topic, &sn, &key, &payload),
             HaInbound::Screen { id, sn, text } => self.watching.screen(cx, topic, &id, sn.as_deref(), &text),
             // Our own config coming back, or one we emptied ourselves.
             HaInbound::Discovery { emptied: false, .. } => {}
             HaInbound::Discovery { node, emptied: true } => self.on_config_emptied(cx, topic, &node, at),
+        }
+    }
+
+    /// A command for a toy's entity: a setting the bridge keeps, or one for
+    /// the toy, which may be an announcement or a volume the user set.
+    fn on_command(&mut self, cx: &mut Cx, topic: &str, sn: &str, key: &str, payload: &str) {
+        let Some((sn, entity, command)) = commands::read(cx, topic, sn, key, payload) else { return };
+        let command = match command {
+            HaCommand::Own(setting) => return own_settings::set(cx, &sn, topic, setting),
+            HaCommand::Toy(command) => command,
+        };
+        match self.commands.on_command(cx, topic, &sn, entity, command, payload) {
+            Some(Asked::Announcement(cmd)) => self.announcements.announce(cx, &mut self.commands, &sn, topic, cmd),
+            Some(Asked::Volume) => self.announcements.volume_set(cx, &sn, topic),
+            None => {}
         }
     }
 
