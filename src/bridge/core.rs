@@ -188,9 +188,9 @@ struct Links {
 }
 
 /// What every concern decides with besides its own state: the configuration,
-/// which brokers are up, the toys with their saved state (each concern keeps
-/// its part of a toy there, as the state file does), and the hold on the
-/// states a talking toy changes with every sentence.
+/// which brokers are up, the toys (each with every concern's part of it, see
+/// [`toys::Toy`]: a concern changes its own part and reads the others), and
+/// the hold on the states a talking toy changes with every sentence.
 #[derive(Debug)]
 struct Shared {
     cfg: CoreConfig,
@@ -217,11 +217,6 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    /// A known toy's state; the caller checked that it is known.
-    fn toy(&mut self, sn: &Sn) -> &mut ToyState {
-        self.toys.state_mut(sn).expect("checked by the caller")
-    }
-
     fn log(&mut self, level: Level, topic: &str, message: impl Into<String>) {
         self.out.log(level, topic, message);
     }
@@ -247,7 +242,7 @@ impl Cx<'_> {
             return;
         }
         let cfg = self.cfg;
-        if let Some(payload) = ha::states::render(entity, self.toys.state(sn), &cfg.catalog, &cfg.roles) {
+        if let Some(payload) = ha::states::render(entity, &self.toys.toy(sn).shown(), &cfg.catalog, &cfg.roles) {
             self.out.ha(cfg.topics.state(sn, entity.key.as_str()), payload, true);
         }
     }
@@ -334,7 +329,7 @@ impl Core {
         let (toys, c) = (&self.shared.toys, &self.concerns);
         Snapshot {
             next_msg_id: c.commands.next_msg_id(),
-            toys: toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
+            toys: toys.iter().map(|(sn, t)| (sn.clone(), t.saved())).collect(),
             discovery_topics: c.republishing.published(),
             server: c.server.state().clone(),
             deleted_toys: toys.deleted().keys().cloned().collect(),
@@ -368,7 +363,7 @@ impl Core {
 
     /// Every toy with the name the user gave it, if any.
     pub fn named_toys(&self) -> impl Iterator<Item = (&Sn, Option<&str>)> {
-        self.shared.toys.iter().map(|(sn, t)| (sn, t.name.as_deref()))
+        self.shared.toys.iter().map(|(sn, t)| (sn, t.name()))
     }
 
     /// At start: today's sentences so far, from the history (what the bridge

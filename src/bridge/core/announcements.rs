@@ -4,6 +4,22 @@
 use super::commands::{self, Commands, Ended};
 use super::*;
 
+/// The volume a toy is owed: the one it had before an announcement played
+/// at its own, put back once that is over (saved, so a restart
+/// mid-announcement still puts it back). Changed only here.
+#[derive(Debug, Default)]
+pub(super) struct OwedVolume(Option<Value>);
+
+impl OwedVolume {
+    pub(super) fn from_saved(volume: Option<Value>) -> OwedVolume {
+        OwedVolume(volume)
+    }
+
+    pub(super) fn volume(&self) -> Option<Value> {
+        self.0
+    }
+}
+
 /// Where each toy's announcement at its own volume stands.
 #[derive(Debug, Default)]
 pub(super) struct Announcements {
@@ -39,8 +55,8 @@ impl Announcements {
 
     /// Whether the toy is owed the volume it had before an announcement
     /// that is over (one under way puts it back itself).
-    fn owes(&self, sn: &Sn, toy: &ToyState) -> bool {
-        toy.volume_to_restore.is_some() && !self.has(sn)
+    fn owes(&self, sn: &Sn, owed: &OwedVolume) -> bool {
+        owed.0.is_some() && !self.has(sn)
     }
 
     /// Whether the toy's volume or announcement is being sent.
@@ -116,8 +132,9 @@ impl Announcements {
     /// leaves the toy louder or quieter than before, so one whose volume
     /// could not be put back plays at the toy's own volume.
     pub(super) fn announce(&mut self, cx: &mut Cx, commands: &mut Commands, sn: &Sn, topic: &str, mut cmd: Waiting) {
-        let toy = cx.toys.state(sn);
-        let own = (toy.announcement_volume > 0).then_some(Value::Int(toy.announcement_volume.into()));
+        let toy = cx.toys.toy(sn);
+        let announcement_volume = toy.own.announcement_volume();
+        let own = (announcement_volume > 0).then_some(Value::Int(announcement_volume.into()));
         let (request, volume) = match cmd.request {
             ToyCommand::PlayMedia(m) => {
                 let volume = m.volume.or(if m.announce { own } else { None });
@@ -130,8 +147,8 @@ impl Announcements {
             commands.send(cx, sn, cmd);
             return;
         };
-        let confirmed = toy.settings.get(Setting::Volume);
-        let before = toy.volume_to_restore.or(confirmed);
+        let confirmed = toy.confirmed.settings().get(Setting::Volume);
+        let before = toy.owed.0.or(confirmed);
         let changing = commands.busy(sn, Slot::Setting(Setting::Volume)).is_some() || self.sending(sn);
         let why_not = if before.is_none() {
             Some("the toy has not confirmed a volume yet, so none could be put back")
@@ -147,7 +164,7 @@ impl Announcements {
             commands.send(cx, sn, cmd);
             return;
         }
-        cx.toy(sn).volume_to_restore = before;
+        cx.toys.toy_mut(sn).owed.0 = before;
         let shown = format!("{volume} (announcement)");
         let set = Waiting::asked(Key::PlayerVolume, ToyCommand::Set(Setting::Volume, volume), shown);
         let msg_id = commands.send(cx, sn, set);
@@ -157,7 +174,7 @@ impl Announcements {
     /// The user set the toy's volume: it wins over the one an announcement
     /// would put back.
     pub(super) fn volume_set(&self, cx: &mut Cx, sn: &Sn, topic: &str) {
-        if cx.toy(sn).volume_to_restore.take().is_some() {
+        if cx.toys.toy_mut(sn).owed.0.take().is_some() {
             let why = "a new volume was set: the volume from before the announcement is not put back";
             cx.log(Level::Info, topic, why);
         }
@@ -176,7 +193,7 @@ impl Announcements {
                     let topic = folotoy::topics::command(sn);
                     return cx.log(Level::Warn, &topic, "announcement not played: FoloToy's broker is not connected");
                 }
-                if cx.toys.state(sn).quiet {
+                if cx.toys.toy(sn).own.quiet() {
                     // Quiet came on while the volume was being set: nothing is played.
                     commands::set_last(cx, sn, commands::last_command(then.entity, &then.raw, Outcome::Quiet));
                     return restore_volume(cx, commands, sn);
@@ -200,15 +217,14 @@ impl Announcements {
     /// The toy spoke up: a volume an announcement could not put back (the
     /// toy was off) goes back now that it is on again.
     pub(super) fn heard_from(&self, cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
-        if self.owes(sn, cx.toys.state(sn)) {
+        if self.owes(sn, &cx.toys.toy(sn).owed) {
             restore_volume(cx, commands, sn);
         }
     }
 
     /// FoloToy's broker is back: the volumes owed go back.
     pub(super) fn restore_owed(&self, cx: &mut Cx, commands: &mut Commands) {
-        let owed: Vec<Sn> =
-            cx.toys.iter().filter(|(sn, t)| self.owes(sn, &t.state)).map(|(sn, _)| sn.clone()).collect();
+        let owed: Vec<Sn> = cx.toys.iter().filter(|(sn, t)| self.owes(sn, &t.owed)).map(|(sn, _)| sn.clone()).collect();
         for sn in owed {
             restore_volume(cx, commands, &sn);
         }
@@ -221,7 +237,7 @@ impl Announcements {
 fn owe_again(cx: &mut Cx, ended: &Ended) {
     let ToyCommand::Set(Setting::Volume, volume) = ended.command.request else { return };
     if ended.outcome != Outcome::Ok && ended.command.restore && !ended.superseded && cx.toys.has(&ended.sn) {
-        cx.toy(&ended.sn).volume_to_restore.get_or_insert(volume);
+        cx.toys.toy_mut(&ended.sn).owed.0.get_or_insert(volume);
     }
 }
 
@@ -230,7 +246,7 @@ fn restore_volume(cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
     if !cx.links.folotoy {
         return; // owed until FoloToy's broker is back
     }
-    let Some(volume) = cx.toy(sn).volume_to_restore.take() else { return };
+    let Some(volume) = cx.toys.toy_mut(sn).owed.0.take() else { return };
     cx.out.save = true;
     let restore = Waiting {
         entity: Key::PlayerVolume,

@@ -10,6 +10,67 @@ pub(super) struct Commands {
     pending: Pending,
 }
 
+/// What a toy confirmed of the commands it was sent (its settings, the text
+/// it last said and the URL it last played for their entities), and how
+/// its last command went: changed only here.
+#[derive(Debug, Default)]
+pub(super) struct Confirmed {
+    settings: Settings,
+    say_text: Option<String>,
+    play_url: Option<String>,
+    last_command: Option<LastCommand>,
+}
+
+impl Confirmed {
+    /// As saved; a setting this bridge no longer takes is dropped (`warn`
+    /// says which), and a command the restart cut short shows it.
+    pub(super) fn from_saved(
+        mut settings: Settings,
+        say_text: Option<String>,
+        play_url: Option<String>,
+        mut last_command: Option<LastCommand>,
+        warn: &mut dyn FnMut(String),
+    ) -> Confirmed {
+        for err in settings.retain_valid() {
+            warn(format!("saved setting dropped: {err}"));
+        }
+        if let Some(cmd) = last_command.as_mut().filter(|c| c.outcome == Outcome::Pending) {
+            cmd.outcome = Outcome::NoAnswer;
+            cmd.reason = Some("the bridge restarted before the toy answered".into());
+        }
+        Confirmed { settings, say_text, play_url, last_command }
+    }
+
+    pub(super) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(super) fn say_text(&self) -> Option<&str> {
+        self.say_text.as_deref()
+    }
+
+    pub(super) fn play_url(&self) -> Option<&str> {
+        self.play_url.as_deref()
+    }
+
+    pub(super) fn last_command(&self) -> Option<&LastCommand> {
+        self.last_command.as_ref()
+    }
+
+    /// The toy confirmed `command`, sent for an entity of `kind`: what it
+    /// set, or what its Say or Play audio entity shows.
+    fn confirm(&mut self, command: &ToyCommand, kind: Kind) {
+        match (command, kind) {
+            (ToyCommand::Set(setting, value), _) => self.settings.set(*setting, *value),
+            // An announcement or a media player URL is not what the
+            // Say and Play audio text entities show.
+            (ToyCommand::Say(text), Kind::Say) => self.say_text = Some(text.clone()),
+            (ToyCommand::PlayAudio(url), Kind::PlayAudio) => self.play_url = Some(url.clone()),
+            _ => {}
+        }
+    }
+}
+
 /// How a command ended, for what else it concerns (the media player, an
 /// announcement); the command's own entities already show it.
 #[must_use]
@@ -95,7 +156,7 @@ impl Commands {
             _ => payload.to_owned(),
         };
         let speaks = !matches!(command, ToyCommand::Set(..));
-        if speaks && cx.toys.state(sn).quiet {
+        if speaks && cx.toys.toy(sn).own.quiet() {
             // Dropped, not queued: turning quiet off must not make the toy
             // say what was asked in the night.
             cx.log(Level::Info, topic, format!("{} not sent: toy {sn} is quiet", entity.key));
@@ -162,7 +223,7 @@ impl Commands {
     /// Sends a request to the toy; returns its msgId.
     pub(super) fn send(&mut self, cx: &mut Cx, sn: &Sn, cmd: Waiting) -> u32 {
         let msg_id = self.pending.take_msg_id();
-        let role = cx.toys.state(sn).role;
+        let role = cx.toys.toy(sn).own.role();
         let command = match &cmd.request {
             ToyCommand::Set(setting, value) => {
                 let mut patch = Settings::default();
@@ -197,15 +258,7 @@ impl Commands {
         let topic = folotoy::topics::command(&sn);
         let reason = match outcome {
             Outcome::Ok => {
-                let toy = cx.toy(&sn);
-                match (&cmd.request, entity.kind) {
-                    (ToyCommand::Set(setting, value), _) => toy.settings.set(*setting, *value),
-                    // An announcement or a media player URL is not what the
-                    // Say and Play audio text entities show.
-                    (ToyCommand::Say(text), Kind::Say) => toy.say_text = Some(text.clone()),
-                    (ToyCommand::PlayAudio(url), Kind::PlayAudio) => toy.play_url = Some(url.clone()),
-                    _ => {}
-                }
+                cx.toys.toy_mut(&sn).confirmed.confirm(&cmd.request, entity.kind);
                 None
             }
             Outcome::Refused => {
@@ -290,7 +343,7 @@ fn refuse(cx: &mut Cx, sn: &Sn, entity: &Entity, value: &str, outcome: Outcome, 
 
 /// Shows how a command went on the Last command sensor, and saves it.
 pub(super) fn set_last(cx: &mut Cx, sn: &Sn, last: LastCommand) {
-    cx.toy(sn).last_command = Some(last);
+    cx.toys.toy_mut(sn).confirmed.last_command = Some(last);
     // The Last command is saved state, and a sent command used up a
     // msgId that a restarted bridge must not hand out again.
     cx.out.save = true;

@@ -7,7 +7,72 @@ use crate::dates::unix_ms;
 use crate::ha::states::Spoken;
 use crate::history::{Kind as LineKind, Line};
 
-/// What toys say; their answers so far are in their saved state.
+/// What a toy's child said last, and the toy's answer so far: changed only here.
+#[derive(Debug, Default)]
+pub(super) struct ToyTalk {
+    heard: Option<Heard>,
+    answer: Option<Answer>,
+}
+
+/// A sentence of the toy's answer, as kept (see [`ToyTalk::add_said`]).
+struct Said {
+    /// Its place in the answer.
+    order: i64,
+    /// The same sentence arrived before.
+    again: bool,
+    /// The answer's recordingId and role.
+    answer_id: Option<i64>,
+    answer_role: Option<i64>,
+    /// The Conversation event for it.
+    event: String,
+    /// The answer so far.
+    text: String,
+}
+
+impl ToyTalk {
+    pub(super) fn from_saved(heard: Option<Heard>, answer: Option<Answer>) -> ToyTalk {
+        ToyTalk { heard, answer }
+    }
+
+    pub(super) fn heard(&self) -> Option<&Heard> {
+        self.heard.as_ref()
+    }
+
+    pub(super) fn answer(&self) -> Option<&Answer> {
+        self.answer.as_ref()
+    }
+
+    /// A sentence of the toy's answer, kept by its order; one from another
+    /// answer starts a new one. `Err`: the answer has [`MAX_ANSWER_PARTS`]
+    /// sentences already, and this one (its order) is not kept.
+    fn add_said(
+        &mut self,
+        recording_id: Option<i64>,
+        order: Option<i64>,
+        text: String,
+        voice_url: Option<String>,
+        role: Option<i64>,
+    ) -> Result<Said, i64> {
+        let answer = match &mut self.answer {
+            Some(a) if continues(a, recording_id, order) => a,
+            other => other.insert(Answer { recording_id, role, ..Answer::default() }),
+        };
+        // Without an order, a sentence goes after those already here.
+        let order = order.unwrap_or_else(|| answer.parts.keys().next_back().map_or(1, |o| o + 1));
+        if !answer.parts.contains_key(&order) && answer.parts.len() >= MAX_ANSWER_PARTS {
+            return Err(order);
+        }
+        answer.role = role.or(answer.role);
+        // A sentence sent again is looked at once.
+        let again = answer.parts.get(&order).is_some_and(|p| p.text == text);
+        answer.parts.insert(order, Part { text, voice_url });
+        let event = ha::states::said_event(answer, order);
+        let (answer_id, answer_role) = (answer.recording_id, answer.role);
+        Ok(Said { order, again, answer_id, answer_role, event, text: answer.text() })
+    }
+}
+
+/// What toys say, and the day their tallies count.
 #[derive(Debug, Default)]
 pub(super) struct Conversations {
     /// The day the Talk time and Exchanges today count.
@@ -57,52 +122,41 @@ impl Conversations {
                     };
                     watch(cx, watching, sn, spoken);
                 }
-                cx.toy(sn).heard = Some(heard);
+                cx.toys.toy_mut(sn).talk.heard = Some(heard);
                 cx.publish_held(sn, Key::Heard);
                 None
             }
             ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
-                // Through the field, not `cx.toy`: the answer is borrowed while the output is written.
-                let toy = cx.toys.state_mut(sn).expect("checked by the caller");
-                let answer = match &mut toy.answer {
-                    Some(a) if continues(a, recording_id, order) => a,
-                    other => other.insert(Answer { recording_id, role, ..Answer::default() }),
+                let sentence = text.clone();
+                let said = match cx.toys.toy_mut(sn).talk.add_said(recording_id, order, text, voice_url, role) {
+                    Ok(said) => said,
+                    Err(order) => {
+                        let why = format!(
+                            "answer {recording_id:?} has over {MAX_ANSWER_PARTS} sentences; sentence {order} ignored"
+                        );
+                        cx.log(Level::Warn, topic, why);
+                        return None;
+                    }
                 };
-                // Without an order, a sentence goes after those already here.
-                let order = order.unwrap_or_else(|| answer.parts.keys().next_back().map_or(1, |o| o + 1));
-                if !answer.parts.contains_key(&order) && answer.parts.len() >= MAX_ANSWER_PARTS {
-                    let why = format!(
-                        "answer {recording_id:?} has over {MAX_ANSWER_PARTS} sentences; sentence {order} ignored"
-                    );
-                    cx.out.log(Level::Warn, topic, why);
-                    return None;
-                }
-                answer.role = role.or(answer.role);
-                let line = Line { t, kind: LineKind::Said, recording_id, order: Some(order), role, text: text.clone() };
-                // A sentence sent again is looked at once.
-                let again = answer.parts.get(&order).is_some_and(|p| p.text == text);
-                let (answer_id, answer_role) = (answer.recording_id, answer.role);
-                let watched = (!watching.is_empty() && !again).then(|| text.clone());
-                answer.parts.insert(order, Part { text, voice_url });
-                let event = ha::states::said_event(answer, order);
-                let text = answer.text();
+                let order = Some(said.order);
+                let line = Line { t, kind: LineKind::Said, recording_id, order, role, text: sentence.clone() };
                 self.keep(cx, sn, line);
                 if cx.links.ha {
-                    cx.out.event(conversation, event);
-                    if let Some(sentence) = watched {
+                    cx.out.event(conversation, said.event);
+                    if !watching.is_empty() && !said.again {
                         let spoken = Spoken {
                             speaker: Speaker::Toy,
                             sentence: &sentence,
-                            recording_id: answer_id,
-                            order: Some(order),
-                            role: answer_role,
+                            recording_id: said.answer_id,
+                            order,
+                            role: said.answer_role,
                         };
                         watch(cx, watching, sn, spoken);
                     }
                 }
                 cx.publish_held(sn, Key::Said);
-                let length = speaking_time(&text);
-                Some((text, length))
+                let length = speaking_time(&said.text);
+                Some((said.text, length))
             }
             ToyEvent::Other { identifier } => {
                 cx.log(Level::Warn, topic, format!("event {identifier:?} is not one this bridge knows; ignored"));

@@ -7,6 +7,17 @@ use crate::glance::Tally;
 use crate::history::{Kind as LineKind, Line};
 use jiff::civil::Date;
 
+/// How much a toy talked today: not saved, counted from the history at
+/// start (see [`Days::begin_day`]). Changed only here.
+#[derive(Debug, Default)]
+pub(super) struct DayTally(Tally);
+
+impl DayTally {
+    pub(super) fn tally(&self) -> Tally {
+        self.0
+    }
+}
+
 /// The day the toys' tallies count; none before the first sentence, or
 /// without a history (`CoreConfig::glance`).
 #[derive(Debug, Default)]
@@ -41,7 +52,7 @@ impl Days {
         if self.today.as_ref().is_none_or(|t| line.t >= t.ends_ms) {
             self.begin(cx, zone, line.t);
         }
-        let tally = &mut cx.toy(sn).today;
+        let tally = &mut cx.toys.toy_mut(sn).today.0;
         let before = (tally.exchanges(), tally.talk_minutes());
         tally.add(line.kind, line.t);
         let after = (tally.exchanges(), tally.talk_minutes());
@@ -66,8 +77,8 @@ impl Days {
             if Some(zone.day(t)) != today {
                 continue;
             }
-            if let Some(toy) = Sn::parse(&sn).ok().and_then(|sn| cx.toys.state_mut(&sn)) {
-                toy.today.add(kind, t);
+            if let Some(toy) = Sn::parse(&sn).ok().and_then(|sn| cx.toys.find_mut(&sn)) {
+                toy.today.0.add(kind, t);
             }
         }
     }
@@ -90,9 +101,9 @@ impl Days {
         let left = Duration::from_millis(ends_ms.saturating_sub(ms));
         self.today = Some(Today { day: zone.day(ms), ends_ms, ends: cx.now + left });
         let counted: Vec<Sn> =
-            cx.toys.iter().filter(|(_, t)| t.state.today != Tally::default()).map(|(sn, _)| sn.clone()).collect();
+            cx.toys.iter().filter(|(_, t)| t.today.0 != Tally::default()).map(|(sn, _)| sn.clone()).collect();
         for sn in counted {
-            cx.toy(&sn).today = Tally::default();
+            cx.toys.toy_mut(&sn).today.0 = Tally::default();
             cx.publish(&sn, Key::ExchangesToday);
             cx.publish(&sn, Key::TalkTimeToday);
         }

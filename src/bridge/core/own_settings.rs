@@ -3,25 +3,69 @@
 
 use super::*;
 
+/// A toy's own settings: changed only here.
+#[derive(Debug)]
+pub(super) struct OwnSettings {
+    /// The role (1..7) Say speaks with.
+    role: u8,
+    /// The volume announcements play at (0..100), 0 for the toy's own.
+    announcement_volume: u8,
+    /// Whether the toy's Quiet switch is on: nothing makes it speak or play.
+    quiet: bool,
+}
+
+impl Default for OwnSettings {
+    fn default() -> Self {
+        // Role 1 is the toy's default role in roles.json.
+        OwnSettings { role: 1, announcement_volume: 0, quiet: false }
+    }
+}
+
+impl OwnSettings {
+    /// As saved; a role this configuration has no name for is role 1.
+    pub(super) fn from_saved(role: u8, announcement_volume: u8, quiet: bool, roles: usize) -> OwnSettings {
+        let role = if role == 0 || usize::from(role) > roles { 1 } else { role };
+        OwnSettings { role, announcement_volume, quiet }
+    }
+
+    pub(super) fn role(&self) -> u8 {
+        self.role
+    }
+
+    pub(super) fn announcement_volume(&self) -> u8 {
+        self.announcement_volume
+    }
+
+    pub(super) fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Takes `setting`; returns the entity that shows it.
+    fn set(&mut self, setting: OwnSetting) -> Key {
+        match setting {
+            OwnSetting::SpeakingRole(role) => {
+                self.role = role;
+                Key::SpeakingRole
+            }
+            OwnSetting::AnnouncementVolume(volume) => {
+                self.announcement_volume = volume;
+                Key::AnnouncementVolume
+            }
+            OwnSetting::Quiet(on) => {
+                self.quiet = on;
+                Key::Quiet
+            }
+        }
+    }
+}
+
 /// Home Assistant set one of the toy's own settings: kept, shown and saved.
 pub(super) fn set(cx: &mut Cx, sn: &Sn, topic: &str, setting: OwnSetting) {
-    let toy = cx.toy(sn);
-    let key = match setting {
-        OwnSetting::SpeakingRole(role) => {
-            toy.role = role;
-            Key::SpeakingRole
-        }
-        OwnSetting::AnnouncementVolume(volume) => {
-            toy.announcement_volume = volume;
-            Key::AnnouncementVolume
-        }
-        OwnSetting::Quiet(on) => {
-            toy.quiet = on;
-            let what = if on { "on: nothing makes it speak or play" } else { "off" };
-            cx.log(Level::Info, topic, format!("toy {sn} quiet {what}"));
-            Key::Quiet
-        }
-    };
+    let key = cx.toys.toy_mut(sn).own.set(setting);
+    if key == Key::Quiet {
+        let what = if cx.toys.toy(sn).own.quiet() { "on: nothing makes it speak or play" } else { "off" };
+        cx.log(Level::Info, topic, format!("toy {sn} quiet {what}"));
+    }
     cx.publish(sn, key);
     cx.out.save = true;
 }

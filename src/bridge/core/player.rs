@@ -5,6 +5,30 @@
 use super::commands::Ended;
 use super::*;
 
+/// What a toy's media player shows: changed only here.
+#[derive(Debug, Default)]
+pub(super) struct Player {
+    /// Whether the toy is (probably) playing. Not saved: FoloToy never says
+    /// when playback ends, so it is a guess, and a restart starts idle.
+    playing: bool,
+    /// What the toy played or said last.
+    title: Option<String>,
+}
+
+impl Player {
+    pub(super) fn from_saved(title: Option<String>) -> Player {
+        Player { playing: false, title }
+    }
+
+    pub(super) fn playing(&self) -> bool {
+        self.playing
+    }
+
+    pub(super) fn title(&self) -> Option<&str> {
+        self.title.as_deref()
+    }
+}
+
 /// Until when each playing toy is guessed to play.
 #[derive(Debug, Default)]
 pub(super) struct Playing {
@@ -22,9 +46,9 @@ impl Playing {
 
     /// Shows the toy as playing `title` for about `length`.
     pub(super) fn start(&mut self, cx: &mut Cx, sn: &Sn, title: String, length: Duration) {
-        let toy = cx.toy(sn);
-        let was_playing = std::mem::replace(&mut toy.playing, true);
-        toy.player_title = Some(title);
+        let player = &mut cx.toys.toy_mut(sn).player;
+        let was_playing = std::mem::replace(&mut player.playing, true);
+        player.title = Some(title);
         self.until.insert(sn.clone(), cx.now + length);
         if !was_playing {
             cx.publish(sn, Key::PlayerState);
@@ -46,8 +70,8 @@ impl Playing {
     /// Toys whose playing is over show idle.
     pub(super) fn on_tick(&mut self, cx: &mut Cx) {
         for sn in take_due(&mut self.until, |t| *t <= cx.now) {
-            if let Some(toy) = cx.toys.state_mut(&sn) {
-                toy.playing = false;
+            if let Some(toy) = cx.toys.find_mut(&sn) {
+                toy.player.playing = false;
                 cx.publish(&sn, Key::PlayerState);
             }
         }

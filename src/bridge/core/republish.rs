@@ -103,7 +103,7 @@ impl Republishing {
         if !cx.links.ha {
             return; // Home Assistant's connection publishes every toy
         }
-        let ToyDiscovery { device, player } = cx.discovery().toy(sn, cx.toys.name(sn));
+        let ToyDiscovery { device, player } = cx.discovery().toy(sn, cx.toys.toy(sn).name());
         self.publish_device(cx, device, before);
         if let Some(c) = player {
             Arc::make_mut(&mut self.published).insert(c.topic.clone());

@@ -14,11 +14,126 @@ pub(super) struct Toys {
     deleted: BTreeMap<Sn, Option<u64>>,
 }
 
+/// What the bridge keeps about a toy: its membership here (this file's) and
+/// each concern's part, each changed only in the file of its concern and
+/// read by the rest, as Home Assistant's states are rendered from [`Toy::shown`].
 #[derive(Debug)]
 pub(super) struct Toy {
     /// The name the user configured; discovered toys have none.
-    pub(super) name: Option<String>,
-    pub(super) state: ToyState,
+    name: Option<String>,
+    /// Whether it was in `folotoy.toys` at start (see [`ToyState::listed`]).
+    listed: bool,
+    /// When it last published anything, in ms since the Unix epoch.
+    last_activity_ms: Option<u64>,
+    /// Its confirmed settings and last command (`commands.rs`).
+    pub(super) confirmed: commands::Confirmed,
+    /// The settings the bridge keeps for it (`own_settings.rs`).
+    pub(super) own: own_settings::OwnSettings,
+    /// The volume owed to it after an announcement (`announcements.rs`).
+    pub(super) owed: announcements::OwedVolume,
+    /// What it heard and said last (`conversations.rs`).
+    pub(super) talk: conversations::ToyTalk,
+    /// How much it talked today (`glance.rs`).
+    pub(super) today: glance::DayTally,
+    /// What its media player shows (`player.rs`).
+    pub(super) player: player::Player,
+}
+
+impl Toy {
+    /// A toy first heard from (or let back in): nothing known of it yet.
+    fn new(name: Option<String>) -> Toy {
+        Toy {
+            name,
+            listed: false,
+            last_activity_ms: None,
+            confirmed: Default::default(),
+            own: Default::default(),
+            owed: Default::default(),
+            talk: Default::default(),
+            today: Default::default(),
+            player: Default::default(),
+        }
+    }
+
+    /// A toy as the state file has it, each part to its concern (which checks
+    /// it against this configuration; `warn` says what it dropped).
+    fn from_saved(name: Option<String>, saved: ToyState, cfg: &CoreConfig, warn: &mut dyn FnMut(String)) -> Toy {
+        let ToyState {
+            settings,
+            role,
+            say_text,
+            play_url,
+            last_command,
+            heard,
+            answer,
+            last_activity_ms,
+            player_title,
+            quiet,
+            announcement_volume,
+            volume_to_restore,
+            listed,
+        } = saved;
+        Toy {
+            name,
+            listed,
+            last_activity_ms,
+            confirmed: commands::Confirmed::from_saved(settings, say_text, play_url, last_command, warn),
+            own: own_settings::OwnSettings::from_saved(role, announcement_volume, quiet, cfg.roles.len()),
+            owed: announcements::OwedVolume::from_saved(volume_to_restore),
+            talk: conversations::ToyTalk::from_saved(heard, answer),
+            today: Default::default(),
+            player: player::Player::from_saved(player_title),
+        }
+    }
+
+    /// The toy as the state file has it, from every concern's part.
+    pub(super) fn saved(&self) -> ToyState {
+        let (confirmed, own, talk) = (&self.confirmed, &self.own, &self.talk);
+        ToyState {
+            settings: confirmed.settings().clone(),
+            role: own.role(),
+            say_text: confirmed.say_text().map(str::to_owned),
+            play_url: confirmed.play_url().map(str::to_owned),
+            last_command: confirmed.last_command().cloned(),
+            heard: talk.heard().cloned(),
+            answer: talk.answer().cloned(),
+            last_activity_ms: self.last_activity_ms,
+            player_title: self.player.title().map(str::to_owned),
+            quiet: own.quiet(),
+            announcement_volume: own.announcement_volume(),
+            volume_to_restore: self.owed.volume(),
+            listed: self.listed,
+        }
+    }
+
+    /// What its entities show, read from every concern's part.
+    pub(super) fn shown(&self) -> ha::states::Shown<'_> {
+        let (confirmed, own, talk) = (&self.confirmed, &self.own, &self.talk);
+        ha::states::Shown {
+            settings: confirmed.settings(),
+            say_text: confirmed.say_text(),
+            play_url: confirmed.play_url(),
+            last_command: confirmed.last_command(),
+            role: own.role(),
+            announcement_volume: own.announcement_volume(),
+            quiet: own.quiet(),
+            heard: talk.heard(),
+            answer: talk.answer(),
+            today: self.today.tally(),
+            last_activity_ms: self.last_activity_ms,
+            playing: self.player.playing(),
+            player_title: self.player.title(),
+        }
+    }
+
+    /// The name the user gave it, if any.
+    pub(super) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub(super) fn last_activity_ms(&self) -> Option<u64> {
+        self.last_activity_ms
+    }
 }
 
 impl Toys {
@@ -35,10 +150,10 @@ impl Toys {
         };
         // Listing a deleted toy brings it back.
         deleted.retain(|sn, _| !cfg.lists(sn));
-        let mut known = BTreeMap::new();
+        let mut kept = BTreeMap::new();
         for (sn, name) in &cfg.toys {
             let state = ToyState { listed: true, ..saved.remove(sn).unwrap_or_default() };
-            known.insert(sn.clone(), Toy { name: name.clone(), state });
+            kept.insert(sn.clone(), (name.clone(), state));
         }
         if cfg.allow_unknown_toys {
             for (sn, mut state) in saved {
@@ -49,7 +164,7 @@ impl Toys {
                     log(Level::Info, &sn, why);
                     continue;
                 }
-                if known.len() >= cfg.max_toys {
+                if kept.len() >= cfg.max_toys {
                     log(
                         Level::Warn,
                         &sn,
@@ -59,27 +174,20 @@ impl Toys {
                 }
                 // Ids in Home Assistant are lower case: a case twin of a toy
                 // already here would take over its entities.
-                if let Some(twin) = known.keys().find(|k| k.ha_id() == sn.ha_id()) {
+                if let Some(twin) = kept.keys().find(|k| k.ha_id() == sn.ha_id()) {
                     log(Level::Warn, &sn, format!("saved toy {sn} left out: toy {twin} differs from it only in case"));
                     continue;
                 }
-                known.insert(sn, Toy { name: None, state });
+                kept.insert(sn, (None, state));
             }
         }
-        for (sn, toy) in &mut known {
-            for err in toy.state.settings.retain_valid() {
-                log(Level::Warn, sn, format!("saved setting dropped: {err}"));
-            }
-            if toy.state.role == 0 || usize::from(toy.state.role) > cfg.roles.len() {
-                toy.state.role = 1;
-            }
-            if let Some(cmd) = &mut toy.state.last_command {
-                if cmd.outcome == Outcome::Pending {
-                    cmd.outcome = Outcome::NoAnswer;
-                    cmd.reason = Some("the bridge restarted before the toy answered".into());
-                }
-            }
-        }
+        let known = kept
+            .into_iter()
+            .map(|(sn, (name, state))| {
+                let toy = Toy::from_saved(name, state, cfg, &mut |message| log(Level::Warn, &sn, message));
+                (sn, toy)
+            })
+            .collect();
         Toys { known, refused: BTreeMap::new(), deleted }
     }
 
@@ -87,18 +195,18 @@ impl Toys {
         self.known.contains_key(sn)
     }
 
-    /// A known toy's state; the caller checked that it is known.
-    pub(super) fn state(&self, sn: &Sn) -> &ToyState {
-        &self.known[sn].state
+    /// A known toy; the caller checked that it is known.
+    pub(super) fn toy(&self, sn: &Sn) -> &Toy {
+        &self.known[sn]
     }
 
-    pub(super) fn state_mut(&mut self, sn: &Sn) -> Option<&mut ToyState> {
-        self.known.get_mut(sn).map(|t| &mut t.state)
+    /// A known toy, to change a concern's part of it; the caller checked that it is known.
+    pub(super) fn toy_mut(&mut self, sn: &Sn) -> &mut Toy {
+        self.known.get_mut(sn).expect("checked by the caller")
     }
 
-    /// The name the user gave a known toy, if any.
-    pub(super) fn name(&self, sn: &Sn) -> Option<&str> {
-        self.known[sn].name.as_deref()
+    pub(super) fn find_mut(&mut self, sn: &Sn) -> Option<&mut Toy> {
+        self.known.get_mut(sn)
     }
 
     pub(super) fn iter(&self) -> impl Iterator<Item = (&Sn, &Toy)> {
@@ -156,7 +264,7 @@ impl Toys {
 
     /// A toy heard from for the first time.
     fn add(&mut self, sn: &Sn) {
-        self.known.insert(sn.clone(), Toy { name: None, state: ToyState::default() });
+        self.known.insert(sn.clone(), Toy::new(None));
     }
 
     /// Forgets a toy and keeps it out until it is listed or let back in.
@@ -209,7 +317,7 @@ pub(super) fn admit(cx: &mut Cx, sn: &Sn, topic: &str) -> Admission {
 /// few hundred milliseconds, and one update a second says as much.
 pub(super) fn heard_from(cx: &mut Cx, sn: &Sn, at: SystemTime) {
     let ms = crate::dates::unix_ms(at);
-    let before = cx.toy(sn).last_activity_ms.replace(ms);
+    let before = cx.toys.toy_mut(sn).last_activity_ms.replace(ms);
     if before.map(|b| b / 1000) != Some(ms / 1000) {
         cx.publish(sn, Key::LastActivity);
         cx.out.save_soon = true;

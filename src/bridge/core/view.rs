@@ -51,17 +51,17 @@ impl Core {
             .iter()
             .map(|(sn, toy)| ToyView {
                 sn: sn.to_string(),
-                name: toy.name.clone(),
-                last_activity_ms: toy.state.last_activity_ms,
+                name: toy.name().map(str::to_owned),
+                last_activity_ms: toy.last_activity_ms(),
                 settings: TOY
                     .iter()
                     .filter(|e| e.kind.setting().is_some() || e.kind == Kind::SpeakingRole)
                     .filter_map(|e| {
-                        let shown = ha::states::render(e, &toy.state, catalog, &cfg.roles)?;
+                        let shown = ha::states::render(e, &toy.shown(), catalog, &cfg.roles)?;
                         (shown != ha::states::UNKNOWN).then(|| (catalog.entity(e.key.as_str()).to_owned(), shown))
                     })
                     .collect(),
-                last_command: toy.state.last_command.as_ref().map(|c| ha::states::last_command_summary(c, catalog)),
+                last_command: toy.confirmed.last_command().map(|c| ha::states::last_command_summary(c, catalog)),
             })
             .collect();
         let deleted = self.shared.toys.deleted();
