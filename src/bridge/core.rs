@@ -182,7 +182,7 @@ impl Output {
 
 /// Which brokers are connected.
 #[derive(Debug, Clone, Copy, Default)]
-struct Links {
+struct Connected {
     ha: bool,
     folotoy: bool,
 }
@@ -192,24 +192,24 @@ struct Links {
 /// [`toys::Toy`]: a concern changes its own part and reads the others), and
 /// the hold on the states a talking toy changes with every sentence.
 #[derive(Debug)]
-struct Shared {
+struct Common {
     cfg: CoreConfig,
-    links: Links,
+    connected: Connected,
     toys: toys::Toys,
     hold: Hold,
 }
 
-impl Shared {
+impl Common {
     fn cx<'a>(&'a mut self, now: Instant, out: &'a mut Output) -> Cx<'a> {
-        Cx { cfg: &self.cfg, links: self.links, toys: &mut self.toys, hold: &mut self.hold, now, out }
+        Cx { cfg: &self.cfg, connected: self.connected, toys: &mut self.toys, hold: &mut self.hold, now, out }
     }
 }
 
-/// What a concern's method gets besides its own state: the shared part
-/// (see [`Shared`]), the moment of the input, and the output it adds to.
+/// What a concern's method gets besides its own state: the common part
+/// (see [`Common`]), the moment of the input, and the output it adds to.
 struct Cx<'a> {
     cfg: &'a CoreConfig,
-    links: Links,
+    connected: Connected,
     toys: &'a mut toys::Toys,
     hold: &'a mut Hold,
     now: Instant,
@@ -238,11 +238,11 @@ impl Cx<'_> {
 
     /// States wait for Home Assistant: its connection publishes them all.
     fn publish_entity(&mut self, sn: &Sn, entity: &Entity) {
-        if !self.links.ha || !self.discovery().offers(entity) {
+        if !self.connected.ha || !self.discovery().offers(entity) {
             return;
         }
         let cfg = self.cfg;
-        if let Some(payload) = ha::states::render(entity, &self.toys.toy(sn).shown(), &cfg.catalog, &cfg.roles) {
+        if let Some(payload) = ha::states::render(entity, &self.toys.toy(sn).state_view(), &cfg.catalog, &cfg.roles) {
             self.out.ha(cfg.topics.state(sn, entity.key.as_str()), payload, true);
         }
     }
@@ -269,10 +269,10 @@ impl Cx<'_> {
     }
 }
 
-/// The bridge's rules: the shared part and the concerns.
+/// The bridge's rules: the common part and the concerns.
 #[derive(Debug)]
 pub struct Core {
-    shared: Shared,
+    common: Common,
     concerns: Concerns,
 }
 
@@ -292,7 +292,7 @@ struct Concerns {
     /// Announcements played at their own volume.
     announcements: announcements::Announcements,
     /// What toys say, and the day their tallies count.
-    conversations: conversations::Conversations,
+    talk: talk::Talk,
     /// The configured watch words and those a parent added on the page.
     watching: watching::Watching,
 }
@@ -314,11 +314,11 @@ impl Core {
             playing: Default::default(),
             server: server::Server::new(saved.server),
             announcements: Default::default(),
-            conversations: Default::default(),
+            talk: Default::default(),
             watching,
         };
         let core = Core {
-            shared: Shared { cfg, links: Links::default(), toys, hold: Hold::new(CONVERSATION_HOLD) },
+            common: Common { cfg, connected: Connected::default(), toys, hold: Hold::new(CONVERSATION_HOLD) },
             concerns,
         };
         (core, logs)
@@ -326,7 +326,7 @@ impl Core {
 
     /// What to save: every toy's confirmed state and the discovery topics.
     pub fn snapshot(&self) -> Snapshot {
-        let (toys, c) = (&self.shared.toys, &self.concerns);
+        let (toys, c) = (&self.common.toys, &self.concerns);
         Snapshot {
             next_msg_id: c.commands.next_msg_id(),
             toys: toys.iter().map(|(sn, t)| (sn.clone(), t.saved())).collect(),
@@ -348,9 +348,9 @@ impl Core {
             c.republishing.next_deadline(),
             c.playing.next_deadline(),
             c.server.next_deadline(),
-            self.shared.hold.next_deadline(),
+            self.common.hold.next_deadline(),
             c.announcements.next_deadline(),
-            c.conversations.next_deadline(),
+            c.talk.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -358,25 +358,25 @@ impl Core {
     }
 
     pub fn toys(&self) -> impl Iterator<Item = &Sn> {
-        self.shared.toys.sns()
+        self.common.toys.sns()
     }
 
     /// Every toy with the name the user gave it, if any.
     pub fn named_toys(&self) -> impl Iterator<Item = (&Sn, Option<&str>)> {
-        self.shared.toys.iter().map(|(sn, t)| (sn, t.name()))
+        self.common.toys.iter().map(|(sn, t)| (sn, t.name()))
     }
 
     /// At start: today's sentences so far, from the history (what the bridge
     /// counted before it stopped), at wall time `at`.
     pub fn begin_day(&mut self, sentences: Vec<(String, u64, crate::history::Kind)>, at: SystemTime, now: Instant) {
         let mut out = Output::default();
-        self.concerns.conversations.begin_day(&mut self.shared.cx(now, &mut out), sentences, at);
+        self.concerns.talk.begin_day(&mut self.common.cx(now, &mut out), sentences, at);
     }
 
     /// The toys deleted in Home Assistant and kept out, with when (ms since
     /// the Unix epoch), if known.
     pub fn kept_out(&self) -> impl Iterator<Item = (&Sn, Option<u64>)> {
-        self.shared.toys.deleted().iter().map(|(sn, at)| (sn, *at))
+        self.common.toys.deleted().iter().map(|(sn, at)| (sn, *at))
     }
 
     /// A parent lets a toy deleted in Home Assistant back in (see
@@ -384,7 +384,7 @@ impl Core {
     /// says why not, and nothing changes.
     pub fn let_back_in(&mut self, sn: &Sn, now: Instant) -> Result<Output, String> {
         let mut out = Output::default();
-        self.concerns.let_back_in(&mut self.shared.cx(now, &mut out), sn)?;
+        self.concerns.let_back_in(&mut self.common.cx(now, &mut out), sn)?;
         Ok(out)
     }
 
@@ -394,15 +394,15 @@ impl Core {
 
     pub fn handle(&mut self, input: Input, now: Instant) -> Output {
         let mut out = Output::default();
-        let links = &mut self.shared.links;
+        let connected = &mut self.common.connected;
         match input {
-            Input::HaUp => links.ha = true,
-            Input::HaDown => links.ha = false,
-            Input::FoloToyUp => links.folotoy = true,
-            Input::FoloToyDown => links.folotoy = false,
+            Input::HaUp => connected.ha = true,
+            Input::HaDown => connected.ha = false,
+            Input::FoloToyUp => connected.folotoy = true,
+            Input::FoloToyDown => connected.folotoy = false,
             _ => {}
         }
-        self.concerns.route(&mut self.shared.cx(now, &mut out), input);
+        self.concerns.route(&mut self.common.cx(now, &mut out), input);
         out
     }
 }
@@ -418,13 +418,13 @@ fn take_due<V>(map: &mut BTreeMap<Sn, V>, is_due: impl Fn(&V) -> bool) -> Vec<Sn
 
 mod announcements;
 mod commands;
-mod conversations;
 mod glance;
 mod own_settings;
 mod player;
 mod republish;
 mod route;
 mod server;
+mod talk;
 mod toys;
 mod view;
 mod watching;
@@ -432,7 +432,7 @@ mod watching;
 pub use player::{speaking_time, PLAY_GUESS};
 pub use republish::CHUNK;
 pub use toys::LET_BACK_IN;
-pub use view::{KeptOut, Refused, ToyView, View};
+pub use view::{KeptOut, RefusedToy, ToyView, View};
 pub use watching::PAGE_WATCH_WORDS;
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ const MAX_VOICE_URLS: usize = 16;
 /// What a toy's entities show, read where the bridge keeps it: each part
 /// with the concern that changes it, read here only.
 #[derive(Debug, Clone, Copy)]
-pub struct Shown<'a> {
+pub struct StateView<'a> {
     /// What the toy confirmed of its settings.
     pub settings: &'a Settings,
     /// The last text the toy accepted to speak (the Say entity).
@@ -48,7 +48,7 @@ pub struct Shown<'a> {
 /// The state payload of `entity`, or `None` for entities that have no state
 /// to publish (events fire once; notify has no state). Settings the toy
 /// never confirmed are `None` (unknown), so Home Assistant never shows a guess.
-pub fn render(entity: &Entity, toy: &Shown, catalog: &Catalog, roles: &[String]) -> Option<String> {
+pub fn render(entity: &Entity, toy: &StateView, catalog: &Catalog, roles: &[String]) -> Option<String> {
     let shown = match entity.kind {
         Kind::Number { setting, .. } => toy.settings.get(setting).map(|v| v.to_string()),
         Kind::Select { setting, options } => toy.settings.get(setting).and_then(|v| {
@@ -270,8 +270,8 @@ mod tests {
     use crate::saved::{Outcome, ToyState};
 
     /// What a toy shows when the bridge kept `toy` (as the state file has it).
-    fn shown(toy: &ToyState) -> Shown<'_> {
-        Shown {
+    fn view_of(toy: &ToyState) -> StateView<'_> {
+        StateView {
             settings: &toy.settings,
             say_text: toy.say_text.as_deref(),
             play_url: toy.play_url.as_deref(),
@@ -292,7 +292,7 @@ mod tests {
     fn unconfirmed_settings_are_unknown_and_confirmed_ones_are_labelled() {
         let cat = Catalog::load("en").unwrap();
         let mut toy = ToyState::default();
-        let show = |toy: &ToyState, key| render(Entity::find(key).unwrap(), &shown(toy), &cat, &cat.roles).unwrap();
+        let show = |toy: &ToyState, key| render(Entity::find(key).unwrap(), &view_of(toy), &cat, &cat.roles).unwrap();
         assert_eq!(show(&toy, "volume"), "None");
         assert_eq!(show(&toy, "recording_mode"), "None");
         toy.settings.set(Setting::Volume, Value::Int(30));
@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(show(&toy, "power_on_sound"), "OFF");
         assert_eq!(show(&toy, "low_battery_alarm"), "3.6");
         assert_eq!(show(&toy, "speaking_role"), "Role 1");
-        let say = render(Entity::find("say").unwrap(), &shown(&toy), &cat, &cat.roles);
+        let say = render(Entity::find("say").unwrap(), &view_of(&toy), &cat, &cat.roles);
         assert_eq!(say.as_deref(), Some(r#"{"text":""}"#), "nothing said yet: an empty box");
     }
 
@@ -325,7 +325,7 @@ mod tests {
             a.parts.insert(order, p);
         }
         toy.answer = Some(a);
-        let out = render(Entity::find("said").unwrap(), &shown(&toy), &cat, &cat.roles).unwrap();
+        let out = render(Entity::find("said").unwrap(), &view_of(&toy), &cat, &cat.roles).unwrap();
         let json: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(json["summary"].as_str().unwrap().chars().count(), 255);
         assert!(json["text"].as_str().unwrap().ends_with("Sentence 40."));
@@ -343,7 +343,7 @@ mod tests {
             a.parts.insert(order, p);
         }
         toy.answer = Some(a.clone());
-        let state = render(Entity::find("said").unwrap(), &shown(&toy), &cat, &cat.roles).unwrap();
+        let state = render(Entity::find("said").unwrap(), &view_of(&toy), &cat, &cat.roles).unwrap();
         // Home Assistant reads every key of this JSON as an attribute.
         assert!(state.len() < 10 * 1024, "{} bytes of attributes", state.len());
         let json: serde_json::Value = serde_json::from_str(&state).unwrap();

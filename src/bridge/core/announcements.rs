@@ -188,7 +188,7 @@ impl Announcements {
         owe_again(cx, ended);
         match self.step(sn, ended.msg_id, ended.outcome == Outcome::Ok, length, cx.now) {
             Step::Play(then) => {
-                if !cx.links.folotoy {
+                if !cx.connected.folotoy {
                     // Its volume goes back when FoloToy's broker is back.
                     let topic = folotoy::topics::command(sn);
                     return cx.log(Level::Warn, &topic, "announcement not played: FoloToy's broker is not connected");
@@ -243,7 +243,7 @@ fn owe_again(cx: &mut Cx, ended: &Ended) {
 
 /// Sends the volume the toy had before an announcement, if one is owed.
 fn restore_volume(cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
-    if !cx.links.folotoy {
+    if !cx.connected.folotoy {
         return; // owed until FoloToy's broker is back
     }
     let Some(volume) = cx.toys.toy_mut(sn).owed.0.take() else { return };

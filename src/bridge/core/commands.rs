@@ -163,7 +163,7 @@ impl Commands {
             refuse(cx, sn, entity, &raw, Outcome::Quiet, None);
             return None;
         }
-        if !cx.links.folotoy {
+        if !cx.connected.folotoy {
             // Queued, it could reach the toy long after Home Assistant gave
             // up on it; so it is refused now, and the old value shown again.
             let why = "FoloToy's broker is not connected";

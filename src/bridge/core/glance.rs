@@ -22,12 +22,12 @@ impl DayTally {
 /// without a history (`CoreConfig::glance`).
 #[derive(Debug, Default)]
 pub(super) struct Days {
-    today: Option<Today>,
+    today: Option<CountedDay>,
 }
 
 /// The day the tallies count, and when it ends.
 #[derive(Debug)]
-struct Today {
+struct CountedDay {
     day: Date,
     /// Its end by the wall clock, in ms since the Unix epoch.
     ends_ms: u64,
@@ -99,7 +99,7 @@ impl Days {
     fn begin(&mut self, cx: &mut Cx, zone: &Zone, ms: u64) {
         let ends_ms = zone.next_midnight(ms);
         let left = Duration::from_millis(ends_ms.saturating_sub(ms));
-        self.today = Some(Today { day: zone.day(ms), ends_ms, ends: cx.now + left });
+        self.today = Some(CountedDay { day: zone.day(ms), ends_ms, ends: cx.now + left });
         let counted: Vec<Sn> =
             cx.toys.iter().filter(|(_, t)| t.today.0 != Tally::default()).map(|(sn, _)| sn.clone()).collect();
         for sn in counted {

@@ -90,8 +90,8 @@ impl Republishing {
 
     /// Whether FoloToy's broker is connected, for the toys' availability.
     pub(super) fn publish_link(&self, cx: &mut Cx) {
-        if cx.links.ha {
-            let link = if cx.links.folotoy { "online" } else { "offline" };
+        if cx.connected.ha {
+            let link = if cx.connected.folotoy { "online" } else { "offline" };
             cx.out.ha(cx.cfg.topics.folotoy_link(), link, true);
         }
     }
@@ -100,7 +100,7 @@ impl Republishing {
     /// `before`: what Home Assistant had before this republish (`None`: what
     /// it has now).
     pub(super) fn publish_toy(&mut self, cx: &mut Cx, sn: &Sn, before: Option<&Discovered>) {
-        if !cx.links.ha {
+        if !cx.connected.ha {
             return; // Home Assistant's connection publishes every toy
         }
         let ToyDiscovery { device, player } = cx.discovery().toy(sn, cx.toys.toy(sn).name());

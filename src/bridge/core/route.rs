@@ -27,7 +27,7 @@ impl Concerns {
         if self.republishing.due(cx.now) {
             self.publish_all(cx);
         }
-        self.conversations.on_tick(cx);
+        self.talk.on_tick(cx);
         for msg_id in self.commands.expired(cx.now) {
             self.finish(cx, msg_id, Outcome::NoAnswer);
         }
@@ -53,7 +53,7 @@ impl Concerns {
                     return;
                 }
                 self.heard_from(cx, &sn, at);
-                let said = self.conversations.on_event(cx, self.watching.all(), &sn, topic, event, at);
+                let said = self.talk.on_event(cx, self.watching.all(), &sn, topic, event, at);
                 if let Some((text, length)) = said {
                     self.playing.start(cx, &sn, text, length);
                 }

@@ -47,7 +47,7 @@ impl Server {
         if let Some(msg_id) = self.reloading() {
             return cx.log(Level::Info, topic, format!("roles reload msgId {msg_id} still waits for its answer"));
         }
-        if !cx.links.folotoy {
+        if !cx.connected.folotoy {
             return cx.log(Level::Warn, topic, "roles reload not sent: FoloToy's broker is not connected");
         }
         let msg_id = commands.take_msg_id();
@@ -96,7 +96,7 @@ impl Server {
 
     /// The Roles reload sensor.
     pub(super) fn publish(&self, cx: &mut Cx) {
-        if cx.links.ha {
+        if cx.connected.ha {
             let state = ha::states::last_command(self.state.roles_reload.as_ref(), &cx.cfg.catalog);
             cx.out.ha(cx.cfg.topics.server_state("roles_reload"), state, true);
         }

@@ -16,7 +16,7 @@ pub(super) struct Toys {
 
 /// What the bridge keeps about a toy: its membership here (this file's) and
 /// each concern's part, each changed only in the file of its concern and
-/// read by the rest, as Home Assistant's states are rendered from [`Toy::shown`].
+/// read by the rest, as Home Assistant's states are rendered from [`Toy::state_view`].
 #[derive(Debug)]
 pub(super) struct Toy {
     /// The name the user configured; discovered toys have none.
@@ -31,8 +31,8 @@ pub(super) struct Toy {
     pub(super) own: own_settings::OwnSettings,
     /// The volume owed to it after an announcement (`announcements.rs`).
     pub(super) owed: announcements::OwedVolume,
-    /// What it heard and said last (`conversations.rs`).
-    pub(super) talk: conversations::ToyTalk,
+    /// What it heard and said last (`talk.rs`).
+    pub(super) talk: talk::ToyTalk,
     /// How much it talked today (`glance.rs`).
     pub(super) today: glance::DayTally,
     /// What its media player shows (`player.rs`).
@@ -80,7 +80,7 @@ impl Toy {
             confirmed: commands::Confirmed::from_saved(settings, say_text, play_url, last_command, warn),
             own: own_settings::OwnSettings::from_saved(role, announcement_volume, quiet, cfg.roles.len()),
             owed: announcements::OwedVolume::from_saved(volume_to_restore),
-            talk: conversations::ToyTalk::from_saved(heard, answer),
+            talk: talk::ToyTalk::from_saved(heard, answer),
             today: Default::default(),
             player: player::Player::from_saved(player_title),
         }
@@ -107,9 +107,9 @@ impl Toy {
     }
 
     /// What its entities show, read from every concern's part.
-    pub(super) fn shown(&self) -> ha::states::Shown<'_> {
+    pub(super) fn state_view(&self) -> ha::states::StateView<'_> {
         let (confirmed, own, talk) = (&self.confirmed, &self.own, &self.talk);
-        ha::states::Shown {
+        ha::states::StateView {
             settings: confirmed.settings(),
             say_text: confirmed.say_text(),
             play_url: confirmed.play_url(),

@@ -12,7 +12,7 @@ pub struct View {
     /// Deleted in Home Assistant: a parent may let one back in.
     pub kept_out: Vec<KeptOut>,
     /// Refused for another reason (a kept-out toy that talks is in `kept_out`).
-    pub refused: Vec<Refused>,
+    pub refused: Vec<RefusedToy>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,17 +36,17 @@ pub struct ToyView {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Refused {
+pub struct RefusedToy {
     pub sn: String,
     pub reason: String,
 }
 
 impl Core {
     pub fn view(&self) -> View {
-        let cfg = &self.shared.cfg;
+        let cfg = &self.common.cfg;
         let catalog = &cfg.catalog;
         let toys = self
-            .shared
+            .common
             .toys
             .iter()
             .map(|(sn, toy)| ToyView {
@@ -57,21 +57,21 @@ impl Core {
                     .iter()
                     .filter(|e| e.kind.setting().is_some() || e.kind == Kind::SpeakingRole)
                     .filter_map(|e| {
-                        let shown = ha::states::render(e, &toy.shown(), catalog, &cfg.roles)?;
+                        let shown = ha::states::render(e, &toy.state_view(), catalog, &cfg.roles)?;
                         (shown != ha::states::UNKNOWN).then(|| (catalog.entity(e.key.as_str()).to_owned(), shown))
                     })
                     .collect(),
                 last_command: toy.confirmed.last_command().map(|c| ha::states::last_command_summary(c, catalog)),
             })
             .collect();
-        let deleted = self.shared.toys.deleted();
+        let deleted = self.common.toys.deleted();
         let kept_out = deleted.iter().map(|(sn, at)| KeptOut { sn: sn.to_string(), deleted_ms: *at }).collect();
         let refused = self
-            .shared
+            .common
             .toys
             .refused()
             .filter(|(sn, _)| !deleted.contains_key(*sn))
-            .map(|(sn, reason)| Refused { sn: sn.to_string(), reason: reason.clone() })
+            .map(|(sn, reason)| RefusedToy { sn: sn.to_string(), reason: reason.clone() })
             .collect();
         View { toys, kept_out, refused }
     }

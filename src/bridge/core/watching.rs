@@ -49,7 +49,7 @@ impl Watching {
         if !phrases.is_empty() {
             let whose = toy.as_ref().map_or_else(|| "a toy not known here".to_owned(), |sn| format!("toy {sn}"));
             cx.log(Level::Info, topic, format!("an answer for {whose} is held back: it holds {:?}", phrases[0]));
-            if let (Some(sn), true) = (&toy, cx.links.ha) {
+            if let (Some(sn), true) = (&toy, cx.connected.ha) {
                 let spoken = ha::states::Spoken {
                     speaker: Speaker::Toy,
                     sentence: text,
@@ -71,7 +71,7 @@ impl Watching {
 impl Core {
     /// The configured watch words, and the page's.
     pub fn watch_words(&self) -> (&[WatchWord], &[WatchWord]) {
-        (&self.shared.cfg.watch_words, self.concerns.watching.page())
+        (&self.common.cfg.watch_words, self.concerns.watching.page())
     }
 
     /// What sentences are checked against: both lists.
@@ -84,7 +84,7 @@ impl Core {
     /// why not, naming the phrase, and nothing changes.
     pub fn set_page_watch_words(&mut self, words: Vec<WatchWord>) -> Result<Output, String> {
         let list: Vec<String> = words.iter().map(|w| format!("{} ({})", w.phrase.trim(), w.side.as_str())).collect();
-        self.concerns.watching.set_page(&self.shared.cfg.watch_words, words)?;
+        self.concerns.watching.set_page(&self.common.cfg.watch_words, words)?;
         let mut out = Output::default();
         let shown = if list.is_empty() { "none".to_owned() } else { list.join(", ") };
         out.log(Level::Info, PAGE_WATCH_WORDS, format!("watch words added on the page are now: {shown}"));

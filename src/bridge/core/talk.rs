@@ -15,7 +15,7 @@ pub(super) struct ToyTalk {
 }
 
 /// A sentence of the toy's answer, as kept (see [`ToyTalk::add_said`]).
-struct Said {
+struct SaidSentence {
     /// Its place in the answer.
     order: i64,
     /// The same sentence arrived before.
@@ -52,7 +52,7 @@ impl ToyTalk {
         text: String,
         voice_url: Option<String>,
         role: Option<i64>,
-    ) -> Result<Said, i64> {
+    ) -> Result<SaidSentence, i64> {
         let answer = match &mut self.answer {
             Some(a) if continues(a, recording_id, order) => a,
             other => other.insert(Answer { recording_id, role, ..Answer::default() }),
@@ -68,18 +68,18 @@ impl ToyTalk {
         answer.parts.insert(order, Part { text, voice_url });
         let event = ha::states::said_event(answer, order);
         let (answer_id, answer_role) = (answer.recording_id, answer.role);
-        Ok(Said { order, again, answer_id, answer_role, event, text: answer.text() })
+        Ok(SaidSentence { order, again, answer_id, answer_role, event, text: answer.text() })
     }
 }
 
 /// What toys say, and the day their tallies count.
 #[derive(Debug, Default)]
-pub(super) struct Conversations {
+pub(super) struct Talk {
     /// The day the Talk time and Exchanges today count.
     days: Days,
 }
 
-impl Conversations {
+impl Talk {
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.days.next_deadline()
     }
@@ -111,7 +111,7 @@ impl Conversations {
                 let line = Line { t, kind: LineKind::Heard, recording_id, order: None, role: None, text: text.clone() };
                 self.keep(cx, sn, line);
                 let heard = Heard { text, recording_id };
-                if cx.links.ha {
+                if cx.connected.ha {
                     cx.out.event(conversation, ha::states::heard_event(&heard));
                     let spoken = Spoken {
                         speaker: Speaker::Child,
@@ -141,7 +141,7 @@ impl Conversations {
                 let order = Some(said.order);
                 let line = Line { t, kind: LineKind::Said, recording_id, order, role, text: sentence.clone() };
                 self.keep(cx, sn, line);
-                if cx.links.ha {
+                if cx.connected.ha {
                     cx.out.event(conversation, said.event);
                     if !watching.is_empty() && !said.again {
                         let spoken = Spoken {
