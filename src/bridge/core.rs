@@ -425,6 +425,8 @@ mod republish;
 mod route;
 mod server;
 mod talk;
+#[cfg(test)]
+mod testing;
 mod toys;
 mod view;
 mod watching;

@@ -49,7 +49,7 @@ enum Step {
 
 impl Announcements {
     /// Whether the toy has an announcement under way, its volume not yet back.
-    fn has(&self, sn: &Sn) -> bool {
+    pub(super) fn has(&self, sn: &Sn) -> bool {
         self.by_toy.contains_key(sn)
     }
 
@@ -256,4 +256,89 @@ fn restore_volume(cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
         restore: true,
     };
     commands.send_or_queue(cx, sn, Slot::Setting(Setting::Volume), restore);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    fn dinner() -> Waiting {
+        Waiting::asked(Key::Announce, ToyCommand::Say("Dinner is ready".into()), "Dinner is ready".into())
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn an_announcement_plays_once_its_volume_is_answered_and_the_volume_goes_back_after_what_played_last() {
+        let (mut a, sn, t0) = (Announcements::default(), bunny(), Instant::now());
+        a.volume_sent(&sn, 1, dinner());
+        assert!(a.sending(&sn));
+        assert!(matches!(a.step(&sn, 1, false, Duration::ZERO, t0), Step::Play(w) if w == dinner()), "refused or not");
+        a.media_sent(&sn, 2);
+        assert!(matches!(a.step(&sn, 2, true, secs(5), t0), Step::Wait));
+        assert!(!a.sending(&sn), "played");
+        assert_eq!(a.next_deadline(), Some(t0 + secs(5)));
+        // Something else played meanwhile: the volume goes back after the later end.
+        assert!(matches!(a.step(&sn, 3, true, secs(10), t0 + secs(1)), Step::Wait));
+        assert!(matches!(a.step(&sn, 4, true, secs(1), t0 + secs(2)), Step::Wait));
+        assert_eq!(a.next_deadline(), Some(t0 + secs(11)));
+        assert!(a.over(t0 + secs(10)).is_empty());
+        assert_eq!(a.over(t0 + secs(11)), [sn]);
+        assert_eq!(a.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_announcement_the_toy_refuses_to_play_puts_the_volume_back_at_once() {
+        let (mut a, sn, t0) = (Announcements::default(), bunny(), Instant::now());
+        a.media_sent(&sn, 2);
+        assert!(matches!(a.step(&sn, 7, false, secs(5), t0), Step::Wait), "another command's answer");
+        assert!(matches!(a.step(&sn, 2, false, secs(5), t0), Step::Restore));
+        assert!(!a.has(&sn));
+        assert_eq!(a.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_volume_owed_is_put_back_by_the_announcement_under_way_not_twice() {
+        let (mut a, sn) = (Announcements::default(), bunny());
+        let owed = OwedVolume(Some(Value::Int(30)));
+        assert!(a.owes(&sn, &owed));
+        assert!(!a.owes(&sn, &OwedVolume(None)));
+        a.media_sent(&sn, 2);
+        assert!(!a.owes(&sn, &owed), "the announcement under way puts it back");
+        a.forget(&sn);
+        assert!(a.owes(&sn, &owed));
+    }
+
+    #[test]
+    fn an_announcement_at_its_own_volume_sets_it_first_and_owes_the_toy_the_one_before() {
+        let mut saved = bunny_at_volume(30);
+        saved.get_mut(&bunny()).unwrap().announcement_volume = 70;
+        let mut b = Bench::saved(config(), saved, BTreeMap::new());
+        let (mut a, mut commands) = (Announcements::default(), Commands::new(Pending::starting_at(1)));
+        a.announce(&mut b.cx(), &mut commands, &bunny(), "t", dinner());
+        let sent = b.take().folotoy_payloads();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["inputParams"], serde_json::json!({"volume": 70}));
+        assert_eq!(b.toy(&bunny()).owed.volume(), Some(Value::Int(30)));
+        assert!(a.sending(&bunny()));
+    }
+
+    #[test]
+    fn an_announcement_without_a_confirmed_volume_plays_at_the_toys_own_saying_why() {
+        let announcing = ToyState { announcement_volume: 70, ..ToyState::default() };
+        let mut b = Bench::saved(config(), BTreeMap::from([(bunny(), announcing)]), BTreeMap::new());
+        let (mut a, mut commands) = (Announcements::default(), Commands::new(Pending::starting_at(1)));
+        a.announce(&mut b.cx(), &mut commands, &bunny(), "t", dinner());
+        let out = b.take();
+        let sent = out.folotoy_payloads();
+        assert_eq!(sent[0]["inputParams"]["text"], "Dinner is ready", "{sent:?}");
+        assert!(
+            out.messages(Level::Info)[0].ends_with("the toy has not confirmed a volume yet, so none could be put back")
+        );
+        assert_eq!(b.toy(&bunny()).owed.volume(), None);
+        assert!(!a.has(&bunny()));
+    }
 }

@@ -360,3 +360,106 @@ pub(super) fn last_command(entity: Key, value: &str, outcome: Outcome) -> LastCo
 
 /// Characters of a command's value kept in the Last command sensor.
 pub(super) const MAX_SHOWN_VALUE: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    fn volume(v: i64) -> ToyCommand {
+        ToyCommand::Set(Setting::Volume, Value::Int(v))
+    }
+
+    #[test]
+    fn a_command_cut_short_by_a_restart_shows_no_answer_and_a_setting_no_longer_taken_is_dropped() {
+        let mut settings = Settings::default();
+        settings.set(Setting::Volume, Value::Int(400));
+        settings.set(Setting::RecordType, Value::Int(2));
+        let pending = last_command(Key::Volume, "80", Outcome::Pending);
+        let mut warnings = Vec::new();
+        let confirmed = Confirmed::from_saved(settings, None, None, Some(pending), &mut |w| warnings.push(w));
+        assert_eq!(confirmed.settings().get(Setting::Volume), None);
+        assert_eq!(confirmed.settings().get(Setting::RecordType), Some(Value::Int(2)));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("saved setting dropped: "), "{warnings:?}");
+        let last = confirmed.last_command().unwrap();
+        assert_eq!(last.outcome, Outcome::NoAnswer);
+        assert_eq!(last.reason.as_deref(), Some("the bridge restarted before the toy answered"));
+        let done = last_command(Key::Volume, "30", Outcome::Ok);
+        let confirmed = Confirmed::from_saved(Settings::default(), None, None, Some(done.clone()), &mut |_| {});
+        assert_eq!(confirmed.last_command(), Some(&done), "an ended command is as it was");
+    }
+
+    #[test]
+    fn the_say_and_play_audio_entities_show_only_what_was_sent_from_them() {
+        let mut confirmed = Confirmed::default();
+        confirmed.confirm(&ToyCommand::Say("Dinner is ready".into()), Kind::Announce);
+        let media = Media { url: "http://h/a.mp3".into(), text: None, volume: None, announce: false };
+        confirmed.confirm(&ToyCommand::PlayMedia(media), Kind::Player(ha::entities::PlayerPart::Media));
+        assert_eq!((confirmed.say_text(), confirmed.play_url()), (None, None));
+        confirmed.confirm(&ToyCommand::Say("Good night".into()), Kind::Say);
+        confirmed.confirm(&ToyCommand::PlayAudio("http://h/b.mp3".into()), Kind::PlayAudio);
+        assert_eq!((confirmed.say_text(), confirmed.play_url()), (Some("Good night"), Some("http://h/b.mp3")));
+        confirmed.confirm(&volume(30), Kind::Player(ha::entities::PlayerPart::Volume));
+        assert_eq!(confirmed.settings().get(Setting::Volume), Some(Value::Int(30)));
+    }
+
+    #[test]
+    fn a_newer_value_for_a_setting_in_flight_waits_for_its_answer_and_replaces_the_one_waiting() {
+        let mut b = Bench::new(config());
+        let mut commands = Commands::new(Pending::starting_at(1));
+        let entity = Entity::of(Key::Volume);
+        for v in [30, 40, 50] {
+            let asked = commands.on_command(&mut b.cx(), "t", &bunny(), entity, volume(v), &v.to_string());
+            assert!(matches!(asked, Some(Asked::Volume)));
+        }
+        let out = b.take();
+        let sent = out.folotoy_payloads();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["inputParams"], serde_json::json!({"volume": 30}));
+        assert!(out.messages(Level::Info)[1].ends_with("replacing 40 which is not sent"), "{:?}", out.logs);
+
+        let ended = commands.finish(&mut b.cx(), 1, Outcome::Ok).expect("msgId 1 was in flight");
+        assert!(ended.superseded);
+        let out = b.take();
+        assert_eq!(out.folotoy_payloads()[0]["inputParams"], serde_json::json!({"volume": 50}), "the newest");
+        assert_eq!(b.toy(&bunny()).confirmed.settings().get(Setting::Volume), Some(Value::Int(30)));
+    }
+
+    #[test]
+    fn what_would_speak_is_not_sent_to_a_quiet_toy_nor_anything_while_folotoy_is_away() {
+        let quiet = ToyState { quiet: true, ..ToyState::default() };
+        let mut b = Bench::saved(config(), BTreeMap::from([(bunny(), quiet)]), BTreeMap::new());
+        let mut commands = Commands::new(Pending::starting_at(1));
+        let say = Entity::of(Key::Say);
+        let asked = commands.on_command(&mut b.cx(), "t", &bunny(), say, ToyCommand::Say("Hi".into()), "Hi");
+        assert!(asked.is_none());
+        let out = b.take();
+        assert!(out.folotoy_payloads().is_empty());
+        assert_eq!(b.toy(&bunny()).confirmed.last_command().unwrap().outcome, Outcome::Quiet);
+        assert_eq!(out.state_of(&bunny(), Key::Say).as_deref(), Some(r#"{"text":""}"#), "shown again");
+
+        let volume_entity = Entity::of(Key::Volume);
+        assert!(commands.on_command(&mut b.cx(), "t", &bunny(), volume_entity, volume(20), "20").is_some());
+        assert_eq!(b.take().folotoy_payloads().len(), 1, "a setting still goes to a quiet toy");
+
+        b.disconnect_folotoy();
+        let sleep_after = Entity::of(Key::SleepAfter);
+        let sleep = ToyCommand::Set(Setting::SleepTriggerTime, Value::Int(600));
+        assert!(commands.on_command(&mut b.cx(), "t", &bunny(), sleep_after, sleep, "600").is_none());
+        assert!(b.take().folotoy_payloads().is_empty());
+        let last = b.toy(&bunny()).confirmed.last_command().unwrap();
+        assert_eq!(
+            (last.outcome, last.reason.as_deref()),
+            (Outcome::Invalid, Some("FoloToy's broker is not connected"))
+        );
+    }
+
+    #[test]
+    fn the_last_command_keeps_only_the_start_of_a_long_value() {
+        let last = last_command(Key::Announce, &"word ".repeat(400), Outcome::Pending);
+        assert_eq!(last.value.chars().count(), MAX_SHOWN_VALUE);
+        assert!(last.value.ends_with('…'));
+        assert_eq!(last_command(Key::Say, "Hi", Outcome::Ok).value, "Hi");
+    }
+}

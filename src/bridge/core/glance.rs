@@ -109,3 +109,75 @@ impl Days {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    /// 2026-11-25 12:00 UTC, in ms since the Unix epoch.
+    const NOON: u64 = 1_795_608_000_000;
+    const HOUR: u64 = 3_600_000;
+
+    fn heard_at(t: u64) -> Line {
+        Line { t, kind: LineKind::Heard, recording_id: None, order: None, role: None, text: "Hi".into() }
+    }
+
+    fn exchanges(b: &Bench) -> u32 {
+        b.toy(&bunny()).today.tally().exchanges()
+    }
+
+    #[test]
+    fn a_sentence_after_midnight_counts_in_a_new_day() {
+        let mut b = Bench::new(config());
+        let mut days = Days::default();
+        days.count(&mut b.cx(), &bunny(), &heard_at(NOON));
+        days.count(&mut b.cx(), &bunny(), &heard_at(NOON + HOUR));
+        assert_eq!(exchanges(&b), 2);
+        let out = b.take();
+        assert_eq!(out.state_of(&bunny(), Key::ExchangesToday).as_deref(), Some("1"), "the second one is held");
+        days.count(&mut b.cx(), &bunny(), &heard_at(NOON + 12 * HOUR));
+        assert_eq!(exchanges(&b), 1, "counted from 0 on the 26th");
+        assert_eq!(b.take().state_of(&bunny(), Key::ExchangesToday).as_deref(), Some("0"), "back to 0 at once");
+    }
+
+    #[test]
+    fn midnight_with_no_sentence_sets_every_tally_back_to_0() {
+        let mut b = Bench::new(config());
+        let mut days = Days::default();
+        days.count(&mut b.cx(), &bunny(), &heard_at(NOON));
+        assert_eq!(days.next_deadline(), Some(b.t0 + Duration::from_millis(12 * HOUR)));
+        days.on_tick(&mut b.at(Duration::from_millis(12 * HOUR - 1)).cx());
+        assert_eq!(exchanges(&b), 1);
+        b.take();
+        days.on_tick(&mut b.at(Duration::from_millis(12 * HOUR)).cx());
+        assert_eq!(exchanges(&b), 0);
+        assert_eq!(b.take().state_of(&bunny(), Key::ExchangesToday).as_deref(), Some("0"));
+        assert_eq!(days.next_deadline(), Some(b.t0 + Duration::from_millis(36 * HOUR)), "the next midnight");
+    }
+
+    #[test]
+    fn at_start_only_todays_sentences_of_known_toys_count() {
+        let mut b = Bench::new(config());
+        let mut days = Days::default();
+        let sentences = vec![
+            (BUNNY.to_owned(), NOON - 13 * HOUR, LineKind::Heard),
+            (BUNNY.to_owned(), NOON - HOUR, LineKind::Heard),
+            (BUNNY.to_owned(), NOON - HOUR + 1000, LineKind::Said),
+            ("08d1f9c6a310".to_owned(), NOON - HOUR, LineKind::Heard),
+            ("not a toy".to_owned(), NOON - HOUR, LineKind::Heard),
+        ];
+        days.begin_day(&mut b.cx(), sentences, std::time::UNIX_EPOCH + Duration::from_millis(NOON));
+        assert_eq!(exchanges(&b), 1, "yesterday's left out");
+        assert_eq!(b.toy(&bunny()).today.tally().talk_minutes(), 1);
+    }
+
+    #[test]
+    fn without_a_history_nothing_is_counted() {
+        let mut b = Bench::new(CoreConfig { glance: None, ..config() });
+        let mut days = Days::default();
+        days.count(&mut b.cx(), &bunny(), &heard_at(NOON));
+        assert_eq!(exchanges(&b), 0);
+        assert_eq!(days.next_deadline(), None);
+    }
+}

@@ -69,3 +69,46 @@ pub(super) fn set(cx: &mut Cx, sn: &Sn, topic: &str, setting: OwnSetting) {
     cx.publish(sn, key);
     cx.out.save = true;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[test]
+    fn a_saved_role_this_configuration_has_no_name_for_is_role_1_and_the_rest_is_kept() {
+        for role in [0, 8, 9] {
+            assert_eq!(OwnSettings::from_saved(role, 0, false, 7).role(), 1, "role {role}");
+        }
+        let own = OwnSettings::from_saved(7, 60, true, 7);
+        assert_eq!((own.role(), own.announcement_volume(), own.quiet()), (7, 60, true));
+    }
+
+    #[test]
+    fn each_own_setting_is_kept_shown_and_saved_without_asking_the_toy() {
+        let mut b = Bench::new(config());
+        let topic = "folotoy/fcb467dad0c0/quiet/set";
+        for (setting, key, shown) in [
+            (OwnSetting::SpeakingRole(3), Key::SpeakingRole, "Role 3"),
+            (OwnSetting::AnnouncementVolume(60), Key::AnnouncementVolume, "60"),
+            (OwnSetting::Quiet(true), Key::Quiet, "ON"),
+        ] {
+            set(&mut b.cx(), &bunny(), topic, setting);
+            let out = b.take();
+            assert_eq!(out.state_of(&bunny(), key).as_deref(), Some(shown), "{key:?}");
+            assert!(out.save, "{key:?} is saved");
+            assert!(out.folotoy_payloads().is_empty(), "{key:?} asked nothing of the toy");
+        }
+        let own = &b.toy(&bunny()).own;
+        assert_eq!((own.role(), own.announcement_volume(), own.quiet()), (3, 60, true));
+    }
+
+    #[test]
+    fn quiet_says_in_the_log_what_it_means() {
+        let mut b = Bench::new(config());
+        set(&mut b.cx(), &bunny(), "t", OwnSetting::Quiet(true));
+        set(&mut b.cx(), &bunny(), "t", OwnSetting::Quiet(false));
+        let said = b.take().messages(Level::Info).join("\n");
+        assert_eq!(said, "toy fcb467dad0c0 quiet on: nothing makes it speak or play\ntoy fcb467dad0c0 quiet off");
+    }
+}

@@ -112,3 +112,55 @@ pub(super) fn title_of(url: &str) -> String {
         None => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[test]
+    fn what_a_command_plays_and_for_about_how_long() {
+        let say = ToyCommand::Say("Dinner is ready".into());
+        assert_eq!(what_plays(&say), Some(("Dinner is ready".into(), speaking_time("Dinner is ready"))));
+        let url = ToyCommand::PlayAudio("http://h/songs/lullaby.mp3".into());
+        assert_eq!(what_plays(&url), Some(("lullaby.mp3".into(), PLAY_GUESS)));
+        let tts = Media { url: "http://h/tts.mp3".into(), text: Some("Hello".into()), volume: None, announce: true };
+        assert_eq!(what_plays(&ToyCommand::PlayMedia(tts)), Some(("Hello".into(), speaking_time("Hello"))));
+        assert_eq!(what_plays(&ToyCommand::Set(Setting::Volume, Value::Int(30))), None);
+    }
+
+    #[test]
+    fn reading_takes_80_ms_a_character_between_2_seconds_and_2_minutes() {
+        assert_eq!(speaking_time("Hi"), Duration::from_secs(2));
+        assert_eq!(speaking_time(&"小".repeat(100)), Duration::from_secs(8), "characters, not bytes");
+        assert_eq!(speaking_time(&"a".repeat(5000)), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_url_is_titled_by_its_file_name() {
+        assert_eq!(title_of("http://h/a/b.mp3?token=1#t"), "b.mp3");
+        assert_eq!(title_of("http://h/a/dir/"), "dir");
+        assert_eq!(title_of("http://h"), "http://h");
+        assert_eq!(title_of("http://h/"), "http://h/");
+    }
+
+    #[test]
+    fn a_toy_shows_playing_until_its_guess_runs_out() {
+        let mut b = Bench::new(config());
+        let mut playing = Playing::default();
+        playing.start(&mut b.cx(), &bunny(), "Hello".into(), Duration::from_secs(5));
+        let out = b.take();
+        assert_eq!(out.state_of(&bunny(), Key::PlayerState).as_deref(), Some("playing"));
+        assert_eq!(out.state_of(&bunny(), Key::PlayerTitle).as_deref(), Some("Hello"));
+        playing.start(&mut b.at(Duration::from_secs(1)).cx(), &bunny(), "Hello there".into(), Duration::from_secs(5));
+        assert_eq!(b.take().state_of(&bunny(), Key::PlayerState), None, "already shown playing");
+        assert_eq!(playing.next_deadline(), Some(b.t0 + Duration::from_secs(6)));
+        playing.on_tick(&mut b.at(Duration::from_secs(5)).cx());
+        assert!(b.take().publish.is_empty());
+        playing.on_tick(&mut b.at(Duration::from_secs(6)).cx());
+        assert_eq!(b.take().state_of(&bunny(), Key::PlayerState).as_deref(), Some("idle"));
+        let player = &b.toy(&bunny()).player;
+        assert_eq!((player.playing(), player.title()), (false, Some("Hello there")), "the title stays");
+        assert_eq!(playing.next_deadline(), None);
+    }
+}

@@ -157,3 +157,76 @@ impl Concerns {
         self.republishing.forget_toy(cx, topic, node);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use crate::folotoy::messages::Ack;
+
+    const BEAR: &str = "08d1f9c6a310";
+
+    fn at() -> SystemTime {
+        std::time::UNIX_EPOCH
+    }
+
+    fn command(sn: &str, key: &str, payload: &str) -> Input {
+        let msg = HaInbound::Command { sn: sn.into(), key: key.into(), payload: payload.into() };
+        Input::Ha { topic: format!("folotoy/{sn}/{key}/set"), msg, at: at() }
+    }
+
+    fn ack(toy: &str, identifier: &str, msg_id: u32) -> Input {
+        let ack = Ack { identifier: identifier.into(), msg_id, ok: true };
+        let msg = Inbound::CallAck { sn: sn(toy), ack };
+        Input::FoloToy { topic: format!("/sys/folotoy/{toy}/thing/command/callAck"), msg, at: at() }
+    }
+
+    #[test]
+    fn a_toy_deleted_in_home_assistant_is_forgotten_by_every_concern_waiting_for_it() {
+        let open = CoreConfig { allow_unknown_toys: true, ..config() };
+        let mut saved = bunny_at_volume(30);
+        saved.insert(sn(BEAR), saved[&bunny()].clone());
+        let mut b = Bench::saved(open, saved, BTreeMap::new());
+        let mut c = concerns();
+        c.route(&mut b.cx(), Input::HaUp);
+        c.route(&mut b.cx(), command(BEAR, "say", "Hi"));
+        c.route(&mut b.cx(), ack(BEAR, "iwantplay", 1));
+        c.route(&mut b.cx(), command(BEAR, "player_media", r#"{"url": "http://h/a.mp3", "volume": 0.6}"#));
+        assert_eq!(c.commands.len(), 1, "the announcement's volume in flight");
+        assert!(c.playing.next_deadline().is_some() && c.announcements.has(&sn(BEAR)));
+        b.take();
+
+        let device = "homeassistant/device/folotoy_08d1f9c6a310/config";
+        let msg = HaInbound::Discovery { node: "folotoy_08d1f9c6a310".into(), emptied: true };
+        c.route(&mut b.cx(), Input::Ha { topic: device.into(), msg, at: at() });
+        assert!(!b.toys().has(&sn(BEAR)));
+        assert_eq!(c.commands.len(), 0);
+        assert_eq!((c.commands.next_deadline(), c.playing.next_deadline()), (None, None));
+        assert!(!c.announcements.has(&sn(BEAR)));
+        assert!(!c.republishing.published().contains(device));
+    }
+
+    #[test]
+    fn a_toy_heard_from_is_sent_the_volume_owed_to_it() {
+        let owed = ToyState { volume_to_restore: Some(Value::Int(30)), ..ToyState::default() };
+        let mut b = Bench::saved(config(), BTreeMap::from([(bunny(), owed)]), BTreeMap::new());
+        let mut c = concerns();
+        let event = ToyEvent::RecordingTranscribed { recording_id: Some(1), text: "Hi".into() };
+        let topic = format!("/sys/folotoy/{BUNNY}/thing/event/post");
+        c.route(&mut b.cx(), Input::FoloToy { topic, msg: Inbound::Event { sn: bunny(), event }, at: at() });
+        let sent = b.take().folotoy_payloads();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["inputParams"], serde_json::json!({"volume": 30}));
+        assert_eq!(b.toy(&bunny()).owed.volume(), None, "sent once");
+    }
+
+    #[test]
+    fn a_setting_the_bridge_keeps_goes_to_its_own_settings_and_asks_nothing_of_the_toy() {
+        let mut b = Bench::new(config());
+        let mut c = concerns();
+        c.route(&mut b.cx(), command(BUNNY, "speaking_role", "Role 3"));
+        assert!(b.take().folotoy_payloads().is_empty());
+        assert_eq!(b.toy(&bunny()).own.role(), 3);
+        assert_eq!(c.commands.next_msg_id(), 1, "no msgId used");
+    }
+}

@@ -189,3 +189,76 @@ fn watch(cx: &mut Cx, watching: &WatchWords, sn: &Sn, spoken: Spoken) {
 pub(super) fn continues(answer: &Answer, recording_id: Option<i64>, order: Option<i64>) -> bool {
     crate::history::continues(answer.recording_id, |o| answer.parts.contains_key(&o), recording_id, order)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    fn said(
+        talk: &mut ToyTalk,
+        recording_id: Option<i64>,
+        order: Option<i64>,
+        text: &str,
+    ) -> Result<SaidSentence, i64> {
+        talk.add_said(recording_id, order, text.into(), None, Some(3))
+    }
+
+    #[test]
+    fn sentences_arriving_out_of_order_are_joined_in_order() {
+        let mut talk = ToyTalk::default();
+        let s = said(&mut talk, Some(3), Some(2), " a bunny lived in a hole.").unwrap();
+        assert_eq!((s.order, s.text.as_str()), (2, "a bunny lived in a hole."));
+        let s = said(&mut talk, Some(3), Some(1), "Once upon a time,").unwrap();
+        assert_eq!(s.text, "Once upon a time, a bunny lived in a hole.");
+        assert_eq!((s.answer_id, s.answer_role), (Some(3), Some(3)));
+        assert_eq!(talk.answer().unwrap().parts.len(), 2);
+    }
+
+    #[test]
+    fn a_sentence_of_another_answer_starts_a_new_one_and_one_without_an_order_goes_last() {
+        let mut talk = ToyTalk::default();
+        said(&mut talk, Some(3), Some(1), "Hi.").unwrap();
+        let s = said(&mut talk, Some(4), Some(1), "Fish swim.").unwrap();
+        assert_eq!(s.text, "Fish swim.");
+        let s = said(&mut talk, Some(4), None, " Birds fly.").unwrap();
+        assert_eq!((s.order, s.text.as_str()), (2, "Fish swim. Birds fly."));
+    }
+
+    #[test]
+    fn a_sentence_sent_again_is_known_as_such() {
+        let mut talk = ToyTalk::default();
+        assert!(!said(&mut talk, Some(3), Some(1), "Hi.").unwrap().again);
+        assert!(said(&mut talk, Some(3), Some(1), "Hi.").unwrap().again);
+        assert!(!said(&mut talk, Some(3), Some(1), "Hello.").unwrap().again, "changed, it is looked at again");
+    }
+
+    #[test]
+    fn an_answer_stops_growing_at_its_limit_and_keeps_what_it_has() {
+        let mut talk = ToyTalk::default();
+        for order in 1..=MAX_ANSWER_PARTS as i64 {
+            said(&mut talk, Some(3), Some(order), "x").unwrap();
+        }
+        let next = MAX_ANSWER_PARTS as i64 + 1;
+        assert_eq!(said(&mut talk, Some(3), Some(next), "y").err(), Some(next));
+        assert_eq!(said(&mut talk, Some(3), None, "y").err(), Some(next));
+        assert_eq!(talk.answer().unwrap().parts.len(), MAX_ANSWER_PARTS);
+        assert!(said(&mut talk, Some(3), Some(1), "x").is_ok(), "one already here is taken again");
+    }
+
+    #[test]
+    fn what_the_child_said_is_kept_shown_and_fires_a_heard_event() {
+        let mut b = Bench::new(config());
+        let mut talk = Talk::default();
+        let event = ToyEvent::RecordingTranscribed { recording_id: Some(7), text: "Tell me a story".into() };
+        let watching = WatchWords::new(std::iter::empty());
+        assert!(talk.on_event(&mut b.cx(), &watching, &bunny(), "t", event, std::time::UNIX_EPOCH).is_none());
+        let out = b.take();
+        assert_eq!(b.toy(&bunny()).talk.heard().map(|h| h.text.as_str()), Some("Tell me a story"));
+        let heard: serde_json::Value = serde_json::from_str(&out.state_of(&bunny(), Key::Heard).unwrap()).unwrap();
+        assert_eq!(heard["summary"], "Tell me a story");
+        let event = out.publish.iter().find(|p| p.topic.ends_with("/conversation")).expect("a Conversation event");
+        assert!(event.at_most_once && !event.retain);
+        assert_eq!(out.history.len(), 1, "kept for the page");
+    }
+}

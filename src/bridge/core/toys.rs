@@ -375,3 +375,116 @@ pub(super) fn deleted_in_ha(cx: &mut Cx, topic: &str, node: &str, at: SystemTime
     cx.out.save = true;
     Some(sn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    const BEAR: &str = "08d1f9c6a310";
+
+    fn open() -> CoreConfig {
+        CoreConfig { allow_unknown_toys: true, ..config() }
+    }
+
+    #[test]
+    fn a_toy_taken_off_the_list_and_never_heard_from_is_left_out_one_heard_from_stays() {
+        let typo = ToyState { listed: true, ..ToyState::default() };
+        let heard = ToyState { listed: true, last_activity_ms: Some(1), ..ToyState::default() };
+        let saved = BTreeMap::from([(sn("aabbccddeeff"), typo), (sn(BEAR), heard)]);
+        let mut logs = Vec::new();
+        let toys = Toys::from_saved(&open(), saved, BTreeMap::new(), &mut logs);
+        assert_eq!(toys.sns().collect::<Vec<_>>(), [&sn(BEAR), &bunny()]);
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert!(logs[0].message.ends_with("left out: no longer in folotoy.toys and never heard from"), "{logs:?}");
+        assert!(!toys.toy(&sn(BEAR)).saved().listed, "no longer listed");
+        assert!(toys.toy(&bunny()).saved().listed);
+        assert_eq!(toys.toy(&bunny()).name(), Some("Bunny"));
+    }
+
+    #[test]
+    fn saved_toys_past_max_toys_or_differing_only_in_case_are_left_out_with_a_warning() {
+        let saved = BTreeMap::from([
+            (sn("FCB467DAD0C0"), ToyState::default()),
+            (sn(BEAR), ToyState::default()),
+            (sn("aabbccddeeff"), ToyState::default()),
+            (sn("bbbbbbbbbbbb"), ToyState::default()),
+        ]);
+        let mut logs = Vec::new();
+        let toys = Toys::from_saved(&CoreConfig { max_toys: 3, ..open() }, saved, BTreeMap::new(), &mut logs);
+        assert_eq!(toys.sns().collect::<Vec<_>>(), [&sn(BEAR), &sn("aabbccddeeff"), &bunny()]);
+        let warned: Vec<&str> = logs.iter().filter(|l| l.level == Level::Warn).map(|l| l.message.as_str()).collect();
+        assert_eq!(
+            warned,
+            [
+                "saved toy FCB467DAD0C0 left out: toy fcb467dad0c0 differs from it only in case",
+                "saved toy bbbbbbbbbbbb left out: folotoy.max_toys (3) reached",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_toy_nobody_configured_is_refused_saying_why_once() {
+        let mut b = Bench::new(config());
+        for _ in 0..2 {
+            assert!(matches!(admit(&mut b.cx(), &sn(BEAR), "t"), Admission::Refused));
+        }
+        let warned = b.take().messages(Level::Warn).join("\n");
+        let why = "it is not in folotoy.toys and folotoy.allow_unknown_toys is false";
+        assert_eq!(warned, format!("toy {BEAR} ignored: {why}"));
+        assert_eq!(b.toys().refused().collect::<Vec<_>>(), [(&sn(BEAR), &why.to_owned())]);
+    }
+
+    #[test]
+    fn refusals_are_remembered_up_to_a_limit() {
+        let mut toys = Toys::from_saved(&config(), BTreeMap::new(), BTreeMap::new(), &mut Vec::new());
+        for i in 0..REFUSED_MEMORY {
+            assert!(toys.refuse(&sn(&format!("{i:012x}")), "why"), "the first time");
+        }
+        assert!(!toys.refuse(&sn("000000000000"), "why"), "the second time");
+        assert!(!toys.refuse(&sn("ffffffffffff"), "why"), "past the limit, not kept: warned about no more");
+        assert_eq!(toys.refused().count(), REFUSED_MEMORY);
+    }
+
+    #[test]
+    fn a_toy_admitted_when_unknown_toys_are_allowed_is_new_once() {
+        let mut b = Bench::new(open());
+        assert!(matches!(admit(&mut b.cx(), &sn(BEAR), "t"), Admission::New));
+        assert!(matches!(admit(&mut b.cx(), &sn(BEAR), "t"), Admission::Known));
+        let out = b.take();
+        assert!(out.save);
+        assert_eq!(out.messages(Level::Info), [format!("new toy {BEAR}: adding it to Home Assistant")]);
+        assert_eq!(b.toy(&sn(BEAR)).name(), None);
+    }
+
+    #[test]
+    fn last_activity_is_shown_when_its_second_changes() {
+        let mut b = Bench::new(config());
+        let at = |ms| std::time::UNIX_EPOCH + Duration::from_millis(ms);
+        heard_from(&mut b.cx(), &bunny(), at(1_000));
+        let out = b.take();
+        assert_eq!(out.state_of(&bunny(), Key::LastActivity).as_deref(), Some("1970-01-01T00:00:01.000+00:00"));
+        assert!(out.save_soon);
+        heard_from(&mut b.cx(), &bunny(), at(1_900));
+        let out = b.take();
+        assert!(out.publish.is_empty() && !out.save_soon, "{:?}", out.publish);
+        assert_eq!(b.toy(&bunny()).last_activity_ms(), Some(1_900), "kept all the same");
+        heard_from(&mut b.cx(), &bunny(), at(2_000));
+        assert!(b.take().state_of(&bunny(), Key::LastActivity).is_some());
+    }
+
+    #[test]
+    fn a_toy_is_let_back_in_only_when_kept_out_and_no_other_rule_keeps_it_out() {
+        let deleted = BTreeMap::from([(sn(BEAR), Some(1))]);
+        let mut b = Bench::saved(config(), BTreeMap::new(), deleted.clone());
+        let refused = let_back_in(&mut b.cx(), &sn(BEAR)).unwrap_err();
+        assert!(refused.ends_with("folotoy.allow_unknown_toys is false"), "{refused}");
+        assert_eq!(let_back_in(&mut b.cx(), &bunny()).unwrap_err(), format!("toy {BUNNY} is not kept out"));
+        assert!(b.toys().deleted().contains_key(&sn(BEAR)), "nothing changed");
+
+        let mut b = Bench::saved(open(), BTreeMap::new(), deleted);
+        let_back_in(&mut b.cx(), &sn(BEAR)).unwrap();
+        assert!(b.toys().has(&sn(BEAR)) && b.toys().deleted().is_empty());
+        assert!(b.take().save);
+    }
+}
