@@ -276,9 +276,10 @@ pub struct Core {
     concerns: Concerns,
 }
 
-/// The bridge's concerns, each owning its state. `route.rs` passes each
-/// input to the concerns it is about, and what one concern's decision means
-/// for another; the concerns' files hold the decisions.
+/// The bridge's concerns, each owning its state (and its part of each toy,
+/// see [`toys::Toy`]). `route.rs` passes each input to the concerns it is
+/// about, and what one concern's decision means for another; the concerns'
+/// files hold the decisions.
 #[derive(Debug)]
 struct Concerns {
     /// Commands sent to toys and waiting for their answers.
@@ -324,7 +325,8 @@ impl Core {
         (core, logs)
     }
 
-    /// What to save: every toy's confirmed state and the discovery topics.
+    /// What to save: every toy (each concern's part of it), the discovery
+    /// topics and what the concerns keep over a restart.
     pub fn snapshot(&self) -> Snapshot {
         let (toys, c) = (&self.common.toys, &self.concerns);
         Snapshot {

@@ -1,5 +1,6 @@
 //! Toys coming and going: admitted when they talk, refused, deleted in Home
-//! Assistant (its emptied configs), let back in from the page.
+//! Assistant (its emptied configs), let back in from the page; and what the
+//! bridge keeps about each, one part per concern.
 
 use super::*;
 
@@ -14,10 +15,12 @@ pub(super) struct Toys {
     deleted: BTreeMap<Sn, Option<u64>>,
 }
 
-/// What the bridge keeps about a toy: its membership here (this file's) and
-/// each concern's part, each changed only in the file of its concern and
-/// read by the rest, as Home Assistant's states are rendered from [`Toy::state_view`].
-#[derive(Debug)]
+/// What the bridge keeps about a toy, one part per concern: a part's fields
+/// are private to its concern's file, the only one that changes them; the
+/// others read it, and Home Assistant's states are rendered from all of
+/// them ([`Toy::state_view`]). Its membership is this file's. A toy first
+/// heard from (or let back in) is the default: nothing known of it yet.
+#[derive(Debug, Default)]
 pub(super) struct Toy {
     /// The name the user configured; discovered toys have none.
     name: Option<String>,
@@ -40,21 +43,6 @@ pub(super) struct Toy {
 }
 
 impl Toy {
-    /// A toy first heard from (or let back in): nothing known of it yet.
-    fn new(name: Option<String>) -> Toy {
-        Toy {
-            name,
-            listed: false,
-            last_activity_ms: None,
-            confirmed: Default::default(),
-            own: Default::default(),
-            owed: Default::default(),
-            talk: Default::default(),
-            today: Default::default(),
-            player: Default::default(),
-        }
-    }
-
     /// A toy as the state file has it, each part to its concern (which checks
     /// it against this configuration; `warn` says what it dropped).
     fn from_saved(name: Option<String>, saved: ToyState, cfg: &CoreConfig, warn: &mut dyn FnMut(String)) -> Toy {
@@ -264,7 +252,7 @@ impl Toys {
 
     /// A toy heard from for the first time.
     fn add(&mut self, sn: &Sn) {
-        self.known.insert(sn.clone(), Toy::new(None));
+        self.known.insert(sn.clone(), Toy::default());
     }
 
     /// Forgets a toy and keeps it out until it is listed or let back in.
