@@ -1,4 +1,5 @@
-//! Turning a command payload from Home Assistant into a request to the core.
+//! Turning a command payload from Home Assistant into what the toy is asked,
+//! or a setting the bridge keeps for it.
 
 use super::entities::{Entity, Kind, PlayerPart, MAX_ANNOUNCE, MAX_TEXT};
 use crate::catalog::Catalog;
