@@ -73,7 +73,7 @@ impl Zone {
 }
 
 /// One toy's talk in one day, so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
     exchanges: u32,
     /// Talk time of the conversations that ended.

@@ -1,7 +1,7 @@
-//! What the bridge knows and saves: of each toy only what the toy confirmed,
-//! or what the user chose in the bridge itself. The core keeps it, Home
-//! Assistant's states are rendered from it, and the store writes it; it
-//! depends on none of them.
+//! What the bridge saves: of each toy only what the toy confirmed, or what
+//! the user chose in the bridge itself, as the state file has it. The core
+//! keeps each part of a toy with the concern that changes it and assembles
+//! a [`Snapshot`] from them; the store writes it. It depends on neither.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::folotoy::{Settings, Sn, Value};
 
+/// A toy as the state file has it: one object of every part the core keeps
+/// of it (see `bridge/core/toys.rs`, which splits and assembles it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ToyState {
@@ -39,14 +41,6 @@ pub struct ToyState {
     /// Whether it was in `folotoy.toys` when last saved: one taken off the
     /// list that was never heard from is a mistyped serial number.
     pub listed: bool,
-    /// How much it talked today. Not saved: counted from the history at
-    /// start (see `Core::begin_day`).
-    #[serde(skip)]
-    pub today: crate::glance::Tally,
-    /// Whether the toy is (probably) playing. Not saved: FoloToy never says
-    /// when playback ends, so the core guesses and a restart starts idle.
-    #[serde(skip)]
-    pub playing: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,8 +93,6 @@ impl Default for ToyState {
             announcement_volume: 0,
             volume_to_restore: None,
             listed: false,
-            today: Default::default(),
-            playing: false,
         }
     }
 }

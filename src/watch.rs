@@ -144,7 +144,7 @@ pub const MAX_PHRASE: usize = 100;
 
 /// Why a list of phrases cannot be watched: the one at `index`, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
+pub struct Unwatchable {
     pub index: usize,
     pub reason: String,
     /// It repeats the one at this index.
@@ -154,10 +154,10 @@ pub struct Refused {
 /// Each phrase has something to look for, is not too long, and is listed
 /// once (ignoring case and spaces). The one rule for the configuration and
 /// for the page.
-pub fn check<'a>(phrases: impl IntoIterator<Item = &'a str>) -> Result<(), Refused> {
+pub fn check<'a>(phrases: impl IntoIterator<Item = &'a str>) -> Result<(), Unwatchable> {
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (index, phrase) in phrases.into_iter().enumerate() {
-        let refused = |reason: String, twin| Err(Refused { index, reason, twin });
+        let refused = |reason: String, twin| Err(Unwatchable { index, reason, twin });
         if needle(phrase).is_empty() {
             return refused("is empty; write the word or phrase to watch for".into(), None);
         }

@@ -16,7 +16,7 @@ use folotoy_ha_bridge::bridge::{Core, CoreConfig, Input, Side};
 use folotoy_ha_bridge::catalog::Catalog;
 use folotoy_ha_bridge::config::WatchWord;
 use folotoy_ha_bridge::folotoy::{messages, Sn};
-use folotoy_ha_bridge::ha::commands::{self, Request};
+use folotoy_ha_bridge::ha::commands::{self, HaCommand, ToyCommand};
 use folotoy_ha_bridge::ha::entities::TOY;
 use folotoy_ha_bridge::ha::{inbound, Topics};
 use folotoy_ha_bridge::saved::Snapshot;
@@ -181,7 +181,8 @@ proptest! {
     fn no_home_assistant_command_makes_the_parser_panic_or_leave_the_documented_range(text in ha_payload()) {
         let catalog = Catalog::load("en").unwrap();
         for entity in TOY {
-            if let Ok(Request::Set(setting, value)) = commands::parse(entity, &text, &catalog, &catalog.roles) {
+            let parsed = commands::parse(entity, &text, &catalog, &catalog.roles);
+            if let Ok(HaCommand::Toy(ToyCommand::Set(setting, value))) = parsed {
                 prop_assert!(in_documented_range(setting.field(), value.as_f64()), "{setting:?} {value:?} from {text:?}");
             }
             let _ = inbound::parse(&topics(), &format!("folotoy/{SN}/{}/set", entity.key), text.as_bytes(), false);

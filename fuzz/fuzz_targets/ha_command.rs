@@ -3,7 +3,7 @@
 #![no_main]
 
 use folotoy_ha_bridge::catalog::Catalog;
-use folotoy_ha_bridge::ha::commands::{self, Request};
+use folotoy_ha_bridge::ha::commands::{self, HaCommand, ToyCommand};
 use folotoy_ha_bridge::ha::entities::TOY;
 use folotoy_ha_bridge::ha::{inbound, Topics};
 use libfuzzer_sys::fuzz_target;
@@ -28,7 +28,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = inbound::parse(&topics, "homeassistant/status", payload, false);
     let Ok(text) = std::str::from_utf8(payload) else { return };
     let catalog = &catalogs()[usize::from(pick & 2 != 0)];
-    if let Ok(Request::Set(setting, value)) = commands::parse(entity, text, catalog, &catalog.roles) {
+    let parsed = commands::parse(entity, text, catalog, &catalog.roles);
+    if let Ok(HaCommand::Toy(ToyCommand::Set(setting, value))) = parsed {
         assert!(
             ranges::in_documented_range(setting.field(), value.as_f64()),
             "{setting} = {value:?} accepted from {text:?}"

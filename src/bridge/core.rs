@@ -18,7 +18,7 @@ use crate::ha::discovered::Discovered;
 use crate::ha::discovery::Discovery;
 use crate::ha::entities::{Entity, Key, Kind, TOY};
 use crate::ha::topics::{toy_node, SERVER};
-use crate::ha::{self, HaInbound, Media, Request, Topics};
+use crate::ha::{self, HaCommand, HaInbound, Media, OwnSetting, Topics, ToyCommand};
 use crate::saved::{Answer, Heard, LastCommand, Outcome, Part, ServerState, Snapshot, ToyState};
 use crate::watch::{Speaker, WatchWords};
 
@@ -182,34 +182,34 @@ impl Output {
 
 /// Which brokers are connected.
 #[derive(Debug, Clone, Copy, Default)]
-struct Links {
+struct Connected {
     ha: bool,
     folotoy: bool,
 }
 
 /// What every concern decides with besides its own state: the configuration,
-/// which brokers are up, the toys with their saved state (each concern keeps
-/// its part of a toy there, as the state file does), and the hold on the
-/// states a talking toy changes with every sentence.
+/// which brokers are up, the toys (each with every concern's part of it, see
+/// [`toys::Toy`]: a concern changes its own part and reads the others), and
+/// the hold on the states a talking toy changes with every sentence.
 #[derive(Debug)]
-struct Shared {
+struct Common {
     cfg: CoreConfig,
-    links: Links,
+    connected: Connected,
     toys: toys::Toys,
     hold: Hold,
 }
 
-impl Shared {
+impl Common {
     fn cx<'a>(&'a mut self, now: Instant, out: &'a mut Output) -> Cx<'a> {
-        Cx { cfg: &self.cfg, links: self.links, toys: &mut self.toys, hold: &mut self.hold, now, out }
+        Cx { cfg: &self.cfg, connected: self.connected, toys: &mut self.toys, hold: &mut self.hold, now, out }
     }
 }
 
-/// What a concern's method gets besides its own state: the shared part
-/// (see [`Shared`]), the moment of the input, and the output it adds to.
+/// What a concern's method gets besides its own state: the common part
+/// (see [`Common`]), the moment of the input, and the output it adds to.
 struct Cx<'a> {
     cfg: &'a CoreConfig,
-    links: Links,
+    connected: Connected,
     toys: &'a mut toys::Toys,
     hold: &'a mut Hold,
     now: Instant,
@@ -217,11 +217,6 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    /// A known toy's state; the caller checked that it is known.
-    fn toy(&mut self, sn: &Sn) -> &mut ToyState {
-        self.toys.state_mut(sn).expect("checked by the caller")
-    }
-
     fn log(&mut self, level: Level, topic: &str, message: impl Into<String>) {
         self.out.log(level, topic, message);
     }
@@ -243,11 +238,11 @@ impl Cx<'_> {
 
     /// States wait for Home Assistant: its connection publishes them all.
     fn publish_entity(&mut self, sn: &Sn, entity: &Entity) {
-        if !self.links.ha || !self.discovery().offers(entity) {
+        if !self.connected.ha || !self.discovery().offers(entity) {
             return;
         }
         let cfg = self.cfg;
-        if let Some(payload) = ha::states::render(entity, self.toys.state(sn), &cfg.catalog, &cfg.roles) {
+        if let Some(payload) = ha::states::render(entity, &self.toys.toy(sn).state_view(), &cfg.catalog, &cfg.roles) {
             self.out.ha(cfg.topics.state(sn, entity.key.as_str()), payload, true);
         }
     }
@@ -274,16 +269,17 @@ impl Cx<'_> {
     }
 }
 
-/// The bridge's rules: the shared part and the concerns.
+/// The bridge's rules: the common part and the concerns.
 #[derive(Debug)]
 pub struct Core {
-    shared: Shared,
+    common: Common,
     concerns: Concerns,
 }
 
-/// The bridge's concerns, each owning its state. `route.rs` passes each
-/// input to the concerns it is about, and what one concern's decision means
-/// for another; the concerns' files hold the decisions.
+/// The bridge's concerns, each owning its state (and its part of each toy,
+/// see [`toys::Toy`]). `route.rs` passes each input to the concerns it is
+/// about, and what one concern's decision means for another; the concerns'
+/// files hold the decisions.
 #[derive(Debug)]
 struct Concerns {
     /// Commands sent to toys and waiting for their answers.
@@ -297,7 +293,7 @@ struct Concerns {
     /// Announcements played at their own volume.
     announcements: announcements::Announcements,
     /// What toys say, and the day their tallies count.
-    conversations: conversations::Conversations,
+    talk: talk::Talk,
     /// The configured watch words and those a parent added on the page.
     watching: watching::Watching,
 }
@@ -319,22 +315,23 @@ impl Core {
             playing: Default::default(),
             server: server::Server::new(saved.server),
             announcements: Default::default(),
-            conversations: Default::default(),
+            talk: Default::default(),
             watching,
         };
         let core = Core {
-            shared: Shared { cfg, links: Links::default(), toys, hold: Hold::new(CONVERSATION_HOLD) },
+            common: Common { cfg, connected: Connected::default(), toys, hold: Hold::new(CONVERSATION_HOLD) },
             concerns,
         };
         (core, logs)
     }
 
-    /// What to save: every toy's confirmed state and the discovery topics.
+    /// What to save: every toy (each concern's part of it), the discovery
+    /// topics and what the concerns keep over a restart.
     pub fn snapshot(&self) -> Snapshot {
-        let (toys, c) = (&self.shared.toys, &self.concerns);
+        let (toys, c) = (&self.common.toys, &self.concerns);
         Snapshot {
             next_msg_id: c.commands.next_msg_id(),
-            toys: toys.iter().map(|(sn, t)| (sn.clone(), t.state.clone())).collect(),
+            toys: toys.iter().map(|(sn, t)| (sn.clone(), t.saved())).collect(),
             discovery_topics: c.republishing.published(),
             server: c.server.state().clone(),
             deleted_toys: toys.deleted().keys().cloned().collect(),
@@ -353,9 +350,9 @@ impl Core {
             c.republishing.next_deadline(),
             c.playing.next_deadline(),
             c.server.next_deadline(),
-            self.shared.hold.next_deadline(),
+            self.common.hold.next_deadline(),
             c.announcements.next_deadline(),
-            c.conversations.next_deadline(),
+            c.talk.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -363,25 +360,25 @@ impl Core {
     }
 
     pub fn toys(&self) -> impl Iterator<Item = &Sn> {
-        self.shared.toys.sns()
+        self.common.toys.sns()
     }
 
     /// Every toy with the name the user gave it, if any.
     pub fn named_toys(&self) -> impl Iterator<Item = (&Sn, Option<&str>)> {
-        self.shared.toys.iter().map(|(sn, t)| (sn, t.name.as_deref()))
+        self.common.toys.iter().map(|(sn, t)| (sn, t.name()))
     }
 
     /// At start: today's sentences so far, from the history (what the bridge
     /// counted before it stopped), at wall time `at`.
     pub fn begin_day(&mut self, sentences: Vec<(String, u64, crate::history::Kind)>, at: SystemTime, now: Instant) {
         let mut out = Output::default();
-        self.concerns.conversations.begin_day(&mut self.shared.cx(now, &mut out), sentences, at);
+        self.concerns.talk.begin_day(&mut self.common.cx(now, &mut out), sentences, at);
     }
 
     /// The toys deleted in Home Assistant and kept out, with when (ms since
     /// the Unix epoch), if known.
     pub fn kept_out(&self) -> impl Iterator<Item = (&Sn, Option<u64>)> {
-        self.shared.toys.deleted().iter().map(|(sn, at)| (sn, *at))
+        self.common.toys.deleted().iter().map(|(sn, at)| (sn, *at))
     }
 
     /// A parent lets a toy deleted in Home Assistant back in (see
@@ -389,7 +386,7 @@ impl Core {
     /// says why not, and nothing changes.
     pub fn let_back_in(&mut self, sn: &Sn, now: Instant) -> Result<Output, String> {
         let mut out = Output::default();
-        self.concerns.let_back_in(&mut self.shared.cx(now, &mut out), sn)?;
+        self.concerns.let_back_in(&mut self.common.cx(now, &mut out), sn)?;
         Ok(out)
     }
 
@@ -399,15 +396,15 @@ impl Core {
 
     pub fn handle(&mut self, input: Input, now: Instant) -> Output {
         let mut out = Output::default();
-        let links = &mut self.shared.links;
+        let connected = &mut self.common.connected;
         match input {
-            Input::HaUp => links.ha = true,
-            Input::HaDown => links.ha = false,
-            Input::FoloToyUp => links.folotoy = true,
-            Input::FoloToyDown => links.folotoy = false,
+            Input::HaUp => connected.ha = true,
+            Input::HaDown => connected.ha = false,
+            Input::FoloToyUp => connected.folotoy = true,
+            Input::FoloToyDown => connected.folotoy = false,
             _ => {}
         }
-        self.concerns.route(&mut self.shared.cx(now, &mut out), input);
+        self.concerns.route(&mut self.common.cx(now, &mut out), input);
         out
     }
 }
@@ -423,12 +420,15 @@ fn take_due<V>(map: &mut BTreeMap<Sn, V>, is_due: impl Fn(&V) -> bool) -> Vec<Sn
 
 mod announcements;
 mod commands;
-mod conversations;
 mod glance;
+mod own_settings;
 mod player;
 mod republish;
 mod route;
 mod server;
+mod talk;
+#[cfg(test)]
+mod testing;
 mod toys;
 mod view;
 mod watching;
@@ -436,7 +436,7 @@ mod watching;
 pub use player::{speaking_time, PLAY_GUESS};
 pub use republish::CHUNK;
 pub use toys::LET_BACK_IN;
-pub use view::{KeptOut, Refused, ToyView, View};
+pub use view::{KeptOut, RefusedToy, ToyView, View};
 pub use watching::PAGE_WATCH_WORDS;
 
 #[cfg(test)]

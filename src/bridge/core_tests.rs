@@ -1193,6 +1193,25 @@ fn settings_and_speaking_role_survive_a_restart() {
     assert_eq!(sent[0]["msgId"], 5);
 }
 
+/// A state file as the bridge before the concerns kept their own parts wrote
+/// it: every field of a toy set (Bunny mid-announcement, quiet, with a
+/// conversation; a toy that appeared by itself), a roles reload, a deleted toy
+/// and a watch word added on the page.
+const STATE_FILE: &str = "tests/fixtures/state-file.json";
+
+#[test]
+fn a_state_file_written_by_the_release_before_loads_and_is_saved_back_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let written = fs::read(STATE_FILE).unwrap();
+    fs::write(&path, &written).unwrap();
+    let crate::store::Found::Saved(saved) = crate::store::load(&path).unwrap() else { panic!("not loaded") };
+    let b = Bridge::restore(open_config(), saved.clone());
+    assert_eq!(b.core.snapshot(), saved, "nothing lost, nothing changed");
+    crate::store::save(&path, &b.core.snapshot()).unwrap();
+    assert_eq!(String::from_utf8(fs::read(&path).unwrap()).unwrap(), String::from_utf8(written).unwrap());
+}
+
 #[test]
 fn a_sent_command_asks_to_save_so_a_restart_never_reuses_its_msg_id() {
     let mut before = Bridge::up(config());

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::folotoy::{Setting, Sn};
 use crate::ha::entities::Key;
-use crate::ha::Request;
+use crate::ha::ToyCommand;
 
 /// What a command is about, for merging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,7 +32,7 @@ pub struct Sent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Waiting {
     pub entity: Key,
-    pub request: Request,
+    pub request: ToyCommand,
     /// The value as Home Assistant sent it, for the Last command sensor.
     pub raw: String,
     /// The bridge putting a toy's volume back after an announcement, not
@@ -42,7 +42,7 @@ pub struct Waiting {
 
 impl Waiting {
     /// What Home Assistant asked for.
-    pub fn asked(entity: Key, request: Request, raw: String) -> Waiting {
+    pub fn asked(entity: Key, request: ToyCommand, raw: String) -> Waiting {
         Waiting { entity, request, raw, restore: false }
     }
 }
@@ -134,9 +134,9 @@ impl Pending {
     }
 }
 
-pub fn slot_of(msg_id: u32, request: &Request) -> Slot {
+pub fn slot_of(msg_id: u32, request: &ToyCommand) -> Slot {
     match request {
-        Request::Set(setting, _) => Slot::Setting(*setting),
+        ToyCommand::Set(setting, _) => Slot::Setting(*setting),
         _ => Slot::Play(msg_id),
     }
 }

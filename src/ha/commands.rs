@@ -1,18 +1,33 @@
-//! Turning a command payload from Home Assistant into a request to the core.
+//! Turning a command payload from Home Assistant into what the toy is asked,
+//! or a setting the bridge keeps for it.
 
 use super::entities::{Entity, Kind, PlayerPart, MAX_ANNOUNCE, MAX_TEXT};
 use crate::catalog::Catalog;
 use crate::folotoy::settings::RangeError;
 use crate::folotoy::{Setting, Value};
 
-/// What Home Assistant asked of a toy, checked against the entity's range.
+/// What Home Assistant asked of a toy's entity, checked against its range:
+/// something the toy is asked, or a setting the bridge keeps for it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Request {
+pub enum HaCommand {
+    Toy(ToyCommand),
+    Own(OwnSetting),
+}
+
+/// What a toy is asked to set, say or play: sent to the toy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToyCommand {
     Set(Setting, Value),
     Say(String),
     PlayAudio(String),
     /// The media player's `play_media`.
     PlayMedia(Media),
+}
+
+/// A setting the bridge keeps for a toy itself: nothing is asked of the toy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OwnSetting {
+    /// The role (1..7) Say speaks with.
     SpeakingRole(u8),
     /// 0..100; 0 is the toy's own volume.
     AnnouncementVolume(u8),
@@ -73,12 +88,12 @@ pub enum CommandError {
 /// compared with the labels of the user's language, which is what Home
 /// Assistant sends; the option keys (`click`, `knob`...) are accepted too, so
 /// automations keep working when the language changes.
-pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]) -> Result<Request, CommandError> {
+pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]) -> Result<HaCommand, CommandError> {
     let p = payload.trim();
-    match entity.kind {
+    let command = match entity.kind {
         Kind::Number { setting, .. } => {
             let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
-            Ok(Request::Set(setting, setting.check(x)?))
+            ToyCommand::Set(setting, setting.check(x)?)
         }
         Kind::Select { setting, options } => {
             let code = options
@@ -89,7 +104,7 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
                     value: short(p),
                     options: options.iter().map(|(k, _)| catalog.option(entity.key.as_str(), k).to_owned()).collect(),
                 })?;
-            Ok(Request::Set(setting, setting.check(code as f64)?))
+            ToyCommand::Set(setting, setting.check(code as f64)?)
         }
         Kind::Switch { setting, on, off } => {
             let code = match p {
@@ -97,12 +112,12 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
                 "OFF" => off,
                 _ => return Err(CommandError::NotOnOff(short(p))),
             };
-            Ok(Request::Set(setting, setting.check(code as f64)?))
+            ToyCommand::Set(setting, setting.check(code as f64)?)
         }
-        Kind::Say => Ok(Request::Say(text(payload, MAX_TEXT)?)),
-        Kind::Announce => Ok(Request::Say(text(payload, MAX_ANNOUNCE)?)),
-        Kind::PlayAudio => Ok(Request::PlayAudio(url(p, MAX_TEXT)?)),
-        Kind::Player(PlayerPart::Volume) => Ok(Request::Set(Setting::Volume, player_volume(p)?)),
+        Kind::Say => ToyCommand::Say(text(payload, MAX_TEXT)?),
+        Kind::Announce => ToyCommand::Say(text(payload, MAX_ANNOUNCE)?),
+        Kind::PlayAudio => ToyCommand::PlayAudio(url(p, MAX_TEXT)?),
+        Kind::Player(PlayerPart::Volume) => ToyCommand::Set(Setting::Volume, player_volume(p)?),
         Kind::Player(PlayerPart::Media) => {
             // The integration sends JSON; a bare URL is taken too, for scripts.
             let m: MediaPayload = if p.starts_with('{') {
@@ -112,32 +127,36 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
             };
             let text = m.text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
             let volume = m.volume.map(|v| player_volume(&v.to_string())).transpose()?;
-            Ok(Request::PlayMedia(Media { url: url(m.url.trim(), MAX_ANNOUNCE)?, text, volume, announce: m.announce }))
+            ToyCommand::PlayMedia(Media { url: url(m.url.trim(), MAX_ANNOUNCE)?, text, volume, announce: m.announce })
         }
         Kind::Quiet => match p {
-            "ON" => Ok(Request::Quiet(true)),
-            "OFF" => Ok(Request::Quiet(false)),
-            _ => Err(CommandError::NotOnOff(short(p))),
+            "ON" => return Ok(HaCommand::Own(OwnSetting::Quiet(true))),
+            "OFF" => return Ok(HaCommand::Own(OwnSetting::Quiet(false))),
+            _ => return Err(CommandError::NotOnOff(short(p))),
         },
         Kind::AnnouncementVolume => {
             let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
             // The toy's own volume range, 0 meaning "the toy's own volume".
-            Ok(Request::AnnouncementVolume(Setting::Volume.check(x)?.as_f64() as u8))
+            let volume = Setting::Volume.check(x)?.as_f64() as u8;
+            return Ok(HaCommand::Own(OwnSetting::AnnouncementVolume(volume)));
         }
-        Kind::SpeakingRole => roles
-            .iter()
-            .position(|name| name == p)
-            .or_else(|| p.parse::<usize>().ok().filter(|n| (1..=roles.len()).contains(n)).map(|n| n - 1))
-            .map(|i| Request::SpeakingRole(i as u8 + 1))
-            .ok_or_else(|| CommandError::NotAnOption { value: short(p), options: roles.to_vec() }),
+        Kind::SpeakingRole => {
+            return roles
+                .iter()
+                .position(|name| name == p)
+                .or_else(|| p.parse::<usize>().ok().filter(|n| (1..=roles.len()).contains(n)).map(|n| n - 1))
+                .map(|i| HaCommand::Own(OwnSetting::SpeakingRole(i as u8 + 1)))
+                .ok_or_else(|| CommandError::NotAnOption { value: short(p), options: roles.to_vec() })
+        }
         Kind::LastCommand
         | Kind::Heard
         | Kind::Said
         | Kind::Event(_)
         | Kind::LastActivity
         | Kind::Today(_)
-        | Kind::Player(PlayerPart::State | PlayerPart::Title) => Err(CommandError::ReadOnly),
-    }
+        | Kind::Player(PlayerPart::State | PlayerPart::Title) => return Err(CommandError::ReadOnly),
+    };
+    Ok(HaCommand::Toy(command))
 }
 
 /// A media player volume (0..1) as the toy's 0..100; the range check
@@ -180,35 +199,43 @@ fn short(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn run(key: &str, payload: &str) -> Result<Request, CommandError> {
+    fn run(key: &str, payload: &str) -> Result<HaCommand, CommandError> {
         let cat = Catalog::load("en").unwrap();
         parse(Entity::find(key).unwrap(), payload, &cat, &cat.roles)
     }
 
+    fn toy(command: ToyCommand) -> Result<HaCommand, CommandError> {
+        Ok(HaCommand::Toy(command))
+    }
+
+    fn own(setting: OwnSetting) -> Result<HaCommand, CommandError> {
+        Ok(HaCommand::Own(setting))
+    }
+
     #[test]
     fn each_entity_turns_its_payload_into_a_request() {
-        assert_eq!(run("volume", "30"), Ok(Request::Set(Setting::Volume, Value::Int(30))));
-        assert_eq!(run("volume", "30.0"), Ok(Request::Set(Setting::Volume, Value::Int(30))));
-        assert_eq!(run("recording_mode", "Hold to talk"), Ok(Request::Set(Setting::RecordType, Value::Int(2))));
-        assert_eq!(run("recording_mode", "continuous"), Ok(Request::Set(Setting::RecordType, Value::Int(3))));
+        assert_eq!(run("volume", "30"), toy(ToyCommand::Set(Setting::Volume, Value::Int(30))));
+        assert_eq!(run("volume", "30.0"), toy(ToyCommand::Set(Setting::Volume, Value::Int(30))));
+        assert_eq!(run("recording_mode", "Hold to talk"), toy(ToyCommand::Set(Setting::RecordType, Value::Int(2))));
+        assert_eq!(run("recording_mode", "continuous"), toy(ToyCommand::Set(Setting::RecordType, Value::Int(3))));
         assert_eq!(
             run("volume_control", "Home Assistant"),
-            Ok(Request::Set(Setting::VolumeControlType, Value::Int(2)))
+            toy(ToyCommand::Set(Setting::VolumeControlType, Value::Int(2)))
         );
-        assert_eq!(run("power_on_sound", "OFF"), Ok(Request::Set(Setting::OpenTipType, Value::Int(0))));
-        assert_eq!(run("low_battery_alarm", "3.6"), Ok(Request::Set(Setting::VoltageAlarm, Value::Float(3.6))));
-        assert_eq!(run("sleep_after", "600"), Ok(Request::Set(Setting::SleepTriggerTime, Value::Int(600))));
-        assert_eq!(run("say", "Dinner is ready"), Ok(Request::Say("Dinner is ready".into())));
-        assert_eq!(run("play_audio", "http://h/a.mp3"), Ok(Request::PlayAudio("http://h/a.mp3".into())));
-        assert_eq!(run("speaking_role", "Role 3"), Ok(Request::SpeakingRole(3)));
-        assert_eq!(run("speaking_role", "7"), Ok(Request::SpeakingRole(7)));
+        assert_eq!(run("power_on_sound", "OFF"), toy(ToyCommand::Set(Setting::OpenTipType, Value::Int(0))));
+        assert_eq!(run("low_battery_alarm", "3.6"), toy(ToyCommand::Set(Setting::VoltageAlarm, Value::Float(3.6))));
+        assert_eq!(run("sleep_after", "600"), toy(ToyCommand::Set(Setting::SleepTriggerTime, Value::Int(600))));
+        assert_eq!(run("say", "Dinner is ready"), toy(ToyCommand::Say("Dinner is ready".into())));
+        assert_eq!(run("play_audio", "http://h/a.mp3"), toy(ToyCommand::PlayAudio("http://h/a.mp3".into())));
+        assert_eq!(run("speaking_role", "Role 3"), own(OwnSetting::SpeakingRole(3)));
+        assert_eq!(run("speaking_role", "7"), own(OwnSetting::SpeakingRole(7)));
         let long = "word ".repeat(300);
-        assert_eq!(run("announce", &long), Ok(Request::Say(long.clone())));
-        assert_eq!(run("player_volume", "0.3"), Ok(Request::Set(Setting::Volume, Value::Int(30))));
-        assert_eq!(run("player_volume", "1"), Ok(Request::Set(Setting::Volume, Value::Int(100))));
+        assert_eq!(run("announce", &long), toy(ToyCommand::Say(long.clone())));
+        assert_eq!(run("player_volume", "0.3"), toy(ToyCommand::Set(Setting::Volume, Value::Int(30))));
+        assert_eq!(run("player_volume", "1"), toy(ToyCommand::Set(Setting::Volume, Value::Int(100))));
         let tts = r#"{"url": "http://ha.local:8123/api/tts_proxy/abc.mp3", "text": "Dinner!", "announce": true}"#;
         let media = |url: &str, text: Option<&str>, volume: Option<i64>, announce: bool| {
-            Ok(Request::PlayMedia(Media {
+            toy(ToyCommand::PlayMedia(Media {
                 url: url.into(),
                 text: text.map(Into::into),
                 volume: volume.map(Value::Int),
@@ -221,8 +248,8 @@ mod tests {
         );
         let loud = r#"{"url": "http://h/a.mp3", "volume": 0.6, "announce": true}"#;
         assert_eq!(run("player_media", loud), media("http://h/a.mp3", None, Some(60), true));
-        assert_eq!(run("announcement_volume", "60"), Ok(Request::AnnouncementVolume(60)));
-        assert_eq!(run("announcement_volume", "0.0"), Ok(Request::AnnouncementVolume(0)));
+        assert_eq!(run("announcement_volume", "60"), own(OwnSetting::AnnouncementVolume(60)));
+        assert_eq!(run("announcement_volume", "0.0"), own(OwnSetting::AnnouncementVolume(0)));
         assert_eq!(run("player_media", "https://h/a.mp3"), media("https://h/a.mp3", None, None, false));
     }
 

@@ -10,7 +10,7 @@ pub mod payloads;
 pub mod states;
 pub mod topics;
 
-pub use commands::{Media, Request};
+pub use commands::{HaCommand, Media, OwnSetting, ToyCommand};
 pub use entities::{Entity, Kind};
 pub use inbound::HaInbound;
 pub use topics::Topics;

@@ -1,11 +1,12 @@
 //! Entity states as Home Assistant reads them from the state topics.
 
 use super::entities::{Entity, Kind, PlayerPart, Today, MAX_TEXT};
-use crate::folotoy::Setting;
+use crate::folotoy::{Setting, Settings};
 use serde_json::json;
 
 use crate::catalog::Catalog;
-use crate::saved::{Answer, Heard, LastCommand, ToyState};
+use crate::glance::Tally;
+use crate::saved::{Answer, Heard, LastCommand};
 use crate::watch::Speaker;
 
 /// What Home Assistant's MQTT number, select and switch take as "unknown".
@@ -18,10 +19,36 @@ pub const UNKNOWN: &str = "None";
 pub const MAX_ATTRIBUTE_BYTES: usize = 4000;
 const MAX_VOICE_URLS: usize = 16;
 
+/// What a toy's entities show, read where the bridge keeps it: each part
+/// with the concern that changes it, read here only.
+#[derive(Debug, Clone, Copy)]
+pub struct StateView<'a> {
+    /// What the toy confirmed of its settings.
+    pub settings: &'a Settings,
+    /// The last text the toy accepted to speak (the Say entity).
+    pub say_text: Option<&'a str>,
+    /// The last URL the toy accepted to play (the Play audio entity).
+    pub play_url: Option<&'a str>,
+    pub last_command: Option<&'a LastCommand>,
+    /// The role (1..7) Say speaks with.
+    pub role: u8,
+    /// The volume announcements play at (0..100), 0 for the toy's own.
+    pub announcement_volume: u8,
+    pub quiet: bool,
+    pub heard: Option<&'a Heard>,
+    pub answer: Option<&'a Answer>,
+    pub today: Tally,
+    /// When the toy last published anything, in ms since the Unix epoch.
+    pub last_activity_ms: Option<u64>,
+    pub playing: bool,
+    /// The media player's title: what the toy played or said last.
+    pub player_title: Option<&'a str>,
+}
+
 /// The state payload of `entity`, or `None` for entities that have no state
 /// to publish (events fire once; notify has no state). Settings the toy
 /// never confirmed are `None` (unknown), so Home Assistant never shows a guess.
-pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[String]) -> Option<String> {
+pub fn render(entity: &Entity, toy: &StateView, catalog: &Catalog, roles: &[String]) -> Option<String> {
     let shown = match entity.kind {
         Kind::Number { setting, .. } => toy.settings.get(setting).map(|v| v.to_string()),
         Kind::Select { setting, options } => toy.settings.get(setting).and_then(|v| {
@@ -38,11 +65,11 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         // into holds no "unknown" to delete first. Wrapped in JSON: an empty
         // retained payload would delete the retained state instead (Home
         // Assistant would then show unknown after its restart).
-        Kind::Say => return Some(text_state(toy.say_text.as_deref())),
-        Kind::PlayAudio => return Some(text_state(toy.play_url.as_deref())),
-        Kind::LastCommand => Some(last_command(toy.last_command.as_ref(), catalog)),
-        Kind::Heard => Some(heard(toy.heard.as_ref())),
-        Kind::Said => Some(said(toy.answer.as_ref())),
+        Kind::Say => return Some(text_state(toy.say_text)),
+        Kind::PlayAudio => return Some(text_state(toy.play_url)),
+        Kind::LastCommand => Some(last_command(toy.last_command, catalog)),
+        Kind::Heard => Some(heard(toy.heard)),
+        Kind::Said => Some(said(toy.answer)),
         Kind::LastActivity => toy.last_activity_ms.map(rfc3339),
         Kind::Today(Today::TalkTime) => Some(toy.today.talk_minutes().to_string()),
         Kind::Today(Today::Exchanges) => Some(toy.today.exchanges().to_string()),
@@ -51,7 +78,7 @@ pub fn render(entity: &Entity, toy: &ToyState, catalog: &Catalog, roles: &[Strin
         // not known yet is not published, as for Say: an empty retained
         // payload would only delete itself.
         Kind::Player(PlayerPart::State) => return Some(if toy.playing { "playing" } else { "idle" }.to_owned()),
-        Kind::Player(PlayerPart::Title) => return toy.player_title.as_deref().map(|t| truncate(t, MAX_TEXT)),
+        Kind::Player(PlayerPart::Title) => return toy.player_title.map(|t| truncate(t, MAX_TEXT)),
         Kind::Player(PlayerPart::Volume) => {
             return toy.settings.get(Setting::Volume).map(|v| (v.as_f64() / 100.0).to_string())
         }
@@ -240,13 +267,32 @@ pub fn truncate(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::folotoy::{Setting, Value};
-    use crate::saved::Outcome;
+    use crate::saved::{Outcome, ToyState};
+
+    /// What a toy shows when the bridge kept `toy` (as the state file has it).
+    fn view_of(toy: &ToyState) -> StateView<'_> {
+        StateView {
+            settings: &toy.settings,
+            say_text: toy.say_text.as_deref(),
+            play_url: toy.play_url.as_deref(),
+            last_command: toy.last_command.as_ref(),
+            role: toy.role,
+            announcement_volume: toy.announcement_volume,
+            quiet: toy.quiet,
+            heard: toy.heard.as_ref(),
+            answer: toy.answer.as_ref(),
+            today: Tally::default(),
+            last_activity_ms: toy.last_activity_ms,
+            playing: false,
+            player_title: toy.player_title.as_deref(),
+        }
+    }
 
     #[test]
     fn unconfirmed_settings_are_unknown_and_confirmed_ones_are_labelled() {
         let cat = Catalog::load("en").unwrap();
         let mut toy = ToyState::default();
-        let show = |toy: &ToyState, key| render(Entity::find(key).unwrap(), toy, &cat, &cat.roles).unwrap();
+        let show = |toy: &ToyState, key| render(Entity::find(key).unwrap(), &view_of(toy), &cat, &cat.roles).unwrap();
         assert_eq!(show(&toy, "volume"), "None");
         assert_eq!(show(&toy, "recording_mode"), "None");
         toy.settings.set(Setting::Volume, Value::Int(30));
@@ -258,7 +304,7 @@ mod tests {
         assert_eq!(show(&toy, "power_on_sound"), "OFF");
         assert_eq!(show(&toy, "low_battery_alarm"), "3.6");
         assert_eq!(show(&toy, "speaking_role"), "Role 1");
-        let say = render(Entity::find("say").unwrap(), &toy, &cat, &cat.roles);
+        let say = render(Entity::find("say").unwrap(), &view_of(&toy), &cat, &cat.roles);
         assert_eq!(say.as_deref(), Some(r#"{"text":""}"#), "nothing said yet: an empty box");
     }
 
@@ -279,7 +325,7 @@ mod tests {
             a.parts.insert(order, p);
         }
         toy.answer = Some(a);
-        let out = render(Entity::find("said").unwrap(), &toy, &cat, &cat.roles).unwrap();
+        let out = render(Entity::find("said").unwrap(), &view_of(&toy), &cat, &cat.roles).unwrap();
         let json: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(json["summary"].as_str().unwrap().chars().count(), 255);
         assert!(json["text"].as_str().unwrap().ends_with("Sentence 40."));
@@ -297,7 +343,7 @@ mod tests {
             a.parts.insert(order, p);
         }
         toy.answer = Some(a.clone());
-        let state = render(Entity::find("said").unwrap(), &toy, &cat, &cat.roles).unwrap();
+        let state = render(Entity::find("said").unwrap(), &view_of(&toy), &cat, &cat.roles).unwrap();
         // Home Assistant reads every key of this JSON as an attribute.
         assert!(state.len() < 10 * 1024, "{} bytes of attributes", state.len());
         let json: serde_json::Value = serde_json::from_str(&state).unwrap();

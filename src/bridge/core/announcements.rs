@@ -4,6 +4,22 @@
 use super::commands::{self, Commands, Ended};
 use super::*;
 
+/// The volume a toy is owed: the one it had before an announcement played
+/// at its own, put back once that is over (saved, so a restart
+/// mid-announcement still puts it back). Changed only here.
+#[derive(Debug, Default)]
+pub(super) struct OwedVolume(Option<Value>);
+
+impl OwedVolume {
+    pub(super) fn from_saved(volume: Option<Value>) -> OwedVolume {
+        OwedVolume(volume)
+    }
+
+    pub(super) fn volume(&self) -> Option<Value> {
+        self.0
+    }
+}
+
 /// Where each toy's announcement at its own volume stands.
 #[derive(Debug, Default)]
 pub(super) struct Announcements {
@@ -33,14 +49,14 @@ enum Step {
 
 impl Announcements {
     /// Whether the toy has an announcement under way, its volume not yet back.
-    fn has(&self, sn: &Sn) -> bool {
+    pub(super) fn has(&self, sn: &Sn) -> bool {
         self.by_toy.contains_key(sn)
     }
 
     /// Whether the toy is owed the volume it had before an announcement
     /// that is over (one under way puts it back itself).
-    fn owes(&self, sn: &Sn, toy: &ToyState) -> bool {
-        toy.volume_to_restore.is_some() && !self.has(sn)
+    fn owes(&self, sn: &Sn, owed: &OwedVolume) -> bool {
+        owed.0.is_some() && !self.has(sn)
     }
 
     /// Whether the toy's volume or announcement is being sent.
@@ -116,12 +132,13 @@ impl Announcements {
     /// leaves the toy louder or quieter than before, so one whose volume
     /// could not be put back plays at the toy's own volume.
     pub(super) fn announce(&mut self, cx: &mut Cx, commands: &mut Commands, sn: &Sn, topic: &str, mut cmd: Waiting) {
-        let toy = cx.toys.state(sn);
-        let own = (toy.announcement_volume > 0).then_some(Value::Int(toy.announcement_volume.into()));
+        let toy = cx.toys.toy(sn);
+        let announcement_volume = toy.own.announcement_volume();
+        let own = (announcement_volume > 0).then_some(Value::Int(announcement_volume.into()));
         let (request, volume) = match cmd.request {
-            Request::PlayMedia(m) => {
+            ToyCommand::PlayMedia(m) => {
                 let volume = m.volume.or(if m.announce { own } else { None });
-                (Request::PlayMedia(Media { volume: None, ..m }), volume)
+                (ToyCommand::PlayMedia(Media { volume: None, ..m }), volume)
             }
             other => (other, own),
         };
@@ -130,8 +147,8 @@ impl Announcements {
             commands.send(cx, sn, cmd);
             return;
         };
-        let confirmed = toy.settings.get(Setting::Volume);
-        let before = toy.volume_to_restore.or(confirmed);
+        let confirmed = toy.confirmed.settings().get(Setting::Volume);
+        let before = toy.owed.0.or(confirmed);
         let changing = commands.busy(sn, Slot::Setting(Setting::Volume)).is_some() || self.sending(sn);
         let why_not = if before.is_none() {
             Some("the toy has not confirmed a volume yet, so none could be put back")
@@ -147,9 +164,9 @@ impl Announcements {
             commands.send(cx, sn, cmd);
             return;
         }
-        cx.toy(sn).volume_to_restore = before;
+        cx.toys.toy_mut(sn).owed.0 = before;
         let shown = format!("{volume} (announcement)");
-        let set = Waiting::asked(Key::PlayerVolume, Request::Set(Setting::Volume, volume), shown);
+        let set = Waiting::asked(Key::PlayerVolume, ToyCommand::Set(Setting::Volume, volume), shown);
         let msg_id = commands.send(cx, sn, set);
         self.volume_sent(sn, msg_id, cmd);
     }
@@ -157,7 +174,7 @@ impl Announcements {
     /// The user set the toy's volume: it wins over the one an announcement
     /// would put back.
     pub(super) fn volume_set(&self, cx: &mut Cx, sn: &Sn, topic: &str) {
-        if cx.toy(sn).volume_to_restore.take().is_some() {
+        if cx.toys.toy_mut(sn).owed.0.take().is_some() {
             let why = "a new volume was set: the volume from before the announcement is not put back";
             cx.log(Level::Info, topic, why);
         }
@@ -171,12 +188,12 @@ impl Announcements {
         owe_again(cx, ended);
         match self.step(sn, ended.msg_id, ended.outcome == Outcome::Ok, length, cx.now) {
             Step::Play(then) => {
-                if !cx.links.folotoy {
+                if !cx.connected.folotoy {
                     // Its volume goes back when FoloToy's broker is back.
                     let topic = folotoy::topics::command(sn);
                     return cx.log(Level::Warn, &topic, "announcement not played: FoloToy's broker is not connected");
                 }
-                if cx.toys.state(sn).quiet {
+                if cx.toys.toy(sn).own.quiet() {
                     // Quiet came on while the volume was being set: nothing is played.
                     commands::set_last(cx, sn, commands::last_command(then.entity, &then.raw, Outcome::Quiet));
                     return restore_volume(cx, commands, sn);
@@ -200,15 +217,14 @@ impl Announcements {
     /// The toy spoke up: a volume an announcement could not put back (the
     /// toy was off) goes back now that it is on again.
     pub(super) fn heard_from(&self, cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
-        if self.owes(sn, cx.toys.state(sn)) {
+        if self.owes(sn, &cx.toys.toy(sn).owed) {
             restore_volume(cx, commands, sn);
         }
     }
 
     /// FoloToy's broker is back: the volumes owed go back.
     pub(super) fn restore_owed(&self, cx: &mut Cx, commands: &mut Commands) {
-        let owed: Vec<Sn> =
-            cx.toys.iter().filter(|(sn, t)| self.owes(sn, &t.state)).map(|(sn, _)| sn.clone()).collect();
+        let owed: Vec<Sn> = cx.toys.iter().filter(|(sn, t)| self.owes(sn, &t.owed)).map(|(sn, _)| sn.clone()).collect();
         for sn in owed {
             restore_volume(cx, commands, &sn);
         }
@@ -219,25 +235,110 @@ impl Announcements {
 /// owed again: sent when the toy is next heard from or FoloToy is back. A
 /// newer volume sent in its place, the user's, wins.
 fn owe_again(cx: &mut Cx, ended: &Ended) {
-    let Request::Set(Setting::Volume, volume) = ended.command.request else { return };
+    let ToyCommand::Set(Setting::Volume, volume) = ended.command.request else { return };
     if ended.outcome != Outcome::Ok && ended.command.restore && !ended.superseded && cx.toys.has(&ended.sn) {
-        cx.toy(&ended.sn).volume_to_restore.get_or_insert(volume);
+        cx.toys.toy_mut(&ended.sn).owed.0.get_or_insert(volume);
     }
 }
 
 /// Sends the volume the toy had before an announcement, if one is owed.
 fn restore_volume(cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
-    if !cx.links.folotoy {
+    if !cx.connected.folotoy {
         return; // owed until FoloToy's broker is back
     }
-    let Some(volume) = cx.toy(sn).volume_to_restore.take() else { return };
+    let Some(volume) = cx.toys.toy_mut(sn).owed.0.take() else { return };
     cx.out.save = true;
     let restore = Waiting {
         entity: Key::PlayerVolume,
-        request: Request::Set(Setting::Volume, volume),
+        request: ToyCommand::Set(Setting::Volume, volume),
         // What the Last command sensor shows.
         raw: format!("{volume} (after the announcement)"),
         restore: true,
     };
     commands.send_or_queue(cx, sn, Slot::Setting(Setting::Volume), restore);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    fn dinner() -> Waiting {
+        Waiting::asked(Key::Announce, ToyCommand::Say("Dinner is ready".into()), "Dinner is ready".into())
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn an_announcement_plays_once_its_volume_is_answered_and_the_volume_goes_back_after_what_played_last() {
+        let (mut a, sn, t0) = (Announcements::default(), bunny(), Instant::now());
+        a.volume_sent(&sn, 1, dinner());
+        assert!(a.sending(&sn));
+        assert!(matches!(a.step(&sn, 1, false, Duration::ZERO, t0), Step::Play(w) if w == dinner()), "refused or not");
+        a.media_sent(&sn, 2);
+        assert!(matches!(a.step(&sn, 2, true, secs(5), t0), Step::Wait));
+        assert!(!a.sending(&sn), "played");
+        assert_eq!(a.next_deadline(), Some(t0 + secs(5)));
+        // Something else played meanwhile: the volume goes back after the later end.
+        assert!(matches!(a.step(&sn, 3, true, secs(10), t0 + secs(1)), Step::Wait));
+        assert!(matches!(a.step(&sn, 4, true, secs(1), t0 + secs(2)), Step::Wait));
+        assert_eq!(a.next_deadline(), Some(t0 + secs(11)));
+        assert!(a.over(t0 + secs(10)).is_empty());
+        assert_eq!(a.over(t0 + secs(11)), [sn]);
+        assert_eq!(a.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_announcement_the_toy_refuses_to_play_puts_the_volume_back_at_once() {
+        let (mut a, sn, t0) = (Announcements::default(), bunny(), Instant::now());
+        a.media_sent(&sn, 2);
+        assert!(matches!(a.step(&sn, 7, false, secs(5), t0), Step::Wait), "another command's answer");
+        assert!(matches!(a.step(&sn, 2, false, secs(5), t0), Step::Restore));
+        assert!(!a.has(&sn));
+        assert_eq!(a.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_volume_owed_is_put_back_by_the_announcement_under_way_not_twice() {
+        let (mut a, sn) = (Announcements::default(), bunny());
+        let owed = OwedVolume(Some(Value::Int(30)));
+        assert!(a.owes(&sn, &owed));
+        assert!(!a.owes(&sn, &OwedVolume(None)));
+        a.media_sent(&sn, 2);
+        assert!(!a.owes(&sn, &owed), "the announcement under way puts it back");
+        a.forget(&sn);
+        assert!(a.owes(&sn, &owed));
+    }
+
+    #[test]
+    fn an_announcement_at_its_own_volume_sets_it_first_and_owes_the_toy_the_one_before() {
+        let mut saved = bunny_at_volume(30);
+        saved.get_mut(&bunny()).unwrap().announcement_volume = 70;
+        let mut b = Bench::saved(config(), saved, BTreeMap::new());
+        let (mut a, mut commands) = (Announcements::default(), Commands::new(Pending::starting_at(1)));
+        a.announce(&mut b.cx(), &mut commands, &bunny(), "t", dinner());
+        let sent = b.take().folotoy_payloads();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["inputParams"], serde_json::json!({"volume": 70}));
+        assert_eq!(b.toy(&bunny()).owed.volume(), Some(Value::Int(30)));
+        assert!(a.sending(&bunny()));
+    }
+
+    #[test]
+    fn an_announcement_without_a_confirmed_volume_plays_at_the_toys_own_saying_why() {
+        let announcing = ToyState { announcement_volume: 70, ..ToyState::default() };
+        let mut b = Bench::saved(config(), BTreeMap::from([(bunny(), announcing)]), BTreeMap::new());
+        let (mut a, mut commands) = (Announcements::default(), Commands::new(Pending::starting_at(1)));
+        a.announce(&mut b.cx(), &mut commands, &bunny(), "t", dinner());
+        let out = b.take();
+        let sent = out.folotoy_payloads();
+        assert_eq!(sent[0]["inputParams"]["text"], "Dinner is ready", "{sent:?}");
+        assert!(
+            out.messages(Level::Info)[0].ends_with("the toy has not confirmed a volume yet, so none could be put back")
+        );
+        assert_eq!(b.toy(&bunny()).owed.volume(), None);
+        assert!(!a.has(&bunny()));
+    }
 }

@@ -10,6 +10,67 @@ pub(super) struct Commands {
     pending: Pending,
 }
 
+/// What a toy confirmed of the commands it was sent (its settings, the text
+/// it last said and the URL it last played for their entities), and how
+/// its last command went: changed only here.
+#[derive(Debug, Default)]
+pub(super) struct Confirmed {
+    settings: Settings,
+    say_text: Option<String>,
+    play_url: Option<String>,
+    last_command: Option<LastCommand>,
+}
+
+impl Confirmed {
+    /// As saved; a setting this bridge no longer takes is dropped (`warn`
+    /// says which), and a command the restart cut short shows it.
+    pub(super) fn from_saved(
+        mut settings: Settings,
+        say_text: Option<String>,
+        play_url: Option<String>,
+        mut last_command: Option<LastCommand>,
+        warn: &mut dyn FnMut(String),
+    ) -> Confirmed {
+        for err in settings.retain_valid() {
+            warn(format!("saved setting dropped: {err}"));
+        }
+        if let Some(cmd) = last_command.as_mut().filter(|c| c.outcome == Outcome::Pending) {
+            cmd.outcome = Outcome::NoAnswer;
+            cmd.reason = Some("the bridge restarted before the toy answered".into());
+        }
+        Confirmed { settings, say_text, play_url, last_command }
+    }
+
+    pub(super) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(super) fn say_text(&self) -> Option<&str> {
+        self.say_text.as_deref()
+    }
+
+    pub(super) fn play_url(&self) -> Option<&str> {
+        self.play_url.as_deref()
+    }
+
+    pub(super) fn last_command(&self) -> Option<&LastCommand> {
+        self.last_command.as_ref()
+    }
+
+    /// The toy confirmed `command`, sent for an entity of `kind`: what it
+    /// set, or what its Say or Play audio entity shows.
+    fn confirm(&mut self, command: &ToyCommand, kind: Kind) {
+        match (command, kind) {
+            (ToyCommand::Set(setting, value), _) => self.settings.set(*setting, *value),
+            // An announcement or a media player URL is not what the
+            // Say and Play audio text entities show.
+            (ToyCommand::Say(text), Kind::Say) => self.say_text = Some(text.clone()),
+            (ToyCommand::PlayAudio(url), Kind::PlayAudio) => self.play_url = Some(url.clone()),
+            _ => {}
+        }
+    }
+}
+
 /// How a command ended, for what else it concerns (the media player, an
 /// announcement); the command's own entities already show it.
 #[must_use]
@@ -26,9 +87,9 @@ pub(super) struct Ended {
 #[must_use]
 pub(super) enum Asked {
     /// To play at its volume (see `announcements.rs`).
-    Announcement(Sn, Waiting),
+    Announcement(Waiting),
     /// A volume the user set, sent or waiting to be.
-    Volume(Sn),
+    Volume,
 }
 
 impl Commands {
@@ -76,88 +137,47 @@ impl Commands {
         }
     }
 
-    /// A command from Home Assistant for a toy. Settings kept by the bridge
-    /// are set here; the rest is sent, or queued behind the same setting's
-    /// command in flight. An announcement (or a media player's play) is
-    /// returned unsent, for the announcements to play at its volume.
-    pub(super) fn on_command(&mut self, cx: &mut Cx, topic: &str, sn: &str, key: &str, payload: &str) -> Option<Asked> {
-        let sn = match Sn::parse(sn) {
-            Ok(sn) if cx.toys.has(&sn) => sn,
-            Ok(_) => {
-                cx.log(Level::Warn, topic, format!("command for unknown toy {sn} ignored"));
-                return None;
-            }
-            Err(e) => {
-                cx.log(Level::Warn, topic, format!("command ignored: {e}"));
-                return None;
-            }
+    /// A command from Home Assistant for the toy itself (`payload` as it
+    /// came): sent, or queued behind the same setting's command in flight. An
+    /// announcement (or a media player's play) is returned unsent, for the
+    /// announcements to play at its volume.
+    pub(super) fn on_command(
+        &mut self,
+        cx: &mut Cx,
+        topic: &str,
+        sn: &Sn,
+        entity: &'static Entity,
+        command: ToyCommand,
+        payload: &str,
+    ) -> Option<Asked> {
+        // What the Last command sensor shows: what is said, or the URL, not the JSON.
+        let raw = match &command {
+            ToyCommand::PlayMedia(media) => media.text.clone().unwrap_or_else(|| media.url.clone()),
+            _ => payload.to_owned(),
         };
-        let Some(entity) = Entity::find(key) else {
-            cx.log(Level::Warn, topic, format!("command for unknown entity {key:?} ignored"));
-            return None;
-        };
-        if matches!(entity.kind, Kind::Player(_)) && !cx.cfg.media_player {
-            cx.log(Level::Warn, topic, "media player command ignored: homeassistant.media_player is off");
-            return None;
-        }
-        let request = match ha::commands::parse(entity, payload, &cx.cfg.catalog, &cx.cfg.roles) {
-            Ok(r) => r,
-            Err(e) => {
-                cx.log(Level::Warn, topic, format!("command refused before sending: {e}"));
-                let last = last_command(entity.key, payload, Outcome::Invalid);
-                set_last(cx, &sn, LastCommand { reason: Some(e.to_string()), ..last });
-                // Home Assistant may show the refused value until told otherwise.
-                cx.publish_entity(&sn, entity);
-                return None;
-            }
-        };
-        let mut raw = payload.to_owned();
-        match request {
-            // The role, the announcement volume and quiet are the bridge's own: nothing to ask the toy.
-            Request::SpeakingRole(role) => cx.toy(&sn).role = role,
-            Request::AnnouncementVolume(volume) => cx.toy(&sn).announcement_volume = volume,
-            Request::Quiet(on) => {
-                cx.toy(&sn).quiet = on;
-                let what = if on { "on: nothing makes it speak or play" } else { "off" };
-                cx.log(Level::Info, topic, format!("toy {sn} quiet {what}"));
-            }
-            _ => {}
-        }
-        if matches!(request, Request::SpeakingRole(_) | Request::AnnouncementVolume(_) | Request::Quiet(_)) {
-            cx.publish_entity(&sn, entity);
-            cx.out.save = true;
-            return None;
-        }
-        if let Request::PlayMedia(media) = &request {
-            // What the Last command sensor shows: what is said, or the URL, not the JSON.
-            raw = media.text.clone().unwrap_or_else(|| media.url.clone());
-        }
-        let speaks = matches!(request, Request::Say(_) | Request::PlayAudio(_) | Request::PlayMedia(_));
-        if speaks && cx.toys.state(&sn).quiet {
+        let speaks = !matches!(command, ToyCommand::Set(..));
+        if speaks && cx.toys.toy(sn).own.quiet() {
             // Dropped, not queued: turning quiet off must not make the toy
             // say what was asked in the night.
             cx.log(Level::Info, topic, format!("{} not sent: toy {sn} is quiet", entity.key));
-            set_last(cx, &sn, last_command(entity.key, &raw, Outcome::Quiet));
-            cx.publish_entity(&sn, entity);
+            refuse(cx, sn, entity, &raw, Outcome::Quiet, None);
             return None;
         }
-        if !cx.links.folotoy {
+        if !cx.connected.folotoy {
             // Queued, it could reach the toy long after Home Assistant gave
             // up on it; so it is refused now, and the old value shown again.
             let why = "FoloToy's broker is not connected";
             cx.log(Level::Warn, topic, format!("command not sent: {why}"));
-            let last = last_command(entity.key, payload, Outcome::Invalid);
-            set_last(cx, &sn, LastCommand { reason: Some(why.into()), ..last });
-            cx.publish_entity(&sn, entity);
+            refuse(cx, sn, entity, payload, Outcome::Invalid, Some(why.into()));
             return None;
         }
-        if matches!(request, Request::PlayMedia(_)) || entity.kind == Kind::Announce {
-            return Some(Asked::Announcement(sn, Waiting::asked(entity.key, request, raw)));
+        if matches!(command, ToyCommand::PlayMedia(_)) || entity.kind == Kind::Announce {
+            return Some(Asked::Announcement(Waiting::asked(entity.key, command, raw)));
         }
-        let volume = matches!(request, Request::Set(Setting::Volume, _)).then(|| Asked::Volume(sn.clone()));
-        if let Request::Set(setting, _) = request {
-            if let Some(busy) = self.pending.busy(&sn, Slot::Setting(setting)) {
-                let replaced = self.pending.wait(&sn, Slot::Setting(setting), Waiting::asked(entity.key, request, raw));
+        let volume = matches!(command, ToyCommand::Set(Setting::Volume, _)).then_some(Asked::Volume);
+        if let ToyCommand::Set(setting, _) = command {
+            if let Some(busy) = self.pending.busy(sn, Slot::Setting(setting)) {
+                let replaced = self.pending.wait(sn, Slot::Setting(setting), Waiting::asked(entity.key, command, raw));
                 let note = match replaced {
                     Some(old) => format!(", replacing {} which is not sent", old.raw),
                     None => String::new(),
@@ -173,7 +193,7 @@ impl Commands {
                 return volume;
             }
         }
-        self.send(cx, &sn, Waiting::asked(entity.key, request, raw));
+        self.send(cx, sn, Waiting::asked(entity.key, command, raw));
         volume
     }
 
@@ -203,19 +223,16 @@ impl Commands {
     /// Sends a request to the toy; returns its msgId.
     pub(super) fn send(&mut self, cx: &mut Cx, sn: &Sn, cmd: Waiting) -> u32 {
         let msg_id = self.pending.take_msg_id();
-        let role = cx.toys.state(sn).role;
+        let role = cx.toys.toy(sn).own.role();
         let command = match &cmd.request {
-            Request::Set(setting, value) => {
+            ToyCommand::Set(setting, value) => {
                 let mut patch = Settings::default();
                 patch.set(*setting, *value);
                 Command::UpdateCommonConfig(patch)
             }
-            Request::Say(text) => Command::Play(Play { role: Some(role), text: Some(text.clone()), url: None }),
-            Request::PlayAudio(url) | Request::PlayMedia(Media { url, .. }) => {
+            ToyCommand::Say(text) => Command::Play(Play { role: Some(role), text: Some(text.clone()), url: None }),
+            ToyCommand::PlayAudio(url) | ToyCommand::PlayMedia(Media { url, .. }) => {
                 Command::Play(Play { role: None, text: None, url: Some(url.clone()) })
-            }
-            Request::SpeakingRole(_) | Request::AnnouncementVolume(_) | Request::Quiet(_) => {
-                unreachable!("handled without the toy")
             }
         };
         cx.out.folotoy(folotoy::topics::command(sn), command.payload(msg_id));
@@ -241,15 +258,7 @@ impl Commands {
         let topic = folotoy::topics::command(&sn);
         let reason = match outcome {
             Outcome::Ok => {
-                let toy = cx.toy(&sn);
-                match (&cmd.request, entity.kind) {
-                    (Request::Set(setting, value), _) => toy.settings.set(*setting, *value),
-                    // An announcement or a media player URL is not what the
-                    // Say and Play audio text entities show.
-                    (Request::Say(text), Kind::Say) => toy.say_text = Some(text.clone()),
-                    (Request::PlayAudio(url), Kind::PlayAudio) => toy.play_url = Some(url.clone()),
-                    _ => {}
-                }
+                cx.toys.toy_mut(&sn).confirmed.confirm(&cmd.request, entity.kind);
                 None
             }
             Outcome::Refused => {
@@ -269,7 +278,7 @@ impl Commands {
         set_last(cx, &sn, LastCommand { msg_id: Some(msg_id), reason, ..last });
         // Confirmed or not, every entity showing the value shows the truth.
         match cmd.request {
-            Request::Set(setting, _) => {
+            ToyCommand::Set(setting, _) => {
                 for e in TOY.iter().filter(|e| e.shows(setting)) {
                     cx.publish_entity(&sn, e);
                 }
@@ -285,9 +294,56 @@ impl Commands {
     }
 }
 
+/// A command from Home Assistant for a toy's entity, parsed: for a toy the
+/// bridge knows, and an entity it offers. One that cannot be parsed is
+/// refused here (the Last command says why), and `None` returned.
+pub(super) fn read(
+    cx: &mut Cx,
+    topic: &str,
+    sn: &str,
+    key: &str,
+    payload: &str,
+) -> Option<(Sn, &'static Entity, HaCommand)> {
+    let sn = match Sn::parse(sn) {
+        Ok(sn) if cx.toys.has(&sn) => sn,
+        Ok(_) => {
+            cx.log(Level::Warn, topic, format!("command for unknown toy {sn} ignored"));
+            return None;
+        }
+        Err(e) => {
+            cx.log(Level::Warn, topic, format!("command ignored: {e}"));
+            return None;
+        }
+    };
+    let Some(entity) = Entity::find(key) else {
+        cx.log(Level::Warn, topic, format!("command for unknown entity {key:?} ignored"));
+        return None;
+    };
+    if matches!(entity.kind, Kind::Player(_)) && !cx.cfg.media_player {
+        cx.log(Level::Warn, topic, "media player command ignored: homeassistant.media_player is off");
+        return None;
+    }
+    match ha::commands::parse(entity, payload, &cx.cfg.catalog, &cx.cfg.roles) {
+        Ok(command) => Some((sn, entity, command)),
+        Err(e) => {
+            cx.log(Level::Warn, topic, format!("command refused before sending: {e}"));
+            refuse(cx, &sn, entity, payload, Outcome::Invalid, Some(e.to_string()));
+            None
+        }
+    }
+}
+
+/// A command not sent: the Last command sensor says why, and the entity
+/// shows its state again (Home Assistant may show the refused value until
+/// told otherwise).
+fn refuse(cx: &mut Cx, sn: &Sn, entity: &Entity, value: &str, outcome: Outcome, reason: Option<String>) {
+    set_last(cx, sn, LastCommand { reason, ..last_command(entity.key, value, outcome) });
+    cx.publish_entity(sn, entity);
+}
+
 /// Shows how a command went on the Last command sensor, and saves it.
 pub(super) fn set_last(cx: &mut Cx, sn: &Sn, last: LastCommand) {
-    cx.toy(sn).last_command = Some(last);
+    cx.toys.toy_mut(sn).confirmed.last_command = Some(last);
     // The Last command is saved state, and a sent command used up a
     // msgId that a restarted bridge must not hand out again.
     cx.out.save = true;
@@ -304,3 +360,106 @@ pub(super) fn last_command(entity: Key, value: &str, outcome: Outcome) -> LastCo
 
 /// Characters of a command's value kept in the Last command sensor.
 pub(super) const MAX_SHOWN_VALUE: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    fn volume(v: i64) -> ToyCommand {
+        ToyCommand::Set(Setting::Volume, Value::Int(v))
+    }
+
+    #[test]
+    fn a_command_cut_short_by_a_restart_shows_no_answer_and_a_setting_no_longer_taken_is_dropped() {
+        let mut settings = Settings::default();
+        settings.set(Setting::Volume, Value::Int(400));
+        settings.set(Setting::RecordType, Value::Int(2));
+        let pending = last_command(Key::Volume, "80", Outcome::Pending);
+        let mut warnings = Vec::new();
+        let confirmed = Confirmed::from_saved(settings, None, None, Some(pending), &mut |w| warnings.push(w));
+        assert_eq!(confirmed.settings().get(Setting::Volume), None);
+        assert_eq!(confirmed.settings().get(Setting::RecordType), Some(Value::Int(2)));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("saved setting dropped: "), "{warnings:?}");
+        let last = confirmed.last_command().unwrap();
+        assert_eq!(last.outcome, Outcome::NoAnswer);
+        assert_eq!(last.reason.as_deref(), Some("the bridge restarted before the toy answered"));
+        let done = last_command(Key::Volume, "30", Outcome::Ok);
+        let confirmed = Confirmed::from_saved(Settings::default(), None, None, Some(done.clone()), &mut |_| {});
+        assert_eq!(confirmed.last_command(), Some(&done), "an ended command is as it was");
+    }
+
+    #[test]
+    fn the_say_and_play_audio_entities_show_only_what_was_sent_from_them() {
+        let mut confirmed = Confirmed::default();
+        confirmed.confirm(&ToyCommand::Say("Dinner is ready".into()), Kind::Announce);
+        let media = Media { url: "http://h/a.mp3".into(), text: None, volume: None, announce: false };
+        confirmed.confirm(&ToyCommand::PlayMedia(media), Kind::Player(ha::entities::PlayerPart::Media));
+        assert_eq!((confirmed.say_text(), confirmed.play_url()), (None, None));
+        confirmed.confirm(&ToyCommand::Say("Good night".into()), Kind::Say);
+        confirmed.confirm(&ToyCommand::PlayAudio("http://h/b.mp3".into()), Kind::PlayAudio);
+        assert_eq!((confirmed.say_text(), confirmed.play_url()), (Some("Good night"), Some("http://h/b.mp3")));
+        confirmed.confirm(&volume(30), Kind::Player(ha::entities::PlayerPart::Volume));
+        assert_eq!(confirmed.settings().get(Setting::Volume), Some(Value::Int(30)));
+    }
+
+    #[test]
+    fn a_newer_value_for_a_setting_in_flight_waits_for_its_answer_and_replaces_the_one_waiting() {
+        let mut b = Bench::new(config());
+        let mut commands = Commands::new(Pending::starting_at(1));
+        let entity = Entity::of(Key::Volume);
+        for v in [30, 40, 50] {
+            let asked = commands.on_command(&mut b.cx(), "t", &bunny(), entity, volume(v), &v.to_string());
+            assert!(matches!(asked, Some(Asked::Volume)));
+        }
+        let out = b.take();
+        let sent = out.folotoy_payloads();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["inputParams"], serde_json::json!({"volume": 30}));
+        assert!(out.messages(Level::Info)[1].ends_with("replacing 40 which is not sent"), "{:?}", out.logs);
+
+        let ended = commands.finish(&mut b.cx(), 1, Outcome::Ok).expect("msgId 1 was in flight");
+        assert!(ended.superseded);
+        let out = b.take();
+        assert_eq!(out.folotoy_payloads()[0]["inputParams"], serde_json::json!({"volume": 50}), "the newest");
+        assert_eq!(b.toy(&bunny()).confirmed.settings().get(Setting::Volume), Some(Value::Int(30)));
+    }
+
+    #[test]
+    fn what_would_speak_is_not_sent_to_a_quiet_toy_nor_anything_while_folotoy_is_away() {
+        let quiet = ToyState { quiet: true, ..ToyState::default() };
+        let mut b = Bench::saved(config(), BTreeMap::from([(bunny(), quiet)]), BTreeMap::new());
+        let mut commands = Commands::new(Pending::starting_at(1));
+        let say = Entity::of(Key::Say);
+        let asked = commands.on_command(&mut b.cx(), "t", &bunny(), say, ToyCommand::Say("Hi".into()), "Hi");
+        assert!(asked.is_none());
+        let out = b.take();
+        assert!(out.folotoy_payloads().is_empty());
+        assert_eq!(b.toy(&bunny()).confirmed.last_command().unwrap().outcome, Outcome::Quiet);
+        assert_eq!(out.state_of(&bunny(), Key::Say).as_deref(), Some(r#"{"text":""}"#), "shown again");
+
+        let volume_entity = Entity::of(Key::Volume);
+        assert!(commands.on_command(&mut b.cx(), "t", &bunny(), volume_entity, volume(20), "20").is_some());
+        assert_eq!(b.take().folotoy_payloads().len(), 1, "a setting still goes to a quiet toy");
+
+        b.disconnect_folotoy();
+        let sleep_after = Entity::of(Key::SleepAfter);
+        let sleep = ToyCommand::Set(Setting::SleepTriggerTime, Value::Int(600));
+        assert!(commands.on_command(&mut b.cx(), "t", &bunny(), sleep_after, sleep, "600").is_none());
+        assert!(b.take().folotoy_payloads().is_empty());
+        let last = b.toy(&bunny()).confirmed.last_command().unwrap();
+        assert_eq!(
+            (last.outcome, last.reason.as_deref()),
+            (Outcome::Invalid, Some("FoloToy's broker is not connected"))
+        );
+    }
+
+    #[test]
+    fn the_last_command_keeps_only_the_start_of_a_long_value() {
+        let last = last_command(Key::Announce, &"word ".repeat(400), Outcome::Pending);
+        assert_eq!(last.value.chars().count(), MAX_SHOWN_VALUE);
+        assert!(last.value.ends_with('…'));
+        assert_eq!(last_command(Key::Say, "Hi", Outcome::Ok).value, "Hi");
+    }
+}

@@ -7,16 +7,27 @@ use crate::glance::Tally;
 use crate::history::{Kind as LineKind, Line};
 use jiff::civil::Date;
 
+/// How much a toy talked today: not saved, counted from the history at
+/// start (see [`Days::begin_day`]). Changed only here.
+#[derive(Debug, Default)]
+pub(super) struct DayTally(Tally);
+
+impl DayTally {
+    pub(super) fn tally(&self) -> Tally {
+        self.0
+    }
+}
+
 /// The day the toys' tallies count; none before the first sentence, or
 /// without a history (`CoreConfig::glance`).
 #[derive(Debug, Default)]
 pub(super) struct Days {
-    today: Option<Today>,
+    today: Option<CountedDay>,
 }
 
 /// The day the tallies count, and when it ends.
 #[derive(Debug)]
-struct Today {
+struct CountedDay {
     day: Date,
     /// Its end by the wall clock, in ms since the Unix epoch.
     ends_ms: u64,
@@ -41,7 +52,7 @@ impl Days {
         if self.today.as_ref().is_none_or(|t| line.t >= t.ends_ms) {
             self.begin(cx, zone, line.t);
         }
-        let tally = &mut cx.toy(sn).today;
+        let tally = &mut cx.toys.toy_mut(sn).today.0;
         let before = (tally.exchanges(), tally.talk_minutes());
         tally.add(line.kind, line.t);
         let after = (tally.exchanges(), tally.talk_minutes());
@@ -66,8 +77,8 @@ impl Days {
             if Some(zone.day(t)) != today {
                 continue;
             }
-            if let Some(toy) = Sn::parse(&sn).ok().and_then(|sn| cx.toys.state_mut(&sn)) {
-                toy.today.add(kind, t);
+            if let Some(toy) = Sn::parse(&sn).ok().and_then(|sn| cx.toys.find_mut(&sn)) {
+                toy.today.0.add(kind, t);
             }
         }
     }
@@ -88,13 +99,85 @@ impl Days {
     fn begin(&mut self, cx: &mut Cx, zone: &Zone, ms: u64) {
         let ends_ms = zone.next_midnight(ms);
         let left = Duration::from_millis(ends_ms.saturating_sub(ms));
-        self.today = Some(Today { day: zone.day(ms), ends_ms, ends: cx.now + left });
+        self.today = Some(CountedDay { day: zone.day(ms), ends_ms, ends: cx.now + left });
         let counted: Vec<Sn> =
-            cx.toys.iter().filter(|(_, t)| t.state.today != Tally::default()).map(|(sn, _)| sn.clone()).collect();
+            cx.toys.iter().filter(|(_, t)| t.today.0 != Tally::default()).map(|(sn, _)| sn.clone()).collect();
         for sn in counted {
-            cx.toy(&sn).today = Tally::default();
+            cx.toys.toy_mut(&sn).today.0 = Tally::default();
             cx.publish(&sn, Key::ExchangesToday);
             cx.publish(&sn, Key::TalkTimeToday);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    /// 2026-11-25 12:00 UTC, in ms since the Unix epoch.
+    const NOON: u64 = 1_795_608_000_000;
+    const HOUR: u64 = 3_600_000;
+
+    fn heard_at(t: u64) -> Line {
+        Line { t, kind: LineKind::Heard, recording_id: None, order: None, role: None, text: "Hi".into() }
+    }
+
+    fn exchanges(b: &Bench) -> u32 {
+        b.toy(&bunny()).today.tally().exchanges()
+    }
+
+    #[test]
+    fn a_sentence_after_midnight_counts_in_a_new_day() {
+        let mut b = Bench::new(config());
+        let mut days = Days::default();
+        days.count(&mut b.cx(), &bunny(), &heard_at(NOON));
+        days.count(&mut b.cx(), &bunny(), &heard_at(NOON + HOUR));
+        assert_eq!(exchanges(&b), 2);
+        let out = b.take();
+        assert_eq!(out.state_of(&bunny(), Key::ExchangesToday).as_deref(), Some("1"), "the second one is held");
+        days.count(&mut b.cx(), &bunny(), &heard_at(NOON + 12 * HOUR));
+        assert_eq!(exchanges(&b), 1, "counted from 0 on the 26th");
+        assert_eq!(b.take().state_of(&bunny(), Key::ExchangesToday).as_deref(), Some("0"), "back to 0 at once");
+    }
+
+    #[test]
+    fn midnight_with_no_sentence_sets_every_tally_back_to_0() {
+        let mut b = Bench::new(config());
+        let mut days = Days::default();
+        days.count(&mut b.cx(), &bunny(), &heard_at(NOON));
+        assert_eq!(days.next_deadline(), Some(b.t0 + Duration::from_millis(12 * HOUR)));
+        days.on_tick(&mut b.at(Duration::from_millis(12 * HOUR - 1)).cx());
+        assert_eq!(exchanges(&b), 1);
+        b.take();
+        days.on_tick(&mut b.at(Duration::from_millis(12 * HOUR)).cx());
+        assert_eq!(exchanges(&b), 0);
+        assert_eq!(b.take().state_of(&bunny(), Key::ExchangesToday).as_deref(), Some("0"));
+        assert_eq!(days.next_deadline(), Some(b.t0 + Duration::from_millis(36 * HOUR)), "the next midnight");
+    }
+
+    #[test]
+    fn at_start_only_todays_sentences_of_known_toys_count() {
+        let mut b = Bench::new(config());
+        let mut days = Days::default();
+        let sentences = vec![
+            (BUNNY.to_owned(), NOON - 13 * HOUR, LineKind::Heard),
+            (BUNNY.to_owned(), NOON - HOUR, LineKind::Heard),
+            (BUNNY.to_owned(), NOON - HOUR + 1000, LineKind::Said),
+            ("08d1f9c6a310".to_owned(), NOON - HOUR, LineKind::Heard),
+            ("not a toy".to_owned(), NOON - HOUR, LineKind::Heard),
+        ];
+        days.begin_day(&mut b.cx(), sentences, std::time::UNIX_EPOCH + Duration::from_millis(NOON));
+        assert_eq!(exchanges(&b), 1, "yesterday's left out");
+        assert_eq!(b.toy(&bunny()).today.tally().talk_minutes(), 1);
+    }
+
+    #[test]
+    fn without_a_history_nothing_is_counted() {
+        let mut b = Bench::new(CoreConfig { glance: None, ..config() });
+        let mut days = Days::default();
+        days.count(&mut b.cx(), &bunny(), &heard_at(NOON));
+        assert_eq!(exchanges(&b), 0);
+        assert_eq!(days.next_deadline(), None);
     }
 }

@@ -90,8 +90,8 @@ impl Republishing {
 
     /// Whether FoloToy's broker is connected, for the toys' availability.
     pub(super) fn publish_link(&self, cx: &mut Cx) {
-        if cx.links.ha {
-            let link = if cx.links.folotoy { "online" } else { "offline" };
+        if cx.connected.ha {
+            let link = if cx.connected.folotoy { "online" } else { "offline" };
             cx.out.ha(cx.cfg.topics.folotoy_link(), link, true);
         }
     }
@@ -100,10 +100,10 @@ impl Republishing {
     /// `before`: what Home Assistant had before this republish (`None`: what
     /// it has now).
     pub(super) fn publish_toy(&mut self, cx: &mut Cx, sn: &Sn, before: Option<&Discovered>) {
-        if !cx.links.ha {
+        if !cx.connected.ha {
             return; // Home Assistant's connection publishes every toy
         }
-        let ToyDiscovery { device, player } = cx.discovery().toy(sn, cx.toys.name(sn));
+        let ToyDiscovery { device, player } = cx.discovery().toy(sn, cx.toys.toy(sn).name());
         self.publish_device(cx, device, before);
         if let Some(c) = player {
             Arc::make_mut(&mut self.published).insert(c.topic.clone());
@@ -275,4 +275,78 @@ fn single_component_configs(discovered: &Discovered, topics: &Topics, node: &str
             discovered.others_in(from, to).map(str::to_owned).collect::<Vec<_>>()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    const BEAR_DEVICE: &str = "homeassistant/device/folotoy_08d1f9c6a310/config";
+    const BEAR_PLAYER: &str = "homeassistant/folotoy/folotoy_08d1f9c6a310/media_player/config";
+
+    /// What Home Assistant has: Bear's device and media player.
+    fn bear_published() -> Republishing {
+        let mut had = Discovered::default();
+        had.insert_device(BEAR_DEVICE.into(), [("sensor".into(), "heard".into())].into());
+        had.insert(BEAR_PLAYER.into());
+        Republishing::new(Arc::new(had))
+    }
+
+    #[test]
+    fn the_echo_of_the_bridges_own_emptying_is_not_home_assistant_deleting_a_toy() {
+        let mut r = bear_published();
+        assert!(r.emptied_by_home_assistant(BEAR_DEVICE));
+        r.emptying(BEAR_DEVICE);
+        assert!(!r.emptied_by_home_assistant(BEAR_DEVICE), "our own echo");
+        assert!(r.emptied_by_home_assistant(BEAR_DEVICE), "the echo comes once");
+        assert!(!r.emptied_by_home_assistant("homeassistant/device/folotoy_aabbccddeeff/config"), "never ours");
+    }
+
+    #[test]
+    fn a_second_birth_does_not_put_off_the_republish_the_first_asked_for() {
+        let (mut r, t0) = (bear_published(), Instant::now());
+        r.schedule(t0 + REPUBLISH_DELAY);
+        r.schedule(t0 + REPUBLISH_DELAY * 2);
+        assert_eq!(r.next_deadline(), Some(t0 + REPUBLISH_DELAY));
+        assert!(!r.due(t0));
+        assert!(r.due(t0 + REPUBLISH_DELAY));
+        assert_eq!(r.next_deadline(), None, "done once");
+    }
+
+    #[test]
+    fn a_republish_clears_the_configs_of_a_toy_gone_its_media_player_first_and_ends_with_online() {
+        let mut b = Bench::new(config());
+        let mut r = bear_published();
+        r.publish_all(&mut b.cx(), &server::Server::new(ServerState::default()));
+        let out = b.take();
+        assert!(!out.more, "one toy is one part");
+        let emptied: Vec<&str> =
+            out.publish.iter().filter(|p| p.payload.is_empty()).map(|p| p.topic.as_str()).collect();
+        assert_eq!(emptied, [BEAR_PLAYER, BEAR_DEVICE]);
+        let last = out.publish.iter().rposition(|p| p.topic == "folotoy/bridge/state").unwrap();
+        assert_eq!(out.publish[last].payload, b"online");
+        assert_eq!(out.publish.len() - last, 2, "then only FoloToy's link");
+        assert!(out.save);
+        assert!(r.published().contains("homeassistant/device/folotoy_fcb467dad0c0/config"));
+        assert!(!r.published().contains(BEAR_DEVICE));
+    }
+
+    #[test]
+    fn toys_are_published_a_chunk_at_a_time() {
+        let cfg = config();
+        let many = (0..CHUNK + 1).map(|i| (sn(&format!("{i:012x}")), None));
+        let mut b = Bench::new(CoreConfig { toys: many.collect(), max_toys: CHUNK + 1, ..cfg });
+        let mut r = Republishing::new(Arc::default());
+        let server = server::Server::new(ServerState::default());
+        r.publish_all(&mut b.cx(), &server);
+        let devices = |out: &Output| out.publish.iter().filter(|p| p.topic.contains("/device/folotoy_0")).count();
+        let out = b.take();
+        assert!(out.more);
+        assert_eq!(devices(&out), CHUNK);
+        r.publish_more(&mut b.cx(), &server);
+        let out = b.take();
+        assert!(!out.more);
+        assert_eq!(devices(&out), 1);
+    }
 }

@@ -27,7 +27,7 @@ impl Concerns {
         if self.republishing.due(cx.now) {
             self.publish_all(cx);
         }
-        self.conversations.on_tick(cx);
+        self.talk.on_tick(cx);
         for msg_id in self.commands.expired(cx.now) {
             self.finish(cx, msg_id, Outcome::NoAnswer);
         }
@@ -53,7 +53,7 @@ impl Concerns {
                     return;
                 }
                 self.heard_from(cx, &sn, at);
-                let said = self.conversations.on_event(cx, self.watching.all(), &sn, topic, event, at);
+                let said = self.talk.on_event(cx, self.watching.all(), &sn, topic, event, at);
                 if let Some((text, length)) = said {
                     self.playing.start(cx, &sn, text, length);
                 }
@@ -84,17 +84,26 @@ impl Concerns {
             HaInbound::Command { sn, key, .. } if sn == SERVER => {
                 self.server.on_command(cx, &mut self.commands, topic, &key)
             }
-            HaInbound::Command { sn, key, payload } => match self.commands.on_command(cx, topic, &sn, &key, &payload) {
-                Some(Asked::Announcement(sn, cmd)) => {
-                    self.announcements.announce(cx, &mut self.commands, &sn, topic, cmd)
-                }
-                Some(Asked::Volume(sn)) => self.announcements.volume_set(cx, &sn, topic),
-                None => {}
-            },
+            HaInbound::Command { sn, key, payload } => self.on_command(cx, topic, &sn, &key, &payload),
             HaInbound::Screen { id, sn, text } => self.watching.screen(cx, topic, &id, sn.as_deref(), &text),
             // Our own config coming back, or one we emptied ourselves.
             HaInbound::Discovery { emptied: false, .. } => {}
             HaInbound::Discovery { node, emptied: true } => self.on_config_emptied(cx, topic, &node, at),
+        }
+    }
+
+    /// A command for a toy's entity: a setting the bridge keeps, or one for
+    /// the toy, which may be an announcement or a volume the user set.
+    fn on_command(&mut self, cx: &mut Cx, topic: &str, sn: &str, key: &str, payload: &str) {
+        let Some((sn, entity, command)) = commands::read(cx, topic, sn, key, payload) else { return };
+        let command = match command {
+            HaCommand::Own(setting) => return own_settings::set(cx, &sn, topic, setting),
+            HaCommand::Toy(command) => command,
+        };
+        match self.commands.on_command(cx, topic, &sn, entity, command, payload) {
+            Some(Asked::Announcement(cmd)) => self.announcements.announce(cx, &mut self.commands, &sn, topic, cmd),
+            Some(Asked::Volume) => self.announcements.volume_set(cx, &sn, topic),
+            None => {}
         }
     }
 
@@ -146,5 +155,78 @@ impl Concerns {
         self.playing.forget(&sn);
         self.announcements.forget(&sn);
         self.republishing.forget_toy(cx, topic, node);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use crate::folotoy::messages::Ack;
+
+    const BEAR: &str = "08d1f9c6a310";
+
+    fn at() -> SystemTime {
+        std::time::UNIX_EPOCH
+    }
+
+    fn command(sn: &str, key: &str, payload: &str) -> Input {
+        let msg = HaInbound::Command { sn: sn.into(), key: key.into(), payload: payload.into() };
+        Input::Ha { topic: format!("folotoy/{sn}/{key}/set"), msg, at: at() }
+    }
+
+    fn ack(toy: &str, identifier: &str, msg_id: u32) -> Input {
+        let ack = Ack { identifier: identifier.into(), msg_id, ok: true };
+        let msg = Inbound::CallAck { sn: sn(toy), ack };
+        Input::FoloToy { topic: format!("/sys/folotoy/{toy}/thing/command/callAck"), msg, at: at() }
+    }
+
+    #[test]
+    fn a_toy_deleted_in_home_assistant_is_forgotten_by_every_concern_waiting_for_it() {
+        let open = CoreConfig { allow_unknown_toys: true, ..config() };
+        let mut saved = bunny_at_volume(30);
+        saved.insert(sn(BEAR), saved[&bunny()].clone());
+        let mut b = Bench::saved(open, saved, BTreeMap::new());
+        let mut c = concerns();
+        c.route(&mut b.cx(), Input::HaUp);
+        c.route(&mut b.cx(), command(BEAR, "say", "Hi"));
+        c.route(&mut b.cx(), ack(BEAR, "iwantplay", 1));
+        c.route(&mut b.cx(), command(BEAR, "player_media", r#"{"url": "http://h/a.mp3", "volume": 0.6}"#));
+        assert_eq!(c.commands.len(), 1, "the announcement's volume in flight");
+        assert!(c.playing.next_deadline().is_some() && c.announcements.has(&sn(BEAR)));
+        b.take();
+
+        let device = "homeassistant/device/folotoy_08d1f9c6a310/config";
+        let msg = HaInbound::Discovery { node: "folotoy_08d1f9c6a310".into(), emptied: true };
+        c.route(&mut b.cx(), Input::Ha { topic: device.into(), msg, at: at() });
+        assert!(!b.toys().has(&sn(BEAR)));
+        assert_eq!(c.commands.len(), 0);
+        assert_eq!((c.commands.next_deadline(), c.playing.next_deadline()), (None, None));
+        assert!(!c.announcements.has(&sn(BEAR)));
+        assert!(!c.republishing.published().contains(device));
+    }
+
+    #[test]
+    fn a_toy_heard_from_is_sent_the_volume_owed_to_it() {
+        let owed = ToyState { volume_to_restore: Some(Value::Int(30)), ..ToyState::default() };
+        let mut b = Bench::saved(config(), BTreeMap::from([(bunny(), owed)]), BTreeMap::new());
+        let mut c = concerns();
+        let event = ToyEvent::RecordingTranscribed { recording_id: Some(1), text: "Hi".into() };
+        let topic = format!("/sys/folotoy/{BUNNY}/thing/event/post");
+        c.route(&mut b.cx(), Input::FoloToy { topic, msg: Inbound::Event { sn: bunny(), event }, at: at() });
+        let sent = b.take().folotoy_payloads();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["inputParams"], serde_json::json!({"volume": 30}));
+        assert_eq!(b.toy(&bunny()).owed.volume(), None, "sent once");
+    }
+
+    #[test]
+    fn a_setting_the_bridge_keeps_goes_to_its_own_settings_and_asks_nothing_of_the_toy() {
+        let mut b = Bench::new(config());
+        let mut c = concerns();
+        c.route(&mut b.cx(), command(BUNNY, "speaking_role", "Role 3"));
+        assert!(b.take().folotoy_payloads().is_empty());
+        assert_eq!(b.toy(&bunny()).own.role(), 3);
+        assert_eq!(c.commands.next_msg_id(), 1, "no msgId used");
     }
 }

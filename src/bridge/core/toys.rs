@@ -1,5 +1,6 @@
 //! Toys coming and going: admitted when they talk, refused, deleted in Home
-//! Assistant (its emptied configs), let back in from the page.
+//! Assistant (its emptied configs), let back in from the page; and what the
+//! bridge keeps about each, one part per concern.
 
 use super::*;
 
@@ -14,11 +15,113 @@ pub(super) struct Toys {
     deleted: BTreeMap<Sn, Option<u64>>,
 }
 
-#[derive(Debug)]
+/// What the bridge keeps about a toy, one part per concern: a part's fields
+/// are private to its concern's file, the only one that changes them; the
+/// others read it, and Home Assistant's states are rendered from all of
+/// them ([`Toy::state_view`]). Its membership is this file's. A toy first
+/// heard from (or let back in) is the default: nothing known of it yet.
+#[derive(Debug, Default)]
 pub(super) struct Toy {
     /// The name the user configured; discovered toys have none.
-    pub(super) name: Option<String>,
-    pub(super) state: ToyState,
+    name: Option<String>,
+    /// Whether it was in `folotoy.toys` at start (see [`ToyState::listed`]).
+    listed: bool,
+    /// When it last published anything, in ms since the Unix epoch.
+    last_activity_ms: Option<u64>,
+    /// Its confirmed settings and last command (`commands.rs`).
+    pub(super) confirmed: commands::Confirmed,
+    /// The settings the bridge keeps for it (`own_settings.rs`).
+    pub(super) own: own_settings::OwnSettings,
+    /// The volume owed to it after an announcement (`announcements.rs`).
+    pub(super) owed: announcements::OwedVolume,
+    /// What it heard and said last (`talk.rs`).
+    pub(super) talk: talk::ToyTalk,
+    /// How much it talked today (`glance.rs`).
+    pub(super) today: glance::DayTally,
+    /// What its media player shows (`player.rs`).
+    pub(super) player: player::Player,
+}
+
+impl Toy {
+    /// A toy as the state file has it, each part to its concern (which checks
+    /// it against this configuration; `warn` says what it dropped).
+    fn from_saved(name: Option<String>, saved: ToyState, cfg: &CoreConfig, warn: &mut dyn FnMut(String)) -> Toy {
+        let ToyState {
+            settings,
+            role,
+            say_text,
+            play_url,
+            last_command,
+            heard,
+            answer,
+            last_activity_ms,
+            player_title,
+            quiet,
+            announcement_volume,
+            volume_to_restore,
+            listed,
+        } = saved;
+        Toy {
+            name,
+            listed,
+            last_activity_ms,
+            confirmed: commands::Confirmed::from_saved(settings, say_text, play_url, last_command, warn),
+            own: own_settings::OwnSettings::from_saved(role, announcement_volume, quiet, cfg.roles.len()),
+            owed: announcements::OwedVolume::from_saved(volume_to_restore),
+            talk: talk::ToyTalk::from_saved(heard, answer),
+            today: Default::default(),
+            player: player::Player::from_saved(player_title),
+        }
+    }
+
+    /// The toy as the state file has it, from every concern's part.
+    pub(super) fn saved(&self) -> ToyState {
+        let (confirmed, own, talk) = (&self.confirmed, &self.own, &self.talk);
+        ToyState {
+            settings: confirmed.settings().clone(),
+            role: own.role(),
+            say_text: confirmed.say_text().map(str::to_owned),
+            play_url: confirmed.play_url().map(str::to_owned),
+            last_command: confirmed.last_command().cloned(),
+            heard: talk.heard().cloned(),
+            answer: talk.answer().cloned(),
+            last_activity_ms: self.last_activity_ms,
+            player_title: self.player.title().map(str::to_owned),
+            quiet: own.quiet(),
+            announcement_volume: own.announcement_volume(),
+            volume_to_restore: self.owed.volume(),
+            listed: self.listed,
+        }
+    }
+
+    /// What its entities show, read from every concern's part.
+    pub(super) fn state_view(&self) -> ha::states::StateView<'_> {
+        let (confirmed, own, talk) = (&self.confirmed, &self.own, &self.talk);
+        ha::states::StateView {
+            settings: confirmed.settings(),
+            say_text: confirmed.say_text(),
+            play_url: confirmed.play_url(),
+            last_command: confirmed.last_command(),
+            role: own.role(),
+            announcement_volume: own.announcement_volume(),
+            quiet: own.quiet(),
+            heard: talk.heard(),
+            answer: talk.answer(),
+            today: self.today.tally(),
+            last_activity_ms: self.last_activity_ms,
+            playing: self.player.playing(),
+            player_title: self.player.title(),
+        }
+    }
+
+    /// The name the user gave it, if any.
+    pub(super) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub(super) fn last_activity_ms(&self) -> Option<u64> {
+        self.last_activity_ms
+    }
 }
 
 impl Toys {
@@ -35,10 +138,10 @@ impl Toys {
         };
         // Listing a deleted toy brings it back.
         deleted.retain(|sn, _| !cfg.lists(sn));
-        let mut known = BTreeMap::new();
+        let mut kept = BTreeMap::new();
         for (sn, name) in &cfg.toys {
             let state = ToyState { listed: true, ..saved.remove(sn).unwrap_or_default() };
-            known.insert(sn.clone(), Toy { name: name.clone(), state });
+            kept.insert(sn.clone(), (name.clone(), state));
         }
         if cfg.allow_unknown_toys {
             for (sn, mut state) in saved {
@@ -49,7 +152,7 @@ impl Toys {
                     log(Level::Info, &sn, why);
                     continue;
                 }
-                if known.len() >= cfg.max_toys {
+                if kept.len() >= cfg.max_toys {
                     log(
                         Level::Warn,
                         &sn,
@@ -59,27 +162,20 @@ impl Toys {
                 }
                 // Ids in Home Assistant are lower case: a case twin of a toy
                 // already here would take over its entities.
-                if let Some(twin) = known.keys().find(|k| k.ha_id() == sn.ha_id()) {
+                if let Some(twin) = kept.keys().find(|k| k.ha_id() == sn.ha_id()) {
                     log(Level::Warn, &sn, format!("saved toy {sn} left out: toy {twin} differs from it only in case"));
                     continue;
                 }
-                known.insert(sn, Toy { name: None, state });
+                kept.insert(sn, (None, state));
             }
         }
-        for (sn, toy) in &mut known {
-            for err in toy.state.settings.retain_valid() {
-                log(Level::Warn, sn, format!("saved setting dropped: {err}"));
-            }
-            if toy.state.role == 0 || usize::from(toy.state.role) > cfg.roles.len() {
-                toy.state.role = 1;
-            }
-            if let Some(cmd) = &mut toy.state.last_command {
-                if cmd.outcome == Outcome::Pending {
-                    cmd.outcome = Outcome::NoAnswer;
-                    cmd.reason = Some("the bridge restarted before the toy answered".into());
-                }
-            }
-        }
+        let known = kept
+            .into_iter()
+            .map(|(sn, (name, state))| {
+                let toy = Toy::from_saved(name, state, cfg, &mut |message| log(Level::Warn, &sn, message));
+                (sn, toy)
+            })
+            .collect();
         Toys { known, refused: BTreeMap::new(), deleted }
     }
 
@@ -87,18 +183,18 @@ impl Toys {
         self.known.contains_key(sn)
     }
 
-    /// A known toy's state; the caller checked that it is known.
-    pub(super) fn state(&self, sn: &Sn) -> &ToyState {
-        &self.known[sn].state
+    /// A known toy; the caller checked that it is known.
+    pub(super) fn toy(&self, sn: &Sn) -> &Toy {
+        &self.known[sn]
     }
 
-    pub(super) fn state_mut(&mut self, sn: &Sn) -> Option<&mut ToyState> {
-        self.known.get_mut(sn).map(|t| &mut t.state)
+    /// A known toy, to change a concern's part of it; the caller checked that it is known.
+    pub(super) fn toy_mut(&mut self, sn: &Sn) -> &mut Toy {
+        self.known.get_mut(sn).expect("checked by the caller")
     }
 
-    /// The name the user gave a known toy, if any.
-    pub(super) fn name(&self, sn: &Sn) -> Option<&str> {
-        self.known[sn].name.as_deref()
+    pub(super) fn find_mut(&mut self, sn: &Sn) -> Option<&mut Toy> {
+        self.known.get_mut(sn)
     }
 
     pub(super) fn iter(&self) -> impl Iterator<Item = (&Sn, &Toy)> {
@@ -156,7 +252,7 @@ impl Toys {
 
     /// A toy heard from for the first time.
     fn add(&mut self, sn: &Sn) {
-        self.known.insert(sn.clone(), Toy { name: None, state: ToyState::default() });
+        self.known.insert(sn.clone(), Toy::default());
     }
 
     /// Forgets a toy and keeps it out until it is listed or let back in.
@@ -209,7 +305,7 @@ pub(super) fn admit(cx: &mut Cx, sn: &Sn, topic: &str) -> Admission {
 /// few hundred milliseconds, and one update a second says as much.
 pub(super) fn heard_from(cx: &mut Cx, sn: &Sn, at: SystemTime) {
     let ms = crate::dates::unix_ms(at);
-    let before = cx.toy(sn).last_activity_ms.replace(ms);
+    let before = cx.toys.toy_mut(sn).last_activity_ms.replace(ms);
     if before.map(|b| b / 1000) != Some(ms / 1000) {
         cx.publish(sn, Key::LastActivity);
         cx.out.save_soon = true;
@@ -266,4 +362,117 @@ pub(super) fn deleted_in_ha(cx: &mut Cx, topic: &str, node: &str, at: SystemTime
     cx.toys.delete(&sn, crate::dates::unix_ms(at));
     cx.out.save = true;
     Some(sn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    const BEAR: &str = "08d1f9c6a310";
+
+    fn open() -> CoreConfig {
+        CoreConfig { allow_unknown_toys: true, ..config() }
+    }
+
+    #[test]
+    fn a_toy_taken_off_the_list_and_never_heard_from_is_left_out_one_heard_from_stays() {
+        let typo = ToyState { listed: true, ..ToyState::default() };
+        let heard = ToyState { listed: true, last_activity_ms: Some(1), ..ToyState::default() };
+        let saved = BTreeMap::from([(sn("aabbccddeeff"), typo), (sn(BEAR), heard)]);
+        let mut logs = Vec::new();
+        let toys = Toys::from_saved(&open(), saved, BTreeMap::new(), &mut logs);
+        assert_eq!(toys.sns().collect::<Vec<_>>(), [&sn(BEAR), &bunny()]);
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert!(logs[0].message.ends_with("left out: no longer in folotoy.toys and never heard from"), "{logs:?}");
+        assert!(!toys.toy(&sn(BEAR)).saved().listed, "no longer listed");
+        assert!(toys.toy(&bunny()).saved().listed);
+        assert_eq!(toys.toy(&bunny()).name(), Some("Bunny"));
+    }
+
+    #[test]
+    fn saved_toys_past_max_toys_or_differing_only_in_case_are_left_out_with_a_warning() {
+        let saved = BTreeMap::from([
+            (sn("FCB467DAD0C0"), ToyState::default()),
+            (sn(BEAR), ToyState::default()),
+            (sn("aabbccddeeff"), ToyState::default()),
+            (sn("bbbbbbbbbbbb"), ToyState::default()),
+        ]);
+        let mut logs = Vec::new();
+        let toys = Toys::from_saved(&CoreConfig { max_toys: 3, ..open() }, saved, BTreeMap::new(), &mut logs);
+        assert_eq!(toys.sns().collect::<Vec<_>>(), [&sn(BEAR), &sn("aabbccddeeff"), &bunny()]);
+        let warned: Vec<&str> = logs.iter().filter(|l| l.level == Level::Warn).map(|l| l.message.as_str()).collect();
+        assert_eq!(
+            warned,
+            [
+                "saved toy FCB467DAD0C0 left out: toy fcb467dad0c0 differs from it only in case",
+                "saved toy bbbbbbbbbbbb left out: folotoy.max_toys (3) reached",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_toy_nobody_configured_is_refused_saying_why_once() {
+        let mut b = Bench::new(config());
+        for _ in 0..2 {
+            assert!(matches!(admit(&mut b.cx(), &sn(BEAR), "t"), Admission::Refused));
+        }
+        let warned = b.take().messages(Level::Warn).join("\n");
+        let why = "it is not in folotoy.toys and folotoy.allow_unknown_toys is false";
+        assert_eq!(warned, format!("toy {BEAR} ignored: {why}"));
+        assert_eq!(b.toys().refused().collect::<Vec<_>>(), [(&sn(BEAR), &why.to_owned())]);
+    }
+
+    #[test]
+    fn refusals_are_remembered_up_to_a_limit() {
+        let mut toys = Toys::from_saved(&config(), BTreeMap::new(), BTreeMap::new(), &mut Vec::new());
+        for i in 0..REFUSED_MEMORY {
+            assert!(toys.refuse(&sn(&format!("{i:012x}")), "why"), "the first time");
+        }
+        assert!(!toys.refuse(&sn("000000000000"), "why"), "the second time");
+        assert!(!toys.refuse(&sn("ffffffffffff"), "why"), "past the limit, not kept: warned about no more");
+        assert_eq!(toys.refused().count(), REFUSED_MEMORY);
+    }
+
+    #[test]
+    fn a_toy_admitted_when_unknown_toys_are_allowed_is_new_once() {
+        let mut b = Bench::new(open());
+        assert!(matches!(admit(&mut b.cx(), &sn(BEAR), "t"), Admission::New));
+        assert!(matches!(admit(&mut b.cx(), &sn(BEAR), "t"), Admission::Known));
+        let out = b.take();
+        assert!(out.save);
+        assert_eq!(out.messages(Level::Info), [format!("new toy {BEAR}: adding it to Home Assistant")]);
+        assert_eq!(b.toy(&sn(BEAR)).name(), None);
+    }
+
+    #[test]
+    fn last_activity_is_shown_when_its_second_changes() {
+        let mut b = Bench::new(config());
+        let at = |ms| std::time::UNIX_EPOCH + Duration::from_millis(ms);
+        heard_from(&mut b.cx(), &bunny(), at(1_000));
+        let out = b.take();
+        assert_eq!(out.state_of(&bunny(), Key::LastActivity).as_deref(), Some("1970-01-01T00:00:01.000+00:00"));
+        assert!(out.save_soon);
+        heard_from(&mut b.cx(), &bunny(), at(1_900));
+        let out = b.take();
+        assert!(out.publish.is_empty() && !out.save_soon, "{:?}", out.publish);
+        assert_eq!(b.toy(&bunny()).last_activity_ms(), Some(1_900), "kept all the same");
+        heard_from(&mut b.cx(), &bunny(), at(2_000));
+        assert!(b.take().state_of(&bunny(), Key::LastActivity).is_some());
+    }
+
+    #[test]
+    fn a_toy_is_let_back_in_only_when_kept_out_and_no_other_rule_keeps_it_out() {
+        let deleted = BTreeMap::from([(sn(BEAR), Some(1))]);
+        let mut b = Bench::saved(config(), BTreeMap::new(), deleted.clone());
+        let refused = let_back_in(&mut b.cx(), &sn(BEAR)).unwrap_err();
+        assert!(refused.ends_with("folotoy.allow_unknown_toys is false"), "{refused}");
+        assert_eq!(let_back_in(&mut b.cx(), &bunny()).unwrap_err(), format!("toy {BUNNY} is not kept out"));
+        assert!(b.toys().deleted().contains_key(&sn(BEAR)), "nothing changed");
+
+        let mut b = Bench::saved(open(), BTreeMap::new(), deleted);
+        let_back_in(&mut b.cx(), &sn(BEAR)).unwrap();
+        assert!(b.toys().has(&sn(BEAR)) && b.toys().deleted().is_empty());
+        assert!(b.take().save);
+    }
 }

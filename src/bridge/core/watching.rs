@@ -49,7 +49,7 @@ impl Watching {
         if !phrases.is_empty() {
             let whose = toy.as_ref().map_or_else(|| "a toy not known here".to_owned(), |sn| format!("toy {sn}"));
             cx.log(Level::Info, topic, format!("an answer for {whose} is held back: it holds {:?}", phrases[0]));
-            if let (Some(sn), true) = (&toy, cx.links.ha) {
+            if let (Some(sn), true) = (&toy, cx.connected.ha) {
                 let spoken = ha::states::Spoken {
                     speaker: Speaker::Toy,
                     sentence: text,
@@ -71,7 +71,7 @@ impl Watching {
 impl Core {
     /// The configured watch words, and the page's.
     pub fn watch_words(&self) -> (&[WatchWord], &[WatchWord]) {
-        (&self.shared.cfg.watch_words, self.concerns.watching.page())
+        (&self.common.cfg.watch_words, self.concerns.watching.page())
     }
 
     /// What sentences are checked against: both lists.
@@ -84,7 +84,7 @@ impl Core {
     /// why not, naming the phrase, and nothing changes.
     pub fn set_page_watch_words(&mut self, words: Vec<WatchWord>) -> Result<Output, String> {
         let list: Vec<String> = words.iter().map(|w| format!("{} ({})", w.phrase.trim(), w.side.as_str())).collect();
-        self.concerns.watching.set_page(&self.shared.cfg.watch_words, words)?;
+        self.concerns.watching.set_page(&self.common.cfg.watch_words, words)?;
         let mut out = Output::default();
         let shown = if list.is_empty() { "none".to_owned() } else { list.join(", ") };
         out.log(Level::Info, PAGE_WATCH_WORDS, format!("watch words added on the page are now: {shown}"));
@@ -132,4 +132,56 @@ fn kept_page_words(configured: &[WatchWord], saved: Vec<WatchWord>, logs: &mut V
         }
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use crate::watch::Sides;
+
+    fn words(phrases: &[&str]) -> Vec<WatchWord> {
+        phrases.iter().map(|p| WatchWord::new(*p, Sides::Both)).collect()
+    }
+
+    #[test]
+    fn a_page_word_already_configured_or_listed_twice_is_refused_saying_so() {
+        let configured = words(&["matches"]);
+        let why = check_page_words(&configured, &words(&[" Matches "])).unwrap_err();
+        assert_eq!(why, r#""Matches" is already watched: it is in the configuration (the add-on's options)"#);
+        let why = check_page_words(&configured, &words(&["lighter", "LIGHTER"])).unwrap_err();
+        assert!(why.starts_with(r#""LIGHTER" is listed twice"#), "{why}");
+        assert!(check_page_words(&configured, &words(&["  "])).unwrap_err().contains("is empty"));
+        assert_eq!(check_page_words(&configured, &words(&["lighter"])), Ok(()));
+    }
+
+    #[test]
+    fn a_saved_page_word_now_in_the_configuration_is_left_out_with_a_log_line() {
+        let mut logs = Vec::new();
+        let watching = Watching::new(&words(&["matches"]), words(&["matches", "lighter"]), &mut logs);
+        assert_eq!(watching.page(), words(&["lighter"]));
+        assert_eq!(logs.len(), 1);
+        assert!(logs[0].message.starts_with("a watch word added on the page is left out: "), "{logs:?}");
+        assert_eq!(watching.all().hits(Speaker::Toy, "matches and a lighter"), ["matches", "lighter"]);
+    }
+
+    #[test]
+    fn an_answer_holding_a_watch_word_is_held_back_with_the_toys_alert() {
+        let mut b = Bench::new(config());
+        let watching = Watching::new(&words(&["matches"]), Vec::new(), &mut Vec::new());
+        watching.screen(&mut b.cx(), "t", "r1", Some(BUNNY), "Let's play with matches");
+        let out = b.take();
+        let verdict = out.last_on("folotoy/bridge/screen/verdict/r1").expect("a verdict");
+        assert_eq!(verdict, r#"{"phrases":["matches"]}"#);
+        let alert: serde_json::Value =
+            serde_json::from_str(&out.last_on("folotoy/fcb467dad0c0/alert").unwrap()).unwrap();
+        assert_eq!((alert["event_type"].as_str(), alert["held_back"].as_bool()), (Some("toy_said"), Some(true)));
+
+        // For a toy not known here, and for an answer without watch words: the verdict alone.
+        watching.screen(&mut b.cx(), "t", "r2", Some("08d1f9c6a310"), "matches");
+        watching.screen(&mut b.cx(), "t", "r3", Some(BUNNY), "Fish swim");
+        let out = b.take();
+        assert_eq!(out.publish.len(), 2, "{:?}", out.publish);
+        assert_eq!(out.last_on("folotoy/bridge/screen/verdict/r3").as_deref(), Some(r#"{"phrases":[]}"#));
+    }
 }

@@ -1,0 +1,264 @@
+//! What toys say: conversations (Heard, Said, the Conversation events and
+//! the Alert's watch words), the history's sentences, and the day's tallies.
+
+use super::glance::Days;
+use super::*;
+use crate::dates::unix_ms;
+use crate::ha::states::Spoken;
+use crate::history::{Kind as LineKind, Line};
+
+/// What a toy's child said last, and the toy's answer so far: changed only here.
+#[derive(Debug, Default)]
+pub(super) struct ToyTalk {
+    heard: Option<Heard>,
+    answer: Option<Answer>,
+}
+
+/// A sentence of the toy's answer, as kept (see [`ToyTalk::add_said`]).
+struct SaidSentence {
+    /// Its place in the answer.
+    order: i64,
+    /// The same sentence arrived before.
+    again: bool,
+    /// The answer's recordingId and role.
+    answer_id: Option<i64>,
+    answer_role: Option<i64>,
+    /// The Conversation event for it.
+    event: String,
+    /// The answer so far.
+    text: String,
+}
+
+impl ToyTalk {
+    pub(super) fn from_saved(heard: Option<Heard>, answer: Option<Answer>) -> ToyTalk {
+        ToyTalk { heard, answer }
+    }
+
+    pub(super) fn heard(&self) -> Option<&Heard> {
+        self.heard.as_ref()
+    }
+
+    pub(super) fn answer(&self) -> Option<&Answer> {
+        self.answer.as_ref()
+    }
+
+    /// A sentence of the toy's answer, kept by its order; one from another
+    /// answer starts a new one. `Err`: the answer has [`MAX_ANSWER_PARTS`]
+    /// sentences already, and this one (its order) is not kept.
+    fn add_said(
+        &mut self,
+        recording_id: Option<i64>,
+        order: Option<i64>,
+        text: String,
+        voice_url: Option<String>,
+        role: Option<i64>,
+    ) -> Result<SaidSentence, i64> {
+        let answer = match &mut self.answer {
+            Some(a) if continues(a, recording_id, order) => a,
+            other => other.insert(Answer { recording_id, role, ..Answer::default() }),
+        };
+        // Without an order, a sentence goes after those already here.
+        let order = order.unwrap_or_else(|| answer.parts.keys().next_back().map_or(1, |o| o + 1));
+        if !answer.parts.contains_key(&order) && answer.parts.len() >= MAX_ANSWER_PARTS {
+            return Err(order);
+        }
+        answer.role = role.or(answer.role);
+        // A sentence sent again is looked at once.
+        let again = answer.parts.get(&order).is_some_and(|p| p.text == text);
+        answer.parts.insert(order, Part { text, voice_url });
+        let event = ha::states::said_event(answer, order);
+        let (answer_id, answer_role) = (answer.recording_id, answer.role);
+        Ok(SaidSentence { order, again, answer_id, answer_role, event, text: answer.text() })
+    }
+}
+
+/// What toys say, and the day their tallies count.
+#[derive(Debug, Default)]
+pub(super) struct Talk {
+    /// The day the Talk time and Exchanges today count.
+    days: Days,
+}
+
+impl Talk {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.days.next_deadline()
+    }
+
+    pub(super) fn on_tick(&mut self, cx: &mut Cx) {
+        self.days.on_tick(cx);
+    }
+
+    /// See [`Days::begin_day`].
+    pub(super) fn begin_day(&mut self, cx: &mut Cx, sentences: Vec<(String, u64, LineKind)>, at: SystemTime) {
+        self.days.begin_day(cx, sentences, at);
+    }
+
+    /// A toy's event. Returns the toy's answer so far and how long reading
+    /// it takes, when the toy speaks (for the media player).
+    pub(super) fn on_event(
+        &mut self,
+        cx: &mut Cx,
+        watching: &WatchWords,
+        sn: &Sn,
+        topic: &str,
+        event: ToyEvent,
+        at: SystemTime,
+    ) -> Option<(String, Duration)> {
+        let conversation = cx.cfg.topics.state(sn, "conversation");
+        let t = unix_ms(at);
+        match event {
+            ToyEvent::RecordingTranscribed { recording_id, text } => {
+                let line = Line { t, kind: LineKind::Heard, recording_id, order: None, role: None, text: text.clone() };
+                self.keep(cx, sn, line);
+                let heard = Heard { text, recording_id };
+                if cx.connected.ha {
+                    cx.out.event(conversation, ha::states::heard_event(&heard));
+                    let spoken = Spoken {
+                        speaker: Speaker::Child,
+                        sentence: &heard.text,
+                        recording_id,
+                        order: None,
+                        role: None,
+                    };
+                    watch(cx, watching, sn, spoken);
+                }
+                cx.toys.toy_mut(sn).talk.heard = Some(heard);
+                cx.publish_held(sn, Key::Heard);
+                None
+            }
+            ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
+                let sentence = text.clone();
+                let said = match cx.toys.toy_mut(sn).talk.add_said(recording_id, order, text, voice_url, role) {
+                    Ok(said) => said,
+                    Err(order) => {
+                        let why = format!(
+                            "answer {recording_id:?} has over {MAX_ANSWER_PARTS} sentences; sentence {order} ignored"
+                        );
+                        cx.log(Level::Warn, topic, why);
+                        return None;
+                    }
+                };
+                let order = Some(said.order);
+                let line = Line { t, kind: LineKind::Said, recording_id, order, role, text: sentence.clone() };
+                self.keep(cx, sn, line);
+                if cx.connected.ha {
+                    cx.out.event(conversation, said.event);
+                    if !watching.is_empty() && !said.again {
+                        let spoken = Spoken {
+                            speaker: Speaker::Toy,
+                            sentence: &sentence,
+                            recording_id: said.answer_id,
+                            order,
+                            role: said.answer_role,
+                        };
+                        watch(cx, watching, sn, spoken);
+                    }
+                }
+                cx.publish_held(sn, Key::Said);
+                let length = speaking_time(&said.text);
+                Some((said.text, length))
+            }
+            ToyEvent::Other { identifier } => {
+                cx.log(Level::Warn, topic, format!("event {identifier:?} is not one this bridge knows; ignored"));
+                None
+            }
+        }
+    }
+
+    /// A sentence for the history, counted in its toy's tallies.
+    fn keep(&mut self, cx: &mut Cx, sn: &Sn, line: Line) {
+        self.days.count(cx, sn, &line);
+        cx.out.history.push((sn.clone(), line));
+    }
+}
+
+/// Fires the toy's Alert event when the sentence holds watch words of
+/// its speaker's side. Only while Home Assistant is up, as the
+/// Conversation events: an event is not kept for later.
+fn watch(cx: &mut Cx, watching: &WatchWords, sn: &Sn, spoken: Spoken) {
+    let phrases = watching.hits(spoken.speaker, spoken.sentence);
+    if phrases.is_empty() {
+        return;
+    }
+    let alert = ha::states::Alert { spoken, phrases, held_back: false };
+    cx.out.event(cx.cfg.topics.state(sn, Key::Alert.as_str()), ha::states::alert_event(&alert));
+}
+
+/// Whether a sentence belongs to the answer being put together: the store's
+/// rule ([`crate::history::continues`]), so the Said sensor and the page join alike.
+pub(super) fn continues(answer: &Answer, recording_id: Option<i64>, order: Option<i64>) -> bool {
+    crate::history::continues(answer.recording_id, |o| answer.parts.contains_key(&o), recording_id, order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    fn said(
+        talk: &mut ToyTalk,
+        recording_id: Option<i64>,
+        order: Option<i64>,
+        text: &str,
+    ) -> Result<SaidSentence, i64> {
+        talk.add_said(recording_id, order, text.into(), None, Some(3))
+    }
+
+    #[test]
+    fn sentences_arriving_out_of_order_are_joined_in_order() {
+        let mut talk = ToyTalk::default();
+        let s = said(&mut talk, Some(3), Some(2), " a bunny lived in a hole.").unwrap();
+        assert_eq!((s.order, s.text.as_str()), (2, "a bunny lived in a hole."));
+        let s = said(&mut talk, Some(3), Some(1), "Once upon a time,").unwrap();
+        assert_eq!(s.text, "Once upon a time, a bunny lived in a hole.");
+        assert_eq!((s.answer_id, s.answer_role), (Some(3), Some(3)));
+        assert_eq!(talk.answer().unwrap().parts.len(), 2);
+    }
+
+    #[test]
+    fn a_sentence_of_another_answer_starts_a_new_one_and_one_without_an_order_goes_last() {
+        let mut talk = ToyTalk::default();
+        said(&mut talk, Some(3), Some(1), "Hi.").unwrap();
+        let s = said(&mut talk, Some(4), Some(1), "Fish swim.").unwrap();
+        assert_eq!(s.text, "Fish swim.");
+        let s = said(&mut talk, Some(4), None, " Birds fly.").unwrap();
+        assert_eq!((s.order, s.text.as_str()), (2, "Fish swim. Birds fly."));
+    }
+
+    #[test]
+    fn a_sentence_sent_again_is_known_as_such() {
+        let mut talk = ToyTalk::default();
+        assert!(!said(&mut talk, Some(3), Some(1), "Hi.").unwrap().again);
+        assert!(said(&mut talk, Some(3), Some(1), "Hi.").unwrap().again);
+        assert!(!said(&mut talk, Some(3), Some(1), "Hello.").unwrap().again, "changed, it is looked at again");
+    }
+
+    #[test]
+    fn an_answer_stops_growing_at_its_limit_and_keeps_what_it_has() {
+        let mut talk = ToyTalk::default();
+        for order in 1..=MAX_ANSWER_PARTS as i64 {
+            said(&mut talk, Some(3), Some(order), "x").unwrap();
+        }
+        let next = MAX_ANSWER_PARTS as i64 + 1;
+        assert_eq!(said(&mut talk, Some(3), Some(next), "y").err(), Some(next));
+        assert_eq!(said(&mut talk, Some(3), None, "y").err(), Some(next));
+        assert_eq!(talk.answer().unwrap().parts.len(), MAX_ANSWER_PARTS);
+        assert!(said(&mut talk, Some(3), Some(1), "x").is_ok(), "one already here is taken again");
+    }
+
+    #[test]
+    fn what_the_child_said_is_kept_shown_and_fires_a_heard_event() {
+        let mut b = Bench::new(config());
+        let mut talk = Talk::default();
+        let event = ToyEvent::RecordingTranscribed { recording_id: Some(7), text: "Tell me a story".into() };
+        let watching = WatchWords::new(std::iter::empty());
+        assert!(talk.on_event(&mut b.cx(), &watching, &bunny(), "t", event, std::time::UNIX_EPOCH).is_none());
+        let out = b.take();
+        assert_eq!(b.toy(&bunny()).talk.heard().map(|h| h.text.as_str()), Some("Tell me a story"));
+        let heard: serde_json::Value = serde_json::from_str(&out.state_of(&bunny(), Key::Heard).unwrap()).unwrap();
+        assert_eq!(heard["summary"], "Tell me a story");
+        let event = out.publish.iter().find(|p| p.topic.ends_with("/conversation")).expect("a Conversation event");
+        assert!(event.at_most_once && !event.retain);
+        assert_eq!(out.history.len(), 1, "kept for the page");
+    }
+}
