@@ -65,10 +65,9 @@ pub struct Part {
 }
 
 impl Answer {
-    /// The sentences joined in order. FoloToy starts sentences with a space
-    /// where one is needed, so they are joined as they are.
+    /// The sentences joined in order, as the language writes them (see `text::joined`).
     pub fn text(&self) -> String {
-        self.parts.values().map(|p| p.text.as_str()).collect::<String>().trim().to_owned()
+        crate::text::joined(self.parts.values().map(|p| p.text.as_str()))
     }
 
     pub fn voice_urls(&self) -> Vec<&str> {

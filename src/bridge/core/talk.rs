@@ -226,6 +226,18 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_reads_as_written_whatever_spacing_its_sentences_came_with() {
+        let mut talk = ToyTalk::default();
+        said(&mut talk, Some(3), Some(1), "I feel relaxed.").unwrap();
+        assert_eq!(
+            said(&mut talk, Some(3), Some(2), "They are happy.").unwrap().text,
+            "I feel relaxed. They are happy."
+        );
+        said(&mut talk, Some(4), Some(1), "我很好。 ").unwrap();
+        assert_eq!(said(&mut talk, Some(4), Some(2), " 你呢？").unwrap().text, "我很好。你呢？");
+    }
+
+    #[test]
     fn a_sentence_sent_again_is_known_as_such() {
         let mut talk = ToyTalk::default();
         assert!(!said(&mut talk, Some(3), Some(1), "Hi.").unwrap().again);
