@@ -30,7 +30,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -46,8 +46,8 @@ from homeassistant.helpers import chat_session, intent
 from . import gate, payloads
 from .const import CONF_AGENT, CONF_BRAIN_KEY, CONF_SAFE_SENTENCE, DEFAULT_AGENT, DOMAIN
 from .conversation import Toys
+from .data import FoloToyConfigEntry, FoloToyData, loaded_entry
 from .devices import toy_device
-from .discovery import PlayerConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -140,15 +140,12 @@ class Talk:
 
 
 class Brain:
-    """The endpoint's memory: each toy's conversation, and the answers running."""
+    """The endpoint's memory, the entry's while it is set up: each toy's conversation, and
+    the answers running."""
 
     def __init__(self) -> None:
         self.talks: dict[str, Talk] = {}
         self.slots = gate.Slots()
-
-
-def _brain(hass: HomeAssistant) -> Brain:
-    return hass.data.setdefault(f"{__name__}.brain", Brain())
 
 
 async def find_toy(hass: HomeAssistant, toys: Toys, text: str) -> str | None:
@@ -194,10 +191,11 @@ def _spoken(result: conversation.ConversationResult) -> str:
     return speech
 
 
-async def _agent_text(hass: HomeAssistant, question: Question, agent_id: str, node: str | None) -> AsyncIterator[str]:
+async def _agent_text(
+    hass: HomeAssistant, brain: Brain, question: Question, agent_id: str, node: str | None
+) -> AsyncIterator[str]:
     """The agent's answer as it comes: streamed pieces when the agent streams, else whole.
     Closed or failed before the end, it stops the agent and waits until it has stopped."""
-    brain = _brain(hass)
     now = time.monotonic()
     talk = brain.talks.get(node) if node is not None else None
     going_on = talk is not None and not talk.running and now - talk.last < QUIET_GAP
@@ -293,19 +291,17 @@ async def _agent_text(hass: HomeAssistant, question: Question, agent_id: str, no
         yield speech
 
 
-async def _screen(hass: HomeAssistant, toys: Toys, node: str | None, text: str) -> list[str]:
+async def _screen(data: FoloToyData, node: str | None, text: str) -> list[str]:
     """The watch words the bridge finds in `text` (for the toy's side); Unsayable when it cannot say."""
-    config: PlayerConfig | None = toys.configs.get(node) if node else None
-    config = config or next((c for c in toys.configs.values() if c.screen_request_topic), None)
-    if config is None or config.screen_request_topic is None:
-        raise Unsayable("no bridge has announced where to check an answer (its media players must be on)")
-    sn = node.removeprefix("folotoy_") if node else None
+    if (bridge := data.discovery.bridge_of(node)) is None:
+        raise Unsayable("no bridge has announced where to check an answer")
+    sn = bridge.sn_of(node) if node else None
     try:
         # At QoS 0 both ways: each acknowledgement is a small packet that a broker without
         # TCP_NODELAY (the Mosquitto add-on's default) sends the next one after, up to 40 ms
         # later. One lost on the way is a timeout, and the answer is not said.
-        reply = await toys.request(
-            config, config.screen_request_topic, {"sn": sn, "text": text}, timeout=SCREEN_TIMEOUT, qos=0
+        reply = await data.toys.request(
+            bridge.screen_request_topic, {"sn": sn, "text": text}, timeout=SCREEN_TIMEOUT, qos=0
         )
     except TimeoutError:
         raise Unsayable(f"the bridge did not say within {SCREEN_TIMEOUT} s whether the answer may be said") from None
@@ -317,22 +313,21 @@ async def _screen(hass: HomeAssistant, toys: Toys, node: str | None, text: str) 
         raise Unsayable(f"the bridge's verdict on {reply.topic} cannot be read: {err}") from None
 
 
-async def answer(hass: HomeAssistant, question: Question) -> AsyncIterator[str]:
+async def answer(hass: HomeAssistant, entry: FoloToyConfigEntry | None, question: Question) -> AsyncIterator[str]:
     """What the toy says, as it may be said: the agent's text a sentence at a time, each
     checked by the bridge first; the safe sentence in place of one holding a watch word
     (and nothing after it); the apology when something failed before anything was said,
     or when the toy has too many answers running already."""
     language = _language(question.text)
-    entry = next(iter(hass.config_entries.async_loaded_entries(DOMAIN)), None)
-    toys: Toys | None = entry.runtime_data if entry is not None else None
-    if entry is None or toys is None:
+    if entry is None:
         _LOGGER.warning("a toy asked, but the FoloToy integration is not set up: it apologizes")
         yield APOLOGY[language]
         return
-    node = await find_toy(hass, toys, question.text)
+    data = entry.runtime_data
+    node = await find_toy(hass, data.toys, question.text)
     try:
-        with _brain(hass).slots.toy_slot(node):
-            async with aclosing(_answer(hass, entry, toys, question, node, language)) as said:
+        with data.brain.slots.toy_slot(node):
+            async with aclosing(_answer(hass, entry, question, node, language)) as said:
                 async for piece in said:
                     yield piece
     except gate.Busy as err:
@@ -341,29 +336,30 @@ async def answer(hass: HomeAssistant, question: Question) -> AsyncIterator[str]:
 
 
 async def _answer(
-    hass: HomeAssistant, entry: ConfigEntry, toys: Toys, question: Question, node: str | None, language: str
+    hass: HomeAssistant, entry: FoloToyConfigEntry, question: Question, node: str | None, language: str
 ) -> AsyncIterator[str]:
+    data = entry.runtime_data
     agent_id = _agent(hass, dict(entry.options), question.model)
     _LOGGER.debug("answering %s with %s", node or "a toy not known (no device)", agent_id)
     safe = entry.options.get(CONF_SAFE_SENTENCE) or SAFE_SENTENCE[language]
     said = False
     pending = ""
     try:
-        async with aclosing(_agent_text(hass, question, agent_id, node)) as agent_text:
+        async with aclosing(_agent_text(hass, data.brain, question, agent_id, node)) as agent_text:
             async for piece in agent_text:
                 pending += piece
                 cut = max((m.end() for m in _SENTENCE_END.finditer(pending)), default=0)
                 if cut == 0:
                     continue
                 ready, pending = pending[:cut], pending[cut:]
-                if await _screen(hass, toys, node, ready):
+                if await _screen(data, node, ready):
                     await agent_text.aclose()  # the agent stops before the toy hears the safe sentence
                     yield (" " if said else "") + safe
                     return
                 said = True
                 yield ready
             if pending.strip():
-                if await _screen(hass, toys, node, pending):
+                if await _screen(data, node, pending):
                     yield (" " if said else "") + safe
                     return
                 said = True
@@ -428,13 +424,17 @@ class ChatCompletionsView(BrainView):
     async def post(self, request: web.Request) -> web.StreamResponse:
         _check_key(request)
         hass: HomeAssistant = request.app[KEY_HASS]
+        entry = loaded_entry(hass)
         try:
-            with _brain(hass).slots.overall_slot():
-                return await self._answer(hass, request)
+            # Not set up, the toy apologizes at once: nothing to bound.
+            with entry.runtime_data.brain.slots.overall_slot() if entry is not None else nullcontext():
+                return await self._answer(hass, entry, request)
         except gate.Busy as err:
             return self.error(request, HTTPStatus.TOO_MANY_REQUESTS, str(err), "busy", "rate_limit_error")
 
-    async def _answer(self, hass: HomeAssistant, request: web.Request) -> web.StreamResponse:
+    async def _answer(
+        self, hass: HomeAssistant, entry: FoloToyConfigEntry | None, request: web.Request
+    ) -> web.StreamResponse:
         try:
             question = parse_question(json.loads(await gate.read_body(request)))
         except gate.Refused as err:
@@ -450,7 +450,7 @@ class ChatCompletionsView(BrainView):
             return f"chatcmpl-{question.conversation_id or uuid.uuid4().hex}"
 
         # Closed however the response ends (the client gone included), so the agent stops.
-        async with aclosing(answer(hass, question)) as said:
+        async with aclosing(answer(hass, entry, question)) as said:
             if not question.stream:
                 text = "".join([piece async for piece in said])
                 return self.json(

@@ -12,7 +12,7 @@ from homeassistant.core import callback
 from homeassistant.helpers import selector
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
-from . import discovery, gate
+from . import gate, payloads
 from .const import (
     CONF_AGENT,
     CONF_BRAIN_KEY,
@@ -49,8 +49,8 @@ class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
         await self.async_set_unique_id(DOMAIN)
         self._abort_if_unique_id_configured()
         try:
-            config = discovery.parse(discovery_info.payload) if discovery_info.payload else None
-        except discovery.NotAPlayerConfig as err:
+            config = payloads.player_config(discovery_info.payload) if discovery_info.payload else None
+        except payloads.Unreadable as err:
             _LOGGER.warning("Not offering FoloToy for the media player config on %s: %s", discovery_info.topic, err)
             config = None
         if config is None:

@@ -10,6 +10,8 @@ DEFAULT_PREFIX: Final = "homeassistant"
 # The bridge publishes each toy's media player here, under a component name Home
 # Assistant's MQTT integration never subscribes to (it has no MQTT media player).
 PLAYER_CONFIG_TOPIC: Final = "{prefix}/folotoy/+/media_player/config"
+# ...and its own config, whether the toys have players or not (+: the bridge's node).
+BRIDGE_CONFIG_TOPIC: Final = "{prefix}/folotoy/+/bridge/config"
 
 # Every config the bridge publishes names it as its origin; other configs on the
 # same topics are not the bridge's and are ignored.

@@ -1,8 +1,8 @@
 """`folotoy.get_conversation`: a toy's exchanges of one day, asked of the bridge over MQTT.
 
 The bridge keeps the conversations (its page's history), wherever it runs; this asks
-for one toy's over the broker both share: a request with an id on the topic the toy's
-player config names, the answer on the response topic with that id appended. The day
+for one toy's over the broker both share: a request with an id on the topic the bridge's
+config names, the answer on the response topic with that id appended. The day
 is Home Assistant's, in its time zone, sent as a window of Unix milliseconds: the bridge
 knows no time zone.
 """
@@ -13,14 +13,20 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import voluptuous as vol
 from homeassistant.components import mqtt
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
+from homeassistant.components.mqtt import (
+    async_prepare_subscribe_topics,
+    async_subscribe_topics,
+    async_unsubscribe_topics,
+)
+from homeassistant.components.mqtt.subscription import EntitySubscription
+from homeassistant.core import HassJobType, HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
@@ -29,9 +35,9 @@ from homeassistant.util import dt as dt_util
 
 from . import payloads
 from .const import DOMAIN
-from .devices import MQTT_DOMAIN
-from .discovery import PlayerConfig
+from .data import FoloToyData, loaded_entry
 from .hearings import Hearings
+from .payloads import BridgeConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,40 +63,49 @@ SCHEMA = vol.All(
 
 
 class Toys:
-    """What the bridge announced of each toy (its player config), what the toys heard
-    lately, and the bridge's answers awaited.
+    """What the toys heard lately, and the bridge's answers awaited.
 
-    The response topics are subscribed once, when a config names them, so an answer never
-    comes before the subscription that would receive it."""
+    Follows what each bridge's config names (discovery.py): every toy's Conversation events,
+    and the topics its answers come on, subscribed as soon as a bridge announces them, so an
+    answer never comes before the subscription that would receive it."""
 
     def __init__(self, hass: HomeAssistant) -> None:
         self._hass = hass
-        self.configs: dict[str, PlayerConfig] = {}
         self.hearings = Hearings(hass.loop)
+        self._bridges: dict[str, BridgeConfig] = {}
         self._waiting: dict[str, asyncio.Future[mqtt.ReceiveMessage]] = {}
-        self._following: dict[str, Callable[[], None] | None] = {}
+        self._sub_state: dict[str, EntitySubscription] | None = None
 
-    async def follow(self, config: PlayerConfig) -> None:
-        # Verdicts at QoS 0, as they are sent (see brain.py): no PUBACK for the broker to
-        # hold a verdict behind.
-        for topic, qos in ((config.conversation_response_topic, 1), (config.screen_response_topic, 0)):
-            if topic is not None and topic not in self._following:
-                self._following[topic] = None
-                self._following[topic] = await mqtt.async_subscribe(self._hass, f"{topic}/+", self._answered, qos=qos)
-        topic = config.conversation_topic
-        if topic is not None and topic not in self._following:
-            node = config.node
-
-            @callback
-            def heard(msg: mqtt.ReceiveMessage) -> None:
-                self._heard(node, msg)
-
-            self._following[topic] = None
-            self._following[topic] = await mqtt.async_subscribe(self._hass, topic, heard, qos=0)
-            _LOGGER.debug("Following what %s hears, on %s", node, topic)
+    async def async_follow(self, bridges: Mapping[str, BridgeConfig]) -> None:
+        """Follows what `bridges` (every bridge announced) name, and nothing else."""
+        self._bridges = dict(bridges)
+        topics: dict[str, dict[str, Any]] = {}
+        for node, bridge in self._bridges.items():
+            # Verdicts at QoS 0, as they are sent (see brain.py): no PUBACK for the broker to
+            # hold a verdict behind.
+            for key, topic, received, qos in (
+                ("answers", f"{bridge.conversation_response_topic}/+", self._answered, 1),
+                ("verdicts", f"{bridge.screen_response_topic}/+", self._answered, 0),
+                ("heard", bridge.heard_topic, partial(self._heard, node), 0),
+            ):
+                topics[f"{node} {key}"] = {
+                    "topic": topic,
+                    "msg_callback": received,
+                    "qos": qos,
+                    "job_type": HassJobType.Callback,
+                }
+            _LOGGER.debug("Following what the toys of %s hear, on %s", node, bridge.heard_topic)
+        self._sub_state = async_prepare_subscribe_topics(self._hass, self._sub_state, topics)
+        await async_subscribe_topics(self._hass, self._sub_state)
 
     @callback
-    def _heard(self, node: str, msg: mqtt.ReceiveMessage) -> None:
+    def _heard(self, bridge_node: str, msg: mqtt.ReceiveMessage) -> None:
+        # Looked up now: a subscription kept across a change of the bridge's config keeps
+        # the callback it was made with.
+        bridge = self._bridges.get(bridge_node)
+        if bridge is None or (node := bridge.heard_by(msg.topic)) is None:
+            _LOGGER.debug("Ignoring %s: the bridge no longer announces it", msg.topic)
+            return
         try:
             text = payloads.heard(msg.payload)
         except payloads.Unreadable as err:
@@ -99,11 +114,9 @@ class Toys:
         if text is not None:
             self.hearings.heard(node, text)
 
+    @callback
     def close(self) -> None:
-        for unsubscribe in self._following.values():
-            if unsubscribe is not None:
-                unsubscribe()
-        self._following.clear()
+        self._sub_state = async_unsubscribe_topics(self._hass, self._sub_state)
 
     @callback
     def _answered(self, msg: mqtt.ReceiveMessage) -> None:
@@ -113,11 +126,8 @@ class Toys:
         else:
             _LOGGER.debug("Ignoring %s: no request waits for it (answered already, or given up)", msg.topic)
 
-    async def request(
-        self, config: PlayerConfig, topic: str, request: dict[str, Any], timeout: float, qos: int = 1
-    ) -> mqtt.ReceiveMessage:
+    async def request(self, topic: str, request: dict[str, Any], timeout: float, qos: int = 1) -> mqtt.ReceiveMessage:
         """The bridge's answer to `request` sent on `topic` (its id added); TimeoutError."""
-        await self.follow(config)
         request_id = uuid.uuid4().hex
         answer: asyncio.Future[mqtt.ReceiveMessage] = self._hass.loop.create_future()
         self._waiting[request_id] = answer
@@ -128,12 +138,10 @@ class Toys:
         finally:
             del self._waiting[request_id]
 
-    async def ask(self, config: PlayerConfig, request: dict[str, Any]) -> payloads.Day:
+    async def ask(self, bridge: BridgeConfig, request: dict[str, Any]) -> payloads.Day:
         """The bridge's answer to `request` (its id added), or HomeAssistantError."""
-        if config.conversation_request_topic is None or config.conversation_response_topic is None:
-            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="bridge_too_old")
         try:
-            msg = await self.request(config, config.conversation_request_topic, request, TIMEOUT)
+            msg = await self.request(bridge.conversation_request_topic, request, TIMEOUT)
         except TimeoutError:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
@@ -159,17 +167,9 @@ def _refused(error: str) -> HomeAssistantError:
     )
 
 
-def loaded_toys(hass: HomeAssistant) -> Toys | None:
-    """The set-up entry's toys, if it is set up."""
-    for entry in hass.config_entries.async_entries(DOMAIN):
-        if entry.state is ConfigEntryState.LOADED:
-            return entry.runtime_data
-    return None
-
-
-def _toys(hass: HomeAssistant) -> Toys:
-    if (toys := loaded_toys(hass)) is not None:
-        return toys
+def _data(hass: HomeAssistant) -> FoloToyData:
+    if (entry := loaded_entry(hass)) is not None:
+        return entry.runtime_data
     raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_set_up")
 
 
@@ -195,23 +195,23 @@ def _time(ms: int) -> str:
 
 async def get_conversation(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     """The exchanges of one toy on one day (today unless given), oldest first."""
-    toys = _toys(hass)
+    data = _data(hass)
     device = _device(hass, call)
-    config = next(
-        (toys.configs[i] for d, i in device.identifiers if d == MQTT_DOMAIN and i in toys.configs),
-        None,
-    )
     name = device.name_by_user or device.name or ""
-    if config is None:
+    if not data.discovery.bridges:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="bridge_too_old")
+    node = data.discovery.toy_node(device)
+    bridge = data.discovery.bridge_of(node) if node is not None else None
+    if node is None or bridge is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="not_a_toy", translation_placeholders={"toy": name[:80]}
         )
     day: date = call.data.get(ATTR_DATE) or dt_util.now().date()
     start, end = dt_util.start_of_local_day(day), dt_util.start_of_local_day(day + timedelta(days=1))
-    answer = await toys.ask(
-        config,
+    answer = await data.toys.ask(
+        bridge,
         {
-            "sn": config.node.removeprefix("folotoy_"),
+            "sn": bridge.sn_of(node),
             "from_ms": int(start.timestamp() * 1000),
             "to_ms": int(end.timestamp() * 1000),
         },
@@ -224,7 +224,7 @@ async def get_conversation(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
             exchange["role"] = m.role
         exchanges.append(exchange)
         lines.append(f"{exchange['time'][11:16]} {'Child' if m.child else name}: {m.text}")
-    _LOGGER.debug("%d exchanges of %s on %s", len(exchanges), config.node, day)
+    _LOGGER.debug("%d exchanges of %s on %s", len(exchanges), node, day)
     return {
         "toy": name,
         "date": day.isoformat(),

@@ -1,121 +1,206 @@
-"""The media player configs the bridge publishes, read and checked.
+"""The bridge's configs, followed: each toy's media player, and the bridge itself.
 
-The bridge decides everything about a toy; a config only tells this integration
-which topics carry the player's state and take its commands.
+The bridge decides everything about a toy; its configs only tell this integration which
+topics carry what. This reads them (payloads.py), keeps what the bridge announced, and tells
+the rest of the entry through Home Assistant's dispatcher, as its `tasmota` integration does:
+a player to add (once MQTT discovery has made the toy's device, which the player joins), a
+player's new config, the bridges' configs. A player the bridge takes back, or whose device
+is deleted, leaves the entity registry here, whether it is enabled or not.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import logging
+from collections.abc import Mapping
 
-import voluptuous as vol
-from homeassistant.components.mqtt import valid_publish_topic
-from homeassistant.util.json import json_loads
-
-from .const import BRIDGE_ORIGIN
-
-
-class NotAPlayerConfig(ValueError):
-    """A config that claims to be the bridge's but cannot be a player's."""
-
-
-@dataclass(frozen=True)
-class PlayerConfig:
-    """One toy's media player, as the bridge announced it."""
-
-    name: str
-    unique_id: str
-    default_entity_id: str
-    device: dict[str, Any]
-    availability: tuple[str, ...]
-    state_topic: str
-    title_topic: str
-    volume_topic: str
-    volume_command_topic: str
-    play_media_command_topic: str
-    # folotoy.get_conversation's requests, and its answers (one level more: the id);
-    # None from a bridge older than the action.
-    conversation_request_topic: str | None = None
-    conversation_response_topic: str | None = None
-    # The toy's Conversation events, which tell the chat endpoint which toy asks; whether
-    # an answer may be said (the bridge's watch words), and the verdicts. None from older bridges.
-    conversation_topic: str | None = None
-    screen_request_topic: str | None = None
-    screen_response_topic: str | None = None
-
-    @property
-    def node(self) -> str:
-        """The toy's device id, which its MQTT entities share."""
-        return self.device["identifiers"][0]
-
-    def topics(self) -> tuple[str, ...]:
-        """Every topic the player listens or sends to."""
-        return (*self.availability, *(getattr(self, key) for key in _TOPICS))
-
-
-_TOPICS = ("state_topic", "title_topic", "volume_topic", "volume_command_topic", "play_media_command_topic")
-_CONVERSATION_TOPICS = (
-    "conversation_request_topic",
-    "conversation_response_topic",
-    "conversation_topic",
-    "screen_request_topic",
-    "screen_response_topic",
+from homeassistant.components.mqtt import (
+    ReceiveMessage,
+    async_prepare_subscribe_topics,
+    async_subscribe_topics,
+    async_unsubscribe_topics,
 )
+from homeassistant.components.mqtt.subscription import EntitySubscription
+from homeassistant.const import Platform
+from homeassistant.core import CALLBACK_TYPE, Event, HassJobType, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.util.signal_type import SignalTypeFormat
+
+from . import payloads
+from .const import BRIDGE_CONFIG_TOPIC, DOMAIN, PLAYER_CONFIG_TOPIC
+from .devices import MQTT_DOMAIN, toy_device
+from .payloads import BridgeConfig, PlayerConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+# Formatted with the entry's id: a toy's player to add, on MQTT's device for the toy...
+SIGNAL_PLAYER_NEW = SignalTypeFormat[PlayerConfig, dr.DeviceEntry]("folotoy_player_new_{}")
+# ...and the toy's node: its player's new config...
+SIGNAL_PLAYER_UPDATED = SignalTypeFormat[PlayerConfig]("folotoy_player_updated_{}_{}")
+# ...and every bridge's config by the bridge's node, whenever one changes.
+SIGNAL_BRIDGES = SignalTypeFormat[Mapping[str, BridgeConfig]]("folotoy_bridges_{}")
 
 
-def _topic(key: str, topic: str) -> None:
-    """One topic, no wildcard: a player listens to its own topics only."""
-    try:
-        valid_publish_topic(topic)
-    except vol.Invalid as err:
-        raise NotAPlayerConfig(f"{key} {topic[:80]!r} is not a topic: {err}") from None
+class Discovery:
+    """What the bridges announced to one entry: players and bridges, by their node."""
 
+    def __init__(self, hass: HomeAssistant, entry_id: str, prefix: str) -> None:
+        self._hass = hass
+        self._entry_id = entry_id
+        self._prefix = prefix
+        self.players: dict[str, PlayerConfig] = {}
+        self.bridges: dict[str, BridgeConfig] = {}
+        # The players given to the media player platform, with their device's id.
+        self._added: dict[str, str] = {}
+        # Toys announced before MQTT discovery has made their device: added when it has.
+        self._waiting: dict[str, PlayerConfig] = {}
+        self._sub_state: dict[str, EntitySubscription] | None = None
+        self._unlisten: CALLBACK_TYPE | None = None
 
-def parse(payload: str | bytes) -> PlayerConfig | None:
-    """The player in `payload`; None when the config is not the bridge's.
+    async def async_start(self) -> None:
+        """Follows the configs (the media player platform listens already)."""
+        self._unlisten = self._hass.bus.async_listen(dr.EVENT_DEVICE_REGISTRY_UPDATED, self._device_changed)
+        # At QoS 0, as MQTT discovery subscribes: the broker then hands both their messages in
+        # the order the bridge sent them (at QoS 1 ours could come after the toy's other configs,
+        # and a player removed after the toy's last MQTT entity kept the emptied device alive on
+        # Home Assistant before 2026.8, where MQTT removes a device only when no entity is left).
+        topics = {
+            "players": (PLAYER_CONFIG_TOPIC, self._player_received),
+            "bridges": (BRIDGE_CONFIG_TOPIC, self._bridge_received),
+        }
+        self._sub_state = async_prepare_subscribe_topics(
+            self._hass,
+            self._sub_state,
+            {
+                key: {
+                    "topic": topic.format(prefix=self._prefix),
+                    "msg_callback": received,
+                    "qos": 0,
+                    "job_type": HassJobType.Callback,
+                }
+                for key, (topic, received) in topics.items()
+            },
+        )
+        await async_subscribe_topics(self._hass, self._sub_state)
 
-    Raises NotAPlayerConfig when the bridge's config cannot be read."""
-    try:
-        # Home Assistant's reader: any depth of nesting is refused (Python's json would
-        # raise RecursionError, which is no ValueError).
-        data = json_loads(payload)
-    except ValueError as err:
-        raise NotAPlayerConfig(f"not JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise NotAPlayerConfig("not a JSON object")
-    origin = data.get("origin")
-    if not isinstance(origin, dict) or origin.get("name") != BRIDGE_ORIGIN:
-        return None
-    for key in ("name", "unique_id", "default_entity_id", *_TOPICS):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise NotAPlayerConfig(f"{key} is missing or not text")
-    for key in _TOPICS:
-        _topic(key, data[key])
-    device = data.get("device")
-    if (
-        not isinstance(device, dict)
-        or not isinstance(device.get("identifiers"), list)
-        or not device["identifiers"]
-        or not isinstance(device["identifiers"][0], str)
-    ):
-        raise NotAPlayerConfig("device has no identifiers")
-    availability = data.get("availability")
-    if not isinstance(availability, list) or not all(isinstance(t, str) and t for t in availability):
-        raise NotAPlayerConfig("availability is not a list of topics")
-    for topic in availability:
-        _topic("availability", topic)
-    for key in _CONVERSATION_TOPICS:
-        if key in data and (not isinstance(data[key], str) or not data[key]):
-            raise NotAPlayerConfig(f"{key} is not text")
-        if key in data:
-            _topic(key, data[key])
-    return PlayerConfig(
-        name=data["name"],
-        unique_id=data["unique_id"],
-        default_entity_id=data["default_entity_id"],
-        device=device,
-        availability=tuple(availability),
-        **{key: data[key] for key in _TOPICS},
-        **{key: data[key] for key in _CONVERSATION_TOPICS if key in data},
-    )
+    @callback
+    def close(self) -> None:
+        self._sub_state = async_unsubscribe_topics(self._hass, self._sub_state)
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+
+    # --- the toys' players
+
+    @callback
+    def _player_received(self, msg: ReceiveMessage) -> None:
+        node = msg.topic.split("/")[-3]
+        if not msg.payload:
+            config = self.players.pop(node, None)
+            self._waiting.pop(node, None)
+            if config is not None and self._added.pop(node, None) is not None:
+                self._remove(config)
+            return
+        try:
+            config = payloads.player_config(msg.payload)
+        except payloads.Unreadable as err:
+            _LOGGER.warning("Ignoring the media player config on %s: %s", msg.topic, err)
+            return
+        if config is None:
+            _LOGGER.debug("Ignoring %s: not published by folotoy-ha-bridge", msg.topic)
+            return
+        if config.node != node:
+            _LOGGER.warning("Ignoring the media player config on %s: it names device %s", msg.topic, config.node[:80])
+            return
+        old, self.players[node] = self.players.get(node), config
+        # The registry is the truth: a player the user deleted (with its device) comes back
+        # when the bridge announces the toy again.
+        if node not in self._added or self._registered(config) is None:
+            self._add(config)
+        elif config != old:
+            async_dispatcher_send(self._hass, SIGNAL_PLAYER_UPDATED.format(self._entry_id, node), config)
+
+    def _registered(self, config: PlayerConfig) -> str | None:
+        return er.async_get(self._hass).async_get_entity_id(Platform.MEDIA_PLAYER, DOMAIN, config.unique_id)
+
+    @callback
+    def _add(self, config: PlayerConfig) -> None:
+        if (device := toy_device(self._hass, config.node)) is None:
+            _LOGGER.debug("Waiting for MQTT to make the device of %s", config.node)
+            self._waiting[config.node] = config
+            return
+        self._waiting.pop(config.node, None)
+        self._added[config.node] = device.id
+        async_dispatcher_send(self._hass, SIGNAL_PLAYER_NEW.format(self._entry_id), config, device)
+
+    @callback
+    def _remove(self, config: PlayerConfig) -> None:
+        """The toy's player goes, disabled or not."""
+        if (entity_id := self._registered(config)) is not None:
+            _LOGGER.debug("Removing %s: the bridge took %s back", entity_id, config.node)
+            er.async_get(self._hass).async_remove(entity_id)
+
+    @callback
+    def _device_changed(self, event: Event[dr.EventDeviceRegistryUpdatedData]) -> None:
+        if event.data["action"] == "create" and self._waiting:
+            for config in list(self._waiting.values()):
+                self._add(config)
+        elif event.data["action"] == "remove":
+            # The toy's device was deleted: its player goes with it, as the toy's other
+            # entities do (the bridge also takes the toy back).
+            for node, device_id in list(self._added.items()):
+                if device_id == event.data["device_id"]:
+                    del self._added[node]
+                    self._remove(self.players[node])
+
+    # --- the bridges
+
+    @callback
+    def _bridge_received(self, msg: ReceiveMessage) -> None:
+        node = msg.topic.split("/")[-3]
+        if not msg.payload:
+            if self.bridges.pop(node, None) is not None:
+                self._bridges_changed()
+            return
+        try:
+            bridge = payloads.bridge_config(msg.payload)
+        except payloads.Unreadable as err:
+            _LOGGER.warning("Ignoring the bridge config on %s: %s", msg.topic, err)
+            return
+        if bridge is None:
+            _LOGGER.debug("Ignoring %s: not published by folotoy-ha-bridge", msg.topic)
+            return
+        if bridge.node != node:
+            _LOGGER.warning("Ignoring the bridge config on %s: it names device %s", msg.topic, bridge.node[:80])
+            return
+        if self.bridges.get(node) != bridge:
+            self.bridges[node] = bridge
+            self._bridges_changed()
+
+    @callback
+    def _bridges_changed(self) -> None:
+        _LOGGER.debug("The bridges announced: %s", ", ".join(self.bridges) or "none")
+        async_dispatcher_send(self._hass, SIGNAL_BRIDGES.format(self._entry_id), dict(self.bridges))
+
+    def toy_node(self, device: dr.DeviceEntry) -> str | None:
+        """The node of the toy that `device` is: the MQTT identifier a bridge makes of the
+        device's serial number. None for any other device (the bridge's own, say)."""
+        if not device.serial_number:
+            return None
+        nodes = {i for d, i in device.identifiers if d == MQTT_DOMAIN}
+        return next(
+            (node for b in self.bridges.values() if (node := b.node_of(device.serial_number)) in nodes),
+            None,
+        )
+
+    def bridge_of(self, node: str | None) -> BridgeConfig | None:
+        """The bridge to ask about toy `node`: the one its device is connected through when
+        more than one could have it; any bridge for a toy not known (None: no bridge)."""
+        bridges = [b for b in self.bridges.values() if node is not None and b.sn_of(node) is not None]
+        bridges = bridges or list(self.bridges.values())
+        if len(bridges) > 1 and node is not None and (device := toy_device(self._hass, node)) is not None:
+            via = dr.async_get(self._hass).async_get(device.via_device_id) if device.via_device_id else None
+            through = [b for b in bridges if via is not None and (MQTT_DOMAIN, b.node) in via.identifiers]
+            bridges = through or bridges
+        return bridges[0] if bridges else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from homeassistant.components import media_source, mqtt
@@ -18,19 +17,24 @@ from homeassistant.components.media_player import (
     MediaType,
     async_process_play_media_url,
 )
-from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import Platform
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.components.mqtt import (
+    async_prepare_subscribe_topics,
+    async_subscribe_topics,
+    async_unsubscribe_topics,
+)
+from homeassistant.components.mqtt.subscription import EntitySubscription
+from homeassistant.core import HassJobType, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from yarl import URL
 
-from . import devices, discovery
-from .const import CONF_DISCOVERY_PREFIX, DOMAIN, PLAYER_CONFIG_TOPIC
-from .discovery import PlayerConfig
+from .const import DOMAIN
+from .data import FoloToyConfigEntry
+from .discovery import SIGNAL_PLAYER_NEW, SIGNAL_PLAYER_UPDATED
+from .payloads import PlayerConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,87 +43,16 @@ STATES = {"playing": MediaPlayerState.PLAYING, "idle": MediaPlayerState.IDLE}
 
 
 async def async_setup_entry(
-    hass: HomeAssistant, entry: ConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+    hass: HomeAssistant, entry: FoloToyConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Add a player for every toy the bridge announces, on the toy's device, and remove
-    the ones it takes back."""
-    players: dict[str, ToyPlayer] = {}
-    # Toys announced before MQTT discovery has made their device: added when it has.
-    waiting: dict[str, PlayerConfig] = {}
-    entities = er.async_get(hass)
-    devices.leave_devices(hass, entry)
-
-    def registered(config: PlayerConfig) -> str | None:
-        return entities.async_get_entity_id(Platform.MEDIA_PLAYER, DOMAIN, config.unique_id)
+    """A player for every toy the bridge announces one for (discovery.py follows them, and
+    removes the ones it takes back)."""
 
     @callback
-    def removed(config: PlayerConfig) -> None:
-        """The bridge took the toy back: its player goes, disabled or not."""
-        if (entity_id := registered(config)) is not None:
-            _LOGGER.debug("Removing %s: the bridge took %s back", entity_id, config.node)
-            entities.async_remove(entity_id)
+    def add(config: PlayerConfig, device: dr.DeviceEntry) -> None:
+        async_add_entities([ToyPlayer(entry.entry_id, config, device)])
 
-    @callback
-    def add(config: PlayerConfig) -> None:
-        if (device := devices.toy_device(hass, config.node)) is None:
-            _LOGGER.debug("Waiting for MQTT to make the device of %s", config.node)
-            waiting[config.node] = config
-            return
-        waiting.pop(config.node, None)
-        players[config.node] = ToyPlayer(entry, config, device)
-        async_add_entities([players[config.node]])
-
-    @callback
-    def device_changed(event: Event[dr.EventDeviceRegistryUpdatedData]) -> None:
-        if event.data["action"] == "create" and waiting:
-            for config in list(waiting.values()):
-                add(config)
-        elif event.data["action"] == "remove":
-            # The toy's device was deleted: its player goes with it, as the toy's
-            # other entities do (the bridge also takes the toy back).
-            for node, player in list(players.items()):
-                if player.toy_device_id == event.data["device_id"]:
-                    del players[node]
-                    removed(player.config)
-
-    @callback
-    def config_received(msg: mqtt.ReceiveMessage) -> None:
-        node = msg.topic.split("/")[-3]
-        if not msg.payload:
-            entry.runtime_data.configs.pop(node, None)
-            waiting.pop(node, None)
-            if (player := players.pop(node, None)) is not None:
-                removed(player.config)
-            return
-        try:
-            config = discovery.parse(msg.payload)
-        except discovery.NotAPlayerConfig as err:
-            _LOGGER.warning("Ignoring the media player config on %s: %s", msg.topic, err)
-            return
-        if config is None:
-            _LOGGER.debug("Ignoring %s: not published by folotoy-ha-bridge", msg.topic)
-            return
-        if config.node != node:
-            _LOGGER.warning("Ignoring the media player config on %s: it names device %s", msg.topic, config.node[:80])
-            return
-        # For folotoy.get_conversation: the toy's topics, and its answers followed.
-        entry.runtime_data.configs[node] = config
-        entry.async_create_task(hass, entry.runtime_data.follow(config))
-        player = players.get(node)
-        # The registry is the truth: a player the user deleted (with its device) comes
-        # back when the bridge announces the toy again.
-        if player is None or registered(config) is None:
-            add(config)
-        elif player.config != config:
-            player.async_update_config(config)
-
-    entry.async_on_unload(hass.bus.async_listen(dr.EVENT_DEVICE_REGISTRY_UPDATED, device_changed))
-    topic = PLAYER_CONFIG_TOPIC.format(prefix=entry.data[CONF_DISCOVERY_PREFIX])
-    # At QoS 0, as MQTT discovery subscribes: the broker then hands both their messages in
-    # the order the bridge sent them (at QoS 1 ours could come after the toy's other configs,
-    # and a player removed after the toy's last MQTT entity kept the emptied device alive on
-    # Home Assistant before 2026.8, where MQTT removes a device only when no entity is left).
-    entry.async_on_unload(await mqtt.async_subscribe(hass, topic, config_received, qos=0))
+    entry.async_on_unload(async_dispatcher_connect(hass, SIGNAL_PLAYER_NEW.format(entry.entry_id), add))
 
 
 class ToyPlayer(MediaPlayerEntity):
@@ -137,48 +70,55 @@ class ToyPlayer(MediaPlayerEntity):
         | MediaPlayerEntityFeature.MEDIA_ANNOUNCE
     )
 
-    def __init__(self, entry: ConfigEntry, config: PlayerConfig, device: dr.DeviceEntry) -> None:
-        self._entry = entry
+    def __init__(self, entry_id: str, config: PlayerConfig, device: dr.DeviceEntry) -> None:
+        self._entry_id = entry_id
         self.config = config
         self._attr_unique_id = config.unique_id
         # MQTT's device for the toy, never a device of this integration's own.
         self.device_entry = device
-        self.toy_device_id = device.id
         # A suggestion: the user may rename it, and the registry keeps that.
         self.entity_id = config.default_entity_id
         self._online: dict[str, bool] = dict.fromkeys(config.availability, False)
-        self._subscriptions: list[Callable[[], None]] = []
+        self._sub_state: dict[str, EntitySubscription] | None = None
 
     async def async_added_to_hass(self) -> None:
+        self.async_on_remove(mqtt.async_subscribe_connection_status(self.hass, self._connection_changed))
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass, SIGNAL_PLAYER_UPDATED.format(self._entry_id, self.config.node), self._config_updated
+            )
+        )
         await self._subscribe()
 
     async def async_will_remove_from_hass(self) -> None:
-        self._unsubscribe()
+        self._sub_state = async_unsubscribe_topics(self.hass, self._sub_state)
 
     async def _subscribe(self) -> None:
+        """Subscribes to the config's topics; of a new config, to the topics that changed."""
         config = self.config
-        self._subscriptions.append(mqtt.async_subscribe_connection_status(self.hass, self._connection_changed))
-        for topic, handler in (
-            (config.state_topic, self._state_received),
-            (config.title_topic, self._title_received),
-            (config.volume_topic, self._volume_received),
-            *((t, self._availability_received) for t in config.availability),
-        ):
-            self._subscriptions.append(await mqtt.async_subscribe(self.hass, topic, handler, qos=1))
+        topics = {
+            "state": (config.state_topic, self._state_received),
+            "title": (config.title_topic, self._title_received),
+            "volume": (config.volume_topic, self._volume_received),
+            **{f"availability {t}": (t, self._availability_received) for t in config.availability},
+        }
+        self._sub_state = async_prepare_subscribe_topics(
+            self.hass,
+            self._sub_state,
+            {
+                key: {"topic": topic, "msg_callback": received, "qos": 1, "job_type": HassJobType.Callback}
+                for key, (topic, received) in topics.items()
+            },
+        )
+        await async_subscribe_topics(self.hass, self._sub_state)
 
-    def _unsubscribe(self) -> None:
-        while self._subscriptions:
-            self._subscriptions.pop()()
-
-    @callback
-    def async_update_config(self, config: PlayerConfig) -> None:
-        """The bridge changed the player's topics (another base topic)."""
-        old, self.config = self.config, config
-        # Only a player in Home Assistant listens (a disabled one is not added).
-        if config.topics() != old.topics() and self._subscriptions:
-            self._unsubscribe()
-            self._online = dict.fromkeys(config.availability, False)
-            self._entry.async_create_task(self.hass, self._subscribe())
+    async def _config_updated(self, config: PlayerConfig) -> None:
+        """The bridge changed the player's config (another base topic, say). A topic kept is
+        not subscribed again, so what came on it stands."""
+        self.config = config
+        self._online = {topic: self._online.get(topic, False) for topic in config.availability}
+        await self._subscribe()
+        self.async_write_ha_state()
 
     @property
     def available(self) -> bool:

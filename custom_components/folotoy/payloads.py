@@ -1,4 +1,5 @@
-"""What the bridge sends this integration over the broker, read totally.
+"""What the bridge sends this integration over the broker, read totally: its configs (the
+players' and its own), the toys' Conversation events, its verdicts and its answers.
 
 Anyone on the broker can publish on the bridge's topics. Each reader here returns what it
 understood or raises Unreadable saying why, whatever the payload (any JSON value, at any
@@ -12,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import voluptuous as vol
+from homeassistant.components.mqtt import valid_publish_topic
 from homeassistant.util.json import json_loads
+
+from .const import BRIDGE_ORIGIN
 
 # The latest time of an exchange that is a date in every time zone (9999-12-31T00:00Z).
 _LAST_MS = 253_402_214_400_000
@@ -136,3 +141,187 @@ def day(payload: str | bytes) -> Day:
             first = first or str(err)
     left_out = (len(messages) - len(exchanges), first) if first is not None else None
     return Day(exchanges, truncated, left_out=left_out)
+
+
+# --- The bridge's configs for this integration (discovery.py follows them).
+
+
+def _topic(key: str, topic: str) -> None:
+    """One topic, no wildcard: the integration listens to the topics it is given only."""
+    try:
+        valid_publish_topic(topic)
+    except vol.Invalid as err:
+        raise Unreadable(f"{key} {topic[:80]!r} is not a topic: {err}") from None
+
+
+def _bridges(payload: str | bytes) -> dict[str, Any] | None:
+    """A config's fields; None when it is not the bridge's (anyone may publish on its topics)."""
+    try:
+        data = json_loads(payload)
+    except ValueError as err:
+        raise Unreadable(f"not JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise Unreadable("not a JSON object")
+    origin = data.get("origin")
+    if not isinstance(origin, dict) or origin.get("name") != BRIDGE_ORIGIN:
+        return None
+    return data
+
+
+def _node(data: dict[str, Any]) -> str:
+    device = data.get("device")
+    if (
+        not isinstance(device, dict)
+        or not isinstance(device.get("identifiers"), list)
+        or not device["identifiers"]
+        or not isinstance(device["identifiers"][0], str)
+    ):
+        raise Unreadable("device has no identifiers")
+    return device["identifiers"][0]
+
+
+@dataclass(frozen=True)
+class PlayerConfig:
+    """One toy's media player, as the bridge announced it."""
+
+    name: str
+    unique_id: str
+    default_entity_id: str
+    device: dict[str, Any]
+    availability: tuple[str, ...]
+    state_topic: str
+    title_topic: str
+    volume_topic: str
+    volume_command_topic: str
+    play_media_command_topic: str
+    # The bridge-wide topics, for integrations older than the bridge's own config (read
+    # and checked, not used: the bridge config is where this integration takes them).
+    conversation_request_topic: str | None = None
+    conversation_response_topic: str | None = None
+    conversation_topic: str | None = None
+    screen_request_topic: str | None = None
+    screen_response_topic: str | None = None
+
+    @property
+    def node(self) -> str:
+        """The toy's device id, which its MQTT entities share."""
+        return self.device["identifiers"][0]
+
+    def topics(self) -> tuple[str, ...]:
+        """Every topic the player listens or sends to."""
+        return (*self.availability, *(getattr(self, key) for key in _PLAYER_TOPICS))
+
+
+_PLAYER_TOPICS = ("state_topic", "title_topic", "volume_topic", "volume_command_topic", "play_media_command_topic")
+_OLD_TOPICS = (
+    "conversation_request_topic",
+    "conversation_response_topic",
+    "conversation_topic",
+    "screen_request_topic",
+    "screen_response_topic",
+)
+
+
+def player_config(payload: str | bytes) -> PlayerConfig | None:
+    """The player in `payload`; None when the config is not the bridge's."""
+    if (data := _bridges(payload)) is None:
+        return None
+    for key in ("name", "unique_id", "default_entity_id", *_PLAYER_TOPICS):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise Unreadable(f"{key} is missing or not text")
+    for key in _PLAYER_TOPICS:
+        _topic(key, data[key])
+    _node(data)
+    availability = data.get("availability")
+    if not isinstance(availability, list) or not all(isinstance(t, str) and t for t in availability):
+        raise Unreadable("availability is not a list of topics")
+    for topic in availability:
+        _topic("availability", topic)
+    for key in _OLD_TOPICS:
+        if key in data and (not isinstance(data[key], str) or not data[key]):
+            raise Unreadable(f"{key} is not text")
+        if key in data:
+            _topic(key, data[key])
+    return PlayerConfig(
+        name=data["name"],
+        unique_id=data["unique_id"],
+        default_entity_id=data["default_entity_id"],
+        device=data["device"],
+        availability=tuple(availability),
+        **{key: data[key] for key in _PLAYER_TOPICS},
+        **{key: data[key] for key in _OLD_TOPICS if key in data},
+    )
+
+
+SN = "{sn}"
+SN_LOWER = "{sn_lower}"
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """What the bridge announces of itself, whether its toys have media players or not:
+    where to ask it for a toy's day and for its verdict on an answer, and where each toy's
+    Conversation events are, which tell the toy's brain which toy asks."""
+
+    node: str
+    conversation_request_topic: str
+    # Answers come one level further down, on the request's id.
+    conversation_response_topic: str
+    screen_request_topic: str
+    screen_response_topic: str
+    # Each toy's Conversation events, {sn} standing for its serial number as topics have it...
+    conversation_topic: str
+    # ...and its device's identifier in Home Assistant's MQTT, {sn_lower} for it in lower case.
+    toy_node: str
+
+    @property
+    def heard_topic(self) -> str:
+        """Every toy's Conversation events, in one subscription."""
+        return self.conversation_topic.replace(SN, "+")
+
+    def heard_by(self, topic: str) -> str | None:
+        """The node of the toy whose Conversation event came on `topic`; None when `topic`
+        is not one of this bridge's (a message of a subscription just replaced)."""
+        template, levels = self.conversation_topic.split("/"), topic.split("/")
+        if len(levels) != len(template) or any(t not in (SN, level) for t, level in zip(template, levels, strict=True)):
+            return None
+        return self.node_of(levels[template.index(SN)])
+
+    def node_of(self, sn: str) -> str:
+        """The node of the toy with serial number `sn`."""
+        return self.toy_node.replace(SN_LOWER, sn.lower())
+
+    def sn_of(self, node: str) -> str | None:
+        """The serial number (in lower case, which the bridge takes too) of the toy `node`;
+        None when `node` cannot be one of this bridge's toys."""
+        before, after = self.toy_node.split(SN_LOWER)
+        if len(node) <= len(before) + len(after) or not node.startswith(before) or not node.endswith(after):
+            return None
+        return node[len(before) : len(node) - len(after)]
+
+
+_BRIDGE_TOPICS = (
+    "conversation_request_topic",
+    "conversation_response_topic",
+    "screen_request_topic",
+    "screen_response_topic",
+    "conversation_topic",
+)
+
+
+def bridge_config(payload: str | bytes) -> BridgeConfig | None:
+    """The bridge in `payload`; None when the config is not the bridge's."""
+    if (data := _bridges(payload)) is None:
+        return None
+    node = _node(data)
+    for key in (*_BRIDGE_TOPICS, "toy_node"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise Unreadable(f"{key} is missing or not text")
+    for key in _BRIDGE_TOPICS:
+        _topic(key, data[key])
+    template = data["conversation_topic"]
+    if template.count(SN) != 1 or SN not in template.split("/"):
+        raise Unreadable(f"conversation_topic {template[:80]!r} does not have {SN} as one level")
+    if data["toy_node"].count(SN_LOWER) != 1:
+        raise Unreadable(f"toy_node {data['toy_node'][:80]!r} does not hold {SN_LOWER} once")
+    return BridgeConfig(node=node, **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")})

@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from custom_components.folotoy import discovery, payloads
+from custom_components.folotoy import payloads
 
 DEEP = "[" * 100_000 + "]" * 100_000
 # Payloads no reader can take, whatever its topic.
@@ -76,6 +76,18 @@ CONFIG = {
     "screen_request_topic": "folotoy/bridge/screen/check",
     "screen_response_topic": "folotoy/bridge/screen/verdict",
 }
+# What the bridge publishes at <prefix>/folotoy/folotoy_bridge/bridge/config.
+BRIDGE = {
+    "device": {"identifiers": ["folotoy_bridge"]},
+    "availability": ["folotoy/bridge/state"],
+    "conversation_request_topic": "folotoy/bridge/conversation/get",
+    "conversation_response_topic": "folotoy/bridge/conversation/response",
+    "screen_request_topic": "folotoy/bridge/screen/check",
+    "screen_response_topic": "folotoy/bridge/screen/verdict",
+    "conversation_topic": "folotoy/{sn}/conversation",
+    "toy_node": "folotoy_{sn_lower}",
+    "origin": {"name": "folotoy-ha-bridge", "sw_version": "1.0.0"},
+}
 
 
 def understood_heard(value: Any) -> bool:
@@ -103,9 +115,23 @@ def understood_day(value: Any) -> bool:
 
 def understood_config(value: Any) -> bool:
     return value is None or (
-        isinstance(value, discovery.PlayerConfig)
+        isinstance(value, payloads.PlayerConfig)
         and isinstance(value.node, str)
         and all(isinstance(t, str) and t for t in value.topics())
+    )
+
+
+def understood_bridge(value: Any) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, payloads.BridgeConfig) or not isinstance(value.node, str):
+        return False
+    # Its templates work: a toy's events are subscribed to, and map back to the toy's node.
+    topic = value.conversation_topic.replace("{sn}", "F234103026")
+    return (
+        value.heard_topic.count("+") == 1
+        and value.heard_by(topic) == value.node_of("F234103026")
+        and value.sn_of(value.node_of("F234103026")) == "f234103026"
     )
 
 
@@ -114,7 +140,8 @@ READERS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], bool], type[Value
     "Conversation event": (payloads.heard, understood_heard, payloads.Unreadable),
     "verdict": (payloads.verdict, understood_verdict, payloads.Unreadable),
     "conversation answer": (payloads.day, understood_day, payloads.Unreadable),
-    "player config": (discovery.parse, understood_config, discovery.NotAPlayerConfig),
+    "player config": (payloads.player_config, understood_config, payloads.Unreadable),
+    "bridge config": (payloads.bridge_config, understood_bridge, payloads.Unreadable),
 }
 
 
@@ -264,9 +291,54 @@ def test_a_player_config_of_the_bridge_is_read_and_anyone_elses_is_not_the_bridg
         assert read("player config", json.dumps({**CONFIG, "origin": origin})) == (None, None), origin
 
 
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"device": {"identifiers": []}}, "device has no identifiers"),
+        ({"screen_request_topic": None}, "screen_request_topic is missing or not text"),
+        ({"conversation_response_topic": ""}, "conversation_response_topic is missing or not text"),
+        ({"conversation_request_topic": "folotoy/+/get"}, "conversation_request_topic 'folotoy/+/get' is not a topic"),
+        ({"toy_node": 5}, "toy_node is missing or not text"),
+        ({"conversation_topic": "folotoy/#"}, "conversation_topic 'folotoy/#' is not a topic"),
+        ({"conversation_topic": "folotoy/conversation"}, "does not have {sn} as one level"),
+        ({"conversation_topic": "folotoy/toy_{sn}/conversation"}, "does not have {sn} as one level"),
+        ({"conversation_topic": "folotoy/{sn}/{sn}"}, "does not have {sn} as one level"),
+        ({"toy_node": "folotoy_{sn}"}, "toy_node 'folotoy_{sn}' does not hold {sn_lower} once"),
+        ({"toy_node": "{sn_lower}{sn_lower}"}, "does not hold {sn_lower} once"),
+    ],
+)
+def test_a_bridge_config_that_cannot_be_read_is_refused_with_the_field_that_is_wrong(change, why):
+    assert why in read("bridge config", json.dumps({**BRIDGE, **change}))[1]
+
+
+def test_a_bridge_config_maps_each_toys_conversation_topic_to_its_device_and_anyone_elses_is_not_the_bridges():
+    bridge, _ = read("bridge config", json.dumps(BRIDGE))
+    assert bridge.node == "folotoy_bridge" and bridge.screen_request_topic == "folotoy/bridge/screen/check"
+    assert bridge.heard_topic == "folotoy/+/conversation"
+    assert bridge.heard_by("folotoy/F234103026/conversation") == "folotoy_f234103026"
+    assert bridge.sn_of("folotoy_f234103026") == "f234103026"
+    assert bridge.heard_by("folotoy/F234103026/alert") is None, "not a Conversation event"
+    assert bridge.sn_of("folotoy_") is None and bridge.sn_of("kitchen_lamp") is None
+    for origin in (None, "folotoy-ha-bridge", {"name": None}, {"name": "someone-else"}, [BRIDGE["origin"]]):
+        assert read("bridge config", json.dumps({**BRIDGE, "origin": origin})) == (None, None), origin
+
+
 # --- the property: random JSON, and valid payloads with one field replaced at random.
 
-WORDS = ["heard", "said", "knife", "folotoy/x", "a/#", "", "folotoy-ha-bridge", "\u0000", "猫", "\ud83d\ude00"]
+WORDS = [
+    "heard",
+    "said",
+    "knife",
+    "folotoy/x",
+    "a/#",
+    "",
+    "folotoy-ha-bridge",
+    "\u0000",
+    "猫",
+    "\ud83d\ude00",
+    "folotoy/{sn}/x",
+    "t_{sn_lower}",
+]
 FIELDS = [
     *HEARD,
     *SAID,
@@ -275,6 +347,7 @@ FIELDS = [
     *DAY["messages"][1],
     *CONFIG,
     *CONFIG["device"],
+    *BRIDGE,
 ]
 
 
@@ -314,6 +387,7 @@ VALID = {
     "verdict": [VERDICT],
     "conversation answer": [DAY],
     "player config": [CONFIG],
+    "bridge config": [BRIDGE],
 }
 
 
