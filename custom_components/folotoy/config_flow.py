@@ -45,17 +45,20 @@ class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
         return FolotoyOptionsFlow()
 
     async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
-        """A player config on the manifest's topic: offer to set up, once."""
+        """A config of the bridge's on the manifest's topics (a player's, or the bridge's own,
+        which comes with media players off too): offer to set up, once."""
         await self.async_set_unique_id(DOMAIN)
         self._abort_if_unique_id_configured()
+        bridges = discovery_info.topic.endswith("/bridge/config")
+        read = payloads.bridge_config if bridges else payloads.player_config
         try:
-            config = payloads.player_config(discovery_info.payload) if discovery_info.payload else None
+            config = read(discovery_info.payload) if discovery_info.payload else None
         except payloads.Unreadable as err:
-            _LOGGER.warning("Not offering FoloToy for the media player config on %s: %s", discovery_info.topic, err)
+            _LOGGER.warning("Not offering FoloToy for the config on %s: %s", discovery_info.topic, err)
             config = None
         if config is None:
             return self.async_abort(reason="not_folotoy_bridge")
-        # <prefix>/folotoy/<node>/media_player/config
+        # <prefix>/folotoy/<node>/media_player/config, or <prefix>/folotoy/<node>/bridge/config
         self._prefix = discovery_info.topic.rsplit("/", 4)[0]
         return await self.async_step_confirm()
 

@@ -1,7 +1,7 @@
 """The toy's brain and `folotoy.get_conversation` with the bridge's media players off
-(`homeassistant.media_player: false`), in a real Home Assistant: the integration, added by
-hand (nothing offers it without players), takes where to ask the bridge, and which toy heard
-what, from the bridge's own config. And what the set-up integration holds goes with it: its
+(`homeassistant.media_player: false`), in a real Home Assistant: the integration, offered
+from the bridge's own config (no player announces it), takes where to ask the bridge, and
+which toy heard what, from that config. And what the set-up integration holds goes with it: its
 conversations end when it is unloaded.
 
 tests/ha/e2e_ai's agent (conversation.e2e_agent) tells the room of the device it was asked
@@ -15,7 +15,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from folotoy_parts import BRIDGE_STATE_TOPIC, BUNNY, child_says, toy_says
+from folotoy_parts import BRIDGE_STATE_TOPIC, BUNNY, child_says, folotoy_flows, toy_says
 from ha_harness import HomeAssistant, MqttProbe, free_port, wait_until
 
 KITTY = "5e2a7c9b1d30"
@@ -54,11 +54,13 @@ def players_off(bridge, mosquitto) -> None:
 
 @pytest.fixture(scope="module")
 def entry(homeassistant, players_off) -> dict:
-    """The integration, added by hand as the README says: the discovery prefix asked for."""
+    """The integration, offered from the bridge's own config (no player announces it) and
+    set up with the one click."""
     ha = homeassistant
-    flow = ha.api("POST", "/api/config/config_entries/flow", {"handler": "folotoy"})
-    assert flow["step_id"] == "user", flow
-    done = ha.api("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"discovery_prefix": "homeassistant"})
+    wait_until(lambda: folotoy_flows(ha), 30, "Home Assistant to offer the FoloToy integration")
+    [offer] = folotoy_flows(ha)
+    assert offer["context"]["source"] == "mqtt" and offer["step_id"] == "confirm", offer
+    done = ha.api("POST", f"/api/config/config_entries/flow/{offer['flow_id']}", {})
     assert done["type"] == "create_entry", done
     return {"id": done["result"]["entry_id"], "key": done["description_placeholders"]["key"]}
 
