@@ -393,22 +393,29 @@ fn connecting_to_home_assistant_publishes_discovery_availability_and_every_state
     assert_eq!(volume["origin"]["name"], "folotoy-ha-bridge");
     assert_eq!(volume["origin"]["sw_version"], env!("CARGO_PKG_VERSION"));
 
-    // Every toy entity shares that device, availability and origin (the
-    // media player has a schema of its own, tested on its own).
+    every_toy_entity_is_like_the_volume(&configs, volume, &availability);
+    the_bridges_own_device_and_every_state(&out, &configs);
+}
+
+/// Every toy entity shares the volume's device, availability and origin (the
+/// media player has a schema of its own, tested on its own).
+fn every_toy_entity_is_like_the_volume(configs: &BTreeMap<String, Json>, volume: &Json, availability: &Json) {
     for e in TOY.iter().filter(|e| !matches!(e.kind, Kind::Player(_))) {
         let c = &configs[&discovery_topic(e.component(), "folotoy_fcb467dad0c0", e.key.as_str())];
         let id = format!("folotoy_fcb467dad0c0_{}", e.key);
         assert_eq!(c["unique_id"], id.as_str(), "{}", e.key);
         assert_eq!(c["default_entity_id"], format!("{}.{id}", e.component()).as_str());
         assert_eq!(c["device"], volume["device"], "{}", e.key);
-        assert_eq!(c["availability"], availability, "{}", e.key);
+        assert_eq!(c["availability"], *availability, "{}", e.key);
         assert_eq!(c["origin"], volume["origin"], "{}", e.key);
         if e.has_state() {
             assert_eq!(c["state_topic"], format!("folotoy/{SN}/{}", e.key).as_str());
         }
         assert_eq!(c.get("command_topic").is_some(), e.has_command(), "{}", e.key);
     }
+}
 
+fn the_bridges_own_device_and_every_state(out: &Output, configs: &BTreeMap<String, Json>) {
     // The bridge's own device: its connection must not depend on itself.
     let connection = &configs[&discovery_topic("binary_sensor", "folotoy_bridge", "connection")];
     assert_eq!(connection["device"]["identifiers"], json!(["folotoy_bridge"]));
@@ -429,8 +436,8 @@ fn connecting_to_home_assistant_publishes_discovery_availability_and_every_state
     assert_eq!(out.state("speaking_role").as_deref(), Some("Role 1"));
     // Nothing said or played yet: empty, so the box holds nothing to delete
     // (and no empty retained payload, which would delete itself).
-    assert_eq!(text(&out, "say").as_deref(), Some(""));
-    assert_eq!(text(&out, "play_audio").as_deref(), Some(""));
+    assert_eq!(text(out, "say").as_deref(), Some(""));
+    assert_eq!(text(out, "play_audio").as_deref(), Some(""));
     assert_eq!(out.last_command(), Some(json!({"summary": null})), "unknown until a command is sent");
     for e in TOY.iter().filter(|e| retains_state(e)) {
         assert!(out.state(e.key.as_str()).is_some(), "no state for {}", e.key);

@@ -96,14 +96,7 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
             ToyCommand::Set(setting, setting.check(x)?)
         }
         Kind::Select { setting, options } => {
-            let code = options
-                .iter()
-                .find(|(key, _)| p == *key || p == catalog.option(entity.key.as_str(), key))
-                .map(|(_, code)| *code)
-                .ok_or_else(|| CommandError::NotAnOption {
-                    value: short(p),
-                    options: options.iter().map(|(k, _)| catalog.option(entity.key.as_str(), k).to_owned()).collect(),
-                })?;
+            let code = option(entity, options, p, catalog)?;
             ToyCommand::Set(setting, setting.check(code as f64)?)
         }
         Kind::Switch { setting, on, off } => {
@@ -118,35 +111,9 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
         Kind::Announce => ToyCommand::Say(text(payload, MAX_ANNOUNCE)?),
         Kind::PlayAudio => ToyCommand::PlayAudio(url(p, MAX_TEXT)?),
         Kind::Player(PlayerPart::Volume) => ToyCommand::Set(Setting::Volume, player_volume(p)?),
-        Kind::Player(PlayerPart::Media) => {
-            // The integration sends JSON; a bare URL is taken too, for scripts.
-            let m: MediaPayload = if p.starts_with('{') {
-                serde_json::from_str(p).map_err(|e| CommandError::BadMedia(short(&e.to_string())))?
-            } else {
-                MediaPayload { url: p.to_owned(), text: None, volume: None, announce: false }
-            };
-            let text = m.text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-            let volume = m.volume.map(|v| player_volume(&v.to_string())).transpose()?;
-            ToyCommand::PlayMedia(Media { url: url(m.url.trim(), MAX_ANNOUNCE)?, text, volume, announce: m.announce })
-        }
-        Kind::Quiet => match p {
-            "ON" => return Ok(HaCommand::Own(OwnSetting::Quiet(true))),
-            "OFF" => return Ok(HaCommand::Own(OwnSetting::Quiet(false))),
-            _ => return Err(CommandError::NotOnOff(short(p))),
-        },
-        Kind::AnnouncementVolume => {
-            let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
-            // The toy's own volume range, 0 meaning "the toy's own volume".
-            let volume = Setting::Volume.check(x)?.as_f64() as u8;
-            return Ok(HaCommand::Own(OwnSetting::AnnouncementVolume(volume)));
-        }
-        Kind::SpeakingRole => {
-            return roles
-                .iter()
-                .position(|name| name == p)
-                .or_else(|| p.parse::<usize>().ok().filter(|n| (1..=roles.len()).contains(n)).map(|n| n - 1))
-                .map(|i| HaCommand::Own(OwnSetting::SpeakingRole(i as u8 + 1)))
-                .ok_or_else(|| CommandError::NotAnOption { value: short(p), options: roles.to_vec() })
+        Kind::Player(PlayerPart::Media) => ToyCommand::PlayMedia(media(p)?),
+        Kind::Quiet | Kind::AnnouncementVolume | Kind::SpeakingRole => {
+            return own_setting(entity.kind, p, roles).map(HaCommand::Own)
         }
         Kind::LastCommand
         | Kind::Heard
@@ -157,6 +124,52 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
         | Kind::Player(PlayerPart::State | PlayerPart::Title) => return Err(CommandError::ReadOnly),
     };
     Ok(HaCommand::Toy(command))
+}
+
+/// A setting the bridge keeps itself, from its entity's payload.
+fn own_setting(kind: Kind, p: &str, roles: &[String]) -> Result<OwnSetting, CommandError> {
+    match kind {
+        Kind::Quiet => match p {
+            "ON" => Ok(OwnSetting::Quiet(true)),
+            "OFF" => Ok(OwnSetting::Quiet(false)),
+            _ => Err(CommandError::NotOnOff(short(p))),
+        },
+        Kind::AnnouncementVolume => {
+            let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
+            // The toy's own volume range, 0 meaning "the toy's own volume".
+            Ok(OwnSetting::AnnouncementVolume(Setting::Volume.check(x)?.as_f64() as u8))
+        }
+        _ => roles
+            .iter()
+            .position(|name| name == p)
+            .or_else(|| p.parse::<usize>().ok().filter(|n| (1..=roles.len()).contains(n)).map(|n| n - 1))
+            .map(|i| OwnSetting::SpeakingRole(i as u8 + 1))
+            .ok_or_else(|| CommandError::NotAnOption { value: short(p), options: roles.to_vec() }),
+    }
+}
+
+/// A select's option, by its key or its name in the catalog's language.
+fn option(entity: &Entity, options: &[(&str, i64)], p: &str, catalog: &Catalog) -> Result<i64, CommandError> {
+    let key = entity.key.as_str();
+    options.iter().find(|(k, _)| p == *k || p == catalog.option(key, k)).map(|(_, code)| *code).ok_or_else(|| {
+        CommandError::NotAnOption {
+            value: short(p),
+            options: options.iter().map(|(k, _)| catalog.option(key, k).to_owned()).collect(),
+        }
+    })
+}
+
+/// What the media player asks to play: the integration sends JSON; a bare URL is
+/// taken too, for scripts.
+fn media(p: &str) -> Result<Media, CommandError> {
+    let m: MediaPayload = if p.starts_with('{') {
+        serde_json::from_str(p).map_err(|e| CommandError::BadMedia(short(&e.to_string())))?
+    } else {
+        MediaPayload { url: p.to_owned(), text: None, volume: None, announce: false }
+    };
+    let text = m.text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    let volume = m.volume.map(|v| player_volume(&v.to_string())).transpose()?;
+    Ok(Media { url: url(m.url.trim(), MAX_ANNOUNCE)?, text, volume, announce: m.announce })
 }
 
 /// A media player volume (0..1) as the toy's 0..100; the range check

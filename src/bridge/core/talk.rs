@@ -104,26 +104,9 @@ impl Talk {
         event: ToyEvent,
         at: SystemTime,
     ) -> Option<(String, Duration)> {
-        let conversation = cx.cfg.topics.state(sn, "conversation");
-        let t = unix_ms(at);
         match event {
             ToyEvent::RecordingTranscribed { recording_id, text } => {
-                let line = Line { t, kind: LineKind::Heard, recording_id, order: None, role: None, text: text.clone() };
-                self.keep(cx, sn, line);
-                let heard = Heard { text, recording_id };
-                if cx.connected.ha {
-                    cx.out.event(conversation, ha::states::heard_event(&heard));
-                    let spoken = Spoken {
-                        speaker: Speaker::Child,
-                        sentence: &heard.text,
-                        recording_id,
-                        order: None,
-                        role: None,
-                    };
-                    watch(cx, watching, sn, spoken);
-                }
-                cx.toys.toy_mut(sn).talk.heard = Some(heard);
-                cx.publish_held(sn, Key::Heard);
+                self.heard(cx, watching, sn, Heard { text, recording_id }, at);
                 None
             }
             ToyEvent::VoiceGenerated { recording_id, order, text, voice_url, role } => {
@@ -138,23 +121,7 @@ impl Talk {
                         return None;
                     }
                 };
-                let order = Some(said.order);
-                let line = Line { t, kind: LineKind::Said, recording_id, order, role, text: sentence.clone() };
-                self.keep(cx, sn, line);
-                if cx.connected.ha {
-                    cx.out.event(conversation, said.event);
-                    if !watching.is_empty() && !said.again {
-                        let spoken = Spoken {
-                            speaker: Speaker::Toy,
-                            sentence: &sentence,
-                            recording_id: said.answer_id,
-                            order,
-                            role: said.answer_role,
-                        };
-                        watch(cx, watching, sn, spoken);
-                    }
-                }
-                cx.publish_held(sn, Key::Said);
+                self.said(cx, watching, sn, (sentence, recording_id, role), &said, at);
                 let length = speaking_time(&said.text);
                 Some((said.text, length))
             }
@@ -163,6 +130,52 @@ impl Talk {
                 None
             }
         }
+    }
+
+    /// What the child said: kept, shown, fired as an event and looked at for watch words.
+    fn heard(&mut self, cx: &mut Cx, watching: &WatchWords, sn: &Sn, heard: Heard, at: SystemTime) {
+        let recording_id = heard.recording_id;
+        let text = heard.text.clone();
+        let line = Line { t: unix_ms(at), kind: LineKind::Heard, recording_id, order: None, role: None, text };
+        self.keep(cx, sn, line);
+        if cx.connected.ha {
+            cx.out.event(cx.cfg.topics.state(sn, "conversation"), ha::states::heard_event(&heard));
+            let spoken =
+                Spoken { speaker: Speaker::Child, sentence: &heard.text, recording_id, order: None, role: None };
+            watch(cx, watching, sn, spoken);
+        }
+        cx.toys.toy_mut(sn).talk.heard = Some(heard);
+        cx.publish_held(sn, Key::Heard);
+    }
+
+    /// A sentence of the toy's answer (`sentence`, its recording and role), taken into
+    /// the answer (`said`): kept, fired as an event and looked at for watch words once.
+    fn said(
+        &mut self,
+        cx: &mut Cx,
+        watching: &WatchWords,
+        sn: &Sn,
+        (sentence, recording_id, role): (String, Option<i64>, Option<i64>),
+        said: &SaidSentence,
+        at: SystemTime,
+    ) {
+        let order = Some(said.order);
+        let line = Line { t: unix_ms(at), kind: LineKind::Said, recording_id, order, role, text: sentence.clone() };
+        self.keep(cx, sn, line);
+        if cx.connected.ha {
+            cx.out.event(cx.cfg.topics.state(sn, "conversation"), said.event.clone());
+            if !watching.is_empty() && !said.again {
+                let spoken = Spoken {
+                    speaker: Speaker::Toy,
+                    sentence: &sentence,
+                    recording_id: said.answer_id,
+                    order,
+                    role: said.answer_role,
+                };
+                watch(cx, watching, sn, spoken);
+            }
+        }
+        cx.publish_held(sn, Key::Said);
     }
 
     /// A sentence for the history, counted in its toy's tallies.
