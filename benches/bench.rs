@@ -717,7 +717,7 @@ fn chatty_toys() -> Vec<String> {
 /// chatter in English and Chinese. With the sentences written and how long it took.
 fn filled_history(dir: &Path) -> (folotoy_ha_bridge::history::History, u64, Duration) {
     use folotoy_ha_bridge::folotoy::Sn;
-    use folotoy_ha_bridge::history::{History, Kind, Limits, Line};
+    use folotoy_ha_bridge::history::{History, Limits, Line, LineKind};
     let now = folotoy_ha_bridge::dates::unix_ms(std::time::SystemTime::now());
     let limits = Limits { days: 30, max_bytes: 50 << 20 };
     let mut h = History::open(dir.to_owned(), limits, now).unwrap();
@@ -734,7 +734,7 @@ fn filled_history(dir: &Path) -> (folotoy_ha_bridge::history::History, u64, Dura
                 } else {
                     format!("从前有一只小兔子{n}，它住在森林里，每天和朋友们一起玩耍。")
                 };
-                let kind = if i % 3 == 0 { Kind::Heard } else { Kind::Said };
+                let kind = if i % 3 == 0 { LineKind::Heard } else { LineKind::Said };
                 let line = Line {
                     t,
                     kind,

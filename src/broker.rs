@@ -77,7 +77,7 @@ impl Drop for BrokerHandle {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Registry>) {
     // Owning the connection tasks here means aborting this task (dropping
     // the set) aborts them all.
     let mut connections = JoinSet::new();
@@ -106,7 +106,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// State shared by all connections. A plain mutex is enough: it is never
 /// held across an `.await`, and routing only does non-blocking sends.
 #[derive(Default)]
-struct Shared {
+struct Registry {
     state: Mutex<State>,
 }
 
@@ -130,7 +130,7 @@ struct Client {
     will: Option<Publish>,
 }
 
-impl Shared {
+impl Registry {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The maps stay consistent even if a holder panicked.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

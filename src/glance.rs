@@ -15,7 +15,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::history::Kind;
+use crate::history::LineKind;
 
 /// Sentences further apart than this are two conversations: a child who
 /// comes back after five minutes of silence did something else meanwhile.
@@ -86,8 +86,8 @@ impl Tally {
     /// Counts a sentence said at `t` (ms since the Unix epoch). Sentences
     /// arrive in order but for a few ms; one from before the last counts
     /// within its conversation.
-    pub fn add(&mut self, kind: Kind, t: u64) {
-        if kind == Kind::Heard {
+    pub fn add(&mut self, kind: LineKind, t: u64) {
+        if kind == LineKind::Heard {
             self.exchanges = self.exchanges.saturating_add(1);
         }
         self.current = Some(match self.current {
@@ -123,7 +123,7 @@ pub struct DaySummary {
 
 /// Tallies sentences (in time order) by day, newest day first; days without
 /// a sentence are left out.
-pub fn by_day(zone: &Zone, sentences: impl IntoIterator<Item = (u64, Kind)>) -> Vec<DaySummary> {
+pub fn by_day(zone: &Zone, sentences: impl IntoIterator<Item = (u64, LineKind)>) -> Vec<DaySummary> {
     let mut days: Vec<(Date, Tally)> = Vec::new();
     for (t, kind) in sentences {
         let day = zone.day(t);
@@ -153,24 +153,24 @@ mod tests {
     #[test]
     fn an_exchange_is_what_the_child_says_and_talk_time_runs_from_first_to_last_sentence() {
         let mut t = Tally::default();
-        t.add(Kind::Heard, DEC_1);
-        t.add(Kind::Said, DEC_1 + 3_000);
+        t.add(LineKind::Heard, DEC_1);
+        t.add(LineKind::Said, DEC_1 + 3_000);
         assert_eq!((t.exchanges(), t.talk_minutes()), (1, 1), "a short exchange is a minute");
-        t.add(Kind::Heard, DEC_1 + 4 * MIN);
-        t.add(Kind::Said, DEC_1 + 9 * MIN);
+        t.add(LineKind::Heard, DEC_1 + 4 * MIN);
+        t.add(LineKind::Said, DEC_1 + 9 * MIN);
         assert_eq!((t.exchanges(), t.talk_minutes()), (2, 9), "gaps under five minutes are talk");
     }
 
     #[test]
     fn silence_over_five_minutes_is_not_talk() {
         let mut t = Tally::default();
-        t.add(Kind::Heard, DEC_1);
-        t.add(Kind::Said, DEC_1 + 2 * MIN);
-        t.add(Kind::Heard, DEC_1 + 60 * MIN);
-        t.add(Kind::Said, DEC_1 + 61 * MIN + 30_000);
+        t.add(LineKind::Heard, DEC_1);
+        t.add(LineKind::Said, DEC_1 + 2 * MIN);
+        t.add(LineKind::Heard, DEC_1 + 60 * MIN);
+        t.add(LineKind::Said, DEC_1 + 61 * MIN + 30_000);
         assert_eq!(t.talk_minutes(), 4, "2 + 1.5 minutes, rounded up; the hour between is not counted");
         let mut lone = Tally::default();
-        lone.add(Kind::Said, DEC_1);
+        lone.add(LineKind::Said, DEC_1);
         assert_eq!((lone.exchanges(), lone.talk_minutes()), (0, 0), "an announcement alone is no conversation");
     }
 
@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(berlin.day(late).to_string(), "2026-12-02");
         assert_eq!(Zone::utc().day(late).to_string(), "2026-12-01");
         assert_eq!(berlin.next_midnight(DEC_1), DEC_1 + 23 * 60 * MIN, "midnight in Berlin is 23:00 UTC in winter");
-        let days = by_day(&berlin, [(late - 2 * 60 * MIN, Kind::Heard), (late, Kind::Heard), (late + MIN, Kind::Said)]);
+        let days = by_day(
+            &berlin,
+            [(late - 2 * 60 * MIN, LineKind::Heard), (late, LineKind::Heard), (late + MIN, LineKind::Said)],
+        );
         assert_eq!(
             days,
             [

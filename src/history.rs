@@ -37,7 +37,7 @@ const BUSY: Duration = Duration::from_secs(5);
 pub struct Line {
     /// When it arrived, in ms since the Unix epoch.
     pub t: u64,
-    pub kind: Kind,
+    pub kind: LineKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,26 +49,26 @@ pub struct Line {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub enum LineKind {
     /// What the child said.
     Heard,
     /// A sentence of the toy's answer.
     Said,
 }
 
-impl Kind {
+impl LineKind {
     fn code(self) -> i64 {
         match self {
-            Kind::Heard => 0,
-            Kind::Said => 1,
+            LineKind::Heard => 0,
+            LineKind::Said => 1,
         }
     }
 
-    fn from_code(code: i64) -> Kind {
+    fn from_code(code: i64) -> LineKind {
         if code == 0 {
-            Kind::Heard
+            LineKind::Heard
         } else {
-            Kind::Said
+            LineKind::Said
         }
     }
 }
@@ -78,7 +78,7 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     pub t: u64,
-    pub kind: Kind,
+    pub kind: LineKind,
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<i64>,
@@ -597,7 +597,7 @@ impl Reader {
         sn: Option<&Sn>,
         since_ms: u64,
         now_ms: u64,
-    ) -> Result<Vec<(String, u64, Kind)>, HistoryError> {
+    ) -> Result<Vec<(String, u64, LineKind)>, HistoryError> {
         self.watched(self.read_sentence_times(sn, since_ms, now_ms))
     }
 
@@ -606,10 +606,10 @@ impl Reader {
         sn: Option<&Sn>,
         since_ms: u64,
         now_ms: u64,
-    ) -> Result<Vec<(String, u64, Kind)>, HistoryError> {
+    ) -> Result<Vec<(String, u64, LineKind)>, HistoryError> {
         let conn = self.read_only()?;
         let since = since_ms.max(self.limits.oldest_kept_ms(now_ms)).min(i64::MAX as u64) as i64;
-        let row = |r: &rusqlite::Row| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?)));
+        let row = |r: &rusqlite::Row| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, LineKind::from_code(r.get(2)?)));
         // Two statements, so one toy's is read by the (sn, t) index.
         let rows = match sn {
             Some(sn) => conn
@@ -681,7 +681,7 @@ impl Searcher {
         let hits = self.hits(query, &needle, limit * 4, now_ms)?;
         let mut found: Vec<(String, Message)> = Vec::new();
         for (sn, t, kind, text, recording_id) in hits {
-            let message = if kind == Kind::Heard {
+            let message = if kind == LineKind::Heard {
                 Message { t, kind, text, role: None, recording_id }
             } else {
                 // The answer the sentence belongs to: its neighbours joined as the page joins them.
@@ -716,7 +716,7 @@ impl Searcher {
         let path = &self.reader.path;
         let oldest = self.reader.limits.oldest_kept_ms(now_ms) as i64;
         let hit = |r: &rusqlite::Row| {
-            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, Kind::from_code(r.get(2)?), r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, LineKind::from_code(r.get(2)?), r.get(3)?, r.get(4)?))
         };
         // The trigram index answers three characters or more; shorter (a Chinese word
         // of one or two characters) is looked for line by line.
@@ -741,7 +741,7 @@ impl Searcher {
 }
 
 /// A sentence a search found: toy, time, kind, text, recording.
-type Hit = (String, u64, Kind, String, Option<i64>);
+type Hit = (String, u64, LineKind, String, Option<i64>);
 
 fn lines_where(
     conn: &Connection,
@@ -755,7 +755,7 @@ fn lines_where(
     let rows = q.query_map(params, |r| {
         Ok(Line {
             t: r.get::<_, i64>(0)? as u64,
-            kind: Kind::from_code(r.get(1)?),
+            kind: LineKind::from_code(r.get(1)?),
             recording_id: r.get(2)?,
             order: r.get(3)?,
             role: r.get(4)?,
@@ -815,17 +815,17 @@ pub fn join(lines: Vec<Line>) -> Vec<Message> {
     };
     for line in lines {
         match line.kind {
-            Kind::Heard => {
+            LineKind::Heard => {
                 flush(&mut current, &mut answer, &mut out);
                 out.push(Message {
                     t: line.t,
-                    kind: Kind::Heard,
+                    kind: LineKind::Heard,
                     text: line.text,
                     role: None,
                     recording_id: line.recording_id,
                 });
             }
-            Kind::Said => {
+            LineKind::Said => {
                 let continues = current.as_ref().is_some_and(|m| {
                     continues(m.recording_id, |o| answer.contains_key(&o), line.recording_id, line.order)
                 });
@@ -833,7 +833,7 @@ pub fn join(lines: Vec<Line>) -> Vec<Message> {
                     flush(&mut current, &mut answer, &mut out);
                     current = Some(Message {
                         t: line.t,
-                        kind: Kind::Said,
+                        kind: LineKind::Said,
                         text: String::new(),
                         role: line.role,
                         recording_id: line.recording_id,

@@ -15,11 +15,11 @@ fn sn(s: &str) -> Sn {
 }
 
 fn heard(t: u64, id: i64, text: &str) -> Line {
-    Line { t, kind: Kind::Heard, recording_id: Some(id), order: None, role: None, text: text.into() }
+    Line { t, kind: LineKind::Heard, recording_id: Some(id), order: None, role: None, text: text.into() }
 }
 
 fn said(t: u64, id: i64, order: i64, text: &str) -> Line {
-    Line { t, kind: Kind::Said, recording_id: Some(id), order: Some(order), role: Some(2), text: text.into() }
+    Line { t, kind: LineKind::Said, recording_id: Some(id), order: Some(order), role: Some(2), text: text.into() }
 }
 
 fn open(dir: &Path, days: u32, max_bytes: u64, now: u64) -> History {
@@ -54,7 +54,7 @@ fn an_answer_in_parts_reads_as_one_message_after_what_the_child_said() {
     h.append(&bunny, &heard(NOON + 3, 5, "And dogs?")).unwrap();
     let messages = h.messages(&bunny, u64::MAX, 100, NOON).unwrap();
     assert_eq!(texts(&messages), ["Tell me about cats", "Cats are soft. They purr.", "And dogs?"]);
-    assert_eq!(messages[1].kind, Kind::Said);
+    assert_eq!(messages[1].kind, LineKind::Said);
     assert_eq!(messages[1].role, Some(2));
 }
 
@@ -364,7 +364,7 @@ fn a_backup_holds_a_copy_that_a_restore_makes_the_history_again() {
 fn answers_without_a_recording_id_are_told_apart_as_the_said_sensor_tells_them() {
     let no_id = |t: u64, order: i64, text: &str| Line {
         t,
-        kind: Kind::Said,
+        kind: LineKind::Said,
         recording_id: None,
         order: Some(order),
         role: Some(1),

@@ -35,7 +35,7 @@ pub enum SupervisorError {
 }
 
 #[derive(Deserialize)]
-struct Answer {
+struct ServiceReply {
     result: String,
     data: Service,
 }
@@ -67,7 +67,7 @@ pub async fn mqtt_service(
         401 | 403 => return Err(SupervisorError::Unauthorized),
         _ => return Err(SupervisorError::Status { status, body: body.chars().take(200).collect() }),
     }
-    let answer: Answer = serde_json::from_str(&body).map_err(|e| SupervisorError::Malformed(e.to_string()))?;
+    let answer: ServiceReply = serde_json::from_str(&body).map_err(|e| SupervisorError::Malformed(e.to_string()))?;
     if answer.result != "ok" {
         return Err(SupervisorError::Malformed(format!("result is {:?}, not \"ok\"", answer.result)));
     }

@@ -26,7 +26,7 @@ use crate::bridge::core::View;
 use crate::config::{Secret, WatchWord};
 use crate::folotoy::Sn;
 use crate::glance::{self, DaySummary, Zone};
-use crate::history::{HistoryError, Kind, Message, Reader};
+use crate::history::{HistoryError, LineKind, Message, Reader};
 use crate::watch::{Speaker, WatchWords};
 
 mod error;
@@ -139,7 +139,7 @@ pub type LetIn = (Sn, oneshot::Sender<Result<(), String>>);
 const MAX_PAGE_WATCH_WORDS: usize = 200;
 
 #[derive(Clone)]
-pub struct Shared {
+pub struct PageState {
     /// The history, read beside its writer (None: history.enabled is false).
     pub history: Option<Reader>,
     pub live: watch::Sender<Changes>,
@@ -160,7 +160,7 @@ pub struct Shared {
     pub let_ins: mpsc::Sender<LetIn>,
 }
 
-pub fn router(shared: Shared) -> Router {
+pub fn router(shared: PageState) -> Router {
     Router::new()
         .route("/", get(|| async { page(PAGE, "text/html; charset=utf-8") }))
         .route("/page.js", get(|| async { page(SCRIPT, "text/javascript; charset=utf-8") }))
@@ -178,7 +178,7 @@ pub fn router(shared: Shared) -> Router {
 }
 
 /// Serves the page until the process ends.
-pub async fn serve(listener: TcpListener, shared: Shared) {
+pub async fn serve(listener: TcpListener, shared: PageState) {
     let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
         warn!("the page stopped: {e}");
@@ -198,7 +198,7 @@ fn page(body: &'static str, kind: &'static str) -> Response {
 }
 
 /// A request for a name the page is known by, when it checks names (see `hosts`).
-fn known_host(shared: &Shared, request: &Request) -> Result<(), PageError> {
+fn known_host(shared: &PageState, request: &Request) -> Result<(), PageError> {
     let Some(hosts) = &shared.hosts else { return Ok(()) };
     let host = request
         .headers()
@@ -220,7 +220,7 @@ fn known_host(shared: &Shared, request: &Request) -> Result<(), PageError> {
 }
 
 /// A request from an address in `allow_from`, when there is one.
-fn allowed_peer(shared: &Shared, request: &Request) -> Result<(), PageError> {
+fn allowed_peer(shared: &PageState, request: &Request) -> Result<(), PageError> {
     if shared.allow_from.is_empty() {
         return Ok(());
     }
@@ -235,7 +235,7 @@ fn allowed_peer(shared: &Shared, request: &Request) -> Result<(), PageError> {
 /// Who may ask: requests for a host name the page is known by (against DNS rebinding),
 /// from the addresses in `allow_from` (in the add-on, only the Supervisor's ingress
 /// proxy), carrying the token when there is one.
-async fn only_allowed(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+async fn only_allowed(State(shared): State<PageState>, request: Request, next: Next) -> Response {
     let checked = known_host(&shared, &request).and_then(|()| allowed_peer(&shared, &request));
     if let Err(refused) = checked {
         return refused.into_response();
@@ -298,7 +298,7 @@ fn same(given: &[u8], expected: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-async fn status(State(shared): State<Shared>) -> Result<Json<Status>, PageError> {
+async fn status(State(shared): State<PageState>) -> Result<Json<Status>, PageError> {
     let (tx, rx) = oneshot::channel();
     shared.status.send(tx).await.map_err(|_| PageError::Stopping)?;
     rx.await.map(Json).map_err(|_| PageError::Stopping)
@@ -323,7 +323,7 @@ struct Shown {
 }
 
 fn flags(words: &WatchWords, m: &Message) -> Vec<String> {
-    let speaker = if m.kind == Kind::Heard { Speaker::Child } else { Speaker::Toy };
+    let speaker = if m.kind == LineKind::Heard { Speaker::Child } else { Speaker::Toy };
     words.hits(speaker, &m.text).into_iter().map(str::to_owned).collect()
 }
 
@@ -334,12 +334,12 @@ fn shown(words: &WatchWords, messages: Vec<Message>, only_flagged: bool) -> Vec<
     let keep = |i: usize| {
         !only_flagged
             || !flagged[i].is_empty()
-            || (messages[i].kind == Kind::Heard
-                && messages.get(i + 1).is_some_and(|m| m.kind == Kind::Said)
+            || (messages[i].kind == LineKind::Heard
+                && messages.get(i + 1).is_some_and(|m| m.kind == LineKind::Said)
                 && !flagged[i + 1].is_empty())
-            || (messages[i].kind == Kind::Said
+            || (messages[i].kind == LineKind::Said
                 && i > 0
-                && messages[i - 1].kind == Kind::Heard
+                && messages[i - 1].kind == LineKind::Heard
                 && !flagged[i - 1].is_empty())
     };
     let kept: Vec<bool> = (0..messages.len()).map(keep).collect();
@@ -352,21 +352,24 @@ fn shown(words: &WatchWords, messages: Vec<Message>, only_flagged: bool) -> Vec<
         .collect()
 }
 
-fn reader(shared: &Shared) -> Result<Reader, PageError> {
+fn reader(shared: &PageState) -> Result<Reader, PageError> {
     shared.history.clone().ok_or(PageError::NoHistory)
 }
 
 /// Runs `f` on the history off the async threads (it reads the disk), on
 /// connections of its own: the writer of live sentences never waits for it.
 async fn with_history<T: Send + 'static>(
-    shared: &Shared,
+    shared: &PageState,
     f: impl FnOnce(&Reader) -> Result<T, HistoryError> + Send + 'static,
 ) -> Result<T, PageError> {
     let history = reader(shared)?;
     Ok(tokio::task::spawn_blocking(move || f(&history)).await??)
 }
 
-async fn messages(State(shared): State<Shared>, Query(q): Query<MessagesQuery>) -> Result<Json<Vec<Shown>>, PageError> {
+async fn messages(
+    State(shared): State<PageState>,
+    Query(q): Query<MessagesQuery>,
+) -> Result<Json<Vec<Shown>>, PageError> {
     let sn = Sn::parse(&q.sn)?;
     let (mut before, limit) = (q.before.unwrap_or(u64::MAX), q.limit.unwrap_or(200).min(1000));
     let words = shared.watch_words.borrow().clone();
@@ -399,7 +402,7 @@ async fn messages(State(shared): State<Shared>, Query(q): Query<MessagesQuery>) 
 }
 
 /// How much a toy talked each day that the history keeps, newest first.
-async fn days(State(shared): State<Shared>, Path(sn): Path<String>) -> Result<Json<Vec<DaySummary>>, PageError> {
+async fn days(State(shared): State<PageState>, Path(sn): Path<String>) -> Result<Json<Vec<DaySummary>>, PageError> {
     let sn = Sn::parse(&sn)?;
     let zone = shared.zone.clone();
     let now = crate::dates::unix_ms(std::time::SystemTime::now());
@@ -413,7 +416,7 @@ struct SearchQuery {
 }
 
 #[derive(Serialize)]
-struct Found {
+struct SearchHit {
     sn: String,
     #[serde(flatten)]
     shown: Shown,
@@ -432,7 +435,10 @@ impl Drop for StopOnDrop {
     }
 }
 
-async fn search(State(shared): State<Shared>, Query(q): Query<SearchQuery>) -> Result<Json<Vec<Found>>, PageError> {
+async fn search(
+    State(shared): State<PageState>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<Vec<SearchHit>>, PageError> {
     let query = q.q.trim().to_owned();
     if query.is_empty() {
         return Ok(Json(Vec::new()));
@@ -445,8 +451,9 @@ async fn search(State(shared): State<Shared>, Query(q): Query<SearchQuery>) -> R
     });
     let found = tokio::time::timeout(SEARCH_FOR, search).await.map_err(|_| HistoryError::Stopped)???;
     let words = shared.watch_words.borrow().clone();
-    let found =
-        found.into_iter().map(|(sn, message)| Found { sn, shown: Shown { flags: flags(&words, &message), message } });
+    let found = found
+        .into_iter()
+        .map(|(sn, message)| SearchHit { sn, shown: Shown { flags: flags(&words, &message), message } });
     Ok(Json(found.collect()))
 }
 
@@ -464,7 +471,7 @@ fn from_the_page(headers: &HeaderMap, change: &str, what: &'static str) -> Resul
 
 /// Deletes everything kept of one toy (see [`from_the_page`]).
 async fn clear(
-    State(shared): State<Shared>,
+    State(shared): State<PageState>,
     Path(sn): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, PageError> {
@@ -476,7 +483,7 @@ async fn clear(
 
 /// The page's own watch words, replaced as a whole (see [`from_the_page`]).
 async fn set_watch_words(
-    State(shared): State<Shared>,
+    State(shared): State<PageState>,
     headers: HeaderMap,
     body: Result<Json<Vec<WatchWord>>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<WatchList>, PageError> {
@@ -502,7 +509,7 @@ async fn set_watch_words(
 /// Lets a toy deleted in Home Assistant back in (see [`from_the_page`]): 204, or 409 with
 /// why not (it is not kept out, or another rule keeps it out).
 async fn let_in(
-    State(shared): State<Shared>,
+    State(shared): State<PageState>,
     Path(sn): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, PageError> {
@@ -529,7 +536,7 @@ const WAIT_FOR_UPDATES: std::time::Duration = std::time::Duration::from_secs(25)
 /// `WAIT_FOR_UPDATES`. A whole answer rather than an event stream: Home Assistant's
 /// ingress before 2026.3 compressed event streams, and zlib held small events back until
 /// the page was reloaded; an answer passes whole on every version.
-async fn updates(State(shared): State<Shared>, Query(q): Query<UpdatesQuery>) -> Json<Updates> {
+async fn updates(State(shared): State<PageState>, Query(q): Query<UpdatesQuery>) -> Json<Updates> {
     let mut rx = shared.live.subscribe();
     let Some(after) = q.after else {
         let seq = rx.borrow().seq;
@@ -555,7 +562,7 @@ async fn updates(State(shared): State<Shared>, Query(q): Query<UpdatesQuery>) ->
 mod tests {
     use super::*;
 
-    fn said(kind: Kind, text: &str) -> Message {
+    fn said(kind: LineKind, text: &str) -> Message {
         Message { t: 0, kind, text: text.into(), role: None, recording_id: None }
     }
 
@@ -563,13 +570,13 @@ mod tests {
     fn only_flagged_keeps_each_flagged_message_with_the_other_half_of_its_exchange_and_no_more() {
         let words = WatchWords::new([("knife", crate::watch::Sides::Both)]);
         let messages = vec![
-            said(Kind::Heard, "hello"),           // a question with no answer, before a flagged one
-            said(Kind::Heard, "a knife?"),        // flagged
-            said(Kind::Said, "not a toy"),        // its answer
-            said(Kind::Heard, "what is that"),    // the question of a flagged answer
-            said(Kind::Said, "a knife"),          // flagged
-            said(Kind::Said, "and then a story"), // an answer after an answer
-            said(Kind::Heard, "bye"),
+            said(LineKind::Heard, "hello"),        // a question with no answer, before a flagged one
+            said(LineKind::Heard, "a knife?"),     // flagged
+            said(LineKind::Said, "not a toy"),     // its answer
+            said(LineKind::Heard, "what is that"), // the question of a flagged answer
+            said(LineKind::Said, "a knife"),       // flagged
+            said(LineKind::Said, "and then a story"), // an answer after an answer
+            said(LineKind::Heard, "bye"),
         ];
         let kept: Vec<String> = shown(&words, messages, true).into_iter().map(|s| s.message.text).collect();
         assert_eq!(kept, ["a knife?", "not a toy", "what is that", "a knife"]);

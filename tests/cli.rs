@@ -82,7 +82,7 @@ fn the_addon_backup_commands_copy_the_conversations_before_and_remove_the_copy_a
     let mut h = folotoy_ha_bridge::history::History::open(history.clone(), limits, now).unwrap();
     let line = folotoy_ha_bridge::history::Line {
         t: now,
-        kind: folotoy_ha_bridge::history::Kind::Heard,
+        kind: folotoy_ha_bridge::history::LineKind::Heard,
         recording_id: Some(1),
         order: None,
         role: None,

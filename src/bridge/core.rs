@@ -370,7 +370,7 @@ impl Core {
 
     /// At start: today's sentences so far, from the history (what the bridge
     /// counted before it stopped), at wall time `at`.
-    pub fn begin_day(&mut self, sentences: Vec<(String, u64, crate::history::Kind)>, at: SystemTime, now: Instant) {
+    pub fn begin_day(&mut self, sentences: Vec<(String, u64, crate::history::LineKind)>, at: SystemTime, now: Instant) {
         let mut out = Output::default();
         self.concerns.talk.begin_day(&mut self.common.cx(now, &mut out), sentences, at);
     }

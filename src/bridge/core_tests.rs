@@ -2610,10 +2610,10 @@ fn after_a_restart_today_is_counted_from_the_history_and_yesterday_is_not() {
     let (mut b, _) = Bridge::restore_with_logs(in_berlin(), Snapshot::default());
     let wall = std::time::UNIX_EPOCH + Duration::from_millis(BERLIN_LATE);
     let kept = vec![
-        (SN.to_owned(), BERLIN_LATE - 24 * 60 * MINUTE, crate::history::Kind::Heard), // 2026-11-30 in Berlin
-        (SN.to_owned(), BERLIN_LATE - 30 * MINUTE, crate::history::Kind::Heard),
-        (SN.to_owned(), BERLIN_LATE - 28 * MINUTE, crate::history::Kind::Said),
-        ("0a1b2c3d4e5f".to_owned(), BERLIN_LATE - 30 * MINUTE, crate::history::Kind::Heard), // not known here
+        (SN.to_owned(), BERLIN_LATE - 24 * 60 * MINUTE, crate::history::LineKind::Heard), // 2026-11-30 in Berlin
+        (SN.to_owned(), BERLIN_LATE - 30 * MINUTE, crate::history::LineKind::Heard),
+        (SN.to_owned(), BERLIN_LATE - 28 * MINUTE, crate::history::LineKind::Said),
+        ("0a1b2c3d4e5f".to_owned(), BERLIN_LATE - 30 * MINUTE, crate::history::LineKind::Heard), // not known here
     ];
     b.core.begin_day(kept, wall, b.t0);
     let out = b.at(secs(0), Input::HaUp);

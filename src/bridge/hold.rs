@@ -13,17 +13,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::folotoy::Sn;
-use crate::ha::entities::Key as Entity;
+use crate::ha::entities::Key;
 
-type Key = (Sn, Entity);
+type Held = (Sn, Key);
 
 #[derive(Debug)]
 pub struct Hold {
     period: Duration,
     /// Until when each recently published state is held back.
-    quiet_until: HashMap<Key, Instant>,
+    quiet_until: HashMap<Held, Instant>,
     /// States changed while held back, and when they may go out.
-    waiting: BTreeMap<Key, Instant>,
+    waiting: BTreeMap<Held, Instant>,
 }
 
 impl Hold {
@@ -33,7 +33,7 @@ impl Hold {
 
     /// Whether `key` of `sn` may be published now; if not, it is published
     /// when [`Hold::due`] says so.
-    pub fn pass(&mut self, sn: &Sn, key: Entity, now: Instant) -> bool {
+    pub fn pass(&mut self, sn: &Sn, key: Key, now: Instant) -> bool {
         let k = (sn.clone(), key);
         match self.quiet_until.get(&k) {
             Some(until) if *until > now => {
@@ -56,8 +56,8 @@ impl Hold {
 
     /// The held states whose time has come, to publish now; each is then
     /// held back for another period.
-    pub fn due(&mut self, now: Instant) -> Vec<Key> {
-        let due: Vec<Key> = self.waiting.iter().filter(|(_, t)| **t <= now).map(|(k, _)| k.clone()).collect();
+    pub fn due(&mut self, now: Instant) -> Vec<Held> {
+        let due: Vec<Held> = self.waiting.iter().filter(|(_, t)| **t <= now).map(|(k, _)| k.clone()).collect();
         for k in &due {
             self.waiting.remove(k);
             self.quiet_until.insert(k.clone(), now + self.period);
@@ -86,26 +86,26 @@ mod tests {
     fn the_first_change_goes_out_at_once_and_a_burst_goes_out_once_at_the_end_of_the_period() {
         let mut h = Hold::new(Duration::from_secs(1));
         let t0 = Instant::now();
-        assert!(h.pass(&sn(), Entity::Said, t0));
-        assert!(!h.pass(&sn(), Entity::Said, t0 + Duration::from_millis(300)));
-        assert!(!h.pass(&sn(), Entity::Said, t0 + Duration::from_millis(600)));
+        assert!(h.pass(&sn(), Key::Said, t0));
+        assert!(!h.pass(&sn(), Key::Said, t0 + Duration::from_millis(300)));
+        assert!(!h.pass(&sn(), Key::Said, t0 + Duration::from_millis(600)));
         assert_eq!(h.next_deadline(), Some(t0 + Duration::from_secs(1)));
         assert!(h.due(t0 + Duration::from_millis(999)).is_empty());
-        assert_eq!(h.due(t0 + Duration::from_secs(1)), [(sn(), Entity::Said)]);
+        assert_eq!(h.due(t0 + Duration::from_secs(1)), [(sn(), Key::Said)]);
         assert_eq!(h.next_deadline(), None, "nothing left waiting");
         // Right after the held one went out, the next change waits again.
-        assert!(!h.pass(&sn(), Entity::Said, t0 + Duration::from_millis(1100)));
-        assert_eq!(h.due(t0 + Duration::from_secs(2)), [(sn(), Entity::Said)]);
+        assert!(!h.pass(&sn(), Key::Said, t0 + Duration::from_millis(1100)));
+        assert_eq!(h.due(t0 + Duration::from_secs(2)), [(sn(), Key::Said)]);
     }
 
     #[test]
     fn a_change_after_its_period_ended_but_before_the_tick_goes_out_once() {
         let mut h = Hold::new(Duration::from_secs(1));
         let t0 = Instant::now();
-        assert!(h.pass(&sn(), Entity::Said, t0));
-        assert!(!h.pass(&sn(), Entity::Said, t0 + Duration::from_millis(500)));
+        assert!(h.pass(&sn(), Key::Said, t0));
+        assert!(!h.pass(&sn(), Key::Said, t0 + Duration::from_millis(500)));
         // The period ended; the next change comes before the tick.
-        assert!(h.pass(&sn(), Entity::Said, t0 + Duration::from_millis(1001)));
+        assert!(h.pass(&sn(), Key::Said, t0 + Duration::from_millis(1001)));
         assert!(h.due(t0 + Duration::from_millis(1002)).is_empty(), "already published with the change");
     }
 
@@ -114,18 +114,18 @@ mod tests {
         let mut h = Hold::new(Duration::from_secs(1));
         let t0 = Instant::now();
         let other = Sn::parse("aabbccddeeff").unwrap();
-        assert!(h.pass(&sn(), Entity::Said, t0));
-        assert!(h.pass(&sn(), Entity::Heard, t0));
-        assert!(h.pass(&other, Entity::Said, t0));
+        assert!(h.pass(&sn(), Key::Said, t0));
+        assert!(h.pass(&sn(), Key::Heard, t0));
+        assert!(h.pass(&other, Key::Said, t0));
     }
 
     #[test]
     fn a_toy_gone_quiet_is_forgotten() {
         let mut h = Hold::new(Duration::from_secs(1));
         let t0 = Instant::now();
-        assert!(h.pass(&sn(), Entity::Said, t0));
+        assert!(h.pass(&sn(), Key::Said, t0));
         assert!(h.due(t0 + Duration::from_secs(5)).is_empty());
         assert!(h.quiet_until.is_empty());
-        assert!(h.pass(&sn(), Entity::Said, t0 + Duration::from_secs(5)));
+        assert!(h.pass(&sn(), Key::Said, t0 + Duration::from_secs(5)));
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 
 use super::v5::{self, ReadError, Wire};
-use super::{topic, Shared, CLIENT_QUEUE_CAPACITY, MAX_PACKET_SIZE};
+use super::{topic, Registry, CLIENT_QUEUE_CAPACITY, MAX_PACKET_SIZE};
 
 /// A socket that never says CONNECT would otherwise be held forever.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,7 +65,7 @@ impl CloseReason {
     }
 }
 
-pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+pub(super) async fn serve(shared: Arc<Registry>, stream: TcpStream, peer: SocketAddr) {
     let (mut reader, mut writer) = stream.into_split();
     let mut buf = BytesMut::with_capacity(4096);
     let (wire, connect) = match handshake(&mut reader, &mut writer, &mut buf).await {
@@ -213,7 +213,7 @@ async fn write_loop(wire: Wire, mut writer: OwnedWriteHalf, mut outbox: mpsc::Re
 /// A registered connection; dropping it takes the client out of the
 /// registry (and sends its will) even if the task panics or is aborted.
 struct Session {
-    shared: Arc<Shared>,
+    shared: Arc<Registry>,
     client_id: String,
     connection: u64,
     queue: mpsc::Sender<Vec<Packet>>,

@@ -20,7 +20,7 @@ use crate::folotoy::Sn;
 
 /// A retained discovery config to publish.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {
+pub struct ConfigMessage {
     pub topic: String,
     pub payload: String,
 }
@@ -64,8 +64,8 @@ impl DeviceDiscovery {
         self.add(id, Component::Removed { platform: platform.to_owned() });
     }
 
-    pub fn into_config(self) -> Config {
-        Config { topic: self.topic, payload: to_text(&self.config) }
+    pub fn into_config(self) -> ConfigMessage {
+        ConfigMessage { topic: self.topic, payload: to_text(&self.config) }
     }
 }
 
@@ -73,7 +73,7 @@ impl DeviceDiscovery {
 /// project's integration when that is on.
 pub struct ToyDiscovery {
     pub device: DeviceDiscovery,
-    pub player: Option<Config>,
+    pub player: Option<ConfigMessage>,
 }
 
 /// What every config needs besides the entity itself.
@@ -122,7 +122,7 @@ impl Discovery<'_> {
 
     /// What the project's integration reads of the bridge itself (see [`BridgeConfig`]),
     /// published whether toys have media players or not.
-    pub fn bridge_config(&self) -> Config {
+    pub fn bridge_config(&self) -> ConfigMessage {
         let id = self.topics.bridge_id();
         let payload = BridgeConfig {
             device: BridgeDevice { identifiers: [id.clone()] },
@@ -135,7 +135,7 @@ impl Discovery<'_> {
             toy_node: toy_node_template(),
             origin: Origin::BRIDGE,
         };
-        Config { topic: self.topics.discovery(PLAYER_COMPONENT, &id, "bridge"), payload: to_text(&payload) }
+        ConfigMessage { topic: self.topics.discovery(PLAYER_COMPONENT, &id, "bridge"), payload: to_text(&payload) }
     }
 
     /// The FoloToy server: reloading its roles.json, and how that went.
@@ -214,7 +214,7 @@ impl Discovery<'_> {
     /// integration has no media player. It sits under the component
     /// `folotoy`, which the MQTT integration never subscribes to, and names
     /// every topic it needs, so the integration follows the base topic.
-    fn media_player(&self, sn: &Sn, node: &str, device: &Device) -> Config {
+    fn media_player(&self, sn: &Sn, node: &str, device: &Device) -> ConfigMessage {
         let topic = |part: PlayerPart| {
             let e = TOY.iter().find(|e| e.kind == Kind::Player(part)).expect("a row per part");
             (self.topics.state(sn, e.key.as_str()), self.topics.command(sn, e.key.as_str()))
@@ -237,7 +237,10 @@ impl Discovery<'_> {
             screen_response_topic: self.topics.screen_responses(),
             origin: Origin::BRIDGE,
         };
-        Config { topic: self.topics.discovery(PLAYER_COMPONENT, node, "media_player"), payload: to_text(&payload) }
+        ConfigMessage {
+            topic: self.topics.discovery(PLAYER_COMPONENT, node, "media_player"),
+            payload: to_text(&payload),
+        }
     }
 
     fn entity(&self, e: &Entity, sn: &Sn, node: &str) -> EntityConfig {

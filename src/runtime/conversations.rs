@@ -24,7 +24,7 @@ use tracing::warn;
 
 use crate::folotoy::Sn;
 use crate::ha::Topics;
-use crate::history::{Kind, Message, Reader};
+use crate::history::{LineKind, Message, Reader};
 
 /// The most messages in one answer (the newest of the window).
 pub const MAX_MESSAGES: usize = 500;
@@ -121,14 +121,14 @@ fn cut(s: &str) -> String {
 #[derive(Debug, Serialize)]
 struct Out<'a> {
     t: u64,
-    kind: Kind,
+    kind: LineKind,
     text: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
-struct Answer<'a> {
+struct DayReply<'a> {
     id: &'a str,
     sn: &'a str,
     messages: Vec<Out<'a>>,
@@ -136,13 +136,13 @@ struct Answer<'a> {
 }
 
 #[derive(Debug, Serialize)]
-struct Error<'a> {
+struct Refusal<'a> {
     id: &'a str,
     error: &'a str,
 }
 
 pub fn error(id: &str, reason: &str) -> Vec<u8> {
-    serde_json::to_vec(&Error { id, error: reason }).expect("serializes")
+    serde_json::to_vec(&Refusal { id, error: reason }).expect("serializes")
 }
 
 /// The answer: of `messages` (oldest first, the window's and perhaps one more
@@ -153,7 +153,7 @@ pub fn answer(request: &Request, sn: &str, messages: &[Message]) -> Vec<u8> {
     let mut kept = Vec::new();
     let mut bytes = 0;
     for m in within.iter().rev() {
-        let out = Out { t: m.t, kind: m.kind, text: &m.text, role: m.role.filter(|_| m.kind == Kind::Said) };
+        let out = Out { t: m.t, kind: m.kind, text: &m.text, role: m.role.filter(|_| m.kind == LineKind::Said) };
         bytes += serde_json::to_vec(&out).map_or(0, |v| v.len() + 1);
         if kept.len() == MAX_MESSAGES || bytes > MAX_BYTES {
             break;
@@ -162,7 +162,7 @@ pub fn answer(request: &Request, sn: &str, messages: &[Message]) -> Vec<u8> {
     }
     let truncated = kept.len() < within.len();
     kept.reverse();
-    serde_json::to_vec(&Answer { id: &request.id, sn, messages: kept, truncated }).expect("serializes")
+    serde_json::to_vec(&DayReply { id: &request.id, sn, messages: kept, truncated }).expect("serializes")
 }
 
 /// Answers requests beside the bridge's loop.
@@ -318,7 +318,7 @@ mod tests {
         ok(&whole);
     }
 
-    fn message(t: u64, kind: Kind, text: &str) -> Message {
+    fn message(t: u64, kind: LineKind, text: &str) -> Message {
         Message { t, kind, text: text.into(), role: Some(2), recording_id: Some(9) }
     }
 
@@ -330,10 +330,10 @@ mod tests {
     fn an_answer_holds_the_windows_messages_oldest_first_without_recording_ids() {
         let request = Request { id: "r".into(), sn: "FCB467DAD0C0".into(), from_ms: 100, to_ms: 200 };
         let messages = [
-            message(99, Kind::Said, "yesterday"),
-            message(100, Kind::Heard, "hello"),
-            message(150, Kind::Said, "hi there"),
-            message(200, Kind::Heard, "tomorrow"),
+            message(99, LineKind::Said, "yesterday"),
+            message(100, LineKind::Heard, "hello"),
+            message(150, LineKind::Said, "hi there"),
+            message(200, LineKind::Heard, "tomorrow"),
         ];
         let a = read(&answer(&request, "fcb467dad0c0", &messages));
         assert_eq!(
@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn a_long_day_keeps_its_newest_messages_within_the_limits_and_says_so() {
         let request = Request { id: "r".into(), sn: "x".into(), from_ms: 0, to_ms: 10_000 };
-        let many: Vec<Message> = (0..=MAX_MESSAGES as u64).map(|t| message(t, Kind::Heard, "hi")).collect();
+        let many: Vec<Message> = (0..=MAX_MESSAGES as u64).map(|t| message(t, LineKind::Heard, "hi")).collect();
         let a = read(&answer(&request, "x", &many));
         assert_eq!(a["truncated"], true);
         assert_eq!(a["messages"].as_array().unwrap().len(), MAX_MESSAGES);
@@ -360,7 +360,7 @@ mod tests {
         assert_eq!(exactly["truncated"], false);
 
         let long = "x".repeat(10_000);
-        let big: Vec<Message> = (0..100).map(|t| message(t, Kind::Heard, &long)).collect();
+        let big: Vec<Message> = (0..100).map(|t| message(t, LineKind::Heard, &long)).collect();
         let payload = answer(&request, "x", &big);
         let a = read(&payload);
         assert!(payload.len() <= MAX_BYTES + 200, "{}", payload.len());

@@ -19,7 +19,7 @@ use crate::glance::Zone;
 use crate::history::{History, Limits, Line, SetAside};
 use crate::watch::WatchWords;
 use crate::web::{
-    self, Changes, Connection, Hosts, LetIn, Notice, Shared, Status, StatusRequest, WatchEdit, WatchList,
+    self, Changes, Connection, Hosts, LetIn, Notice, PageState, Status, StatusRequest, WatchEdit, WatchList,
 };
 
 fn watch_list(core: &Core) -> WatchList {
@@ -145,7 +145,7 @@ impl Page {
         // name Home Assistant is opened by, and only it may ask.
         let hosts = (!web.ingress && (loopback || web.token.is_none())).then(|| Arc::new(Hosts::new(&web.hosts)));
         let reader = history.as_ref().map(|h| h.lock().expect("not poisoned").reader());
-        let shared = Shared {
+        let shared = PageState {
             history: reader.clone(),
             live: live.clone(),
             status,

@@ -212,7 +212,7 @@ const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Kind, Limits};
+    use crate::history::{Limits, LineKind};
     use std::time::SystemTime;
 
     /// A flood already queued when the writer runs: what it gathers into one
@@ -229,7 +229,7 @@ mod tests {
         for n in 0..SENTENCES {
             let line = Line {
                 t: now + n,
-                kind: Kind::Heard,
+                kind: LineKind::Heard,
                 recording_id: Some(n as i64),
                 order: None,
                 role: None,
@@ -249,8 +249,14 @@ mod tests {
     }
 
     fn heard(now: u64, n: u64) -> (Sn, Line) {
-        let line =
-            Line { t: now + n, kind: Kind::Heard, recording_id: None, order: None, role: None, text: format!("s{n}") };
+        let line = Line {
+            t: now + n,
+            kind: LineKind::Heard,
+            recording_id: None,
+            order: None,
+            role: None,
+            text: format!("s{n}"),
+        };
         (Sn::parse("fcb467dad0c0").unwrap(), line)
     }
 

@@ -4,7 +4,7 @@
 use super::*;
 use crate::dates::unix_ms;
 use crate::glance::Tally;
-use crate::history::{Kind as LineKind, Line};
+use crate::history::{Line, LineKind};
 use jiff::civil::Date;
 
 /// How much a toy talked today: not saved, counted from the history at

@@ -5,7 +5,7 @@ use super::glance::Days;
 use super::*;
 use crate::dates::unix_ms;
 use crate::ha::states::Spoken;
-use crate::history::{Kind as LineKind, Line};
+use crate::history::{Line, LineKind};
 
 /// What a toy's child said last, and the toy's answer so far: changed only here.
 #[derive(Debug, Default)]
