@@ -43,7 +43,7 @@ from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import chat_session, intent
 
-from . import gate, payloads
+from . import gate, payloads, speech
 from .const import CONF_AGENT, CONF_BRAIN_KEY, CONF_SAFE_SENTENCE, DEFAULT_AGENT, DOMAIN
 from .conversation import Toys
 from .data import FoloToyConfigEntry, FoloToyData, loaded_entry
@@ -65,15 +65,8 @@ WAIT_FOR_HEARD = 1.5
 # A toy's conversation goes on across turns until it has been quiet this long.
 QUIET_GAP = 5 * 60
 
-APOLOGY = {"en": "Sorry, I can't answer that right now.", "zh": "对不起，我现在回答不了。"}  # noqa: RUF001
-SAFE_SENTENCE = {"en": "Let's talk about something else.", "zh": "我们聊点别的吧。"}
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 # Where an answer may be cut into sentences that are checked as they come.
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？\n]")  # noqa: RUF001
-
-
-def _language(text: str) -> str:
-    return "zh" if _CJK.search(text) else "en"
 
 
 class BadRequest(ValueError):
@@ -185,10 +178,10 @@ def _spoken(result: conversation.ConversationResult) -> str:
     """What the agent answered. Its own "Sorry, I couldn't understand that" is an answer like
     any other; an error outside the intents' scope (what the agent raised, which Home
     Assistant turned into an answer before 2026) is a failure."""
-    speech = result.response.speech.get("plain", {}).get("speech", "")
+    said = result.response.speech.get("plain", {}).get("speech", "")
     if result.response.error_code == intent.IntentResponseErrorCode.UNKNOWN:
-        raise Unsayable(f"the agent failed: {speech}")
-    return speech
+        raise Unsayable(f"the agent failed: {said}")
+    return said
 
 
 async def _agent_text(
@@ -266,7 +259,7 @@ async def _agent_text(
                 break
             streamed += piece
             yield piece
-        speech = task.result()
+        whole = task.result()
     except TimeoutError:
         raise Unsayable(f"the agent took over {AGENT_TIMEOUT} s") from None
     except Unsayable:
@@ -284,11 +277,11 @@ async def _agent_text(
         if going_on:  # the agent, once started, keeps the toy's conversation in a Talk of its own
             talk.running = False
     # An agent that does not stream gives its answer whole; one that does may end with more.
-    if speech.startswith(streamed):
-        if rest := speech[len(streamed) :]:
+    if whole.startswith(streamed):
+        if rest := whole[len(streamed) :]:
             yield rest
     elif not streamed:
-        yield speech
+        yield whole
 
 
 async def _screen(data: FoloToyData, node: str | None, text: str) -> list[str]:
@@ -318,10 +311,10 @@ async def answer(hass: HomeAssistant, entry: FoloToyConfigEntry | None, question
     checked by the bridge first; the safe sentence in place of one holding a watch word
     (and nothing after it); the apology when something failed before anything was said,
     or when the toy has too many answers running already."""
-    language = _language(question.text)
+    language = speech.language(question.text)
     if entry is None:
         _LOGGER.warning("a toy asked, but the FoloToy integration is not set up: it apologizes")
-        yield APOLOGY[language]
+        yield speech.APOLOGY[language]
         return
     data = entry.runtime_data
     node = await find_toy(hass, data.toys, question.text)
@@ -332,7 +325,7 @@ async def answer(hass: HomeAssistant, entry: FoloToyConfigEntry | None, question
                     yield piece
     except gate.Busy as err:
         _LOGGER.warning("%s is not answered (%s): it apologizes", node or "a toy not known", err)
-        yield APOLOGY[language]
+        yield speech.APOLOGY[language]
 
 
 async def _answer(
@@ -341,7 +334,7 @@ async def _answer(
     data = entry.runtime_data
     agent_id = _agent(hass, dict(entry.options), question.model)
     _LOGGER.debug("answering %s with %s", node or "a toy not known (no device)", agent_id)
-    safe = entry.options.get(CONF_SAFE_SENTENCE) or SAFE_SENTENCE[language]
+    safe = entry.options.get(CONF_SAFE_SENTENCE) or speech.SAFE_SENTENCE[language]
     said = False
     pending = ""
     try:
@@ -365,11 +358,11 @@ async def _answer(
                 said = True
                 yield pending
             if not said:
-                yield APOLOGY[language]
+                yield speech.APOLOGY[language]
     except Unsayable as err:
         _LOGGER.warning("a toy's answer is not said (%s): %s", err, "it stops there" if said else "it apologizes")
         if not said:
-            yield APOLOGY[language]
+            yield speech.APOLOGY[language]
 
 
 def _chunk(completion_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None) -> bytes:

@@ -18,6 +18,19 @@ MAX_SPOKEN = 600
 # A sentence with no end in sight is cut here (at a space, where there is one).
 HARD_CUT = 200
 
+# What the toy says when Home Assistant cannot answer, and in place of an answer that holds a
+# watch word (the parents may give their own), in the child's language: the chat endpoint's
+# (brain.py) and a cloud toy's.
+APOLOGY = {"en": "Sorry, I can't answer that right now.", "zh": "对不起，我现在回答不了。"}  # noqa: RUF001
+SAFE_SENTENCE = {"en": "Let's talk about something else.", "zh": "我们聊点别的吧。"}
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+
+
+def language(text: str) -> str:
+    """The language to answer `text` in: Chinese when it holds CJK characters, else English."""
+    return "zh" if _CJK.search(text) else "en"
+
+
 # A sentence ends at these, and at a line's end; "." "!" "?" only before a space (not in
 # 3.14 or "e.g.x"), the Chinese and Japanese ones anywhere.
 _END = re.compile(r"[.!?;~](?=\s)|[。！？；…\n]")  # noqa: RUF001

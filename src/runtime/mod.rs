@@ -300,17 +300,19 @@ fn newest_states(publish: Vec<crate::bridge::Publish>) -> Vec<crate::bridge::Pub
     kept
 }
 
-/// Publishes at QoS 0 but commands to toys (and what is not retained but events): with
-/// a clean session QoS 1 brings nothing back that a dropped link lost, and under MQTT 5 a
-/// broker's Receive Maximum (Mosquitto's 20) holds QoS 1 publishes back; on a broker that
-/// delays its acknowledgements (the Mosquitto add-on: no `set_tcp_nodelay`), 1,000 toys'
-/// discovery and states took 35 s at QoS 1, against well under a second at QoS 0. A toy's
-/// command stays at QoS 1: its broker then retries it to a toy on a weak WiFi.
+/// Publishes to Home Assistant at QoS 0, commands to toys at QoS 1. With a clean session
+/// QoS 1 brings nothing back that a dropped link lost, and under MQTT 5 a broker's Receive
+/// Maximum (Mosquitto's 20) holds QoS 1 publishes back: on a broker that delays its
+/// acknowledgements (the Mosquitto add-on: no `set_tcp_nodelay`), 1,000 toys' discovery and
+/// states took 35 s at QoS 1, against well under a second at QoS 0. All of Home Assistant's at
+/// one QoS, so they reach the broker in the order sent (a migration's instruction, then the
+/// emptied config: a QoS 1 one waiting for the window came after a QoS 0 one). A toy's command
+/// stays at QoS 1: its broker then retries it to a toy on a weak WiFi.
 async fn apply_one(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
     emit_logs(&out.logs);
     for p in newest_states(out.publish) {
         debug!(topic = %p.topic, retain = p.retain, "publish {}", String::from_utf8_lossy(&p.payload));
-        let qos = if p.at_most_once || (p.side == Side::Ha && p.retain) { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        let qos = if p.at_most_once || p.side == Side::Ha { QoS::AtMostOnce } else { QoS::AtLeastOnce };
         if let Err(e) = links.client(p.side).publish(p.topic.clone(), qos, p.retain, p.payload).await {
             warn!(topic = %p.topic, "cannot publish: {e}");
         }

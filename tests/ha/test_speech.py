@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from custom_components.folotoy.speech import HARD_CUT, MAX_SPOKEN, Sentences, plain
+from custom_components.folotoy.speech import APOLOGY, HARD_CUT, MAX_SPOKEN, SAFE_SENTENCE, Sentences, language, plain
 
 
 def spoken(*pieces: str) -> list[str]:
@@ -64,3 +64,9 @@ def test_a_long_answer_stops_at_the_end_of_the_sentence_that_makes_it_long_enoug
     assert len(out) == MAX_SPOKEN // 50
     assert s.cut
     assert s.feed("More. And more.") == [] and s.rest() == []
+
+
+def test_the_toy_apologizes_and_changes_the_subject_in_the_childs_language():
+    assert language("Turn on the lamp") == "en" and language("开灯") == "zh" and language("ライト") == "zh"
+    assert APOLOGY[language("开灯")] == "对不起，我现在回答不了。"  # noqa: RUF001
+    assert SAFE_SENTENCE[language("Tell me about knives")] == "Let's talk about something else."
