@@ -16,6 +16,7 @@ pub mod folotoy;
 pub mod glance;
 pub mod ha;
 pub mod history;
+pub mod repeats;
 pub mod runtime;
 pub mod saved;
 #[cfg(feature = "demo")]

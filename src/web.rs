@@ -469,6 +469,13 @@ fn from_the_page(headers: &HeaderMap, change: &str, what: &'static str) -> Resul
     Ok(())
 }
 
+/// Asks the bridge's loop and waits for its answer: the loop gone is the bridge stopping.
+async fn ask<Q, A>(bridge: &mpsc::Sender<(Q, oneshot::Sender<A>)>, question: Q) -> Result<A, PageError> {
+    let (reply, answer) = oneshot::channel();
+    bridge.send((question, reply)).await.map_err(|_| PageError::Stopping)?;
+    answer.await.map_err(|_| PageError::Stopping)
+}
+
 /// Deletes everything kept of one toy (see [`from_the_page`]).
 async fn clear(
     State(shared): State<PageState>,
@@ -498,9 +505,7 @@ async fn set_watch_words(
         warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "{why}");
         return Err(PageError::Refused(why));
     }
-    let (reply, answer) = oneshot::channel();
-    shared.watch_edits.send((words, reply)).await.map_err(|_| PageError::Stopping)?;
-    match answer.await.map_err(|_| PageError::Stopping)? {
+    match ask(&shared.watch_edits, words).await? {
         Ok(list) => Ok(Json(list)),
         Err(why) => Err(PageError::Refused(format!("watch words not changed: {why}"))),
     }
@@ -515,9 +520,7 @@ async fn let_in(
 ) -> Result<StatusCode, PageError> {
     from_the_page(&headers, "let-in", "let a toy back in")?;
     let sn = Sn::parse(&sn)?;
-    let (reply, answer) = oneshot::channel();
-    shared.let_ins.send((sn, reply)).await.map_err(|_| PageError::Stopping)?;
-    match answer.await.map_err(|_| PageError::Stopping)? {
+    match ask(&shared.let_ins, sn).await? {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(why) => Err(PageError::Conflict(why)),
     }

@@ -5,10 +5,10 @@ use tracing::warn;
 
 use super::link::{LinkEvent, Role};
 use super::links::{subscribe, Links};
-use super::repeats::Repeats;
 use crate::bridge::{Input, Side};
 use crate::folotoy;
 use crate::ha;
+use crate::repeats::Repeats;
 
 /// Turns a link event into core inputs, parsing at the edge: bad messages
 /// stop here with a warning naming the topic and the reason, told once per

@@ -11,7 +11,6 @@ mod edge;
 pub mod link;
 mod links;
 mod page;
-pub mod repeats;
 mod saver;
 mod writer;
 
@@ -26,13 +25,13 @@ use crate::bridge::core::Level;
 use crate::bridge::{Core, Input, Output, Side};
 use crate::config::{Config, ConfigError};
 use crate::ha;
+use crate::repeats::{self, Repeats};
 use crate::store::{self, StoreError};
 use conversations::Conversations;
 use edge::inputs;
 use link::{LinkEvent, QoS, Role};
 use links::{connect, futures_join, Links};
 use page::Page;
-use repeats::Repeats;
 use saver::Saver;
 
 /// How long shutdown waits for `offline` to reach the broker.

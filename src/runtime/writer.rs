@@ -7,9 +7,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::page::{now_ms, Notices};
-use super::repeats::{self, Repeats};
 use crate::folotoy::Sn;
 use crate::history::{History, HistoryError, Line};
+use crate::repeats::{self, Repeats};
 use crate::web::Changes;
 
 /// Writes sentences to the history off the bridge's loop, makes them

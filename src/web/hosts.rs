@@ -8,6 +8,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::repeats::{Repeats, Tell};
+
 /// A refused host name is warned about at most this often: a site trying
 /// names in a loop must not flood the log.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -18,19 +20,12 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 pub struct Hosts {
     /// Lower case, without a trailing dot.
     names: Vec<String>,
-    warned: Mutex<Warned>,
-}
-
-#[derive(Debug, Default)]
-struct Warned {
-    last: Option<Instant>,
-    /// Refusals since `last`, not warned about.
-    since: u64,
+    warned: Mutex<Repeats<()>>,
 }
 
 impl Hosts {
     pub fn new(names: &[String]) -> Hosts {
-        Hosts { names: names.iter().map(|n| plain(n)).collect(), warned: Mutex::default() }
+        Hosts { names: names.iter().map(|n| plain(n)).collect(), warned: Mutex::new(Repeats::new(WARN_EVERY)) }
     }
 
     /// Whether `host` (a `Host` header: a name or an address, with or without
@@ -55,13 +50,10 @@ impl Hosts {
     /// Whether to warn about a refused name now, and how many refusals went
     /// unwarned since the last warning: one warning a minute at most.
     pub fn warn_now(&self, now: Instant) -> Option<u64> {
-        let mut w = self.warned.lock().expect("not poisoned");
-        if w.last.is_some_and(|last| now.saturating_duration_since(last) < WARN_EVERY) {
-            w.since += 1;
-            return None;
+        match self.warned.lock().expect("not poisoned").happened((), now) {
+            Tell::Now { untold } | Tell::AmongMany { untold } => Some(untold),
+            Tell::Quiet => None,
         }
-        w.last = Some(now);
-        Some(std::mem::take(&mut w.since))
     }
 }
 
