@@ -11,7 +11,7 @@ is deleted, leaves the entity registry here, whether it is enabled or not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from homeassistant.components.mqtt import (
     ReceiveMessage,
@@ -102,16 +102,7 @@ class Discovery:
             if config is not None and self._added.pop(node, None) is not None:
                 self._remove(config)
             return
-        try:
-            config = payloads.player_config(msg.payload)
-        except payloads.Unreadable as err:
-            _LOGGER.warning("Ignoring the media player config on %s: %s", msg.topic, err)
-            return
-        if config is None:
-            _LOGGER.debug("Ignoring %s: not published by folotoy-ha-bridge", msg.topic)
-            return
-        if config.node != node:
-            _LOGGER.warning("Ignoring the media player config on %s: it names device %s", msg.topic, config.node[:80])
+        if (config := _read(msg, node, "media player config", payloads.player_config)) is None:
             return
         old, self.players[node] = self.players.get(node), config
         # The registry is the truth: a player the user deleted (with its device) comes back
@@ -163,16 +154,7 @@ class Discovery:
             if self.bridges.pop(node, None) is not None:
                 self._bridges_changed()
             return
-        try:
-            bridge = payloads.bridge_config(msg.payload)
-        except payloads.Unreadable as err:
-            _LOGGER.warning("Ignoring the bridge config on %s: %s", msg.topic, err)
-            return
-        if bridge is None:
-            _LOGGER.debug("Ignoring %s: not published by folotoy-ha-bridge", msg.topic)
-            return
-        if bridge.node != node:
-            _LOGGER.warning("Ignoring the bridge config on %s: it names device %s", msg.topic, bridge.node[:80])
+        if (bridge := _read(msg, node, "bridge config", payloads.bridge_config)) is None:
             return
         if self.bridges.get(node) != bridge:
             self.bridges[node] = bridge
@@ -204,3 +186,22 @@ class Discovery:
             through = [b for b in bridges if via is not None and (MQTT_DOMAIN, b.node) in via.identifiers]
             bridges = through or bridges
         return bridges[0] if bridges else None
+
+
+def _read[C: (PlayerConfig, BridgeConfig)](
+    msg: ReceiveMessage, node: str, what: str, read: Callable[[str | bytes], C | None]
+) -> C | None:
+    """The bridge's config on `msg` for device `node`; None, saying why at debug level for a
+    config of someone else's and as a warning for one of the bridge's that cannot be used."""
+    try:
+        config = read(msg.payload)
+    except payloads.Unreadable as err:
+        _LOGGER.warning("Ignoring the %s on %s: %s", what, msg.topic, err)
+        return None
+    if config is None:
+        _LOGGER.debug("Ignoring %s: not published by folotoy-ha-bridge", msg.topic)
+        return None
+    if config.node != node:
+        _LOGGER.warning("Ignoring the %s on %s: it names device %s", what, msg.topic, config.node[:80])
+        return None
+    return config

@@ -222,15 +222,21 @@ _OLD_TOPICS = (
 )
 
 
+def _texts(data: dict[str, Any], keys: tuple[str, ...], topics: tuple[str, ...]) -> None:
+    """Each of `keys` is there, and text (the first that is not is said); each of `topics`
+    (some of them) is one topic."""
+    for key in keys:
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise Unreadable(f"{key} is missing or not text")
+    for key in topics:
+        _topic(key, data[key])
+
+
 def player_config(payload: str | bytes) -> PlayerConfig | None:
     """The player in `payload`; None when the config is not the bridge's."""
     if (data := _bridges(payload)) is None:
         return None
-    for key in ("name", "unique_id", "default_entity_id", *_PLAYER_TOPICS):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise Unreadable(f"{key} is missing or not text")
-    for key in _PLAYER_TOPICS:
-        _topic(key, data[key])
+    _texts(data, ("name", "unique_id", "default_entity_id", *_PLAYER_TOPICS), topics=_PLAYER_TOPICS)
     _node(data)
     availability = data.get("availability")
     if not isinstance(availability, list) or not all(isinstance(t, str) and t for t in availability):
@@ -314,11 +320,7 @@ def bridge_config(payload: str | bytes) -> BridgeConfig | None:
     if (data := _bridges(payload)) is None:
         return None
     node = _node(data)
-    for key in (*_BRIDGE_TOPICS, "toy_node"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise Unreadable(f"{key} is missing or not text")
-    for key in _BRIDGE_TOPICS:
-        _topic(key, data[key])
+    _texts(data, (*_BRIDGE_TOPICS, "toy_node"), topics=_BRIDGE_TOPICS)
     template = data["conversation_topic"]
     if template.count(SN) != 1 or SN not in template.split("/"):
         raise Unreadable(f"conversation_topic {template[:80]!r} does not have {SN} as one level")
