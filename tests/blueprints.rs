@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use folotoy_ha_bridge::ha::entities::{Entity, Key, Kind};
 use folotoy_ha_bridge::ha::states::{alert_event, Alert, Spoken};
 use folotoy_ha_bridge::saved::Heard;
-use folotoy_ha_bridge::watch::Speaker;
+use folotoy_ha_bridge::watch::{Hit, Speaker};
 use serde_yaml::Value;
 
 fn blueprints() -> Vec<PathBuf> {
@@ -138,7 +138,7 @@ fn the_watch_word_blueprint_reads_what_the_alert_event_really_has() {
     for speaker in [Speaker::Child, Speaker::Toy] {
         let spoken =
             Spoken { speaker, sentence: "I have a knife", recording_id: Some(1), order: Some(1), role: Some(1) };
-        let alert = Alert { spoken, phrases: vec!["knife"], held_back: false };
+        let alert = Alert { spoken, phrases: vec![Hit { phrase: "knife", category: None }], held_back: false };
         let event: serde_json::Value = serde_json::from_str(&alert_event(&alert)).unwrap();
         assert!(event_types.contains(&event["event_type"].as_str().unwrap()), "{event}");
         for attribute in ["event_type", "phrase", "sentence"] {

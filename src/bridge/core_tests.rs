@@ -1763,8 +1763,8 @@ fn a_watch_word_the_child_says_fires_a_child_said_alert_beside_the_conversation_
     let out = b.at(secs(0), heard(7, "这把刀很锋利"));
     assert_eq!(
         alerts(&out),
-        [json!({"event_type": "child_said", "phrase": "刀", "phrases": ["刀"], "sentence": "这把刀很锋利",
-                "recording_id": 7})]
+        [json!({"event_type": "child_said", "phrase": "刀", "category": "own", "phrases": ["刀"],
+                "categories": ["own"], "sentence": "这把刀很锋利", "recording_id": 7})]
     );
     assert_eq!(conversation_events(&out).len(), 1, "the Conversation event fires as ever");
     let out = b.at(secs(1), heard(8, "I have a KNIFE!"));

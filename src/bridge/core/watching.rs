@@ -1,30 +1,55 @@
 //! The watch words in force: the configured ones (add-on options or the
-//! configuration file) and those a parent added on the page, which are saved
-//! with the bridge's state.
+//! configuration file), those a parent added on the page, and the ready lists
+//! a parent turned on there; the page's are saved with the bridge's state.
 
 use super::*;
 use crate::config::WatchWord;
+use crate::watch_lists::Choices;
 
 /// Where the page's edit of the watch words is logged.
 pub const PAGE_WATCH_WORDS: &str = "page: watch words";
 
-/// The page's watch words, and both lists ready to look for.
+/// The page's watch words and ready lists, and all of them ready to look for.
 #[derive(Debug)]
 pub(super) struct Watching {
     page: Vec<WatchWord>,
+    lists: Choices,
     all: WatchWords,
 }
 
 impl Watching {
     /// The configured words and the page's saved ones (those that no longer
-    /// pass beside the configured ones are dropped, with a log line).
-    pub(super) fn new(configured: &[WatchWord], saved: Vec<WatchWord>, logs: &mut Vec<Log>) -> Watching {
+    /// pass beside the configured ones are dropped, with a log line), and the
+    /// saved choice of ready lists (one naming a list or phrase this release
+    /// does not have is dropped, with a log line).
+    pub(super) fn new(
+        configured: &[WatchWord],
+        saved: Vec<WatchWord>,
+        saved_lists: Choices,
+        logs: &mut Vec<Log>,
+    ) -> Watching {
         let page = kept_page_words(configured, saved, logs);
-        Watching { all: combined(configured, &page), page }
+        let mut lists = Choices::new();
+        for (key, choice) in saved_lists {
+            let one = Choices::from([(key, choice)]);
+            match crate::watch_lists::check(&one) {
+                Ok(()) => lists.extend(one),
+                Err(why) => logs.push(Log {
+                    level: Level::Info,
+                    topic: PAGE_WATCH_WORDS.to_owned(),
+                    message: format!("a saved choice of ready watch lists is left out: {why}"),
+                }),
+            }
+        }
+        Watching { all: combined(configured, &page, &lists), page, lists }
     }
 
     pub(super) fn page(&self) -> &[WatchWord] {
         &self.page
+    }
+
+    pub(super) fn lists(&self) -> &Choices {
+        &self.lists
     }
 
     pub(super) fn all(&self) -> &WatchWords {
@@ -35,7 +60,16 @@ impl Watching {
     fn set_page(&mut self, configured: &[WatchWord], words: Vec<WatchWord>) -> Result<(), String> {
         check_page_words(configured, &words)?;
         self.page = words.into_iter().map(|w| WatchWord::new(w.phrase.trim(), w.side)).collect();
-        self.all = combined(configured, &self.page);
+        self.all = combined(configured, &self.page, &self.lists);
+        Ok(())
+    }
+
+    /// Replaces the choice of ready lists; `Err` says why not, and nothing changes.
+    fn set_lists(&mut self, configured: &[WatchWord], lists: Choices) -> Result<(), String> {
+        crate::watch_lists::check(&lists)?;
+        // Lists turned off for every toy are not kept, unless phrases of theirs are switched off.
+        self.lists = lists.into_iter().filter(|(_, c)| c.is_on() || !c.off.is_empty()).collect();
+        self.all = combined(configured, &self.page, &self.lists);
         Ok(())
     }
 
@@ -44,11 +78,11 @@ impl Watching {
     /// the watch words it holds, none meaning yes. One held back fires the
     /// toy's Alert event (`toy_said`, `held_back`), as a sentence said would.
     pub(super) fn screen(&self, cx: &mut Cx, topic: &str, id: &str, sn: Option<&str>, text: &str) {
-        let phrases = self.all.hits(Speaker::Toy, text);
         let toy = sn.and_then(|s| Sn::parse(s).ok()).filter(|sn| cx.toys.has(sn));
+        let phrases = self.all.found(toy.as_ref().map(Sn::as_str), Speaker::Toy, text);
         if !phrases.is_empty() {
             let whose = toy.as_ref().map_or_else(|| "a toy not known here".to_owned(), |sn| format!("toy {sn}"));
-            cx.log(Level::Info, topic, format!("an answer for {whose} is held back: it holds {:?}", phrases[0]));
+            cx.log(Level::Info, topic, format!("an answer for {whose} is held back: it holds {:?}", phrases[0].phrase));
             if let (Some(sn), true) = (&toy, cx.connected.ha) {
                 let spoken = ha::states::Spoken {
                     speaker: Speaker::Toy,
@@ -63,7 +97,8 @@ impl Watching {
         }
         // At most once, as the integration asks (see its brain.py): on the local broker nothing
         // is lost, and an acknowledgement would hold the next message back behind Nagle's delay.
-        let verdict = serde_json::json!({ "phrases": phrases }).to_string();
+        let named: Vec<&str> = phrases.iter().map(|h| h.phrase).collect();
+        let verdict = serde_json::json!({ "phrases": named }).to_string();
         cx.out.event(cx.cfg.topics.screen_response(id), verdict);
     }
 }
@@ -91,6 +126,36 @@ impl Core {
         out.save = true;
         Ok(out)
     }
+
+    /// The ready lists a parent turned on, and the phrases switched off.
+    pub fn watch_lists(&self) -> &Choices {
+        self.concerns.watching.lists()
+    }
+
+    /// Replaces the choice of ready lists, if each names a list and phrases of
+    /// it; else why not, and nothing changes.
+    pub fn set_watch_lists(&mut self, lists: Choices) -> Result<Output, String> {
+        self.concerns.watching.set_lists(&self.common.cfg.watch_words, lists)?;
+        let mut out = Output::default();
+        let shown: Vec<String> = self
+            .watch_lists()
+            .iter()
+            .filter(|(_, c)| c.is_on())
+            .map(|(key, c)| {
+                let whom = if c.all {
+                    "every toy".to_owned()
+                } else {
+                    c.toys.iter().map(Sn::as_str).collect::<Vec<_>>().join(", ")
+                };
+                let off = if c.off.is_empty() { String::new() } else { format!(", {} phrases off", c.off.len()) };
+                format!("{key} ({whom}{off})")
+            })
+            .collect();
+        let shown = if shown.is_empty() { "none".to_owned() } else { shown.join("; ") };
+        out.log(Level::Info, PAGE_WATCH_WORDS, format!("ready watch lists on: {shown}"));
+        out.save = true;
+        Ok(out)
+    }
 }
 
 /// The page's words, checked against the configured ones: `Err` says why not.
@@ -110,8 +175,9 @@ fn check_page_words(configured: &[WatchWord], page: &[WatchWord]) -> Result<(), 
     })
 }
 
-pub(super) fn combined(configured: &[WatchWord], page: &[WatchWord]) -> WatchWords {
+pub(super) fn combined(configured: &[WatchWord], page: &[WatchWord], lists: &Choices) -> WatchWords {
     WatchWords::new(configured.iter().chain(page).map(|w| (w.phrase.as_str(), w.side)))
+        .with_lists(crate::watch_lists::in_force(lists))
 }
 
 /// The page's saved words that can still be watched beside the configured
@@ -158,7 +224,7 @@ mod tests {
     #[test]
     fn a_saved_page_word_now_in_the_configuration_is_left_out_with_a_log_line() {
         let mut logs = Vec::new();
-        let watching = Watching::new(&words(&["matches"]), words(&["matches", "lighter"]), &mut logs);
+        let watching = Watching::new(&words(&["matches"]), words(&["matches", "lighter"]), Choices::new(), &mut logs);
         assert_eq!(watching.page(), words(&["lighter"]));
         assert_eq!(logs.len(), 1);
         assert!(logs[0].message.starts_with("a watch word added on the page is left out: "), "{logs:?}");
@@ -168,7 +234,7 @@ mod tests {
     #[test]
     fn an_answer_holding_a_watch_word_is_held_back_with_the_toys_alert() {
         let mut b = Bench::new(config());
-        let watching = Watching::new(&words(&["matches"]), Vec::new(), &mut Vec::new());
+        let watching = Watching::new(&words(&["matches"]), Vec::new(), Choices::new(), &mut Vec::new());
         watching.screen(&mut b.cx(), "t", "r1", Some(BUNNY), "Let's play with matches");
         let out = b.take();
         let verdict = out.last_on("folotoy/bridge/screen/verdict/r1").expect("a verdict");
