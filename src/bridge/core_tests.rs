@@ -1797,8 +1797,8 @@ fn each_sentence_of_the_toy_is_checked_as_it_arrives_with_its_order_and_role() {
     assert_eq!(out.state("said"), None, "the sensor waits for the end of the second");
     assert_eq!(
         alerts(&out),
-        [json!({"event_type": "toy_said", "phrase": "knife", "phrases": ["knife", "stupid"],
-                "sentence": "a stupid knife", "recording_id": 31, "order": 2, "role": 3})]
+        [json!({"event_type": "toy_said", "phrase": "knife", "category": "own", "phrases": ["knife", "stupid"],
+                "categories": ["own"], "sentence": "a stupid knife", "recording_id": 31, "order": 2, "role": 3})]
     );
     // The same sentence sent again is not a second alert; a corrected one is looked at anew.
     assert!(alerts(&b.at(ms(300), said(31, 2, " a stupid knife"))).is_empty());
