@@ -383,7 +383,12 @@ mod tests {
         let named: Vec<(&str, Option<&str>)> = found.iter().map(|h| (h.phrase, h.category)).collect();
         assert_eq!(
             named,
-            [(("knife"), None), ("matches", Some("danger")), ("naked", Some("adult")), ("want to die", Some("distress"))],
+            [
+                (("knife"), None),
+                ("matches", Some("danger")),
+                ("naked", Some("adult")),
+                ("want to die", Some("distress"))
+            ],
             "the parent's own first, a phrase in both once"
         );
         assert!(w.found(Some("bear"), Speaker::Child, "naked").is_empty(), "not on for this toy");

@@ -157,6 +157,47 @@ pub fn in_force(choices: &Choices) -> Vec<(&'static str, Sides, &'static str, Op
     out
 }
 
+/// A ready list as the page shows it: what it holds, and the parent's choice.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListShown {
+    pub key: &'static str,
+    pub title: &'static str,
+    pub sides: Sides,
+    pub all: bool,
+    pub toys: Vec<Sn>,
+    pub phrases: Vec<PhraseShown>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhraseShown {
+    #[serde(flatten)]
+    pub phrase: ListPhrase,
+    /// Not switched off.
+    pub on: bool,
+}
+
+/// Every ready list, with the parent's choice of it.
+pub fn shown(choices: &Choices) -> Vec<ListShown> {
+    categories()
+        .iter()
+        .map(|c| {
+            let choice = choices.get(c.key).cloned().unwrap_or_default();
+            ListShown {
+                key: c.key,
+                title: c.title,
+                sides: c.sides,
+                all: choice.all,
+                toys: choice.toys.iter().cloned().collect(),
+                phrases: c
+                    .phrases
+                    .iter()
+                    .map(|p| PhraseShown { phrase: *p, on: !choice.off.contains(p.phrase) })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +224,9 @@ mod tests {
         choices.insert("danger".into(), Choice { all: true, off: ["knife".into()].into(), ..Choice::default() });
         assert_eq!(check(&choices), Ok(()));
         choices.insert("weapons".into(), Choice::default());
-        assert!(check(&choices).unwrap_err().starts_with(r#"there is no ready watch list "weapons"; there are distress, "#));
+        assert!(check(&choices)
+            .unwrap_err()
+            .starts_with(r#"there is no ready watch list "weapons"; there are distress, "#));
         choices.remove("weapons");
         choices.get_mut("danger").unwrap().off.insert("naked".into());
         assert_eq!(check(&choices).unwrap_err(), r#""naked" is not a phrase of the list "danger""#);

@@ -9,7 +9,8 @@ const TOY: &str = "fcb467dad0c0";
 
 /// Every list on for every toy.
 fn all_lists() -> WatchWords {
-    let choices: Choices = categories().iter().map(|c| (c.key.to_owned(), Choice { all: true, ..Choice::default() })).collect();
+    let choices: Choices =
+        categories().iter().map(|c| (c.key.to_owned(), Choice { all: true, ..Choice::default() })).collect();
     WatchWords::default().with_lists(in_force(&choices))
 }
 
@@ -120,10 +121,7 @@ fn every_ready_list_finds_its_own_examples_in_english_and_chinese() {
         let (mut english, mut chinese) = (0, 0);
         for sentence in *sentences {
             let found = lists.found(Some(TOY), Speaker::Child, sentence);
-            assert!(
-                found.iter().any(|h| h.category == Some(category)),
-                "{category}: {sentence:?} found {found:?}"
-            );
+            assert!(found.iter().any(|h| h.category == Some(category)), "{category}: {sentence:?} found {found:?}");
             if sentence.is_ascii() || sentence.contains('’') {
                 english += 1;
             } else {

@@ -308,8 +308,7 @@ impl Core {
             (sn, at)
         });
         let toys = toys::Toys::from_saved(&cfg, saved.toys, deleted.collect(), &mut logs);
-        let watching =
-            watching::Watching::new(&cfg.watch_words, saved.page_watch_words, saved.watch_lists, &mut logs);
+        let watching = watching::Watching::new(&cfg.watch_words, saved.page_watch_words, saved.watch_lists, &mut logs);
         let concerns = Concerns {
             commands: commands::Commands::new(Pending::starting_at(saved.next_msg_id)),
             republishing: republish::Republishing::new(saved.discovery_topics),

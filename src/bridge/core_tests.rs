@@ -2705,7 +2705,8 @@ fn lists(entries: &[(&str, bool, &[&str], &[&str])]) -> crate::watch_lists::Choi
 fn a_ready_list_turned_on_alerts_with_its_category_for_its_toys_and_is_kept_over_a_restart() {
     let mut b = Bridge::up(watching());
     assert!(alerts(&b.at(secs(0), heard(1, "Where are the matches?"))).is_empty(), "off until turned on");
-    let chosen = lists(&[("danger", true, &[], &["pills"]), ("distress", false, &[SN], &[]), ("adult", false, &[BEAR], &[])]);
+    let chosen =
+        lists(&[("danger", true, &[], &["pills"]), ("distress", false, &[SN], &[]), ("adult", false, &[BEAR], &[])]);
     let out = b.core.set_watch_lists(chosen.clone()).expect("taken");
     assert!(out.save, "kept with the bridge's state");
     assert_eq!(
@@ -2743,7 +2744,10 @@ fn a_choice_of_a_list_or_phrase_not_known_is_refused_and_nothing_changes() {
     assert_eq!(why, "\"spoon\" is not a phrase of the list \"danger\"");
     assert_eq!(alerts(&b.at(secs(1), heard(1, "matches")))[0]["category"], "danger", "unchanged");
     // A saved choice this release does not know is left out with a note.
-    let saved = Snapshot { watch_lists: lists(&[("weapons", true, &[], &[]), ("adult", true, &[], &[])]), ..Snapshot::default() };
+    let saved = Snapshot {
+        watch_lists: lists(&[("weapons", true, &[], &[]), ("adult", true, &[], &[])]),
+        ..Snapshot::default()
+    };
     let (b, logs) = Bridge::restore_with_logs(watching(), saved);
     assert_eq!(b.core.watch_lists().keys().collect::<Vec<_>>(), ["adult"]);
     assert!(logs[0].message.starts_with("a saved choice of ready watch lists is left out: "), "{logs:?}");

@@ -152,18 +152,24 @@ impl Running {
                     p.answer(reply, &self.core);
                 }
             }
-            Ask::WatchWords((words, reply)) => match self.core.set_page_watch_words(words) {
-                Ok(out) => {
-                    self.apply(out).await;
-                    if let Some(p) = &self.page {
-                        let _ = reply.send(Ok(p.watching(&self.core)));
+            Ask::WatchWords((change, reply)) => {
+                let (taken, what) = match change {
+                    crate::web::WatchChange::Words(words) => (self.core.set_page_watch_words(words), "watch words"),
+                    crate::web::WatchChange::Lists(lists) => (self.core.set_watch_lists(lists), "ready watch lists"),
+                };
+                match taken {
+                    Ok(out) => {
+                        self.apply(out).await;
+                        if let Some(p) = &self.page {
+                            let _ = reply.send(Ok(p.watching(&self.core)));
+                        }
+                    }
+                    Err(why) => {
+                        warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "{what} not changed: {why}");
+                        let _ = reply.send(Err(why));
                     }
                 }
-                Err(why) => {
-                    warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "watch words not changed: {why}");
-                    let _ = reply.send(Err(why));
-                }
-            },
+            }
             Ask::LetIn((sn, reply)) => match self.core.let_back_in(&sn, std::time::Instant::now()) {
                 Ok(out) => {
                     self.apply(out).await;
@@ -236,7 +242,7 @@ fn begin_day(core: &mut Core, zone: &crate::glance::Zone, reader: &crate::histor
 enum Ask {
     /// The bridge's state now.
     Status(crate::web::StatusRequest),
-    /// To take the page's own watch words.
+    /// To take the page's own watch words, or its choice of ready lists.
     WatchWords(crate::web::WatchEdit),
     /// To let a toy deleted in Home Assistant back in.
     LetIn(crate::web::LetIn),
