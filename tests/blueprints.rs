@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use folotoy_ha_bridge::ha::entities::{Entity, Key, Kind};
-use folotoy_ha_bridge::ha::states::{alert_event, Alert, Spoken};
+use folotoy_ha_bridge::ha::states::{alert_event, Alert, Spoken, OWN_WORDS};
+use folotoy_ha_bridge::watch_lists::categories;
 use folotoy_ha_bridge::saved::Heard;
 use folotoy_ha_bridge::watch::{Hit, Speaker};
 use serde_yaml::Value;
@@ -141,12 +142,29 @@ fn the_watch_word_blueprint_reads_what_the_alert_event_really_has() {
         let alert = Alert { spoken, phrases: vec![Hit { phrase: "knife", category: None }], held_back: false };
         let event: serde_json::Value = serde_json::from_str(&alert_event(&alert)).unwrap();
         assert!(event_types.contains(&event["event_type"].as_str().unwrap()), "{event}");
-        for attribute in ["event_type", "phrase", "sentence"] {
+        for attribute in ["event_type", "phrase", "category", "categories", "sentence"] {
             assert!(event.get(attribute).is_some(), "the {speaker:?} alert has no {attribute}: {event}");
             assert!(text.contains(&format!("attributes.{attribute}")), "the blueprint does not read {attribute}");
         }
     }
     assert!(text.contains("event_type == 'child_said'"), "the message tells the child's words from the toy's");
+    // Urgent lists: each ready list and the parent's own words, distress by default; an urgent
+    // alert carries the companion app's critical notification for iPhone and Android.
+    let urgent = &bp["blueprint"]["input"]["urgent_lists"];
+    let options: Vec<&str> = urgent["selector"]["select"]["options"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    let mut lists: Vec<&str> = categories().iter().map(|c| c.key).collect();
+    lists.push(OWN_WORDS);
+    assert_eq!(options, lists);
+    assert_eq!(urgent["default"], serde_yaml::from_str::<Value>("[distress]").unwrap());
+    let data = bp["variables"]["notification_data"].as_str().unwrap();
+    for part in ["'critical': 1", "'volume': 1.0", "'ttl': 0", "'priority': 'high'", "'channel': 'alarm_stream'"] {
+        assert!(data.contains(part), "the critical notification has no {part}: {data}");
+    }
     // It picks the toys' event entities, and the default action is one Home Assistant always has.
     assert_eq!(bp["blueprint"]["input"]["alert"]["selector"]["entity"]["filter"][0]["domain"], "event");
     assert_eq!(bp["blueprint"]["input"]["notify"]["default"][0]["action"], "persistent_notification.create");
