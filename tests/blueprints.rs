@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use folotoy_ha_bridge::ha::entities::{Entity, Key, Kind};
 use folotoy_ha_bridge::ha::states::{alert_event, Alert, Spoken, OWN_WORDS};
-use folotoy_ha_bridge::watch_lists::categories;
 use folotoy_ha_bridge::saved::Heard;
 use folotoy_ha_bridge::watch::{Hit, Speaker};
+use folotoy_ha_bridge::watch_lists::categories;
 use serde_yaml::Value;
 
 fn blueprints() -> Vec<PathBuf> {
