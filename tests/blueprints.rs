@@ -46,7 +46,7 @@ fn input_refs(v: &Value, found: &mut BTreeSet<String>) {
 fn there_are_blueprints_to_announce_act_on_a_phrase_set_bedtime_and_notify_on_watch_words() {
     let names: Vec<String> =
         blueprints().iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
-    for wanted in ["announce", "act_on_phrase", "bedtime", "notify_on_watch_word", "daily_digest"] {
+    for wanted in ["announce", "act_on_phrase", "bedtime", "notify_on_watch_word", "daily_digest", "weekly_report"] {
         assert!(names.iter().any(|n| n == wanted), "no {wanted}.yaml in {names:?}");
     }
 }
@@ -171,27 +171,33 @@ fn the_watch_word_blueprint_reads_what_the_alert_event_really_has() {
 }
 
 #[test]
-fn the_daily_digest_asks_the_integration_for_a_toys_day_and_reads_what_it_answers() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints/automation/folotoy/daily_digest.yaml");
-    let bp = load(&path);
-    let text = std::fs::read_to_string(&path).unwrap();
-    // The toy is a device of the bridge's: MQTT's, made by FoloToy (the toys' device's manufacturer).
-    let toy = &bp["blueprint"]["input"]["toy"]["selector"]["device"]["filter"][0];
-    assert_eq!(toy["integration"], "mqtt");
-    assert_eq!(toy["manufacturer"], "FoloToy");
-    let first = &bp["actions"][0];
-    assert_eq!(first["action"], "folotoy.get_conversation");
-    assert!(matches!(&first["data"]["device_id"], Value::Tagged(t) if t.value == "toy"), "{first:?}");
-    let day = first["response_variable"].as_str().unwrap();
+fn the_daily_digest_and_the_weekly_report_ask_the_integration_for_a_toys_days_and_read_what_it_answers() {
     // What custom_components/folotoy/conversation.py answers.
     let services = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("custom_components/folotoy/conversation.py"),
     )
     .unwrap();
-    for field in ["toy", "date", "exchanges", "transcript", "truncated"] {
-        assert!(text.contains(&format!("{day}.{field}")), "the blueprint does not read {field}");
-        assert!(services.contains(&format!("\"{field}\":")), "the action does not answer {field}");
+    for (name, days, fields) in [
+        ("daily_digest", None, &["toy", "date", "exchanges", "transcript", "truncated"][..]),
+        ("weekly_report", Some(7), &["toy", "date", "first_date", "exchanges", "transcript", "truncated", "days"][..]),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("blueprints/automation/folotoy/{name}.yaml"));
+        let bp = load(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The toy is a device of the bridge's: MQTT's, made by FoloToy (the toys' device's manufacturer).
+        let toy = &bp["blueprint"]["input"]["toy"]["selector"]["device"]["filter"][0];
+        assert_eq!(toy["integration"], "mqtt", "{name}");
+        assert_eq!(toy["manufacturer"], "FoloToy", "{name}");
+        let first = &bp["actions"][0];
+        assert_eq!(first["action"], "folotoy.get_conversation", "{name}");
+        assert!(matches!(&first["data"]["device_id"], Value::Tagged(t) if t.value == "toy"), "{first:?}");
+        assert_eq!(first["data"]["days"].as_u64(), days, "{name}");
+        let answer = first["response_variable"].as_str().unwrap();
+        for field in fields {
+            assert!(text.contains(&format!("{answer}.{field}")), "{name} does not read {field}");
+            assert!(services.contains(&format!("\"{field}\"")), "the action does not answer {field}");
+        }
+        assert!(text.contains("action: ai_task.generate_data"), "{name} asks Home Assistant's AI");
+        assert!(text.contains("task_name:") && text.contains("instructions:"), "ai_task.generate_data's fields");
     }
-    assert!(text.contains("action: ai_task.generate_data"), "it asks Home Assistant's AI");
-    assert!(text.contains("task_name:") && text.contains("instructions:"), "ai_task.generate_data's fields");
 }

@@ -11,6 +11,7 @@ a ValueError, where Python's own raises RecursionError.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import voluptuous as vol
@@ -95,6 +96,16 @@ class Exchange:
 
 
 @dataclass(frozen=True)
+class Talk:
+    """How much a toy talked on one day of the window, counted by the bridge from every
+    sentence of that day (the rule of the day at a glance), kept or left out of the answer."""
+
+    day: date
+    exchanges: int
+    talk_minutes: int
+
+
+@dataclass(frozen=True)
 class Day:
     """The bridge's answer to `folotoy.get_conversation`, or its refusal (`error`)."""
 
@@ -103,6 +114,8 @@ class Day:
     error: str | None = None
     # Why messages were left out (the first reason) and how many, when some were.
     left_out: tuple[int, str] | None = None
+    # The window's days with talk, oldest first; None from a bridge too old to count them.
+    talk: list[Talk] | None = None
 
 
 def _exchange(message: Any) -> Exchange:
@@ -118,6 +131,22 @@ def _exchange(message: Any) -> Exchange:
     if role is not None and not _int(role):
         raise Unreadable(f"a message's role is {_kind(role)}, not a number")
     return Exchange(t=t, text=text, child=kind == "heard", role=role)
+
+
+def _talk(value: Any) -> Talk:
+    if not isinstance(value, dict):
+        raise Unreadable(f"a day is {_kind(value)}, not an object")
+    day, exchanges, minutes = value.get("day"), value.get("exchanges"), value.get("talk_minutes")
+    try:
+        when = date.fromisoformat(day) if isinstance(day, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise Unreadable(f"a day's day is {_kind(day)}, not a date")
+    for name, count in (("exchanges", exchanges), ("talk_minutes", minutes)):
+        if not _int(count) or count < 0:
+            raise Unreadable(f"a day's {name} is {_kind(count)}, not a count")
+    return Talk(when, exchanges, minutes)
 
 
 def day(payload: str | bytes) -> Day:
@@ -140,7 +169,11 @@ def day(payload: str | bytes) -> Day:
         except Unreadable as err:
             first = first or str(err)
     left_out = (len(messages) - len(exchanges), first) if first is not None else None
-    return Day(exchanges, truncated, left_out=left_out)
+    days = answer.get("days")
+    if days is not None and not isinstance(days, list):
+        raise Unreadable(f"days is {_kind(days)}, not a list")
+    talk = [_talk(d) for d in days] if days is not None else None
+    return Day(exchanges, truncated, left_out=left_out, talk=talk)
 
 
 # --- The bridge's configs for this integration (discovery.py follows them).

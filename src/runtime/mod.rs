@@ -109,10 +109,13 @@ impl Running {
         if let (Some(zone), Some(reader)) = (&zone, reader) {
             begin_day(&mut core, zone, reader);
         }
-        let conversations = Conversations::new(match &page {
-            Some(p) => p.reader.clone().ok_or("history.enabled is false"),
-            None => Err("the page is off (web.enabled is false), and the history with it"),
-        });
+        let conversations = Conversations::new(
+            match &page {
+                Some(p) => p.reader.clone().ok_or("history.enabled is false"),
+                None => Err("the page is off (web.enabled is false), and the history with it"),
+            },
+            zone.clone(),
+        );
         let saver = Saver::start(state_file);
         let refused = Repeats::new(repeats::EVERY);
         Ok((Running { core, links, page, saver, conversations, topics, refused }, rx))
