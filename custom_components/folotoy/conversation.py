@@ -262,6 +262,7 @@ def _days(first: date, count: int, talk: list[payloads.Talk]) -> list[dict[str, 
                 "date": day.isoformat(),
                 "exchanges": t.exchanges if t else 0,
                 "talk_minutes": t.talk_minutes if t else 0,
+                "alerts": dict(t.alerts) if t else {},
             }
         )
     return days

@@ -103,6 +103,8 @@ class Talk:
     day: date
     exchanges: int
     talk_minutes: int
+    # Sentences that held a phrase watched now, by its category (`own`: the parent's words).
+    alerts: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,12 @@ def _talk(value: Any) -> Talk:
     for name, count in (("exchanges", exchanges), ("talk_minutes", minutes)):
         if not _int(count) or count < 0:
             raise Unreadable(f"a day's {name} is {_kind(count)}, not a count")
-    return Talk(when, exchanges, minutes)
+    alerts = value.get("alerts", {})
+    if not isinstance(alerts, dict) or not all(
+        isinstance(c, str) and len(c) <= 64 and _int(n) and n >= 0 for c, n in alerts.items()
+    ):
+        raise Unreadable("a day's alerts are not counts by category")
+    return Talk(when, exchanges, minutes, dict(alerts))
 
 
 def day(payload: str | bytes) -> Day:

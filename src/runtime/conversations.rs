@@ -7,16 +7,18 @@
 //! (the window is the caller's: Home Assistant knows its time zone, the bridge
 //! does not). The answer, on `<base>/bridge/conversation/response/<id>`, not
 //! retained: `{"id", "sn", "messages": [{"t", "kind", "text", "role"}], "truncated",
-//! "days": [{"day", "exchanges", "talk_minutes"}]}` (messages oldest first; the newest
-//! [`MAX_MESSAGES`] messages and at most [`MAX_BYTES`] of them; `days` counts every
-//! sentence of the window, left out or not, by the day at a glance's rule, oldest day
-//! first, days without a sentence left out) or `{"id", "error"}`. A request without a usable id is only
+//! "days": [{"day", "exchanges", "talk_minutes", "alerts": {"<category>": n}}]}` (messages
+//! oldest first; the newest [`MAX_MESSAGES`] messages and at most [`MAX_BYTES`] of them;
+//! `days` counts every sentence of the window, left out or not, by the day at a glance's
+//! rule, and the sentences that hold a phrase watched now, by its category (`own` for the
+//! parent's words); oldest day first, days without a sentence left out) or `{"id", "error"}`. A request without a usable id is only
 //! warned about: there is nowhere to answer it.
 //!
 //! Nothing here is the core's to decide (no toy's state changes), so the
 //! runtime handles it beside the core, which only says which toys it knows;
 //! the history is read on a blocking thread, never on the bridge's loop.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::link::{AsyncClient, QoS};
@@ -26,8 +28,10 @@ use tracing::warn;
 
 use crate::folotoy::Sn;
 use crate::glance::{self, DaySummary, Zone};
+use crate::ha::states::OWN_WORDS;
 use crate::ha::Topics;
-use crate::history::{LineKind, Message, Reader};
+use crate::history::{Line, LineKind, Message, Reader};
+use crate::watch::{Speaker, WatchWords};
 
 /// The most messages in one answer (the newest of the window).
 pub const MAX_MESSAGES: usize = 500;
@@ -137,7 +141,16 @@ struct DayReply<'a> {
     sn: &'a str,
     messages: Vec<Out<'a>>,
     truncated: bool,
-    days: &'a [DaySummary],
+    days: &'a [WindowDay],
+}
+
+/// A day of the window: how much the toy talked, and the sentences that held a
+/// watched phrase, by category.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowDay {
+    #[serde(flatten)]
+    talk: DaySummary,
+    alerts: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -153,7 +166,7 @@ pub fn error(id: &str, reason: &str) -> Vec<u8> {
 /// The answer: of `messages` (oldest first, the window's and perhaps one more
 /// than [`MAX_MESSAGES`]), those in `[from_ms, to_ms)`, the newest first kept
 /// within the limits; and the window's `days`.
-pub fn answer(request: &Request, sn: &str, messages: &[Message], days: &[DaySummary]) -> Vec<u8> {
+pub fn answer(request: &Request, sn: &str, messages: &[Message], days: &[WindowDay]) -> Vec<u8> {
     let within: Vec<&Message> = messages.iter().filter(|m| m.t >= request.from_ms && m.t < request.to_ms).collect();
     let mut kept = Vec::new();
     let mut bytes = 0;
@@ -187,11 +200,13 @@ impl Conversations {
 
     /// A message on the request topic: refused with a warning, or read and
     /// answered on a task of its own.
+    #[allow(clippy::too_many_arguments)]
     pub fn handle<'a>(
         &self,
         topics: &Topics,
         client: &AsyncClient,
         mut toys: impl Iterator<Item = &'a Sn>,
+        watching: &WatchWords,
         topic: &str,
         payload: &[u8],
         retained: bool,
@@ -225,11 +240,12 @@ impl Conversations {
         let client = client.clone();
         let topic = topic.to_owned();
         let zone = self.zone.clone();
+        let watching = watching.clone();
         tokio::spawn(async move {
             let read = {
-                let (sn, request) = (sn.clone(), request.clone());
                 let now = crate::dates::unix_ms(std::time::SystemTime::now());
-                tokio::task::spawn_blocking(move || read(&reader, &sn, &request, zone.as_ref(), now)).await
+                let within = Window { sn: sn.clone(), request: request.clone(), now };
+                tokio::task::spawn_blocking(move || read(&reader, &within, zone.as_ref(), &watching)).await
             };
             drop(permit);
             let payload = match read {
@@ -247,22 +263,48 @@ impl Conversations {
     }
 }
 
+/// What a request reads: a toy's window, at a moment.
+struct Window {
+    sn: Sn,
+    request: Request,
+    now: u64,
+}
+
 /// The window's newest messages (one more than an answer holds, so it can say
 /// it left some out), and its days counted from every sentence in it.
 fn read(
     reader: &Reader,
-    sn: &Sn,
-    request: &Request,
+    w: &Window,
     zone: Option<&Zone>,
-    now: u64,
-) -> Result<(Vec<Message>, Vec<DaySummary>), crate::history::HistoryError> {
-    let messages = reader.messages(sn, request.to_ms, MAX_MESSAGES + 1, now)?;
+    watching: &WatchWords,
+) -> Result<(Vec<Message>, Vec<WindowDay>), crate::history::HistoryError> {
+    let messages = reader.messages(&w.sn, w.request.to_ms, MAX_MESSAGES + 1, w.now)?;
     let Some(zone) = zone else { return Ok((messages, Vec::new())) };
-    let sentences = reader.sentence_times(Some(sn), request.from_ms, now)?;
-    let within = sentences.into_iter().map(|(_, t, kind)| (t, kind)).take_while(|(t, _)| *t < request.to_ms);
-    let mut days = glance::by_day(zone, within);
+    let lines = reader.lines(&w.sn, w.request.from_ms, w.request.to_ms, w.now)?;
+    Ok((messages, window_days(zone, watching, &w.sn, &lines)))
+}
+
+/// Each day of `lines` (oldest first): the day at a glance's counts, and how
+/// many sentences held a phrase of each category watched for the toy now.
+fn window_days(zone: &Zone, watching: &WatchWords, sn: &Sn, lines: &[Line]) -> Vec<WindowDay> {
+    let mut alerts: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    for line in lines {
+        let speaker = if line.kind == LineKind::Heard { Speaker::Child } else { Speaker::Toy };
+        let mut categories: Vec<&str> = watching
+            .found(Some(sn.as_str()), speaker, &line.text)
+            .iter()
+            .map(|h| h.category.unwrap_or(OWN_WORDS))
+            .collect();
+        categories.sort_unstable();
+        categories.dedup();
+        let day = alerts.entry(zone.day(line.t).to_string()).or_default();
+        for c in categories {
+            *day.entry(c.to_owned()).or_default() += 1;
+        }
+    }
+    let mut days = glance::by_day(zone, lines.iter().map(|l| (l.t, l.kind)));
     days.reverse();
-    Ok((messages, days))
+    days.into_iter().map(|talk| WindowDay { alerts: alerts.remove(&talk.day).unwrap_or_default(), talk }).collect()
 }
 
 fn publish(client: AsyncClient, topic: String, payload: Vec<u8>) {
@@ -426,17 +468,24 @@ mod tests {
         }
         h.sync().unwrap();
         let request = Request { id: "w".into(), sn: bunny.to_string(), from_ms: NOON - DAY / 2, to_ms: NOON + 6 * DAY };
-        let (messages, days) = super::read(&h.reader(), &bunny, &request, Some(&Zone::utc()), now).unwrap();
-        let shown = |d: &DaySummary| (d.day.clone(), d.exchanges, d.talk_minutes);
+        let within = Window { sn: bunny.clone(), request: request.clone(), now };
+        let watching = WatchWords::new([("monday", crate::watch::Sides::Child), ("answer", crate::watch::Sides::Toy)])
+            .with_lists([("thursday", crate::watch::Sides::Both, "danger", None)]);
+        let (messages, days) = super::read(&h.reader(), &within, Some(&Zone::utc()), &watching).unwrap();
+        let shown = |d: &WindowDay| (d.talk.day.clone(), d.talk.exchanges, d.talk.talk_minutes, d.alerts.clone());
+        let counts = |pairs: &[(&str, u32)]| pairs.iter().map(|(c, n)| ((*c).to_owned(), *n)).collect();
         assert_eq!(
             days.iter().map(shown).collect::<Vec<_>>(),
-            [("2026-11-30".into(), 2, 2), ("2026-12-03".into(), 1, 0)],
-            "oldest first; nothing from before or after the window"
+            [("2026-11-30".into(), 2, 2, counts(&[("own", 3)])), ("2026-12-03".into(), 1, 0, counts(&[("danger", 1)]))],
+            "oldest first; nothing from before or after the window; each sentence with a watched phrase by category"
         );
         let payload = read_json(&answer(&request, "fcb467dad0c0", &messages, &days));
-        assert_eq!(payload["days"][0], serde_json::json!({"day": "2026-11-30", "exchanges": 2, "talk_minutes": 2}));
+        assert_eq!(
+            payload["days"][0],
+            serde_json::json!({"day": "2026-11-30", "exchanges": 2, "talk_minutes": 2, "alerts": {"own": 3}})
+        );
         assert_eq!(payload["messages"].as_array().unwrap().len(), 4, "{payload}");
-        let (_, none) = super::read(&h.reader(), &bunny, &request, None, now).unwrap();
+        let (_, none) = super::read(&h.reader(), &within, None, &watching).unwrap();
         assert!(none.is_empty(), "no days without the day at a glance's zone");
     }
 

@@ -136,8 +136,8 @@ impl Running {
             }
             if let LinkEvent::Message { role, topic, payload, retain } = &ev {
                 if role.serves(Side::Ha) && *topic == conversation_requests {
-                    let toys = self.core.toys();
-                    self.conversations.handle(&self.topics, &self.links.ha, toys, topic, payload, *retain);
+                    let (toys, watching) = (self.core.toys(), self.core.watching());
+                    self.conversations.handle(&self.topics, &self.links.ha, toys, watching, topic, payload, *retain);
                     continue;
                 }
             }

@@ -15,7 +15,8 @@ import pytest
 from folotoy_parts import BUNNY, child_says, toy_says
 from ha_harness import free_port, wait_until
 
-BRIDGE_EXTRA_YAML = f"web:\n  enabled: true\n  port: {free_port()}\n"
+# "dragons", a watch word of the parents': the week counts the sentences that hold it.
+BRIDGE_EXTRA_YAML = f"watch_words:\n  - dragons\nweb:\n  enabled: true\n  port: {free_port()}\n"
 HA_CUSTOM_COMPONENTS = {"e2e_ai": Path(__file__).parent / "e2e_ai"}
 HA_CONFIG_ENTRIES = ("e2e_ai",)
 HA_EXTRA_YAML = "automation: !include automations.yaml\n"
@@ -90,7 +91,7 @@ def test_a_day_with_nothing_said_is_empty(homeassistant, bunny):
         "exchanges": [],
         "transcript": "",
         "truncated": False,
-        "days": [{"date": "2020-02-29", "exchanges": 0, "talk_minutes": 0}],
+        "days": [{"date": "2020-02-29", "exchanges": 0, "talk_minutes": 0, "alerts": {}}],
     }
 
 
@@ -102,7 +103,9 @@ def test_a_week_gives_each_days_talk_and_the_exchanges_with_their_day(homeassist
     assert (week["first_date"], week["date"]) == ((today - timedelta(days=6)).isoformat(), today.isoformat())
     assert week["exchanges"] == day["exchanges"]
     assert [d["date"] for d in week["days"]] == [(today - timedelta(days=6 - n)).isoformat() for n in range(7)]
-    assert week["days"][:6] == [{"date": d["date"], "exchanges": 0, "talk_minutes": 0} for d in week["days"][:6]]
+    assert week["days"][:6] == [
+        {"date": d["date"], "exchanges": 0, "talk_minutes": 0, "alerts": {}} for d in week["days"][:6]
+    ]
     # Counted as the day sensors count (the answer's parts may come in the same millisecond as
     # the question: no minute then).
     sensors = {k: ha.state(f"sensor.folotoy_{BUNNY}_{k}_today")["state"] for k in ("exchanges", "talk_time")}
@@ -110,6 +113,8 @@ def test_a_week_gives_each_days_talk_and_the_exchanges_with_their_day(homeassist
         "date": today.isoformat(),
         "exchanges": 1,
         "talk_minutes": int(sensors["talk_time"]),
+        # The child's question and the answer's first part hold "dragons".
+        "alerts": {"own": 2},
     }, (week["days"], sensors)
     assert sensors["exchanges"] == "1"
     heard = day["exchanges"][0]
@@ -163,10 +168,10 @@ def test_the_weekly_report_blueprint_sends_each_days_talk_and_the_ais_summary_of
     today = datetime.now(UTC).date()
     first = (today - timedelta(days=6)).isoformat()
     minutes = conversation(ha, device_id=bunny)["days"][0]["talk_minutes"]
-    assert lines[0] == f"{first} to {today.isoformat()}: 1 exchange, {minutes} minutes of talk.", lines
+    assert lines[0] == f"{first} to {today.isoformat()}: 1 exchange, {minutes} minutes of talk. Alerts: own 2.", lines
     assert lines[1:8] == [
         f"{(today - timedelta(days=6 - n)).strftime('%a %d %b')}: {int(n == 6)} exchange{'' if n == 6 else 's'}, "
-        f"{minutes if n == 6 else 0} min"
+        f"{minutes if n == 6 else 0} min{'; alerts: own 2' if n == 6 else ''}"
         for n in range(7)
     ], lines
     # The AI got the week's transcript: it ends with the toy's answer, its day before its time.

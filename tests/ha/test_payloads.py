@@ -15,6 +15,7 @@ import json
 import random
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ DAY = {
         {"t": 1_700_000_001_000, "kind": "said", "text": "Hi there!", "role": 3},
     ],
     "truncated": False,
+    "days": [{"day": "2023-11-14", "exchanges": 1, "talk_minutes": 1, "alerts": {"own": 1, "danger": 2}}],
 }
 CONFIG = {
     "origin": {"name": "folotoy-ha-bridge"},
@@ -109,6 +111,15 @@ def understood_day(value: Any) -> bool:
             and isinstance(e.child, bool)
             and (e.role is None or type(e.role) is int)
             for e in value.exchanges
+        )
+        and (
+            value.talk is None
+            or all(
+                type(t.exchanges) is int
+                and type(t.talk_minutes) is int
+                and all(isinstance(c, str) and type(n) is int for c, n in t.alerts.items())
+                for t in value.talk
+            )
         )
     )
 
@@ -223,6 +234,22 @@ def test_a_verdict_names_the_watch_words_found_or_none():
         ({"messages": [], "truncated": "yes"}, "truncated is text, not true or false"),
         ({"messages": [], "truncated": None}, "truncated is null, not true or false"),
         ({"messages": [], "truncated": 1}, "truncated is a number"),
+        ({"messages": [], "days": {}}, "days is an object, not a list"),
+        ({"messages": [], "days": [1]}, "a day is a number, not an object"),
+        ({"messages": [], "days": [{"day": "monday", "exchanges": 1, "talk_minutes": 1}]}, "a day's day is text"),
+        ({"messages": [], "days": [{"day": "2026-12-01", "exchanges": -1, "talk_minutes": 1}]}, "exchanges"),
+        ({"messages": [], "days": [{"day": "2026-12-01", "exchanges": 1, "talk_minutes": 1.5}]}, "talk_minutes"),
+        (
+            {
+                "messages": [],
+                "days": [{"day": "2026-12-01", "exchanges": 1, "talk_minutes": 1, "alerts": {"own": "1"}}],
+            },
+            "alerts are not counts by category",
+        ),
+        (
+            {"messages": [], "days": [{"day": "2026-12-01", "exchanges": 1, "talk_minutes": 1, "alerts": [1]}]},
+            "alerts are not counts by category",
+        ),
     ],
 )
 def test_a_conversation_answer_that_cannot_be_read_is_refused_with_the_field_that_is_wrong(answer, why):
@@ -253,6 +280,14 @@ def test_a_conversation_answers_messages_that_cannot_be_read_are_left_out_and_co
         (1_700_000_001_000, "Hi there!", False, 3),
     ]
     assert day.left_out == (len(bad), "a message is null, not an object")
+
+
+def test_a_conversation_answer_says_how_much_the_toy_talked_each_day_and_an_older_bridges_does_not():
+    day, why = read("conversation answer", json.dumps(DAY))
+    assert why is None
+    assert day.talk == [payloads.Talk(date(2023, 11, 14), 1, 1, {"own": 1, "danger": 2})]
+    older, _ = read("conversation answer", json.dumps({k: v for k, v in DAY.items() if k != "days"}))
+    assert older.talk is None
 
 
 def test_a_bridge_that_refuses_says_why_whatever_its_error_is():
