@@ -2716,7 +2716,11 @@ fn an_answer_with_a_watch_word_of_the_toys_side_is_held_back_and_alerts_as_a_sen
     assert_eq!(verdict(&out, "a2"), json!({"phrases": [], "quiet": false}), "the toy's side only");
     assert!(alerts(&out).is_empty());
     let out = b.at(secs(2), screen("a3", None, "a knife"));
-    assert_eq!(verdict(&out, "a3"), json!({"phrases": ["knife"], "quiet": false}), "a toy not known: held back all the same");
+    assert_eq!(
+        verdict(&out, "a3"),
+        json!({"phrases": ["knife"], "quiet": false}),
+        "a toy not known: held back all the same"
+    );
     assert!(alerts(&out).is_empty(), "no toy to alert on");
 }
 
