@@ -158,6 +158,25 @@ mod tests {
     }
 
     #[test]
+    fn a_cloud_toy_deleted_in_home_assistant_stays_out_at_its_next_hello_and_comes_back_a_cloud_toy() {
+        let (mut b, mut c) = owl();
+        c.route(&mut b.cx(), Input::HaUp);
+        let node = format!("folotoy_{OWL}");
+        let msg = HaInbound::Discovery { node: node.clone(), emptied: true };
+        c.route(&mut b.cx(), Input::Ha { topic: format!("homeassistant/device/{node}/config"), msg, at: at() });
+        assert!(!b.toys().has(&sn(OWL)));
+        b.take();
+        c.route(&mut b.cx(), hello(Some("Owl")));
+        assert!(!b.toys().has(&sn(OWL)), "kept out");
+        assert!(b.take().messages(Level::Warn)[0].contains("it was deleted in Home Assistant"));
+
+        c.let_back_in(&mut b.cx(), &sn(OWL)).unwrap();
+        let owl = b.toy(&sn(OWL));
+        assert_eq!((owl.kind(), owl.name()), (ToyKind::Cloud, Some("Owl")));
+        assert!(device(&b.take())["components"].get("volume").is_none());
+    }
+
+    #[test]
     fn a_cloud_toys_events_are_heard_and_said_as_a_self_hosted_toys() {
         let (mut b, mut c) = owl();
         b.take();
