@@ -165,15 +165,18 @@ mod tests {
         let msg = HaInbound::Discovery { node: node.clone(), emptied: true };
         c.route(&mut b.cx(), Input::Ha { topic: format!("homeassistant/device/{node}/config"), msg, at: at() });
         assert!(!b.toys().has(&sn(OWL)));
-        b.take();
-        c.route(&mut b.cx(), hello(Some("Owl")));
-        assert!(!b.toys().has(&sn(OWL)), "kept out");
-        assert!(b.take().messages(Level::Warn)[0].contains("it was deleted in Home Assistant"));
-
         c.let_back_in(&mut b.cx(), &sn(OWL)).unwrap();
         let owl = b.toy(&sn(OWL));
         assert_eq!((owl.kind(), owl.name()), (ToyKind::Cloud, Some("Owl")));
         assert!(device(&b.take())["components"].get("volume").is_none());
+
+        // Kept out over a restart: its hello, which comes again, names it.
+        let mut b = Bench::saved(config(), BTreeMap::new(), BTreeMap::from([(sn(OWL), Some(1))]));
+        c.route(&mut b.cx(), hello(Some("Owl")));
+        assert!(!b.toys().has(&sn(OWL)), "kept out");
+        assert!(b.take().messages(Level::Warn)[0].contains("it was deleted in Home Assistant"));
+        c.let_back_in(&mut b.cx(), &sn(OWL)).unwrap();
+        assert_eq!(b.toy(&sn(OWL)).kind(), ToyKind::Cloud);
     }
 
     #[test]
