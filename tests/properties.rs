@@ -96,6 +96,9 @@ fn ha_topic() -> impl Strategy<Value = String> {
         1 => proptest::sample::select(vec![SN, VISITOR])
             .prop_map(|sn| format!("homeassistant/device/folotoy_{sn}/config")),
         1 => Just("folotoy/server/reload_roles/set".to_owned()),
+        // The integration's relay of a cloud toy: a hello may turn a toy cloud, or forget it.
+        1 => (proptest::sample::select(vec![SN, VISITOR]), proptest::sample::select(vec!["hello", "event", "notified"]))
+            .prop_map(|(sn, part)| format!("folotoy/{sn}/cloud/{part}")),
         1 => any::<String>(),
     ]
 }
@@ -134,6 +137,11 @@ fn ha_payload() -> impl Strategy<Value = String> {
             "url": "http://h/tts.mp3", "text": "Dinner", "volume": (v * 100.0).round() / 100.0, "announce": announce
         }).to_string()),
         1 => payload(),
+        1 => prop_oneof![
+            Just(String::new()),
+            any::<String>().prop_map(|name| serde_json::json!({"name": name}).to_string()),
+            (0u32..20, any::<bool>()).prop_map(|(id, ok)| serde_json::json!({"id": id.to_string(), "ok": ok}).to_string()),
+        ],
     ]
 }
 
