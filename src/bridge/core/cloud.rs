@@ -54,13 +54,16 @@ impl Concerns {
 }
 
 /// Whether `sn` is a cloud toy here, which a relayed message must be about;
-/// if not, a warning says so.
+/// if not, a warning says so: once for a toy not known here (a refused toy
+/// talks on, sentence after sentence), whose refusal the page lists.
 fn is_cloud_toy(cx: &mut Cx, topic: &str, sn: &Sn) -> bool {
     if cx.toys.has(sn) && cx.toys.toy(sn).kind() == ToyKind::Cloud {
         return true;
     }
-    let why = format!("toy {sn} is no cloud toy here (no hello for it, or it was refused); ignored");
-    cx.log(Level::Warn, topic, why);
+    let why = "no cloud toy of this serial number is here (no hello for it, or it was refused)";
+    if cx.toys.has(sn) || cx.toys.refuse(sn, why) {
+        cx.log(Level::Warn, topic, format!("toy {sn} ignored: {why}"));
+    }
     false
 }
 
@@ -210,15 +213,19 @@ mod tests {
         let mut c = concerns();
         let hi = ToyEvent::RecordingTranscribed { recording_id: None, text: "Hi".into() };
         c.route(&mut b.cx(), event(hi.clone()));
+        c.route(&mut b.cx(), event(hi.clone()));
         // Bunny is known, but self-hosted: the relay does not speak for it.
         let msg = HaInbound::Cloud { sn: BUNNY.into(), msg: CloudInbound::Event(hi) };
         c.route(&mut b.cx(), Input::Ha { topic: format!("folotoy/{BUNNY}/cloud/event"), msg, at: at() });
         let out = b.take();
         assert!(out.history.is_empty() && out.publish.is_empty(), "{:?}", out.publish);
         let warned: Vec<&Log> = out.logs.iter().filter(|l| l.level == Level::Warn).collect();
-        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert_eq!(warned.len(), 2, "once for the owl: {warned:?}");
         assert_eq!(warned[0].topic, format!("folotoy/{OWL}/cloud/event"));
-        assert!(warned.iter().all(|w| w.message.contains("is no cloud toy here")), "{warned:?}");
+        assert!(warned.iter().all(|w| w.message.contains("no cloud toy of this serial number is here")), "{warned:?}");
+        assert_eq!(b.toys().refused().count(), 1, "the owl, listed on the page");
+        c.route(&mut b.cx(), hello(Some("Owl")));
+        assert!(b.toys().has(&sn(OWL)) && b.toys().refused().count() == 0, "its hello came: no longer refused");
     }
 
     #[test]

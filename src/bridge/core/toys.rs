@@ -262,7 +262,7 @@ impl Toys {
 
     /// Remembers a refusal: true the first time (so it is warned about once),
     /// and never past [`REFUSED_MEMORY`] toys.
-    fn refuse(&mut self, sn: &Sn, why: &str) -> bool {
+    pub(super) fn refuse(&mut self, sn: &Sn, why: &str) -> bool {
         if self.refused.len() >= REFUSED_MEMORY || self.refused.contains_key(sn) {
             return false;
         }
@@ -368,6 +368,7 @@ pub(super) fn hello(cx: &mut Cx, sn: &Sn, name: String, topic: &str) -> Hello {
         return Hello::Refused;
     }
     cx.log(Level::Info, topic, format!("new cloud toy {sn}: adding it to Home Assistant"));
+    cx.toys.refused.remove(sn);
     let toy = Toy { name: Some(name), kind: ToyKind::Cloud, ..Toy::default() };
     cx.toys.known.insert(sn.clone(), toy);
     cx.out.save = true;
