@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::folotoy::{Settings, Sn, Value};
+use crate::ha::entities::ToyKind;
 
 /// A toy as the state file has it: one object of every part the core keeps
 /// of it (see `bridge/core/toys.rs`, which splits and assembles it).
@@ -41,6 +42,14 @@ pub struct ToyState {
     /// Whether it was in `folotoy.toys` when last saved: one taken off the
     /// list that was never heard from is a mistyped serial number.
     pub listed: bool,
+    /// Where it talks; left out for a self-hosted toy, so that a state file
+    /// from before cloud toys saves back as it was.
+    #[serde(skip_serializing_if = "ToyKind::is_self_hosted")]
+    pub kind: ToyKind,
+    /// The name a cloud toy's relay gave it (a listed toy's is the
+    /// configuration's, a discovered self-hosted toy has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,6 +101,8 @@ impl Default for ToyState {
             announcement_volume: 0,
             volume_to_restore: None,
             listed: false,
+            kind: ToyKind::SelfHosted,
+            name: None,
         }
     }
 }

@@ -628,7 +628,7 @@ async fn put_watch_lists(port: u16, body: &str) -> (u16, String) {
 async fn a_ready_list_turned_on_on_the_page_alerts_with_its_category_and_stays_over_a_restart() {
     let mut p = page_with("watch_words: [knife]\n").await;
     let topic = format!("folotoy/{BUNNY}/alert");
-    let mut ha = Client::connect(&p._broker, &[&topic]).await;
+    let mut ha = Client::connect(&p._broker, &[&topic, "folotoy/bridge/state"]).await;
     let status = get_json(p.port, "/api/status").await;
     let lists = status["watch_words"]["lists"].as_array().unwrap();
     let keys: Vec<&str> = lists.iter().map(|l| l["key"].as_str().unwrap()).collect();
@@ -673,8 +673,10 @@ async fn a_ready_list_turned_on_on_the_page_alerts_with_its_category_and_stays_o
     assert!(messages[1].get("flags").is_none(), "{messages}");
 
     p.bridge.terminate();
+    ha.forget();
     p.bridge.spawn(&[]);
-    p.bridge.wait_log(&["the page is at"]).await;
+    // Online is published after the bridge subscribed to the toys: what Bunny says next is heard.
+    ha.wait_value("folotoy/bridge/state", "online").await;
     let status = wait_json(p.port, "/api/status", |_| true).await;
     let lists = &status["watch_words"]["lists"];
     assert_eq!((&lists[1]["all"], &lists[0]["toys"]), (&serde_json::json!(true), &serde_json::json!([BUNNY])));

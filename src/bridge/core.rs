@@ -16,9 +16,10 @@ use crate::folotoy::{self, Command, Inbound, Play, Setting, Settings, Sn, ToyEve
 use crate::glance::Zone;
 use crate::ha::discovered::Discovered;
 use crate::ha::discovery::Discovery;
-use crate::ha::entities::{Entity, Key, Kind, TOY};
+use crate::ha::entities::{Entity, Key, Kind, ToyKind, TOY};
+use crate::ha::topics::CloudPart;
 use crate::ha::topics::{toy_node, SERVER};
-use crate::ha::{self, HaCommand, HaInbound, Media, OwnSetting, Topics, ToyCommand};
+use crate::ha::{self, CloudInbound, HaCommand, HaInbound, Media, OwnSetting, Topics, ToyCommand};
 use crate::saved::{Answer, Heard, LastCommand, Outcome, Part, ServerState, Snapshot, ToyState};
 use crate::watch::{Speaker, WatchWords};
 
@@ -116,6 +117,11 @@ pub struct Publish {
     /// only cost the broker two more packets per sentence. States and
     /// commands stay QoS 1, as the discovery configs say.
     pub at_most_once: bool,
+    /// A command for a toy on Home Assistant's side (a cloud toy's notify,
+    /// which the integration relays): sent at least once (QoS 1), as the
+    /// commands to self-hosted toys on FoloToy's, where Home Assistant's
+    /// states and events go at QoS 0.
+    pub command: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -151,7 +157,8 @@ pub struct Output {
 
 impl Output {
     fn ha(&mut self, topic: String, payload: impl Into<Vec<u8>>, retain: bool) {
-        self.publish.push(Publish { side: Side::Ha, topic, payload: payload.into(), retain, at_most_once: false });
+        let payload = payload.into();
+        self.publish.push(Publish { side: Side::Ha, topic, payload, retain, at_most_once: false, command: false });
     }
 
     /// Sent once, at most once, never retained: an event of the Conversation
@@ -164,11 +171,19 @@ impl Output {
             payload: payload.into(),
             retain: false,
             at_most_once: true,
+            command: false,
         });
     }
 
     fn folotoy(&mut self, topic: String, payload: Vec<u8>) {
-        self.publish.push(Publish { side: Side::FoloToy, topic, payload, retain: false, at_most_once: false });
+        let side = Side::FoloToy;
+        self.publish.push(Publish { side, topic, payload, retain: false, at_most_once: false, command: true });
+    }
+
+    /// A command for a cloud toy, to the integration that relays it.
+    fn cloud_command(&mut self, topic: String, payload: Vec<u8>) {
+        let side = Side::Ha;
+        self.publish.push(Publish { side, topic, payload, retain: false, at_most_once: false, command: true });
     }
 
     fn log(&mut self, level: Level, topic: &str, message: impl Into<String>) {
@@ -238,7 +253,7 @@ impl Cx<'_> {
 
     /// States wait for Home Assistant: its connection publishes them all.
     fn publish_entity(&mut self, sn: &Sn, entity: &Entity) {
-        if !self.connected.ha || !self.discovery().offers(entity) {
+        if !self.connected.ha || !self.discovery().offers(entity) || !self.toys.toy(sn).kind().has(entity.key) {
             return;
         }
         let cfg = self.cfg;
@@ -420,6 +435,7 @@ fn take_due<V>(map: &mut BTreeMap<Sn, V>, is_due: impl Fn(&V) -> bool) -> Vec<Sn
 }
 
 mod announcements;
+mod cloud;
 mod commands;
 mod glance;
 mod own_settings;

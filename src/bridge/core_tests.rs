@@ -2774,17 +2774,21 @@ fn verdict(out: &Output, id: &str) -> Json {
 fn an_answer_with_a_watch_word_of_the_toys_side_is_held_back_and_alerts_as_a_sentence_said_would() {
     let mut b = Bridge::up(watching());
     let out = b.at(secs(0), screen("a1", Some(SN), "You are so STUPID, take the knife"));
-    assert_eq!(verdict(&out, "a1"), json!({"phrases": ["knife", "stupid"]}));
+    assert_eq!(verdict(&out, "a1"), json!({"phrases": ["knife", "stupid"], "quiet": false}));
     let alert = &alerts(&out)[0];
     assert_eq!(alert["event_type"], "toy_said");
     assert_eq!((&alert["held_back"], &alert["sentence"]), (&json!(true), &json!("You are so STUPID, take the knife")));
     assert!(out.logs.iter().any(|l| l.message == "an answer for toy fcb467dad0c0 is held back: it holds \"knife\""));
 
     let out = b.at(secs(1), screen("a2", Some(SN), "刀 is a word the child's side watches"));
-    assert_eq!(verdict(&out, "a2"), json!({"phrases": []}), "the toy's side only");
+    assert_eq!(verdict(&out, "a2"), json!({"phrases": [], "quiet": false}), "the toy's side only");
     assert!(alerts(&out).is_empty());
     let out = b.at(secs(2), screen("a3", None, "a knife"));
-    assert_eq!(verdict(&out, "a3"), json!({"phrases": ["knife"]}), "a toy not known: held back all the same");
+    assert_eq!(
+        verdict(&out, "a3"),
+        json!({"phrases": ["knife"], "quiet": false}),
+        "a toy not known: held back all the same"
+    );
     assert!(alerts(&out).is_empty(), "no toy to alert on");
 }
 

@@ -116,6 +116,15 @@ pub fn parse(topic: &str, payload: &[u8]) -> Result<Inbound, ParseError> {
     }
 }
 
+/// A `thing/event/post` payload alone: what the integration relays of a
+/// FoloToy cloud toy is parsed as a self-hosted toy's event is.
+pub fn parse_event(payload: &[u8]) -> Result<ToyEvent, ParseError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(ParseError::TooLarge(payload.len()));
+    }
+    event(&object(payload)?)
+}
+
 fn event(obj: &Map<String, Json>) -> Result<ToyEvent, ParseError> {
     let identifier = string(obj, "identifier")?;
     let empty = Map::new();

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::discovered::Components;
-use super::entities::{Category, Entity, Key, Kind, NumberMode, PlayerPart, Today, MAX_TEXT, TOY, TRIGGERS};
+use super::entities::{Category, Entity, Key, Kind, NumberMode, PlayerPart, Today, ToyKind, MAX_TEXT, TOY, TRIGGERS};
 use super::payloads::{
     to_text, Availability, BridgeConfig, BridgeDevice, Component, Device, DeviceConfig, EntityConfig, Num, Origin,
     PlayerConfig, TriggerConfig,
@@ -133,6 +133,7 @@ impl Discovery<'_> {
             screen_response_topic: self.topics.screen_responses(),
             conversation_topic: self.topics.state_template(Key::Conversation.as_str()),
             toy_node: toy_node_template(),
+            cloud_topic: self.topics.cloud_template(),
             origin: Origin::BRIDGE,
         };
         ConfigMessage { topic: self.topics.discovery(PLAYER_COMPONENT, &id, "bridge"), payload: to_text(&payload) }
@@ -173,8 +174,9 @@ impl Discovery<'_> {
         vec![Availability { topic: self.topics.bridge_state() }, Availability { topic: self.topics.folotoy_link() }]
     }
 
-    /// Every entity of one toy. `name` is the device name the user chose.
-    pub fn toy(&self, sn: &Sn, name: Option<&str>) -> ToyDiscovery {
+    /// Every entity of one toy that a toy of its `kind` has. `name` is the
+    /// device name the user chose.
+    pub fn toy(&self, sn: &Sn, name: Option<&str>, kind: ToyKind) -> ToyDiscovery {
         let node = toy_node(sn);
         let device = Device {
             identifiers: [node.clone()],
@@ -185,9 +187,14 @@ impl Discovery<'_> {
             sw_version: None,
             via_device: Some(self.topics.bridge_id()),
         };
-        let player = self.media_player.then(|| self.media_player(sn, &node, &device));
-        let mut toy = DeviceDiscovery::new(self.topics, &node, device, self.availability());
-        for e in TOY.iter().filter(|e| self.offers(e) && !matches!(e.kind, Kind::Player(_))) {
+        let player = (self.media_player && kind.has(Key::PlayerMedia)).then(|| self.media_player(sn, &node, &device));
+        let availability = match kind {
+            ToyKind::SelfHosted => self.availability(),
+            // Not FoloToy's broker: the integration's relay, while the bridge runs.
+            ToyKind::Cloud => vec![Availability { topic: self.topics.bridge_state() }],
+        };
+        let mut toy = DeviceDiscovery::new(self.topics, &node, device, availability);
+        for e in TOY.iter().filter(|e| self.offers(e) && kind.has(e.key) && !matches!(e.kind, Kind::Player(_))) {
             toy.add(e.key.as_str(), Component::Entity(Box::new(self.entity(e, sn, &node))));
         }
         // Device triggers make "when the child says bath" a plain automation;

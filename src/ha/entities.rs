@@ -328,6 +328,51 @@ const fn player(key: Key, part: PlayerPart) -> Entity {
     Entity { key, kind: Kind::Player(part), icon: "mdi:speaker", category: None, device_class: None }
 }
 
+/// Where a toy talks, which decides the entities it has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToyKind {
+    /// On the family's own FoloToy server: every entity.
+    #[default]
+    SelfHosted,
+    /// On FoloToy's cloud, relayed by the `folotoy` integration: only what
+    /// its channel carries ([`CLOUD`]).
+    Cloud,
+}
+
+/// The entities a cloud toy has: its channel carries what the child says,
+/// the answers and notifications (text the toy speaks), nothing else; no
+/// setting, no URL to play, no role or volume to speak with. No media player
+/// either: the integration's player needs a volume and a URL to play.
+pub const CLOUD: &[Key] = &[
+    Key::Heard,
+    Key::Said,
+    Key::Conversation,
+    Key::LastActivity,
+    Key::LastCommand,
+    Key::Say,
+    Key::Announce,
+    Key::Quiet,
+    Key::Alert,
+    Key::TalkTimeToday,
+    Key::ExchangesToday,
+];
+
+impl ToyKind {
+    /// Whether a toy of this kind has the entity `key` names.
+    pub fn has(self, key: Key) -> bool {
+        match self {
+            ToyKind::SelfHosted => true,
+            ToyKind::Cloud => CLOUD.contains(&key),
+        }
+    }
+
+    /// For the state file, which leaves the default out (older files load, and save back alike).
+    pub fn is_self_hosted(&self) -> bool {
+        *self == ToyKind::SelfHosted
+    }
+}
+
 /// Device triggers: (type, subtype, event type). Home Assistant shows an
 /// unknown pair as "subtype type": "child said", "toy said".
 pub const TRIGGERS: &[(&str, &str, &str)] = &[("said", "child", "heard"), ("said", "toy", "said")];
@@ -424,6 +469,16 @@ mod tests {
             assert_eq!(TOY.iter().filter(|e| e.key == key).count(), 1, "{key}");
         }
         assert_eq!(TOY.len(), Key::ALL.len());
+    }
+
+    #[test]
+    fn a_cloud_toy_has_no_setting_no_url_no_role_no_volume_and_no_media_player() {
+        for e in TOY {
+            let spoken_text_only = e.kind.setting().is_none()
+                && !matches!(e.kind, Kind::PlayAudio | Kind::SpeakingRole | Kind::AnnouncementVolume | Kind::Player(_));
+            assert_eq!(ToyKind::Cloud.has(e.key), spoken_text_only, "{}", e.key);
+            assert!(ToyKind::SelfHosted.has(e.key));
+        }
     }
 
     #[test]

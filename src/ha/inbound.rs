@@ -1,7 +1,8 @@
 //! Messages from Home Assistant's broker, checked at the edge.
 
-use super::topics::Topics;
-use crate::folotoy::messages::MAX_PAYLOAD;
+use super::topics::{CloudPart, Topics};
+use crate::folotoy::messages::{self, MAX_PAYLOAD};
+use crate::folotoy::ToyEvent;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum HaInbound {
@@ -15,6 +16,20 @@ pub enum HaInbound {
     /// Whether an answer may be said to a toy ([`Topics::screen_requests`]):
     /// `id` names the verdict's topic; `sn` is the toy, when known.
     Screen { id: String, sn: Option<String>, text: String },
+    /// What the integration relays of a FoloToy cloud toy; the core checks the sn.
+    Cloud { sn: String, msg: CloudInbound },
+}
+
+/// A message of a cloud toy's relay ([`Topics::cloud`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CloudInbound {
+    /// The integration has the toy, with this name; `None` (an empty
+    /// payload): it no longer has it.
+    Hello(Option<String>),
+    /// What the toy heard or said.
+    Event(ToyEvent),
+    /// How the bridge's notify `id` went: `Err` says why it failed.
+    Notified { id: String, result: Result<(), String> },
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -33,6 +48,28 @@ pub enum HaParseError {
     RetainedRequest,
     #[error("request ignored: {0}")]
     BadRequest(String),
+    #[error("retained {0} ignored: it is only taken when it is sent, never replayed")]
+    RetainedCloud(&'static str),
+    #[error("{part} ignored: {why}")]
+    BadCloud { part: &'static str, why: String },
+}
+
+/// The longest name a cloud toy's device takes (the integration's title for it).
+const MAX_NAME: usize = 255;
+
+/// A cloud toy's hello as the integration sends it.
+#[derive(serde::Deserialize)]
+struct Hello {
+    name: String,
+}
+
+/// How a notify went, as the integration sends it.
+#[derive(serde::Deserialize)]
+struct Notified {
+    id: String,
+    ok: bool,
+    #[serde(default)]
+    why: Option<String>,
 }
 
 /// A screening request as the integration sends it.
@@ -74,11 +111,45 @@ pub fn parse(topics: &Topics, topic: &str, payload: &[u8], retained: bool) -> Re
         }
         return Ok(HaInbound::Screen { id: r.id, sn: r.sn, text: r.text });
     }
+    if let Some((sn, part)) = topics.parse_cloud(topic) {
+        let msg = cloud(part, text, retained)?;
+        return Ok(HaInbound::Cloud { sn: sn.to_owned(), msg });
+    }
     let (sn, key) = topics.parse_command(topic).ok_or(HaParseError::UnknownTopic)?;
     if retained {
         return Err(HaParseError::Retained);
     }
     Ok(HaInbound::Command { sn: sn.to_owned(), key: key.to_owned(), payload: text.to_owned() })
+}
+
+/// A cloud relay's message: a hello may be retained (it says what the
+/// integration has), an event or a notified may not (it happened once).
+fn cloud(part: CloudPart, text: &str, retained: bool) -> Result<CloudInbound, HaParseError> {
+    let name = part.as_str();
+    let bad = |why: String| HaParseError::BadCloud { part: name, why };
+    if retained && part != CloudPart::Hello {
+        return Err(HaParseError::RetainedCloud(name));
+    }
+    match part {
+        CloudPart::Hello if text.is_empty() => Ok(CloudInbound::Hello(None)),
+        CloudPart::Hello => {
+            let hello: Hello = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+            let name = hello.name.trim();
+            if name.is_empty() || name.chars().count() > MAX_NAME {
+                return Err(bad(format!("the name must be 1 to {MAX_NAME} characters")));
+            }
+            Ok(CloudInbound::Hello(Some(name.to_owned())))
+        }
+        CloudPart::Event => {
+            messages::parse_event(text.as_bytes()).map(CloudInbound::Event).map_err(|e| bad(e.to_string()))
+        }
+        CloudPart::Notified => {
+            let n: Notified = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+            let result = if n.ok { Ok(()) } else { Err(n.why.unwrap_or_else(|| "no reason given".into())) };
+            Ok(CloudInbound::Notified { id: n.id, result })
+        }
+        CloudPart::Notify => Err(HaParseError::UnknownTopic),
+    }
 }
 
 #[cfg(test)]
@@ -112,6 +183,42 @@ mod tests {
             let err = parse(&topics(), t, bad, false).unwrap_err().to_string();
             assert!(err.starts_with("request ignored: ") && err.contains(why), "{err}");
         }
+    }
+
+    #[test]
+    fn a_cloud_toys_relay_is_read_and_a_retained_event_or_notified_refused() {
+        let t = |part: &str| format!("folotoy/fcb467dad0c0/cloud/{part}");
+        let cloud = |msg| Ok(HaInbound::Cloud { sn: "fcb467dad0c0".into(), msg });
+        assert_eq!(
+            parse(&topics(), &t("hello"), br#"{"name": " Bunny "}"#, true),
+            cloud(CloudInbound::Hello(Some("Bunny".into())))
+        );
+        assert_eq!(parse(&topics(), &t("hello"), b"", true), cloud(CloudInbound::Hello(None)));
+        let heard =
+            br#"{"msgId": 1, "identifier": "recording_transcribed", "inputParams": {"recordingId": 4, "text": "Hi"}}"#;
+        let event = ToyEvent::RecordingTranscribed { recording_id: Some(4), text: "Hi".into() };
+        assert_eq!(parse(&topics(), &t("event"), heard, false), cloud(CloudInbound::Event(event)));
+        assert_eq!(parse(&topics(), &t("event"), heard, true), Err(HaParseError::RetainedCloud("event")));
+        let failed = br#"{"id": "7", "ok": false, "why": "the toy's channel is not connected"}"#;
+        let result = Err("the toy's channel is not connected".to_owned());
+        assert_eq!(
+            parse(&topics(), &t("notified"), failed, false),
+            cloud(CloudInbound::Notified { id: "7".into(), result })
+        );
+        assert_eq!(parse(&topics(), &t("notified"), failed, true), Err(HaParseError::RetainedCloud("notified")));
+        let long = serde_json::json!({ "name": "a".repeat(256) }).to_string();
+        let bad_ones = [
+            ("hello", &br#"{"name": " "}"#[..]),
+            ("hello", long.as_bytes()),
+            ("hello", b"Bunny"),
+            ("event", b"{}"),
+            ("notified", b"{}"),
+        ];
+        for (part, bad) in bad_ones {
+            let err = parse(&topics(), &t(part), bad, false).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{part} ignored: ")), "{err}");
+        }
+        assert_eq!(parse(&topics(), &t("notify"), b"{}", false), Err(HaParseError::UnknownTopic), "the bridge's own");
     }
 
     #[test]

@@ -12,5 +12,5 @@ pub mod topics;
 
 pub use commands::{HaCommand, Media, OwnSetting, ToyCommand};
 pub use entities::{Entity, Kind};
-pub use inbound::HaInbound;
+pub use inbound::{CloudInbound, HaInbound};
 pub use topics::Topics;

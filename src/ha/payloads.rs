@@ -249,6 +249,9 @@ pub struct BridgeConfig {
     /// ...and its device's identifier in Home Assistant's MQTT, `{sn_lower}` for the
     /// serial number in lower case.
     pub toy_node: String,
+    /// Where the integration relays a FoloToy cloud toy (`hello`, `event`,
+    /// `notified`) and the bridge asks it to speak (`notify`), `{sn}` as above.
+    pub cloud_topic: String,
     pub origin: Origin,
 }
 

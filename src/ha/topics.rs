@@ -11,6 +11,34 @@ use crate::folotoy::Sn;
 /// The topic level that stands where a toy's sn would for the server device.
 pub const SERVER: &str = "server";
 
+/// The topic level below a toy's sn where its cloud relay sits.
+const CLOUD: &str = "cloud";
+
+/// A topic of a cloud toy's relay (see the README, "What crosses Home
+/// Assistant's broker").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudPart {
+    /// The integration has the toy (retained `{"name"}`), or no longer (empty).
+    Hello,
+    /// What the toy heard and said, as a self-hosted toy's `thing/event/post`.
+    Event,
+    /// The bridge asks the toy to speak.
+    Notify,
+    /// How a notify went.
+    Notified,
+}
+
+impl CloudPart {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CloudPart::Hello => "hello",
+            CloudPart::Event => "event",
+            CloudPart::Notify => "notify",
+            CloudPart::Notified => "notified",
+        }
+    }
+}
+
 /// The discovery component of device-based configs.
 const DEVICE: &str = "device";
 
@@ -66,6 +94,39 @@ impl Topics {
     /// [`Topics::state`] of any toy, `{sn}` standing for its serial number.
     pub fn state_template(&self, key: &str) -> String {
         format!("{}/{{sn}}/{key}", self.base)
+    }
+
+    /// Where the integration relays a FoloToy cloud toy: `<base>/<sn>/cloud`,
+    /// with [`CloudPart`]s below it (`cloud` is no entity key, so no state
+    /// topic collides with it).
+    pub fn cloud(&self, sn: &Sn, part: CloudPart) -> String {
+        format!("{}/{sn}/{CLOUD}/{}", self.base, part.as_str())
+    }
+
+    /// [`Topics::cloud`] of any toy, without the part, `{sn}` standing for its serial number.
+    pub fn cloud_template(&self) -> String {
+        format!("{}/{{sn}}/{CLOUD}", self.base)
+    }
+
+    /// What the bridge subscribes to of every cloud toy: all but its own `notify`.
+    pub fn cloud_filters(&self) -> [String; 3] {
+        [CloudPart::Hello, CloudPart::Event, CloudPart::Notified]
+            .map(|part| format!("{}/+/{CLOUD}/{}", self.base, part.as_str()))
+    }
+
+    /// The raw sn and the part of a cloud topic the bridge subscribes to.
+    pub fn parse_cloud<'a>(&self, topic: &'a str) -> Option<(&'a str, CloudPart)> {
+        let rest = topic.strip_prefix(self.base.as_str())?.strip_prefix('/')?;
+        let mut parts = rest.split('/');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(sn), Some(CLOUD), Some(part), None) => {
+                let part = [CloudPart::Hello, CloudPart::Event, CloudPart::Notified]
+                    .into_iter()
+                    .find(|p| p.as_str() == part)?;
+                Some((sn, part))
+            }
+            _ => None,
+        }
     }
 
     pub fn command(&self, sn: &Sn, key: &str) -> String {
@@ -191,6 +252,20 @@ mod tests {
         assert_eq!(t.parse_command("home/folotoy/fcb467dad0c0/volume"), None);
         assert_eq!(t.parse_command("home/folotoyx/a/b/set"), None);
         assert_eq!(t.parse_command("home/folotoy/a/b/set/x"), None);
+    }
+
+    #[test]
+    fn cloud_topics_round_trip_but_the_bridges_own_notify() {
+        let t = topics("home/folotoy");
+        let sn = Sn::parse("fcb467dad0c0").unwrap();
+        let hello = t.cloud(&sn, CloudPart::Hello);
+        assert_eq!(hello, "home/folotoy/fcb467dad0c0/cloud/hello");
+        assert_eq!(t.parse_cloud(&hello), Some(("fcb467dad0c0", CloudPart::Hello)));
+        assert_eq!(t.parse_cloud(&t.cloud(&sn, CloudPart::Notified)), Some(("fcb467dad0c0", CloudPart::Notified)));
+        assert_eq!(t.parse_cloud(&t.cloud(&sn, CloudPart::Notify)), None);
+        assert_eq!(t.parse_cloud("home/folotoy/fcb467dad0c0/cloud/event/x"), None);
+        assert_eq!(t.cloud_template(), "home/folotoy/{sn}/cloud");
+        assert_eq!(t.cloud_filters()[1], "home/folotoy/+/cloud/event");
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub(super) async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
         filters.push(topics.deletion_watch());
         filters.push(topics.conversation_requests());
         filters.push(topics.screen_requests());
+        filters.extend(topics.cloud_filters());
     }
     if role.serves(Side::FoloToy) {
         filters.push(folotoy::topics::TOYS_FILTER.to_owned());

@@ -308,7 +308,8 @@ fn newest_states(publish: Vec<crate::bridge::Publish>) -> Vec<crate::bridge::Pub
     kept
 }
 
-/// Publishes to Home Assistant at QoS 0, commands to toys at QoS 1. With a clean session
+/// Publishes to Home Assistant at QoS 0, commands to toys at QoS 1 (a cloud toy's too, on Home
+/// Assistant's broker). With a clean session
 /// QoS 1 brings nothing back that a dropped link lost, and under MQTT 5 a broker's Receive
 /// Maximum (Mosquitto's 20) holds QoS 1 publishes back: on a broker that delays its
 /// acknowledgements (the Mosquitto add-on: no `set_tcp_nodelay`), 1,000 toys' discovery and
@@ -320,7 +321,7 @@ async fn apply_one(core: &Core, links: &Links, saver: &mut Saver, out: Output) {
     emit_logs(&out.logs);
     for p in newest_states(out.publish) {
         debug!(topic = %p.topic, retain = p.retain, "publish {}", String::from_utf8_lossy(&p.payload));
-        let qos = if p.at_most_once || p.side == Side::Ha { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        let qos = if p.at_most_once || !p.command { QoS::AtMostOnce } else { QoS::AtLeastOnce };
         if let Err(e) = links.client(p.side).publish(p.topic.clone(), qos, p.retain, p.payload).await {
             warn!(topic = %p.topic, "cannot publish: {e}");
         }
@@ -391,11 +392,25 @@ mod tests {
     use crate::bridge::Publish;
 
     fn state(side: Side, topic: &str, payload: &str) -> Publish {
-        Publish { side, topic: topic.into(), payload: payload.into(), retain: true, at_most_once: false }
+        Publish {
+            side,
+            topic: topic.into(),
+            payload: payload.into(),
+            retain: true,
+            at_most_once: false,
+            command: false,
+        }
     }
 
     fn event(topic: &str, payload: &str) -> Publish {
-        Publish { side: Side::Ha, topic: topic.into(), payload: payload.into(), retain: false, at_most_once: true }
+        Publish {
+            side: Side::Ha,
+            topic: topic.into(),
+            payload: payload.into(),
+            retain: false,
+            at_most_once: true,
+            command: false,
+        }
     }
 
     fn shown(publish: &[Publish]) -> Vec<String> {

@@ -163,6 +163,11 @@ impl Commands {
             refuse(cx, sn, entity, &raw, Outcome::Quiet, None);
             return None;
         }
+        if cx.toys.toy(sn).kind() == ToyKind::Cloud {
+            // Spoken as it is: no volume to set for it, and the integration relays it.
+            self.send(cx, sn, Waiting::asked(entity.key, command, raw));
+            return None;
+        }
         if !cx.connected.folotoy {
             // Queued, it could reach the toy long after Home Assistant gave
             // up on it; so it is refused now, and the old value shown again.
@@ -223,29 +228,55 @@ impl Commands {
     /// Sends a request to the toy; returns its msgId.
     pub(super) fn send(&mut self, cx: &mut Cx, sn: &Sn, cmd: Waiting) -> u32 {
         let msg_id = self.pending.take_msg_id();
-        let role = cx.toys.toy(sn).own.role();
-        let command = match &cmd.request {
-            ToyCommand::Set(setting, value) => {
-                let mut patch = Settings::default();
-                patch.set(*setting, *value);
-                Command::UpdateCommonConfig(patch)
-            }
-            ToyCommand::Say(text) => Command::Play(Play { role: Some(role), text: Some(text.clone()), url: None }),
-            ToyCommand::PlayAudio(url) | ToyCommand::PlayMedia(Media { url, .. }) => {
-                Command::Play(Play { role: None, text: None, url: Some(url.clone()) })
-            }
+        let identifier = match cx.toys.toy(sn).kind() {
+            ToyKind::SelfHosted => to_self_hosted(cx, sn, msg_id, &cmd.request),
+            ToyKind::Cloud => match to_cloud(cx, sn, msg_id, &cmd.request) {
+                Some(identifier) => identifier,
+                None => {
+                    let why =
+                        format!("{} not sent: toy {sn} is a cloud toy, whose channel only speaks text", cmd.entity);
+                    cx.log(Level::Warn, &cx.cfg.topics.cloud(sn, CloudPart::Notify), why);
+                    return msg_id;
+                }
+            },
         };
-        cx.out.folotoy(folotoy::topics::command(sn), command.payload(msg_id));
         let last = last_command(cmd.entity, &cmd.raw, Outcome::Pending);
         set_last(cx, sn, LastCommand { msg_id: Some(msg_id), ..last });
         let deadline = cx.now + cx.cfg.command_timeout;
         let slot = slot_of(msg_id, &cmd.request);
-        self.pending.insert(
-            msg_id,
-            slot,
-            Sent { sn: sn.clone(), identifier: command.identifier(), command: cmd, deadline },
-        );
+        self.pending.insert(msg_id, slot, Sent { sn: sn.clone(), identifier, command: cmd, deadline });
         msg_id
+    }
+
+    /// How a cloud toy's notify went (its `notified`, `id` the msgId sent as
+    /// text): confirmed as a self-hosted toy's command is by its callAck; a
+    /// failure's reason shows on the Last command sensor.
+    pub(super) fn on_notified(
+        &mut self,
+        cx: &mut Cx,
+        sn: &Sn,
+        topic: &str,
+        id: &str,
+        result: Result<(), String>,
+    ) -> Option<Ended> {
+        let Ok(msg_id) = id.parse::<u32>() else {
+            cx.log(Level::Warn, topic, format!("notified for id {id:?}, which this bridge never sends; ignored"));
+            return None;
+        };
+        let ack = folotoy::messages::Ack { identifier: NOTIFY.to_owned(), msg_id, ok: result.is_ok() };
+        let ended = self.on_ack(cx, sn, topic, ack)?;
+        if let Err(why) = result {
+            cx.log(
+                Level::Warn,
+                topic,
+                format!("toy {sn} was not told {} {}: {why}", ended.command.entity, ended.command.raw),
+            );
+            if let Some(last) = cx.toys.toy_mut(sn).confirmed.last_command.as_mut() {
+                last.reason = Some(ha::states::truncate(&why, MAX_SHOWN_VALUE));
+            }
+            cx.publish(sn, Key::LastCommand);
+        }
+        Some(ended)
     }
 
     /// Ends a command: on success the value becomes the toy's state; on
@@ -294,6 +325,41 @@ impl Commands {
     }
 }
 
+/// The identifier a cloud toy's notify is waited for with (its `notified`
+/// stands for a self-hosted toy's callAck).
+const NOTIFY: &str = "notify";
+
+/// Sends a request to a self-hosted toy on FoloToy's broker; returns its identifier.
+fn to_self_hosted(cx: &mut Cx, sn: &Sn, msg_id: u32, request: &ToyCommand) -> &'static str {
+    let role = cx.toys.toy(sn).own.role();
+    let command = match request {
+        ToyCommand::Set(setting, value) => {
+            let mut patch = Settings::default();
+            patch.set(*setting, *value);
+            Command::UpdateCommonConfig(patch)
+        }
+        ToyCommand::Say(text) => Command::Play(Play { role: Some(role), text: Some(text.clone()), url: None }),
+        ToyCommand::PlayAudio(url) | ToyCommand::PlayMedia(Media { url, .. }) => {
+            Command::Play(Play { role: None, text: None, url: Some(url.clone()) })
+        }
+    };
+    cx.out.folotoy(folotoy::topics::command(sn), command.payload(msg_id));
+    command.identifier()
+}
+
+/// Asks the integration to have a cloud toy say a request's text (its
+/// `notify`, the msgId as its id); `None` when the request has no text, which
+/// a cloud toy's channel cannot carry (its entities never ask for one).
+fn to_cloud(cx: &mut Cx, sn: &Sn, msg_id: u32, request: &ToyCommand) -> Option<&'static str> {
+    let text = match request {
+        ToyCommand::Say(text) | ToyCommand::PlayMedia(Media { text: Some(text), .. }) => text,
+        _ => return None,
+    };
+    let payload = serde_json::json!({ "id": msg_id.to_string(), "text": text }).to_string();
+    cx.out.cloud_command(cx.cfg.topics.cloud(sn, CloudPart::Notify), payload.into_bytes());
+    Some(NOTIFY)
+}
+
 /// A command from Home Assistant for a toy's entity, parsed: for a toy the
 /// bridge knows, and an entity it offers. One that cannot be parsed is
 /// refused here (the Last command says why), and `None` returned.
@@ -319,6 +385,11 @@ pub(super) fn read(
         cx.log(Level::Warn, topic, format!("command for unknown entity {key:?} ignored"));
         return None;
     };
+    if !cx.toys.toy(&sn).kind().has(entity.key) {
+        let why = format!("command for {key} ignored: toy {sn} is a cloud toy, whose channel has no {key}");
+        cx.log(Level::Warn, topic, why);
+        return None;
+    }
     if matches!(entity.kind, Kind::Player(_)) && !cx.cfg.media_player {
         cx.log(Level::Warn, topic, "media player command ignored: homeassistant.media_player is off");
         return None;

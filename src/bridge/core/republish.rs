@@ -103,11 +103,24 @@ impl Republishing {
         if !cx.connected.ha {
             return; // Home Assistant's connection publishes every toy
         }
-        let ToyDiscovery { device, player } = cx.discovery().toy(sn, cx.toys.toy(sn).name());
+        let toy = cx.toys.toy(sn);
+        let ToyDiscovery { device, player } = cx.discovery().toy(sn, toy.name(), toy.kind());
+        let node = device.node.clone();
         self.publish_device(cx, device, before);
-        if let Some(c) = player {
-            Arc::make_mut(&mut self.published).insert(c.topic.clone());
-            cx.out.ha(c.topic, c.payload, true);
+        match player {
+            Some(c) => {
+                Arc::make_mut(&mut self.published).insert(c.topic.clone());
+                cx.out.ha(c.topic, c.payload, true);
+            }
+            // A toy that turned cloud has no player any more (a republish
+            // clears it at its end otherwise).
+            None => {
+                let had = cx.cfg.topics.discovery(PLAYER_COMPONENT, &node, "media_player");
+                if self.published.contains(&had) {
+                    Arc::make_mut(&mut self.published).remove(&had);
+                    self.empty_config(cx, had);
+                }
+            }
         }
         for e in TOY {
             cx.publish_entity(sn, e);

@@ -49,13 +49,8 @@ impl Concerns {
                 self.admit(cx, &sn, topic);
             }
             Inbound::Event { sn, event } => {
-                if !self.admit(cx, &sn, topic) {
-                    return;
-                }
-                self.heard_from(cx, &sn, at);
-                let said = self.talk.on_event(cx, self.watching.all(), &sn, topic, event, at);
-                if let Some((text, length)) = said {
-                    self.playing.start(cx, &sn, text, length);
+                if self.admit(cx, &sn, topic) {
+                    self.on_event(cx, &sn, topic, event, at);
                 }
             }
             Inbound::CallAck { sn, ack } => {
@@ -69,6 +64,16 @@ impl Concerns {
                 }
             }
             Inbound::ConfigAck(ack) => self.server.on_config_ack(cx, topic, ack),
+        }
+    }
+
+    /// A toy's event, self-hosted or cloud (relayed by the integration): the
+    /// toy spoke up, and what it heard or said is taken in.
+    pub(super) fn on_event(&mut self, cx: &mut Cx, sn: &Sn, topic: &str, event: ToyEvent, at: SystemTime) {
+        self.heard_from(cx, sn, at);
+        let said = self.talk.on_event(cx, self.watching.all(), sn, topic, event, at);
+        if let Some((text, length)) = said {
+            self.playing.start(cx, sn, text, length);
         }
     }
 
@@ -86,6 +91,7 @@ impl Concerns {
             }
             HaInbound::Command { sn, key, payload } => self.on_command(cx, topic, &sn, &key, &payload),
             HaInbound::Screen { id, sn, text } => self.watching.screen(cx, topic, &id, sn.as_deref(), &text),
+            HaInbound::Cloud { sn, msg } => self.on_cloud(cx, topic, &sn, msg, at),
             // Our own config coming back, or one we emptied ourselves.
             HaInbound::Discovery { emptied: false, .. } => {}
             HaInbound::Discovery { node, emptied: true } => self.on_config_emptied(cx, topic, &node, at),
@@ -127,19 +133,19 @@ impl Concerns {
     }
 
     /// The toy spoke up: its Last activity, and a volume owed to it.
-    fn heard_from(&mut self, cx: &mut Cx, sn: &Sn, at: SystemTime) {
+    pub(super) fn heard_from(&mut self, cx: &mut Cx, sn: &Sn, at: SystemTime) {
         toys::heard_from(cx, sn, at);
         self.announcements.heard_from(cx, &mut self.commands, sn);
     }
 
-    fn finish(&mut self, cx: &mut Cx, msg_id: u32, outcome: Outcome) {
+    pub(super) fn finish(&mut self, cx: &mut Cx, msg_id: u32, outcome: Outcome) {
         if let Some(ended) = self.commands.finish(cx, msg_id, outcome) {
             self.ended(cx, ended);
         }
     }
 
     /// What a command's end means for the media player and for an announcement.
-    fn ended(&mut self, cx: &mut Cx, ended: Ended) {
+    pub(super) fn ended(&mut self, cx: &mut Cx, ended: Ended) {
         let length = self.playing.command_ended(cx, &ended);
         self.announcements.answered(cx, &mut self.commands, &ended, length);
     }

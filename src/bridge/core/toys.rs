@@ -13,6 +13,9 @@ pub(super) struct Toys {
     /// Toys deleted in Home Assistant (see [`deleted_in_ha`]), with when (ms
     /// since the Unix epoch; unknown for those an older bridge deleted).
     deleted: BTreeMap<Sn, Option<u64>>,
+    /// The names of cloud toys among `deleted` (their relay's hello, which
+    /// comes again on every connect): one let back in is a cloud toy again.
+    deleted_cloud: BTreeMap<Sn, String>,
 }
 
 /// What the bridge keeps about a toy, one part per concern: a part's fields
@@ -22,8 +25,12 @@ pub(super) struct Toys {
 /// heard from (or let back in) is the default: nothing known of it yet.
 #[derive(Debug, Default)]
 pub(super) struct Toy {
-    /// The name the user configured; discovered toys have none.
+    /// The name the user configured, or a cloud toy's relay gave it;
+    /// discovered self-hosted toys have none.
     name: Option<String>,
+    /// Where it talks: a cloud toy came from the integration's relay (see
+    /// [`hello`]) and has only the entities its channel allows.
+    kind: ToyKind,
     /// Whether it was in `folotoy.toys` at start (see [`ToyState::listed`]).
     listed: bool,
     /// When it last published anything, in ms since the Unix epoch.
@@ -60,9 +67,14 @@ impl Toy {
             announcement_volume,
             volume_to_restore,
             listed,
+            kind,
+            name: cloud_name,
         } = saved;
+        // The relay names a cloud toy (the integration's title for it).
+        let name = if kind == ToyKind::Cloud { cloud_name.or(name) } else { name };
         Toy {
             name,
+            kind,
             listed,
             last_activity_ms,
             confirmed: commands::Confirmed::from_saved(settings, say_text, play_url, last_command, warn),
@@ -91,6 +103,8 @@ impl Toy {
             announcement_volume: own.announcement_volume(),
             volume_to_restore: self.owed.volume(),
             listed: self.listed,
+            kind: self.kind,
+            name: self.name.clone().filter(|_| self.kind == ToyKind::Cloud),
         }
     }
 
@@ -122,6 +136,10 @@ impl Toy {
     pub(super) fn last_activity_ms(&self) -> Option<u64> {
         self.last_activity_ms
     }
+
+    pub(super) fn kind(&self) -> ToyKind {
+        self.kind
+    }
 }
 
 impl Toys {
@@ -143,31 +161,30 @@ impl Toys {
             let state = ToyState { listed: true, ..saved.remove(sn).unwrap_or_default() };
             kept.insert(sn.clone(), (name.clone(), state));
         }
-        if cfg.allow_unknown_toys {
-            for (sn, mut state) in saved {
-                // Listed once, taken off the list, and never heard from: a
-                // mistyped serial number, not a toy that would come back.
-                if std::mem::take(&mut state.listed) && state.last_activity_ms.is_none() {
-                    let why = format!("saved toy {sn} left out: no longer in folotoy.toys and never heard from");
-                    log(Level::Info, &sn, why);
-                    continue;
-                }
-                if kept.len() >= cfg.max_toys {
-                    log(
-                        Level::Warn,
-                        &sn,
-                        format!("saved toy {sn} left out: folotoy.max_toys ({}) reached", cfg.max_toys),
-                    );
-                    continue;
-                }
-                // Ids in Home Assistant are lower case: a case twin of a toy
-                // already here would take over its entities.
-                if let Some(twin) = kept.keys().find(|k| k.ha_id() == sn.ha_id()) {
-                    log(Level::Warn, &sn, format!("saved toy {sn} left out: toy {twin} differs from it only in case"));
-                    continue;
-                }
-                kept.insert(sn, (None, state));
+        // A cloud toy is the integration's (its relay's hello): not a toy
+        // that showed up on FoloToy's broker, which `allow_unknown_toys` is about.
+        if !cfg.allow_unknown_toys {
+            saved.retain(|_, state| state.kind == ToyKind::Cloud);
+        }
+        for (sn, mut state) in saved {
+            // Listed once, taken off the list, and never heard from: a
+            // mistyped serial number, not a toy that would come back.
+            if std::mem::take(&mut state.listed) && state.last_activity_ms.is_none() {
+                let why = format!("saved toy {sn} left out: no longer in folotoy.toys and never heard from");
+                log(Level::Info, &sn, why);
+                continue;
             }
+            if kept.len() >= cfg.max_toys {
+                log(Level::Warn, &sn, format!("saved toy {sn} left out: folotoy.max_toys ({}) reached", cfg.max_toys));
+                continue;
+            }
+            // Ids in Home Assistant are lower case: a case twin of a toy
+            // already here would take over its entities.
+            if let Some(twin) = kept.keys().find(|k| k.ha_id() == sn.ha_id()) {
+                log(Level::Warn, &sn, format!("saved toy {sn} left out: toy {twin} differs from it only in case"));
+                continue;
+            }
+            kept.insert(sn, (None, state));
         }
         let known = kept
             .into_iter()
@@ -176,7 +193,7 @@ impl Toys {
                 (sn, toy)
             })
             .collect();
-        Toys { known, refused: BTreeMap::new(), deleted }
+        Toys { known, refused: BTreeMap::new(), deleted, deleted_cloud: BTreeMap::new() }
     }
 
     pub(super) fn has(&self, sn: &Sn) -> bool {
@@ -226,7 +243,14 @@ impl Toys {
     fn refusal_but_deleted(&self, sn: &Sn, cfg: &CoreConfig) -> Option<String> {
         if !cfg.allow_unknown_toys {
             Some("it is not in folotoy.toys and folotoy.allow_unknown_toys is false".to_owned())
-        } else if self.known.len() >= cfg.max_toys {
+        } else {
+            self.refusal_of_any(sn, cfg)
+        }
+    }
+
+    /// Why no toy, listed or not, may be added: too many, or a case twin.
+    fn refusal_of_any(&self, sn: &Sn, cfg: &CoreConfig) -> Option<String> {
+        if self.known.len() >= cfg.max_toys {
             Some(format!("folotoy.max_toys ({}) is reached", cfg.max_toys))
         } else {
             self.known
@@ -238,7 +262,7 @@ impl Toys {
 
     /// Remembers a refusal: true the first time (so it is warned about once),
     /// and never past [`REFUSED_MEMORY`] toys.
-    fn refuse(&mut self, sn: &Sn, why: &str) -> bool {
+    pub(super) fn refuse(&mut self, sn: &Sn, why: &str) -> bool {
         if self.refused.len() >= REFUSED_MEMORY || self.refused.contains_key(sn) {
             return false;
         }
@@ -257,7 +281,9 @@ impl Toys {
 
     /// Forgets a toy and keeps it out until it is listed or let back in.
     fn delete(&mut self, sn: &Sn, at_ms: u64) {
-        self.known.remove(sn);
+        if let Some(Toy { kind: ToyKind::Cloud, name: Some(name), .. }) = self.known.remove(sn) {
+            self.deleted_cloud.insert(sn.clone(), name);
+        }
         self.deleted.insert(sn.clone(), Some(at_ms));
     }
 
@@ -266,7 +292,12 @@ impl Toys {
     fn let_in(&mut self, sn: &Sn) {
         self.deleted.remove(sn);
         self.refused.remove(sn);
-        self.add(sn);
+        match self.deleted_cloud.remove(sn) {
+            Some(name) => {
+                self.known.insert(sn.clone(), Toy { name: Some(name), kind: ToyKind::Cloud, ..Toy::default() });
+            }
+            None => self.add(sn),
+        }
     }
 
     /// The toys deleted in Home Assistant, with when, if known.
@@ -300,6 +331,88 @@ pub(super) fn admit(cx: &mut Cx, sn: &Sn, topic: &str) -> Admission {
     Admission::New
 }
 
+/// What a cloud toy's hello changed (see [`hello`]).
+pub(super) enum Hello {
+    /// Nothing: it is known as this cloud toy already.
+    Same,
+    /// It is added, or its name or kind changed: its discovery is to be published.
+    Changed,
+    Refused,
+}
+
+/// The integration has a cloud toy named `name` (its relay's retained
+/// hello): added, or renamed, or a self-hosted toy of that sn turned cloud
+/// (the family paired it with FoloToy's cloud). Unlike a toy on FoloToy's
+/// broker it needs no `allow_unknown_toys`: the integration's owner added
+/// it. A toy deleted in Home Assistant stays out until let back in.
+pub(super) fn hello(cx: &mut Cx, sn: &Sn, name: String, topic: &str) -> Hello {
+    if let Some(toy) = cx.toys.known.get_mut(sn) {
+        if toy.kind == ToyKind::Cloud && toy.name.as_deref() == Some(name.as_str()) {
+            return Hello::Same;
+        }
+        let was = std::mem::replace(&mut toy.kind, ToyKind::Cloud);
+        toy.name = Some(name);
+        let what = if was == ToyKind::Cloud { "renamed" } else { "now a cloud toy: only its channel's entities stay" };
+        cx.log(Level::Info, topic, format!("toy {sn} {what}"));
+        cx.out.save = true;
+        return Hello::Changed;
+    }
+    let deleted = cx.toys.deleted.contains_key(sn).then(|| {
+        cx.toys.deleted_cloud.insert(sn.clone(), name.clone());
+        "it was deleted in Home Assistant; let it back in on the page (Toys), or list it in folotoy.toys".to_owned()
+    });
+    if let Some(why) = deleted.or_else(|| cx.toys.refusal_of_any(sn, cx.cfg)) {
+        if cx.toys.refuse(sn, &why) {
+            cx.log(Level::Warn, topic, format!("cloud toy {sn} ignored: {why}"));
+        }
+        return Hello::Refused;
+    }
+    cx.log(Level::Info, topic, format!("new cloud toy {sn}: adding it to Home Assistant"));
+    cx.toys.refused.remove(sn);
+    let toy = Toy { name: Some(name), kind: ToyKind::Cloud, ..Toy::default() };
+    cx.toys.known.insert(sn.clone(), toy);
+    cx.out.save = true;
+    Hello::Changed
+}
+
+/// What a cloud toy's empty hello (the integration no longer has it) did.
+pub(super) enum Goodbye {
+    /// Forgotten: what else waits for it is to forget it too. Not kept out:
+    /// paired again, it comes back with its next hello.
+    Forgotten,
+    /// Listed in `folotoy.toys`, it stays, a self-hosted toy again.
+    SelfHosted,
+    /// Not a cloud toy here: nothing changes.
+    NotCloud,
+}
+
+/// The integration no longer has the cloud toy `sn` (its hello emptied).
+pub(super) fn goodbye(cx: &mut Cx, sn: &Sn, topic: &str) -> Goodbye {
+    // Kept out, and let back in later, it is no cloud toy.
+    cx.toys.deleted_cloud.remove(sn);
+    let listed = cx.cfg.lists(sn);
+    let Some(toy) = cx.toys.known.get_mut(sn).filter(|t| t.kind == ToyKind::Cloud) else {
+        cx.log(Level::Info, topic, format!("toy {sn} is no cloud toy here: nothing to forget"));
+        return Goodbye::NotCloud;
+    };
+    cx.out.save = true;
+    if listed {
+        toy.kind = ToyKind::SelfHosted;
+        toy.name = cx.cfg.toys.iter().find(|(s, _)| s == sn).and_then(|(_, name)| name.clone());
+        cx.log(
+            Level::Info,
+            topic,
+            format!(
+                "cloud toy {sn} removed from the integration: listed in folotoy.toys, it stays as a self-hosted toy"
+            ),
+        );
+        return Goodbye::SelfHosted;
+    }
+    cx.log(Level::Info, topic, format!("cloud toy {sn} removed from the integration: forgotten"));
+    cx.toys.known.remove(sn);
+    Goodbye::Forgotten
+}
+
 /// Records that a toy was heard from, for the Last activity sensor.
 /// Shown to the second: a toy reading a story sends a sentence every
 /// few hundred milliseconds, and one update a second says as much.
@@ -321,7 +434,12 @@ pub(super) fn let_back_in(cx: &mut Cx, sn: &Sn) -> Result<(), String> {
     if !cx.toys.deleted().contains_key(sn) {
         return Err(format!("toy {sn} is not kept out"));
     }
-    if let Some(why) = cx.toys.refusal_but_deleted(sn, cx.cfg) {
+    // A cloud toy is the integration's: `allow_unknown_toys` is not about it.
+    let why = match cx.toys.deleted_cloud.contains_key(sn) {
+        true => cx.toys.refusal_of_any(sn, cx.cfg),
+        false => cx.toys.refusal_but_deleted(sn, cx.cfg),
+    };
+    if let Some(why) = why {
         return Err(format!("toy {sn} cannot come back: {why}"));
     }
     cx.log(Level::Info, LET_BACK_IN, format!("toy {sn} let back in on the page: adding it to Home Assistant"));

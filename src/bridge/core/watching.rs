@@ -77,6 +77,8 @@ impl Watching {
     /// said (the integration asks before the toy gets it): a verdict naming
     /// the watch words it holds, none meaning yes. One held back fires the
     /// toy's Alert event (`toy_said`, `held_back`), as a sentence said would.
+    /// The verdict says too whether the toy's Quiet switch is on (false for a
+    /// toy not known here): a quiet cloud toy is told nothing.
     pub(super) fn screen(&self, cx: &mut Cx, topic: &str, id: &str, sn: Option<&str>, text: &str) {
         let toy = sn.and_then(|s| Sn::parse(s).ok()).filter(|sn| cx.toys.has(sn));
         let phrases = self.all.found(toy.as_ref().map(Sn::as_str), Speaker::Toy, text);
@@ -98,7 +100,8 @@ impl Watching {
         // At most once, as the integration asks (see its brain.py): on the local broker nothing
         // is lost, and an acknowledgement would hold the next message back behind Nagle's delay.
         let named: Vec<&str> = phrases.iter().map(|h| h.phrase).collect();
-        let verdict = serde_json::json!({ "phrases": named }).to_string();
+        let quiet = toy.as_ref().is_some_and(|sn| cx.toys.toy(sn).own.quiet());
+        let verdict = serde_json::json!({ "phrases": named, "quiet": quiet }).to_string();
         cx.out.event(cx.cfg.topics.screen_response(id), verdict);
     }
 }
@@ -232,13 +235,26 @@ mod tests {
     }
 
     #[test]
+    fn the_verdict_says_whether_the_toy_is_quiet() {
+        let quiet = ToyState { quiet: true, ..ToyState::default() };
+        let mut b = Bench::saved(config(), BTreeMap::from([(bunny(), quiet)]), BTreeMap::new());
+        let watching = Watching::new(&[], Vec::new(), Choices::new(), &mut Vec::new());
+        watching.screen(&mut b.cx(), "t", "r1", Some(BUNNY), "Fish swim");
+        watching.screen(&mut b.cx(), "t", "r2", Some("08d1f9c6a310"), "Fish swim");
+        let out = b.take();
+        assert_eq!(out.last_on("folotoy/bridge/screen/verdict/r1").as_deref(), Some(r#"{"phrases":[],"quiet":true}"#));
+        let unknown = out.last_on("folotoy/bridge/screen/verdict/r2");
+        assert_eq!(unknown.as_deref(), Some(r#"{"phrases":[],"quiet":false}"#), "a toy not known here");
+    }
+
+    #[test]
     fn an_answer_holding_a_watch_word_is_held_back_with_the_toys_alert() {
         let mut b = Bench::new(config());
         let watching = Watching::new(&words(&["matches"]), Vec::new(), Choices::new(), &mut Vec::new());
         watching.screen(&mut b.cx(), "t", "r1", Some(BUNNY), "Let's play with matches");
         let out = b.take();
         let verdict = out.last_on("folotoy/bridge/screen/verdict/r1").expect("a verdict");
-        assert_eq!(verdict, r#"{"phrases":["matches"]}"#);
+        assert_eq!(verdict, r#"{"phrases":["matches"],"quiet":false}"#);
         let alert: serde_json::Value =
             serde_json::from_str(&out.last_on("folotoy/fcb467dad0c0/alert").unwrap()).unwrap();
         assert_eq!((alert["event_type"].as_str(), alert["held_back"].as_bool()), (Some("toy_said"), Some(true)));
@@ -248,6 +264,6 @@ mod tests {
         watching.screen(&mut b.cx(), "t", "r3", Some(BUNNY), "Fish swim");
         let out = b.take();
         assert_eq!(out.publish.len(), 2, "{:?}", out.publish);
-        assert_eq!(out.last_on("folotoy/bridge/screen/verdict/r3").as_deref(), Some(r#"{"phrases":[]}"#));
+        assert_eq!(out.last_on("folotoy/bridge/screen/verdict/r3").as_deref(), Some(r#"{"phrases":[],"quiet":false}"#));
     }
 }
