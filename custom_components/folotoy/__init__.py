@@ -25,7 +25,7 @@ from .const import CONF_DISCOVERY_PREFIX, DOMAIN
 from .data import FoloToyConfigEntry, FoloToyData
 from .discovery import SIGNAL_BRIDGES, Discovery
 
-PLATFORMS = [Platform.MEDIA_PLAYER]
+PLATFORMS = [Platform.MEDIA_PLAYER, Platform.BINARY_SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
