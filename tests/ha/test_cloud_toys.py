@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from folotoy_cloud import CloudToy, scan
-from ha_harness import HomeAssistant, free_port, wait_until
+from ha_harness import HomeAssistant, MqttProbe, free_port, wait_until
 
 SUBENTRY_FLOW = "/api/config/config_entries/subentries/flow"
 
@@ -89,9 +89,44 @@ def wait_for_channel(ha: HomeAssistant, sn: str) -> dict:
     return ha.wait_for_state(connection(sn), state="on")
 
 
+# A bridge config with the relay's cloud_topic, published here (the bridge in these tests may
+# not announce one yet): where the integration says hello and listens for notify.
+CLOUD_BRIDGE = "cloudtest_bridge"
+CLOUD_TOPIC = "cloudtest/{sn}/cloud"
+BRIDGE_CONFIG = {
+    "device": {"identifiers": [CLOUD_BRIDGE]},
+    "availability": ["cloudtest/bridge/state"],
+    "conversation_request_topic": "cloudtest/bridge/conversation/get",
+    "conversation_response_topic": "cloudtest/bridge/conversation/response",
+    "screen_request_topic": "cloudtest/bridge/screen/check",
+    "screen_response_topic": "cloudtest/bridge/screen/verdict",
+    "conversation_topic": "cloudtest/{sn}/conversation",
+    "toy_node": "folotoy_{sn_lower}",
+    "cloud_topic": CLOUD_TOPIC,
+    "origin": {"name": "folotoy-ha-bridge", "sw_version": "1.0.0"},
+}
+BRIDGE_CONFIG_TOPIC = f"homeassistant/folotoy/{CLOUD_BRIDGE}/bridge/config"
+
+
+def relay(sn: str, leaf: str) -> str:
+    return f"{CLOUD_TOPIC.replace('{sn}', sn)}/{leaf}"
+
+
+RETAINED_NOTIFY = relay("b0b0b0b0b0b0", "notify")
+
+
 @pytest.fixture(scope="module")
-def entry_id(homeassistant, integration) -> str:
-    return folotoy_entry(homeassistant)["entry_id"]
+def entry_id(homeassistant, integration, mosquitto) -> str:
+    """The FoloToy entry, with a bridge that has a cloud topic."""
+    probe = MqttProbe(mosquitto.host, mosquitto.port).connect()
+    # Left by someone on the broker: a command that is retained (bad input), found by the
+    # integration when it subscribes to the bridge's notify topics.
+    probe.publish(RETAINED_NOTIFY, {"id": "n-retained", "text": "Old news"}, retain=True)
+    probe.publish(BRIDGE_CONFIG_TOPIC, BRIDGE_CONFIG, retain=True)
+    yield folotoy_entry(homeassistant)["entry_id"]
+    probe.publish(BRIDGE_CONFIG_TOPIC, "", retain=True)
+    probe.publish(RETAINED_NOTIFY, "", retain=True)
+    probe.close()
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +138,20 @@ def pip(cloud) -> CloudToy:
     toy.close()
 
 
-def test_a_cloud_toy_added_by_serial_and_key_gets_its_questions_answered(homeassistant, entry_id, cloud, pip):
+# First: the warning comes as soon as the integration subscribes (the entry_id fixture).
+@pytest.mark.ha_log_allow(r"Ignoring the retained notify on cloudtest/b0b0b0b0b0b0/cloud/notify")
+def test_a_retained_notify_is_refused_with_a_warning_naming_its_topic(homeassistant, entry_id):
+    warned = f"Ignoring the retained notify on {RETAINED_NOTIFY}: a command is never retained"
+    wait_until(
+        lambda: any(warned in r.message for r in homeassistant.log.records()),
+        10,
+        "the warning about the retained notify",
+    )
+
+
+def test_a_cloud_toy_added_by_serial_and_key_gets_its_questions_answered(homeassistant, entry_id, cloud, pip, mqtt):
     ha = homeassistant
+    mqtt.subscribe(relay(PIP[0], "hello"))
     done = add_by_key(ha, entry_id, cloud, *PIP, name="Pip")
     assert done["type"] == "create_entry", done
     assert done["title"] == "Pip"
@@ -114,6 +161,16 @@ def test_a_cloud_toy_added_by_serial_and_key_gets_its_questions_answered(homeass
         msg_id = pip.ask("Hello Pip", recording_id=5)
         answer = pip.wait_for_answer(msg_id)
         assert answer.outputs[-1]["is_finished"] is True
+        # The bridge is told of the toy, by name only (never the key), and retained: a bridge
+        # that starts later is told too.
+        assert mqtt.wait_for(relay(PIP[0], "hello"), predicate=lambda m: m.payload).json() == {"name": "Pip"}
+        later = MqttProbe(mqtt.host, mqtt.port).connect()
+        try:
+            later.subscribe(relay(PIP[0], "hello"))
+            hello = later.wait_for(relay(PIP[0], "hello"))
+            assert hello.retain and hello.json() == {"name": "Pip"}
+        finally:
+            later.close()
     finally:
         remove(ha, entry_id, subentry)
 
@@ -169,3 +226,115 @@ def test_an_unreachable_cloud_is_said_in_the_dialog(homeassistant, entry_id, clo
     form = add_by_key(ha, entry_id, cloud, *PIP, name="Pip", host="127.0.0.1", port=free_port())
     assert form["type"] == "form" and form["errors"] == {"base": "cannot_connect"}, form
     ha.api("DELETE", f"{SUBENTRY_FLOW}/{form['flow_id']}")
+
+
+def test_a_removed_cloud_toy_disconnects_from_the_cloud_and_the_bridge_forgets_it(
+    homeassistant, entry_id, cloud, pip, mqtt
+):
+    ha = homeassistant
+    mqtt.subscribe(relay(PIP[0], "hello"))
+    assert add_by_key(ha, entry_id, cloud, *PIP, name="Pip")["type"] == "create_entry"
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == PIP[0]]
+    wait_for_channel(ha, PIP[0])
+    mqtt.wait_for(relay(PIP[0], "hello"), predicate=lambda m: m.payload)
+    log_mark = len(cloud.log_text())
+    mark = mqtt.mark()
+    remove(ha, entry_id, subentry)
+    assert not mqtt.wait_for(relay(PIP[0], "hello"), since=mark).payload
+    wait_until(
+        lambda: f"Client openapi:{PIP[0]} disconnected" in cloud.log_text()[log_mark:], 10, "Pip's channel to end"
+    )
+
+
+def test_a_cloud_toys_connection_joins_the_toys_device_once_the_bridge_has_made_it(
+    homeassistant, entry_id, cloud, pip, mqtt
+):
+    ha = homeassistant
+    assert add_by_key(ha, entry_id, cloud, *PIP, name="Pip")["type"] == "create_entry"
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == PIP[0]]
+    node = f"folotoy_{PIP[0]}"
+    discovery = f"homeassistant/sensor/{node}/heard/config"
+    try:
+        state = wait_for_channel(ha, PIP[0])
+        assert state["attributes"]["device_class"] == "connectivity"
+        assert ha.entity_entry(connection(PIP[0]))["device_id"] is None
+        # What the bridge does once it has Pip's hello: the toy's device, by MQTT discovery.
+        mqtt.publish(
+            discovery,
+            {
+                "name": "Heard",
+                "unique_id": f"{node}_heard",
+                "state_topic": f"folotoy/{PIP[0]}/heard",
+                "device": {"identifiers": [node], "name": "Pip", "serial_number": PIP[0]},
+            },
+            retain=True,
+        )
+        device = wait_until(lambda: ha.device_by_identifier(node), 10, "Pip's device")
+        wait_until(lambda: ha.entity_entry(connection(PIP[0]))["device_id"] == device["id"], 10, "the entity on it")
+    finally:
+        mqtt.publish(discovery, "", retain=True)
+        remove(ha, entry_id, subentry)
+
+
+@pytest.mark.ha_log_allow(r"FoloToy's cloud refused toy a1b2c3d4e5f6's key")
+def test_a_key_changed_on_foloToys_cloud_raises_a_repair_issue_until_the_toy_is_given_the_new_key(
+    homeassistant, entry_id, cloud, pip, mqtt
+):
+    ha = homeassistant
+    sn, key = PIP
+    assert add_by_key(ha, entry_id, cloud, sn, key, name="Pip")["type"] == "create_entry"
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == sn]
+    issue = f"cloud_refused_{subentry['subentry_id']}"
+    try:
+        wait_for_channel(ha, sn)
+        # The toy paired again in FoloToy's app: a new key, and the old connection ended.
+        cloud._control(
+            {"command": "setClientPassword", "username": f"openapi:{sn}", "password": "NewPipKey9"},
+            {"command": "disableClient", "username": f"openapi:{sn}"},
+            {"command": "enableClient", "username": f"openapi:{sn}"},
+        )
+        ha.wait_for_state(connection(sn), state="off", attributes={"state": "refused"})
+        [found] = [i for i in repair_issues(ha) if i["issue_id"] == issue]
+        assert found["translation_key"] == "cloud_refused" and found["translation_placeholders"] == {"name": "Pip"}
+        # A notify meanwhile is refused to the bridge, with why.
+        mqtt.subscribe(relay(sn, "notified"))
+        mark = mqtt.mark()
+        mqtt.publish(relay(sn, "notify"), {"id": "n-refused", "text": "Dinner time"})
+        notified = mqtt.wait_for(relay(sn, "notified"), since=mark)
+        assert notified.json() == {"id": "n-refused", "ok": False, "why": "the toy's channel is not connected"}
+        # The new key, given in the toy's Reconfigure.
+        form = start_flow(ha, entry_id, subentry_id=subentry["subentry_id"])
+        assert form["type"] == "form" and form["step_id"] == "reconfigure", form
+        done = step(ha, form, {"key": "NewPipKey9", "host": cloud.host, "port": cloud.port})
+        assert done["type"] == "abort" and done["reason"] == "reconfigure_successful", done
+        wait_for_channel(ha, sn)
+        wait_until(lambda: not [i for i in repair_issues(ha) if i["issue_id"] == issue], 10, "the issue to go")
+    finally:
+        cloud._control({"command": "setClientPassword", "username": f"openapi:{sn}", "password": key})
+        remove(ha, entry_id, subentry)
+
+
+def test_a_notify_from_the_bridge_is_said_by_the_cloud_toy_and_confirmed(homeassistant, entry_id, cloud, pip, mqtt):
+    ha = homeassistant
+    sn = PIP[0]
+    assert add_by_key(ha, entry_id, cloud, *PIP, name="Pip")["type"] == "create_entry"
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == sn]
+    try:
+        wait_for_channel(ha, sn)
+        mqtt.subscribe(relay(sn, "notified"))
+        mqtt.subscribe(relay(sn, "event"))
+        toy_mark, mark = pip.mark(), mqtt.mark()
+        mqtt.publish(relay(sn, "notify"), {"id": "n1", "text": "Time to brush your teeth"})
+        assert pip.wait_for_notification(since=toy_mark) == "Time to brush your teeth"
+        notified = mqtt.wait_for(relay(sn, "notified"), since=mark)
+        assert notified.json() == {"id": "n1", "ok": True}
+        # What the toy said, for the toy's Said and history, as a self-hosted toy's event.
+        said = mqtt.wait_for(relay(sn, "event"), since=mark).json()
+        assert said["identifier"] == "voice_generated" and isinstance(said["msgId"], int)
+        assert said["inputParams"] == {"voiceText": "Time to brush your teeth"}
+    finally:
+        remove(ha, entry_id, subentry)
+
+
+def repair_issues(ha: HomeAssistant) -> list[dict]:
+    return [i for i in ha.ws("repairs/list_issues")["issues"] if i["domain"] == "folotoy"]
