@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from folotoy_cloud import CloudToy, scan
+from folotoy_cloud import CloudToy, login_as_toy, scan
 from ha_harness import HomeAssistant, MqttProbe, free_port, wait_until
 
 SUBENTRY_FLOW = "/api/config/config_entries/subentries/flow"
@@ -125,7 +125,6 @@ def entry_id(homeassistant, integration, mosquitto) -> str:
     probe.publish(BRIDGE_CONFIG_TOPIC, BRIDGE_CONFIG, retain=True)
     yield folotoy_entry(homeassistant)["entry_id"]
     probe.publish(BRIDGE_CONFIG_TOPIC, "", retain=True)
-    probe.publish(RETAINED_NOTIFY, "", retain=True)
     probe.close()
 
 
@@ -140,13 +139,12 @@ def pip(cloud) -> CloudToy:
 
 # First: the warning comes as soon as the integration subscribes (the entry_id fixture).
 @pytest.mark.ha_log_allow(r"Ignoring the retained notify on cloudtest/b0b0b0b0b0b0/cloud/notify")
-def test_a_retained_notify_is_refused_with_a_warning_naming_its_topic(homeassistant, entry_id):
+def test_a_retained_notify_is_refused_with_a_warning_naming_its_topic(homeassistant, entry_id, mqtt):
     warned = f"Ignoring the retained notify on {RETAINED_NOTIFY}: a command is never retained"
-    wait_until(
-        lambda: any(warned in r.message for r in homeassistant.log.records()),
-        10,
-        "the warning about the retained notify",
-    )
+    ha = homeassistant
+    wait_until(lambda: any(warned in r.message for r in ha.log.records()), 10, "the warning about the retained notify")
+    # Gone, so that a later subscription (a reload) does not find it again.
+    mqtt.publish(RETAINED_NOTIFY, "", retain=True)
 
 
 def test_a_cloud_toy_added_by_serial_and_key_gets_its_questions_answered(homeassistant, entry_id, cloud, pip, mqtt):
@@ -333,6 +331,54 @@ def test_a_notify_from_the_bridge_is_said_by_the_cloud_toy_and_confirmed(homeass
         assert said["identifier"] == "voice_generated" and isinstance(said["msgId"], int)
         assert said["inputParams"] == {"voiceText": "Time to brush your teeth"}
     finally:
+        remove(ha, entry_id, subentry)
+
+
+def test_a_cloud_toy_is_connected_again_when_the_integration_is_reloaded(homeassistant, entry_id, cloud, pip):
+    ha = homeassistant
+    assert add_by_key(ha, entry_id, cloud, *PIP, name="Pip")["type"] == "create_entry"
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == PIP[0]]
+    try:
+        wait_for_channel(ha, PIP[0])
+        log_mark = len(cloud.log_text())
+        ha.api("POST", f"/api/config/config_entries/entry/{entry_id}/reload")
+        # The unload ended the channel; the setup started it again.
+        ended = f"Client openapi:{PIP[0]} disconnected"
+        wait_until(lambda: ended in cloud.log_text()[log_mark:], 10, "Pip's channel to end")
+        wait_for_channel(ha, PIP[0])
+        answer = pip.wait_for_answer(pip.ask("Are you back?", recording_id=8))
+        assert answer.outputs[-1]["is_finished"] is True
+    finally:
+        remove(ha, entry_id, subentry)
+
+
+@pytest.mark.ha_log_allow(r"Toy a1b2c3d4e5f6's channel in FoloToy's cloud is used by another client")
+def test_a_cloud_toy_taken_over_by_another_client_stands_back_and_says_so_until_reconfigured(
+    homeassistant, entry_id, cloud, pip
+):
+    ha = homeassistant
+    sn, key = PIP
+    assert add_by_key(ha, entry_id, cloud, sn, key, name="Pip")["type"] == "create_entry"
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == sn]
+    issue = f"cloud_taken_over_{subentry['subentry_id']}"
+    other = login_as_toy(cloud, sn, key, reconnect=True)
+    try:
+        wait_for_channel(ha, sn)
+        # Another client of the channel (as FoloToy's own OpenClaw client), logging in as the
+        # toy and back in whenever it is put out.
+        other.connect()
+        ha.wait_for_state(connection(sn), state="off", attributes={"state": "taken_over"}, timeout=30)
+        [found] = [i for i in repair_issues(ha) if i["issue_id"] == issue]
+        assert found["translation_key"] == "cloud_taken_over"
+        other.close()
+        # Reconfigure, changing nothing, connects again.
+        form = start_flow(ha, entry_id, subentry_id=subentry["subentry_id"])
+        done = step(ha, form, {"host": cloud.host, "port": cloud.port})
+        assert done["type"] == "abort" and done["reason"] == "reconfigure_successful", done
+        wait_for_channel(ha, sn)
+        wait_until(lambda: not [i for i in repair_issues(ha) if i["issue_id"] == issue], 10, "the issue to go")
+    finally:
+        other.close()
         remove(ha, entry_id, subentry)
 
 
