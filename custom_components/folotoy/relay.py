@@ -91,6 +91,9 @@ class Relay:
         sn = bridge.cloud_sn(msg.topic, "notify") if bridge is not None else None
         if bridge is None or sn is None:
             return  # a message of a subscription just replaced
+        if not msg.payload:
+            _LOGGER.debug("Ignoring the empty notify on %s: a retained one was cleared", msg.topic)
+            return
         if msg.retain:
             _LOGGER.warning("Ignoring the retained notify on %s: a command is never retained", msg.topic)
             return
