@@ -72,6 +72,8 @@ class CloudToys:
         self._hass = hass
         self._entry = entry
         self.channels: dict[str, Channel] = {}
+        # One change at a time: a channel being stopped is not started twice meanwhile.
+        self._changing = asyncio.Lock()
 
     @callback
     def async_start(self) -> None:
@@ -81,6 +83,10 @@ class CloudToys:
     async def async_subentries_changed(self) -> list[ConfigSubentry]:
         """Follows the entry's subentries: stops the removed toys' channels, starts the new
         ones', and starts a changed one's again. Returns the subentries removed."""
+        async with self._changing:
+            return await self._follow()
+
+    async def _follow(self) -> list[ConfigSubentry]:
         current = cloud_subentries(self._entry)
         removed = [c.subentry for i, c in self.channels.items() if i not in current]
         for subentry in removed:
@@ -89,15 +95,17 @@ class CloudToys:
         for subentry in current.values():
             started = self.channels.get(subentry.subentry_id)
             if started is None or started.toy != cloud_toy(subentry):
-                await self.async_restart(subentry)
+                await self._stop(subentry.subentry_id)
+                self._start(subentry)
             else:
                 started.subentry = subentry  # a new title
         return removed
 
     async def async_restart(self, subentry: ConfigSubentry) -> None:
         """A channel started afresh (a new key, or one that stood back when taken over)."""
-        await self._stop(subentry.subentry_id)
-        self._start(subentry)
+        async with self._changing:
+            await self._stop(subentry.subentry_id)
+            self._start(subentry)
 
     async def async_close(self) -> None:
         for subentry_id in list(self.channels):

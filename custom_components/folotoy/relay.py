@@ -72,7 +72,7 @@ class Relay:
         sn = subentry.data[CONF_SN]
         self._toys.pop(sn, None)
         for bridge in self._bridges.values():
-            await mqtt.async_publish(self._hass, bridge.cloud(sn, "hello"), "", qos=1, retain=True)
+            await self._send(bridge.cloud(sn, "hello"), "", retain=True)
 
     @callback
     def close(self) -> None:
@@ -83,7 +83,7 @@ class Relay:
 
     async def _hello(self, bridge: BridgeConfig, subentry: ConfigSubentry) -> None:
         hello = json.dumps({"name": subentry.title}, ensure_ascii=False)
-        await mqtt.async_publish(self._hass, bridge.cloud(subentry.data[CONF_SN], "hello"), hello, qos=1, retain=True)
+        await self._send(bridge.cloud(subentry.data[CONF_SN], "hello"), hello, retain=True)
 
     @callback
     def _notify_received(self, msg: mqtt.ReceiveMessage) -> None:
@@ -123,9 +123,9 @@ class Relay:
     def _publish(self, topic: str, payload: dict[str, Any]) -> None:
         self._hass.async_create_task(self._send(topic, json.dumps(payload, ensure_ascii=False)), eager_start=True)
 
-    async def _send(self, topic: str, payload: str) -> None:
+    async def _send(self, topic: str, payload: str, retain: bool = False) -> None:
         try:
-            await mqtt.async_publish(self._hass, topic, payload, qos=1)
+            await mqtt.async_publish(self._hass, topic, payload, qos=1, retain=retain)
         except HomeAssistantError as err:
             _LOGGER.warning("Could not tell the bridge on %s: %s", topic, err)
 

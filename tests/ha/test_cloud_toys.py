@@ -210,6 +210,16 @@ def test_a_pairing_not_completed_in_time_says_the_code_expired_and_offers_a_new_
     ha.api("DELETE", f"{SUBENTRY_FLOW}/{again['flow_id']}")
 
 
+@pytest.mark.ha_log_allow(r"FoloToy's pairing service at http://127.0.0.1:\d+: the pairing service could not be")
+def test_an_unreachable_pairing_service_is_said_in_the_dialog(homeassistant, entry_id):
+    ha = homeassistant
+    menu = start_flow(ha, entry_id)
+    form = step(ha, menu, {"next_step_id": "pair"})
+    form = step(ha, form, {"name": "Pip", "advanced": {"pairing_url": f"http://127.0.0.1:{free_port()}"}})
+    assert form["type"] == "form" and form["step_id"] == "pair" and form["errors"] == {"base": "pairing_unreachable"}
+    ha.api("DELETE", f"{SUBENTRY_FLOW}/{form['flow_id']}")
+
+
 @pytest.mark.ha_log_allow(r"FoloToy's cloud refused toy a1b2c3d4e5f6's key")
 def test_a_wrong_key_is_said_in_the_dialog_and_adds_no_toy(homeassistant, entry_id, cloud, pip):
     ha = homeassistant
