@@ -33,8 +33,11 @@ SIGNAL_STATE = SignalTypeFormat[State, str]("folotoy_cloud_state_{}_{}")
 # How long the config flow waits for the cloud's answer to the key before it says the cloud
 # cannot be reached (paho gives up connecting after 5 s).
 TRY_TIMEOUT = 15.0
-# The states a parent must act on, each with its repair issue (translation key).
-ISSUES = {State.REFUSED: "cloud_refused", State.TAKEN_OVER: "cloud_taken_over"}
+# The states a parent must act on, each with its repair issue (translation key)...
+ISSUES = {State.REFUSED: "cloud_refused", State.TAKEN_OVER: "cloud_taken_over", State.UNREACHABLE: "cloud_unreachable"}
+# ...FoloToy's cloud not reached only after this many tries in a row (with the channel's
+# backoff, about 15 s): a moment without network raises nothing.
+UNREACHABLE_AFTER = 4
 
 
 def cloud_toy(subentry: ConfigSubentry) -> CloudToy:
@@ -63,6 +66,8 @@ class Channel:
     toy: CloudToy
     link: Link
     why: str = ""
+    # Tries in a row that did not reach FoloToy's cloud.
+    unreachable: int = 0
 
 
 class CloudToys:
@@ -149,10 +154,16 @@ class CloudToys:
         subentry_id = subentry.subentry_id
         if (channel := self.channels.get(subentry_id)) is not None:
             channel.why = why
+            if state is State.UNREACHABLE:
+                channel.unreachable += 1
+            elif state is State.CONNECTED:
+                channel.unreachable = 0
         _LOGGER.debug("Cloud toy %s: %s (%s)", subentry.data[CONF_SN], state, why)
         if state is State.CONNECTED:
             self._clear_issues(subentry_id)
-        elif (kind := ISSUES.get(state)) is not None:
+        elif (kind := ISSUES.get(state)) is not None and (
+            state is not State.UNREACHABLE or (channel is not None and channel.unreachable >= UNREACHABLE_AFTER)
+        ):
             ir.async_create_issue(
                 self._hass,
                 DOMAIN,

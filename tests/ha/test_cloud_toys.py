@@ -392,5 +392,32 @@ def test_a_cloud_toy_taken_over_by_another_client_stands_back_and_says_so_until_
         remove(ha, entry_id, subentry)
 
 
+def test_a_cloud_out_of_reach_for_a_while_raises_a_repair_issue_that_goes_when_it_is_back(
+    homeassistant, entry_id, cloud, pip
+):
+    ha = homeassistant
+    assert add_by_key(ha, entry_id, cloud, *PIP, name="Pip")["type"] == "create_entry"
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == PIP[0]]
+    issue = f"cloud_unreachable_{subentry['subentry_id']}"
+    try:
+        wait_for_channel(ha, PIP[0])
+        cloud.stop()
+        try:
+            ha.wait_for_state(connection(PIP[0]), state="off", attributes={"state": "unreachable"})
+            # Not at the first failed try: a moment without network raises nothing.
+            assert not [i for i in repair_issues(ha) if i["issue_id"] == issue]
+            found = wait_until(
+                lambda: [i for i in repair_issues(ha) if i["issue_id"] == issue], 40, "the unreachable issue"
+            )
+            assert found[0]["translation_placeholders"] == {"name": "Pip"}
+        finally:
+            cloud.start()
+        # At the channel's next try (its backoff has grown to about 16 s by now).
+        ha.wait_for_state(connection(PIP[0]), state="on", timeout=60)
+        wait_until(lambda: not [i for i in repair_issues(ha) if i["issue_id"] == issue], 10, "the issue to go")
+    finally:
+        remove(ha, entry_id, subentry)
+
+
 def repair_issues(ha: HomeAssistant) -> list[dict]:
     return [i for i in ha.ws("repairs/list_issues")["issues"] if i["domain"] == "folotoy"]
