@@ -5,7 +5,9 @@ media player. This integration adds one per toy, on the toy's device, from the
 configs the bridge publishes (discovery.py); it decides nothing the bridge decides. The
 action `folotoy.get_conversation` asks the bridge for a toy's exchanges of a day, and an
 OpenAI-compatible endpoint lets a FoloToy role be answered by Home Assistant (brain.py):
-both from the bridge's own config, so they work with the players off.
+both from the bridge's own config, so they work with the players off. FoloToy cloud toys
+are subentries of the entry (cloud_flow.py), each with its channel to FoloToy's cloud
+(cloud_toys.py) and its relay to the bridge (relay.py).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from . import brain, conversation, devices
-from .cloud_toys import SIGNAL_ADDED, CloudToys
+from .cloud_toys import SIGNAL_ADDED, CloudToys, cloud_subentries
 from .const import CONF_DISCOVERY_PREFIX, DOMAIN
 from .data import FoloToyConfigEntry, FoloToyData
 from .discovery import SIGNAL_BRIDGES, Discovery
-from .relay import Relay
+from .relay import Relay, async_forget_all
 
 PLATFORMS = [Platform.MEDIA_PLAYER, Platform.BINARY_SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -72,6 +74,11 @@ async def _async_entry_updated(hass: HomeAssistant, entry: FoloToyConfigEntry) -
 async def async_unload_entry(hass: HomeAssistant, entry: FoloToyConfigEntry) -> bool:
     """Stop following them (what the entry owns is closed once its platforms are unloaded)."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: FoloToyConfigEntry) -> None:
+    """The integration removed: the bridges forget its cloud toys too."""
+    await async_forget_all(hass, cloud_subentries(entry).values())
 
 
 async def async_remove_config_entry_device(

@@ -14,21 +14,23 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.util.hass_dict import HassKey
 
 from . import payloads
-from .const import CONF_SN
+from .const import CONF_SN, DOMAIN
 from .payloads import BridgeConfig
 
 _LOGGER = logging.getLogger(__name__)
 
 NOT_CONNECTED = "the toy's channel is not connected"
+KNOWN_BRIDGES: HassKey[set[BridgeConfig]] = HassKey(f"{DOMAIN}_cloud_bridges")
 
 
 class Relay:
@@ -48,6 +50,7 @@ class Relay:
         """Follows the bridges' cloud topics: says hello under a new one, and listens to its
         notify."""
         current = {b.cloud_topic: b for b in bridges.values() if b.cloud_topic is not None}
+        known_bridges(self._hass).update(current.values())
         for topic in [t for t in self._unsubscribe if t not in current]:
             self._unsubscribe.pop(topic)()
             self._bridges.pop(topic, None)
@@ -126,6 +129,24 @@ class Relay:
     async def _send(self, topic: str, payload: str, retain: bool = False) -> None:
         try:
             await mqtt.async_publish(self._hass, topic, payload, qos=1, retain=retain)
+        except HomeAssistantError as err:
+            _LOGGER.warning("Could not tell the bridge on %s: %s", topic, err)
+
+
+@callback
+def known_bridges(hass: HomeAssistant) -> set[BridgeConfig]:
+    """Every bridge with a cloud topic seen since Home Assistant started: kept past the
+    entry's unload, for its removal (async_forget_all)."""
+    return hass.data.setdefault(KNOWN_BRIDGES, set())
+
+
+async def async_forget_all(hass: HomeAssistant, subentries: Iterable[ConfigSubentry]) -> None:
+    """The entry removed with its cloud toys: their hello emptied under every cloud topic
+    seen, so that the bridges forget them."""
+    topics = {bridge.cloud(s.data[CONF_SN], "hello") for bridge in known_bridges(hass) for s in subentries}
+    for topic in topics:
+        try:
+            await mqtt.async_publish(hass, topic, "", qos=1, retain=True)
         except HomeAssistantError as err:
             _LOGGER.warning("Could not tell the bridge on %s: %s", topic, err)
 

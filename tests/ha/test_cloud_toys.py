@@ -419,5 +419,19 @@ def test_a_cloud_out_of_reach_for_a_while_raises_a_repair_issue_that_goes_when_i
         remove(ha, entry_id, subentry)
 
 
+# Last: it removes the module's FoloToy entry.
+def test_removing_the_foloToy_integration_makes_the_bridges_forget_its_cloud_toys(
+    homeassistant, entry_id, cloud, pip, mqtt
+):
+    ha = homeassistant
+    mqtt.subscribe(relay(PIP[0], "hello"))
+    assert add_by_key(ha, entry_id, cloud, *PIP, name="Pip")["type"] == "create_entry"
+    mqtt.wait_for(relay(PIP[0], "hello"), predicate=lambda m: m.payload)
+    wait_for_channel(ha, PIP[0])
+    mark = mqtt.mark()
+    ha.api("DELETE", f"/api/config/config_entries/entry/{entry_id}")
+    assert not mqtt.wait_for(relay(PIP[0], "hello"), since=mark).payload
+
+
 def repair_issues(ha: HomeAssistant) -> list[dict]:
     return [i for i in ha.ws("repairs/list_issues")["issues"] if i["domain"] == "folotoy"]
