@@ -419,6 +419,24 @@ def test_a_cloud_out_of_reach_for_a_while_raises_a_repair_issue_that_goes_when_i
         remove(ha, entry_id, subentry)
 
 
+def test_a_cloud_toys_key_is_never_in_home_assistants_log_nor_on_its_broker(homeassistant, entry_id, cloud, pip, mqtt):
+    ha = homeassistant
+    mqtt.subscribe("#")
+    log_mark = len(ha.log.text())
+    assert add_by_key(ha, entry_id, cloud, *PIP, name="Pip")["type"] == "create_entry"
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == PIP[0]]
+    try:
+        wait_for_channel(ha, PIP[0])
+        pip.wait_for_answer(pip.ask("What is my key?", recording_id=9))
+        mqtt.publish(relay(PIP[0], "notify"), {"id": "n-key", "text": "Hello"})
+        mqtt.wait_for(relay(PIP[0], "notified"))
+    finally:
+        remove(ha, entry_id, subentry)
+    key = PIP[1]
+    assert key not in ha.log.text()[log_mark:]
+    assert not [m.topic for m in mqtt.messages if key.encode() in m.payload or key in m.topic]
+
+
 # Last: it removes the module's FoloToy entry.
 def test_removing_the_foloToy_integration_makes_the_bridges_forget_its_cloud_toys(
     homeassistant, entry_id, cloud, pip, mqtt
