@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from folotoy_cloud import CloudToy, login_as_toy, scan
+from folotoy_cloud import CloudToy, login_as_toy, scan, toy_qr
 from ha_harness import HomeAssistant, MqttProbe, free_port, wait_until
 
 SUBENTRY_FLOW = "/api/config/config_entries/subentries/flow"
@@ -169,6 +169,19 @@ def test_a_cloud_toy_added_by_serial_and_key_gets_its_questions_answered(homeass
             assert hello.retain and hello.json() == {"name": "Pip"}
         finally:
             later.close()
+    finally:
+        remove(ha, entry_id, subentry)
+
+
+def test_the_text_of_the_toys_qr_code_pasted_as_the_serial_number_is_enough(homeassistant, entry_id, cloud, pip):
+    ha = homeassistant
+    bad = add_by_key(ha, entry_id, cloud, "a1b2/c3", "", name="Pip")
+    assert bad["type"] == "form" and bad["errors"] == {"sn": "not_a_toy_code"}, bad
+    done = step(ha, bad, {"name": "Pip", "sn": toy_qr(*PIP), "host": cloud.host, "port": cloud.port})
+    assert done["type"] == "create_entry", done
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == PIP[0]]
+    try:
+        wait_for_channel(ha, PIP[0])
     finally:
         remove(ha, entry_id, subentry)
 
