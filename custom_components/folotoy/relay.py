@@ -78,6 +78,13 @@ class Relay:
             await self._send(bridge.cloud(sn, "hello"), "", retain=True)
 
     @callback
+    def event(self, sn: str, payload: dict[str, Any]) -> None:
+        """A cloud toy's event (`thing/event/post` payloads of a self-hosted toy: what the
+        child said, what the toy said) for every bridge with a cloud topic."""
+        for bridge in self._bridges.values():
+            self._publish(bridge.cloud(sn, "event"), payload)
+
+    @callback
     def close(self) -> None:
         for unsubscribe in self._unsubscribe.values():
             unsubscribe()
@@ -118,8 +125,9 @@ class Relay:
             answer = {"id": notify.id, "ok": False, "why": NOT_CONNECTED}
         else:
             self._msg_id = self._msg_id % (1 << 31) + 1
-            said = {"msgId": self._msg_id, "identifier": "voice_generated", "inputParams": {"voiceText": notify.text}}
-            self._publish(bridge.cloud(sn, "event"), said)
+            self.event(
+                sn, {"msgId": self._msg_id, "identifier": "voice_generated", "inputParams": {"voiceText": notify.text}}
+            )
         self._publish(bridge.cloud(sn, "notified"), answer)
 
     @callback
