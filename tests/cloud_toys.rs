@@ -16,6 +16,7 @@ use serde_json::{json, Value as Json};
 /// A toy of FoloToy's cloud, in no configuration: the integration has it.
 const OWL: &str = "aabbccddeeff";
 const OWL_CONFIG: &str = "homeassistant/device/folotoy_aabbccddeeff/config";
+const OWL_PLAYER: &str = "homeassistant/folotoy/folotoy_aabbccddeeff/media_player/config";
 
 fn cloud(part: &str) -> String {
     format!("folotoy/{OWL}/cloud/{part}")
@@ -85,14 +86,11 @@ async fn a_cloud_toy_appears_with_only_the_entities_its_channel_allows_and_goes_
     assert_eq!(ids, expected);
     assert_eq!(config["device"]["name"], "Owl");
     assert_eq!(config["availability"], json!([{"topic": "folotoy/bridge/state"}]), "not FoloToy's broker");
-    // Its states follow its configs: once its Quiet is here, no media player config came.
-    s.ha.wait_value(&owl("quiet"), "OFF").await;
-    let player = "homeassistant/folotoy/folotoy_aabbccddeeff/media_player/config";
-    assert!(!s.ha.seen.iter().any(|m| m.topic == player), "a cloud toy has no media player");
 
     // The integration removed the toy: its hello emptied.
     s.ha.publish_retained(&cloud("hello"), b"").await;
     s.ha.wait_value(OWL_CONFIG, "").await;
+    s.ha.wait_value(OWL_PLAYER, "").await;
     s.bridge.wait_log(&["INFO", &cloud("hello"), "removed from the integration: forgotten"]).await;
 }
 
@@ -140,6 +138,38 @@ async fn say_to_a_cloud_toy_is_relayed_as_a_notify_and_confirmed_only_by_its_not
     s.ha.publish(&cloud("notified"), &json!({"id": id, "ok": true}).to_string()).await;
     s.ha.wait_for(&owl("say"), |p| p == r#"{"text":"Good night"}"#).await;
     s.ha.wait_for(&owl("last_command"), |p| json(p)["outcome"] == "ok").await;
+}
+
+#[tokio::test]
+async fn a_cloud_toys_media_player_speaks_text_through_its_announce_and_has_no_volume_nor_media() {
+    let mut s = setup().await;
+    let player = json(&s.ha.wait_for(OWL_PLAYER, |p| !p.is_empty()).await.payload);
+    assert_eq!(player["kind"], "cloud");
+    assert_eq!(player["name"], "Owl");
+    assert_eq!(player["device"]["identifiers"], json!(["folotoy_aabbccddeeff"]), "on the toy's device");
+    assert_eq!(player["availability"], json!(["folotoy/bridge/state"]), "not FoloToy's broker");
+    assert_eq!(player["state_topic"], owl("player_state"));
+    assert_eq!(player["title_topic"], owl("player_title"));
+    assert_eq!(player["announce_command_topic"], owl("announce/set"), "its Announce entity's");
+    for part in ["volume_topic", "volume_command_topic", "play_media_command_topic"] {
+        assert!(player.get(part).is_none(), "a cloud toy's player has no {part}: {player}");
+    }
+    s.ha.wait_value(&owl("player_state"), "idle").await;
+
+    // What the integration's player sends, as text: the Announce's notify, confirmed by notified.
+    s.ha.publish(&owl("announce/set"), "Bath time").await;
+    let sent = json(&s.ha.wait_for(&cloud("notify"), |_| true).await.payload);
+    assert_eq!(sent["text"], "Bath time");
+    s.ha.publish(&cloud("notified"), &json!({"id": sent["id"], "ok": true}).to_string()).await;
+    s.ha.wait_value(&owl("player_state"), "playing").await;
+    s.ha.wait_value(&owl("player_title"), "Bath time").await;
+
+    // What the channel cannot carry is refused, the player's own media and volume included.
+    s.ha.publish(&owl("player_media/set"), r#"{"url": "http://h/a.mp3"}"#).await;
+    s.bridge.wait_log(&["WARN", "is a cloud toy, whose channel has no player_media"]).await;
+    s.ha.publish(&owl("player_volume/set"), "0.5").await;
+    s.bridge.wait_log(&["WARN", "is a cloud toy, whose channel has no player_volume"]).await;
+    assert!(!s.ha.seen.iter().any(|m| m.topic == owl("player_volume")), "no volume shown");
 }
 
 #[tokio::test]

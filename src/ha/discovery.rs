@@ -187,7 +187,7 @@ impl Discovery<'_> {
             sw_version: None,
             via_device: Some(self.topics.bridge_id()),
         };
-        let player = (self.media_player && kind.has(Key::PlayerMedia)).then(|| self.media_player(sn, &node, &device));
+        let player = self.media_player.then(|| self.media_player(sn, &node, &device, kind));
         let availability = match kind {
             ToyKind::SelfHosted => self.availability(),
             // Not FoloToy's broker: the integration's relay, while the bridge runs.
@@ -221,22 +221,34 @@ impl Discovery<'_> {
     /// integration has no media player. It sits under the component
     /// `folotoy`, which the MQTT integration never subscribes to, and names
     /// every topic it needs, so the integration follows the base topic.
-    fn media_player(&self, sn: &Sn, node: &str, device: &Device) -> ConfigMessage {
+    ///
+    /// A cloud toy's player says it is one (`kind`) and speaks text only: it
+    /// sends what it is asked to say to the toy's Announce entity, which the
+    /// bridge sends on as the relay's notify; it has no volume and plays no
+    /// URL, which the toy's channel cannot carry.
+    fn media_player(&self, sn: &Sn, node: &str, device: &Device, kind: ToyKind) -> ConfigMessage {
         let topic = |part: PlayerPart| {
             let e = TOY.iter().find(|e| e.kind == Kind::Player(part)).expect("a row per part");
             (self.topics.state(sn, e.key.as_str()), self.topics.command(sn, e.key.as_str()))
+        };
+        let self_hosted = kind == ToyKind::SelfHosted;
+        let (availability, kind) = match kind {
+            ToyKind::SelfHosted => (vec![self.topics.bridge_state(), self.topics.folotoy_link()], None),
+            ToyKind::Cloud => (vec![self.topics.bridge_state()], Some("cloud")),
         };
         let payload = PlayerConfig {
             name: device.name.clone(),
             unique_id: format!("{node}_media_player"),
             default_entity_id: format!("media_player.{node}"),
             device: device.clone(),
-            availability: [self.topics.bridge_state(), self.topics.folotoy_link()],
+            kind,
+            availability,
             state_topic: topic(PlayerPart::State).0,
             title_topic: topic(PlayerPart::Title).0,
-            volume_topic: topic(PlayerPart::Volume).0,
-            volume_command_topic: topic(PlayerPart::Volume).1,
-            play_media_command_topic: topic(PlayerPart::Media).1,
+            volume_topic: self_hosted.then(|| topic(PlayerPart::Volume).0),
+            volume_command_topic: self_hosted.then(|| topic(PlayerPart::Volume).1),
+            play_media_command_topic: self_hosted.then(|| topic(PlayerPart::Media).1),
+            announce_command_topic: (!self_hosted).then(|| self.topics.command(sn, Key::Announce.as_str())),
             conversation_request_topic: self.topics.conversation_requests(),
             conversation_response_topic: self.topics.conversation_responses(),
             conversation_topic: self.topics.state(sn, Key::Conversation.as_str()),

@@ -342,8 +342,10 @@ pub enum ToyKind {
 
 /// The entities a cloud toy has: its channel carries what the child says,
 /// the answers and notifications (text the toy speaks), nothing else; no
-/// setting, no URL to play, no role or volume to speak with. No media player
-/// either: the integration's player needs a volume and a URL to play.
+/// setting, no URL to play, no role or volume to speak with. Its media player
+/// shows what it says and speaks text only: its config sends that to the
+/// Announce entity (see `Discovery::media_player`), so it has no volume and
+/// no media of its own.
 pub const CLOUD: &[Key] = &[
     Key::Heard,
     Key::Said,
@@ -356,6 +358,8 @@ pub const CLOUD: &[Key] = &[
     Key::Alert,
     Key::TalkTimeToday,
     Key::ExchangesToday,
+    Key::PlayerState,
+    Key::PlayerTitle,
 ];
 
 impl ToyKind {
@@ -472,10 +476,16 @@ mod tests {
     }
 
     #[test]
-    fn a_cloud_toy_has_no_setting_no_url_no_role_no_volume_and_no_media_player() {
+    fn a_cloud_toy_has_no_setting_no_url_no_role_no_volume_and_a_player_that_only_shows_what_it_says() {
         for e in TOY {
             let spoken_text_only = e.kind.setting().is_none()
-                && !matches!(e.kind, Kind::PlayAudio | Kind::SpeakingRole | Kind::AnnouncementVolume | Kind::Player(_));
+                && !matches!(
+                    e.kind,
+                    Kind::PlayAudio
+                        | Kind::SpeakingRole
+                        | Kind::AnnouncementVolume
+                        | Kind::Player(PlayerPart::Volume | PlayerPart::Media)
+                );
             assert_eq!(ToyKind::Cloud.has(e.key), spoken_text_only, "{}", e.key);
             assert!(ToyKind::SelfHosted.has(e.key));
         }

@@ -206,16 +206,30 @@ pub struct PlayerConfig {
     pub unique_id: String,
     pub default_entity_id: String,
     pub device: Device,
-    /// Topics that must all say `online`: the bridge's and its FoloToy link's.
-    pub availability: [String; 2],
+    /// `cloud` for a FoloToy cloud toy's player, which speaks text only; left
+    /// out for a self-hosted toy's (as before cloud toys, so older
+    /// integrations read it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// Topics that must all say `online`: the bridge's and its FoloToy
+    /// link's; a cloud toy's only the bridge's (the integration relays it).
+    pub availability: Vec<String>,
     /// `playing` or `idle`.
     pub state_topic: String,
     pub title_topic: String,
-    /// 0..1.
-    pub volume_topic: String,
-    pub volume_command_topic: String,
+    /// 0..1. A self-hosted toy's only, as the two below.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_command_topic: Option<String>,
     /// `{"url", "text", "volume", "announce"}` (see `ha::commands`).
-    pub play_media_command_topic: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub play_media_command_topic: Option<String>,
+    /// A cloud toy's only: the text to say, as plain text, which is its
+    /// Announce entity's command topic (so Quiet, the Last command and the
+    /// relay's notify are the Announce's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announce_command_topic: Option<String>,
     /// `folotoy.get_conversation`'s requests (`{"id", "sn", "from_ms", "to_ms"}`)...
     pub conversation_request_topic: String,
     /// ...and its answers, one level more: the request's id.

@@ -115,14 +115,15 @@ mod tests {
     }
 
     #[test]
-    fn a_hello_adds_a_cloud_toy_with_only_its_channels_entities_and_no_media_player() {
+    fn a_hello_adds_a_cloud_toy_with_only_its_channels_entities_and_a_player_that_speaks_text() {
         let (mut b, _) = owl();
         let out = b.take();
         assert!(out.save);
         let device = device(&out);
         assert_eq!(device["device"]["name"], "Owl");
         let components: Vec<&str> = device["components"].as_object().unwrap().keys().map(String::as_str).collect();
-        let mut expected: Vec<&str> = ha::entities::CLOUD.iter().map(|k| k.as_str()).collect();
+        let not_players = ha::entities::CLOUD.iter().filter(|k| !matches!(Entity::of(**k).kind, Kind::Player(_)));
+        let mut expected: Vec<&str> = not_players.map(|k| k.as_str()).collect();
         expected.extend(["child_said", "toy_said"]);
         expected.sort();
         assert_eq!(components, expected);
@@ -131,8 +132,19 @@ mod tests {
             serde_json::json!([{"topic": "folotoy/bridge/state"}]),
             "not FoloToy's broker"
         );
-        assert!(!out.publish.iter().any(|p| p.topic.ends_with("/media_player/config")));
+        let player =
+            out.last_on(&format!("homeassistant/folotoy/folotoy_{OWL}/media_player/config")).expect("a player");
+        let player: serde_json::Value = serde_json::from_str(&player).unwrap();
+        assert_eq!(player["kind"], "cloud");
+        assert_eq!(player["announce_command_topic"], format!("folotoy/{OWL}/announce/set"), "its Announce's");
+        for part in ["volume_topic", "volume_command_topic", "play_media_command_topic"] {
+            assert!(player.get(part).is_none(), "{part}: {player}");
+        }
+        assert_eq!(player["availability"], serde_json::json!(["folotoy/bridge/state"]), "not FoloToy's broker");
+        assert_eq!(player["device"]["identifiers"], device["device"]["identifiers"]);
         assert!(out.state_of(&sn(OWL), Key::Volume).is_none() && out.state_of(&sn(OWL), Key::Heard).is_some());
+        assert!(out.state_of(&sn(OWL), Key::PlayerVolume).is_none());
+        assert_eq!(out.state_of(&sn(OWL), Key::PlayerState).as_deref(), Some("idle"));
         assert_eq!(b.toy(&sn(OWL)).kind(), ToyKind::Cloud);
     }
 
@@ -204,7 +216,8 @@ mod tests {
         let lines: Vec<&str> = out.history.iter().map(|(_, l)| l.text.as_str()).collect();
         assert_eq!(lines, ["Hi owl", "Hoo!"]);
         assert!(out.state_of(&sn(OWL), Key::LastActivity).is_some());
-        assert!(out.state_of(&sn(OWL), Key::PlayerState).is_none(), "no media player");
+        assert_eq!(out.state_of(&sn(OWL), Key::PlayerState).as_deref(), Some("playing"), "saying it");
+        assert_eq!(out.state_of(&sn(OWL), Key::PlayerTitle).as_deref(), Some("Hoo!"));
     }
 
     #[test]

@@ -112,8 +112,8 @@ impl Republishing {
                 Arc::make_mut(&mut self.published).insert(c.topic.clone());
                 cx.out.ha(c.topic, c.payload, true);
             }
-            // A toy that turned cloud has no player any more (a republish
-            // clears it at its end otherwise).
+            // Media players are off: one Home Assistant still has goes now
+            // (a republish clears it at its end otherwise).
             None => {
                 let had = cx.cfg.topics.discovery(PLAYER_COMPONENT, &node, "media_player");
                 if self.published.contains(&had) {
