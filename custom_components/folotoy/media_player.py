@@ -1,4 +1,8 @@
-"""A media player per toy: the bridge's topics behind Home Assistant's media player API."""
+"""A media player per toy: the bridge's topics behind Home Assistant's media player API.
+
+A self-hosted toy's plays URLs at a volume; a FoloToy cloud toy's speaks text only (its
+channel carries nothing else): the message of Home Assistant's text-to-speech, sent to the
+toy's Announce entity, so that Quiet, the Last command and the relay are the bridge's."""
 
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from homeassistant.components.mqtt import (
     async_unsubscribe_topics,
 )
 from homeassistant.components.mqtt.subscription import EntitySubscription
+from homeassistant.components.tts import DOMAIN as TTS_DOMAIN
+from homeassistant.components.tts.media_source import parse_media_source_id
 from homeassistant.core import HassJobType, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
@@ -62,13 +68,15 @@ class ToyPlayer(MediaPlayerEntity):
     _attr_name = None
     _attr_should_poll = False
     _attr_media_content_type = MediaType.MUSIC
-    # Only what the toy can do: no pause, stop or next, which FoloToy has no command for.
-    _attr_supported_features = (
+    # Only what the toy can do: no pause, stop or next, which FoloToy has no command for...
+    SELF_HOSTED = (
         MediaPlayerEntityFeature.PLAY_MEDIA
         | MediaPlayerEntityFeature.BROWSE_MEDIA
         | MediaPlayerEntityFeature.VOLUME_SET
         | MediaPlayerEntityFeature.MEDIA_ANNOUNCE
     )
+    # ...and a cloud toy's channel has no volume and plays nothing: it says what it is given.
+    CLOUD = MediaPlayerEntityFeature.PLAY_MEDIA | MediaPlayerEntityFeature.MEDIA_ANNOUNCE
 
     def __init__(self, entry_id: str, config: PlayerConfig, device: dr.DeviceEntry) -> None:
         self._entry_id = entry_id
@@ -93,15 +101,20 @@ class ToyPlayer(MediaPlayerEntity):
     async def async_will_remove_from_hass(self) -> None:
         self._sub_state = async_unsubscribe_topics(self.hass, self._sub_state)
 
+    @property
+    def supported_features(self) -> MediaPlayerEntityFeature:
+        return self.CLOUD if self.config.cloud else self.SELF_HOSTED
+
     async def _subscribe(self) -> None:
         """Subscribes to the config's topics; of a new config, to the topics that changed."""
         config = self.config
         topics = {
             "state": (config.state_topic, self._state_received),
             "title": (config.title_topic, self._title_received),
-            "volume": (config.volume_topic, self._volume_received),
             **{f"availability {t}": (t, self._availability_received) for t in config.availability},
         }
+        if config.volume_topic is not None:
+            topics["volume"] = (config.volume_topic, self._volume_received)
         self._sub_state = async_prepare_subscribe_topics(
             self.hass,
             self._sub_state,
@@ -177,7 +190,11 @@ class ToyPlayer(MediaPlayerEntity):
         )
 
     async def async_play_media(self, media_type: MediaType | str, media_id: str, **kwargs: Any) -> None:
-        """Turns what Home Assistant asks to play into a URL the toy fetches itself."""
+        """Turns what Home Assistant asks to play into a URL the toy fetches itself; for a
+        cloud toy, into the text it says."""
+        if self.config.announce_command_topic is not None:
+            await self._say(media_id)
+            return
         text = None
         if media_source.is_media_source_id(media_id):
             if media_id.startswith("media-source://tts/"):
@@ -211,3 +228,31 @@ class ToyPlayer(MediaPlayerEntity):
                 )
             payload["volume"] = volume
         await mqtt.async_publish(self.hass, self.config.play_media_command_topic, json.dumps(payload), qos=1)
+
+    async def _say(self, media_id: str) -> None:
+        """A cloud toy's: the message of a text-to-speech media id (`tts.speak` makes one),
+        as text to its Announce entity; anything else is refused, saying why."""
+        assert self.config.announce_command_topic is not None
+        if (text := _tts_message(self.hass, media_id)) is None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="cloud_text_only",
+                translation_placeholders={"name": self.config.name, "media": media_id[:80]},
+            )
+        await mqtt.async_publish(self.hass, self.config.announce_command_topic, text, qos=1)
+
+
+def _tts_message(hass: HomeAssistant, media_id: str) -> str | None:
+    """The message a text-to-speech media-source id says (Home Assistant's tts media source
+    keeps it in the id); None for any other media, or a stream, whose text is not in it."""
+    if not media_source.is_media_source_id(media_id):
+        return None
+    item = media_source.MediaSourceItem.from_uri(hass, media_id, None)
+    if item.domain != TTS_DOMAIN:
+        return None
+    try:
+        parsed = parse_media_source_id(item.identifier)
+    except media_source.Unresolvable:
+        return None
+    message = parsed.get("message")
+    return message if isinstance(message, str) and message.strip() else None

@@ -220,9 +220,14 @@ def _node(data: dict[str, Any]) -> str:
     return device["identifiers"][0]
 
 
+CLOUD = "cloud"
+
+
 @dataclass(frozen=True)
 class PlayerConfig:
-    """One toy's media player, as the bridge announced it."""
+    """One toy's media player, as the bridge announced it: a self-hosted toy's, which plays
+    URLs at a volume, or a FoloToy cloud toy's (`kind` cloud), which only speaks text (sent
+    to the toy's Announce entity)."""
 
     name: str
     unique_id: str
@@ -231,9 +236,12 @@ class PlayerConfig:
     availability: tuple[str, ...]
     state_topic: str
     title_topic: str
-    volume_topic: str
-    volume_command_topic: str
-    play_media_command_topic: str
+    # A self-hosted toy's.
+    volume_topic: str | None = None
+    volume_command_topic: str | None = None
+    play_media_command_topic: str | None = None
+    # A cloud toy's: where the text to say goes, as plain text.
+    announce_command_topic: str | None = None
     # The bridge-wide topics, for integrations older than the bridge's own config (read
     # and checked, not used: the bridge config is where this integration takes them).
     conversation_request_topic: str | None = None
@@ -247,12 +255,19 @@ class PlayerConfig:
         """The toy's device id, which its MQTT entities share."""
         return self.device["identifiers"][0]
 
+    @property
+    def cloud(self) -> bool:
+        """A FoloToy cloud toy's player: text only, no volume, no URL."""
+        return self.announce_command_topic is not None
+
     def topics(self) -> tuple[str, ...]:
         """Every topic the player listens or sends to."""
-        return (*self.availability, *(getattr(self, key) for key in _PLAYER_TOPICS))
+        keys = _CLOUD_TOPICS if self.cloud else _PLAYER_TOPICS
+        return (*self.availability, *(getattr(self, key) for key in keys))
 
 
 _PLAYER_TOPICS = ("state_topic", "title_topic", "volume_topic", "volume_command_topic", "play_media_command_topic")
+_CLOUD_TOPICS = ("state_topic", "title_topic", "announce_command_topic")
 _OLD_TOPICS = (
     "conversation_request_topic",
     "conversation_response_topic",
@@ -273,10 +288,15 @@ def _texts(data: dict[str, Any], keys: tuple[str, ...], topics: tuple[str, ...])
 
 
 def player_config(payload: str | bytes) -> PlayerConfig | None:
-    """The player in `payload`; None when the config is not the bridge's."""
+    """The player in `payload`; None when the config is not the bridge's. A config without
+    `kind` is a self-hosted toy's (as every bridge older than cloud toys sends)."""
     if (data := _bridges(payload)) is None:
         return None
-    _texts(data, ("name", "unique_id", "default_entity_id", *_PLAYER_TOPICS), topics=_PLAYER_TOPICS)
+    kind = data.get("kind")
+    if kind not in (None, CLOUD):
+        raise Unreadable(f"kind {str(kind)[:40]!r} is not a kind of toy this integration knows")
+    topics = _CLOUD_TOPICS if kind == CLOUD else _PLAYER_TOPICS
+    _texts(data, ("name", "unique_id", "default_entity_id", *topics), topics=topics)
     _node(data)
     availability = data.get("availability")
     if not isinstance(availability, list) or not all(isinstance(t, str) and t for t in availability):
@@ -294,7 +314,7 @@ def player_config(payload: str | bytes) -> PlayerConfig | None:
         default_entity_id=data["default_entity_id"],
         device=data["device"],
         availability=tuple(availability),
-        **{key: data[key] for key in _PLAYER_TOPICS},
+        **{key: data[key] for key in topics},
         **{key: data[key] for key in _OLD_TOPICS if key in data},
     )
 

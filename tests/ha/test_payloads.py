@@ -78,6 +78,24 @@ CONFIG = {
     "screen_request_topic": "folotoy/bridge/screen/check",
     "screen_response_topic": "folotoy/bridge/screen/verdict",
 }
+# A FoloToy cloud toy's player: text only, sent to its Announce entity.
+CLOUD_CONFIG = {
+    "origin": {"name": "folotoy-ha-bridge"},
+    "name": "Owl",
+    "unique_id": "folotoy_aabbccddeeff_media_player",
+    "default_entity_id": "media_player.folotoy_aabbccddeeff",
+    "device": {"identifiers": ["folotoy_aabbccddeeff"]},
+    "kind": "cloud",
+    "availability": ["folotoy/bridge/state"],
+    "state_topic": "folotoy/aabbccddeeff/player_state",
+    "title_topic": "folotoy/aabbccddeeff/player_title",
+    "announce_command_topic": "folotoy/aabbccddeeff/announce/set",
+    "conversation_request_topic": "folotoy/bridge/conversation/get",
+    "conversation_response_topic": "folotoy/bridge/conversation/response",
+    "conversation_topic": "folotoy/aabbccddeeff/conversation",
+    "screen_request_topic": "folotoy/bridge/screen/check",
+    "screen_response_topic": "folotoy/bridge/screen/verdict",
+}
 # What the bridge publishes at <prefix>/folotoy/folotoy_bridge/bridge/config.
 BRIDGE = {
     "device": {"identifiers": ["folotoy_bridge"]},
@@ -335,6 +353,18 @@ def test_a_player_config_of_the_bridge_is_read_and_anyone_elses_is_not_the_bridg
         assert read("player config", json.dumps({**CONFIG, "origin": origin})) == (None, None), origin
 
 
+def test_a_cloud_toys_player_config_is_read_as_text_only_and_one_of_an_unknown_kind_is_refused():
+    cloud, why = read("player config", json.dumps(CLOUD_CONFIG))
+    assert why is None and cloud.cloud and cloud.announce_command_topic == "folotoy/aabbccddeeff/announce/set"
+    assert cloud.volume_command_topic is None and cloud.play_media_command_topic is None
+    self_hosted, _ = read("player config", json.dumps(CONFIG))
+    assert not self_hosted.cloud, "a config without kind is a self-hosted toy's, as older bridges send"
+    without = {k: v for k, v in CLOUD_CONFIG.items() if k != "announce_command_topic"}
+    assert read("player config", json.dumps(without))[1] == "announce_command_topic is missing or not text"
+    assert "kind 'robot' is not a kind" in read("player config", json.dumps({**CLOUD_CONFIG, "kind": "robot"}))[1]
+    assert "kind '[1]' is not" in read("player config", json.dumps({**CONFIG, "kind": [1]}))[1]
+
+
 @pytest.mark.parametrize(
     ("change", "why"),
     [
@@ -418,6 +448,7 @@ FIELDS = [
     *DAY["messages"][1],
     *CONFIG,
     *CONFIG["device"],
+    *CLOUD_CONFIG,
     *BRIDGE,
     *NOTIFY,
 ]
@@ -458,7 +489,7 @@ VALID = {
     "Conversation event": [HEARD, SAID],
     "verdict": [VERDICT],
     "conversation answer": [DAY],
-    "player config": [CONFIG],
+    "player config": [CONFIG, CLOUD_CONFIG],
     "bridge config": [BRIDGE],
     "notify": [NOTIFY],
 }
