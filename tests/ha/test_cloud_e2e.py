@@ -43,7 +43,8 @@ PLACEHOLDER_BRAIN = "replaced by the cloudbrain branch" in (INTEGRATION / "cloud
 
 @pytest.fixture(scope="module")
 def kit(homeassistant, integration, cloud) -> CloudToy:
-    """Kit added to the FoloToy entry by serial number and key, its channel connected."""
+    """Kit added to the FoloToy entry by serial number and key, its channel connected and
+    its entities from the bridge available."""
     ha = homeassistant
     cloud.add_toy(*KIT)
     toy = CloudToy(cloud, SN).connect()
@@ -51,6 +52,9 @@ def kit(homeassistant, integration, cloud) -> CloudToy:
     done = add_by_key(ha, entry_id, cloud, *KIT, name="Kit")
     assert done["type"] == "create_entry", done
     wait_for_channel(ha, SN)
+    # Its entities from the bridge, there and available (states come after configs).
+    ha.wait_for_state(f"switch.{NODE}_quiet", state="off", timeout=30)
+    ha.wait_for_state(PLAYER, state="idle", timeout=30)
     yield toy
     [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == SN]
     ha.ws("config_entries/subentries/delete", entry_id=entry_id, subentry_id=subentry["subentry_id"])
@@ -112,7 +116,6 @@ def test_a_cloud_toy_added_by_serial_and_key_gets_its_device_from_the_bridge_wit
 
 def test_say_and_announce_on_a_cloud_toy_are_notifications_the_toy_says(homeassistant, kit):
     ha = homeassistant
-    device(ha)
     mark = kit.mark()
     ha.call_service("text", "set_value", {"value": "Good night"}, entity_id=f"text.{NODE}_say")
     assert kit.wait_for_notification(since=mark) == "Good night"
@@ -129,7 +132,6 @@ def test_what_a_cloud_toy_says_on_its_own_shows_in_said_the_conversation_event_a
     homeassistant, kit
 ):
     ha = homeassistant
-    device(ha)
     mark = kit.mark()
     ha.call_service("notify", "send_message", {"message": "Time for a story"}, entity_id=f"notify.{NODE}_announce")
     assert kit.wait_for_notification(since=mark) == "Time for a story"
@@ -143,8 +145,6 @@ def test_what_a_cloud_toy_says_on_its_own_shows_in_said_the_conversation_event_a
 
 def test_tts_speak_on_a_cloud_toys_player_is_said_by_the_toy_as_text(homeassistant, kit):
     ha = homeassistant
-    device(ha)
-    ha.wait_for_state(PLAYER, state="idle")
     mark = kit.mark()
     ha.call_service("tts", "speak", {"media_player_entity_id": PLAYER, "message": "Bath time"}, entity_id=VOICE)
     assert kit.wait_for_notification(since=mark) == "Bath time"
@@ -157,8 +157,6 @@ def test_tts_speak_on_a_cloud_toys_player_is_said_by_the_toy_as_text(homeassista
 )
 def test_a_url_played_on_a_cloud_toys_player_is_refused_saying_the_toy_only_speaks_text(homeassistant, kit):
     ha = homeassistant
-    device(ha)
-    ha.wait_for_state(PLAYER, state="idle")
     mark = kit.mark()
     for media in ("http://example.com/lullaby.mp3", "media-source://media_source/local/lullaby.mp3"):
         with pytest.raises(RuntimeError, match="Kit is a FoloToy cloud toy: it can only speak text"):
@@ -177,7 +175,6 @@ def test_a_url_played_on_a_cloud_toys_player_is_refused_saying_the_toy_only_spea
 
 def test_a_quiet_cloud_toy_is_told_nothing_by_its_player(homeassistant, kit):
     ha = homeassistant
-    device(ha)
     quiet = f"switch.{NODE}_quiet"
     ha.call_service("switch", "turn_on", entity_id=quiet)
     ha.wait_for_state(quiet, state="on")
@@ -197,7 +194,6 @@ def test_what_a_cloud_toy_is_asked_shows_in_heard_the_conversation_event_exchang
     homeassistant, kit
 ):
     ha = homeassistant
-    device(ha)
     answer = kit.wait_for_answer(kit.ask("Why do owls hoot?", recording_id=11))
     assert answer.outputs[-1]["is_finished"] is True
     ha.wait_for_state(f"sensor.{NODE}_heard", state="Why do owls hoot?")
