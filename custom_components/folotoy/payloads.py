@@ -74,14 +74,28 @@ def heard(payload: str | bytes) -> str | None:
     return text
 
 
-def verdict(payload: str | bytes) -> list[str]:
-    """The watch words the bridge found in an answer (none: it may be said)."""
-    phrases = _object(payload).get("phrases")
+@dataclass(frozen=True)
+class Verdict:
+    """The bridge's word on an answer: the watch words it found (none: it may be said), and
+    whether the toy's Quiet switch is on (a bridge older than Quiet in verdicts says nothing:
+    not quiet)."""
+
+    phrases: list[str]
+    quiet: bool = False
+
+
+def verdict(payload: str | bytes) -> Verdict:
+    """The bridge's verdict on an answer."""
+    data = _object(payload)
+    phrases = data.get("phrases")
     if not isinstance(phrases, list):
         raise Unreadable(f"phrases is {_kind(phrases)}, not a list")
     if not all(isinstance(p, str) for p in phrases):
         raise Unreadable("phrases holds something other than text")
-    return phrases
+    quiet = data.get("quiet", False)
+    if not isinstance(quiet, bool):
+        raise Unreadable(f"quiet is {_kind(quiet)}, not true or false")
+    return Verdict(phrases, quiet)
 
 
 @dataclass(frozen=True)
@@ -279,6 +293,13 @@ class BridgeConfig:
     conversation_topic: str
     # ...and its device's identifier in Home Assistant's MQTT, {sn_lower} for it in lower case.
     toy_node: str
+    # Where a FoloToy cloud toy's events are relayed to it ({sn} as the toy's code has it),
+    # below this template: <cloud_topic>/event. None from a bridge older than cloud toys.
+    cloud_topic: str | None = None
+
+    def cloud_events(self, sn: str) -> str | None:
+        """Where cloud toy `sn`'s events go; None when the bridge takes none."""
+        return f"{self.cloud_topic.replace(SN, sn)}/event" if self.cloud_topic is not None else None
 
     @property
     def heard_topic(self) -> str:
@@ -326,4 +347,9 @@ def bridge_config(payload: str | bytes) -> BridgeConfig | None:
         raise Unreadable(f"conversation_topic {template[:80]!r} does not have {SN} as one level")
     if data["toy_node"].count(SN_LOWER) != 1:
         raise Unreadable(f"toy_node {data['toy_node'][:80]!r} does not hold {SN_LOWER} once")
-    return BridgeConfig(node=node, **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")})
+    cloud = data.get("cloud_topic")
+    if cloud is not None:
+        _texts(data, ("cloud_topic",), topics=("cloud_topic",))
+        if cloud.count(SN) != 1 or SN not in cloud.split("/"):
+            raise Unreadable(f"cloud_topic {cloud[:80]!r} does not have {SN} as one level")
+    return BridgeConfig(node=node, cloud_topic=cloud, **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")})
