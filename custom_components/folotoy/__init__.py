@@ -20,6 +20,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from . import brain, conversation, devices
+from .cloud_toys import CloudToys
 from .const import CONF_DISCOVERY_PREFIX, DOMAIN
 from .data import FoloToyConfigEntry, FoloToyData
 from .discovery import SIGNAL_BRIDGES, Discovery
@@ -42,13 +43,24 @@ async def async_setup_entry(hass: HomeAssistant, entry: FoloToyConfigEntry) -> b
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_not_ready")
     devices.leave_devices(hass, entry)
     discovery = Discovery(hass, entry.entry_id, entry.data[CONF_DISCOVERY_PREFIX])
-    entry.runtime_data = data = FoloToyData(discovery=discovery, toys=conversation.Toys(hass), brain=brain.Brain())
+    cloud_toys = CloudToys(hass, entry)
+    entry.runtime_data = data = FoloToyData(
+        discovery=discovery, toys=conversation.Toys(hass), brain=brain.Brain(), cloud_toys=cloud_toys
+    )
     # Run after the entry is unloaded, or when its setup fails past this point.
     entry.async_on_unload(data.close)
+    entry.async_on_unload(cloud_toys.async_close)
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     entry.async_on_unload(async_dispatcher_connect(hass, SIGNAL_BRIDGES.format(entry.entry_id), data.toys.async_follow))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await discovery.async_start()
+    cloud_toys.async_start()
     return True
+
+
+async def _async_entry_updated(hass: HomeAssistant, entry: FoloToyConfigEntry) -> None:
+    """A cloud toy added, reconfigured or removed (the options need nothing done)."""
+    await entry.runtime_data.cloud_toys.async_subentries_changed()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: FoloToyConfigEntry) -> bool:

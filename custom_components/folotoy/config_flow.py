@@ -7,12 +7,13 @@ from typing import Any
 
 import voluptuous as vol
 from homeassistant.components.mqtt import valid_subscribe_topic
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, ConfigSubentryFlow, OptionsFlow
 from homeassistant.core import callback
 from homeassistant.helpers import selector
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
 from . import gate, payloads
+from .cloud_flow import CloudToyFlow
 from .const import (
     CONF_ACKNOWLEDGE,
     CONF_AGENT,
@@ -24,6 +25,7 @@ from .const import (
     DEFAULT_PREFIX,
     DOMAIN,
     PLAYER_CONFIG_TOPIC,
+    SUBENTRY_CLOUD_TOY,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -45,6 +47,12 @@ class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
         return FolotoyOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(cls, config_entry: ConfigEntry) -> dict[str, type[ConfigSubentryFlow]]:
+        """FoloToy's cloud toys, each logged in to FoloToy's cloud (cloud_flow.py)."""
+        return {SUBENTRY_CLOUD_TOY: CloudToyFlow}
 
     async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
         """A config of the bridge's on the manifest's topics (a player's, or the bridge's own,

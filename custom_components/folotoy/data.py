@@ -12,6 +12,7 @@ from .const import DOMAIN
 
 if TYPE_CHECKING:
     from .brain import Brain
+    from .cloud_toys import CloudToys
     from .conversation import Toys
     from .discovery import Discovery
 
@@ -24,6 +25,8 @@ class FoloToyData:
     toys: Toys
     # The toy's brain's conversations and the answers it is making: a reload starts afresh.
     brain: Brain
+    # The cloud toys' channels to FoloToy's cloud, one per cloud toy's subentry.
+    cloud_toys: CloudToys
 
     @callback
     def close(self) -> None:
