@@ -24,6 +24,7 @@ import itertools
 import json
 import logging
 import math
+import weakref
 from contextlib import aclosing
 from typing import Any
 
@@ -47,6 +48,18 @@ FINISH_WITHIN = 20.0
 
 # The events' msgId, as a self-hosted toy numbers them: from 1 up.
 _event_ids = itertools.count(1)
+# The answers running on each channel, ended (apology and final message) before it stops.
+_answering: weakref.WeakKeyDictionary[Link, set[asyncio.Task[None]]] = weakref.WeakKeyDictionary()
+
+
+async def async_end_answers(link: Link) -> None:
+    """Ends the answers running on `link` (each toy hears the apology, unless it heard some of
+    its answer, and the final message): to be awaited before the channel is stopped, which
+    would leave them nothing to say it on."""
+    tasks = _answering.pop(link, set())
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def toy_node(data: FoloToyData, sn: str) -> str | None:
@@ -195,9 +208,13 @@ async def async_answer(hass: HomeAssistant, entry: FoloToyConfigEntry, sn: str, 
         _make(hass, entry, asked, node, checks, lines), f"folotoy cloud answer {sn} {question.msg_id}"
     )
     ack_at = hass.loop.time() + ACK_AFTER if entry.options.get(CONF_ACKNOWLEDGE, True) else math.inf
+    running = _answering.setdefault(link, set())
+    if (this := asyncio.current_task()) is not None:
+        running.add(this)
     try:
         await deliver(lines, voice, checks, speech.language(question.text), ack_at, finish_by)
     finally:
+        running.discard(this)
         # Given up, the agent stops on its own (brain._agent_text): nothing waits for it.
         making.cancel()
 
