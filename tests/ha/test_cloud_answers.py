@@ -197,7 +197,7 @@ def test_a_long_answer_in_markdown_reaches_a_cloud_toy_plain_and_cut_and_its_age
     assert ha.wait_for_state(TURN, predicate=lambda s: s["state"] != "started")["state"] == "cancelled"
 
 
-def test_a_slow_answer_starts_with_an_acknowledgment_unless_the_option_is_off(homeassistant, cloudy):
+def test_a_slow_answer_starts_with_an_acknowledgment(homeassistant, cloudy):
     ha = homeassistant
     choose(ha, AGENT, acknowledge=True)
     mark = cloudy.mark()
@@ -206,13 +206,6 @@ def test_a_slow_answer_starts_with_an_acknowledgment_unless_the_option_is_off(ho
     assert first.json()["outParams"] == {"content": ACK, "recording_id": 16, "order": 1, "is_finished": False}
     ha.call_service("e2e_ai", "release")
     assert cloudy.wait_for_answer(msg_id, timeout=30).contents == [ACK, "Thanks for waiting."]
-    # None when the option is off.
-    choose(ha, AGENT, acknowledge=False)
-    with ThreadPoolExecutor(1) as pool:
-        asked = pool.submit(answered, cloudy, "Wait for me again", 18)
-        ha.wait_for_state(WAITING, state="1", timeout=15)
-        ha.call_service("e2e_ai", "release")
-        assert asked.result(timeout=30) == ["Thanks for waiting."]
 
 
 @pytest.mark.ha_log_allow(r"a toy's answer is not said \(the agent failed")
@@ -227,10 +220,11 @@ def test_an_agent_slower_than_15_s_has_the_cloud_toy_apologize_within_20_s_and_i
     homeassistant, cloudy
 ):
     ha = homeassistant
-    choose(ha, AGENT, acknowledge=True)
+    # With the acknowledgment off: 15 s of silence, then the apology alone.
+    choose(ha, AGENT, acknowledge=False)
     lamp_off(ha)
     forget_turns(ha)
-    assert answered(cloudy, "Be slow", 21, timeout=25) == [ACK, APOLOGY]
+    assert answered(cloudy, "Be slow", 21, timeout=25) == [APOLOGY]
     assert ha.wait_for_state(TURN, predicate=lambda s: s["state"] != "started")["state"] == "cancelled"
     assert ha.state(KITCHEN)["state"] == "off"
 
@@ -269,3 +263,14 @@ def test_the_relayed_events_are_what_a_self_hosted_toys_server_sends(homeassista
     assert [e["identifier"] for e in events] == ["recording_transcribed"] + ["voice_generated"] * len(said)
     assert [e["inputParams"].get("voiceText") for e in events[1:]] == said
     assert all(not m.retain for m in mqtt.find(EVENTS, mark)), "an event is never retained"
+
+
+@pytest.mark.ha_log_allow(r"Cloud toy c10d0a7b3e21's answer ends \(called off\): it apologizes")
+def test_home_assistant_stopping_mid_answer_has_the_cloud_toy_apologize_and_finish(homeassistant, cloudy):
+    """The module's last test: Home Assistant is stopped."""
+    ha = homeassistant
+    choose(ha, AGENT, acknowledge=False)
+    msg_id = cloudy.ask("Wait for me Cloudy", 25)
+    ha.wait_for_state(WAITING, state="1", timeout=15)
+    ha.stop()  # returns once Home Assistant has exited
+    assert cloudy.wait_for_answer(msg_id, timeout=5).contents == [APOLOGY]
