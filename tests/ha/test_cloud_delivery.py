@@ -57,7 +57,7 @@ def asked(cloud, toy, text: str, recording_id: int, run, quiet: bool | None = Fa
             checks = cloud_brain.QuietScreen(None, None)
             checks.quiet = quiet
             lines: asyncio.Queue[brain.Said | None] = asyncio.Queue()
-            await run(lines, voice, checks)
+            await asyncio.wait_for(run(lines, voice, checks), 10)
             answer = await blocking(toy.wait_for_answer, msg_id, 10)
             return answer.contents
         finally:
