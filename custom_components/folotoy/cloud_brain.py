@@ -193,6 +193,8 @@ async def async_answer(hass: HomeAssistant, entry: FoloToyConfigEntry, sn: str, 
     node = toy_node(data, sn)
     bridge = data.discovery.bridge_of(node)
     relay = Relay(hass, bridge.cloud_events(sn) if bridge is not None else None, sn)
+    if node is not None:
+        data.toys.hearings.claim(node, question.text)
     relay.heard(question)
     voice = Voice(link, question, relay)
     if not question.text:
