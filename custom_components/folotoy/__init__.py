@@ -20,12 +20,13 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from . import brain, conversation, devices
-from .cloud_toys import CloudToys
+from .cloud_toys import SIGNAL_ADDED, CloudToys
 from .const import CONF_DISCOVERY_PREFIX, DOMAIN
 from .data import FoloToyConfigEntry, FoloToyData
 from .discovery import SIGNAL_BRIDGES, Discovery
+from .relay import Relay
 
-PLATFORMS = [Platform.MEDIA_PLAYER]
+PLATFORMS = [Platform.MEDIA_PLAYER, Platform.BINARY_SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -44,14 +45,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: FoloToyConfigEntry) -> b
     devices.leave_devices(hass, entry)
     discovery = Discovery(hass, entry.entry_id, entry.data[CONF_DISCOVERY_PREFIX])
     cloud_toys = CloudToys(hass, entry)
+    relay = Relay(hass, cloud_toys.link_of)
     entry.runtime_data = data = FoloToyData(
-        discovery=discovery, toys=conversation.Toys(hass), brain=brain.Brain(), cloud_toys=cloud_toys
+        discovery=discovery, toys=conversation.Toys(hass), brain=brain.Brain(), cloud_toys=cloud_toys, relay=relay
     )
     # Run after the entry is unloaded, or when its setup fails past this point.
     entry.async_on_unload(data.close)
     entry.async_on_unload(cloud_toys.async_close)
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
-    entry.async_on_unload(async_dispatcher_connect(hass, SIGNAL_BRIDGES.format(entry.entry_id), data.toys.async_follow))
+    bridges = SIGNAL_BRIDGES.format(entry.entry_id)
+    entry.async_on_unload(async_dispatcher_connect(hass, bridges, data.toys.async_follow))
+    entry.async_on_unload(async_dispatcher_connect(hass, bridges, relay.async_bridges_changed))
+    entry.async_on_unload(async_dispatcher_connect(hass, SIGNAL_ADDED.format(entry.entry_id), relay.async_toy_started))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await discovery.async_start()
     cloud_toys.async_start()
@@ -60,7 +65,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: FoloToyConfigEntry) -> b
 
 async def _async_entry_updated(hass: HomeAssistant, entry: FoloToyConfigEntry) -> None:
     """A cloud toy added, reconfigured or removed (the options need nothing done)."""
-    await entry.runtime_data.cloud_toys.async_subentries_changed()
+    for removed in await entry.runtime_data.cloud_toys.async_subentries_changed():
+        await entry.runtime_data.relay.async_toy_removed(removed)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: FoloToyConfigEntry) -> bool:

@@ -13,24 +13,21 @@ acknowledgment, so the child knows the toy heard. While the bridge says the toy 
 (its Quiet switch), the toy says nothing and the agent never hears the question.
 
 The bridge learns what the toy heard and said from this integration, on Home Assistant's
-broker, as a self-hosted toy's server tells it (`<cloud_topic>/event`): its history,
+broker (relay.py), as a self-hosted toy's server tells it (`<cloud_topic>/event`): its history,
 watch words on the child's side, alerts and day are then a cloud toy's too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import logging
 import math
 import weakref
+from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
-from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
 
 from . import brain, speech
 from .cloud import Link, Question
@@ -46,8 +43,6 @@ ACK_AFTER = 1.0
 # the apology; this catches the rest (the bridge's checks piling up, a stop that hangs).
 FINISH_WITHIN = 20.0
 
-# The events' msgId, as a self-hosted toy numbers them: from 1 up.
-_event_ids = itertools.count(1)
 # The answers running on each channel, ended (apology and final message) before it stops.
 _answering: weakref.WeakKeyDictionary[Link, set[asyncio.Task[None]]] = weakref.WeakKeyDictionary()
 
@@ -101,45 +96,12 @@ class QuietScreen(brain.Screen):
         return verdict.phrases
 
 
-class Relay:
-    """What a cloud toy heard and said, told to the bridge as a self-hosted toy's server tells
-    it: each on its own, in order (published at once, the broker's acknowledgment awaited apart)."""
-
-    def __init__(self, hass: HomeAssistant, topic: str | None, sn: str) -> None:
-        self._hass, self.topic, self._sn = hass, topic, sn
-
-    def heard(self, question: Question) -> None:
-        self._send("recording_transcribed", {**_recording(question), "text": question.text})
-
-    def said(self, question: Question, order: int, text: str) -> None:
-        self._send("voice_generated", {**_recording(question), "order": order, "voiceText": text})
-
-    def _send(self, identifier: str, params: dict[str, Any]) -> None:
-        if self.topic is None:
-            return
-        payload = json.dumps(
-            {"msgId": next(_event_ids), "identifier": identifier, "inputParams": params}, ensure_ascii=False
-        )
-        # Started at once (eagerly), so the events go out in the order they happen.
-        self._hass.async_create_background_task(self._publish(payload), f"folotoy cloud event {self._sn}")
-
-    async def _publish(self, payload: str) -> None:
-        try:
-            await mqtt.async_publish(self._hass, self.topic, payload, qos=1)
-        except HomeAssistantError as err:
-            _LOGGER.warning("Cloud toy %s's event is not told to the bridge on %s: %s", self._sn, self.topic, err)
-
-
-def _recording(question: Question) -> dict[str, Any]:
-    return {"recordingId": question.recording_id} if question.recording_id is not None else {}
-
-
 class Voice:
-    """What goes to the toy for one question: sentences numbered from 1, then the final empty
-    message, once, whatever happened."""
+    """What goes to the toy for one question: sentences numbered from 1 (each told to `said`
+    with its order once sent), then the final empty message, once, whatever happened."""
 
-    def __init__(self, link: Link, question: Question, relay: Relay) -> None:
-        self._link, self._question, self._relay = link, question, relay
+    def __init__(self, link: Link, question: Question, said: Callable[[int, str], None]) -> None:
+        self._link, self._question, self._said = link, question, said
         self.order = 0
         # Something of the answer was said (the acknowledgment is not): no apology after it.
         self.answered = False
@@ -151,7 +113,7 @@ class Voice:
             return
         self.order += 1
         self.answered = self.answered or answer
-        self._relay.said(self._question, self.order, text)
+        self._said(self.order, text)
 
     def give_up(self, checks: QuietScreen, why: str) -> None:
         """The answer ends here: the apology, unless the toy heard some of it or is quiet."""
@@ -191,12 +153,16 @@ async def async_answer(hass: HomeAssistant, entry: FoloToyConfigEntry, sn: str, 
     finish_by = hass.loop.time() + FINISH_WITHIN
     data = entry.runtime_data
     node = toy_node(data, sn)
-    bridge = data.discovery.bridge_of(node)
-    relay = Relay(hass, bridge.cloud_events(sn) if bridge is not None else None, sn)
     if node is not None:
         data.toys.hearings.claim(node, question.text)
-    relay.heard(question)
-    voice = Voice(link, question, relay)
+    # What the toy heard and said, to the bridge (relay.py) as a self-hosted toy's server tells it.
+    recording = {"recordingId": question.recording_id} if question.recording_id is not None else {}
+    data.relay.event(sn, "recording_transcribed", {**recording, "text": question.text})
+
+    def said(order: int, text: str) -> None:
+        data.relay.event(sn, "voice_generated", {**recording, "order": order, "voiceText": text})
+
+    voice = Voice(link, question, said)
     if not question.text:
         _LOGGER.debug("Cloud toy %s asked nothing (msgId %s): only the end is sent", sn, question.msg_id)
         voice.finish()

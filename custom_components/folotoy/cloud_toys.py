@@ -108,9 +108,9 @@ class CloudToys:
             return State.STOPPED, "stopped"
         return channel.link.state, channel.why
 
-    def link(self, subentry_id: str) -> Link | None:
-        channel = self.channels.get(subentry_id)
-        return channel.link if channel is not None else None
+    def link_of(self, sn: str) -> Link | None:
+        """The channel of the cloud toy with serial number `sn`, if it is started."""
+        return next((c.link for c in self.channels.values() if c.toy.sn == sn), None)
 
     @callback
     def _start(self, subentry: ConfigSubentry) -> None:

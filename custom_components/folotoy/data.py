@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .cloud_toys import CloudToys
     from .conversation import Toys
     from .discovery import Discovery
+    from .relay import Relay
 
 
 @dataclass
@@ -27,11 +28,14 @@ class FoloToyData:
     brain: Brain
     # The cloud toys' channels to FoloToy's cloud, one per cloud toy's subentry.
     cloud_toys: CloudToys
+    # Their hello and notify on Home Assistant's broker, for the bridge.
+    relay: Relay
 
     @callback
     def close(self) -> None:
         self.discovery.close()
         self.toys.close()
+        self.relay.close()
 
 
 type FoloToyConfigEntry = ConfigEntry[FoloToyData]

@@ -293,13 +293,25 @@ class BridgeConfig:
     conversation_topic: str
     # ...and its device's identifier in Home Assistant's MQTT, {sn_lower} for it in lower case.
     toy_node: str
-    # Where a FoloToy cloud toy's events are relayed to it ({sn} as the toy's code has it),
-    # below this template: <cloud_topic>/event. None from a bridge older than cloud toys.
+    # Where the relay for FoloToy cloud toys is, {sn} standing for the toy's serial number (as
+    # its QR code has it): `hello`, `notify`, `notified` and `event` below it (relay.py). None
+    # from a bridge older than cloud toys.
     cloud_topic: str | None = None
 
-    def cloud_events(self, sn: str) -> str | None:
-        """Where cloud toy `sn`'s events go; None when the bridge takes none."""
-        return f"{self.cloud_topic.replace(SN, sn)}/event" if self.cloud_topic is not None else None
+    def cloud(self, sn: str, leaf: str) -> str:
+        """One of the relay's topics for cloud toy `sn` (the bridge has a cloud_topic)."""
+        assert self.cloud_topic is not None
+        return f"{self.cloud_topic.replace(SN, sn)}/{leaf}"
+
+    def cloud_sn(self, topic: str, leaf: str) -> str | None:
+        """The serial number in `topic`, one of the relay's `leaf` topics; None for a topic
+        that is not."""
+        if self.cloud_topic is None:
+            return None
+        template, levels = f"{self.cloud_topic}/{leaf}".split("/"), topic.split("/")
+        if len(levels) != len(template) or any(t not in (SN, level) for t, level in zip(template, levels, strict=True)):
+            return None
+        return levels[template.index(SN)]
 
     @property
     def heard_topic(self) -> str:
@@ -347,9 +359,32 @@ def bridge_config(payload: str | bytes) -> BridgeConfig | None:
         raise Unreadable(f"conversation_topic {template[:80]!r} does not have {SN} as one level")
     if data["toy_node"].count(SN_LOWER) != 1:
         raise Unreadable(f"toy_node {data['toy_node'][:80]!r} does not hold {SN_LOWER} once")
-    cloud = data.get("cloud_topic")
-    if cloud is not None:
-        _texts(data, ("cloud_topic",), topics=("cloud_topic",))
+    if (cloud := data.get("cloud_topic")) is not None:
+        if not isinstance(cloud, str) or not cloud:
+            raise Unreadable("cloud_topic is not text")
+        _topic("cloud_topic", cloud)
         if cloud.count(SN) != 1 or SN not in cloud.split("/"):
             raise Unreadable(f"cloud_topic {cloud[:80]!r} does not have {SN} as one level")
-    return BridgeConfig(node=node, cloud_topic=cloud, **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")})
+    return BridgeConfig(node=node, **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")}, cloud_topic=cloud)
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Something for a cloud toy to say on its own (the bridge's Say, Announce, the player's
+    announce), to be confirmed under the bridge's id."""
+
+    id: str
+    text: str
+
+
+def notify(payload: str | bytes) -> Notify:
+    """The relay's `notify`: `{"id": "...", "text": "..."}`."""
+    data = _object(payload)
+    id_, text = data.get("id"), data.get("text")
+    if not isinstance(id_, str) or not id_:
+        raise Unreadable(f"id is {_kind(id_)}, not text")
+    if not isinstance(text, str):
+        raise Unreadable(f"text is {_kind(text)}, not text")
+    if not text.strip():
+        raise Unreadable("text is empty: nothing to say")
+    return Notify(id=id_, text=text)

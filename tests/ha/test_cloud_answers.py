@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from test_brain import HA_CUSTOM_COMPONENTS, HA_EXTRA_YAML, KITCHEN, TURN, WAITING, forget_turns, lamp_off
+from test_cloud_toys import add_by_key
 
 from folotoy_cloud import CloudToy
 from ha_harness import HomeAssistant, MqttProbe, wait_until
@@ -34,7 +35,6 @@ ASSIST = "conversation.home_assistant"
 ALERT = f"event.folotoy_{SN}_alert"
 APOLOGY = "Sorry, I can't answer that right now."
 ACK = "One moment."
-SUBENTRY_FLOW = "/api/config/config_entries/subentries/flow"
 BRIDGE_CONFIGS = "homeassistant/folotoy/+/bridge/config"
 CLOUD_TOPIC = "folotoy/{sn}/cloud"
 EVENTS = f"folotoy/{SN}/cloud/event"
@@ -82,13 +82,7 @@ def cloudy(homeassistant, integration, rooms, cloud) -> CloudToy:
     ha = homeassistant
     cloud.add_toy(SN, KEY)
     toy = CloudToy(cloud, SN).connect()
-    entry_id = folotoy_entry(ha)["entry_id"]
-    flow = ha.api("POST", SUBENTRY_FLOW, {"handler": [entry_id, "cloud_toy"]})
-    done = ha.api(
-        "POST",
-        f"{SUBENTRY_FLOW}/{flow['flow_id']}",
-        {"name": "Cloudy", "sn": SN, "key": KEY, "host": cloud.host, "port": cloud.port},
-    )
+    done = add_by_key(ha, folotoy_entry(ha)["entry_id"], cloud, SN, KEY, name="Cloudy")
     assert done["type"] == "create_entry", done
     # The flow's try of the key subscribed once; the toy's channel is the second.
     subscribed = re.compile(rf" \d {re.escape(f'/openapi/folotoy/{SN}/thing/command/call')}$", re.MULTILINE)

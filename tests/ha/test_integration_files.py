@@ -127,8 +127,8 @@ def test_every_module_the_integration_imports_from_home_assistant_is_a_dependenc
                 imported |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("homeassistant.components."):
                 imported.add(node.module.split(".")[2])
-    # media_player is the platform it provides.
-    assert imported - {"media_player"} <= set(m_deps(manifest())), imported
+    # media_player and binary_sensor are the platforms it provides.
+    assert imported - {"media_player", "binary_sensor"} <= set(m_deps(manifest())), imported
 
 
 def test_config_flow_true_comes_with_a_config_flow_module():
@@ -162,6 +162,8 @@ def test_every_step_abort_error_and_exception_the_code_uses_has_an_english_text(
     assert en[f"{subentry}.entry_type"] and en[f"{subentry}.initiate_flow.user"]
     for step in used_in_code("step_id", within=cloud):
         assert f"{subentry}.step.{step}.title" in en or f"{subentry}.step.{step}.description" in en, step
+    for action in used_in_code("progress_action", within=cloud):
+        assert f"{subentry}.progress.{action}" in en, action
     for reason in used_in_code("reason", within=cloud) | {"reconfigure_successful"}:
         assert f"{subentry}.abort.{reason}" in en, reason
     for error in assigned_strings(cloud, "errors") | dict_strings(cloud, "ERRORS"):

@@ -86,12 +86,18 @@ BRIDGE = {
     "screen_response_topic": "folotoy/bridge/screen/verdict",
     "conversation_topic": "folotoy/{sn}/conversation",
     "toy_node": "folotoy_{sn_lower}",
+    "cloud_topic": "folotoy/{sn}/cloud",
     "origin": {"name": "folotoy-ha-bridge", "sw_version": "1.0.0"},
 }
+NOTIFY = {"id": "n1", "text": "Time to brush your teeth"}
 
 
 def understood_heard(value: Any) -> bool:
     return value is None or isinstance(value, str)
+
+
+def understood_notify(value: Any) -> bool:
+    return isinstance(value, payloads.Notify) and isinstance(value.id, str) and value.id and value.text.strip()
 
 
 def understood_verdict(value: Any) -> bool:
@@ -133,8 +139,10 @@ def understood_bridge(value: Any) -> bool:
         return False
     # Its templates work: a toy's events are subscribed to, and map back to the toy's node.
     topic = value.conversation_topic.replace("{sn}", "F234103026")
+    cloud = value.cloud_topic is None or value.cloud_sn(value.cloud("F234103026", "notify"), "notify") == "F234103026"
     return (
-        value.heard_topic.count("+") == 1
+        cloud
+        and value.heard_topic.count("+") == 1
         and value.heard_by(topic) == value.node_of("F234103026")
         and value.sn_of(value.node_of("F234103026")) == "f234103026"
     )
@@ -147,6 +155,7 @@ READERS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], bool], type[Value
     "conversation answer": (payloads.day, understood_day, payloads.Unreadable),
     "player config": (payloads.player_config, understood_config, payloads.Unreadable),
     "bridge config": (payloads.bridge_config, understood_bridge, payloads.Unreadable),
+    "notify": (payloads.notify, understood_notify, payloads.Unreadable),
 }
 
 
@@ -315,10 +324,10 @@ def test_a_player_config_of_the_bridge_is_read_and_anyone_elses_is_not_the_bridg
         ({"conversation_topic": "folotoy/{sn}/{sn}"}, "does not have {sn} as one level"),
         ({"toy_node": "folotoy_{sn}"}, "toy_node 'folotoy_{sn}' does not hold {sn_lower} once"),
         ({"toy_node": "{sn_lower}{sn_lower}"}, "does not hold {sn_lower} once"),
-        ({"cloud_topic": 5}, "cloud_topic is missing or not text"),
+        ({"cloud_topic": 5}, "cloud_topic is not text"),
         ({"cloud_topic": "folotoy/+/cloud"}, "cloud_topic 'folotoy/+/cloud' is not a topic"),
         ({"cloud_topic": "folotoy/cloud"}, "cloud_topic 'folotoy/cloud' does not have {sn} as one level"),
-        ({"cloud_topic": "folotoy/c{sn}/cloud"}, "does not have {sn} as one level"),
+        ({"cloud_topic": "folotoy/{sn}_x/cloud"}, "does not have {sn} as one level"),
     ],
 )
 def test_a_bridge_config_that_cannot_be_read_is_refused_with_the_field_that_is_wrong(change, why):
@@ -333,11 +342,34 @@ def test_a_bridge_config_maps_each_toys_conversation_topic_to_its_device_and_any
     assert bridge.sn_of("folotoy_f234103026") == "f234103026"
     assert bridge.heard_by("folotoy/F234103026/alert") is None, "not a Conversation event"
     assert bridge.sn_of("folotoy_") is None and bridge.sn_of("kitchen_lamp") is None
-    assert bridge.cloud_events("C10ud") is None, "a bridge older than cloud toys takes no events"
+    assert bridge.cloud_topic is None, "a bridge older than cloud toys takes no events"
     cloudy, _ = read("bridge config", json.dumps({**BRIDGE, "cloud_topic": "folotoy/{sn}/cloud"}))
-    assert cloudy.cloud_events("C10ud") == "folotoy/C10ud/cloud/event", "the serial number as the toy's code has it"
+    assert cloudy.cloud("C10ud", "event") == "folotoy/C10ud/cloud/event", "the serial number as the toy's code has it"
     for origin in (None, "folotoy-ha-bridge", {"name": None}, {"name": "someone-else"}, [BRIDGE["origin"]]):
         assert read("bridge config", json.dumps({**BRIDGE, "origin": origin})) == (None, None), origin
+
+
+def test_a_bridge_config_names_each_cloud_toys_relay_topics_and_an_older_bridges_has_none():
+    bridge, _ = read("bridge config", json.dumps(BRIDGE))
+    assert bridge.cloud("a1B2c3", "hello") == "folotoy/a1B2c3/cloud/hello"
+    assert bridge.cloud_sn("folotoy/a1B2c3/cloud/notify", "notify") == "a1B2c3"
+    assert bridge.cloud_sn("folotoy/a1B2c3/cloud/notified", "notify") is None
+    assert bridge.cloud_sn("folotoy/a1B2c3/conversation", "notify") is None
+    older, _ = read("bridge config", json.dumps({k: v for k, v in BRIDGE.items() if k != "cloud_topic"}))
+    assert older.cloud_topic is None and older.cloud_sn("folotoy/a1B2c3/cloud/notify", "notify") is None
+
+
+@pytest.mark.parametrize(
+    ("notify", "why"),
+    [
+        ({"text": "Hi"}, "id is null, not text"),
+        ({"id": 5, "text": "Hi"}, "id is a number, not text"),
+        ({"id": "n1"}, "text is null, not text"),
+        ({"id": "n1", "text": "  "}, "text is empty: nothing to say"),
+    ],
+)
+def test_a_notify_that_cannot_be_read_is_refused_with_the_field_that_is_wrong(notify, why):
+    assert read("notify", json.dumps(notify))[1] == why
 
 
 # --- the property: random JSON, and valid payloads with one field replaced at random.
@@ -365,6 +397,7 @@ FIELDS = [
     *CONFIG,
     *CONFIG["device"],
     *BRIDGE,
+    *NOTIFY,
 ]
 
 
@@ -405,6 +438,7 @@ VALID = {
     "conversation answer": [DAY],
     "player config": [CONFIG],
     "bridge config": [BRIDGE],
+    "notify": [NOTIFY],
 }
 
 
