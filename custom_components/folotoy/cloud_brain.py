@@ -25,13 +25,12 @@ import math
 import weakref
 from collections.abc import Callable
 from contextlib import aclosing
-from typing import Any
 
 from homeassistant.core import HomeAssistant
 
 from . import brain, speech
 from .cloud import Link, Question
-from .const import CONF_ACKNOWLEDGE, CONF_AGENT, CONF_INSTRUCTIONS, CONF_SN, SUBENTRY_CLOUD_TOY
+from .const import CONF_ACKNOWLEDGE, CONF_INSTRUCTIONS
 from .data import FoloToyConfigEntry, FoloToyData
 
 _LOGGER = logging.getLogger(__name__)
@@ -61,22 +60,6 @@ def toy_node(data: FoloToyData, sn: str) -> str | None:
     """The node of cloud toy `sn` (its device's MQTT identifier, as the bridge makes it);
     None while no bridge has announced itself."""
     return next((bridge.node_of(sn) for bridge in data.discovery.bridges.values()), None)
-
-
-def _settings(entry: FoloToyConfigEntry, sn: str) -> tuple[str, str | None]:
-    """The agent (a conversation entity, or "" for the options') and the instructions for
-    cloud toy `sn`: its own, else the integration's options'."""
-    own: dict[str, Any] = next(
-        (
-            dict(s.data)
-            for s in entry.subentries.values()
-            if s.subentry_type == SUBENTRY_CLOUD_TOY and s.data.get(CONF_SN) == sn
-        ),
-        {},
-    )
-    agent = own.get(CONF_AGENT) or entry.options.get(CONF_AGENT) or ""
-    instructions = own.get(CONF_INSTRUCTIONS) or entry.options.get(CONF_INSTRUCTIONS) or None
-    return agent, instructions
 
 
 class QuietScreen(brain.Screen):
@@ -167,8 +150,9 @@ async def async_answer(hass: HomeAssistant, entry: FoloToyConfigEntry, sn: str, 
         _LOGGER.debug("Cloud toy %s asked nothing (msgId %s): only the end is sent", sn, question.msg_id)
         voice.finish()
         return
-    agent, instructions = _settings(entry, sn)
-    asked = brain.Question(text=question.text, instructions=instructions, model=agent, stream=True)
+    # The options' agent (no `model` names one), told the options' instructions as a role's prompt.
+    instructions = entry.options.get(CONF_INSTRUCTIONS) or None
+    asked = brain.Question(text=question.text, instructions=instructions, model="", stream=True)
     checks = QuietScreen(data, node)
     lines: asyncio.Queue[brain.Said | None] = asyncio.Queue()
     # A background task: Home Assistant stopping cancels it first, while the channel is up.

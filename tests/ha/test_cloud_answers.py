@@ -240,6 +240,17 @@ def test_a_quiet_cloud_toy_says_nothing_and_its_agent_never_hears_the_question(h
             mqtt.publish(f"{VERDICTS}/{request.json()['id']}", {"phrases": [], "quiet": True}, qos=0)
             assert asked.result(timeout=30) == [], "only the final message"
         assert ha.state(TURN)["state"] == "none", "the agent never heard it"
+        # Quiet turned on during an answer: nothing more is said, and the agent stops.
+        choose(ha, AGENT, acknowledge=False)
+        with ThreadPoolExecutor(1) as pool:
+            mark = mqtt.mark()
+            asked = pool.submit(answered, cloudy, "Tell me a story", 26)
+            for n, quiet in enumerate((False, True), start=1):
+                request = wait_until(lambda: mqtt.find(SCREEN_REQUESTS, mark)[n - 1 :], 10, f"check {n}")[0]  # noqa: B023
+                mqtt.publish(f"{VERDICTS}/{request.json()['id']}", {"phrases": [], "quiet": quiet}, qos=0)
+            assert request.json()["text"] == "Once upon a time, a dragon lived by the sea."
+            assert asked.result(timeout=30) == []
+        assert ha.wait_for_state(TURN, predicate=lambda s: s["state"] != "started")["state"] == "cancelled"
         # The bridge gone: the toy apologizes (it cannot know whether it is quiet).
         assert answered(cloudy, "Tell me a story", 23) == [APOLOGY]
     finally:
