@@ -271,6 +271,21 @@ def test_the_relayed_events_are_what_a_self_hosted_toys_server_sends(homeassista
 
 
 @pytest.mark.ha_log_allow(r"Cloud toy c10d0a7b3e21's answer ends \(called off\): it apologizes")
+def test_the_integration_reloaded_mid_answer_has_the_cloud_toy_apologize_and_finish(homeassistant, cloudy, cloud):
+    ha = homeassistant
+    choose(ha, AGENT, acknowledge=False)
+    msg_id = cloudy.ask("Wait for me Cloudy", 27)
+    ha.wait_for_state(WAITING, state="1", timeout=15)
+    log_mark = len(cloud.log_text())
+    ha.api("POST", f"/api/config/config_entries/entry/{folotoy_entry(ha)['entry_id']}/reload")
+    assert cloudy.wait_for_answer(msg_id, timeout=10).contents == [APOLOGY]
+    # The channel is back for the next question.
+    subscribed = re.compile(rf" \d {re.escape(f'/openapi/folotoy/{SN}/thing/command/call')}$", re.MULTILINE)
+    wait_until(lambda: subscribed.search(cloud.log_text()[log_mark:]), 15, "Cloudy's channel")
+    ha.wait_for_state(WAITING, state="0", timeout=15)
+
+
+@pytest.mark.ha_log_allow(r"Cloud toy c10d0a7b3e21's answer ends \(called off\): it apologizes")
 def test_home_assistant_stopping_mid_answer_has_the_cloud_toy_apologize_and_finish(homeassistant, cloudy):
     """The module's last test: Home Assistant is stopped."""
     ha = homeassistant
