@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from test_brain import HA_CUSTOM_COMPONENTS, HA_EXTRA_YAML, KITCHEN, TURN, WAITING, forget_turns, lamp_off
-from test_cloud_toys import add_by_key
+from test_cloud_toys import add_by_key, cloud_toys, remove, wait_for_channel
 
 from folotoy_cloud import CloudToy
 from ha_harness import HomeAssistant, MqttProbe, wait_until
@@ -271,18 +271,45 @@ def test_the_relayed_events_are_what_a_self_hosted_toys_server_sends(homeassista
 
 
 @pytest.mark.ha_log_allow(r"Cloud toy c10d0a7b3e21's answer ends \(called off\): it apologizes")
-def test_the_integration_reloaded_mid_answer_has_the_cloud_toy_apologize_and_finish(homeassistant, cloudy, cloud):
+def test_the_integration_reloaded_mid_answer_has_the_cloud_toy_apologize_and_finish(
+    homeassistant, cloudy, cloud, mosquitto
+):
     ha = homeassistant
     choose(ha, AGENT, acknowledge=False)
     msg_id = cloudy.ask("Wait for me Cloudy", 27)
     ha.wait_for_state(WAITING, state="1", timeout=15)
-    log_mark = len(cloud.log_text())
+    log_mark, ha_mark, broker_mark = len(cloud.log_text()), ha.log.mark(), len(mosquitto.log_text())
     ha.api("POST", f"/api/config/config_entries/entry/{folotoy_entry(ha)['entry_id']}/reload")
     assert cloudy.wait_for_answer(msg_id, timeout=10).contents == [APOLOGY]
-    # The channel is back for the next question.
+    # The channel is back for the next question, and the entry knows the bridge again (a question
+    # before that gets the apology at once: no bridge to check the answer).
     subscribed = re.compile(rf" \d {re.escape(f'/openapi/folotoy/{SN}/thing/command/call')}$", re.MULTILINE)
     wait_until(lambda: subscribed.search(cloud.log_text()[log_mark:]), 15, "Cloudy's channel")
+    wait_until(
+        lambda: any("The bridges announced" in r.message for r in ha.log.records(ha_mark)), 10, "the bridge's config"
+    )
+    verdicts = re.compile(rf" \d {re.escape(VERDICTS)}/\+$", re.MULTILINE)
+    wait_until(lambda: verdicts.search(mosquitto.log_text()[broker_mark:]), 10, "the bridge's verdicts subscribed")
     ha.wait_for_state(WAITING, state="0", timeout=15)
+
+
+@pytest.mark.ha_log_allow(r"Cloud toy c10d0a7b3e21's answer ends \(called off\): it apologizes")
+def test_a_cloud_toy_removed_mid_answer_hears_the_apology_and_the_end_before_its_channel_closes(
+    homeassistant, cloudy, cloud
+):
+    ha = homeassistant
+    choose(ha, AGENT, acknowledge=False)
+    entry_id = folotoy_entry(ha)["entry_id"]
+    msg_id = cloudy.ask("Wait for me Cloudy", 28)
+    ha.wait_for_state(WAITING, state="1", timeout=15)
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == SN]
+    remove(ha, entry_id, subentry)
+    try:
+        assert cloudy.wait_for_answer(msg_id, timeout=10).contents == [APOLOGY]
+        ha.wait_for_state(WAITING, state="0", timeout=15)  # its agent stopped
+    finally:
+        assert add_by_key(ha, entry_id, cloud, SN, KEY, name="Cloudy")["type"] == "create_entry"
+        wait_for_channel(ha, SN)
 
 
 @pytest.mark.ha_log_allow(r"Cloud toy c10d0a7b3e21's answer ends \(called off\): it apologizes")
