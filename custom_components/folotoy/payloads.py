@@ -75,14 +75,28 @@ def heard(payload: str | bytes) -> str | None:
     return text
 
 
-def verdict(payload: str | bytes) -> list[str]:
-    """The watch words the bridge found in an answer (none: it may be said)."""
-    phrases = _object(payload).get("phrases")
+@dataclass(frozen=True)
+class Verdict:
+    """The bridge's word on an answer: the watch words it found (none: it may be said), and
+    whether the toy's Quiet switch is on (a bridge older than Quiet in verdicts says nothing:
+    not quiet)."""
+
+    phrases: list[str]
+    quiet: bool = False
+
+
+def verdict(payload: str | bytes) -> Verdict:
+    """The bridge's verdict on an answer."""
+    data = _object(payload)
+    phrases = data.get("phrases")
     if not isinstance(phrases, list):
         raise Unreadable(f"phrases is {_kind(phrases)}, not a list")
     if not all(isinstance(p, str) for p in phrases):
         raise Unreadable("phrases holds something other than text")
-    return phrases
+    quiet = data.get("quiet", False)
+    if not isinstance(quiet, bool):
+        raise Unreadable(f"quiet is {_kind(quiet)}, not true or false")
+    return Verdict(phrases, quiet)
 
 
 @dataclass(frozen=True)

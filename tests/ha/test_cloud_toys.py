@@ -13,6 +13,12 @@ from folotoy_cloud import CloudToy, login_as_toy, scan, toy_qr
 from ha_harness import HomeAssistant, MqttProbe, free_port, wait_until
 
 SUBENTRY_FLOW = "/api/config/config_entries/subentries/flow"
+# The bridge config published here has no bridge behind it to check an answer: a toy that asks
+# hears the brain's apology after 3 s (cloud_brain.py), with its warning; at once when it asks
+# before the entry, just reloaded, has read the bridge's config again.
+pytestmark = pytest.mark.ha_log_allow(
+    r"a toy's answer is not said \((the bridge did not say within 3 s|no bridge has announced where)"
+)
 
 # Each test's toy, known to the stand-in cloud with its key.
 PIP = ("a1b2c3d4e5f6", "PipKey123")
