@@ -131,7 +131,9 @@ impl Reader {
                 "SELECT sn, kind, count(*), min(t), max(t) FROM lines WHERE {} GROUP BY sn, kind ORDER BY sn",
                 chosen.condition
             ))
-            .and_then(|mut q| q.query_map(params(), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect())
+            .and_then(|mut q| {
+                q.query_map(params(), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect()
+            })
             .map_err(sql(path))?;
         for (sn, kind, n, first, last) in counts {
             if LineKind::from_code(kind) == LineKind::Heard {
@@ -196,9 +198,9 @@ fn exchange(
             ids.push(id);
             continue;
         }
-        let joins = answer.as_ref().is_none_or(|(answer_id, has)| {
-            continues(*answer_id, |o| has.contains(&o), recording_id, order)
-        });
+        let joins = answer
+            .as_ref()
+            .is_none_or(|(answer_id, has)| continues(*answer_id, |o| has.contains(&o), recording_id, order));
         if !joins {
             break;
         }
