@@ -841,7 +841,7 @@ pub fn day_of(ms: u64) -> String {
 #[path = "history_forget.rs"]
 mod forget;
 
-pub use forget::{Forget, Forgotten};
+pub use forget::{Forget, Forgotten, Today};
 
 #[cfg(test)]
 #[path = "history_tests.rs"]

@@ -13,9 +13,10 @@ use crate::folotoy::Sn;
 /// What a parent deletes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Forget {
-    /// One exchange of a toy: the message that begins first in `[from_ms, to_ms)` (the
-    /// page names its time to the ms; Home Assistant to the second) and, when it is
-    /// what the child said, the toy's answer to it (as the page joins them).
+    /// One exchange of a toy: what the child said first in `[from_ms, to_ms)` (the page
+    /// names its time to the ms; Home Assistant to the second) and the toy's answer to
+    /// it (as the page joins them); with nothing the child said there, the first answer
+    /// there alone.
     Exchange { sn: Sn, from_ms: u64, to_ms: u64 },
     /// A toy's sentences in `[from_ms, to_ms)`: a day where the family lives.
     Between { sn: Sn, from_ms: u64, to_ms: u64 },
@@ -55,6 +56,10 @@ pub struct Forgotten {
     pub lines: Vec<(String, LineKind, Option<i64>, String)>,
 }
 
+/// When each of today's sentences was said, by which toy, and by whom (see
+/// [`Reader::sentence_times`]).
+pub type Today = Vec<(String, u64, LineKind)>;
+
 /// The lines chosen: a condition on `lines` and its parameters.
 struct Chosen {
     condition: String,
@@ -79,6 +84,23 @@ impl Reader {
     /// a backup of them could read it.
     pub fn forget(&self, what: &Forget) -> Result<Forgotten, HistoryError> {
         self.watched(self.erase_for_good(what))
+    }
+
+    /// [`Reader::forget`], and when what went was said today (from `today_ms`, where
+    /// the family's day begins), what the history keeps of today of the toys it was of,
+    /// for the day counters to count anew.
+    pub fn forget_counting_today(
+        &self,
+        what: &Forget,
+        today_ms: u64,
+        now_ms: u64,
+    ) -> Result<(Forgotten, Option<Today>), HistoryError> {
+        let gone = self.forget(what)?;
+        if gone.to_ms.is_none_or(|last| last < today_ms) {
+            return Ok((gone, None));
+        }
+        let today = self.sentence_times(what.toy(), today_ms, now_ms)?;
+        Ok((gone, Some(today)))
     }
 
     fn erase_for_good(&self, what: &Forget) -> Result<Forgotten, HistoryError> {
@@ -163,9 +185,9 @@ impl Reader {
 /// the bridge keeps) and more.
 const EXCHANGE_LINES: i64 = 1024;
 
-/// The lines (ids) of toy `sn`'s exchange that begins first in `[from_ms, to_ms)`: a
-/// sentence of the child's with the answer after it (joined as [`super::join`] joins
-/// an answer), or an answer alone. None when nothing begins there.
+/// The lines (ids) of toy `sn`'s exchange that begins in `[from_ms, to_ms)`: the first
+/// sentence of the child's there with the answer after it (joined as [`super::join`]
+/// joins an answer), or else the first answer there alone. None when nothing begins there.
 fn exchange(
     conn: &Connection,
     path: &std::path::Path,
@@ -185,12 +207,17 @@ fn exchange(
         })
         .map_err(sql(path))?;
     let mut ids = Vec::new();
-    if rows.first().is_none_or(|(_, t, ..)| *t >= to_ms) {
-        return Ok(ids);
-    }
+    // What the child said begins it, when said in the window: the end of the answer
+    // before may have come in the same ms.
+    let within: Vec<&Row> = rows.iter().take_while(|(_, t, ..)| *t < to_ms).collect();
+    let start = match within.iter().position(|(_, _, kind, ..)| *kind == LineKind::Heard) {
+        Some(heard) => heard,
+        None if !within.is_empty() => 0,
+        None => return Ok(ids),
+    };
     // The answer being followed: its recordingId and the orders it has.
     let mut answer: Option<(Option<i64>, BTreeSet<i64>)> = None;
-    for (i, (id, _, kind, recording_id, order)) in rows.into_iter().enumerate() {
+    for (i, (id, _, kind, recording_id, order)) in rows.into_iter().skip(start).enumerate() {
         if kind == LineKind::Heard {
             if i > 0 {
                 break;

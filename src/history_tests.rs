@@ -210,6 +210,20 @@ fn deleting_an_exchange_takes_what_the_child_said_and_its_whole_answer_and_nothi
 }
 
 #[test]
+fn an_exchange_begun_in_the_ms_the_answer_before_it_ended_is_told_apart_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON, 1, "First question")).unwrap();
+    h.append(&bunny, &said(NOON + 5, 1, 1, "First answer")).unwrap();
+    h.append(&bunny, &heard(NOON + 5, 2, "Second question")).unwrap();
+    h.append(&bunny, &said(NOON + 6, 2, 1, "Second answer")).unwrap();
+    let gone = h.reader().forget(&exchange(&bunny, NOON + 5)).unwrap();
+    assert_eq!((gone.exchanges, gone.sentences), (1, 2));
+    assert_eq!(all(&h, &bunny, NOON), ["First question", "First answer"]);
+}
+
+#[test]
 fn deleting_a_day_takes_that_toys_sentences_of_that_day_only() {
     let dir = tempfile::tempdir().unwrap();
     let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));

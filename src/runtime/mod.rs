@@ -164,6 +164,11 @@ impl Running {
                     let _ = reply.send(Err(why));
                 }
             },
+            Ask::Forgot((f, reply)) => {
+                let out = self.core.forgotten(&f.what, &f.gone, f.today, f.at, std::time::Instant::now());
+                self.apply(out).await;
+                let _ = reply.send(());
+            }
             Ask::LetIn((sn, reply)) => match self.core.let_back_in(&sn, std::time::Instant::now()) {
                 Ok(out) => {
                     self.apply(out).await;
@@ -240,6 +245,8 @@ enum Ask {
     WatchWords(crate::web::WatchEdit),
     /// To let a toy deleted in Home Assistant back in.
     LetIn(crate::web::LetIn),
+    /// To follow a deletion (on the page, or asked by Home Assistant).
+    Forgot(crate::web::Forgot),
 }
 
 /// The page's next request; never, without a page.
@@ -249,6 +256,7 @@ async fn page_ask(page: &mut Option<Page>) -> Option<Ask> {
             Some(reply) = p.requests.recv() => Some(Ask::Status(reply)),
             Some(edit) = p.watch_edits.recv() => Some(Ask::WatchWords(edit)),
             Some(let_in) = p.let_ins.recv() => Some(Ask::LetIn(let_in)),
+            Some(forgot) = p.forgotten.recv() => Some(Ask::Forgot(forgot)),
             else => None,
         },
         None => std::future::pending().await,
