@@ -188,6 +188,7 @@ async fn deleting_an_exchange_says_what_goes_first_and_the_sensors_and_search_fo
     let asked = get_json(p.port, &path).await;
     assert_eq!((asked["exchanges"].as_u64(), asked["sentences"].as_u64()), (Some(1), Some(2)), "{asked}");
     assert_eq!(get_json(p.port, MESSAGES).await.as_array().unwrap().len(), 4, "asking deletes nothing");
+    ha.forget();
     let (status, body) = http(p.port, "POST", &path, &[("X-FoloToy-Page", "forget")]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(serde_json::from_str::<Json>(&body).unwrap(), asked, "what went is what it said would go");
