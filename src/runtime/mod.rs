@@ -109,10 +109,14 @@ impl Running {
         if let (Some(zone), Some(reader)) = (&zone, reader) {
             begin_day(&mut core, zone, reader);
         }
-        let conversations = Conversations::new(match &page {
-            Some(p) => p.reader.clone().ok_or("history.enabled is false"),
-            None => Err("the page is off (web.enabled is false), and the history with it"),
-        });
+        let conversations = Conversations::new(
+            match &page {
+                Some(p) => p.reader.clone().ok_or("history.enabled is false"),
+                None => Err("the page is off (web.enabled is false), and the history with it"),
+            },
+            page.as_ref().map(|p| p.forgetting.clone()),
+            zone.clone().unwrap_or_else(crate::glance::Zone::utc),
+        );
         let saver = Saver::start(state_file);
         let refused = Repeats::new(repeats::EVERY);
         Ok((Running { core, links, page, saver, conversations, topics, refused }, rx))
@@ -127,6 +131,7 @@ impl Running {
     async fn on_links(&mut self, batch: Vec<LinkEvent>) {
         let mut out = Output::default();
         let conversation_requests = self.topics.conversation_requests();
+        let conversation_deletes = self.topics.conversation_deletes();
         for ev in batch {
             if let Some(p) = self.page.as_mut() {
                 p.saw(&ev);
@@ -135,6 +140,11 @@ impl Running {
                 if role.serves(Side::Ha) && *topic == conversation_requests {
                     let toys = self.core.toys();
                     self.conversations.handle(&self.topics, &self.links.ha, toys, topic, payload, *retain);
+                    continue;
+                }
+                if role.serves(Side::Ha) && *topic == conversation_deletes {
+                    let toys = self.core.toys();
+                    self.conversations.delete(&self.topics, &self.links.ha, toys, topic, payload, *retain);
                     continue;
                 }
             }
