@@ -143,6 +143,43 @@ def day(payload: str | bytes) -> Day:
     return Day(exchanges, truncated, left_out=left_out)
 
 
+@dataclass(frozen=True)
+class Deleted:
+    """The bridge's answer to `folotoy.delete_conversation`: what went, or its refusal (`error`)."""
+
+    exchanges: int = 0
+    sentences: int = 0
+    # The toys it was of (serial numbers), and when what went was said (ms), if anything went.
+    toys: tuple[str, ...] = ()
+    from_ms: int | None = None
+    to_ms: int | None = None
+    error: str | None = None
+
+
+def deleted(payload: str | bytes) -> Deleted:
+    """What the bridge deleted, or why it did not; an answer that cannot be read is Unreadable."""
+    answer = _object(payload)
+    if "error" in answer:
+        error = answer["error"]
+        return Deleted(error=error[:200] if isinstance(error, str) else f"({_kind(error)})")
+    what = answer.get("deleted")
+    if not isinstance(what, dict):
+        raise Unreadable(f"deleted is {_kind(what)}, not an object")
+    for key in ("exchanges", "sentences"):
+        if not _int(what.get(key)) or what[key] < 0:
+            raise Unreadable(f"{key} is {_kind(what.get(key))}, not a count")
+    toys = what.get("toys")
+    if not isinstance(toys, list) or not all(isinstance(t, str) for t in toys):
+        raise Unreadable("toys is not a list of serial numbers")
+    times = {}
+    for key in ("from_ms", "to_ms"):
+        value = what.get(key)
+        if value is not None and (not _int(value) or not 0 <= value <= _LAST_MS):
+            raise Unreadable(f"{key} is {_kind(value)}, not a time")
+        times[key] = value
+    return Deleted(what["exchanges"], what["sentences"], tuple(toys), **times)
+
+
 # --- The bridge's configs for this integration (discovery.py follows them).
 
 
@@ -279,6 +316,9 @@ class BridgeConfig:
     conversation_topic: str
     # ...and its device's identifier in Home Assistant's MQTT, {sn_lower} for it in lower case.
     toy_node: str
+    # Where `folotoy.delete_conversation` asks (answered on conversation_response_topic);
+    # None from a bridge older than deleting.
+    conversation_delete_topic: str | None = None
 
     @property
     def heard_topic(self) -> str:
@@ -326,4 +366,11 @@ def bridge_config(payload: str | bytes) -> BridgeConfig | None:
         raise Unreadable(f"conversation_topic {template[:80]!r} does not have {SN} as one level")
     if data["toy_node"].count(SN_LOWER) != 1:
         raise Unreadable(f"toy_node {data['toy_node'][:80]!r} does not hold {SN_LOWER} once")
-    return BridgeConfig(node=node, **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")})
+    delete = data.get("conversation_delete_topic")
+    if delete is not None:
+        if not isinstance(delete, str) or not delete:
+            raise Unreadable("conversation_delete_topic is not text")
+        _topic("conversation_delete_topic", delete)
+    return BridgeConfig(
+        node=node, conversation_delete_topic=delete, **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")}
+    )

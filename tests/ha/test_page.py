@@ -316,8 +316,9 @@ def test_deleting_a_toys_history_empties_it_and_it_stays_empty_after_a_restart(p
     exchanges = page.locator("#chat .msg.heard").count()
     page.click("#clear")
     expect(page.locator("#chat .msg")).to_have_count(0)
+    plural = "" if exchanges == 1 else "s"
     assert dialogs["asked"] == [
-        f"Delete all {exchanges} exchange{'' if exchanges == 1 else 's'} of Bunny, every day kept? This cannot be undone."
+        f"Delete all {exchanges} exchange{plural} of Bunny, every day kept? This cannot be undone."
     ], dialogs["asked"]
     expect(page.locator("#note")).to_have_text("Nothing said yet.")
     page_bridge.restart()
