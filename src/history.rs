@@ -117,6 +117,8 @@ pub enum HistoryError {
     Lost(String),
     #[error("writing the conversation history failed: {0}")]
     Panicked(String),
+    #[error("{0} exchanges begin then: nothing deleted; name one by a time only it begins in")]
+    Ambiguous(usize),
 }
 
 impl HistoryError {

@@ -185,9 +185,10 @@ impl Reader {
 /// the bridge keeps) and more.
 const EXCHANGE_LINES: i64 = 1024;
 
-/// The lines (ids) of toy `sn`'s exchange that begins in `[from_ms, to_ms)`: the first
-/// sentence of the child's there with the answer after it (joined as [`super::join`]
-/// joins an answer), or else the first answer there alone. None when nothing begins there.
+/// The lines (ids) of toy `sn`'s exchange that begins in `[from_ms, to_ms)`: the sentence
+/// of the child's there with the answer after it (joined as [`super::join`] joins an
+/// answer), or else the first answer there alone. None when nothing begins there;
+/// [`HistoryError::Ambiguous`] when the child said more than one thing there.
 fn exchange(
     conn: &Connection,
     path: &std::path::Path,
@@ -210,6 +211,10 @@ fn exchange(
     // What the child said begins it, when said in the window: the end of the answer
     // before may have come in the same ms.
     let within: Vec<&Row> = rows.iter().take_while(|(_, t, ..)| *t < to_ms).collect();
+    let heard = within.iter().filter(|(_, _, kind, ..)| *kind == LineKind::Heard).count();
+    if heard > 1 {
+        return Err(HistoryError::Ambiguous(heard));
+    }
     let start = match within.iter().position(|(_, _, kind, ..)| *kind == LineKind::Heard) {
         Some(heard) => heard,
         None if !within.is_empty() => 0,

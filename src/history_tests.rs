@@ -224,6 +224,21 @@ fn an_exchange_begun_in_the_ms_the_answer_before_it_ended_is_told_apart_from_it(
 }
 
 #[test]
+fn a_time_two_exchanges_begin_in_is_refused_and_nothing_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON + 100, 1, "First question")).unwrap();
+    h.append(&bunny, &heard(NOON + 900, 2, "Second question")).unwrap();
+    // Named to the second, as Home Assistant names it.
+    let second = Forget::Exchange { sn: bunny.clone(), from_ms: NOON, to_ms: NOON + 1000 };
+    let refused = h.reader().forget(&second).unwrap_err();
+    assert!(matches!(refused, HistoryError::Ambiguous(2)), "{refused:?}");
+    assert!(refused.to_string().contains("2 exchanges begin then: nothing deleted"), "{refused}");
+    assert_eq!(all(&h, &bunny, NOON).len(), 2);
+}
+
+#[test]
 fn deleting_a_day_takes_that_toys_sentences_of_that_day_only() {
     let dir = tempfile::tempdir().unwrap();
     let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::folotoy::Sn;
 use crate::glance::Zone;
 use crate::ha::Topics;
-use crate::history::{Forget, Forgotten, LineKind, Message, Reader};
+use crate::history::{Forget, Forgotten, HistoryError, LineKind, Message, Reader};
 use crate::web::{Forgetting, Forgot};
 
 /// The most messages in one answer (the newest of the window).
@@ -399,6 +399,10 @@ impl Conversations {
                     }
                     let deleted = DeletedWhat { scope: deletion.scope(), gone: &gone };
                     serde_json::to_vec(&Deleted { id: &id, deleted }).expect("serializes")
+                }
+                Ok(Err(e @ HistoryError::Ambiguous(_))) => {
+                    warn!(topic = %topic, "conversation deletion {id} refused: {e}");
+                    error(&id, &e.to_string())
                 }
                 Ok(Err(e)) => {
                     warn!(topic = %topic, "conversation deletion {id}: {e}");

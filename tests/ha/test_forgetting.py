@@ -5,6 +5,7 @@ follow, and the response says what went."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -35,11 +36,12 @@ def delete(ha, **data) -> dict:
 
 def kept(ha, bunny: str, count: int) -> list[dict]:
     """Today's messages, once the bridge has written `count` of them."""
-    return wait_until(
-        lambda: (day := conversation(ha, device_id=bunny)["exchanges"]) if len(day) == count else None,
-        10,
-        f"{count} messages kept",
-    )
+
+    def written() -> list[dict] | None:
+        day = conversation(ha, device_id=bunny)["exchanges"]
+        return day if len(day) == count else None
+
+    return wait_until(written, 10, f"{count} messages kept")
 
 
 def test_deleting_an_exchange_named_by_its_time_takes_it_and_the_sensors_that_showed_it_follow(
@@ -48,6 +50,9 @@ def test_deleting_an_exchange_named_by_its_time_takes_it_and_the_sensors_that_sh
     ha = homeassistant
     child_says(mqtt, 1, "Can dragons swim?")
     toy_says(mqtt, 1, 1, "Some dragons in stories swim.")
+    # An exchange is named to the second: the next begins in a second of its own.
+    second = int(time.time())
+    wait_until(lambda: int(time.time()) > second, 2, "the next second")
     child_says(mqtt, 2, "My password is tulip")
     toy_says(mqtt, 2, 1, "Keep it to yourself.")
     day = kept(ha, bunny, 4)
