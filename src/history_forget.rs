@@ -16,8 +16,9 @@ pub enum Forget {
     /// One exchange of a toy: what the child said first in `[from_ms, to_ms)` (the page
     /// names its time to the ms; Home Assistant to the second) and the toy's answer to
     /// it (as the page joins them); with nothing the child said there, the first answer
-    /// there alone.
-    Exchange { sn: Sn, from_ms: u64, to_ms: u64 },
+    /// there alone. With `recording_id`, only one with that recordingId (the page's
+    /// messages have theirs: sentences handled together share a ms).
+    Exchange { sn: Sn, from_ms: u64, to_ms: u64, recording_id: Option<i64> },
     /// A toy's sentences in `[from_ms, to_ms)`: a day where the family lives.
     Between { sn: Sn, from_ms: u64, to_ms: u64 },
     /// Everything kept of a toy.
@@ -129,8 +130,8 @@ impl Reader {
         let ms = |t: u64| Value::Integer(t.min(i64::MAX as u64) as i64);
         let text = |sn: &Sn| Value::Text(sn.as_str().to_owned());
         Ok(match what {
-            Forget::Exchange { sn, from_ms, to_ms } => {
-                let ids = exchange(conn, &self.path, sn, *from_ms, *to_ms)?;
+            Forget::Exchange { sn, from_ms, to_ms, recording_id } => {
+                let ids = exchange(conn, &self.path, sn, (*from_ms, *to_ms), *recording_id)?;
                 let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
                 Chosen { condition: format!("id IN ({list})"), params: Vec::new(), with_lines: true }
             }
@@ -193,8 +194,8 @@ fn exchange(
     conn: &Connection,
     path: &std::path::Path,
     sn: &Sn,
-    from_ms: u64,
-    to_ms: u64,
+    (from_ms, to_ms): (u64, u64),
+    recording_id: Option<i64>,
 ) -> Result<Vec<i64>, HistoryError> {
     type Row = (i64, u64, LineKind, Option<i64>, Option<i64>);
     let rows: Vec<Row> = conn
@@ -210,15 +211,18 @@ fn exchange(
     let mut ids = Vec::new();
     // What the child said begins it, when said in the window: the end of the answer
     // before may have come in the same ms.
+    let named = |(_, _, _, id, _): &&Row| recording_id.is_none_or(|r| *id == Some(r));
     let within: Vec<&Row> = rows.iter().take_while(|(_, t, ..)| *t < to_ms).collect();
-    let heard = within.iter().filter(|(_, _, kind, ..)| *kind == LineKind::Heard).count();
+    let heard = within.iter().filter(|r| named(r) && r.2 == LineKind::Heard).count();
     if heard > 1 {
         return Err(HistoryError::Ambiguous(heard));
     }
-    let start = match within.iter().position(|(_, _, kind, ..)| *kind == LineKind::Heard) {
+    let start = match within.iter().position(|r| named(r) && r.2 == LineKind::Heard) {
         Some(heard) => heard,
-        None if !within.is_empty() => 0,
-        None => return Ok(ids),
+        None => match within.iter().position(named) {
+            Some(answer) => answer,
+            None => return Ok(ids),
+        },
     };
     // The answer being followed: its recordingId and the orders it has.
     let mut answer: Option<(Option<i64>, BTreeSet<i64>)> = None;

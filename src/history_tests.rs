@@ -152,7 +152,7 @@ fn clearing_a_toy_leaves_none_of_its_words_in_the_files() {
 }
 
 fn exchange(sn: &Sn, t: u64) -> Forget {
-    Forget::Exchange { sn: sn.clone(), from_ms: t, to_ms: t + 1 }
+    Forget::Exchange { sn: sn.clone(), from_ms: t, to_ms: t + 1, recording_id: None }
 }
 
 /// Every file of the history folder, one after the other.
@@ -231,11 +231,15 @@ fn a_time_two_exchanges_begin_in_is_refused_and_nothing_goes() {
     h.append(&bunny, &heard(NOON + 100, 1, "First question")).unwrap();
     h.append(&bunny, &heard(NOON + 900, 2, "Second question")).unwrap();
     // Named to the second, as Home Assistant names it.
-    let second = Forget::Exchange { sn: bunny.clone(), from_ms: NOON, to_ms: NOON + 1000 };
+    let second = Forget::Exchange { sn: bunny.clone(), from_ms: NOON, to_ms: NOON + 1000, recording_id: None };
     let refused = h.reader().forget(&second).unwrap_err();
     assert!(matches!(refused, HistoryError::Ambiguous(2)), "{refused:?}");
     assert!(refused.to_string().contains("2 exchanges begin then: nothing deleted"), "{refused}");
     assert_eq!(all(&h, &bunny, NOON).len(), 2);
+    // Named with its recording as well (the page names it so), the second one only.
+    let named = Forget::Exchange { sn: bunny.clone(), from_ms: NOON, to_ms: NOON + 1000, recording_id: Some(2) };
+    assert_eq!(h.reader().forget(&named).unwrap().sentences, 1);
+    assert_eq!(all(&h, &bunny, NOON), ["First question"]);
 }
 
 #[test]

@@ -492,11 +492,13 @@ async fn ask<Q, A>(bridge: &mpsc::Sender<(Q, oneshot::Sender<A>)>, question: Q) 
 }
 
 /// What to delete: `everything=1`; or a toy (`sn`) whole, its `day` (`2026-12-03`,
-/// where the family lives), or its exchange that begins at `exchange` (ms).
+/// where the family lives), or its exchange that begins at `exchange` (ms), with the
+/// `recording` of its message when it has one.
 #[derive(Deserialize)]
 struct ForgetQuery {
     sn: Option<String>,
     exchange: Option<u64>,
+    recording: Option<i64>,
     day: Option<String>,
     everything: Option<u8>,
 }
@@ -512,7 +514,9 @@ fn what_to_forget(q: &ForgetQuery, zone: &Zone) -> Result<Forget, PageError> {
     let sn = Sn::parse(q.sn.as_deref().ok_or_else(|| refused("name a toy (sn), or everything=1"))?)?;
     match (q.exchange, q.day.as_deref()) {
         (Some(_), Some(_)) => Err(refused("name an exchange or a day, not both")),
-        (Some(t), None) => Ok(Forget::Exchange { sn, from_ms: t, to_ms: t.saturating_add(1) }),
+        (Some(t), None) => {
+            Ok(Forget::Exchange { sn, from_ms: t, to_ms: t.saturating_add(1), recording_id: q.recording })
+        }
         (None, Some(day)) => {
             let date: jiff::civil::Date = day
                 .parse()

@@ -175,7 +175,9 @@ impl Deletion {
 
     fn with_toy(&self, sn: Sn) -> Forget {
         match self {
-            Deletion::Exchange { from_ms, to_ms, .. } => Forget::Exchange { sn, from_ms: *from_ms, to_ms: *to_ms },
+            Deletion::Exchange { from_ms, to_ms, .. } => {
+                Forget::Exchange { sn, from_ms: *from_ms, to_ms: *to_ms, recording_id: None }
+            }
             Deletion::Day { from_ms, to_ms, .. } => Forget::Between { sn, from_ms: *from_ms, to_ms: *to_ms },
             Deletion::Toy { .. } => Forget::Toy(sn),
             Deletion::Everything => Forget::Everything,

@@ -201,7 +201,8 @@ const toyQuery = () => `sn=${encodeURIComponent(state.sn)}`;
 
 function forgetExchange(m) {
   const what = m.kind === "heard" ? `“${m.text.slice(0, 60)}” and its answer` : "this answer";
-  forget(`${toyQuery()}&exchange=${m.t}`, (w) =>
+  const recording = m.recording_id === undefined ? "" : `&recording=${m.recording_id}`;
+  forget(`${toyQuery()}&exchange=${m.t}${recording}`, (w) =>
     `Delete the exchange of ${toyName(state.sn)} at ${time(m.t)} on ${day(m.t)} (${what}, ${w.sentences} sentence${w.sentences === 1 ? "" : "s"})?`);
 }
 

@@ -369,7 +369,7 @@ mod tests {
         let mut b = Bench::new(config());
         let mut talk = Talk::default();
         let at = a_question_and_its_answer(&mut b, &mut talk);
-        let what = Forget::Exchange { sn: bunny(), from_ms: 0, to_ms: 1 };
+        let what = Forget::Exchange { sn: bunny(), from_ms: 0, to_ms: 1, recording_id: None };
         // Another exchange of the same recording: the sensors show something else.
         let other = Forgotten { lines: vec![line(LineKind::Heard, 7, "Hello")], ..Forgotten::default() };
         talk.forgotten(&mut b.cx(), &what, &other, None, at);
