@@ -132,7 +132,13 @@ impl Talk {
                 cx.out.save = true;
             }
             if said_gone {
-                cx.toys.toy_mut(sn).talk.answer = None;
+                let toy = cx.toys.toy_mut(sn);
+                let said = toy.talk.answer.take().map(|a| a.text()).unwrap_or_default();
+                // The media player's title, when it shows that answer: an empty retained
+                // state deletes it on the broker (a title not known is never published).
+                if toy.player.forget_title(&said) && cx.connected.ha && cx.cfg.media_player {
+                    cx.out.ha(cx.cfg.topics.state(sn, Key::PlayerTitle.as_str()), "", true);
+                }
                 cx.publish(sn, Key::Said);
                 cx.out.save = true;
             }
@@ -369,6 +375,9 @@ mod tests {
         let mut b = Bench::new(config());
         let mut talk = Talk::default();
         let at = a_question_and_its_answer(&mut b, &mut talk);
+        // The media player shows the answer (the core's route starts it as the toy speaks).
+        b.cx().toys.toy_mut(&bunny()).player =
+            super::super::player::Player::from_saved(Some("Under the flowerpot.".into()));
         let what = Forget::Exchange { sn: bunny(), from_ms: 0, to_ms: 1, recording_id: None };
         // Another exchange of the same recording: the sensors show something else.
         let other = Forgotten { lines: vec![line(LineKind::Heard, 7, "Hello")], ..Forgotten::default() };
@@ -384,6 +393,8 @@ mod tests {
         assert_eq!(summary(&out, Key::Heard), Some(serde_json::Value::Null), "Heard emptied");
         assert_eq!(summary(&out, Key::Said), Some(serde_json::Value::Null), "Said emptied");
         assert!(out.save, "the state file holds them too");
+        assert_eq!(out.state_of(&bunny(), Key::PlayerTitle).as_deref(), Some(""), "the title that was the answer goes");
+        assert_eq!(b.toy(&bunny()).player.title(), None);
         assert!(b.toy(&bunny()).talk.heard().is_none() && b.toy(&bunny()).talk.answer().is_none());
     }
 
