@@ -112,11 +112,24 @@ impl Reader {
         let chosen = self.choose(&tx, what)?;
         let forgotten = self.tally(&tx, &chosen)?;
         if forgotten.sentences > 0 {
+            // A few sentences are taken out of the search index's segments as they go
+            // (FTS5's secure-delete, which costs per entry); more, and the whole index is
+            // merged afterwards instead, which costs per index: otherwise it keeps deleted
+            // sentences as markers until its segments merge.
+            let few = forgotten.sentences <= FEW;
+            if few {
+                tx.execute("INSERT INTO lines_text (lines_text, rank) VALUES ('secure-delete', 1)", [])
+                    .map_err(sql(path))?;
+            }
             // The trigger takes each out of the search index.
             tx.execute(&format!("DELETE FROM lines WHERE {}", chosen.condition), params_from_iter(&chosen.params))
                 .map_err(sql(path))?;
-            // The index keeps deleted sentences as markers until its segments merge.
-            tx.execute("INSERT INTO lines_text (lines_text) VALUES ('optimize')", []).map_err(sql(path))?;
+            let after = if few {
+                "INSERT INTO lines_text (lines_text, rank) VALUES ('secure-delete', 0)"
+            } else {
+                "INSERT INTO lines_text (lines_text) VALUES ('optimize')"
+            };
+            tx.execute(after, []).map_err(sql(path))?;
         }
         tx.commit().map_err(sql(path))?;
         // Every page into the database and the log emptied. A search still reading an
@@ -181,6 +194,10 @@ impl Reader {
         Ok(f)
     }
 }
+
+/// Up to this many sentences are taken out of the search index one by one; more, and
+/// the index is merged whole (see [`Reader::forget`]).
+const FEW: u64 = 2_000;
 
 /// The most sentences one exchange is looked for in: an answer of 256 parts (the most
 /// the bridge keeps) and more.

@@ -305,6 +305,27 @@ fn each_deletion_leaves_none_of_its_words_in_the_files() {
     }
 }
 
+#[test]
+fn deleting_thousands_of_sentences_leaves_none_of_their_words_in_the_files() {
+    // Past the number taken out of the search index one by one: the index is merged whole.
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let secret = "the key is under the blue flowerpot";
+    let mut h = open(dir.path(), 7, 1 << 30, NOON);
+    let mut lines: Vec<_> = (0..2_100).map(|i| (bunny.clone(), heard(NOON + i, i as i64, "a story again"))).collect();
+    lines.push((bunny.clone(), heard(NOON + 5_000, 9_999, secret)));
+    lines.push((bear.clone(), heard(NOON, 1, "kept of bear")));
+    h.append_all(&lines).unwrap();
+    h.sync().unwrap();
+    assert!(holds(&files(dir.path()), secret));
+    assert_eq!(h.reader().forget(&Forget::Toy(bunny.clone())).unwrap().sentences, 2_101);
+    let after = files(dir.path());
+    assert!(!holds(&after, secret), "the words stay");
+    let pieces: Vec<_> = ["flo", "owe", "wer", "pot"].into_iter().filter(|p| holds(&after, p)).collect();
+    assert!(pieces.is_empty(), "the search index still holds {pieces:?}");
+    assert_eq!(all(&h, &bear, NOON), ["kept of bear"]);
+}
+
 /// Day files of the JSON-lines store of earlier versions, as it left them: one line cut
 /// short by a power loss, one cut inside a Chinese character.
 fn earlier_version_files(root: &Path) {
