@@ -7,6 +7,7 @@
 //! `page` the page and the history's writer, `saver` the state file's.
 
 mod conversations;
+mod deletions;
 mod edge;
 pub mod link;
 mod links;
@@ -28,6 +29,7 @@ use crate::ha;
 use crate::repeats::{self, Repeats};
 use crate::store::{self, StoreError};
 use conversations::Conversations;
+use deletions::Deletions;
 use edge::inputs;
 use link::{LinkEvent, QoS, Role};
 use links::{connect, futures_join, Links};
@@ -74,6 +76,7 @@ struct Running {
     page: Option<Page>,
     saver: Saver,
     conversations: Conversations,
+    deletions: Deletions,
     topics: ha::Topics,
     /// Bad messages told lately, so that copies are not (see [`inputs`]).
     refused: Repeats<(String, String)>,
@@ -109,17 +112,16 @@ impl Running {
         if let (Some(zone), Some(reader)) = (&zone, reader) {
             begin_day(&mut core, zone, reader);
         }
-        let conversations = Conversations::new(
-            match &page {
-                Some(p) => p.reader.clone().ok_or("history.enabled is false"),
-                None => Err("the page is off (web.enabled is false), and the history with it"),
-            },
-            page.as_ref().map(|p| p.forgetting.clone()),
-            zone.clone().unwrap_or_else(crate::glance::Zone::utc),
-        );
+        let reader = match &page {
+            Some(p) => p.reader.clone().ok_or("history.enabled is false"),
+            None => Err("the page is off (web.enabled is false), and the history with it"),
+        };
+        let conversations = Conversations::new(reader.clone());
+        let forgetting = page.as_ref().map(|p| p.forgetting.clone());
+        let deletions = Deletions::new(reader, forgetting, zone.clone().unwrap_or_else(crate::glance::Zone::utc));
         let saver = Saver::start(state_file);
         let refused = Repeats::new(repeats::EVERY);
-        Ok((Running { core, links, page, saver, conversations, topics, refused }, rx))
+        Ok((Running { core, links, page, saver, conversations, deletions, topics, refused }, rx))
     }
 
     /// The core's next deadline or the saver's, whichever is first.
@@ -144,7 +146,7 @@ impl Running {
                 }
                 if role.serves(Side::Ha) && *topic == conversation_deletes {
                     let toys = self.core.toys();
-                    self.conversations.delete(&self.topics, &self.links.ha, toys, topic, payload, *retain);
+                    self.deletions.handle(&self.topics, &self.links.ha, toys, topic, payload, *retain);
                     continue;
                 }
             }
