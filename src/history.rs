@@ -117,6 +117,8 @@ pub enum HistoryError {
     Lost(String),
     #[error("writing the conversation history failed: {0}")]
     Panicked(String),
+    #[error("{0} exchanges begin then: nothing deleted; name one by a time only it begins in")]
+    Ambiguous(usize),
 }
 
 impl HistoryError {
@@ -644,25 +646,9 @@ impl Reader {
         Ok(Searcher { conn, reader: self.clone() })
     }
 
-    /// Deletes everything kept of one toy, for good: SQLite otherwise leaves
-    /// deleted text in the file's free pages, in the search index until its
-    /// segments merge, and in older copies of the pages in the write-ahead
-    /// log, where anyone with the files or a backup of them could read it.
+    /// Deletes everything kept of one toy, for good (see [`Reader::forget`]).
     pub fn clear(&self, sn: &Sn) -> Result<(), HistoryError> {
-        self.watched(self.erase(sn))
-    }
-
-    fn erase(&self, sn: &Sn) -> Result<(), HistoryError> {
-        let path = &self.path;
-        let conn = self.connect(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        conn.pragma_update(None, "secure_delete", "ON").map_err(sql(path))?;
-        conn.execute("DELETE FROM lines WHERE sn = ?", [sn.as_str()]).map_err(sql(path))?;
-        conn.execute("INSERT INTO lines_text (lines_text) VALUES ('optimize')", []).map_err(sql(path))?;
-        // Every page into the database and the log emptied. A search still
-        // reading an older state keeps the log's pages until it ends; they
-        // are then overwritten as the log is reused.
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(sql(path))?;
-        Ok(())
+        self.forget(&Forget::Toy(sn.clone())).map(drop)
     }
 }
 
@@ -869,6 +855,11 @@ pub fn day_of(ms: u64) -> String {
     let (y, m, d) = crate::dates::civil((ms / DAY_MS) as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
+
+#[path = "history_forget.rs"]
+mod forget;
+
+pub use forget::{Forget, Forgotten, Today};
 
 #[cfg(test)]
 #[path = "history_tests.rs"]

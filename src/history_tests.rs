@@ -151,6 +151,181 @@ fn clearing_a_toy_leaves_none_of_its_words_in_the_files() {
     assert_eq!(all(&h, &bunny, NOON), ["new"], "the writer goes on");
 }
 
+fn exchange(sn: &Sn, t: u64) -> Forget {
+    Forget::Exchange { sn: sn.clone(), from_ms: t, to_ms: t + 1, recording_id: None }
+}
+
+/// Every file of the history folder, one after the other.
+fn files(dir: &Path) -> Vec<u8> {
+    let folder = dir.join("history");
+    let names = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    names.iter().flat_map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+fn holds(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+/// A morning of Bunny's: two exchanges, the first answer in two parts, and a
+/// story the toy told by itself; Bear's the same minute.
+fn a_morning(h: &mut History, bunny: &Sn, bear: &Sn) {
+    h.append(bunny, &heard(NOON, 1, "Where is the key?")).unwrap();
+    h.append(bunny, &said(NOON + 1, 1, 1, "Under the blue")).unwrap();
+    h.append(bunny, &said(NOON + 2, 1, 2, " flowerpot.")).unwrap();
+    h.append(bunny, &heard(NOON + 60_000, 2, "Tell me a joke")).unwrap();
+    h.append(bunny, &said(NOON + 60_001, 2, 1, "Why did the cow cross the road?")).unwrap();
+    h.append(bunny, &said(NOON + 120_000, 3, 1, "Once upon a time")).unwrap();
+    h.append(bear, &heard(NOON, 1, "Where is the key?")).unwrap();
+}
+
+#[test]
+fn deleting_an_exchange_takes_what_the_child_said_and_its_whole_answer_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    a_morning(&mut h, &bunny, &bear);
+    let asked = h.reader().forgettable(&exchange(&bunny, NOON)).unwrap();
+    assert_eq!((asked.exchanges, asked.sentences), (1, 3), "{asked:?}");
+    assert_eq!(all(&h, &bunny, NOON).len(), 5, "asking deletes nothing");
+    let gone = h.reader().forget(&exchange(&bunny, NOON)).unwrap();
+    assert_eq!((gone.exchanges, gone.sentences, gone.toys.clone()), (1, 3, vec![bunny.to_string()]));
+    assert_eq!((gone.from_ms, gone.to_ms), (Some(NOON), Some(NOON + 2)));
+    assert_eq!(all(&h, &bunny, NOON), ["Tell me a joke", "Why did the cow cross the road?", "Once upon a time"]);
+    assert_eq!(all(&h, &bear, NOON), ["Where is the key?"], "another toy's own is kept");
+    let found: Vec<String> = h.search("flowerpot", 10, NOON).unwrap().into_iter().map(|(sn, _)| sn).collect();
+    assert!(found.is_empty(), "the search still finds the answer: {found:?}");
+    let found: Vec<String> = h.search("the key", 10, NOON).unwrap().into_iter().map(|(sn, _)| sn).collect();
+    assert_eq!(found, [bear.to_string()], "only Bear's is found");
+    // The answer ends where another begins: the story the toy told next is not part of it.
+    let joke = h.reader().forget(&exchange(&bunny, NOON + 60_000)).unwrap();
+    assert_eq!((joke.exchanges, joke.sentences), (1, 2));
+    assert_eq!(all(&h, &bunny, NOON), ["Once upon a time"]);
+    // Nothing begins there: nothing goes.
+    let none = h.reader().forget(&exchange(&bunny, NOON + 1)).unwrap();
+    assert_eq!((none.exchanges, none.sentences), (0, 0));
+    // An answer nobody asked for is an exchange of its own.
+    let story = h.reader().forget(&exchange(&bunny, NOON + 120_000)).unwrap();
+    assert_eq!((story.exchanges, story.sentences), (0, 1));
+    assert!(all(&h, &bunny, NOON).is_empty());
+}
+
+#[test]
+fn an_exchange_begun_in_the_ms_the_answer_before_it_ended_is_told_apart_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON, 1, "First question")).unwrap();
+    h.append(&bunny, &said(NOON + 5, 1, 1, "First answer")).unwrap();
+    h.append(&bunny, &heard(NOON + 5, 2, "Second question")).unwrap();
+    h.append(&bunny, &said(NOON + 6, 2, 1, "Second answer")).unwrap();
+    let gone = h.reader().forget(&exchange(&bunny, NOON + 5)).unwrap();
+    assert_eq!((gone.exchanges, gone.sentences), (1, 2));
+    assert_eq!(all(&h, &bunny, NOON), ["First question", "First answer"]);
+}
+
+#[test]
+fn a_time_two_exchanges_begin_in_is_refused_and_nothing_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON + 100, 1, "First question")).unwrap();
+    h.append(&bunny, &heard(NOON + 900, 2, "Second question")).unwrap();
+    // Named to the second, as Home Assistant names it.
+    let second = Forget::Exchange { sn: bunny.clone(), from_ms: NOON, to_ms: NOON + 1000, recording_id: None };
+    let refused = h.reader().forget(&second).unwrap_err();
+    assert!(matches!(refused, HistoryError::Ambiguous(2)), "{refused:?}");
+    assert!(refused.to_string().contains("2 exchanges begin then: nothing deleted"), "{refused}");
+    assert_eq!(all(&h, &bunny, NOON).len(), 2);
+    // Named with its recording as well (the page names it so), the second one only.
+    let named = Forget::Exchange { sn: bunny.clone(), from_ms: NOON, to_ms: NOON + 1000, recording_id: Some(2) };
+    assert_eq!(h.reader().forget(&named).unwrap().sentences, 1);
+    assert_eq!(all(&h, &bunny, NOON), ["First question"]);
+}
+
+#[test]
+fn deleting_a_day_takes_that_toys_sentences_of_that_day_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON - DAY, 1, "yesterday")).unwrap();
+    a_morning(&mut h, &bunny, &bear);
+    let day = Forget::Between { sn: bunny.clone(), from_ms: NOON - 12 * 3_600_000, to_ms: NOON + 12 * 3_600_000 };
+    let gone = h.reader().forget(&day).unwrap();
+    assert_eq!((gone.exchanges, gone.sentences), (2, 6), "{gone:?}");
+    assert_eq!(gone.lines.len(), 6, "each sentence, for the Heard and Said sensors");
+    assert_eq!(all(&h, &bunny, NOON), ["yesterday"]);
+    assert_eq!(all(&h, &bear, NOON), ["Where is the key?"]);
+    assert!(h.search("Once upon", 10, NOON).unwrap().is_empty());
+    drop(h);
+    let h = open(dir.path(), 7, 1 << 20, NOON);
+    assert_eq!(all(&h, &bunny, NOON), ["yesterday"], "and after a restart");
+}
+
+#[test]
+fn deleting_everything_empties_every_toys_history_and_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    a_morning(&mut h, &bunny, &bear);
+    let gone = h.reader().forget(&Forget::Everything).unwrap();
+    assert_eq!((gone.exchanges, gone.sentences), (3, 7));
+    let mut toys = gone.toys.clone();
+    toys.sort();
+    assert_eq!(toys, [bear.to_string(), bunny.to_string()]);
+    assert!(all(&h, &bunny, NOON).is_empty() && all(&h, &bear, NOON).is_empty());
+    assert!(h.search("key", 10, NOON).unwrap().is_empty());
+    h.append(&bunny, &heard(NOON + 200_000, 9, "new")).unwrap();
+    assert_eq!(all(&h, &bunny, NOON), ["new"], "the writer goes on");
+}
+
+#[test]
+fn each_deletion_leaves_none_of_its_words_in_the_files() {
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let day = Forget::Between { sn: bunny.clone(), from_ms: NOON - 1000, to_ms: NOON + 1000 };
+    for what in [exchange(&bunny, NOON), day, Forget::Toy(bunny.clone()), Forget::Everything] {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "the key is under the blue flowerpot";
+        let mut h = open(dir.path(), 7, 1 << 20, NOON);
+        h.append(&bunny, &heard(NOON, 1, secret)).unwrap();
+        h.append(&bunny, &heard(NOON + 60_000, 2, "kept of bunny")).unwrap();
+        h.append(&bear, &heard(NOON, 1, "kept of bear")).unwrap();
+        // Half of it made durable, half still only in the write-ahead log.
+        h.sync().unwrap();
+        h.append(&bunny, &said(NOON + 1, 1, 1, &secret.to_uppercase())).unwrap();
+        assert!(holds(&files(dir.path()), secret), "{what:?}: the words are in the files before");
+        h.reader().forget(&what).unwrap();
+        let after = files(dir.path());
+        assert!(!holds(&after, secret) && !holds(&after, &secret.to_uppercase()), "{what:?}: the words stay");
+        // Nor the search index's pieces of them: three letters of "flowerpot" at a time.
+        let pieces: Vec<_> = ["flo", "owe", "wer", "pot"].into_iter().filter(|p| holds(&after, p)).collect();
+        assert!(pieces.is_empty(), "{what:?}: the search index still holds {pieces:?}");
+        if what != Forget::Everything {
+            assert_eq!(all(&h, &bear, NOON), ["kept of bear"], "{what:?}");
+        }
+    }
+}
+
+#[test]
+fn deleting_thousands_of_sentences_leaves_none_of_their_words_in_the_files() {
+    // Past the number taken out of the search index one by one: the index is merged whole.
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let secret = "the key is under the blue flowerpot";
+    let mut h = open(dir.path(), 7, 1 << 30, NOON);
+    let mut lines: Vec<_> = (0..2_100).map(|i| (bunny.clone(), heard(NOON + i, i as i64, "a story again"))).collect();
+    lines.push((bunny.clone(), heard(NOON + 5_000, 9_999, secret)));
+    lines.push((bear.clone(), heard(NOON, 1, "kept of bear")));
+    h.append_all(&lines).unwrap();
+    h.sync().unwrap();
+    assert!(holds(&files(dir.path()), secret));
+    assert_eq!(h.reader().forget(&Forget::Toy(bunny.clone())).unwrap().sentences, 2_101);
+    let after = files(dir.path());
+    assert!(!holds(&after, secret), "the words stay");
+    let pieces: Vec<_> = ["flo", "owe", "wer", "pot"].into_iter().filter(|p| holds(&after, p)).collect();
+    assert!(pieces.is_empty(), "the search index still holds {pieces:?}");
+    assert_eq!(all(&h, &bear, NOON), ["kept of bear"]);
+}
+
 /// Day files of the JSON-lines store of earlier versions, as it left them: one line cut
 /// short by a power loss, one cut inside a Chinese character.
 fn earlier_version_files(root: &Path) {
