@@ -770,7 +770,7 @@ impl Searcher {
             let mut messages = join(lines);
             let part = hit.text.trim();
             let at = messages.iter().rposition(|m| m.kind == hit.kind && m.t <= hit.t && m.text.contains(part));
-            let whole = |i: usize| !(cut_before && i == 0) && !(cut_after && i + 1 == messages.len());
+            let whole = |i: usize| (!cut_before || i > 0) && (!cut_after || i + 1 < messages.len());
             match at {
                 Some(i) if whole(i) => return Ok(Some(messages.swap_remove(i))),
                 None if !cut_before && !cut_after => return Ok(None),
@@ -843,7 +843,7 @@ impl Found {
 
     /// Newest first: by the newest hit of each (a stable sort: ties as read).
     fn newest_first(mut self) -> Vec<(String, Message)> {
-        self.messages.sort_by(|a, b| b.2.cmp(&a.2));
+        self.messages.sort_by_key(|(_, _, newest)| std::cmp::Reverse(*newest));
         self.messages.into_iter().map(|(sn, m, _)| (sn, m)).collect()
     }
 }
