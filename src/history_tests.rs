@@ -322,6 +322,33 @@ fn a_search_can_be_stopped_from_elsewhere() {
 }
 
 #[test]
+fn a_search_of_a_common_word_through_the_index_can_be_stopped_from_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 64 << 20, NOON);
+    // Each sentence an answer of its own: every hit is looked up.
+    let lines: Vec<_> =
+        (0..20_000u64).map(|i| (bunny.clone(), said(NOON + i, i as i64, 1, "the same old story"))).collect();
+    h.append_all(&lines).unwrap();
+    let searcher = h.reader().searcher().unwrap();
+    let stop = searcher.stop();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                stop.now();
+                std::thread::yield_now();
+            }
+        })
+    };
+    let result = searcher.search("story", 20_000, NOON);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    stopper.join().unwrap();
+    assert!(matches!(result, Err(HistoryError::Stopped)), "{:?}", result.map(|found| found.len()));
+}
+
+#[test]
 fn a_bridge_that_keeps_running_drops_days_past_the_limit_as_days_go_by() {
     let dir = tempfile::tempdir().unwrap();
     let bunny = sn("fcb467dad0c0");
