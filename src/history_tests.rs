@@ -497,6 +497,33 @@ fn a_search_can_be_stopped_from_elsewhere() {
 }
 
 #[test]
+fn a_search_of_a_common_word_through_the_index_can_be_stopped_from_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 64 << 20, NOON);
+    // Each sentence an answer of its own: every hit is looked up.
+    let lines: Vec<_> =
+        (0..20_000u64).map(|i| (bunny.clone(), said(NOON + i, i as i64, 1, "the same old story"))).collect();
+    h.append_all(&lines).unwrap();
+    let searcher = h.reader().searcher().unwrap();
+    let stop = searcher.stop();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                stop.now();
+                std::thread::yield_now();
+            }
+        })
+    };
+    let result = searcher.search("story", 20_000, NOON);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    stopper.join().unwrap();
+    assert!(matches!(result, Err(HistoryError::Stopped)), "{:?}", result.map(|found| found.len()));
+}
+
+#[test]
 fn a_bridge_that_keeps_running_drops_days_past_the_limit_as_days_go_by() {
     let dir = tempfile::tempdir().unwrap();
     let bunny = sn("fcb467dad0c0");
@@ -569,6 +596,89 @@ fn search_tells_apart_sentences_of_the_same_millisecond() {
     assert_eq!(found, ["Dinosaurs roared.", "Tell me about Dinosaurs"]);
     let found: Vec<_> = h.search("night", 10, NOON).unwrap().into_iter().map(|(_, m)| m.text).collect();
     assert_eq!(found, ["Night", "Good night"]);
+}
+
+/// `n` stories of one toy a minute apart from `from`: the child asks for one, the toy
+/// answers in 20 sentences; each holds "the". The texts as the page shows them.
+fn stories(h: &mut History, toy: &Sn, n: u64, from: u64) -> Vec<(String, String)> {
+    let mut shown = Vec::new();
+    for s in 0..n {
+        let start = from + s * 60_000;
+        let asked = format!("Tell me the story {s}");
+        let parts: Vec<String> = (1..=20).map(|o| format!("The part {o} of the story {s}.")).collect();
+        let mut lines = vec![(toy.clone(), heard(start, s as i64, &asked))];
+        for (o, part) in (1..).zip(&parts) {
+            lines.push((toy.clone(), said(start + 1_000 + o as u64 * 2_000, s as i64, o, part)));
+        }
+        h.append_all(&lines).unwrap();
+        shown.push((asked, parts.join(" ")));
+    }
+    shown
+}
+
+#[test]
+fn a_common_word_in_a_long_history_finds_the_newest_messages_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 30, NOON);
+    let shown = stories(&mut h, &bunny, 300, NOON - DAY);
+    let found: Vec<String> = h.search("the", 10, NOON).unwrap().into_iter().map(|(_, m)| m.text).collect();
+    // The newest first: each answer, then the question before it.
+    let newest: Vec<String> = shown.into_iter().rev().take(5).flat_map(|(asked, answer)| [answer, asked]).collect();
+    assert_eq!(found, newest);
+}
+
+#[test]
+fn search_is_newest_first_even_for_sentences_written_out_of_time_order() {
+    // As an earlier version's day files were imported (one toy's days, then another's),
+    // or as sentences come after the clock was put back.
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    for day in 0..3u64 {
+        h.append(&bunny, &heard(NOON - (2 - day) * DAY + 1, day as i64, &format!("bunny's dinosaur {day}"))).unwrap();
+    }
+    for day in 0..3u64 {
+        h.append(&bear, &heard(NOON - (2 - day) * DAY, 10 + day as i64, &format!("bear's dinosaur {day}"))).unwrap();
+    }
+    let texts = |limit| -> Vec<String> {
+        h.search("dinosaur", limit, NOON).unwrap().into_iter().map(|(_, m)| m.text).collect()
+    };
+    assert_eq!(texts(2), ["bunny's dinosaur 2", "bear's dinosaur 2"]);
+    assert_eq!(
+        texts(10),
+        [
+            "bunny's dinosaur 2",
+            "bear's dinosaur 2",
+            "bunny's dinosaur 1",
+            "bear's dinosaur 1",
+            "bunny's dinosaur 0",
+            "bear's dinosaur 0"
+        ]
+    );
+}
+
+#[test]
+fn a_long_answer_is_found_once_and_whole_when_many_of_its_sentences_hold_the_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 30, NOON);
+    h.append(&bunny, &heard(NOON - 5_000, 1, "Tell me about a wolf")).unwrap();
+    // A flood: 300 sentences of one answer within a third of a second.
+    let parts: Vec<_> =
+        (1..=300).map(|o| (bunny.clone(), said(NOON + o as u64, 1, o, &format!("Wolf {o}.")))).collect();
+    h.append_all(&parts).unwrap();
+    h.append(&bunny, &heard(NOON + 5_000, 2, "And foxes?")).unwrap();
+    let found = h.search("wolf", 10, NOON).unwrap();
+    let texts: Vec<&str> = found.iter().map(|(_, m)| m.text.as_str()).collect();
+    assert_eq!(
+        texts.len(),
+        2,
+        "the answer once, and the question: {:?}",
+        texts.iter().map(|t| &t[..20.min(t.len())]).collect::<Vec<_>>()
+    );
+    assert_eq!(texts[0].matches("Wolf").count(), 300, "every part of the answer");
+    assert_eq!(texts[1], "Tell me about a wolf");
 }
 
 /// A history of `n` sentences of one toy, closed, with everything in the database file
