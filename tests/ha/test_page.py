@@ -313,7 +313,6 @@ def test_a_ready_list_turned_on_on_the_page_flags_its_phrases_but_one_switched_o
     expect(danger.get_by_label("Bunny")).not_to_be_checked()
 
 
-def test_clear_empties_the_toys_history_and_it_stays_empty_after_a_restart(page, page_bridge, ingress, browser):
 def test_deleting_an_exchange_asks_in_words_what_goes_and_takes_only_it(page, mqtt, dialogs):
     expect = playwright_sync.expect
     child_says(mqtt, 30, "My password is tulip")
