@@ -147,6 +147,8 @@ class CloudToys:
 
     async def _stop(self, subentry_id: str) -> None:
         if (channel := self.channels.pop(subentry_id, None)) is not None:
+            # Its answers end first (the apology, the final message), while it can say them.
+            await cloud_brain.async_end_answers(channel.link)
             await channel.link.stop()
 
     @callback

@@ -15,9 +15,11 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from . import gate, payloads
 from .cloud_flow import CloudToyFlow
 from .const import (
+    CONF_ACKNOWLEDGE,
     CONF_AGENT,
     CONF_BRAIN_KEY,
     CONF_DISCOVERY_PREFIX,
+    CONF_INSTRUCTIONS,
     CONF_SAFE_SENTENCE,
     DEFAULT_AGENT,
     DEFAULT_PREFIX,
@@ -126,8 +128,8 @@ def _prefix_error(prefix: str) -> str | None:
 
 
 class FolotoyOptionsFlow(OptionsFlow):
-    """The toys' brain (the chat endpoint): the agent that answers, the safe sentence, and
-    a new key when asked for one."""
+    """The toys' brain (the chat endpoint and cloud toys): the agent that answers, the safe
+    sentence, a cloud toy's instructions and acknowledgment, and a new key when asked for one."""
 
     def __init__(self) -> None:
         self._options: dict[str, Any] = {}
@@ -148,6 +150,12 @@ class FolotoyOptionsFlow(OptionsFlow):
                 vol.Optional(
                     CONF_SAFE_SENTENCE, description={"suggested_value": options.get(CONF_SAFE_SENTENCE)}
                 ): selector.TextSelector(),
+                # Cloud toys (cloud_brain.py): what the agent is told, and whether a slow
+                # answer starts with a short acknowledgment.
+                vol.Optional(
+                    CONF_INSTRUCTIONS, description={"suggested_value": options.get(CONF_INSTRUCTIONS)}
+                ): selector.TextSelector(selector.TextSelectorConfig(multiline=True)),
+                vol.Optional(CONF_ACKNOWLEDGE, default=options.get(CONF_ACKNOWLEDGE, True)): selector.BooleanSelector(),
                 vol.Optional(NEW_KEY, default=False): selector.BooleanSelector(),
             }
         )

@@ -22,6 +22,10 @@ BRIDGE_ORIGIN: Final = "folotoy-ha-bridge"
 CONF_AGENT: Final = "agent_id"
 CONF_SAFE_SENTENCE: Final = "safe_sentence"
 DEFAULT_AGENT: Final = "conversation.home_assistant"
+# Whether a cloud toy says a short acknowledgment when its answer is slow to come (cloud_brain.py).
+CONF_ACKNOWLEDGE: Final = "acknowledge"
+# What the agent is told with every question of a cloud toy, as a role's prompt is.
+CONF_INSTRUCTIONS: Final = "instructions"
 # The toy's brain's own key (in the entry's data): made by the integration, shown once.
 CONF_BRAIN_KEY: Final = "brain_key"
 

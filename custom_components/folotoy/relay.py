@@ -78,13 +78,6 @@ class Relay:
             await self._send(bridge.cloud(sn, "hello"), "", retain=True)
 
     @callback
-    def event(self, sn: str, payload: dict[str, Any]) -> None:
-        """A cloud toy's event (`thing/event/post` payloads of a self-hosted toy: what the
-        child said, what the toy said) for every bridge with a cloud topic."""
-        for bridge in self._bridges.values():
-            self._publish(bridge.cloud(sn, "event"), payload)
-
-    @callback
     def close(self) -> None:
         for unsubscribe in self._unsubscribe.values():
             unsubscribe()
@@ -124,11 +117,19 @@ class Relay:
         except ConnectionError:
             answer = {"id": notify.id, "ok": False, "why": NOT_CONNECTED}
         else:
-            self._msg_id = self._msg_id % (1 << 31) + 1
-            self.event(
-                sn, {"msgId": self._msg_id, "identifier": "voice_generated", "inputParams": {"voiceText": notify.text}}
-            )
+            self.event(sn, "voice_generated", {"voiceText": notify.text}, bridge)
         self._publish(bridge.cloud(sn, "notified"), answer)
+
+    @callback
+    def event(self, sn: str, identifier: str, params: dict[str, Any], bridge: BridgeConfig | None = None) -> None:
+        """A cloud toy's event, as a self-hosted toy's server posts it: what the child said and
+        each sentence the toy said to it (cloud_brain.py), a notification it said; to `bridge`,
+        else to every bridge. Sent in the order told."""
+        for to in [bridge] if bridge is not None else list(self._bridges.values()):
+            self._msg_id = self._msg_id % (1 << 31) + 1
+            self._publish(
+                to.cloud(sn, "event"), {"msgId": self._msg_id, "identifier": identifier, "inputParams": params}
+            )
 
     @callback
     def _publish(self, topic: str, payload: dict[str, Any]) -> None:

@@ -13,6 +13,12 @@ from folotoy_cloud import CloudToy, login_as_toy, scan, toy_qr
 from ha_harness import HomeAssistant, MqttProbe, free_port, wait_until
 
 SUBENTRY_FLOW = "/api/config/config_entries/subentries/flow"
+# The bridge config published here has no bridge behind it to check an answer: a toy that asks
+# hears the brain's apology after 3 s (cloud_brain.py), with its warning; at once when it asks
+# before the entry, just reloaded, has read the bridge's config again.
+pytestmark = pytest.mark.ha_log_allow(
+    r"a toy's answer is not said \((the bridge did not say within 3 s|no bridge has announced where)"
+)
 
 # Each test's toy, known to the stand-in cloud with its key.
 PIP = ("a1b2c3d4e5f6", "PipKey123")
@@ -267,33 +273,19 @@ def test_a_removed_cloud_toy_disconnects_from_the_cloud_and_the_bridge_forgets_i
     )
 
 
-def test_a_cloud_toys_connection_joins_the_toys_device_once_the_bridge_has_made_it(
-    homeassistant, entry_id, cloud, pip, mqtt
-):
+def test_a_cloud_toys_connection_joins_the_device_the_bridge_makes_from_its_hello(homeassistant, entry_id, cloud, pip):
     ha = homeassistant
     assert add_by_key(ha, entry_id, cloud, *PIP, name="Pip")["type"] == "create_entry"
     [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == PIP[0]]
     node = f"folotoy_{PIP[0]}"
-    discovery = f"homeassistant/sensor/{node}/heard/config"
     try:
         state = wait_for_channel(ha, PIP[0])
         assert state["attributes"]["device_class"] == "connectivity"
-        assert ha.entity_entry(connection(PIP[0]))["device_id"] is None
-        # What the bridge does once it has Pip's hello: the toy's device, by MQTT discovery.
-        mqtt.publish(
-            discovery,
-            {
-                "name": "Heard",
-                "unique_id": f"{node}_heard",
-                "state_topic": f"folotoy/{PIP[0]}/heard",
-                "device": {"identifiers": [node], "name": "Pip", "serial_number": PIP[0]},
-            },
-            retain=True,
-        )
+        # The bridge makes the toy's device by MQTT discovery once it has Pip's hello.
         device = wait_until(lambda: ha.device_by_identifier(node), 10, "Pip's device")
         wait_until(lambda: ha.entity_entry(connection(PIP[0]))["device_id"] == device["id"], 10, "the entity on it")
+        assert device["name"] == "Pip"
     finally:
-        mqtt.publish(discovery, "", retain=True)
         remove(ha, entry_id, subentry)
 
 

@@ -121,7 +121,12 @@ def understood_notify(value: Any) -> bool:
 
 
 def understood_verdict(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(p, str) for p in value)
+    return (
+        isinstance(value, payloads.Verdict)
+        and isinstance(value.phrases, list)
+        and all(isinstance(p, str) for p in value.phrases)
+        and isinstance(value.quiet, bool)
+    )
 
 
 def understood_day(value: Any) -> bool:
@@ -239,6 +244,9 @@ def test_a_heard_event_gives_the_childs_words_and_the_toys_own_sentences_are_no_
         ({"phrases": [None]}, "phrases holds something other than text"),
         ({"phrases": ["knife", 1]}, "phrases holds something other than text"),
         ({"phrases": [["knife"]]}, "phrases holds something other than text"),
+        ({"phrases": [], "quiet": None}, "quiet is null, not true or false"),
+        ({"phrases": [], "quiet": 1}, "quiet is a number, not true or false"),
+        ({"phrases": [], "quiet": "true"}, "quiet is text, not true or false"),
         ({"phrases": json.loads("[" * 1000 + "]" * 1000)}, "phrases holds something other than text"),
     ],
 )
@@ -246,9 +254,11 @@ def test_a_verdict_that_cannot_be_read_is_refused_never_taken_for_watch_words_or
     assert why in read("verdict", json.dumps(verdict))[1]
 
 
-def test_a_verdict_names_the_watch_words_found_or_none():
-    assert payloads.verdict(json.dumps(VERDICT)) == ["knife"]
-    assert payloads.verdict('{"phrases": []}') == []
+def test_a_verdict_names_the_watch_words_found_or_none_and_whether_the_toy_is_quiet():
+    assert payloads.verdict(json.dumps(VERDICT)) == payloads.Verdict(["knife"], quiet=False)
+    assert payloads.verdict('{"phrases": []}') == payloads.Verdict([], quiet=False), "an older bridge: not quiet"
+    assert payloads.verdict('{"phrases": [], "quiet": true}') == payloads.Verdict([], quiet=True)
+    assert payloads.verdict('{"phrases": ["knife"], "quiet": false}') == payloads.Verdict(["knife"], quiet=False)
 
 
 @pytest.mark.parametrize(
@@ -397,6 +407,9 @@ def test_a_bridge_config_maps_each_toys_conversation_topic_to_its_device_and_any
     assert bridge.sn_of("folotoy_f234103026") == "f234103026"
     assert bridge.heard_by("folotoy/F234103026/alert") is None, "not a Conversation event"
     assert bridge.sn_of("folotoy_") is None and bridge.sn_of("kitchen_lamp") is None
+    assert bridge.cloud("C10ud", "event") == "folotoy/C10ud/cloud/event", "the serial number as the toy's code has it"
+    older, _ = read("bridge config", json.dumps({k: v for k, v in BRIDGE.items() if k != "cloud_topic"}))
+    assert older.cloud_topic is None, "a bridge older than cloud toys has no relay"
     for origin in (None, "folotoy-ha-bridge", {"name": None}, {"name": "someone-else"}, [BRIDGE["origin"]]):
         assert read("bridge config", json.dumps({**BRIDGE, "origin": origin})) == (None, None), origin
 
