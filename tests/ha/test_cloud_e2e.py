@@ -17,7 +17,6 @@ import pytest
 import requests
 from test_cloud_toys import add_by_key, cloud_toys, connection, folotoy_entry, wait_for_channel
 
-from conftest import INTEGRATION
 from folotoy_cloud import CloudToy
 from ha_harness import free_port, wait_until
 
@@ -36,9 +35,6 @@ PLAYER = f"media_player.{NODE}"
 # What a cloud toy's player can do: PLAY_MEDIA | MEDIA_ANNOUNCE, as MediaPlayerEntityFeature
 # numbers them; no volume, no browsing.
 CLOUD_FEATURES = 512 | 1048576
-# Until the cloudbrain branch is merged, the brain is a placeholder that relays nothing of
-# what the toy heard to the bridge.
-PLACEHOLDER_BRAIN = "replaced by the cloudbrain branch" in (INTEGRATION / "cloud_brain.py").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +185,6 @@ def test_a_quiet_cloud_toy_is_told_nothing_by_its_player(homeassistant, kit):
     assert kit.wait_for_notification(since=mark) == "Marker", "the toy was told what came while it was quiet"
 
 
-@pytest.mark.skipif(PLACEHOLDER_BRAIN, reason="the placeholder brain relays nothing the toy heard (cloudbrain)")
 def test_what_a_cloud_toy_is_asked_shows_in_heard_the_conversation_event_exchanges_today_and_the_pages_history(
     homeassistant, kit
 ):
