@@ -11,6 +11,8 @@ import logging
 from typing import Any
 
 from homeassistant.components import media_source, mqtt
+from homeassistant.components.conversation import DOMAIN as CONVERSATION_DOMAIN
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.components.media_player import (
     ATTR_MEDIA_ANNOUNCE,
     ATTR_MEDIA_EXTRA,
@@ -96,7 +98,20 @@ class ToyPlayer(MediaPlayerEntity):
                 self.hass, SIGNAL_PLAYER_UPDATED.format(self._entry_id, self.config.node), self._config_updated
             )
         )
+        self._hide_from_assist()
         await self._subscribe()
+
+    @callback
+    def _hide_from_assist(self) -> None:
+        """A cloud toy's player is not exposed to Assist unless the user exposes it: Assist
+        can do nothing with it (no volume, nothing to play or turn on), and, named as the toy,
+        it would be what a child greeting the toy by name asks Home Assistant's agent, the
+        toy's brain, to turn on (Home Assistant 2025.10's fuzzy matching does)."""
+        entry = self.registry_entry
+        if not self.config.cloud or entry is None:
+            return
+        if entry.options.get(CONVERSATION_DOMAIN, {}).get("should_expose") is None:
+            async_expose_entity(self.hass, CONVERSATION_DOMAIN, self.entity_id, False)
 
     async def async_will_remove_from_hass(self) -> None:
         self._sub_state = async_unsubscribe_topics(self.hass, self._sub_state)

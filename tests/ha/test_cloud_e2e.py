@@ -202,3 +202,13 @@ def test_what_a_cloud_toy_is_asked_shows_in_heard_the_conversation_event_exchang
     ha.wait_for_state(f"sensor.{NODE}_exchanges_today", predicate=lambda s: int(s["state"]) >= 1)
     asked = history("the question", lambda m: any(x["text"] == "Why do owls hoot?" for x in m))
     assert [x["kind"] for x in asked if x["text"] == "Why do owls hoot?"] == ["heard"]
+
+
+def test_a_cloud_toys_player_is_kept_from_assist_so_greeting_the_toy_by_name_turns_nothing_on(homeassistant, kit):
+    ha = homeassistant
+    options = ha.entity_entry(PLAYER)["options"]
+    assert options.get("conversation", {}).get("should_expose") is False, options
+    # Home Assistant 2025.10's agent took this for "turn on Kit" while Kit's player was exposed.
+    answer = kit.wait_for_answer(kit.ask("Hello Kit", recording_id=12))
+    said = " ".join(o["content"] for o in answer.outputs)
+    assert "media player" not in said.lower(), said
