@@ -185,7 +185,7 @@ def test_a_quiet_cloud_toy_is_told_nothing_by_its_player(homeassistant, kit):
     assert kit.wait_for_notification(since=mark) == "Marker", "the toy was told what came while it was quiet"
 
 
-def test_what_a_cloud_toy_is_asked_shows_in_heard_the_conversation_event_exchanges_today_and_the_pages_history(
+def test_what_a_cloud_toy_is_asked_and_answers_shows_in_heard_said_the_conversation_event_exchanges_today_and_the_page(
     homeassistant, kit
 ):
     ha = homeassistant
@@ -199,9 +199,14 @@ def test_what_a_cloud_toy_is_asked_shows_in_heard_the_conversation_event_exchang
     wait_until(
         lambda: '"Why do owls hoot?"' in [m.text for m in ha.probe.find(texts, mark)], 10, "the heard event's text"
     )
-    ha.wait_for_state(f"sensor.{NODE}_exchanges_today", predicate=lambda s: int(s["state"]) >= 1)
-    asked = history("the question", lambda m: any(x["text"] == "Why do owls hoot?" for x in m))
-    assert [x["kind"] for x in asked if x["text"] == "Why do owls hoot?"] == ["heard"]
+    ha.wait_for_state(f"sensor.{NODE}_exchanges_today", state="1")
+    # The answer Home Assistant's agent gave, sentence by sentence, as the toy said it.
+    sentences = [o["content"] for o in answer.outputs if o["content"]]
+    assert sentences, answer.outputs
+    ha.wait_for_state(f"sensor.{NODE}_said", attributes={"text": " ".join(sentences)})
+    asked = history("the exchange", lambda m: [x["text"] for x in m][-len(sentences) :] == sentences)
+    exchange = [(x["kind"], x["text"]) for x in asked[-len(sentences) - 1 :]]
+    assert exchange == [("heard", "Why do owls hoot?"), *(("said", t) for t in sentences)]
 
 
 def test_a_cloud_toys_player_is_kept_from_assist_so_greeting_the_toy_by_name_turns_nothing_on(homeassistant, kit):
