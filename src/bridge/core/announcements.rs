@@ -231,6 +231,15 @@ impl Announcements {
     }
 }
 
+/// The volume the toy had before the daily limit or bedtime turned it down
+/// goes back as an announcement's does: now, or once the toy or FoloToy's
+/// broker is back (a volume already owed, from before, wins).
+pub(super) fn put_back(cx: &mut Cx, commands: &mut Commands, sn: &Sn, volume: Value) {
+    cx.toys.toy_mut(sn).owed.0.get_or_insert(volume);
+    cx.out.save = true;
+    restore_volume(cx, commands, sn);
+}
+
 /// A volume put back that did not take (refused, or the toy was off) is
 /// owed again: sent when the toy is next heard from or FoloToy is back. A
 /// newer volume sent in its place, the user's, wins.

@@ -44,14 +44,15 @@ impl Watching {
     /// the watch words it holds, none meaning yes. One held back fires the
     /// toy's Alert event (`toy_said`, `held_back`), as a sentence said would.
     /// The verdict says too whether the toy's Quiet switch is on (false for a
-    /// toy not known here): a quiet cloud toy is told nothing.
-    pub(super) fn screen(&self, cx: &mut Cx, topic: &str, id: &str, sn: Option<&str>, text: &str) {
+    /// toy not known here, `None`): a quiet cloud toy is told nothing; and
+    /// while the daily limit or bedtime keeps it quiet, the `line` the toy
+    /// answers with instead (see `limits.rs`).
+    pub(super) fn screen(&self, cx: &mut Cx, topic: &str, id: &str, toy: Option<&Sn>, text: &str) {
         let phrases = self.all.hits(Speaker::Toy, text);
-        let toy = sn.and_then(|s| Sn::parse(s).ok()).filter(|sn| cx.toys.has(sn));
         if !phrases.is_empty() {
             let whose = toy.as_ref().map_or_else(|| "a toy not known here".to_owned(), |sn| format!("toy {sn}"));
             cx.log(Level::Info, topic, format!("an answer for {whose} is held back: it holds {:?}", phrases[0]));
-            if let (Some(sn), true) = (&toy, cx.connected.ha) {
+            if let (Some(sn), true) = (toy, cx.connected.ha) {
                 let spoken = ha::states::Spoken {
                     speaker: Speaker::Toy,
                     sentence: text,
@@ -65,8 +66,13 @@ impl Watching {
         }
         // At most once, as the integration asks (see its brain.py): on the local broker nothing
         // is lost, and an acknowledgement would hold the next message back behind Nagle's delay.
-        let quiet = toy.as_ref().is_some_and(|sn| cx.toys.toy(sn).own.quiet());
-        let verdict = serde_json::json!({ "phrases": phrases, "quiet": quiet }).to_string();
+        let quiet = toy.is_some_and(|sn| cx.toys.toy(sn).own.quiet());
+        let mut verdict = serde_json::json!({ "phrases": phrases, "quiet": quiet });
+        // Quiet by the daily limit or bedtime: the toy answers with its line and nothing else.
+        if let Some(line) = toy.and_then(|sn| cx.toys.toy(sn).limits.quiet_line(quiet, limits::chinese(cx.toys.toy(sn)))) {
+            verdict["line"] = line.into();
+        }
+        let verdict = verdict.to_string();
         cx.out.event(cx.cfg.topics.screen_response(id), verdict);
     }
 }
@@ -173,8 +179,8 @@ mod tests {
         let quiet = ToyState { quiet: true, ..ToyState::default() };
         let mut b = Bench::saved(config(), BTreeMap::from([(bunny(), quiet)]), BTreeMap::new());
         let watching = Watching::new(&[], Vec::new(), &mut Vec::new());
-        watching.screen(&mut b.cx(), "t", "r1", Some(BUNNY), "Fish swim");
-        watching.screen(&mut b.cx(), "t", "r2", Some("08d1f9c6a310"), "Fish swim");
+        watching.screen(&mut b.cx(), "t", "r1", Some(&bunny()), "Fish swim");
+        watching.screen(&mut b.cx(), "t", "r2", None, "Fish swim");
         let out = b.take();
         assert_eq!(out.last_on("folotoy/bridge/screen/verdict/r1").as_deref(), Some(r#"{"phrases":[],"quiet":true}"#));
         let unknown = out.last_on("folotoy/bridge/screen/verdict/r2");
@@ -185,7 +191,7 @@ mod tests {
     fn an_answer_holding_a_watch_word_is_held_back_with_the_toys_alert() {
         let mut b = Bench::new(config());
         let watching = Watching::new(&words(&["matches"]), Vec::new(), &mut Vec::new());
-        watching.screen(&mut b.cx(), "t", "r1", Some(BUNNY), "Let's play with matches");
+        watching.screen(&mut b.cx(), "t", "r1", Some(&bunny()), "Let's play with matches");
         let out = b.take();
         let verdict = out.last_on("folotoy/bridge/screen/verdict/r1").expect("a verdict");
         assert_eq!(verdict, r#"{"phrases":["matches"],"quiet":false}"#);
@@ -194,8 +200,8 @@ mod tests {
         assert_eq!((alert["event_type"].as_str(), alert["held_back"].as_bool()), (Some("toy_said"), Some(true)));
 
         // For a toy not known here, and for an answer without watch words: the verdict alone.
-        watching.screen(&mut b.cx(), "t", "r2", Some("08d1f9c6a310"), "matches");
-        watching.screen(&mut b.cx(), "t", "r3", Some(BUNNY), "Fish swim");
+        watching.screen(&mut b.cx(), "t", "r2", None, "matches");
+        watching.screen(&mut b.cx(), "t", "r3", Some(&bunny()), "Fish swim");
         let out = b.take();
         assert_eq!(out.publish.len(), 2, "{:?}", out.publish);
         assert_eq!(out.last_on("folotoy/bridge/screen/verdict/r3").as_deref(), Some(r#"{"phrases":[],"quiet":false}"#));
