@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use super::discovered::Components;
 use super::commands::MAX_DAILY_LIMIT;
+use super::discovered::Components;
 use super::entities::{
     Category, Entity, Key, Kind, LimitsPart, NumberMode, PlayerPart, Today, ToyKind, MAX_TEXT, TOY, TRIGGERS,
 };

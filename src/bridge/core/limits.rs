@@ -272,7 +272,9 @@ impl Limits {
         cx.out.save = true;
         let quiet_by = cx.toys.toy(sn).limits.saved.quiet_by;
         match edge {
-            Edge::Begins if quiet_by != Some(QuietBy::Bedtime) => self.rest(cx, commands, sn, QuietBy::Bedtime, "bedtime"),
+            Edge::Begins if quiet_by != Some(QuietBy::Bedtime) => {
+                self.rest(cx, commands, sn, QuietBy::Bedtime, "bedtime")
+            }
             // Bedtime turned on outside it, or first seen outside it: a parent's Quiet stays.
             Edge::Ends if anew || taken.is_none() => self.end(cx, commands, sn, QuietBy::Bedtime, "outside bedtime"),
             Edge::Ends => {
@@ -424,7 +426,11 @@ fn turn_down(cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
     cx.out.save = true;
     let down = Value::Int(0);
     let raw = format!("{down} (quiet until the limit or bedtime ends)");
-    commands.send(cx, sn, Waiting { entity: Key::PlayerVolume, request: ToyCommand::Set(Setting::Volume, down), raw, restore: false });
+    commands.send(
+        cx,
+        sn,
+        Waiting { entity: Key::PlayerVolume, request: ToyCommand::Set(Setting::Volume, down), raw, restore: false },
+    );
 }
 
 /// The boundaries of the day `day`, if bedtime is a span at all.
@@ -450,4 +456,235 @@ fn next_boundary(zone: &Zone, limits: &LimitsState, now: u64) -> Option<u64> {
     let days = [today, today.tomorrow().ok()?];
     let all = days.into_iter().filter_map(|d| boundaries(zone, limits, d)).flatten();
     all.map(|(t, _)| t).filter(|t| *t > now).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use crate::folotoy::messages::Ack;
+    use crate::glance::TimeOfDay;
+
+    /// 2026-11-25 12:00 UTC, in ms since the Unix epoch (the bench's zone is UTC).
+    const NOON: u64 = 1_795_608_000_000;
+    const MIN: u64 = 60_000;
+    const HOUR: u64 = 60 * MIN;
+
+    /// Every concern on the bench, the wall clock at NOON at `t0`.
+    struct Toy {
+        b: Bench,
+        c: Concerns,
+    }
+
+    impl Toy {
+        fn new(limits: LimitsState) -> Toy {
+            let mut saved = bunny_at_volume(30);
+            saved.get_mut(&bunny()).unwrap().limits = limits;
+            Toy::restart(saved, Duration::ZERO)
+        }
+
+        /// The bridge starting `after` NOON with `saved`.
+        fn restart(saved: BTreeMap<Sn, ToyState>, after: Duration) -> Toy {
+            let mut b = Bench::saved(config(), saved, BTreeMap::new());
+            b.t0 += after;
+            b.now = b.t0;
+            let mut c = concerns();
+            let wall = std::time::UNIX_EPOCH + Duration::from_millis(NOON) + after;
+            c.limits.begin(&mut b.cx(), &mut c.commands, wall);
+            Toy { b, c }
+        }
+
+        /// `input` at `ms` after NOON.
+        fn at(&mut self, ms: u64, input: impl FnOnce(SystemTime) -> Input) -> Output {
+            let after = Duration::from_millis(ms);
+            self.b.now = self.start() + after;
+            let wall = std::time::UNIX_EPOCH + Duration::from_millis(NOON) + after;
+            self.c.route(&mut self.b.cx(), input(wall));
+            self.b.take()
+        }
+
+        /// The instant the wall clock read NOON.
+        fn start(&self) -> Instant {
+            self.c.limits.clock.map(|(at, ms)| at - Duration::from_millis(ms - NOON)).unwrap()
+        }
+
+        fn saved(&self) -> &LimitsState {
+            self.b.toy(&bunny()).limits.saved()
+        }
+
+        fn quiet(&self) -> bool {
+            self.b.toy(&bunny()).own.quiet()
+        }
+    }
+
+    fn event(event: ToyEvent) -> impl FnOnce(SystemTime) -> Input {
+        let topic = format!("/sys/folotoy/{BUNNY}/thing/event/post");
+        move |at| Input::FoloToy { topic, msg: Inbound::Event { sn: bunny(), event }, at }
+    }
+
+    fn child(text: &str) -> impl FnOnce(SystemTime) -> Input {
+        event(ToyEvent::RecordingTranscribed { recording_id: Some(1), text: text.into() })
+    }
+
+    fn toy_says(order: i64, text: &str) -> impl FnOnce(SystemTime) -> Input {
+        let text = text.into();
+        event(ToyEvent::VoiceGenerated { recording_id: Some(1), order: Some(order), text, voice_url: None, role: None })
+    }
+
+    fn command(key: &str, payload: &str) -> impl FnOnce(SystemTime) -> Input {
+        let msg = HaInbound::Command { sn: BUNNY.into(), key: key.into(), payload: payload.into() };
+        let topic = format!("folotoy/{BUNNY}/{key}/set");
+        move |at| Input::Ha { topic, msg, at }
+    }
+
+    fn ack(identifier: &str, msg_id: u32) -> impl FnOnce(SystemTime) -> Input {
+        let ack = Ack { identifier: identifier.into(), msg_id, ok: true };
+        let topic = format!("/sys/folotoy/{BUNNY}/thing/command/callAck");
+        move |at| Input::FoloToy { topic, msg: Inbound::CallAck { sn: bunny(), ack }, at }
+    }
+
+    fn screen(id: &str) -> impl FnOnce(SystemTime) -> Input {
+        let msg = HaInbound::Screen { id: id.into(), sn: Some(BUNNY.into()), text: "Fish swim.".into() };
+        move |at| Input::Ha { topic: "folotoy/bridge/screen/check".into(), msg, at }
+    }
+
+    fn tick(_: SystemTime) -> Input {
+        Input::Tick
+    }
+
+    fn limit(minutes: u16) -> LimitsState {
+        LimitsState { daily_limit: minutes, ..LimitsState::default() }
+    }
+
+    fn alerts(out: &Output) -> Vec<serde_json::Value> {
+        let sent = out.publish.iter().filter(|p| p.topic == format!("folotoy/{BUNNY}/alert"));
+        sent.map(|p| serde_json::from_slice(&p.payload).unwrap()).collect()
+    }
+
+    /// A child's question and the toy's answer 3 s later: a minute of talk.
+    fn a_minute_of_talk(t: &mut Toy, at: u64) -> Output {
+        assert!(alerts(&t.at(at, child("Tell me a story"))).is_empty());
+        t.at(at + 3_000, toy_says(1, "Once upon a time..."))
+    }
+
+    #[test]
+    fn the_limit_reached_fires_one_alert_says_the_goodbye_once_and_then_turns_the_toy_down() {
+        let mut t = Toy::new(limit(1));
+        let out = a_minute_of_talk(&mut t, 0);
+        let alert = &alerts(&out)[0];
+        assert_eq!(alert, &serde_json::json!({"event_type": "limit_reached", "talk_minutes": 1, "daily_limit": 1}));
+        assert_eq!(out.state_of(&bunny(), Key::Quiet).as_deref(), Some("ON"));
+        let sent = out.folotoy_payloads();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["identifier"], "iwantplay");
+        assert_eq!(sent[0]["inputParams"]["text"], GOODBYE[0]);
+        assert!(out.save);
+
+        let out = t.at(4_000, toy_says(2, "there was a rabbit."));
+        assert!(alerts(&out).is_empty() && out.folotoy_payloads().is_empty(), "once: {:?}", out.publish);
+        assert!(t.at(5_000, ack("iwantplay", 1)).folotoy_payloads().is_empty(), "the line plays first");
+        let played = 5_000 + speaking_time(GOODBYE[0]).as_millis() as u64;
+        assert_eq!(t.c.limits.next_deadline(), Some(t.start() + Duration::from_millis(played)));
+        let sent = t.at(played, tick).folotoy_payloads();
+        assert_eq!(sent[0]["inputParams"], serde_json::json!({"volume": 0}), "{sent:?}");
+        assert_eq!(t.saved().turned_down, Some(Value::Int(30)));
+    }
+
+    #[test]
+    fn midnight_ends_the_limit_and_puts_the_volume_back() {
+        let mut t = Toy::new(limit(1));
+        a_minute_of_talk(&mut t, 0);
+        t.at(5_000, ack("iwantplay", 1));
+        t.at(10 * MIN, tick);
+        t.at(10 * MIN + 1, ack("updatecommonconfig", 2));
+        let midnight = 12 * HOUR;
+        assert_eq!(t.c.limits.next_deadline(), Some(t.start() + Duration::from_millis(midnight)));
+        assert!(t.at(midnight - 1, tick).folotoy_payloads().is_empty());
+        assert!(t.quiet());
+        let out = t.at(midnight, tick);
+        assert_eq!(out.state_of(&bunny(), Key::Quiet).as_deref(), Some("OFF"));
+        assert_eq!(out.folotoy_payloads()[0]["inputParams"], serde_json::json!({"volume": 30}));
+        assert_eq!(t.saved().reached, None);
+        assert_eq!(t.saved().quiet_by, None);
+    }
+
+    #[test]
+    fn allow_more_talk_lifts_the_limit_until_midnight_and_so_does_a_parents_quiet_off() {
+        for (key, payload) in [("allow_more_talk", "PRESS"), ("quiet", "OFF")] {
+            let mut t = Toy::new(limit(1));
+            a_minute_of_talk(&mut t, 0);
+            let out = t.at(MIN, command(key, payload));
+            assert_eq!(out.state_of(&bunny(), Key::Quiet).as_deref(), Some("OFF"), "{key}");
+            assert!(t.saved().reached.as_ref().unwrap().lifted, "{key}");
+            let out = a_minute_of_talk(&mut t, 2 * MIN);
+            assert!(alerts(&out).is_empty() && !t.quiet(), "{key}: lifted for the rest of the day");
+        }
+    }
+
+    #[test]
+    fn the_verdict_carries_the_line_in_the_childs_language_while_a_rule_keeps_the_toy_quiet() {
+        let verdict = |out: &Output, id: &str| -> serde_json::Value {
+            serde_json::from_str(&out.last_on(&format!("folotoy/bridge/screen/verdict/{id}")).unwrap()).unwrap()
+        };
+        let mut t = Toy::new(limit(1));
+        assert_eq!(verdict(&t.at(0, screen("r0")), "r0").get("line"), None);
+        t.at(1_000, child("给我讲个故事"));
+        t.at(2_000, screen("r1"));
+        let out = t.at(4_000, toy_says(1, "从前..."));
+        assert!(out.folotoy_payloads().is_empty(), "answered by Home Assistant's brain: it says the line itself");
+        let v = verdict(&t.at(5_000, screen("r2")), "r2");
+        assert_eq!((v["quiet"].as_bool(), v["line"].as_str()), (Some(true), Some(GOODBYE[1])));
+        t.at(6_000, command("goodbye_line", "Bye for today!"));
+        assert_eq!(verdict(&t.at(7_000, screen("r3")), "r3")["line"], "Bye for today!");
+        t.at(8_000, command("quiet", "ON"));
+        assert_eq!(verdict(&t.at(9_000, screen("r4")), "r4").get("line"), None, "a parent's quiet has no line");
+    }
+
+    fn bedtime(from: (u16, u16), until: (u16, u16)) -> LimitsState {
+        LimitsState {
+            bedtime: true,
+            bedtime_from: TimeOfDay::hm(from.0, from.1).unwrap(),
+            bedtime_until: TimeOfDay::hm(until.0, until.1).unwrap(),
+            boundary_ms: Some(NOON),
+            ..LimitsState::default()
+        }
+    }
+
+    #[test]
+    fn bedtime_begins_and_ends_at_its_boundaries_and_a_parents_change_wins_until_the_next() {
+        let mut t = Toy::new(bedtime((20, 0), (7, 0)));
+        assert!(!t.quiet());
+        assert_eq!(t.c.limits.next_deadline(), Some(t.start() + Duration::from_millis(8 * HOUR)));
+        let out = t.at(8 * HOUR, tick);
+        assert_eq!(out.state_of(&bunny(), Key::Quiet).as_deref(), Some("ON"));
+        assert_eq!(out.folotoy_payloads()[0]["inputParams"]["text"], GOOD_NIGHT[0]);
+        // A parent lets the toy talk tonight: it stays so until the morning's boundary.
+        t.at(9 * HOUR, command("quiet", "OFF"));
+        assert!(t.at(10 * HOUR, tick).state_of(&bunny(), Key::Quiet).is_none());
+        t.at(18 * HOUR, command("quiet", "ON"));
+        let out = t.at(19 * HOUR, tick);
+        assert_eq!(out.state_of(&bunny(), Key::Quiet).as_deref(), Some("OFF"), "07:00, bedtime is over");
+        assert_eq!(t.c.limits.next_deadline(), Some(t.start() + Duration::from_millis(32 * HOUR)), "20:00 again");
+    }
+
+    #[test]
+    fn a_bedtime_boundary_passed_while_the_bridge_was_stopped_is_taken_at_its_start_and_one_inside_it_is_kept() {
+        let mut t = Toy::new(bedtime((20, 0), (7, 0)));
+        t.at(8 * HOUR, tick);
+        t.at(8 * HOUR + 1, ack("iwantplay", 1));
+        let played = 8 * HOUR + 1 + speaking_time(GOOD_NIGHT[0]).as_millis() as u64;
+        t.at(played, tick);
+        assert_eq!(t.saved().turned_down, Some(Value::Int(30)));
+        let saved = BTreeMap::from([(bunny(), t.b.toy(&bunny()).saved())]);
+
+        // Restarted at 23:00, inside bedtime: nothing more is said or changed.
+        let mut inside = Toy::restart(saved.clone(), Duration::from_millis(11 * HOUR));
+        let out = inside.b.take();
+        assert!(inside.quiet() && out.folotoy_payloads().is_empty() && out.logs.is_empty(), "{:?}", out.logs);
+        // Restarted at 08:00, after it: quiet off, the volume owed goes back once FoloToy is up.
+        let mut after = Toy::restart(saved, Duration::from_millis(20 * HOUR));
+        assert!(!after.quiet());
+        let out = after.at(20 * HOUR, |_| Input::FoloToyUp);
+        assert_eq!(out.folotoy_payloads()[0]["inputParams"], serde_json::json!({"volume": 30}));
+    }
 }

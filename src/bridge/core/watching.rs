@@ -69,7 +69,9 @@ impl Watching {
         let quiet = toy.is_some_and(|sn| cx.toys.toy(sn).own.quiet());
         let mut verdict = serde_json::json!({ "phrases": phrases, "quiet": quiet });
         // Quiet by the daily limit or bedtime: the toy answers with its line and nothing else.
-        if let Some(line) = toy.and_then(|sn| cx.toys.toy(sn).limits.quiet_line(quiet, limits::chinese(cx.toys.toy(sn)))) {
+        if let Some(line) =
+            toy.and_then(|sn| cx.toys.toy(sn).limits.quiet_line(quiet, limits::chinese(cx.toys.toy(sn))))
+        {
             verdict["line"] = line.into();
         }
         let verdict = verdict.to_string();
