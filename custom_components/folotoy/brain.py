@@ -174,6 +174,15 @@ class Unsayable(Exception):
     """The answer cannot be checked, or the agent failed: the apology is said instead."""
 
 
+class Resting(Exception):
+    """The bridge says the toy's daily limit or bedtime keeps it quiet: the toy says `line`
+    (its goodbye or bedtime line) and nothing else."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 def _spoken(result: conversation.ConversationResult) -> str:
     """What the agent answered. Its own "Sorry, I couldn't understand that" is an answer like
     any other; an error outside the intents' scope (what the agent raised, which Home
@@ -285,7 +294,8 @@ async def _agent_text(
 
 
 async def _screen(data: FoloToyData, node: str | None, text: str) -> list[str]:
-    """The watch words the bridge finds in `text` (for the toy's side); Unsayable when it cannot say."""
+    """The watch words the bridge finds in `text` (for the toy's side); Unsayable when it cannot
+    say; Resting when the toy's daily limit or bedtime keeps it quiet."""
     if (bridge := data.discovery.bridge_of(node)) is None:
         raise Unsayable("no bridge has announced where to check an answer")
     sn = bridge.sn_of(node) if node else None
@@ -301,9 +311,12 @@ async def _screen(data: FoloToyData, node: str | None, text: str) -> list[str]:
     except HomeAssistantError as err:  # MQTT is down: the question cannot be sent
         raise Unsayable(f"the bridge cannot be asked whether the answer may be said: {err}") from None
     try:
-        return payloads.verdict(reply.payload)
+        phrases, line = payloads.verdict(reply.payload), payloads.verdict_line(reply.payload)
     except payloads.Unreadable as err:
         raise Unsayable(f"the bridge's verdict on {reply.topic} cannot be read: {err}") from None
+    if line is not None:
+        raise Resting(line)
+    return phrases
 
 
 async def answer(hass: HomeAssistant, entry: FoloToyConfigEntry | None, question: Question) -> AsyncIterator[str]:
@@ -338,6 +351,8 @@ async def _answer(
     said = False
     pending = ""
     try:
+        if node is not None:  # asked before the agent hears the question: a resting toy's never does
+            await _screen(data, node, "")
         async with aclosing(_agent_text(hass, data.brain, question, agent_id, node)) as agent_text:
             async for piece in agent_text:
                 pending += piece
@@ -359,6 +374,9 @@ async def _answer(
                 yield pending
             if not said:
                 yield speech.APOLOGY[language]
+    except Resting as rest:  # leaving the agent's block stopped it, before the toy hears the line
+        _LOGGER.debug("%s is quiet by its daily limit or bedtime: it says its line", node)
+        yield (" " if said else "") + rest.line
     except Unsayable as err:
         _LOGGER.warning("a toy's answer is not said (%s): %s", err, "it stops there" if said else "it apologizes")
         if not said:

@@ -84,6 +84,17 @@ def verdict(payload: str | bytes) -> list[str]:
     return phrases
 
 
+def verdict_line(payload: str | bytes) -> str | None:
+    """The line the toy answers with instead, while its daily limit or bedtime keeps it quiet
+    (none: the answer goes on; a bridge older than daily limits sends none)."""
+    line = _object(payload).get("line")
+    if line is not None and not isinstance(line, str):
+        raise Unreadable(f"line is {_kind(line)}, not text")
+    if line is not None and not line.strip():
+        raise Unreadable("line is blank")
+    return line
+
+
 @dataclass(frozen=True)
 class Exchange:
     """One sentence of a toy's day: the child's or the toy's."""
