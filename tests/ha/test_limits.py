@@ -34,16 +34,19 @@ def entity(domain: str, key: str, sn: str = BUNNY) -> str:
 
 
 def set_number(ha, key: str, value: float, sn: str = BUNNY) -> None:
+    ha.wait_for_state(entity("number", key, sn), predicate=lambda s: s["state"] != "unavailable")
     ha.call_service("number", "set_value", {"value": value}, entity_id=entity("number", key, sn))
     ha.wait_for_state(entity("number", key, sn), predicate=lambda s: float(s["state"]) == value)
 
 
 def set_text(ha, key: str, value: str, sn: str = BUNNY) -> None:
+    ha.wait_for_state(entity("text", key, sn), predicate=lambda s: s["state"] != "unavailable")
     ha.call_service("text", "set_value", {"value": value}, entity_id=entity("text", key, sn))
     ha.wait_for_state(entity("text", key, sn), state=value)
 
 
 def switch(ha, key: str, on: bool, sn: str = BUNNY) -> None:
+    ha.wait_for_state(entity("switch", key, sn), predicate=lambda s: s["state"] != "unavailable")
     ha.call_service("switch", "turn_on" if on else "turn_off", entity_id=entity("switch", key, sn))
     ha.wait_for_state(entity("switch", key, sn), state="on" if on else "off")
 
