@@ -68,7 +68,9 @@ def heard_in_ha(ha, recording_id: int, sn: str = BUNNY) -> None:
 
 
 @pytest.fixture(scope="module")
-def client(homeassistant, integration) -> openai.OpenAI:
+def client(homeassistant, integration, mosquitto) -> openai.OpenAI:
+    """OpenAI's client, as FoloToy's server asks, once the integration follows what toys hear."""
+    mosquitto.wait_for_subscription("folotoy/+/conversation", timeout=20)
     key = integration["result"]["description_placeholders"]["key"]
     return openai.OpenAI(base_url=f"{homeassistant.url}/api/folotoy/v1", api_key=key, max_retries=0)
 
