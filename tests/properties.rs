@@ -17,7 +17,7 @@ use folotoy_ha_bridge::catalog::Catalog;
 use folotoy_ha_bridge::config::WatchWord;
 use folotoy_ha_bridge::folotoy::{messages, Sn};
 use folotoy_ha_bridge::ha::commands::{self, HaCommand, ToyCommand};
-use folotoy_ha_bridge::ha::entities::TOY;
+use folotoy_ha_bridge::ha::entities::{ToyKind, TOY};
 use folotoy_ha_bridge::ha::{inbound, Topics};
 use folotoy_ha_bridge::saved::Snapshot;
 use folotoy_ha_bridge::watch::Sides;
@@ -96,6 +96,9 @@ fn ha_topic() -> impl Strategy<Value = String> {
         1 => proptest::sample::select(vec![SN, VISITOR])
             .prop_map(|sn| format!("homeassistant/device/folotoy_{sn}/config")),
         1 => Just("folotoy/server/reload_roles/set".to_owned()),
+        // The integration's relay of a cloud toy: a hello may turn a toy cloud, or forget it.
+        1 => (proptest::sample::select(vec![SN, VISITOR]), proptest::sample::select(vec!["hello", "event", "notified"]))
+            .prop_map(|(sn, part)| format!("folotoy/{sn}/cloud/{part}")),
         1 => any::<String>(),
     ]
 }
@@ -134,6 +137,11 @@ fn ha_payload() -> impl Strategy<Value = String> {
             "url": "http://h/tts.mp3", "text": "Dinner", "volume": (v * 100.0).round() / 100.0, "announce": announce
         }).to_string()),
         1 => payload(),
+        1 => prop_oneof![
+            Just(String::new()),
+            any::<String>().prop_map(|name| serde_json::json!({"name": name}).to_string()),
+            (0u32..20, any::<bool>()).prop_map(|(id, ok)| serde_json::json!({"id": id.to_string(), "ok": ok}).to_string()),
+        ],
     ]
 }
 
@@ -285,8 +293,12 @@ proptest! {
         let warnings: Vec<_> = logs.iter().filter(|l| l.level == Level::Warn).collect();
         prop_assert!(warnings.is_empty(), "{warnings:?}");
         // Every toy comes back but one nobody listed that never spoke up
-        // (only seen in someone else's command).
-        let kept = saved.toys.iter().filter(|(sn, t)| sn.as_str() == SN || t.last_activity_ms.is_some()).count();
+        // (only seen in someone else's command); a cloud toy, the integration's, comes back.
+        let kept = saved
+            .toys
+            .iter()
+            .filter(|(sn, t)| sn.as_str() == SN || t.last_activity_ms.is_some() || t.kind == ToyKind::Cloud)
+            .count();
         prop_assert_eq!(again.toys().count(), kept);
     }
 }

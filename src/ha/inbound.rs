@@ -54,6 +54,9 @@ pub enum HaParseError {
     BadCloud { part: &'static str, why: String },
 }
 
+/// The longest name a cloud toy's device takes (the integration's title for it).
+const MAX_NAME: usize = 255;
+
 /// A cloud toy's hello as the integration sends it.
 #[derive(serde::Deserialize)]
 struct Hello {
@@ -132,8 +135,8 @@ fn cloud(part: CloudPart, text: &str, retained: bool) -> Result<CloudInbound, Ha
         CloudPart::Hello => {
             let hello: Hello = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
             let name = hello.name.trim();
-            if name.is_empty() {
-                return Err(bad("the name is empty".into()));
+            if name.is_empty() || name.chars().count() > MAX_NAME {
+                return Err(bad(format!("the name must be 1 to {MAX_NAME} characters")));
             }
             Ok(CloudInbound::Hello(Some(name.to_owned())))
         }
@@ -203,9 +206,15 @@ mod tests {
             cloud(CloudInbound::Notified { id: "7".into(), result })
         );
         assert_eq!(parse(&topics(), &t("notified"), failed, true), Err(HaParseError::RetainedCloud("notified")));
-        for (part, bad) in
-            [("hello", &br#"{"name": " "}"#[..]), ("hello", b"Bunny"), ("event", b"{}"), ("notified", b"{}")]
-        {
+        let long = serde_json::json!({ "name": "a".repeat(256) }).to_string();
+        let bad_ones = [
+            ("hello", &br#"{"name": " "}"#[..]),
+            ("hello", long.as_bytes()),
+            ("hello", b"Bunny"),
+            ("event", b"{}"),
+            ("notified", b"{}"),
+        ];
+        for (part, bad) in bad_ones {
             let err = parse(&topics(), &t(part), bad, false).unwrap_err().to_string();
             assert!(err.starts_with(&format!("{part} ignored: ")), "{err}");
         }

@@ -54,13 +54,16 @@ impl Concerns {
 }
 
 /// Whether `sn` is a cloud toy here, which a relayed message must be about;
-/// if not, a warning says so.
+/// if not, a warning says so: once for a toy not known here (a refused toy
+/// talks on, sentence after sentence), whose refusal the page lists.
 fn is_cloud_toy(cx: &mut Cx, topic: &str, sn: &Sn) -> bool {
     if cx.toys.has(sn) && cx.toys.toy(sn).kind() == ToyKind::Cloud {
         return true;
     }
-    let why = format!("toy {sn} is no cloud toy here (no hello for it, or it was refused); ignored");
-    cx.log(Level::Warn, topic, why);
+    let why = "no cloud toy of this serial number is here (no hello for it, or it was refused)";
+    if cx.toys.has(sn) || cx.toys.refuse(sn, why) {
+        cx.log(Level::Warn, topic, format!("toy {sn} ignored: {why}"));
+    }
     false
 }
 
@@ -158,6 +161,28 @@ mod tests {
     }
 
     #[test]
+    fn a_cloud_toy_deleted_in_home_assistant_stays_out_at_its_next_hello_and_comes_back_a_cloud_toy() {
+        let (mut b, mut c) = owl();
+        c.route(&mut b.cx(), Input::HaUp);
+        let node = format!("folotoy_{OWL}");
+        let msg = HaInbound::Discovery { node: node.clone(), emptied: true };
+        c.route(&mut b.cx(), Input::Ha { topic: format!("homeassistant/device/{node}/config"), msg, at: at() });
+        assert!(!b.toys().has(&sn(OWL)));
+        c.let_back_in(&mut b.cx(), &sn(OWL)).unwrap();
+        let owl = b.toy(&sn(OWL));
+        assert_eq!((owl.kind(), owl.name()), (ToyKind::Cloud, Some("Owl")));
+        assert!(device(&b.take())["components"].get("volume").is_none());
+
+        // Kept out over a restart: its hello, which comes again, names it.
+        let mut b = Bench::saved(config(), BTreeMap::new(), BTreeMap::from([(sn(OWL), Some(1))]));
+        c.route(&mut b.cx(), hello(Some("Owl")));
+        assert!(!b.toys().has(&sn(OWL)), "kept out");
+        assert!(b.take().messages(Level::Warn)[0].contains("it was deleted in Home Assistant"));
+        c.let_back_in(&mut b.cx(), &sn(OWL)).unwrap();
+        assert_eq!(b.toy(&sn(OWL)).kind(), ToyKind::Cloud);
+    }
+
+    #[test]
     fn a_cloud_toys_events_are_heard_and_said_as_a_self_hosted_toys() {
         let (mut b, mut c) = owl();
         b.take();
@@ -186,12 +211,21 @@ mod tests {
     fn an_event_for_a_toy_without_a_hello_is_refused_saying_so() {
         let mut b = Bench::new(config());
         let mut c = concerns();
-        c.route(&mut b.cx(), event(ToyEvent::RecordingTranscribed { recording_id: None, text: "Hi".into() }));
+        let hi = ToyEvent::RecordingTranscribed { recording_id: None, text: "Hi".into() };
+        c.route(&mut b.cx(), event(hi.clone()));
+        c.route(&mut b.cx(), event(hi.clone()));
+        // Bunny is known, but self-hosted: the relay does not speak for it.
+        let msg = HaInbound::Cloud { sn: BUNNY.into(), msg: CloudInbound::Event(hi) };
+        c.route(&mut b.cx(), Input::Ha { topic: format!("folotoy/{BUNNY}/cloud/event"), msg, at: at() });
         let out = b.take();
-        assert!(out.history.is_empty() && out.publish.is_empty());
-        let warned = out.logs.iter().find(|l| l.level == Level::Warn).expect("a warning");
-        assert_eq!(warned.topic, format!("folotoy/{OWL}/cloud/event"));
-        assert!(warned.message.contains("is no cloud toy here"), "{warned:?}");
+        assert!(out.history.is_empty() && out.publish.is_empty(), "{:?}", out.publish);
+        let warned: Vec<&Log> = out.logs.iter().filter(|l| l.level == Level::Warn).collect();
+        assert_eq!(warned.len(), 2, "once for the owl: {warned:?}");
+        assert_eq!(warned[0].topic, format!("folotoy/{OWL}/cloud/event"));
+        assert!(warned.iter().all(|w| w.message.contains("no cloud toy of this serial number is here")), "{warned:?}");
+        assert_eq!(b.toys().refused().count(), 1, "the owl, listed on the page");
+        c.route(&mut b.cx(), hello(Some("Owl")));
+        assert!(b.toys().has(&sn(OWL)) && b.toys().refused().count() == 0, "its hello came: no longer refused");
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub(super) struct Toys {
     /// Toys deleted in Home Assistant (see [`deleted_in_ha`]), with when (ms
     /// since the Unix epoch; unknown for those an older bridge deleted).
     deleted: BTreeMap<Sn, Option<u64>>,
+    /// The names of cloud toys among `deleted` (their relay's hello, which
+    /// comes again on every connect): one let back in is a cloud toy again.
+    deleted_cloud: BTreeMap<Sn, String>,
 }
 
 /// What the bridge keeps about a toy, one part per concern: a part's fields
@@ -196,7 +199,7 @@ impl Toys {
                 (sn, toy)
             })
             .collect();
-        Toys { known, refused: BTreeMap::new(), deleted }
+        Toys { known, refused: BTreeMap::new(), deleted, deleted_cloud: BTreeMap::new() }
     }
 
     pub(super) fn has(&self, sn: &Sn) -> bool {
@@ -265,7 +268,7 @@ impl Toys {
 
     /// Remembers a refusal: true the first time (so it is warned about once),
     /// and never past [`REFUSED_MEMORY`] toys.
-    fn refuse(&mut self, sn: &Sn, why: &str) -> bool {
+    pub(super) fn refuse(&mut self, sn: &Sn, why: &str) -> bool {
         if self.refused.len() >= REFUSED_MEMORY || self.refused.contains_key(sn) {
             return false;
         }
@@ -284,7 +287,9 @@ impl Toys {
 
     /// Forgets a toy and keeps it out until it is listed or let back in.
     fn delete(&mut self, sn: &Sn, at_ms: u64) {
-        self.known.remove(sn);
+        if let Some(Toy { kind: ToyKind::Cloud, name: Some(name), .. }) = self.known.remove(sn) {
+            self.deleted_cloud.insert(sn.clone(), name);
+        }
         self.deleted.insert(sn.clone(), Some(at_ms));
     }
 
@@ -293,7 +298,12 @@ impl Toys {
     fn let_in(&mut self, sn: &Sn) {
         self.deleted.remove(sn);
         self.refused.remove(sn);
-        self.add(sn);
+        match self.deleted_cloud.remove(sn) {
+            Some(name) => {
+                self.known.insert(sn.clone(), Toy { name: Some(name), kind: ToyKind::Cloud, ..Toy::default() });
+            }
+            None => self.add(sn),
+        }
     }
 
     /// The toys deleted in Home Assistant, with when, if known.
@@ -354,6 +364,7 @@ pub(super) fn hello(cx: &mut Cx, sn: &Sn, name: String, topic: &str) -> Hello {
         return Hello::Changed;
     }
     let deleted = cx.toys.deleted.contains_key(sn).then(|| {
+        cx.toys.deleted_cloud.insert(sn.clone(), name.clone());
         "it was deleted in Home Assistant; let it back in on the page (Toys), or list it in folotoy.toys".to_owned()
     });
     if let Some(why) = deleted.or_else(|| cx.toys.refusal_of_any(sn, cx.cfg)) {
@@ -363,6 +374,7 @@ pub(super) fn hello(cx: &mut Cx, sn: &Sn, name: String, topic: &str) -> Hello {
         return Hello::Refused;
     }
     cx.log(Level::Info, topic, format!("new cloud toy {sn}: adding it to Home Assistant"));
+    cx.toys.refused.remove(sn);
     let toy = Toy { name: Some(name), kind: ToyKind::Cloud, ..Toy::default() };
     cx.toys.known.insert(sn.clone(), toy);
     cx.out.save = true;
@@ -382,6 +394,8 @@ pub(super) enum Goodbye {
 
 /// The integration no longer has the cloud toy `sn` (its hello emptied).
 pub(super) fn goodbye(cx: &mut Cx, sn: &Sn, topic: &str) -> Goodbye {
+    // Kept out, and let back in later, it is no cloud toy.
+    cx.toys.deleted_cloud.remove(sn);
     let listed = cx.cfg.lists(sn);
     let Some(toy) = cx.toys.known.get_mut(sn).filter(|t| t.kind == ToyKind::Cloud) else {
         cx.log(Level::Info, topic, format!("toy {sn} is no cloud toy here: nothing to forget"));
@@ -426,7 +440,12 @@ pub(super) fn let_back_in(cx: &mut Cx, sn: &Sn) -> Result<(), String> {
     if !cx.toys.deleted().contains_key(sn) {
         return Err(format!("toy {sn} is not kept out"));
     }
-    if let Some(why) = cx.toys.refusal_but_deleted(sn, cx.cfg) {
+    // A cloud toy is the integration's: `allow_unknown_toys` is not about it.
+    let why = match cx.toys.deleted_cloud.contains_key(sn) {
+        true => cx.toys.refusal_of_any(sn, cx.cfg),
+        false => cx.toys.refusal_but_deleted(sn, cx.cfg),
+    };
+    if let Some(why) = why {
         return Err(format!("toy {sn} cannot come back: {why}"));
     }
     cx.log(Level::Info, LET_BACK_IN, format!("toy {sn} let back in on the page: adding it to Home Assistant"));
