@@ -217,8 +217,18 @@ impl Limits {
         self.rest(cx, commands, sn, QuietBy::Limit, "its daily limit is reached");
     }
 
-    /// The toy quiet by `by`, and its line said.
+    /// The toy quiet by `by`, and its line said. One quiet by a rule already
+    /// says nothing more; bedtime takes over from the limit (which it ends
+    /// with, if the limit still holds then), not the other way round.
     fn rest(&mut self, cx: &mut Cx, commands: &mut Commands, sn: &Sn, by: QuietBy, why: &str) {
+        let toy = cx.toys.toy(sn);
+        if toy.own.quiet() && toy.limits.saved.quiet_by.is_some() {
+            if by == QuietBy::Bedtime {
+                cx.toys.toy_mut(sn).limits.saved.quiet_by = Some(by);
+                cx.out.save = true;
+            }
+            return;
+        }
         own_settings::set_quiet_by_rule(cx, sn, true, why);
         cx.toys.toy_mut(sn).limits.saved.quiet_by = Some(by);
         cx.out.save = true;
@@ -619,6 +629,21 @@ mod tests {
             let out = a_minute_of_talk(&mut t, 2 * MIN);
             assert!(alerts(&out).is_empty() && !t.quiet(), "{key}: lifted for the rest of the day");
         }
+    }
+
+    #[test]
+    fn a_limit_reached_within_bedtime_keeps_the_toy_quiet_until_bedtime_ends_not_until_midnight() {
+        let mut t = Toy::new(LimitsState { daily_limit: 1, ..bedtime((20, 0), (7, 0)) });
+        t.at(8 * HOUR, tick);
+        assert!(t.quiet());
+        t.at(8 * HOUR + 1, ack("iwantplay", 1));
+        let out = a_minute_of_talk(&mut t, 9 * HOUR);
+        assert_eq!(alerts(&out).len(), 1, "the limit is reached all the same");
+        assert!(out.folotoy_payloads().iter().all(|p| p["identifier"] != "iwantplay"), "no goodbye in the night");
+        assert!(t.at(12 * HOUR, tick).state_of(&bunny(), Key::Quiet).is_none(), "midnight is within bedtime");
+        assert!(t.quiet());
+        let out = t.at(19 * HOUR, tick);
+        assert_eq!(out.state_of(&bunny(), Key::Quiet).as_deref(), Some("OFF"), "07:00");
     }
 
     #[test]
