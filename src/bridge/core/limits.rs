@@ -218,11 +218,13 @@ impl Limits {
     }
 
     /// The toy quiet by `by`, and its line said. One quiet by a rule already
-    /// says nothing more; bedtime takes over from the limit (which it ends
-    /// with, if the limit still holds then), not the other way round.
+    /// says nothing more (bedtime takes over from the limit, which it ends
+    /// with if the limit still holds then); one a parent made quiet says no
+    /// line either.
     fn rest(&mut self, cx: &mut Cx, commands: &mut Commands, sn: &Sn, by: QuietBy, why: &str) {
         let toy = cx.toys.toy(sn);
-        if toy.own.quiet() && toy.limits.saved.quiet_by.is_some() {
+        let was_quiet = toy.own.quiet();
+        if was_quiet && toy.limits.saved.quiet_by.is_some() {
             if by == QuietBy::Bedtime {
                 cx.toys.toy_mut(sn).limits.saved.quiet_by = Some(by);
                 cx.out.save = true;
@@ -237,8 +239,11 @@ impl Limits {
         if toy.limits.saved.brain || toy.kind() == ToyKind::Cloud || !cx.connected.folotoy {
             return;
         }
+        if was_quiet {
+            return turn_down(cx, commands, sn);
+        }
         let line = toy.limits.line(by, chinese(toy)).to_owned();
-        let key = if by == QuietBy::Limit { Key::GoodbyeLine } else { Key::BedtimeLine };
+        let key = if by == QuietBy::Bedtime { Key::BedtimeLine } else { Key::GoodbyeLine };
         let msg_id = commands.send(cx, sn, Waiting::asked(key, ToyCommand::Say(line.clone()), line));
         self.saying.insert(sn.clone(), Saying::Sent(msg_id));
     }
@@ -349,20 +354,19 @@ impl Limits {
         self.end(cx, commands, sn, QuietBy::Limit, "a parent allowed more talk today");
     }
 
-    /// A parent switched Quiet: that wins until the next boundary. Off while
-    /// today's limit holds lifts it.
+    /// A parent switched Quiet: off wins until the next boundary, and lifts
+    /// today's limit (on changes nothing of a rule's quiet, which still ends it).
     pub(super) fn parent_quiet(&mut self, cx: &mut Cx, commands: &mut Commands, sn: &Sn, on: bool) {
-        let limits = &mut cx.toys.toy_mut(sn).limits.saved;
-        let by = limits.quiet_by.take();
         if on {
             return;
         }
+        let limits = &mut cx.toys.toy_mut(sn).limits.saved;
+        limits.quiet_by = None;
         if let Some(r) = limits.reached.as_mut() {
             r.lifted = true;
         }
-        if by.is_some() {
-            self.turn_up(cx, commands, sn);
-        }
+        cx.out.save = true;
+        self.turn_up(cx, commands, sn);
     }
 
     /// The bridge checked an answer for the toy: Home Assistant's brain answers it.
@@ -601,12 +605,13 @@ mod tests {
     }
 
     #[test]
-    fn midnight_ends_the_limit_and_puts_the_volume_back() {
+    fn midnight_ends_the_limit_and_puts_the_volume_back_whatever_a_parent_switched_on_meanwhile() {
         let mut t = Toy::new(limit(1));
         a_minute_of_talk(&mut t, 0);
         t.at(5_000, ack("iwantplay", 1));
         t.at(10 * MIN, tick);
         t.at(10 * MIN + 1, ack("updatecommonconfig", 2));
+        t.at(11 * HOUR, command("quiet", "ON")); // a parent's Quiet on changes nothing of the limit's
         let midnight = 12 * HOUR;
         assert_eq!(t.c.limits.next_deadline(), Some(t.start() + Duration::from_millis(midnight)));
         assert!(t.at(midnight - 1, tick).folotoy_payloads().is_empty());
@@ -662,7 +667,10 @@ mod tests {
         t.at(6_000, command("goodbye_line", "Bye for today!"));
         assert_eq!(verdict(&t.at(7_000, screen("r3")), "r3")["line"], "Bye for today!");
         t.at(8_000, command("quiet", "ON"));
-        assert_eq!(verdict(&t.at(9_000, screen("r4")), "r4").get("line"), None, "a parent's quiet has no line");
+        assert_eq!(verdict(&t.at(8_500, screen("r4")), "r4")["line"], "Bye for today!", "still the limit's");
+        t.at(9_000, command("quiet", "OFF"));
+        t.at(9_500, command("quiet", "ON"));
+        assert_eq!(verdict(&t.at(10_000, screen("r5")), "r5").get("line"), None, "a parent's quiet has no line");
     }
 
     fn bedtime(from: (u16, u16), until: (u16, u16)) -> LimitsState {
