@@ -129,11 +129,16 @@ impl Limits {
             return;
         }
         self.clock = Some((cx.now, unix_ms(at)));
+        self.due = Some(cx.now);
         self.on_tick(cx, commands);
     }
 
-    /// Midnight, bedtime's boundaries and lines said by now.
+    /// Midnight, bedtime's boundaries and lines said by now (other concerns'
+    /// ticks cost nothing here).
     pub(super) fn on_tick(&mut self, cx: &mut Cx, commands: &mut Commands) {
+        if self.due.is_none_or(|due| due > cx.now) {
+            return;
+        }
         let (Some(zone), Some(now)) = (cx.cfg.glance.clone(), self.wall(cx.now)) else { return };
         let said = take_due(&mut self.saying, |s| matches!(s, Saying::Until(t) if *t <= cx.now));
         for sn in said {
@@ -183,15 +188,19 @@ impl Limits {
             turn_down(cx, commands, sn);
         }
         self.check(cx, commands, sn);
-        self.plan(cx);
     }
 
-    /// Whether the limit is reached now, or no longer (a new limit).
+    /// Whether the limit is reached now, or no longer (a new limit). A toy
+    /// with no limit costs one comparison per sentence: no time zone lookup.
     fn check(&mut self, cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
+        let toy = cx.toys.toy(sn);
+        let (limit, talked) = (toy.limits.saved.daily_limit, toy.today.tally().talk_minutes());
+        if limit == 0 && toy.limits.saved.reached.is_none() {
+            return;
+        }
         let (Some(zone), Some(now)) = (&cx.cfg.glance, self.wall(cx.now)) else { return };
         let today = zone.day(now).to_string();
         let toy = cx.toys.toy(sn);
-        let (limit, talked) = (toy.limits.saved.daily_limit, toy.today.tally().talk_minutes());
         let over = limit > 0 && talked >= u64::from(limit);
         let reached_today = toy.limits.saved.reached.as_ref().is_some_and(|r| r.day == today);
         if over && !reached_today {
@@ -215,6 +224,7 @@ impl Limits {
         limits.reached = Some(Reached { day, lifted: false });
         cx.out.save = true;
         self.rest(cx, commands, sn, QuietBy::Limit, "its daily limit is reached");
+        self.plan(cx);
     }
 
     /// The toy quiet by `by`, and its line said. One quiet by a rule already
