@@ -21,7 +21,7 @@ fn yaml() -> String {
 }
 
 struct Setup {
-    _broker: Mosquitto,
+    broker: Mosquitto,
     _dir: tempfile::TempDir,
     bridge: Bridge,
     sim: Simulator,
@@ -36,7 +36,7 @@ async fn setup(env: &[(&str, &str)]) -> Setup {
     let yaml = format!("mqtt:\n  host: 127.0.0.1\n  port: {}\n{}", broker.port, yaml());
     let bridge = Bridge::start_config_env(dir.path(), &yaml, env);
     ha.wait_value("folotoy/bridge/state", "online").await;
-    Setup { _broker: broker, _dir: dir, bridge, sim, ha }
+    Setup { broker, _dir: dir, bridge, sim, ha }
 }
 
 impl Setup {
@@ -79,7 +79,7 @@ fn volume_of(volume: u32) -> impl Fn(&Json) -> bool {
 }
 
 #[tokio::test]
-async fn a_limit_reached_mid_conversation_says_goodbye_once_turns_the_toy_down_and_a_restart_keeps_it() {
+async fn a_limit_reached_mid_conversation_says_goodbye_once_turns_the_toy_down_and_restarts_keep_it() {
     let mut s = setup(&[]).await;
     s.volume(30).await;
     s.ha.publish(&set("daily_limit"), "1").await;
@@ -102,6 +102,10 @@ async fn a_limit_reached_mid_conversation_says_goodbye_once_turns_the_toy_down_a
     let alerts = s.ha.seen.iter().filter(|m| m.topic == state("alert") && m.payload.contains("limit_reached")).count();
     assert_eq!(alerts, 1, "one alert");
 
+    // The broker restarts without persistence (every retained state gone), then the bridge.
+    s.broker.restart();
+    s.ha = Client::connect(&s.broker, &["folotoy/#", "homeassistant/#"]).await;
+    s.ha.wait_value(&state("quiet"), "ON").await;
     s.restart(None).await;
     s.ha.wait_value(&state("quiet"), "ON").await;
     let check = r#"{"id": "r1", "sn": "fcb467dad0c0", "text": "Hello!"}"#;

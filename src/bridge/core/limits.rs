@@ -683,6 +683,35 @@ mod tests {
         assert_eq!(verdict(&t.at(10_000, screen("r5")), "r5").get("line"), None, "a parent's quiet has no line");
     }
 
+    #[test]
+    fn a_cloud_toy_reaching_its_limit_is_sent_nothing_and_its_brain_is_told_the_line() {
+        let owl = sn("aabbccddeeff");
+        let cloud =
+            ToyState { kind: ToyKind::Cloud, name: Some("Owl".into()), limits: limit(1), ..ToyState::default() };
+        let mut b = Bench::saved(config(), BTreeMap::from([(owl.clone(), cloud)]), BTreeMap::new());
+        let mut c = concerns();
+        let noon = std::time::UNIX_EPOCH + Duration::from_millis(NOON);
+        c.limits.begin(&mut b.cx(), &mut c.commands, noon);
+        let topic = "folotoy/aabbccddeeff/cloud/event";
+        let heard = ToyEvent::RecordingTranscribed { recording_id: Some(1), text: "Hi Owl".into() };
+        c.on_event(&mut b.cx(), &owl, topic, heard, noon);
+        let said = ToyEvent::VoiceGenerated {
+            recording_id: Some(1),
+            order: Some(1),
+            text: "Hoo!".into(),
+            voice_url: None,
+            role: None,
+        };
+        c.on_event(&mut b.at(Duration::from_secs(3)).cx(), &owl, topic, said, noon + Duration::from_secs(3));
+        let out = b.take();
+        assert_eq!(out.state_of(&owl, Key::Quiet).as_deref(), Some("ON"));
+        assert!(out.publish.iter().all(|p| !p.command), "no notify, no volume: {:?}", out.publish);
+        let msg = HaInbound::Screen { id: "r1".into(), sn: Some(owl.to_string()), text: "Hoo.".into() };
+        c.route(&mut b.cx(), Input::Ha { topic: "folotoy/bridge/screen/check".into(), msg, at: noon });
+        let verdict = b.take().last_on("folotoy/bridge/screen/verdict/r1").unwrap();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&verdict).unwrap()["line"], GOODBYE[0]);
+    }
+
     fn bedtime(from: (u16, u16), until: (u16, u16)) -> LimitsState {
         LimitsState {
             bedtime: true,
