@@ -11,6 +11,7 @@ the test's own (a POSIX `TZ` rule) whose clock reads a few seconds before the bo
 
 from __future__ import annotations
 
+import re
 import time
 
 import openai
@@ -142,7 +143,7 @@ def test_a_limit_reached_mid_conversation_says_goodbye_once_alerts_and_keeps_the
 
 
 def test_with_home_assistants_brain_the_next_question_after_the_limit_gets_the_goodbye_and_nothing_else(
-    homeassistant, client, mqtt
+    homeassistant, client, mqtt, mosquitto
 ):
     ha = homeassistant
     set_number(ha, "daily_limit", 1, sn=KITTY)
@@ -165,6 +166,16 @@ def test_with_home_assistants_brain_the_next_question_after_the_limit_gets_the_g
     child_says(mqtt, 81, "One more story, please", sn=KITTY)
     heard_in_ha(ha, 81, sn=KITTY)
     assert asked(client, "One more story, please") == GOODBYE
+
+    # Home Assistant restarts: the bridge still knows, and says so with its next verdict.
+    since_log = len(mosquitto.log_text())
+    ha.restart()
+    listening = re.compile(r" \d folotoy/\+/conversation$", re.MULTILINE)  # the integration's, again
+    wait_until(lambda: listening.search(mosquitto.log_text()[since_log:]), 30, "the integration to listen again")
+    ha.wait_for_state(entity("switch", "quiet", KITTY), state="on")
+    child_says(mqtt, 82, "Please, please", sn=KITTY)
+    heard_in_ha(ha, 82, sn=KITTY)
+    assert asked(client, "Please, please") == GOODBYE
     sent = mqtt.find(f"/sys/folotoy/{KITTY}/thing/command/call", since=since)
     assert sent == [], "the brain says the line: the bridge sends Kitty nothing"
 
