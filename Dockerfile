@@ -22,6 +22,8 @@ COPY ${SOURCE}/Cargo.toml ${SOURCE}/Cargo.lock ./
 COPY ${SOURCE}/benches ./benches
 COPY ${SOURCE}/src ./src
 COPY ${SOURCE}/translations ./translations
+# The ready watch lists, carried in the binary.
+COPY ${SOURCE}/data/watch ./data/watch
 # The add-on's option names, which configuration errors quote.
 COPY ${SOURCE}/addon/translations ./addon/translations
 RUN cargo build --release --locked --no-default-features --bin folotoy-ha-bridge

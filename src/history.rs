@@ -622,6 +622,22 @@ impl Reader {
         rows.map_err(sql(&self.path))
     }
 
+    /// `sn`'s sentences in `[from_ms, to_ms)`, oldest first, as they were said
+    /// (a week's are a few thousand: read whole for a weekly report).
+    pub fn lines(&self, sn: &Sn, from_ms: u64, to_ms: u64, now_ms: u64) -> Result<Vec<Line>, HistoryError> {
+        let from = from_ms.max(self.limits.oldest_kept_ms(now_ms)).min(i64::MAX as u64) as i64;
+        let to = to_ms.min(i64::MAX as u64) as i64;
+        let read = self.read_only().and_then(|conn| {
+            lines_where(
+                &conn,
+                &self.path,
+                "sn = ?1 AND t >= ?2 AND t < ?3 ORDER BY t, id",
+                params![sn.as_str(), from, to],
+            )
+        });
+        self.watched(read)
+    }
+
     /// A search's own connection, which [`Stop`] can interrupt from elsewhere.
     pub fn searcher(&self) -> Result<Searcher, HistoryError> {
         let conn = self.watched(self.read_only())?;

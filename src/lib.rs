@@ -26,4 +26,5 @@ pub mod supervisor;
 pub mod text;
 pub mod tls;
 pub mod watch;
+pub mod watch_lists;
 pub mod web;

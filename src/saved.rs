@@ -257,6 +257,11 @@ pub struct Snapshot {
     /// Watch words a parent added on the page (the configured ones are the
     /// configuration's).
     pub page_watch_words: Vec<crate::config::WatchWord>,
+    /// The ready watch lists a parent turned on, and their phrases switched
+    /// off. Not written while empty: a file without it reads and writes back
+    /// as before.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub watch_lists: crate::watch_lists::Choices,
 }
 
 impl Default for Snapshot {
@@ -270,6 +275,7 @@ impl Default for Snapshot {
             deleted_toys: BTreeSet::new(),
             deleted_toys_at: BTreeMap::new(),
             page_watch_words: Vec::new(),
+            watch_lists: Default::default(),
         }
     }
 }

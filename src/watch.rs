@@ -17,6 +17,10 @@
 //!   and may end anywhere.
 //! - Each sentence is looked at on its own: a phrase split over two of the
 //!   toy's sentences is not found.
+//! - A typographic apostrophe is the typewriter one: "don’t" is "don't".
+//!
+//! The parent's own phrases are watched for every toy; a ready list's (see
+//! [`crate::watch_lists`]) carry their category and may be on for some toys only.
 
 use serde::{Deserialize, Serialize};
 
@@ -67,11 +71,26 @@ pub struct WatchWords {
     patterns: Vec<Pattern>,
 }
 
+/// A phrase found in a sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit<'a> {
+    /// As the parent (or the list) wrote it.
+    pub phrase: &'a str,
+    /// The ready list it comes from; None for the parent's own words.
+    pub category: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Pattern {
     /// As the parent wrote it (trimmed): what the Alert event names.
     phrase: String,
     sides: Sides,
+    category: Option<&'static str>,
+    /// The toys it is watched for; None: every toy.
+    toys: Option<Vec<String>>,
+    /// Its compared form (see [`normalize`]): a phrase both the parent's and a
+    /// list's is one hit.
+    form: String,
     /// What is looked for: folded, without the `*`s.
     needle: String,
     /// A `*` at that end: the word may go on past it.
@@ -93,6 +112,9 @@ impl WatchWords {
                 (!needle.is_empty()).then(|| Pattern {
                     phrase: phrase.trim().to_owned(),
                     sides,
+                    category: None,
+                    toys: None,
+                    form: folded.clone(),
                     needle,
                     open_start,
                     open_end,
@@ -102,19 +124,55 @@ impl WatchWords {
         WatchWords { patterns }
     }
 
+    /// With a ready list's phrases after those already here: (phrase, sides,
+    /// category, the toys it is on for or None for every toy).
+    pub fn with_lists(
+        mut self,
+        entries: impl IntoIterator<Item = (&'static str, Sides, &'static str, Option<Vec<String>>)>,
+    ) -> WatchWords {
+        for (phrase, sides, category, toys) in entries {
+            let at = self.patterns.len();
+            self.patterns.extend(WatchWords::new([(phrase, sides)]).patterns);
+            for p in &mut self.patterns[at..] {
+                p.category = Some(category);
+                p.toys = toys.clone();
+            }
+        }
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
-    /// The phrases watched in `speaker`'s words that `sentence` holds, in the
-    /// order they are configured.
+    /// The phrases watched in `speaker`'s words for every toy that `sentence`
+    /// holds, in the order they are configured.
     pub fn hits(&self, speaker: Speaker, sentence: &str) -> Vec<&str> {
-        let mut watched = self.patterns.iter().filter(|p| p.sides.covers(speaker)).peekable();
+        self.found(None, speaker, sentence).into_iter().map(|h| h.phrase).collect()
+    }
+
+    /// The phrases watched in `speaker`'s words for `toy` (None: one not
+    /// known, watched with the phrases for every toy) that `sentence` holds,
+    /// in the order they are configured: the parent's own first, then the
+    /// lists'. A phrase in both is found once, as the parent's.
+    pub fn found(&self, toy: Option<&str>, speaker: Speaker, sentence: &str) -> Vec<Hit<'_>> {
+        let mut watched = self
+            .patterns
+            .iter()
+            .filter(|p| p.sides.covers(speaker))
+            .filter(|p| p.toys.as_ref().is_none_or(|toys| toy.is_some_and(|t| toys.iter().any(|s| s == t))))
+            .peekable();
         if watched.peek().is_none() {
             return Vec::new();
         }
         let hay = fold(sentence);
-        watched.filter(|p| p.found_in(&hay)).map(|p| p.phrase.as_str()).collect()
+        let mut found: Vec<&Pattern> = Vec::new();
+        for p in watched {
+            if !found.iter().any(|f| f.form == p.form) && p.found_in(&hay) {
+                found.push(p);
+            }
+        }
+        found.into_iter().map(|p| Hit { phrase: &p.phrase, category: p.category }).collect()
     }
 }
 
@@ -190,6 +248,8 @@ fn fold(s: &str) -> String {
         let c = match u32::from(c) {
             // Full-width forms of ASCII ("ｋｎｉｆｅ", "１２"), which Chinese input gives.
             w @ 0xFF01..=0xFF5E => char::from_u32(w - 0xFEE0).unwrap_or(c),
+            // Typographic apostrophes, which phones and speech recognition write.
+            0x2018 | 0x2019 | 0x02BC => '\'',
             _ => c,
         };
         if c.is_whitespace() {
@@ -303,6 +363,38 @@ mod tests {
         assert!(!child_hits("ärger", "so ein ärgernis"));
         assert!(child_hits("нож", "Дай НОЖ"), "Cyrillic is a spaced script");
         assert!(!child_hits("нож", "ножницы"));
+    }
+
+    #[test]
+    fn a_typographic_apostrophe_is_the_typewriter_one() {
+        assert!(child_hits("don't tell mom", "Don’t tell Mom!"));
+        assert!(child_hits("don’t tell mom", "don't tell mom"));
+    }
+
+    #[test]
+    fn a_lists_phrase_carries_its_category_and_is_watched_for_its_toys_only() {
+        let w = words(&[("knife", Sides::Both)]).with_lists([
+            ("knife", Sides::Both, "danger", None),
+            ("matches", Sides::Both, "danger", None),
+            ("naked", Sides::Both, "adult", Some(vec!["bunny".to_owned()])),
+            ("want to die", Sides::Child, "distress", None),
+        ]);
+        let found = w.found(Some("bunny"), Speaker::Child, "naked with a knife and matches, I want to die");
+        let named: Vec<(&str, Option<&str>)> = found.iter().map(|h| (h.phrase, h.category)).collect();
+        assert_eq!(
+            named,
+            [
+                (("knife"), None),
+                ("matches", Some("danger")),
+                ("naked", Some("adult")),
+                ("want to die", Some("distress"))
+            ],
+            "the parent's own first, a phrase in both once"
+        );
+        assert!(w.found(Some("bear"), Speaker::Child, "naked").is_empty(), "not on for this toy");
+        assert!(w.found(None, Speaker::Child, "naked").is_empty(), "nor for a toy not known");
+        assert!(w.found(Some("bunny"), Speaker::Toy, "I want to die").is_empty(), "the child's side only");
+        assert_eq!(w.hits(Speaker::Toy, "matches"), ["matches"]);
     }
 
     #[test]

@@ -117,19 +117,29 @@ pub struct Notice {
     pub text: String,
 }
 
-/// The watch words: those configured (read only on the page) and the page's own.
+/// The watch words: those configured (read only on the page), the page's own,
+/// and the ready lists with the parent's choice of each.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct WatchList {
     pub configured: Vec<WatchWord>,
     pub page: Vec<WatchWord>,
+    pub lists: Vec<crate::watch_lists::ListShown>,
 }
 
 /// What the page asks the bridge's loop for: its state now.
 pub type StatusRequest = oneshot::Sender<Status>;
 
-/// The page's new list of its own watch words, for the bridge's loop to take
-/// (and save) or refuse with why.
-pub type WatchEdit = (Vec<WatchWord>, oneshot::Sender<Result<WatchList, String>>);
+/// A change of the watch words on the page: its own list, or its choice of
+/// ready lists, each replaced whole.
+#[derive(Debug)]
+pub enum WatchChange {
+    Words(Vec<WatchWord>),
+    Lists(crate::watch_lists::Choices),
+}
+
+/// A change of the page's watch words, for the bridge's loop to take (and
+/// save) or refuse with why.
+pub type WatchEdit = (WatchChange, oneshot::Sender<Result<WatchList, String>>);
 
 /// A parent letting a toy deleted in Home Assistant back in, for the bridge's loop to do
 /// (and save) or refuse with why.
@@ -172,6 +182,7 @@ pub fn router(shared: PageState) -> Router {
         .route("/api/toys/{sn}/days", get(days))
         .route("/api/toys/{sn}/let_in", post(let_in))
         .route("/api/watch_words", put(set_watch_words))
+        .route("/api/watch_lists", put(set_watch_lists))
         .route("/api/updates", get(updates))
         .layer(middleware::from_fn_with_state(shared.clone(), only_allowed))
         .with_state(shared)
@@ -322,15 +333,16 @@ struct Shown {
     flags: Vec<String>,
 }
 
-fn flags(words: &WatchWords, m: &Message) -> Vec<String> {
+/// The watch words `sn`'s message holds (the ready lists on for it too).
+fn flags(words: &WatchWords, sn: &str, m: &Message) -> Vec<String> {
     let speaker = if m.kind == LineKind::Heard { Speaker::Child } else { Speaker::Toy };
-    words.hits(speaker, &m.text).into_iter().map(str::to_owned).collect()
+    words.found(Some(sn), speaker, &m.text).into_iter().map(|h| h.phrase.to_owned()).collect()
 }
 
 /// Messages with their flags; with `only_flagged`, the flagged ones and the other half
 /// of their exchange (what the child said before an answer, the answer after it).
-fn shown(words: &WatchWords, messages: Vec<Message>, only_flagged: bool) -> Vec<Shown> {
-    let flagged: Vec<Vec<String>> = messages.iter().map(|m| flags(words, m)).collect();
+fn shown(words: &WatchWords, sn: &str, messages: Vec<Message>, only_flagged: bool) -> Vec<Shown> {
+    let flagged: Vec<Vec<String>> = messages.iter().map(|m| flags(words, sn, m)).collect();
     let keep = |i: usize| {
         !only_flagged
             || !flagged[i].is_empty()
@@ -375,8 +387,9 @@ async fn messages(
     let words = shared.watch_words.borrow().clone();
     let now = crate::dates::unix_ms(std::time::SystemTime::now());
     if q.flagged != Some(1) {
-        let messages = with_history(&shared, move |h| h.messages(&sn, before, limit, now)).await?;
-        return Ok(Json(shown(&words, messages, false)));
+        let toy = sn.clone();
+        let messages = with_history(&shared, move |h| h.messages(&toy, before, limit, now)).await?;
+        return Ok(Json(shown(&words, sn.as_str(), messages, false)));
     }
     // Flagged exchanges are found by reading back a window at a time, until the
     // page has `limit` or the history ends.
@@ -388,7 +401,7 @@ async fn messages(
             let Some(first) = window.first() else { break };
             before = first.t;
             let all = window.len() < WINDOW;
-            let mut more = shown(&words, window, true);
+            let mut more = shown(&words, sn.as_str(), window, true);
             more.append(&mut found);
             found = more;
             if all || found.len() >= limit {
@@ -453,7 +466,7 @@ async fn search(
     let words = shared.watch_words.borrow().clone();
     let found = found
         .into_iter()
-        .map(|(sn, message)| SearchHit { sn, shown: Shown { flags: flags(&words, &message), message } });
+        .map(|(sn, message)| SearchHit { shown: Shown { flags: flags(&words, &sn, &message), message }, sn });
     Ok(Json(found.collect()))
 }
 
@@ -505,9 +518,27 @@ async fn set_watch_words(
         warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "{why}");
         return Err(PageError::Refused(why));
     }
-    match ask(&shared.watch_edits, words).await? {
+    match ask(&shared.watch_edits, WatchChange::Words(words)).await? {
         Ok(list) => Ok(Json(list)),
         Err(why) => Err(PageError::Refused(format!("watch words not changed: {why}"))),
+    }
+}
+
+/// The page's choice of ready watch lists, replaced as a whole (see [`from_the_page`]).
+async fn set_watch_lists(
+    State(shared): State<PageState>,
+    headers: HeaderMap,
+    body: Result<Json<crate::watch_lists::Choices>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<WatchList>, PageError> {
+    from_the_page(&headers, "watch-lists", "change the ready watch lists")?;
+    let Json(lists) = body.map_err(|e| {
+        let why = format!("ready watch lists not changed: {}", e.body_text());
+        warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "{why}");
+        PageError::Refused(why)
+    })?;
+    match ask(&shared.watch_edits, WatchChange::Lists(lists)).await? {
+        Ok(list) => Ok(Json(list)),
+        Err(why) => Err(PageError::Refused(format!("ready watch lists not changed: {why}"))),
     }
 }
 
@@ -581,7 +612,8 @@ mod tests {
             said(LineKind::Said, "and then a story"), // an answer after an answer
             said(LineKind::Heard, "bye"),
         ];
-        let kept: Vec<String> = shown(&words, messages, true).into_iter().map(|s| s.message.text).collect();
+        let kept: Vec<String> =
+            shown(&words, "fcb467dad0c0", messages, true).into_iter().map(|s| s.message.text).collect();
         assert_eq!(kept, ["a knife?", "not a toy", "what is that", "a knife"]);
     }
 

@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use folotoy_ha_bridge::ha::entities::{Entity, Key, Kind};
-use folotoy_ha_bridge::ha::states::{alert_event, Alert, Spoken};
+use folotoy_ha_bridge::ha::states::{alert_event, Alert, Spoken, OWN_WORDS};
 use folotoy_ha_bridge::saved::Heard;
-use folotoy_ha_bridge::watch::Speaker;
+use folotoy_ha_bridge::watch::{Hit, Speaker};
+use folotoy_ha_bridge::watch_lists::categories;
 use serde_yaml::Value;
 
 fn blueprints() -> Vec<PathBuf> {
@@ -45,7 +46,7 @@ fn input_refs(v: &Value, found: &mut BTreeSet<String>) {
 fn there_are_blueprints_to_announce_act_on_a_phrase_set_bedtime_and_notify_on_watch_words() {
     let names: Vec<String> =
         blueprints().iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
-    for wanted in ["announce", "act_on_phrase", "bedtime", "notify_on_watch_word", "daily_digest"] {
+    for wanted in ["announce", "act_on_phrase", "bedtime", "notify_on_watch_word", "daily_digest", "weekly_report"] {
         assert!(names.iter().any(|n| n == wanted), "no {wanted}.yaml in {names:?}");
     }
 }
@@ -138,42 +139,65 @@ fn the_watch_word_blueprint_reads_what_the_alert_event_really_has() {
     for speaker in [Speaker::Child, Speaker::Toy] {
         let spoken =
             Spoken { speaker, sentence: "I have a knife", recording_id: Some(1), order: Some(1), role: Some(1) };
-        let alert = Alert { spoken, phrases: vec!["knife"], held_back: false };
+        let alert = Alert { spoken, phrases: vec![Hit { phrase: "knife", category: None }], held_back: false };
         let event: serde_json::Value = serde_json::from_str(&alert_event(&alert)).unwrap();
         assert!(event_types.contains(&event["event_type"].as_str().unwrap()), "{event}");
-        for attribute in ["event_type", "phrase", "sentence"] {
+        for attribute in ["event_type", "phrase", "category", "categories", "sentence"] {
             assert!(event.get(attribute).is_some(), "the {speaker:?} alert has no {attribute}: {event}");
             assert!(text.contains(&format!("attributes.{attribute}")), "the blueprint does not read {attribute}");
         }
     }
     assert!(text.contains("event_type == 'child_said'"), "the message tells the child's words from the toy's");
+    // Urgent lists: each ready list and the parent's own words, distress by default; an urgent
+    // alert carries the companion app's critical notification for iPhone and Android.
+    let urgent = &bp["blueprint"]["input"]["urgent_lists"];
+    let options: Vec<&str> = urgent["selector"]["select"]["options"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    let mut lists: Vec<&str> = categories().iter().map(|c| c.key).collect();
+    lists.push(OWN_WORDS);
+    assert_eq!(options, lists);
+    assert_eq!(urgent["default"], serde_yaml::from_str::<Value>("[distress]").unwrap());
+    let data = bp["variables"]["notification_data"].as_str().unwrap();
+    for part in ["'critical': 1", "'volume': 1.0", "'ttl': 0", "'priority': 'high'", "'channel': 'alarm_stream'"] {
+        assert!(data.contains(part), "the critical notification has no {part}: {data}");
+    }
     // It picks the toys' event entities, and the default action is one Home Assistant always has.
     assert_eq!(bp["blueprint"]["input"]["alert"]["selector"]["entity"]["filter"][0]["domain"], "event");
     assert_eq!(bp["blueprint"]["input"]["notify"]["default"][0]["action"], "persistent_notification.create");
 }
 
 #[test]
-fn the_daily_digest_asks_the_integration_for_a_toys_day_and_reads_what_it_answers() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints/automation/folotoy/daily_digest.yaml");
-    let bp = load(&path);
-    let text = std::fs::read_to_string(&path).unwrap();
-    // The toy is a device of the bridge's: MQTT's, made by FoloToy (the toys' device's manufacturer).
-    let toy = &bp["blueprint"]["input"]["toy"]["selector"]["device"]["filter"][0];
-    assert_eq!(toy["integration"], "mqtt");
-    assert_eq!(toy["manufacturer"], "FoloToy");
-    let first = &bp["actions"][0];
-    assert_eq!(first["action"], "folotoy.get_conversation");
-    assert!(matches!(&first["data"]["device_id"], Value::Tagged(t) if t.value == "toy"), "{first:?}");
-    let day = first["response_variable"].as_str().unwrap();
+fn the_daily_digest_and_the_weekly_report_ask_the_integration_for_a_toys_days_and_read_what_it_answers() {
     // What custom_components/folotoy/conversation.py answers.
     let services = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("custom_components/folotoy/conversation.py"),
     )
     .unwrap();
-    for field in ["toy", "date", "exchanges", "transcript", "truncated"] {
-        assert!(text.contains(&format!("{day}.{field}")), "the blueprint does not read {field}");
-        assert!(services.contains(&format!("\"{field}\":")), "the action does not answer {field}");
+    for (name, days, fields) in [
+        ("daily_digest", None, &["toy", "date", "exchanges", "transcript", "truncated"][..]),
+        ("weekly_report", Some(7), &["toy", "date", "first_date", "exchanges", "transcript", "truncated", "days"][..]),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("blueprints/automation/folotoy/{name}.yaml"));
+        let bp = load(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The toy is a device of the bridge's: MQTT's, made by FoloToy (the toys' device's manufacturer).
+        let toy = &bp["blueprint"]["input"]["toy"]["selector"]["device"]["filter"][0];
+        assert_eq!(toy["integration"], "mqtt", "{name}");
+        assert_eq!(toy["manufacturer"], "FoloToy", "{name}");
+        let first = &bp["actions"][0];
+        assert_eq!(first["action"], "folotoy.get_conversation", "{name}");
+        assert!(matches!(&first["data"]["device_id"], Value::Tagged(t) if t.value == "toy"), "{first:?}");
+        assert_eq!(first["data"]["days"].as_u64(), days, "{name}");
+        let answer = first["response_variable"].as_str().unwrap();
+        for field in fields {
+            assert!(text.contains(&format!("{answer}.{field}")), "{name} does not read {field}");
+            assert!(services.contains(&format!("\"{field}\"")), "the action does not answer {field}");
+        }
+        assert!(text.contains("action: ai_task.generate_data"), "{name} asks Home Assistant's AI");
+        assert!(text.contains("task_name:") && text.contains("instructions:"), "ai_task.generate_data's fields");
     }
-    assert!(text.contains("action: ai_task.generate_data"), "it asks Home Assistant's AI");
-    assert!(text.contains("task_name:") && text.contains("instructions:"), "ai_task.generate_data's fields");
 }

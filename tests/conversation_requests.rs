@@ -96,7 +96,16 @@ async fn a_toys_exchanges_in_a_window_are_answered_on_the_requests_own_topic() {
     let now = now_ms();
     let yesterday = json!({"id": "y", "sn": BUNNY, "from_ms": now - 30 * HOUR_MS, "to_ms": now - 6 * HOUR_MS});
     let empty = ask(&mut s.ha, "y", yesterday).await;
-    assert_eq!(empty, json!({"id": "y", "sn": BUNNY, "messages": [], "truncated": false}));
+    assert_eq!(empty, json!({"id": "y", "sn": BUNNY, "messages": [], "truncated": false, "days": []}));
+    // A week, as the weekly report asks: today's talk in its days.
+    let week = json!({"id": "w", "sn": BUNNY, "from_ms": now - 7 * 24 * HOUR_MS + HOUR_MS, "to_ms": now + HOUR_MS});
+    let week = ask(&mut s.ha, "w", week).await;
+    assert_eq!(week["messages"], *messages);
+    let days = week["days"].as_array().unwrap();
+    assert_eq!(days.len(), 1, "{week}");
+    // The answer's parts may be stamped in the question's millisecond: a minute or none.
+    assert_eq!(days[0]["exchanges"], 1, "{week}");
+    assert!(days[0]["talk_minutes"].as_u64().is_some_and(|m| m <= 1), "{week}");
     // What the bridge said about it all: nothing to warn about.
     assert!(!s.bridge.log_of_this_run().iter().any(|l| l.contains("conversation request")), "{:?}", s.bridge.log());
 }
@@ -109,10 +118,10 @@ async fn a_request_for_an_unknown_toy_or_a_window_too_long_is_answered_with_the_
     s.bridge.wait_log(&["WARN", REQUESTS, "conversation request refused: no toy 08d1f9c6a310"]).await;
 
     let now = now_ms();
-    let week = json!({"id": "w1", "sn": BUNNY, "from_ms": now - 7 * 24 * HOUR_MS, "to_ms": now});
-    let long = ask(&mut s.ha, "w1", week).await;
-    assert_eq!(long["error"], "the window of 168 h is longer than 48 h", "{long}");
-    s.bridge.wait_log(&["WARN", REQUESTS, "longer than 48 h"]).await;
+    let nine_days = json!({"id": "w1", "sn": BUNNY, "from_ms": now - 9 * 24 * HOUR_MS, "to_ms": now});
+    let long = ask(&mut s.ha, "w1", nine_days).await;
+    assert_eq!(long["error"], "the window of 216 h is longer than 192 h", "{long}");
+    s.bridge.wait_log(&["WARN", REQUESTS, "longer than 192 h"]).await;
 
     let no_sn = ask(&mut s.ha, "s1", json!({"id": "s1", "from_ms": 1, "to_ms": 2})).await;
     assert_eq!(no_sn["error"], "sn is missing or not text");

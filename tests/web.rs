@@ -567,10 +567,8 @@ async fn watch_words_added_on_the_page_flag_and_alert_at_once_and_stay_over_a_re
     let mut p = page_with("watch_words: [knife]\n").await;
     let mut ha = Client::connect(&p._broker, &[&format!("folotoy/{BUNNY}/alert")]).await;
     let status = get_json(p.port, "/api/status").await;
-    assert_eq!(
-        status["watch_words"],
-        serde_json::json!({"configured": [{"phrase": "knife", "side": "both"}], "page": []})
-    );
+    assert_eq!(status["watch_words"]["configured"], serde_json::json!([{"phrase": "knife", "side": "both"}]));
+    assert_eq!(status["watch_words"]["page"], serde_json::json!([]));
 
     let (code, _, _) =
         http_with(p.port, "PUT", "/api/watch_words", &[("Content-Type", "application/json")], "[]").await;
@@ -617,6 +615,76 @@ async fn a_watch_word_the_page_cannot_add_is_refused_with_why_and_nothing_change
     let status = get_json(p.port, "/api/status").await;
     assert_eq!(status["watch_words"]["page"], serde_json::json!([{"phrase": "matches", "side": "both"}]));
     p.bridge.wait_log(&["WARN", "page: watch words", "\"KNIFE\" is already watched"]).await;
+}
+
+/// Sends the page's choice of ready lists as its script does; the status and the answer.
+async fn put_watch_lists(port: u16, body: &str) -> (u16, String) {
+    let headers = [("X-FoloToy-Page", "watch-lists"), ("Content-Type", "application/json")];
+    let (status, _, answer) = http_with(port, "PUT", "/api/watch_lists", &headers, body).await;
+    (status, answer)
+}
+
+#[tokio::test]
+async fn a_ready_list_turned_on_on_the_page_alerts_with_its_category_and_stays_over_a_restart() {
+    let mut p = page_with("watch_words: [knife]\n").await;
+    let topic = format!("folotoy/{BUNNY}/alert");
+    let mut ha = Client::connect(&p._broker, &[&topic, "folotoy/bridge/state"]).await;
+    let status = get_json(p.port, "/api/status").await;
+    let lists = status["watch_words"]["lists"].as_array().unwrap();
+    let keys: Vec<&str> = lists.iter().map(|l| l["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["distress", "danger", "personal", "secrets", "adult"]);
+    assert!(lists.iter().all(|l| l["all"] == false && l["toys"] == serde_json::json!([])), "all off at first");
+    let danger = &lists[1]["phrases"];
+    assert!(danger
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!({"phrase": "matches", "language": "en", "on": true})));
+    assert!(danger
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!({"phrase": "火柴", "language": "zh-Hans", "on": true})));
+
+    let (code, _, _) =
+        http_with(p.port, "PUT", "/api/watch_lists", &[("Content-Type", "application/json")], "{}").await;
+    assert_eq!(code, 403, "only the page's own script may change them");
+    let (code, answer) = put_watch_lists(p.port, r#"{"weapons": {"all": true}}"#).await;
+    assert_eq!(code, 400);
+    assert!(answer.starts_with("ready watch lists not changed: there is no ready watch list \"weapons\""), "{answer}");
+    let body = format!(r#"{{"danger": {{"all": true, "off": ["pills"]}}, "distress": {{"toys": ["{BUNNY}"]}}}}"#);
+    let (code, answer) = put_watch_lists(p.port, &body).await;
+    assert_eq!(code, 200, "{answer}");
+    let list: Json = serde_json::from_str(&answer).unwrap();
+    assert_eq!(list["lists"][0]["toys"], serde_json::json!([BUNNY]));
+
+    p.sim.heard(&sn(BUNNY), 1, "我不想活了").await.unwrap();
+    let alert = ha.wait_for(&topic, |_| true).await;
+    let alert: Json = serde_json::from_str(&alert.payload).unwrap();
+    assert_eq!(
+        (&alert["phrase"], &alert["category"]),
+        (&serde_json::json!("不想活了"), &serde_json::json!("distress"))
+    );
+    // A switched-off phrase alerts on nothing: the marker after it is the next alert.
+    p.sim.heard(&sn(BUNNY), 2, "I found the pills").await.unwrap();
+    p.sim.heard(&sn(BUNNY), 3, "Where are the matches?").await.unwrap();
+    let alert = ha.wait_for_next(&topic, |_| true).await;
+    assert!(alert.payload.contains(r#""category":"danger""#) && alert.payload.contains("matches"), "{}", alert.payload);
+    let messages = wait_json(p.port, MESSAGES, |m| m.as_array().unwrap().len() == 3).await;
+    assert_eq!(messages[2]["flags"], serde_json::json!(["matches"]), "flagged on the page too");
+    assert!(messages[1].get("flags").is_none(), "{messages}");
+
+    p.bridge.terminate();
+    ha.forget();
+    p.bridge.spawn(&[]);
+    // Online is published after the bridge subscribed to the toys: what Bunny says next is heard.
+    ha.wait_value("folotoy/bridge/state", "online").await;
+    let status = wait_json(p.port, "/api/status", |_| true).await;
+    let lists = &status["watch_words"]["lists"];
+    assert_eq!((&lists[1]["all"], &lists[0]["toys"]), (&serde_json::json!(true), &serde_json::json!([BUNNY])));
+    let pills = lists[1]["phrases"].as_array().unwrap().iter().find(|p| p["phrase"] == "pills").unwrap();
+    assert_eq!(pills["on"], false, "still switched off");
+    p.sim.heard(&sn(BUNNY), 4, "nobody loves me").await.unwrap();
+    let alert = ha.wait_for(&topic, |a| a.contains("nobody loves me")).await;
+    assert!(alert.payload.contains(r#""category":"distress""#), "{}", alert.payload);
 }
 
 /// A parent's click on *Let back in*, as the page's script sends it; the status and the answer.

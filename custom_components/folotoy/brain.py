@@ -18,6 +18,11 @@ parents' safe sentence. What goes wrong on Home Assistant's side is answered wit
 spoken apology: the toy reads an HTTP error as silence. An answer given up (too slow, cut by a
 watch word, its client gone) stops its agent before the toy hears otherwise, so nothing the
 child asked for happens after the toy said it would not.
+
+A FoloToy cloud toy's questions are answered by the same code (`toy_answer`, used by
+cloud_brain.py): the agent, the toy's conversation, its device, the bridge's checks, the safe
+sentence and the apology are one path; only how the answer is cut into what the toy says and
+how it reaches the toy differ.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
+from enum import Enum
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from homeassistant.components import conversation
@@ -183,6 +189,11 @@ class Resting(Exception):
         self.line = line
 
 
+class Quiet(Exception):
+    """The bridge says the toy's Quiet switch is on: the toy says nothing (a screen of a cloud
+    toy's answer raises it; the answer ends there, its agent stopped)."""
+
+
 def _spoken(result: conversation.ConversationResult) -> str:
     """What the agent answered. Its own "Sorry, I couldn't understand that" is an answer like
     any other; an error outside the intents' scope (what the agent raised, which Home
@@ -293,9 +304,9 @@ async def _agent_text(
         yield whole
 
 
-async def _screen(data: FoloToyData, node: str | None, text: str) -> list[str]:
-    """The watch words the bridge finds in `text` (for the toy's side); Unsayable when it cannot
-    say; Resting when the toy's daily limit or bedtime keeps it quiet."""
+async def screen(data: FoloToyData, node: str | None, text: str) -> payloads.Verdict:
+    """The bridge's verdict on `text` (the watch words of the toy's side it holds, whether the
+    toy is quiet); Unsayable when it cannot say."""
     if (bridge := data.discovery.bridge_of(node)) is None:
         raise Unsayable("no bridge has announced where to check an answer")
     sn = bridge.sn_of(node) if node else None
@@ -311,19 +322,80 @@ async def _screen(data: FoloToyData, node: str | None, text: str) -> list[str]:
     except HomeAssistantError as err:  # MQTT is down: the question cannot be sent
         raise Unsayable(f"the bridge cannot be asked whether the answer may be said: {err}") from None
     try:
-        phrases, line = payloads.verdict(reply.payload), payloads.verdict_line(reply.payload)
+        return payloads.verdict(reply.payload)
     except payloads.Unreadable as err:
         raise Unsayable(f"the bridge's verdict on {reply.topic} cannot be read: {err}") from None
-    if line is not None:
-        raise Resting(line)
-    return phrases
+
+
+class Screen:
+    """The bridge's checks of one toy's answer: each sentence's watch words, before it is said."""
+
+    def __init__(self, data: FoloToyData, node: str | None) -> None:
+        self.data, self.node = data, node
+
+    async def start(self) -> None:
+        """Before the agent hears the question: asked with nothing to check, so that a toy
+        resting by its daily limit or bedtime says its line and its agent never starts."""
+        if self.node is not None:
+            await self("")
+
+    async def __call__(self, text: str) -> list[str]:
+        verdict = await screen(self.data, self.node, text)
+        if verdict.line is not None:
+            raise Resting(verdict.line)
+        return verdict.phrases
+
+
+class Cut(Protocol):
+    """How an answer streamed a piece at a time is cut into what the toy says."""
+
+    # No more is said: the answer is long enough (its agent is stopped).
+    cut: bool
+
+    def feed(self, piece: str) -> list[str]: ...
+
+    def rest(self) -> list[str]: ...
+
+
+class Pieces:
+    """The chat endpoint's cut: the text as the agent wrote it, up to the last sentence end so
+    far (FoloToy's server reads it aloud itself)."""
+
+    cut = False
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, piece: str) -> list[str]:
+        self._pending += piece
+        at = max((m.end() for m in _SENTENCE_END.finditer(self._pending)), default=0)
+        if at == 0:
+            return []
+        ready, self._pending = self._pending[:at], self._pending[at:]
+        return [ready]
+
+    def rest(self) -> list[str]:
+        rest, self._pending = self._pending, ""
+        return [rest] if rest.strip() else []
+
+
+class Kind(Enum):
+    ANSWER = "answer"
+    SAFE = "safe"
+    APOLOGY = "apology"
+    LINE = "line"  # a resting toy's goodbye or bedtime line
+
+
+@dataclass(frozen=True)
+class Said:
+    """One thing the toy says: a sentence of the agent's, the safe sentence or the apology."""
+
+    text: str
+    kind: Kind
 
 
 async def answer(hass: HomeAssistant, entry: FoloToyConfigEntry | None, question: Question) -> AsyncIterator[str]:
-    """What the toy says, as it may be said: the agent's text a sentence at a time, each
-    checked by the bridge first; the safe sentence in place of one holding a watch word
-    (and nothing after it); the apology when something failed before anything was said,
-    or when the toy has too many answers running already."""
+    """What the toy that heard the question says, as the chat endpoint streams it."""
     language = speech.language(question.text)
     if entry is None:
         _LOGGER.warning("a toy asked, but the FoloToy integration is not set up: it apologizes")
@@ -331,56 +403,82 @@ async def answer(hass: HomeAssistant, entry: FoloToyConfigEntry | None, question
         return
     data = entry.runtime_data
     node = await find_toy(hass, data.toys, question.text)
+    said = False
+    async with aclosing(toy_answer(hass, entry, question, node, Pieces(), Screen(data, node))) as answer:
+        async for line in answer:
+            yield (" " if said and line.kind in (Kind.SAFE, Kind.LINE) else "") + line.text
+            said = True
+
+
+async def toy_answer(
+    hass: HomeAssistant,
+    entry: FoloToyConfigEntry,
+    question: Question,
+    node: str | None,
+    sentences: Cut,
+    checks: Screen,
+    *,
+    overall: bool = False,
+) -> AsyncIterator[Said]:
+    """What toy `node` says, as it may be said, whichever way it asked: the agent's text a
+    sentence at a time, each checked by the bridge first; the safe sentence in place of one
+    holding a watch word (and nothing after it); the apology when something failed before
+    anything was said, or when the toy (or, with `overall`, Home Assistant) has too many
+    answers running already. Quiet, from `checks`, ends it with nothing more said."""
+    language = speech.language(question.text)
+    slots = entry.runtime_data.brain.slots
     try:
-        with data.brain.slots.toy_slot(node):
-            async with aclosing(_answer(hass, entry, question, node, language)) as said:
-                async for piece in said:
-                    yield piece
+        with slots.overall_slot() if overall else nullcontext(), slots.toy_slot(node):
+            async with aclosing(_answer(hass, entry, question, node, language, sentences, checks)) as said:
+                async for line in said:
+                    yield line
     except gate.Busy as err:
         _LOGGER.warning("%s is not answered (%s): it apologizes", node or "a toy not known", err)
-        yield speech.APOLOGY[language]
+        yield Said(speech.APOLOGY[language], Kind.APOLOGY)
 
 
 async def _answer(
-    hass: HomeAssistant, entry: FoloToyConfigEntry, question: Question, node: str | None, language: str
-) -> AsyncIterator[str]:
+    hass: HomeAssistant,
+    entry: FoloToyConfigEntry,
+    question: Question,
+    node: str | None,
+    language: str,
+    sentences: Cut,
+    checks: Screen,
+) -> AsyncIterator[Said]:
     data = entry.runtime_data
     agent_id = _agent(hass, dict(entry.options), question.model)
     _LOGGER.debug("answering %s with %s", node or "a toy not known (no device)", agent_id)
-    safe = entry.options.get(CONF_SAFE_SENTENCE) or speech.SAFE_SENTENCE[language]
+    safe = Said(entry.options.get(CONF_SAFE_SENTENCE) or speech.SAFE_SENTENCE[language], Kind.SAFE)
     said = False
-    pending = ""
     try:
-        if node is not None:  # asked before the agent hears the question: a resting toy's never does
-            await _screen(data, node, "")
+        await checks.start()
         async with aclosing(_agent_text(hass, data.brain, question, agent_id, node)) as agent_text:
             async for piece in agent_text:
-                pending += piece
-                cut = max((m.end() for m in _SENTENCE_END.finditer(pending)), default=0)
-                if cut == 0:
-                    continue
-                ready, pending = pending[:cut], pending[cut:]
-                if await _screen(data, node, ready):
-                    await agent_text.aclose()  # the agent stops before the toy hears the safe sentence
-                    yield (" " if said else "") + safe
-                    return
-                said = True
-                yield ready
-            if pending.strip():
-                if await _screen(data, node, pending):
-                    yield (" " if said else "") + safe
-                    return
-                said = True
-                yield pending
-            if not said:
-                yield speech.APOLOGY[language]
+                for sentence in sentences.feed(piece):
+                    if await checks(sentence):
+                        await agent_text.aclose()  # the agent stops before the toy hears the safe sentence
+                        yield safe
+                        return
+                    said = True
+                    yield Said(sentence, Kind.ANSWER)
+                if sentences.cut:  # long enough: the agent stops (leaving the block) before the end is sent
+                    break
+        for sentence in sentences.rest():
+            if await checks(sentence):
+                yield safe
+                return
+            said = True
+            yield Said(sentence, Kind.ANSWER)
+        if not said:
+            yield Said(speech.APOLOGY[language], Kind.APOLOGY)
     except Resting as rest:  # leaving the agent's block stopped it, before the toy hears the line
         _LOGGER.debug("%s is quiet by its daily limit or bedtime: it says its line", node)
-        yield (" " if said else "") + rest.line
+        yield Said(rest.line, Kind.LINE)
     except Unsayable as err:
         _LOGGER.warning("a toy's answer is not said (%s): %s", err, "it stops there" if said else "it apologizes")
         if not said:
-            yield speech.APOLOGY[language]
+            yield Said(speech.APOLOGY[language], Kind.APOLOGY)
 
 
 def _chunk(completion_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None) -> bytes:

@@ -7,21 +7,25 @@ from typing import Any
 
 import voluptuous as vol
 from homeassistant.components.mqtt import valid_subscribe_topic
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, ConfigSubentryFlow, OptionsFlow
 from homeassistant.core import callback
 from homeassistant.helpers import selector
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
 from . import gate, payloads
+from .cloud_flow import CloudToyFlow
 from .const import (
+    CONF_ACKNOWLEDGE,
     CONF_AGENT,
     CONF_BRAIN_KEY,
     CONF_DISCOVERY_PREFIX,
+    CONF_INSTRUCTIONS,
     CONF_SAFE_SENTENCE,
     DEFAULT_AGENT,
     DEFAULT_PREFIX,
     DOMAIN,
     PLAYER_CONFIG_TOPIC,
+    SUBENTRY_CLOUD_TOY,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -43,6 +47,12 @@ class FolotoyConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
         return FolotoyOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(cls, config_entry: ConfigEntry) -> dict[str, type[ConfigSubentryFlow]]:
+        """FoloToy's cloud toys, each logged in to FoloToy's cloud (cloud_flow.py)."""
+        return {SUBENTRY_CLOUD_TOY: CloudToyFlow}
 
     async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
         """A config of the bridge's on the manifest's topics (a player's, or the bridge's own,
@@ -118,8 +128,8 @@ def _prefix_error(prefix: str) -> str | None:
 
 
 class FolotoyOptionsFlow(OptionsFlow):
-    """The toys' brain (the chat endpoint): the agent that answers, the safe sentence, and
-    a new key when asked for one."""
+    """The toys' brain (the chat endpoint and cloud toys): the agent that answers, the safe
+    sentence, a cloud toy's instructions and acknowledgment, and a new key when asked for one."""
 
     def __init__(self) -> None:
         self._options: dict[str, Any] = {}
@@ -140,6 +150,12 @@ class FolotoyOptionsFlow(OptionsFlow):
                 vol.Optional(
                     CONF_SAFE_SENTENCE, description={"suggested_value": options.get(CONF_SAFE_SENTENCE)}
                 ): selector.TextSelector(),
+                # Cloud toys (cloud_brain.py): what the agent is told, and whether a slow
+                # answer starts with a short acknowledgment.
+                vol.Optional(
+                    CONF_INSTRUCTIONS, description={"suggested_value": options.get(CONF_INSTRUCTIONS)}
+                ): selector.TextSelector(selector.TextSelectorConfig(multiline=True)),
+                vol.Optional(CONF_ACKNOWLEDGE, default=options.get(CONF_ACKNOWLEDGE, True)): selector.BooleanSelector(),
                 vol.Optional(NEW_KEY, default=False): selector.BooleanSelector(),
             }
         )

@@ -22,5 +22,22 @@ BRIDGE_ORIGIN: Final = "folotoy-ha-bridge"
 CONF_AGENT: Final = "agent_id"
 CONF_SAFE_SENTENCE: Final = "safe_sentence"
 DEFAULT_AGENT: Final = "conversation.home_assistant"
+# Whether a cloud toy says a short acknowledgment when its answer is slow to come (cloud_brain.py).
+CONF_ACKNOWLEDGE: Final = "acknowledge"
+# What the agent is told with every question of a cloud toy, as a role's prompt is.
+CONF_INSTRUCTIONS: Final = "instructions"
 # The toy's brain's own key (in the entry's data): made by the integration, shown once.
 CONF_BRAIN_KEY: Final = "brain_key"
+
+# A FoloToy cloud toy is a subentry of this type (cloud_toys.py): its serial number and key
+# (a secret: never logged, never published, only sent to the broker below) and the broker
+# of FoloToy's cloud it logs in to.
+SUBENTRY_CLOUD_TOY: Final = "cloud_toy"
+CONF_SN: Final = "sn"
+CONF_KEY: Final = "key"
+CONF_HOST: Final = "host"
+CONF_PORT: Final = "port"
+# FoloToy's pairing service; another one can be named in the pairing step in advanced mode
+# (the tests' stand-in).
+CONF_PAIRING_URL: Final = "pairing_url"
+DEFAULT_PAIRING_URL: Final = "https://pair.folotoy.cn"

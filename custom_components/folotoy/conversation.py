@@ -1,10 +1,11 @@
-"""`folotoy.get_conversation`: a toy's exchanges of one day, asked of the bridge over MQTT.
+"""`folotoy.get_conversation`: a toy's exchanges of a day or a week, asked of the bridge over MQTT.
 
 The bridge keeps the conversations (its page's history), wherever it runs; this asks
 for one toy's over the broker both share: a request with an id on the topic the bridge's
-config names, the answer on the response topic with that id appended. The day
-is Home Assistant's, in its time zone, sent as a window of Unix milliseconds: the bridge
-knows no time zone.
+config names, the answer on the response topic with that id appended. The days
+are Home Assistant's, in its time zone, sent as a window of Unix milliseconds: the bridge
+knows no time zone. How much the toy talked each day the bridge counts itself, from every
+sentence of the window, by the rule of its day at a glance.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ SERVICE_GET_CONVERSATION = "get_conversation"
 ATTR_DEVICE_ID = "device_id"
 ATTR_ENTITY_ID = "entity_id"
 ATTR_DATE = "date"
+ATTR_DAYS = "days"
+# A week at most: the bridge answers a window of up to eight days (a week in any time zone).
+MAX_DAYS = 7
 # The bridge reads one day from its disk: it answers in milliseconds.
 TIMEOUT = 10
 
@@ -56,6 +60,7 @@ SCHEMA = vol.All(
             vol.Exclusive(ATTR_DEVICE_ID, "toy"): vol.All(_ONE, [cv.string]),
             vol.Exclusive(ATTR_ENTITY_ID, "toy"): vol.All(_ONE, [cv.entity_id]),
             vol.Optional(ATTR_DATE): cv.date,
+            vol.Optional(ATTR_DAYS, default=1): vol.All(vol.Coerce(int), vol.Range(min=1, max=MAX_DAYS)),
         }
     ),
     cv.has_at_least_one_key(ATTR_DEVICE_ID, ATTR_ENTITY_ID),
@@ -194,7 +199,8 @@ def _time(ms: int) -> str:
 
 
 async def get_conversation(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
-    """The exchanges of one toy on one day (today unless given), oldest first."""
+    """The exchanges of one toy on one day (today unless given), or on the `days` up to it,
+    oldest first; with how much it talked on each of those days."""
     data = _data(hass)
     device = _device(hass, call)
     name = device.name_by_user or device.name or ""
@@ -207,7 +213,9 @@ async def get_conversation(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
             translation_domain=DOMAIN, translation_key="not_a_toy", translation_placeholders={"toy": name[:80]}
         )
     day: date = call.data.get(ATTR_DATE) or dt_util.now().date()
-    start, end = dt_util.start_of_local_day(day), dt_util.start_of_local_day(day + timedelta(days=1))
+    count: int = call.data[ATTR_DAYS]
+    first = day - timedelta(days=count - 1)
+    start, end = dt_util.start_of_local_day(first), dt_util.start_of_local_day(day + timedelta(days=1))
     answer = await data.toys.ask(
         bridge,
         {
@@ -223,9 +231,11 @@ async def get_conversation(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
         if m.role is not None:
             exchange["role"] = m.role
         exchanges.append(exchange)
-        lines.append(f"{exchange['time'][11:16]} {'Child' if m.child else name}: {m.text}")
-    _LOGGER.debug("%d exchanges of %s on %s", len(exchanges), node, day)
-    return {
+        # Over several days the time says which day: "2026-12-03 08:15".
+        when = exchange["time"][11:16] if count == 1 else exchange["time"][:16].replace("T", " ")
+        lines.append(f"{when} {'Child' if m.child else name}: {m.text}")
+    _LOGGER.debug("%d exchanges of %s in the %d day(s) to %s", len(exchanges), node, count, day)
+    response: dict[str, Any] = {
         "toy": name,
         "date": day.isoformat(),
         "exchanges": exchanges,
@@ -233,6 +243,29 @@ async def get_conversation(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
         "transcript": "\n".join(lines),
         "truncated": answer.truncated,
     }
+    if count > 1:
+        response["first_date"] = first.isoformat()
+    if answer.talk is not None:
+        response["days"] = _days(first, count, answer.talk)
+    return response
+
+
+def _days(first: date, count: int, talk: list[payloads.Talk]) -> list[dict[str, Any]]:
+    """Every day of the window, oldest first, a day without talk with zeros."""
+    counted = {t.day: t for t in talk}
+    days = []
+    for n in range(count):
+        day = first + timedelta(days=n)
+        t = counted.get(day)
+        days.append(
+            {
+                "date": day.isoformat(),
+                "exchanges": t.exchanges if t else 0,
+                "talk_minutes": t.talk_minutes if t else 0,
+                "alerts": dict(t.alerts) if t else {},
+            }
+        )
+    return days
 
 
 @callback

@@ -12,8 +12,10 @@ from .const import DOMAIN
 
 if TYPE_CHECKING:
     from .brain import Brain
+    from .cloud_toys import CloudToys
     from .conversation import Toys
     from .discovery import Discovery
+    from .relay import Relay
 
 
 @dataclass
@@ -24,11 +26,16 @@ class FoloToyData:
     toys: Toys
     # The toy's brain's conversations and the answers it is making: a reload starts afresh.
     brain: Brain
+    # The cloud toys' channels to FoloToy's cloud, one per cloud toy's subentry.
+    cloud_toys: CloudToys
+    # Their hello and notify on Home Assistant's broker, for the bridge.
+    relay: Relay
 
     @callback
     def close(self) -> None:
         self.discovery.close()
         self.toys.close()
+        self.relay.close()
 
 
 type FoloToyConfigEntry = ConfigEntry[FoloToyData]

@@ -55,6 +55,13 @@ class Hearings:
         self._loop = loop
         self._recent: deque[Hearing] = deque(maxlen=MAX_KEPT)
         self._waiting: deque[tuple[str, asyncio.Future[Hearing | None]]] = deque()
+        # Hearings answered already when they come: a cloud toy's (its question came with them).
+        self._claimed: deque[Hearing] = deque(maxlen=MAX_KEPT)
+
+    def claim(self, node: str, text: str) -> None:
+        """Toy `node`'s coming hearing of `text` is taken: a cloud toy's question is answered
+        without one (cloud_brain.py), and the bridge's event of it is no other question's."""
+        self._claimed.append(Hearing(node, words(text), self._loop.time(), taken=True))
 
     def heard(self, node: str, text: str) -> None:
         """Toy `node` heard `text` (on the event loop)."""
@@ -63,6 +70,11 @@ class Hearings:
             self._recent.popleft()
         hearing = Hearing(node, words(text), now)
         self._recent.append(hearing)
+        for claim in self._claimed:
+            if (claim.node, claim.words) == (node, hearing.words) and now - claim.at <= HEARD_WITHIN:
+                self._claimed.remove(claim)
+                hearing.taken = True
+                return
         for wanted, waiter in self._waiting:
             if wanted == hearing.words and not waiter.done():
                 hearing.taken = True

@@ -11,6 +11,7 @@ a ValueError, where Python's own raises RecursionError.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import voluptuous as vol
@@ -74,14 +75,31 @@ def heard(payload: str | bytes) -> str | None:
     return text
 
 
-def verdict(payload: str | bytes) -> list[str]:
-    """The watch words the bridge found in an answer (none: it may be said)."""
-    phrases = _object(payload).get("phrases")
+@dataclass(frozen=True)
+class Verdict:
+    """The bridge's word on an answer: the watch words it found (none: it may be said), and
+    whether the toy's Quiet switch is on (a bridge older than Quiet in verdicts says nothing:
+    not quiet)."""
+
+    phrases: list[str]
+    quiet: bool = False
+    # While the toy's daily limit or bedtime keeps it quiet: the line it answers with instead
+    # (a bridge older than daily limits sends none).
+    line: str | None = None
+
+
+def verdict(payload: str | bytes) -> Verdict:
+    """The bridge's verdict on an answer."""
+    data = _object(payload)
+    phrases = data.get("phrases")
     if not isinstance(phrases, list):
         raise Unreadable(f"phrases is {_kind(phrases)}, not a list")
     if not all(isinstance(p, str) for p in phrases):
         raise Unreadable("phrases holds something other than text")
-    return phrases
+    quiet = data.get("quiet", False)
+    if not isinstance(quiet, bool):
+        raise Unreadable(f"quiet is {_kind(quiet)}, not true or false")
+    return Verdict(phrases, quiet, verdict_line(payload))
 
 
 def verdict_line(payload: str | bytes) -> str | None:
@@ -106,6 +124,18 @@ class Exchange:
 
 
 @dataclass(frozen=True)
+class Talk:
+    """How much a toy talked on one day of the window, counted by the bridge from every
+    sentence of that day (the rule of the day at a glance), kept or left out of the answer."""
+
+    day: date
+    exchanges: int
+    talk_minutes: int
+    # Sentences that held a phrase watched now, by its category (`own`: the parent's words).
+    alerts: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Day:
     """The bridge's answer to `folotoy.get_conversation`, or its refusal (`error`)."""
 
@@ -114,6 +144,8 @@ class Day:
     error: str | None = None
     # Why messages were left out (the first reason) and how many, when some were.
     left_out: tuple[int, str] | None = None
+    # The window's days with talk, oldest first; None from a bridge too old to count them.
+    talk: list[Talk] | None = None
 
 
 def _exchange(message: Any) -> Exchange:
@@ -129,6 +161,27 @@ def _exchange(message: Any) -> Exchange:
     if role is not None and not _int(role):
         raise Unreadable(f"a message's role is {_kind(role)}, not a number")
     return Exchange(t=t, text=text, child=kind == "heard", role=role)
+
+
+def _talk(value: Any) -> Talk:
+    if not isinstance(value, dict):
+        raise Unreadable(f"a day is {_kind(value)}, not an object")
+    day, exchanges, minutes = value.get("day"), value.get("exchanges"), value.get("talk_minutes")
+    try:
+        when = date.fromisoformat(day) if isinstance(day, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise Unreadable(f"a day's day is {_kind(day)}, not a date")
+    for name, count in (("exchanges", exchanges), ("talk_minutes", minutes)):
+        if not _int(count) or count < 0:
+            raise Unreadable(f"a day's {name} is {_kind(count)}, not a count")
+    alerts = value.get("alerts", {})
+    if not isinstance(alerts, dict) or not all(
+        isinstance(c, str) and len(c) <= 64 and _int(n) and n >= 0 for c, n in alerts.items()
+    ):
+        raise Unreadable("a day's alerts are not counts by category")
+    return Talk(when, exchanges, minutes, dict(alerts))
 
 
 def day(payload: str | bytes) -> Day:
@@ -151,7 +204,11 @@ def day(payload: str | bytes) -> Day:
         except Unreadable as err:
             first = first or str(err)
     left_out = (len(messages) - len(exchanges), first) if first is not None else None
-    return Day(exchanges, truncated, left_out=left_out)
+    days = answer.get("days")
+    if days is not None and not isinstance(days, list):
+        raise Unreadable(f"days is {_kind(days)}, not a list")
+    talk = [_talk(d) for d in days] if days is not None else None
+    return Day(exchanges, truncated, left_out=left_out, talk=talk)
 
 
 # --- The bridge's configs for this integration (discovery.py follows them).
@@ -290,6 +347,25 @@ class BridgeConfig:
     conversation_topic: str
     # ...and its device's identifier in Home Assistant's MQTT, {sn_lower} for it in lower case.
     toy_node: str
+    # Where the relay for FoloToy cloud toys is, {sn} standing for the toy's serial number (as
+    # its QR code has it): `hello`, `notify`, `notified` and `event` below it (relay.py). None
+    # from a bridge older than cloud toys.
+    cloud_topic: str | None = None
+
+    def cloud(self, sn: str, leaf: str) -> str:
+        """One of the relay's topics for cloud toy `sn` (the bridge has a cloud_topic)."""
+        assert self.cloud_topic is not None
+        return f"{self.cloud_topic.replace(SN, sn)}/{leaf}"
+
+    def cloud_sn(self, topic: str, leaf: str) -> str | None:
+        """The serial number in `topic`, one of the relay's `leaf` topics; None for a topic
+        that is not."""
+        if self.cloud_topic is None:
+            return None
+        template, levels = f"{self.cloud_topic}/{leaf}".split("/"), topic.split("/")
+        if len(levels) != len(template) or any(t not in (SN, level) for t, level in zip(template, levels, strict=True)):
+            return None
+        return levels[template.index(SN)]
 
     @property
     def heard_topic(self) -> str:
@@ -337,4 +413,32 @@ def bridge_config(payload: str | bytes) -> BridgeConfig | None:
         raise Unreadable(f"conversation_topic {template[:80]!r} does not have {SN} as one level")
     if data["toy_node"].count(SN_LOWER) != 1:
         raise Unreadable(f"toy_node {data['toy_node'][:80]!r} does not hold {SN_LOWER} once")
-    return BridgeConfig(node=node, **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")})
+    if (cloud := data.get("cloud_topic")) is not None:
+        if not isinstance(cloud, str) or not cloud:
+            raise Unreadable("cloud_topic is not text")
+        _topic("cloud_topic", cloud)
+        if cloud.count(SN) != 1 or SN not in cloud.split("/"):
+            raise Unreadable(f"cloud_topic {cloud[:80]!r} does not have {SN} as one level")
+    return BridgeConfig(node=node, **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")}, cloud_topic=cloud)
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Something for a cloud toy to say on its own (the bridge's Say, Announce, the player's
+    announce), to be confirmed under the bridge's id."""
+
+    id: str
+    text: str
+
+
+def notify(payload: str | bytes) -> Notify:
+    """The relay's `notify`: `{"id": "...", "text": "..."}`."""
+    data = _object(payload)
+    id_, text = data.get("id"), data.get("text")
+    if not isinstance(id_, str) or not id_:
+        raise Unreadable(f"id is {_kind(id_)}, not text")
+    if not isinstance(text, str):
+        raise Unreadable(f"text is {_kind(text)}, not text")
+    if not text.strip():
+        raise Unreadable("text is empty: nothing to say")
+    return Notify(id=id_, text=text)

@@ -23,6 +23,9 @@ HARD_CUT = 200
 # (brain.py) and a cloud toy's.
 APOLOGY = {"en": "Sorry, I can't answer that right now.", "zh": "对不起，我现在回答不了。"}  # noqa: RUF001
 SAFE_SENTENCE = {"en": "Let's talk about something else.", "zh": "我们聊点别的吧。"}
+# What a cloud toy says first when its answer takes a while (cloud_brain.py): a toy that
+# says nothing for seconds seems not to have heard.
+ACKNOWLEDGMENT = {"en": "One moment.", "zh": "稍等一下。"}
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 

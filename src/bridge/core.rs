@@ -325,7 +325,7 @@ impl Core {
             (sn, at)
         });
         let toys = toys::Toys::from_saved(&cfg, saved.toys, deleted.collect(), &mut logs);
-        let watching = watching::Watching::new(&cfg.watch_words, saved.page_watch_words, &mut logs);
+        let watching = watching::Watching::new(&cfg.watch_words, saved.page_watch_words, saved.watch_lists, &mut logs);
         let concerns = Concerns {
             commands: commands::Commands::new(Pending::starting_at(saved.next_msg_id)),
             republishing: republish::Republishing::new(saved.discovery_topics),
@@ -355,6 +355,7 @@ impl Core {
             deleted_toys: toys.deleted().keys().cloned().collect(),
             deleted_toys_at: toys.deleted().iter().filter_map(|(sn, at)| Some((sn.clone(), (*at)?))).collect(),
             page_watch_words: c.watching.page().to_vec(),
+            watch_lists: c.watching.lists().clone(),
             ..Snapshot::default()
         }
     }

@@ -1763,8 +1763,8 @@ fn a_watch_word_the_child_says_fires_a_child_said_alert_beside_the_conversation_
     let out = b.at(secs(0), heard(7, "这把刀很锋利"));
     assert_eq!(
         alerts(&out),
-        [json!({"event_type": "child_said", "phrase": "刀", "phrases": ["刀"], "sentence": "这把刀很锋利",
-                "recording_id": 7})]
+        [json!({"event_type": "child_said", "phrase": "刀", "category": "own", "phrases": ["刀"],
+                "categories": ["own"], "sentence": "这把刀很锋利", "recording_id": 7})]
     );
     assert_eq!(conversation_events(&out).len(), 1, "the Conversation event fires as ever");
     let out = b.at(secs(1), heard(8, "I have a KNIFE!"));
@@ -1797,8 +1797,8 @@ fn each_sentence_of_the_toy_is_checked_as_it_arrives_with_its_order_and_role() {
     assert_eq!(out.state("said"), None, "the sensor waits for the end of the second");
     assert_eq!(
         alerts(&out),
-        [json!({"event_type": "toy_said", "phrase": "knife", "phrases": ["knife", "stupid"],
-                "sentence": "a stupid knife", "recording_id": 31, "order": 2, "role": 3})]
+        [json!({"event_type": "toy_said", "phrase": "knife", "category": "own", "phrases": ["knife", "stupid"],
+                "categories": ["own"], "sentence": "a stupid knife", "recording_id": 31, "order": 2, "role": 3})]
     );
     // The same sentence sent again is not a second alert; a corrected one is looked at anew.
     assert!(alerts(&b.at(ms(300), said(31, 2, " a stupid knife"))).is_empty());
@@ -2683,6 +2683,74 @@ fn a_saved_page_watch_word_now_in_the_configuration_is_left_out_with_a_note() {
     assert_eq!(b.core.watch_words().1, [WatchWord::new("matches", Sides::Both)]);
     assert_eq!(logs.len(), 1, "{logs:?}");
     assert!(logs[0].message.contains("\"Knife\" is already watched"), "{logs:?}");
+}
+
+// --- Ready watch lists -----------------------------------------------------------------
+
+fn lists(entries: &[(&str, bool, &[&str], &[&str])]) -> crate::watch_lists::Choices {
+    entries
+        .iter()
+        .map(|(key, all, toys, off)| {
+            let choice = crate::watch_lists::Choice {
+                all: *all,
+                toys: toys.iter().map(|t| sn(t)).collect(),
+                off: off.iter().map(|p| p.to_string()).collect(),
+            };
+            (key.to_string(), choice)
+        })
+        .collect()
+}
+
+#[test]
+fn a_ready_list_turned_on_alerts_with_its_category_for_its_toys_and_is_kept_over_a_restart() {
+    let mut b = Bridge::up(watching());
+    assert!(alerts(&b.at(secs(0), heard(1, "Where are the matches?"))).is_empty(), "off until turned on");
+    let chosen =
+        lists(&[("danger", true, &[], &["pills"]), ("distress", false, &[SN], &[]), ("adult", false, &[BEAR], &[])]);
+    let out = b.core.set_watch_lists(chosen.clone()).expect("taken");
+    assert!(out.save, "kept with the bridge's state");
+    assert_eq!(
+        out.logs[0].message,
+        format!("ready watch lists on: adult ({BEAR}); danger (every toy, 1 phrases off); distress ({SN})")
+    );
+    let alert = &alerts(&b.at(secs(1), heard(2, "Where are the matches? I have a knife")))[0];
+    assert_eq!(
+        (&alert["phrase"], &alert["category"], &alert["phrases"], &alert["categories"]),
+        (&json!("knife"), &json!("own"), &json!(["knife", "matches"]), &json!(["own", "danger"]))
+    );
+    let alert = &alerts(&b.at(secs(2), heard(3, "我不想活了")))[0];
+    assert_eq!((&alert["phrase"], &alert["category"]), (&json!("不想活了"), &json!("distress")));
+    // Switched off, on for another toy, or the toy's words for a child's-side list: no alert.
+    for (i, text) in ["I want pills", "we were naked", "我们去游泳"].into_iter().enumerate() {
+        assert!(alerts(&b.at(secs(3 + i as u64), heard(4 + i as i64, text))).is_empty(), "{text}");
+    }
+    assert!(alerts(&b.at(secs(7), said(6, 1, "Do you feel nobody loves you?"))).is_empty());
+
+    let saved = through_disk(b.core.snapshot());
+    assert_eq!(saved.watch_lists, chosen);
+    let mut again = Bridge::restore(watching(), saved);
+    again.at(secs(0), Input::HaUp);
+    assert_eq!(alerts(&again.at(secs(1), heard(7, "nobody loves me")))[0]["category"], "distress");
+    assert!(alerts(&again.at(secs(2), heard(8, "pills"))).is_empty(), "still switched off");
+}
+
+#[test]
+fn a_choice_of_a_list_or_phrase_not_known_is_refused_and_nothing_changes() {
+    let mut b = Bridge::up(watching());
+    b.core.set_watch_lists(lists(&[("danger", true, &[], &[])])).unwrap();
+    let why = b.core.set_watch_lists(lists(&[("weapons", true, &[], &[])])).unwrap_err();
+    assert!(why.starts_with("there is no ready watch list \"weapons\""), "{why}");
+    let why = b.core.set_watch_lists(lists(&[("danger", true, &[], &["spoon"])])).unwrap_err();
+    assert_eq!(why, "\"spoon\" is not a phrase of the list \"danger\"");
+    assert_eq!(alerts(&b.at(secs(1), heard(1, "matches")))[0]["category"], "danger", "unchanged");
+    // A saved choice this release does not know is left out with a note.
+    let saved = Snapshot {
+        watch_lists: lists(&[("weapons", true, &[], &[]), ("adult", true, &[], &[])]),
+        ..Snapshot::default()
+    };
+    let (b, logs) = Bridge::restore_with_logs(watching(), saved);
+    assert_eq!(b.core.watch_lists().keys().collect::<Vec<_>>(), ["adult"]);
+    assert!(logs[0].message.starts_with("a saved choice of ready watch lists is left out: "), "{logs:?}");
 }
 
 // --- Answers screened before the toy says them -----------------------------------------

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::catalog::Catalog;
 use crate::glance::{Tally, TimeOfDay};
 use crate::saved::{Answer, Heard, LastCommand};
-use crate::watch::Speaker;
+use crate::watch::{Hit, Speaker};
 
 /// What Home Assistant's MQTT number, select and switch take as "unknown".
 pub const UNKNOWN: &str = "None";
@@ -189,34 +189,49 @@ pub struct Spoken<'a> {
     pub role: Option<i64>,
 }
 
+/// The Alert event's `category` for the parent's own watch words.
+pub const OWN_WORDS: &str = "own";
+
 /// A sentence that holds watch words, for the Alert entity.
 #[derive(Debug, Clone)]
 pub struct Alert<'a> {
     pub spoken: Spoken<'a>,
     /// The watch words found, in the configured order.
-    pub phrases: Vec<&'a str>,
+    pub phrases: Vec<Hit<'a>>,
     /// An answer Home Assistant's chat endpoint held back (see `Core::screen`):
     /// the child never heard it.
     pub held_back: bool,
 }
 
 /// The Alert event: `child_said` or `toy_said`, with `phrase` (the first
-/// watch word found), `phrases` (all of them that fit the attribute budget),
-/// `sentence` (capped like the Conversation event's text) and the
-/// `recording_id`; the toy's also with `order` and `role`.
+/// watch word found) and its `category` (a ready list's key, `own` for the
+/// parent's words), `phrases` (all of them that fit the attribute budget) and
+/// their `categories` (each once), `sentence` (capped like the Conversation
+/// event's text) and the `recording_id`; the toy's also with `order` and `role`.
 pub fn alert_event(a: &Alert) -> String {
     let mut budget = MAX_ATTRIBUTE_BYTES;
     let phrases: Vec<&str> = a
         .phrases
         .iter()
-        .copied()
+        .map(|h| h.phrase)
         .take_while(|p| budget.checked_sub(p.len()).map(|left| budget = left).is_some())
         .collect();
+    fn category<'a>(h: &Hit<'a>) -> &'a str {
+        h.category.unwrap_or(OWN_WORDS)
+    }
+    let mut categories: Vec<&str> = Vec::new();
+    for c in a.phrases.iter().map(category) {
+        if !categories.contains(&c) {
+            categories.push(c);
+        }
+    }
     let s = &a.spoken;
     let mut event = json!({
         "event_type": s.speaker.event_type(),
-        "phrase": a.phrases.first(),
+        "phrase": a.phrases.first().map(|h| h.phrase),
+        "category": a.phrases.first().map(category),
         "phrases": phrases,
+        "categories": categories,
         "sentence": truncate_bytes(s.sentence.trim(), MAX_ATTRIBUTE_BYTES),
         "recording_id": s.recording_id,
     });

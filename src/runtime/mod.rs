@@ -109,10 +109,13 @@ impl Running {
         if let Some(zone) = &zone {
             begin_day(&mut core, zone, reader);
         }
-        let conversations = Conversations::new(match &page {
-            Some(p) => p.reader.clone().ok_or("history.enabled is false"),
-            None => Err("the page is off (web.enabled is false), and the history with it"),
-        });
+        let conversations = Conversations::new(
+            match &page {
+                Some(p) => p.reader.clone().ok_or("history.enabled is false"),
+                None => Err("the page is off (web.enabled is false), and the history with it"),
+            },
+            zone.clone(),
+        );
         let saver = Saver::start(state_file);
         let refused = Repeats::new(repeats::EVERY);
         Ok((Running { core, links, page, saver, conversations, topics, refused }, rx))
@@ -133,8 +136,8 @@ impl Running {
             }
             if let LinkEvent::Message { role, topic, payload, retain } = &ev {
                 if role.serves(Side::Ha) && *topic == conversation_requests {
-                    let toys = self.core.toys();
-                    self.conversations.handle(&self.topics, &self.links.ha, toys, topic, payload, *retain);
+                    let (toys, watching) = (self.core.toys(), self.core.watching());
+                    self.conversations.handle(&self.topics, &self.links.ha, toys, watching, topic, payload, *retain);
                     continue;
                 }
             }
@@ -152,18 +155,24 @@ impl Running {
                     p.answer(reply, &self.core);
                 }
             }
-            Ask::WatchWords((words, reply)) => match self.core.set_page_watch_words(words) {
-                Ok(out) => {
-                    self.apply(out).await;
-                    if let Some(p) = &self.page {
-                        let _ = reply.send(Ok(p.watching(&self.core)));
+            Ask::WatchWords((change, reply)) => {
+                let (taken, what) = match change {
+                    crate::web::WatchChange::Words(words) => (self.core.set_page_watch_words(words), "watch words"),
+                    crate::web::WatchChange::Lists(lists) => (self.core.set_watch_lists(lists), "ready watch lists"),
+                };
+                match taken {
+                    Ok(out) => {
+                        self.apply(out).await;
+                        if let Some(p) = &self.page {
+                            let _ = reply.send(Ok(p.watching(&self.core)));
+                        }
+                    }
+                    Err(why) => {
+                        warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "{what} not changed: {why}");
+                        let _ = reply.send(Err(why));
                     }
                 }
-                Err(why) => {
-                    warn!(topic = crate::bridge::core::PAGE_WATCH_WORDS, "watch words not changed: {why}");
-                    let _ = reply.send(Err(why));
-                }
-            },
+            }
             Ask::LetIn((sn, reply)) => match self.core.let_back_in(&sn, std::time::Instant::now()) {
                 Ok(out) => {
                     self.apply(out).await;
@@ -238,7 +247,7 @@ fn begin_day(core: &mut Core, zone: &crate::glance::Zone, reader: Option<&crate:
 enum Ask {
     /// The bridge's state now.
     Status(crate::web::StatusRequest),
-    /// To take the page's own watch words.
+    /// To take the page's own watch words, or its choice of ready lists.
     WatchWords(crate::web::WatchEdit),
     /// To let a toy deleted in Home Assistant back in.
     LetIn(crate::web::LetIn),

@@ -24,7 +24,8 @@ use crate::web::{
 
 fn watch_list(core: &Core) -> WatchList {
     let (configured, page) = core.watch_words();
-    WatchList { configured: configured.to_vec(), page: page.to_vec() }
+    let lists = crate::watch_lists::shown(core.watch_lists());
+    WatchList { configured: configured.to_vec(), page: page.to_vec(), lists }
 }
 
 /// Batches of sentences waiting for the history writer (a batch is often one
@@ -238,7 +239,7 @@ impl Page {
         });
     }
 
-    /// The page's watch words changed (the core took them).
+    /// The page's watch words or ready lists changed (the core took them).
     pub fn watching(&self, core: &Core) -> WatchList {
         self.watching.send_replace(core.watching().clone());
         watch_list(core)

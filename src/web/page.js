@@ -6,7 +6,7 @@
 const $ = (id) => document.getElementById(id);
 const state = {
   toys: [], sn: null, messages: [], history: true, error: null, searches: 0, searching: null, flagged: false,
-  watch: { configured: [], page: [] },
+  watch: { configured: [], page: [], lists: [] },
 };
 
 function el(tag, cls, text) {
@@ -187,6 +187,92 @@ function drawWatchWords(list) {
   if (!list.page.length) $("watch-page").replaceChildren(el("li", "note", "None yet."));
   $("watch-configured").replaceChildren(...list.configured.map((w) => item(w)));
   if (!list.configured.length) $("watch-configured").replaceChildren(el("li", "note", "None."));
+  drawLists();
+}
+
+// The parent's choice of the ready lists, as the bridge takes it: each list's
+// toggles and the phrases switched off.
+function listChoices() {
+  const choices = {};
+  for (const l of state.watch.lists || []) {
+    const off = l.phrases.filter((p) => !p.on).map((p) => p.phrase);
+    if (l.all || l.toys.length || off.length) choices[l.key] = { all: l.all, toys: l.toys, off };
+  }
+  return choices;
+}
+
+function checkbox(label, checked, onChange, cls) {
+  const box = el("label", cls || "check");
+  const input = el("input");
+  input.type = "checkbox";
+  input.checked = checked;
+  input.addEventListener("change", () => onChange(input.checked));
+  box.append(input, el("span", null, label));
+  return box;
+}
+
+function drawLists() {
+  const lists = state.watch.lists || [];
+  // A list whose phrases are open stays open when drawn anew.
+  const open = new Set([...document.querySelectorAll("#watch-lists details[open]")].map((d) => d.parentElement.dataset.list));
+  $("watch-lists").replaceChildren(...lists.map((l) => {
+    const c = el("div", "card list");
+    c.dataset.list = l.key;
+    c.append(el("h3", null, l.title));
+    if (l.sides === "child") c.append(el("p", "note", "Watched in the child's words only."));
+    const change = (edit) => {
+      const choices = listChoices();
+      const mine = choices[l.key] || { all: false, toys: [], off: [] };
+      edit(mine);
+      choices[l.key] = mine;
+      saveLists(choices);
+    };
+    const toggles = el("div", "toggles");
+    toggles.append(checkbox("All toys", l.all, (on) => change((m) => { m.all = on; })));
+    for (const t of state.toys) {
+      toggles.append(checkbox(t.name || t.sn, l.all || l.toys.includes(t.sn), (on) => change((m) => {
+        m.toys = on ? m.toys.concat([t.sn]) : m.toys.filter((s) => s !== t.sn);
+      }), "check toy"));
+      // On for every toy, each toy's box shows it and waits.
+      toggles.lastChild.querySelector("input").disabled = l.all;
+    }
+    c.append(toggles);
+    const off = l.phrases.filter((p) => !p.on).length;
+    const details = el("details");
+    details.open = open.has(l.key);
+    details.append(el("summary", null, `${l.phrases.length} phrases${off ? `, ${off} switched off` : ""}`));
+    const ul = el("ul", "phrases");
+    for (const p of l.phrases) {
+      const li = el("li");
+      li.append(checkbox(p.phrase, p.on, (on) => change((m) => {
+        m.off = on ? m.off.filter((x) => x !== p.phrase) : m.off.concat([p.phrase]);
+      }), "check phrase"));
+      li.lang = p.language;
+      ul.append(li);
+    }
+    details.append(ul);
+    c.append(details);
+    return c;
+  }));
+}
+
+async function saveLists(choices) {
+  const error = $("lists-error");
+  try {
+    const list = await api("api/watch_lists", {
+      method: "PUT",
+      headers: { "Content-Type": "application/json", "X-FoloToy-Page": "watch-lists" },
+      body: JSON.stringify(choices),
+    });
+    error.hidden = true;
+    state.watch = list;
+    drawWatchWords(list);
+    await loadChat(true);
+  } catch (e) {
+    error.textContent = String(e.message).replace(/^[^:]*: \d+ /, "");
+    error.hidden = false;
+    drawLists();
+  }
 }
 
 // The page's own list is sent whole; the bridge takes it or says why not, and the
@@ -240,11 +326,14 @@ function keptOutCard(k) {
 
 async function loadStatus() {
   const s = await api("api/status");
+  const toysChanged = JSON.stringify(s.toys.map((t) => [t.sn, t.name])) !== JSON.stringify(state.toys.map((t) => [t.sn, t.name]));
+  state.toys = s.toys;
   if (JSON.stringify(s.watch_words) !== JSON.stringify(state.watch)) {
     state.watch = s.watch_words;
     drawWatchWords(s.watch_words);
+  } else if (toysChanged) {
+    drawLists();
   }
-  state.toys = s.toys;
   const select = $("toy");
   const chosen = state.sn || (s.toys[0] && s.toys[0].sn);
   select.replaceChildren(...s.toys.map((t) => {

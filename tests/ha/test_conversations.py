@@ -8,12 +8,14 @@ sends on /sys/folotoy/<sn>/thing/event/post.
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from datetime import datetime
 
 import pytest
 
 from folotoy_parts import BUNNY, child_says, toy_says
-from ha_harness import wait_until
+from ha_harness import free_port, wait_until
 
 HEARD = f"sensor.folotoy_{BUNNY}_heard"
 SAID = f"sensor.folotoy_{BUNNY}_said"
@@ -23,12 +25,18 @@ CONVERSATION_TOPIC = f"folotoy/{BUNNY}/conversation"
 ALERT = f"event.folotoy_{BUNNY}_alert"
 ALERT_TOPIC = f"folotoy/{BUNNY}/alert"
 
+# The page, where a parent turns the ready watch lists on.
+PAGE_PORT = free_port()
+
 # "knife" in anyone's words, "刀" in the child's, "stupid" in the toy's.
-BRIDGE_EXTRA_YAML = """\
+BRIDGE_EXTRA_YAML = f"""\
 watch_words:
   - knife
-  - {phrase: 刀, side: child}
-  - {phrase: stupid, side: toy}
+  - {{phrase: 刀, side: child}}
+  - {{phrase: stupid, side: toy}}
+web:
+  enabled: true
+  port: {PAGE_PORT}
 """
 
 # The automation editor saves into automations.yaml; helpers record what triggered.
@@ -43,6 +51,9 @@ input_text:
     max: 255
   alert_message:
     name: Alert message
+    max: 255
+  urgent_alert:
+    name: Urgent alert
     max: 255
 counter:
   baths:
@@ -268,6 +279,55 @@ def test_the_watch_word_blueprint_tells_a_parent_what_the_child_and_the_toy_said
     steps = sorted(t["last_step"].split("/")[0] for t in runs())
     assert steps == ["action", "condition"], f"the toy's words must stop at the condition: {runs()}"
     assert ha.state("input_text.alert_message")["state"] == "Bunny heard 'knife': I found a KNIFE"
+
+
+def _choose_lists(choices: dict) -> None:
+    """What the page's Watch words tab sends when a parent turns ready lists on."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{PAGE_PORT}/api/watch_lists",
+        data=json.dumps(choices).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json", "X-FoloToy-Page": "watch-lists"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def test_the_watch_word_blueprint_sends_a_distress_alert_as_a_critical_notification(homeassistant, toy_device, mqtt):
+    ha = homeassistant
+    _choose_lists({"distress": {"all": True}})
+    # The phone's notify action as a parent would write it, here recording what it would send.
+    ha.automation_from_blueprint(
+        "notify_on_watch_word.yaml",
+        "urgent_watch",
+        "urgent watch",
+        {
+            "alert": [ALERT],
+            "notify": [
+                {
+                    "action": "input_text.set_value",
+                    "target": {"entity_id": "input_text.urgent_alert"},
+                    "data": {"value": "{{ category }} {{ urgent }} {{ notification_data | tojson }}"},
+                }
+            ],
+        },
+    )
+    try:
+        child_says(mqtt, 70, "Nobody loves me")
+        ha.wait_for_state("input_text.urgent_alert", predicate=lambda s: s["state"].startswith("distress "))
+        category, urgent, data = ha.state("input_text.urgent_alert")["state"].split(" ", 2)
+        assert (category, urgent) == ("distress", "True")
+        assert json.loads(data) == {
+            "push": {"sound": {"name": "default", "critical": 1, "volume": 1.0}},
+            "ttl": 0,
+            "priority": "high",
+            "channel": "alarm_stream",
+        }
+        # A parent's own watch word is not urgent by default: an ordinary notification.
+        child_says(mqtt, 71, "I found a KNIFE")
+        ha.wait_for_state("input_text.urgent_alert", state="own False {}")
+    finally:
+        _choose_lists({})
 
 
 # Home Assistant's own, not the bridge's (which leaves the device's config alone then): each

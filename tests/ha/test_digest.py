@@ -1,12 +1,13 @@
-"""A toy's day in a real Home Assistant: `folotoy.get_conversation` asks the bridge (its page,
-and so its conversation history, on) over MQTT for the day's exchanges, and the `daily_digest`
-blueprint has an AI task (tests/ha/e2e_ai, a fixed answer) summarize them for a parent."""
+"""A toy's day and week in a real Home Assistant: `folotoy.get_conversation` asks the bridge (its
+page, and so its conversation history, on) over MQTT for the exchanges of a day or of up to seven,
+with how much the toy talked each day; the `daily_digest` and `weekly_report` blueprints have an AI
+task (tests/ha/e2e_ai, a fixed answer) summarize them for a parent."""
 
 from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ import pytest
 from folotoy_parts import BUNNY, child_says, toy_says
 from ha_harness import free_port, wait_until
 
-BRIDGE_EXTRA_YAML = f"web:\n  enabled: true\n  port: {free_port()}\n"
+# "dragons", a watch word of the parents': the week counts the sentences that hold it.
+BRIDGE_EXTRA_YAML = f"watch_words:\n  - dragons\nweb:\n  enabled: true\n  port: {free_port()}\n"
 HA_CUSTOM_COMPONENTS = {"e2e_ai": Path(__file__).parent / "e2e_ai"}
 HA_CONFIG_ENTRIES = ("e2e_ai",)
 HA_EXTRA_YAML = "automation: !include automations.yaml\n"
@@ -83,7 +85,47 @@ def test_get_conversation_returns_the_days_exchanges_by_device_or_entity(homeass
 
 def test_a_day_with_nothing_said_is_empty(homeassistant, bunny):
     day = conversation(homeassistant, device_id=bunny, date="2020-02-29")
-    assert day == {"toy": "Bunny", "date": "2020-02-29", "exchanges": [], "transcript": "", "truncated": False}
+    assert day == {
+        "toy": "Bunny",
+        "date": "2020-02-29",
+        "exchanges": [],
+        "transcript": "",
+        "truncated": False,
+        "days": [{"date": "2020-02-29", "exchanges": 0, "talk_minutes": 0, "alerts": {}}],
+    }
+
+
+def test_a_week_gives_each_days_talk_and_the_exchanges_with_their_day(homeassistant, bunny):
+    ha = homeassistant
+    day = morning(ha, bunny)
+    today = datetime.now(UTC).date()
+    week = conversation(ha, device_id=bunny, days=7)
+    assert (week["first_date"], week["date"]) == ((today - timedelta(days=6)).isoformat(), today.isoformat())
+    assert week["exchanges"] == day["exchanges"]
+    assert [d["date"] for d in week["days"]] == [(today - timedelta(days=6 - n)).isoformat() for n in range(7)]
+    assert week["days"][:6] == [
+        {"date": d["date"], "exchanges": 0, "talk_minutes": 0, "alerts": {}} for d in week["days"][:6]
+    ]
+    # Counted as the day sensors count (the answer's parts may come in the same millisecond as
+    # the question: no minute then).
+    sensors = {k: ha.state(f"sensor.folotoy_{BUNNY}_{k}_today")["state"] for k in ("exchanges", "talk_time")}
+    assert week["days"][6] == {
+        "date": today.isoformat(),
+        "exchanges": 1,
+        "talk_minutes": int(sensors["talk_time"]),
+        # The child's question and the answer's first part hold "dragons".
+        "alerts": {"own": 2},
+    }, (week["days"], sensors)
+    assert sensors["exchanges"] == "1"
+    heard = day["exchanges"][0]
+    assert week["transcript"].splitlines()[0] == f"{today.isoformat()} {heard['time'][11:16]} Child: Can dragons swim?"
+    assert day["days"] == week["days"][6:], "a day's own count is the week's for that day"
+
+
+@pytest.mark.ha_log_allow(r"value must be at most 7|days")
+def test_more_than_a_week_is_refused(homeassistant, bunny):
+    with pytest.raises(RuntimeError, match="7"):
+        conversation(homeassistant, device_id=bunny, days=8)
 
 
 @pytest.mark.ha_log_allow(r"is not a device or entity Home Assistant knows", r"is not a toy the bridge announced")
@@ -110,6 +152,31 @@ def test_the_daily_digest_blueprint_sends_the_ais_summary_of_the_day(homeassista
     digest = wait_until(lambda: [n for n in ha.notifications() if n[0] == "Bunny: the day"], 10, "the digest")
     # The AI got the day's transcript: it ends with the toy's answer.
     assert digest == [("Bunny: the day", "A calm day. Last: " + last_line(ha, bunny))], digest
+
+
+def test_the_weekly_report_blueprint_sends_each_days_talk_and_the_ais_summary_of_the_week(homeassistant, bunny):
+    ha = homeassistant
+    morning(ha, bunny)
+    ha.automation_from_blueprint(
+        "weekly_report.yaml", "weekly", "weekly", {"weekday": "mon", "time": "23:59:59", "toy": bunny, "ai_task": AI}
+    )
+    # As if its day and time had come.
+    ha.call_service("automation", "trigger", {"skip_condition": True}, entity_id="automation.weekly")
+
+    report = wait_until(lambda: [n for n in ha.notifications() if n[0] == "Bunny: the week"], 10, "the report")
+    lines = report[0][1].splitlines()
+    today = datetime.now(UTC).date()
+    first = (today - timedelta(days=6)).isoformat()
+    minutes = conversation(ha, device_id=bunny)["days"][0]["talk_minutes"]
+    assert lines[0] == f"{first} to {today.isoformat()}: 1 exchange, {minutes} minutes of talk. Alerts: own 2.", lines
+    assert lines[1:8] == [
+        f"{(today - timedelta(days=6 - n)).strftime('%a %d %b')}: {int(n == 6)} exchange{'' if n == 6 else 's'}, "
+        f"{minutes if n == 6 else 0} min{'; alerts: own 2' if n == 6 else ''}"
+        for n in range(7)
+    ], lines
+    # The AI got the week's transcript: it ends with the toy's answer, its day before its time.
+    last = conversation(ha, device_id=bunny, days=7)["transcript"].splitlines()[-1]
+    assert lines[-1] == f"A calm day. Last: {last}", lines
 
 
 def last_line(ha, bunny: str) -> str:

@@ -72,3 +72,17 @@ def test_a_question_called_off_as_its_hearing_comes_leaves_the_hearing_for_the_n
         return await hearings.take(LIGHTS, wait=0.01)
 
     assert asyncio.run(run()) == "bunny"
+
+
+def test_a_cloud_toys_hearing_is_no_other_questions():
+    """A cloud toy's question is answered without a hearing; the bridge's event of what it heard
+    then comes, and must not send a self-hosted toy's question with the same words to its room."""
+
+    async def run() -> list[str | None]:
+        hearings = Hearings(asyncio.get_running_loop())
+        hearings.claim("cloudy", LIGHTS)
+        hearings.heard("cloudy", "Turn on the lights.")
+        hearings.heard("bunny", LIGHTS)
+        return [await hearings.take(LIGHTS, wait=0.01), await hearings.take(LIGHTS, wait=0.01)]
+
+    assert asyncio.run(run()) == ["bunny", None]

@@ -127,8 +127,8 @@ def test_every_module_the_integration_imports_from_home_assistant_is_a_dependenc
                 imported |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("homeassistant.components."):
                 imported.add(node.module.split(".")[2])
-    # media_player is the platform it provides.
-    assert imported - {"media_player"} <= set(m_deps(manifest())), imported
+    # media_player and binary_sensor are the platforms it provides.
+    assert imported - {"media_player", "binary_sensor"} <= set(m_deps(manifest())), imported
 
 
 def test_config_flow_true_comes_with_a_config_flow_module():
@@ -140,18 +140,61 @@ def test_every_step_abort_error_and_exception_the_code_uses_has_an_english_text(
     en = flatten(translations("en"))
     options_steps = used_in_code("step_id", within=options_flow())
     assert options_steps == {"init", "key"}, options_steps
-    for step in used_in_code("step_id"):
+    cloud = ast.parse((INTEGRATION / "cloud_flow.py").read_text())
+    others = [ast.parse(p.read_text()) for p in INTEGRATION.glob("*.py") if p.name != "cloud_flow.py"]
+    for step in set().union(*(used_in_code("step_id", within=t) for t in others)):
         flow = "options" if step in options_steps else "config"
         assert f"{flow}.step.{step}.title" in en or f"{flow}.step.{step}.description" in en, step
     # The entry's creation shows the toy's brain's key, this once.
     assert "{key}" in en["config.create_entry.default"]
     assert "{key}" in en["options.step.key.description"]
-    for reason in used_in_code("reason") | {"single_instance_allowed", "already_configured"}:
+    for reason in set().union(*(used_in_code("reason", within=t) for t in others)) | {
+        "single_instance_allowed",
+        "already_configured",
+    }:
         assert f"config.abort.{reason}" in en, reason
     for key in used_in_code("translation_key"):
         assert f"exceptions.{key}.message" in en, key
     for error in form_errors():
         assert f"config.error.{error}" in en, error
+    # A cloud toy's subentry flow (cloud_flow.py): its steps, errors and aborts.
+    subentry = "config_subentries.cloud_toy"
+    assert en[f"{subentry}.entry_type"] and en[f"{subentry}.initiate_flow.user"]
+    for step in used_in_code("step_id", within=cloud):
+        assert f"{subentry}.step.{step}.title" in en or f"{subentry}.step.{step}.description" in en, step
+    for action in used_in_code("progress_action", within=cloud):
+        assert f"{subentry}.progress.{action}" in en, action
+    for reason in used_in_code("reason", within=cloud) | {"reconfigure_successful"}:
+        assert f"{subentry}.abort.{reason}" in en, reason
+    for error in assigned_strings(cloud, "errors") | dict_strings(cloud, "ERRORS"):
+        assert f"{subentry}.error.{error}" in en, error
+    # The repair issues a cloud toy's channel raises (cloud_toys.py).
+    for issue in dict_strings(ast.parse((INTEGRATION / "cloud_toys.py").read_text()), "ISSUES"):
+        assert f"issues.{issue}.title" in en and f"issues.{issue}.description" in en, issue
+
+
+def assigned_strings(tree: ast.AST, name: str) -> set[str]:
+    """Every string constant assigned to an item of `name` (`errors["base"] = "..."`)."""
+    return {
+        node.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Subscript)
+        and isinstance(node.targets[0].value, ast.Name)
+        and node.targets[0].value.id == name
+        and isinstance(node.value, ast.Constant)
+    }
+
+
+def dict_strings(tree: ast.AST, name: str) -> set[str]:
+    """The string values of the module-level dict `name`."""
+    found = next(
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id == name
+    )
+    assert isinstance(found, ast.Dict), name
+    return {v.value for v in found.values if isinstance(v, ast.Constant)}
 
 
 def form_errors() -> set[str]:

@@ -270,6 +270,49 @@ def test_a_watch_word_added_on_the_page_flags_what_is_said_next(page, mqtt):
     expect(page.locator("#watch-page li")).to_have_text(["None yet."])
 
 
+def test_a_ready_list_turned_on_on_the_page_flags_its_phrases_but_one_switched_off(page, mqtt):
+    expect = playwright_sync.expect
+    page.click("nav button[data-tab=watch]")
+    lists = page.locator("#watch-lists .list")
+    expect(lists.locator("h3")).to_have_text(
+        [
+            "Distress and self-harm",
+            "Danger: weapons, fire, medicines",
+            "Personal information: address, phone, school, passwords",
+            "Secrets kept from parents",
+            "Adult content",
+        ]
+    )
+    danger = page.locator("#watch-lists .list[data-list=danger]")
+    every_toy = danger.get_by_label("All toys")
+    expect(every_toy).not_to_be_checked()
+    every_toy.check()
+    # On for every toy, the toy's own box shows it and waits.
+    expect(danger.get_by_label("Bunny")).to_be_checked()
+    expect(danger.get_by_label("Bunny")).to_be_disabled()
+    danger.locator("summary").click()
+    expect(danger.get_by_label("火柴", exact=True)).to_be_checked()  # both languages
+    danger.get_by_label("pills", exact=True).uncheck()
+    expect(danger.locator("summary")).to_contain_text("1 switched off")
+    expect(danger.get_by_label("pills", exact=True)).not_to_be_checked()
+
+    page.click("nav button[data-tab=conversations]")
+    child_says(mqtt, 18, "I found the pills and the matches")
+    expect(page.locator(".msg.heard").last).to_contain_text("⚑ matches")
+    expect(page.locator(".msg.heard").last).not_to_contain_text("pills,")
+
+    # What the page shows is the bridge's: reloaded, the choice is still there.
+    page.reload()
+    page.wait_for_selector("#toy option", state="attached")
+    page.click("nav button[data-tab=watch]")
+    danger = page.locator("#watch-lists .list[data-list=danger]")
+    expect(danger.get_by_label("All toys")).to_be_checked()
+    expect(danger.locator("summary")).to_contain_text("1 switched off")
+    danger.get_by_label("All toys").uncheck()
+    expect(danger.get_by_label("Bunny")).to_be_enabled()
+    expect(danger.get_by_label("Bunny")).not_to_be_checked()
+
+
 def test_clear_empties_the_toys_history_and_it_stays_empty_after_a_restart(page, page_bridge, ingress, browser):
     expect = playwright_sync.expect
     expect(page.locator("#chat .msg").first).to_be_visible()

@@ -15,6 +15,7 @@ import json
 import random
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ DAY = {
         {"t": 1_700_000_001_000, "kind": "said", "text": "Hi there!", "role": 3},
     ],
     "truncated": False,
+    "days": [{"day": "2023-11-14", "exchanges": 1, "talk_minutes": 1, "alerts": {"own": 1, "danger": 2}}],
 }
 CONFIG = {
     "origin": {"name": "folotoy-ha-bridge"},
@@ -86,16 +88,27 @@ BRIDGE = {
     "screen_response_topic": "folotoy/bridge/screen/verdict",
     "conversation_topic": "folotoy/{sn}/conversation",
     "toy_node": "folotoy_{sn_lower}",
+    "cloud_topic": "folotoy/{sn}/cloud",
     "origin": {"name": "folotoy-ha-bridge", "sw_version": "1.0.0"},
 }
+NOTIFY = {"id": "n1", "text": "Time to brush your teeth"}
 
 
 def understood_heard(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
 
+def understood_notify(value: Any) -> bool:
+    return isinstance(value, payloads.Notify) and isinstance(value.id, str) and value.id and value.text.strip()
+
+
 def understood_verdict(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(p, str) for p in value)
+    return (
+        isinstance(value, payloads.Verdict)
+        and isinstance(value.phrases, list)
+        and all(isinstance(p, str) for p in value.phrases)
+        and isinstance(value.quiet, bool)
+    )
 
 
 def understood_day(value: Any) -> bool:
@@ -109,6 +122,15 @@ def understood_day(value: Any) -> bool:
             and isinstance(e.child, bool)
             and (e.role is None or type(e.role) is int)
             for e in value.exchanges
+        )
+        and (
+            value.talk is None
+            or all(
+                type(t.exchanges) is int
+                and type(t.talk_minutes) is int
+                and all(isinstance(c, str) and type(n) is int for c, n in t.alerts.items())
+                for t in value.talk
+            )
         )
     )
 
@@ -128,8 +150,10 @@ def understood_bridge(value: Any) -> bool:
         return False
     # Its templates work: a toy's events are subscribed to, and map back to the toy's node.
     topic = value.conversation_topic.replace("{sn}", "F234103026")
+    cloud = value.cloud_topic is None or value.cloud_sn(value.cloud("F234103026", "notify"), "notify") == "F234103026"
     return (
-        value.heard_topic.count("+") == 1
+        cloud
+        and value.heard_topic.count("+") == 1
         and value.heard_by(topic) == value.node_of("F234103026")
         and value.sn_of(value.node_of("F234103026")) == "f234103026"
     )
@@ -142,6 +166,7 @@ READERS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], bool], type[Value
     "conversation answer": (payloads.day, understood_day, payloads.Unreadable),
     "player config": (payloads.player_config, understood_config, payloads.Unreadable),
     "bridge config": (payloads.bridge_config, understood_bridge, payloads.Unreadable),
+    "notify": (payloads.notify, understood_notify, payloads.Unreadable),
 }
 
 
@@ -201,6 +226,9 @@ def test_a_heard_event_gives_the_childs_words_and_the_toys_own_sentences_are_no_
         ({"phrases": [None]}, "phrases holds something other than text"),
         ({"phrases": ["knife", 1]}, "phrases holds something other than text"),
         ({"phrases": [["knife"]]}, "phrases holds something other than text"),
+        ({"phrases": [], "quiet": None}, "quiet is null, not true or false"),
+        ({"phrases": [], "quiet": 1}, "quiet is a number, not true or false"),
+        ({"phrases": [], "quiet": "true"}, "quiet is text, not true or false"),
         ({"phrases": json.loads("[" * 1000 + "]" * 1000)}, "phrases holds something other than text"),
     ],
 )
@@ -208,9 +236,11 @@ def test_a_verdict_that_cannot_be_read_is_refused_never_taken_for_watch_words_or
     assert why in read("verdict", json.dumps(verdict))[1]
 
 
-def test_a_verdict_names_the_watch_words_found_or_none():
-    assert payloads.verdict(json.dumps(VERDICT)) == ["knife"]
-    assert payloads.verdict('{"phrases": []}') == []
+def test_a_verdict_names_the_watch_words_found_or_none_and_whether_the_toy_is_quiet():
+    assert payloads.verdict(json.dumps(VERDICT)) == payloads.Verdict(["knife"], quiet=False)
+    assert payloads.verdict('{"phrases": []}') == payloads.Verdict([], quiet=False), "an older bridge: not quiet"
+    assert payloads.verdict('{"phrases": [], "quiet": true}') == payloads.Verdict([], quiet=True)
+    assert payloads.verdict('{"phrases": ["knife"], "quiet": false}') == payloads.Verdict(["knife"], quiet=False)
 
 
 def test_a_verdict_gives_the_line_a_resting_toy_says_and_a_line_that_cannot_be_said_is_refused():
@@ -233,6 +263,22 @@ def test_a_verdict_gives_the_line_a_resting_toy_says_and_a_line_that_cannot_be_s
         ({"messages": [], "truncated": "yes"}, "truncated is text, not true or false"),
         ({"messages": [], "truncated": None}, "truncated is null, not true or false"),
         ({"messages": [], "truncated": 1}, "truncated is a number"),
+        ({"messages": [], "days": {}}, "days is an object, not a list"),
+        ({"messages": [], "days": [1]}, "a day is a number, not an object"),
+        ({"messages": [], "days": [{"day": "monday", "exchanges": 1, "talk_minutes": 1}]}, "a day's day is text"),
+        ({"messages": [], "days": [{"day": "2026-12-01", "exchanges": -1, "talk_minutes": 1}]}, "exchanges"),
+        ({"messages": [], "days": [{"day": "2026-12-01", "exchanges": 1, "talk_minutes": 1.5}]}, "talk_minutes"),
+        (
+            {
+                "messages": [],
+                "days": [{"day": "2026-12-01", "exchanges": 1, "talk_minutes": 1, "alerts": {"own": "1"}}],
+            },
+            "alerts are not counts by category",
+        ),
+        (
+            {"messages": [], "days": [{"day": "2026-12-01", "exchanges": 1, "talk_minutes": 1, "alerts": [1]}]},
+            "alerts are not counts by category",
+        ),
     ],
 )
 def test_a_conversation_answer_that_cannot_be_read_is_refused_with_the_field_that_is_wrong(answer, why):
@@ -263,6 +309,14 @@ def test_a_conversation_answers_messages_that_cannot_be_read_are_left_out_and_co
         (1_700_000_001_000, "Hi there!", False, 3),
     ]
     assert day.left_out == (len(bad), "a message is null, not an object")
+
+
+def test_a_conversation_answer_says_how_much_the_toy_talked_each_day_and_an_older_bridges_does_not():
+    day, why = read("conversation answer", json.dumps(DAY))
+    assert why is None
+    assert day.talk == [payloads.Talk(date(2023, 11, 14), 1, 1, {"own": 1, "danger": 2})]
+    older, _ = read("conversation answer", json.dumps({k: v for k, v in DAY.items() if k != "days"}))
+    assert older.talk is None
 
 
 def test_a_bridge_that_refuses_says_why_whatever_its_error_is():
@@ -315,6 +369,10 @@ def test_a_player_config_of_the_bridge_is_read_and_anyone_elses_is_not_the_bridg
         ({"conversation_topic": "folotoy/{sn}/{sn}"}, "does not have {sn} as one level"),
         ({"toy_node": "folotoy_{sn}"}, "toy_node 'folotoy_{sn}' does not hold {sn_lower} once"),
         ({"toy_node": "{sn_lower}{sn_lower}"}, "does not hold {sn_lower} once"),
+        ({"cloud_topic": 5}, "cloud_topic is not text"),
+        ({"cloud_topic": "folotoy/+/cloud"}, "cloud_topic 'folotoy/+/cloud' is not a topic"),
+        ({"cloud_topic": "folotoy/cloud"}, "cloud_topic 'folotoy/cloud' does not have {sn} as one level"),
+        ({"cloud_topic": "folotoy/{sn}_x/cloud"}, "does not have {sn} as one level"),
     ],
 )
 def test_a_bridge_config_that_cannot_be_read_is_refused_with_the_field_that_is_wrong(change, why):
@@ -329,8 +387,34 @@ def test_a_bridge_config_maps_each_toys_conversation_topic_to_its_device_and_any
     assert bridge.sn_of("folotoy_f234103026") == "f234103026"
     assert bridge.heard_by("folotoy/F234103026/alert") is None, "not a Conversation event"
     assert bridge.sn_of("folotoy_") is None and bridge.sn_of("kitchen_lamp") is None
+    assert bridge.cloud("C10ud", "event") == "folotoy/C10ud/cloud/event", "the serial number as the toy's code has it"
+    older, _ = read("bridge config", json.dumps({k: v for k, v in BRIDGE.items() if k != "cloud_topic"}))
+    assert older.cloud_topic is None, "a bridge older than cloud toys has no relay"
     for origin in (None, "folotoy-ha-bridge", {"name": None}, {"name": "someone-else"}, [BRIDGE["origin"]]):
         assert read("bridge config", json.dumps({**BRIDGE, "origin": origin})) == (None, None), origin
+
+
+def test_a_bridge_config_names_each_cloud_toys_relay_topics_and_an_older_bridges_has_none():
+    bridge, _ = read("bridge config", json.dumps(BRIDGE))
+    assert bridge.cloud("a1B2c3", "hello") == "folotoy/a1B2c3/cloud/hello"
+    assert bridge.cloud_sn("folotoy/a1B2c3/cloud/notify", "notify") == "a1B2c3"
+    assert bridge.cloud_sn("folotoy/a1B2c3/cloud/notified", "notify") is None
+    assert bridge.cloud_sn("folotoy/a1B2c3/conversation", "notify") is None
+    older, _ = read("bridge config", json.dumps({k: v for k, v in BRIDGE.items() if k != "cloud_topic"}))
+    assert older.cloud_topic is None and older.cloud_sn("folotoy/a1B2c3/cloud/notify", "notify") is None
+
+
+@pytest.mark.parametrize(
+    ("notify", "why"),
+    [
+        ({"text": "Hi"}, "id is null, not text"),
+        ({"id": 5, "text": "Hi"}, "id is a number, not text"),
+        ({"id": "n1"}, "text is null, not text"),
+        ({"id": "n1", "text": "  "}, "text is empty: nothing to say"),
+    ],
+)
+def test_a_notify_that_cannot_be_read_is_refused_with_the_field_that_is_wrong(notify, why):
+    assert read("notify", json.dumps(notify))[1] == why
 
 
 # --- the property: random JSON, and valid payloads with one field replaced at random.
@@ -358,6 +442,7 @@ FIELDS = [
     *CONFIG,
     *CONFIG["device"],
     *BRIDGE,
+    *NOTIFY,
 ]
 
 
@@ -398,6 +483,7 @@ VALID = {
     "conversation answer": [DAY],
     "player config": [CONFIG],
     "bridge config": [BRIDGE],
+    "notify": [NOTIFY],
 }
 
 

@@ -101,11 +101,10 @@ impl Concerns {
             }
             HaInbound::Command { sn, key, payload } => self.on_command(cx, topic, &sn, &key, &payload),
             HaInbound::Screen { id, sn, text } => {
-                let toy = sn.as_deref().and_then(|s| Sn::parse(s).ok()).filter(|sn| cx.toys.has(sn));
-                if let Some(sn) = &toy {
-                    self.limits.screened(cx, sn);
+                if let Some(toy) = sn.as_deref().and_then(|s| Sn::parse(s).ok()).filter(|sn| cx.toys.has(sn)) {
+                    self.limits.screened(cx, &toy);
                 }
-                self.watching.screen(cx, topic, &id, toy.as_ref(), &text)
+                self.watching.screen(cx, topic, &id, sn.as_deref(), &text)
             }
             HaInbound::Cloud { sn, msg } => self.on_cloud(cx, topic, &sn, msg, at),
             // Our own config coming back, or one we emptied ourselves.

@@ -189,7 +189,7 @@ impl Talk {
 /// its speaker's side. Only while Home Assistant is up, as the
 /// Conversation events: an event is not kept for later.
 fn watch(cx: &mut Cx, watching: &WatchWords, sn: &Sn, spoken: Spoken) {
-    let phrases = watching.hits(spoken.speaker, spoken.sentence);
+    let phrases = watching.found(Some(sn.as_str()), spoken.speaker, spoken.sentence);
     if phrases.is_empty() {
         return;
     }

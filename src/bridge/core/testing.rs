@@ -128,7 +128,7 @@ pub(super) fn concerns() -> Concerns {
         server: server::Server::new(ServerState::default()),
         announcements: Default::default(),
         talk: Default::default(),
-        watching: watching::Watching::new(&[], Vec::new(), &mut logs),
+        watching: watching::Watching::new(&[], Vec::new(), Default::default(), &mut logs),
         limits: Default::default(),
     }
 }

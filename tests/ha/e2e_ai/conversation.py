@@ -11,6 +11,8 @@ tests need, streamed a piece at a time as a real model's are, with no model.
 - "wait for me ...": answers once the action e2e_ai.release is called (sensor.e2e_agent_waiting
   counts the turns waiting);
 - "where am i": the area of the device it was asked from, as an LLM agent is told it;
+- "tell me everything": markdown (a title, bold, a link), then the same sentence over and
+  over, far longer than a toy should read out;
 - anything else: what it was asked, and the extra instructions it got (the role's prompt).
 
 sensor.e2e_agent_turn says where the last turn is, with its text: "started", "acted" once it
@@ -33,6 +35,11 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 STORY = ["Once upon a time, a dragon lived by the sea. ", "It learned to fly. ", "The end."]
 SHARP = ["Let me think. ", "Here is a knife for you. ", "Be careful."]
+EVERYTHING = [
+    "# All about **rabbits**\n",
+    "Rabbits [hop](https://example.com/rabbits). ",
+    *["Rabbits like carrots and they hop all day long in the green fields. "] * 30,
+]
 LAMP = "light.kitchen_lamp"
 TURN = "sensor.e2e_agent_turn"
 WAITING = "sensor.e2e_agent_waiting"
@@ -94,6 +101,8 @@ class E2eAgent(conversation.ConversationEntity):
             parts, lamp_after = SHARP, 2
         elif text.startswith("wait for me"):
             parts = ["Thanks for waiting."]
+        elif text == "tell me everything":
+            parts = EVERYTHING
         elif text == "where am i":
             parts = [f"In {self._area(user_input.device_id)}."]
         else:
@@ -105,7 +114,7 @@ class E2eAgent(conversation.ConversationEntity):
                 if i == lamp_after:
                     await asyncio.sleep(5)
                     await self._turn_on_the_lamp(text)
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(0.3 if parts is not EVERYTHING else 0.05)
                 yield {"content": part}
 
         async for _ in chat_log.async_add_delta_content_stream(self.entity_id, stream()):
