@@ -362,6 +362,29 @@ mod tests {
     }
 
     #[test]
+    fn the_daily_limit_and_bedtime_take_minutes_a_press_on_off_times_of_day_and_lines() {
+        let limit = |s: LimitSetting| Ok(HaCommand::Limits(s));
+        let at = |h, m| TimeOfDay::hm(h, m).unwrap();
+        assert_eq!(run("daily_limit", "90"), limit(LimitSetting::DailyLimit(90)));
+        assert_eq!(run("daily_limit", "0.0"), limit(LimitSetting::DailyLimit(0)));
+        assert_eq!(run("allow_more_talk", "PRESS"), limit(LimitSetting::AllowMore));
+        assert_eq!(run("bedtime", "ON"), limit(LimitSetting::Bedtime(true)));
+        assert_eq!(run("bedtime_from", "21:30"), limit(LimitSetting::BedtimeFrom(at(21, 30))));
+        assert_eq!(run("bedtime_until", "07:00:00"), limit(LimitSetting::BedtimeUntil(at(7, 0))));
+        assert_eq!(run("goodbye_line", " Bye! "), limit(LimitSetting::GoodbyeLine(Some("Bye!".into()))));
+        assert_eq!(run("bedtime_line", ""), limit(LimitSetting::BedtimeLine(None)), "empty: the default again");
+        for bad in ["721", "-1", "1.5", "NaN"] {
+            assert!(matches!(run("daily_limit", bad), Err(CommandError::Range(_))), "{bad}");
+        }
+        assert!(matches!(run("daily_limit", "lots"), Err(CommandError::NotANumber(_))));
+        assert!(matches!(run("allow_more_talk", "ON"), Err(CommandError::NotPress(_))));
+        assert!(matches!(run("bedtime", "yes"), Err(CommandError::NotOnOff(_))));
+        let err = run("bedtime_from", "25:00").unwrap_err();
+        assert!(matches!(err, CommandError::NotATime(_)) && err.to_string().contains("HH:MM"), "{err}");
+        assert_eq!(run("goodbye_line", &"a".repeat(256)), Err(CommandError::TooLong(256, 255)));
+    }
+
+    #[test]
     fn a_huge_payload_is_shortened_in_the_reason() {
         let err = run("volume", &"9".repeat(5000)).unwrap_err().to_string();
         assert!(err.len() < 200, "{err}");
