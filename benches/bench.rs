@@ -8,6 +8,8 @@
 //!   forwarder that does nothing else (the ceiling of any bridge).
 //! - startup: start to all discovery published, for 1, 100 and 1,000 toys.
 //! - memory and idle CPU of the bridge process, from /proc.
+//! - search over the history a busy toy makes (a week of stories, and a flood:
+//!   `BENCH_ONLY=stories`, p50 and p99),
 //! - search over a 45 MB history, and how soon a live sentence reaches the
 //!   page while pages search it without pause, on a tuned broker and on one
 //!   set up as Home Assistant's Mosquitto add-on.
@@ -26,6 +28,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 
 #[path = "../tests/common/chunked.rs"]
 mod chunked;
+mod stories;
 use tokio::sync::mpsc;
 
 const COMMANDS: usize = 10_000;
@@ -576,6 +579,15 @@ fn main() {
             println!("{s}");
             return;
         }
+        if only == "stories" {
+            let runs = std::env::var("BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(200);
+            println!("| query | p50 | p99 | runs |");
+            println!("|---|---|---|---|");
+            for row in stories::rows(runs) {
+                println!("{row}");
+            }
+            return;
+        }
         if only == "live" {
             println!("{}", live_row(Tuning::Tuned.name(), live_while_searching(Tuning::Tuned).await));
             println!("{}", live_row(Tuning::AddOn.name(), live_while_searching(Tuning::AddOn).await));
@@ -597,6 +609,7 @@ fn main() {
             return;
         }
         let searched = search_times();
+        let story_rows = stories::rows(100);
         let live = [
             live_row(Tuning::Tuned.name(), live_while_searching(Tuning::Tuned).await),
             live_row(Tuning::AddOn.name(), live_while_searching(Tuning::AddOn).await),
@@ -648,6 +661,9 @@ fn main() {
             100.0 * events.bare / events.one_hop_qos0
         );
         println!("{searched}");
+        for row in &story_rows {
+            println!("{row}");
+        }
         for row in &live {
             println!("{row}");
         }

@@ -117,6 +117,8 @@ pub enum HistoryError {
     Lost(String),
     #[error("writing the conversation history failed: {0}")]
     Panicked(String),
+    #[error("{0} exchanges begin then: nothing deleted; name one by a time only it begins in")]
+    Ambiguous(usize),
 }
 
 impl HistoryError {
@@ -644,25 +646,9 @@ impl Reader {
         Ok(Searcher { conn, reader: self.clone() })
     }
 
-    /// Deletes everything kept of one toy, for good: SQLite otherwise leaves
-    /// deleted text in the file's free pages, in the search index until its
-    /// segments merge, and in older copies of the pages in the write-ahead
-    /// log, where anyone with the files or a backup of them could read it.
+    /// Deletes everything kept of one toy, for good (see [`Reader::forget`]).
     pub fn clear(&self, sn: &Sn) -> Result<(), HistoryError> {
-        self.watched(self.erase(sn))
-    }
-
-    fn erase(&self, sn: &Sn) -> Result<(), HistoryError> {
-        let path = &self.path;
-        let conn = self.connect(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        conn.pragma_update(None, "secure_delete", "ON").map_err(sql(path))?;
-        conn.execute("DELETE FROM lines WHERE sn = ?", [sn.as_str()]).map_err(sql(path))?;
-        conn.execute("INSERT INTO lines_text (lines_text) VALUES ('optimize')", []).map_err(sql(path))?;
-        // Every page into the database and the log emptied. A search still
-        // reading an older state keeps the log's pages until it ends; they
-        // are then overwritten as the log is reused.
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(sql(path))?;
-        Ok(())
+        self.forget(&Forget::Toy(sn.clone())).map(drop)
     }
 }
 
@@ -691,73 +677,178 @@ impl Searcher {
         self.reader.watched(self.find(query, limit, now_ms))
     }
 
+    /// Hits are read newest first only until `limit` messages are found: a common
+    /// word's are never all read, nor sorted. The index gives them in the order they
+    /// were written, which is time order unless the clock was put back or an earlier
+    /// version's files were imported; where that would change what is found, they are
+    /// read again sorted by time.
     fn find(&self, query: &str, limit: usize, now_ms: u64) -> Result<Vec<(String, Message)>, HistoryError> {
-        let path = &self.reader.path;
         let needle = query.to_lowercase();
-        let hits = self.hits(query, &needle, limit * 4, now_ms)?;
-        let mut found: Vec<(String, Message)> = Vec::new();
-        for (sn, t, kind, text, recording_id) in hits {
-            let message = if kind == LineKind::Heard {
-                Message { t, kind, text, role: None, recording_id }
-            } else {
-                // The answer the sentence belongs to: its neighbours joined as the page joins them.
-                let around = lines_where(
-                    &self.conn,
-                    path,
-                    "sn = ?1 AND t >= ?2 AND t <= ?3 ORDER BY t, id",
-                    params![sn, t.saturating_sub(10 * 60_000) as i64, (t + 10 * 60_000) as i64],
-                )?;
-                let part = text.trim();
-                let answer =
-                    join(around).into_iter().rev().find(|m| m.kind == kind && m.t <= t && m.text.contains(part));
-                let Some(message) = answer else { continue };
-                message
+        let oldest = self.reader.limits.oldest_kept_ms(now_ms) as i64;
+        // The trigram index answers three characters or more; shorter (a Chinese word
+        // of one or two characters) is looked for line by line, newest first.
+        if query.chars().count() < 3 {
+            let by_time = "SELECT id, sn, t, kind, text, recording_id FROM lines \
+                           WHERE t >= ?1 AND instr(lower(text), ?2) > 0 ORDER BY t DESC, id DESC";
+            return Ok(self.collect(by_time, params![oldest, needle], &needle, limit)?.newest_first());
+        }
+        let phrase = format!("\"{}\"", query.replace('"', "\"\""));
+        // CROSS JOIN: the index is read first, in its own order; the lines by id.
+        let hits = "SELECT l.id, l.sn, l.t, l.kind, l.text, l.recording_id FROM lines_text CROSS JOIN lines l \
+                    ON l.id = lines_text.rowid WHERE lines_text MATCH ?1 AND l.t >= ?2 ORDER BY";
+        let as_written = format!("{hits} lines_text.rowid DESC");
+        let found = self.collect(&as_written, params![phrase, oldest], &needle, limit)?;
+        if !found.full || self.newest_were_read(&found)? {
+            return Ok(found.newest_first());
+        }
+        let by_time = format!("{hits} l.t DESC, l.id DESC");
+        Ok(self.collect(&by_time, params![phrase, oldest], &needle, limit)?.newest_first())
+    }
+
+    /// The messages the hits of `statement` belong to, read in its order until `limit`
+    /// are found.
+    fn collect(
+        &self,
+        statement: &str,
+        params: impl rusqlite::Params,
+        needle: &str,
+        limit: usize,
+    ) -> Result<Found, HistoryError> {
+        let path = &self.reader.path;
+        let mut query = self.conn.prepare(statement).map_err(sql(path))?;
+        let mut rows = query.query(params).map_err(sql(path))?;
+        let mut found = Found::default();
+        while found.messages.len() < limit {
+            let Some(row) = rows.next().map_err(sql(path))? else { return Ok(found) };
+            let hit = Hit::read(row).map_err(sql(path))?;
+            found.read_to = Some(found.read_to.map_or((hit.t, hit.id), |(t, _)| (t.min(hit.t), hit.id)));
+            if found.covers(&hit) {
+                continue;
+            }
+            let message = match hit.kind {
+                LineKind::Heard => Some(Message {
+                    t: hit.t,
+                    kind: hit.kind,
+                    text: hit.text.clone(),
+                    role: None,
+                    recording_id: hit.recording_id,
+                }),
+                LineKind::Said => self.answer_of(&hit)?,
             };
-            if !message.text.to_lowercase().contains(&needle) {
-                continue;
-            }
-            if found.iter().any(|(s, m)| *s == sn && *m == message) {
-                continue;
-            }
-            found.push((sn, message));
-            if found.len() >= limit {
-                break;
+            if let Some(message) = message.filter(|m| m.text.to_lowercase().contains(needle)) {
+                found.add(hit.sn, hit.t, message);
             }
         }
+        found.full = true;
         Ok(found)
     }
 
-    /// Sentences holding `query` (`needle`, lower case), newest first, at most `max`.
-    fn hits(&self, query: &str, needle: &str, max: usize, now_ms: u64) -> Result<Vec<Hit>, HistoryError> {
+    /// Whether every line not read is no newer than every hit read: then those were
+    /// the newest hits, whatever order they were read in.
+    fn newest_were_read(&self, found: &Found) -> Result<bool, HistoryError> {
+        let Some((oldest, last)) = found.read_to else { return Ok(true) };
+        // `+id`: through the time index, over the lines newer than the hits read only.
+        let newer = "SELECT NOT EXISTS (SELECT 1 FROM lines WHERE t > ?1 AND +id < ?2)";
+        self.conn.query_row(newer, params![oldest as i64, last], |r| r.get(0)).map_err(sql(&self.reader.path))
+    }
+
+    /// The answer a said sentence belongs to, joined as the page joins it: of the toy's
+    /// lines within 10 minutes either side, those nearest the sentence, and more only
+    /// while the answer reaches past them (a flood puts thousands in those minutes).
+    fn answer_of(&self, hit: &Hit) -> Result<Option<Message>, HistoryError> {
         let path = &self.reader.path;
-        let oldest = self.reader.limits.oldest_kept_ms(now_ms) as i64;
-        let hit = |r: &rusqlite::Row| {
-            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, LineKind::from_code(r.get(2)?), r.get(3)?, r.get(4)?))
-        };
-        // The trigram index answers three characters or more; shorter (a Chinese word
-        // of one or two characters) is looked for line by line.
-        let rows = if query.chars().count() >= 3 {
-            let phrase = format!("\"{}\"", query.replace('"', "\"\""));
-            self.conn
-                .prepare(
-                    "SELECT l.sn, l.t, l.kind, l.text, l.recording_id FROM lines_text JOIN lines l ON l.id = lines_text.rowid \
-                     WHERE lines_text MATCH ?1 AND l.t >= ?2 ORDER BY l.t DESC LIMIT ?3",
-                )
-                .and_then(|mut q| q.query_map(params![phrase, oldest, max as i64], hit)?.collect())
-        } else {
-            self.conn
-                .prepare(
-                    "SELECT sn, t, kind, text, recording_id FROM lines WHERE t >= ?1 AND instr(lower(text), ?2) > 0 \
-                     ORDER BY t DESC LIMIT ?3",
-                )
-                .and_then(|mut q| q.query_map(params![oldest, needle, max as i64], hit)?.collect())
-        };
-        rows.map_err(sql(path))
+        let t = hit.t as i64;
+        let (from, to) = (hit.t.saturating_sub(ANSWER_SPAN_MS) as i64, t.saturating_add(ANSWER_SPAN_MS as i64));
+        let mut n: i64 = 64;
+        loop {
+            let before = "sn = ?1 AND t >= ?2 AND t <= ?3 AND (t < ?3 OR id <= ?4) ORDER BY t DESC, id DESC LIMIT ?5";
+            let mut lines = lines_where(&self.conn, path, before, params![hit.sn, from, t, hit.id, n])?;
+            let cut_before = lines.len() as i64 == n;
+            lines.reverse();
+            let after = "sn = ?1 AND t >= ?2 AND t <= ?3 AND (t > ?2 OR id > ?4) ORDER BY t, id LIMIT ?5";
+            let later = lines_where(&self.conn, path, after, params![hit.sn, t, to, hit.id, n])?;
+            let cut_after = later.len() as i64 == n;
+            lines.extend(later);
+            let mut messages = join(lines);
+            let part = hit.text.trim();
+            let at = messages.iter().rposition(|m| m.kind == hit.kind && m.t <= hit.t && m.text.contains(part));
+            let whole = |i: usize| (!cut_before || i > 0) && (!cut_after || i + 1 < messages.len());
+            match at {
+                Some(i) if whole(i) => return Ok(Some(messages.swap_remove(i))),
+                None if !cut_before && !cut_after => return Ok(None),
+                _ => n = n.saturating_mul(4),
+            }
+        }
     }
 }
 
-/// A sentence a search found: toy, time, kind, text, recording.
-type Hit = (String, u64, LineKind, String, Option<i64>);
+/// How far from a sentence the rest of its answer is looked for.
+const ANSWER_SPAN_MS: u64 = 10 * 60_000;
+
+/// A sentence a search found.
+struct Hit {
+    id: i64,
+    sn: String,
+    t: u64,
+    kind: LineKind,
+    text: String,
+    recording_id: Option<i64>,
+}
+
+impl Hit {
+    fn read(r: &rusqlite::Row) -> rusqlite::Result<Hit> {
+        Ok(Hit {
+            id: r.get(0)?,
+            sn: r.get(1)?,
+            t: r.get::<_, i64>(2)? as u64,
+            kind: LineKind::from_code(r.get(3)?),
+            text: r.get(4)?,
+            recording_id: r.get(5)?,
+        })
+    }
+}
+
+/// What a search found so far.
+#[derive(Default)]
+struct Found {
+    /// Each message with its toy and the time of its newest hit.
+    messages: Vec<(String, Message, u64)>,
+    /// The oldest time among the hits read, and the last hit's id.
+    read_to: Option<(u64, i64)>,
+    /// As many as asked for were found before every hit was read.
+    full: bool,
+}
+
+impl Found {
+    /// Whether `hit` is a sentence of an answer already found: the same toy and
+    /// recordingId, from the answer's start to a newer hit of it. Such an answer
+    /// runs unbroken through the sentence, so it is the one its lines would join to.
+    fn covers(&self, hit: &Hit) -> bool {
+        let part = hit.text.trim();
+        hit.kind == LineKind::Said
+            && hit.recording_id.is_some()
+            && self.messages.iter().any(|(sn, m, newest)| {
+                *sn == hit.sn
+                    && m.kind == LineKind::Said
+                    && m.recording_id == hit.recording_id
+                    && (m.t..=*newest).contains(&hit.t)
+                    && m.text.contains(part)
+            })
+    }
+
+    fn add(&mut self, sn: String, t: u64, message: Message) {
+        match self.messages.iter_mut().find(|(s, m, _)| *s == sn && *m == message) {
+            Some((_, _, newest)) => *newest = (*newest).max(t),
+            None => self.messages.push((sn, message, t)),
+        }
+    }
+
+    /// Newest first: by the newest hit of each (a stable sort: ties as read).
+    fn newest_first(mut self) -> Vec<(String, Message)> {
+        self.messages.sort_by_key(|(_, _, newest)| std::cmp::Reverse(*newest));
+        self.messages.into_iter().map(|(sn, m, _)| (sn, m)).collect()
+    }
+}
 
 fn lines_where(
     conn: &Connection,
@@ -869,6 +960,11 @@ pub fn day_of(ms: u64) -> String {
     let (y, m, d) = crate::dates::civil((ms / DAY_MS) as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
+
+#[path = "history_forget.rs"]
+mod forget;
+
+pub use forget::{Forget, Forgotten, Today};
 
 #[cfg(test)]
 #[path = "history_tests.rs"]

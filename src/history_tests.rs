@@ -151,6 +151,181 @@ fn clearing_a_toy_leaves_none_of_its_words_in_the_files() {
     assert_eq!(all(&h, &bunny, NOON), ["new"], "the writer goes on");
 }
 
+fn exchange(sn: &Sn, t: u64) -> Forget {
+    Forget::Exchange { sn: sn.clone(), from_ms: t, to_ms: t + 1, recording_id: None }
+}
+
+/// Every file of the history folder, one after the other.
+fn files(dir: &Path) -> Vec<u8> {
+    let folder = dir.join("history");
+    let names = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    names.iter().flat_map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+fn holds(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+/// A morning of Bunny's: two exchanges, the first answer in two parts, and a
+/// story the toy told by itself; Bear's the same minute.
+fn a_morning(h: &mut History, bunny: &Sn, bear: &Sn) {
+    h.append(bunny, &heard(NOON, 1, "Where is the key?")).unwrap();
+    h.append(bunny, &said(NOON + 1, 1, 1, "Under the blue")).unwrap();
+    h.append(bunny, &said(NOON + 2, 1, 2, " flowerpot.")).unwrap();
+    h.append(bunny, &heard(NOON + 60_000, 2, "Tell me a joke")).unwrap();
+    h.append(bunny, &said(NOON + 60_001, 2, 1, "Why did the cow cross the road?")).unwrap();
+    h.append(bunny, &said(NOON + 120_000, 3, 1, "Once upon a time")).unwrap();
+    h.append(bear, &heard(NOON, 1, "Where is the key?")).unwrap();
+}
+
+#[test]
+fn deleting_an_exchange_takes_what_the_child_said_and_its_whole_answer_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    a_morning(&mut h, &bunny, &bear);
+    let asked = h.reader().forgettable(&exchange(&bunny, NOON)).unwrap();
+    assert_eq!((asked.exchanges, asked.sentences), (1, 3), "{asked:?}");
+    assert_eq!(all(&h, &bunny, NOON).len(), 5, "asking deletes nothing");
+    let gone = h.reader().forget(&exchange(&bunny, NOON)).unwrap();
+    assert_eq!((gone.exchanges, gone.sentences, gone.toys.clone()), (1, 3, vec![bunny.to_string()]));
+    assert_eq!((gone.from_ms, gone.to_ms), (Some(NOON), Some(NOON + 2)));
+    assert_eq!(all(&h, &bunny, NOON), ["Tell me a joke", "Why did the cow cross the road?", "Once upon a time"]);
+    assert_eq!(all(&h, &bear, NOON), ["Where is the key?"], "another toy's own is kept");
+    let found: Vec<String> = h.search("flowerpot", 10, NOON).unwrap().into_iter().map(|(sn, _)| sn).collect();
+    assert!(found.is_empty(), "the search still finds the answer: {found:?}");
+    let found: Vec<String> = h.search("the key", 10, NOON).unwrap().into_iter().map(|(sn, _)| sn).collect();
+    assert_eq!(found, [bear.to_string()], "only Bear's is found");
+    // The answer ends where another begins: the story the toy told next is not part of it.
+    let joke = h.reader().forget(&exchange(&bunny, NOON + 60_000)).unwrap();
+    assert_eq!((joke.exchanges, joke.sentences), (1, 2));
+    assert_eq!(all(&h, &bunny, NOON), ["Once upon a time"]);
+    // Nothing begins there: nothing goes.
+    let none = h.reader().forget(&exchange(&bunny, NOON + 1)).unwrap();
+    assert_eq!((none.exchanges, none.sentences), (0, 0));
+    // An answer nobody asked for is an exchange of its own.
+    let story = h.reader().forget(&exchange(&bunny, NOON + 120_000)).unwrap();
+    assert_eq!((story.exchanges, story.sentences), (0, 1));
+    assert!(all(&h, &bunny, NOON).is_empty());
+}
+
+#[test]
+fn an_exchange_begun_in_the_ms_the_answer_before_it_ended_is_told_apart_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON, 1, "First question")).unwrap();
+    h.append(&bunny, &said(NOON + 5, 1, 1, "First answer")).unwrap();
+    h.append(&bunny, &heard(NOON + 5, 2, "Second question")).unwrap();
+    h.append(&bunny, &said(NOON + 6, 2, 1, "Second answer")).unwrap();
+    let gone = h.reader().forget(&exchange(&bunny, NOON + 5)).unwrap();
+    assert_eq!((gone.exchanges, gone.sentences), (1, 2));
+    assert_eq!(all(&h, &bunny, NOON), ["First question", "First answer"]);
+}
+
+#[test]
+fn a_time_two_exchanges_begin_in_is_refused_and_nothing_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON + 100, 1, "First question")).unwrap();
+    h.append(&bunny, &heard(NOON + 900, 2, "Second question")).unwrap();
+    // Named to the second, as Home Assistant names it.
+    let second = Forget::Exchange { sn: bunny.clone(), from_ms: NOON, to_ms: NOON + 1000, recording_id: None };
+    let refused = h.reader().forget(&second).unwrap_err();
+    assert!(matches!(refused, HistoryError::Ambiguous(2)), "{refused:?}");
+    assert!(refused.to_string().contains("2 exchanges begin then: nothing deleted"), "{refused}");
+    assert_eq!(all(&h, &bunny, NOON).len(), 2);
+    // Named with its recording as well (the page names it so), the second one only.
+    let named = Forget::Exchange { sn: bunny.clone(), from_ms: NOON, to_ms: NOON + 1000, recording_id: Some(2) };
+    assert_eq!(h.reader().forget(&named).unwrap().sentences, 1);
+    assert_eq!(all(&h, &bunny, NOON), ["First question"]);
+}
+
+#[test]
+fn deleting_a_day_takes_that_toys_sentences_of_that_day_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    h.append(&bunny, &heard(NOON - DAY, 1, "yesterday")).unwrap();
+    a_morning(&mut h, &bunny, &bear);
+    let day = Forget::Between { sn: bunny.clone(), from_ms: NOON - 12 * 3_600_000, to_ms: NOON + 12 * 3_600_000 };
+    let gone = h.reader().forget(&day).unwrap();
+    assert_eq!((gone.exchanges, gone.sentences), (2, 6), "{gone:?}");
+    assert_eq!(gone.lines.len(), 6, "each sentence, for the Heard and Said sensors");
+    assert_eq!(all(&h, &bunny, NOON), ["yesterday"]);
+    assert_eq!(all(&h, &bear, NOON), ["Where is the key?"]);
+    assert!(h.search("Once upon", 10, NOON).unwrap().is_empty());
+    drop(h);
+    let h = open(dir.path(), 7, 1 << 20, NOON);
+    assert_eq!(all(&h, &bunny, NOON), ["yesterday"], "and after a restart");
+}
+
+#[test]
+fn deleting_everything_empties_every_toys_history_and_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    a_morning(&mut h, &bunny, &bear);
+    let gone = h.reader().forget(&Forget::Everything).unwrap();
+    assert_eq!((gone.exchanges, gone.sentences), (3, 7));
+    let mut toys = gone.toys.clone();
+    toys.sort();
+    assert_eq!(toys, [bear.to_string(), bunny.to_string()]);
+    assert!(all(&h, &bunny, NOON).is_empty() && all(&h, &bear, NOON).is_empty());
+    assert!(h.search("key", 10, NOON).unwrap().is_empty());
+    h.append(&bunny, &heard(NOON + 200_000, 9, "new")).unwrap();
+    assert_eq!(all(&h, &bunny, NOON), ["new"], "the writer goes on");
+}
+
+#[test]
+fn each_deletion_leaves_none_of_its_words_in_the_files() {
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let day = Forget::Between { sn: bunny.clone(), from_ms: NOON - 1000, to_ms: NOON + 1000 };
+    for what in [exchange(&bunny, NOON), day, Forget::Toy(bunny.clone()), Forget::Everything] {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "the key is under the blue flowerpot";
+        let mut h = open(dir.path(), 7, 1 << 20, NOON);
+        h.append(&bunny, &heard(NOON, 1, secret)).unwrap();
+        h.append(&bunny, &heard(NOON + 60_000, 2, "kept of bunny")).unwrap();
+        h.append(&bear, &heard(NOON, 1, "kept of bear")).unwrap();
+        // Half of it made durable, half still only in the write-ahead log.
+        h.sync().unwrap();
+        h.append(&bunny, &said(NOON + 1, 1, 1, &secret.to_uppercase())).unwrap();
+        assert!(holds(&files(dir.path()), secret), "{what:?}: the words are in the files before");
+        h.reader().forget(&what).unwrap();
+        let after = files(dir.path());
+        assert!(!holds(&after, secret) && !holds(&after, &secret.to_uppercase()), "{what:?}: the words stay");
+        // Nor the search index's pieces of them: three letters of "flowerpot" at a time.
+        let pieces: Vec<_> = ["flo", "owe", "wer", "pot"].into_iter().filter(|p| holds(&after, p)).collect();
+        assert!(pieces.is_empty(), "{what:?}: the search index still holds {pieces:?}");
+        if what != Forget::Everything {
+            assert_eq!(all(&h, &bear, NOON), ["kept of bear"], "{what:?}");
+        }
+    }
+}
+
+#[test]
+fn deleting_thousands_of_sentences_leaves_none_of_their_words_in_the_files() {
+    // Past the number taken out of the search index one by one: the index is merged whole.
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let secret = "the key is under the blue flowerpot";
+    let mut h = open(dir.path(), 7, 1 << 30, NOON);
+    let mut lines: Vec<_> = (0..2_100).map(|i| (bunny.clone(), heard(NOON + i, i as i64, "a story again"))).collect();
+    lines.push((bunny.clone(), heard(NOON + 5_000, 9_999, secret)));
+    lines.push((bear.clone(), heard(NOON, 1, "kept of bear")));
+    h.append_all(&lines).unwrap();
+    h.sync().unwrap();
+    assert!(holds(&files(dir.path()), secret));
+    assert_eq!(h.reader().forget(&Forget::Toy(bunny.clone())).unwrap().sentences, 2_101);
+    let after = files(dir.path());
+    assert!(!holds(&after, secret), "the words stay");
+    let pieces: Vec<_> = ["flo", "owe", "wer", "pot"].into_iter().filter(|p| holds(&after, p)).collect();
+    assert!(pieces.is_empty(), "the search index still holds {pieces:?}");
+    assert_eq!(all(&h, &bear, NOON), ["kept of bear"]);
+}
+
 /// Day files of the JSON-lines store of earlier versions, as it left them: one line cut
 /// short by a power loss, one cut inside a Chinese character.
 fn earlier_version_files(root: &Path) {
@@ -322,6 +497,33 @@ fn a_search_can_be_stopped_from_elsewhere() {
 }
 
 #[test]
+fn a_search_of_a_common_word_through_the_index_can_be_stopped_from_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 64 << 20, NOON);
+    // Each sentence an answer of its own: every hit is looked up.
+    let lines: Vec<_> =
+        (0..20_000u64).map(|i| (bunny.clone(), said(NOON + i, i as i64, 1, "the same old story"))).collect();
+    h.append_all(&lines).unwrap();
+    let searcher = h.reader().searcher().unwrap();
+    let stop = searcher.stop();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                stop.now();
+                std::thread::yield_now();
+            }
+        })
+    };
+    let result = searcher.search("story", 20_000, NOON);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    stopper.join().unwrap();
+    assert!(matches!(result, Err(HistoryError::Stopped)), "{:?}", result.map(|found| found.len()));
+}
+
+#[test]
 fn a_bridge_that_keeps_running_drops_days_past_the_limit_as_days_go_by() {
     let dir = tempfile::tempdir().unwrap();
     let bunny = sn("fcb467dad0c0");
@@ -394,6 +596,89 @@ fn search_tells_apart_sentences_of_the_same_millisecond() {
     assert_eq!(found, ["Dinosaurs roared.", "Tell me about Dinosaurs"]);
     let found: Vec<_> = h.search("night", 10, NOON).unwrap().into_iter().map(|(_, m)| m.text).collect();
     assert_eq!(found, ["Night", "Good night"]);
+}
+
+/// `n` stories of one toy a minute apart from `from`: the child asks for one, the toy
+/// answers in 20 sentences; each holds "the". The texts as the page shows them.
+fn stories(h: &mut History, toy: &Sn, n: u64, from: u64) -> Vec<(String, String)> {
+    let mut shown = Vec::new();
+    for s in 0..n {
+        let start = from + s * 60_000;
+        let asked = format!("Tell me the story {s}");
+        let parts: Vec<String> = (1..=20).map(|o| format!("The part {o} of the story {s}.")).collect();
+        let mut lines = vec![(toy.clone(), heard(start, s as i64, &asked))];
+        for (o, part) in (1..).zip(&parts) {
+            lines.push((toy.clone(), said(start + 1_000 + o as u64 * 2_000, s as i64, o, part)));
+        }
+        h.append_all(&lines).unwrap();
+        shown.push((asked, parts.join(" ")));
+    }
+    shown
+}
+
+#[test]
+fn a_common_word_in_a_long_history_finds_the_newest_messages_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 30, NOON);
+    let shown = stories(&mut h, &bunny, 300, NOON - DAY);
+    let found: Vec<String> = h.search("the", 10, NOON).unwrap().into_iter().map(|(_, m)| m.text).collect();
+    // The newest first: each answer, then the question before it.
+    let newest: Vec<String> = shown.into_iter().rev().take(5).flat_map(|(asked, answer)| [answer, asked]).collect();
+    assert_eq!(found, newest);
+}
+
+#[test]
+fn search_is_newest_first_even_for_sentences_written_out_of_time_order() {
+    // As an earlier version's day files were imported (one toy's days, then another's),
+    // or as sentences come after the clock was put back.
+    let dir = tempfile::tempdir().unwrap();
+    let (bunny, bear) = (sn("fcb467dad0c0"), sn("08d1f9c6a310"));
+    let mut h = open(dir.path(), 7, 1 << 20, NOON);
+    for day in 0..3u64 {
+        h.append(&bunny, &heard(NOON - (2 - day) * DAY + 1, day as i64, &format!("bunny's dinosaur {day}"))).unwrap();
+    }
+    for day in 0..3u64 {
+        h.append(&bear, &heard(NOON - (2 - day) * DAY, 10 + day as i64, &format!("bear's dinosaur {day}"))).unwrap();
+    }
+    let texts = |limit| -> Vec<String> {
+        h.search("dinosaur", limit, NOON).unwrap().into_iter().map(|(_, m)| m.text).collect()
+    };
+    assert_eq!(texts(2), ["bunny's dinosaur 2", "bear's dinosaur 2"]);
+    assert_eq!(
+        texts(10),
+        [
+            "bunny's dinosaur 2",
+            "bear's dinosaur 2",
+            "bunny's dinosaur 1",
+            "bear's dinosaur 1",
+            "bunny's dinosaur 0",
+            "bear's dinosaur 0"
+        ]
+    );
+}
+
+#[test]
+fn a_long_answer_is_found_once_and_whole_when_many_of_its_sentences_hold_the_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let bunny = sn("fcb467dad0c0");
+    let mut h = open(dir.path(), 7, 1 << 30, NOON);
+    h.append(&bunny, &heard(NOON - 5_000, 1, "Tell me about a wolf")).unwrap();
+    // A flood: 300 sentences of one answer within a third of a second.
+    let parts: Vec<_> =
+        (1..=300).map(|o| (bunny.clone(), said(NOON + o as u64, 1, o, &format!("Wolf {o}.")))).collect();
+    h.append_all(&parts).unwrap();
+    h.append(&bunny, &heard(NOON + 5_000, 2, "And foxes?")).unwrap();
+    let found = h.search("wolf", 10, NOON).unwrap();
+    let texts: Vec<&str> = found.iter().map(|(_, m)| m.text.as_str()).collect();
+    assert_eq!(
+        texts.len(),
+        2,
+        "the answer once, and the question: {:?}",
+        texts.iter().map(|t| &t[..20.min(t.len())]).collect::<Vec<_>>()
+    );
+    assert_eq!(texts[0].matches("Wolf").count(), 300, "every part of the answer");
+    assert_eq!(texts[1], "Tell me about a wolf");
 }
 
 /// A history of `n` sentences of one toy, closed, with everything in the database file

@@ -20,13 +20,13 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::bridge::core::View;
 use crate::config::{Secret, WatchWord};
 use crate::folotoy::Sn;
 use crate::glance::{self, DaySummary, Zone};
-use crate::history::{HistoryError, LineKind, Message, Reader};
+use crate::history::{Forget, Forgotten, HistoryError, LineKind, Message, Reader, Today};
 use crate::watch::{Speaker, WatchWords};
 
 mod error;
@@ -145,6 +145,20 @@ pub type WatchEdit = (WatchChange, oneshot::Sender<Result<WatchList, String>>);
 /// (and save) or refuse with why.
 pub type LetIn = (Sn, oneshot::Sender<Result<(), String>>);
 
+/// A deletion done on the history, for the bridge's loop to follow: the Heard and Said
+/// sensors showing what went are emptied, the day counters counted anew.
+#[derive(Debug)]
+pub struct Forgetting {
+    pub what: Forget,
+    pub gone: Forgotten,
+    /// What the history keeps of today, when what went was of today.
+    pub today: Option<Today>,
+    pub at: std::time::SystemTime,
+}
+
+/// A [`Forgetting`], answered once the bridge's loop followed it.
+pub type Forgot = (Forgetting, oneshot::Sender<()>);
+
 /// The most watch words the page may add.
 const MAX_PAGE_WATCH_WORDS: usize = 200;
 
@@ -168,6 +182,7 @@ pub struct PageState {
     pub watch_words: watch::Receiver<WatchWords>,
     pub watch_edits: mpsc::Sender<WatchEdit>,
     pub let_ins: mpsc::Sender<LetIn>,
+    pub forgotten: mpsc::Sender<Forgot>,
 }
 
 pub fn router(shared: PageState) -> Router {
@@ -178,7 +193,7 @@ pub fn router(shared: PageState) -> Router {
         .route("/api/status", get(status))
         .route("/api/messages", get(messages))
         .route("/api/search", get(search))
-        .route("/api/toys/{sn}/clear", post(clear))
+        .route("/api/forget", get(forgettable).post(forget))
         .route("/api/toys/{sn}/days", get(days))
         .route("/api/toys/{sn}/let_in", post(let_in))
         .route("/api/watch_words", put(set_watch_words))
@@ -489,16 +504,81 @@ async fn ask<Q, A>(bridge: &mpsc::Sender<(Q, oneshot::Sender<A>)>, question: Q) 
     answer.await.map_err(|_| PageError::Stopping)
 }
 
-/// Deletes everything kept of one toy (see [`from_the_page`]).
-async fn clear(
+/// What to delete: `everything=1`; or a toy (`sn`) whole, its `day` (`2026-12-03`,
+/// where the family lives), or its exchange that begins at `exchange` (ms), with the
+/// `recording` of its message when it has one.
+#[derive(Deserialize)]
+struct ForgetQuery {
+    sn: Option<String>,
+    exchange: Option<u64>,
+    recording: Option<i64>,
+    day: Option<String>,
+    everything: Option<u8>,
+}
+
+fn what_to_forget(q: &ForgetQuery, zone: &Zone) -> Result<Forget, PageError> {
+    let refused = |why: &str| PageError::Refused(format!("nothing deleted: {why}"));
+    if q.everything == Some(1) {
+        if q.sn.is_some() || q.exchange.is_some() || q.day.is_some() {
+            return Err(refused("everything is every toy's: name no toy, day or exchange with it"));
+        }
+        return Ok(Forget::Everything);
+    }
+    let sn = Sn::parse(q.sn.as_deref().ok_or_else(|| refused("name a toy (sn), or everything=1"))?)?;
+    match (q.exchange, q.day.as_deref()) {
+        (Some(_), Some(_)) => Err(refused("name an exchange or a day, not both")),
+        (Some(t), None) => {
+            Ok(Forget::Exchange { sn, from_ms: t, to_ms: t.saturating_add(1), recording_id: q.recording })
+        }
+        (None, Some(day)) => {
+            let date: jiff::civil::Date = day
+                .parse()
+                .map_err(|e| refused(&format!("day {:?} is not a date such as 2026-12-03: {e}", cut(day))))?;
+            let next = date.tomorrow().map_err(|e| refused(&e.to_string()))?;
+            Ok(Forget::Between { sn, from_ms: zone.start_of(date), to_ms: zone.start_of(next) })
+        }
+        (None, None) => Ok(Forget::Toy(sn)),
+    }
+}
+
+fn cut(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// What a deletion would take, deleting nothing: the page's confirmation says it.
+async fn forgettable(
     State(shared): State<PageState>,
-    Path(sn): Path<String>,
+    Query(q): Query<ForgetQuery>,
+) -> Result<Json<Forgotten>, PageError> {
+    let what = what_to_forget(&q, &shared.zone)?;
+    with_history(&shared, move |h| h.forgettable(&what)).await.map(Json)
+}
+
+/// Deletes for good (see [`from_the_page`] and [`Reader::forget`]), and says what went
+/// once the Heard and Said sensors and the day counters follow.
+async fn forget(
+    State(shared): State<PageState>,
+    Query(q): Query<ForgetQuery>,
     headers: HeaderMap,
-) -> Result<StatusCode, PageError> {
-    from_the_page(&headers, "clear", "clear a history")?;
-    let sn = Sn::parse(&sn)?;
-    with_history(&shared, move |h| h.clear(&sn)).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Json<Forgotten>, PageError> {
+    from_the_page(&headers, "forget", "delete conversations")?;
+    let what = what_to_forget(&q, &shared.zone)?;
+    let at = std::time::SystemTime::now();
+    let now = crate::dates::unix_ms(at);
+    let today_ms = shared.zone.start_of(shared.zone.day(now));
+    let (gone, today) = {
+        let what = what.clone();
+        with_history(&shared, move |h| h.forget_counting_today(&what, today_ms, now)).await?
+    };
+    info!(
+        "deleted on the page: {} exchanges, {} sentences, of {}",
+        gone.exchanges,
+        gone.sentences,
+        what.toy().map_or_else(|| "every toy".to_owned(), |sn| format!("toy {sn}"))
+    );
+    ask(&shared.forgotten, Forgetting { what, gone: gone.clone(), today, at }).await?;
+    shared.live.send_modify(|changes| gone.toys.iter().for_each(|sn| changes.push(sn.clone())));
+    Ok(Json(gone))
 }
 
 /// The page's own watch words, replaced as a whole (see [`from_the_page`]).

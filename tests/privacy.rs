@@ -20,6 +20,7 @@ const KITTY: &str = "08d1f9c6a310";
 const HEARD: &str = "My secret is under the bed";
 const SAID: &str = "I will keep your secret safe.";
 const REQUESTS: &str = "folotoy/bridge/conversation/get";
+const DELETES: &str = "folotoy/bridge/conversation/delete";
 
 fn password(user: &str) -> String {
     format!("{user}-Pa55word")
@@ -162,6 +163,7 @@ async fn another_login_of_the_broker_can_neither_command_the_toy_nor_change_its_
     other.publish_retained("folotoy/bridge/state", b"offline").await;
     other.publish(&format!("/sys/folotoy/{BUNNY}/thing/event/post"), &forged_event.to_string()).await;
     other.publish(REQUESTS, &json!({"id": "forged", "sn": BUNNY, "from_ms": 0, "to_ms": 1}).to_string()).await;
+    other.publish(DELETES, &json!({"id": "forged", "scope": "everything"}).to_string()).await;
     // What it may do: announce itself to Home Assistant.
     let own_config = format!("homeassistant/sensor/{OTHER}/power/config");
     other.publish(&own_config, r#"{"name": "Power"}"#).await;
@@ -187,12 +189,14 @@ async fn another_login_of_the_broker_can_neither_command_the_toy_nor_change_its_
             .filter(|m| {
                 m.payload.contains("forged")
                     || m.topic == REQUESTS
+                    || m.topic == DELETES
                     || (m.topic == device_config() && m.payload.is_empty())
                     || (m.topic == "folotoy/bridge/state" && m.payload == "offline")
             })
             .collect();
     assert!(passed.is_empty(), "the broker let the other login's messages through: {passed:#?}");
     assert!(!h.bridge.log().iter().any(|l| l.contains("deleted in Home Assistant")), "{:?}", h.bridge.log());
+    assert!(!h.bridge.log().iter().any(|l| l.contains("deleted at Home Assistant's request")), "{:?}", h.bridge.log());
 }
 
 #[tokio::test]

@@ -141,26 +141,110 @@ async fn search_finds_what_was_said() {
 }
 
 #[tokio::test]
-async fn clearing_needs_the_page_and_the_history_stays_empty_after_a_restart() {
+async fn deleting_a_toys_history_needs_the_page_and_it_stays_empty_after_a_restart() {
     let mut p = page_with("").await;
     p.sim.heard(&sn(BUNNY), 1, "a secret").await.unwrap();
     wait_json(p.port, MESSAGES, |m| !m.as_array().unwrap().is_empty()).await;
-    let path = format!("/api/toys/{BUNNY}/clear");
+    let path = format!("/api/forget?sn={BUNNY}");
     // A form on another site can post, but cannot set the page's header.
     let (status, _) = http(p.port, "POST", &path, &[]).await;
     assert_eq!(status, 403);
     let (status, _) =
-        http(p.port, "POST", &path, &[("X-FoloToy-Page", "clear"), ("Sec-Fetch-Site", "cross-site")]).await;
+        http(p.port, "POST", &path, &[("X-FoloToy-Page", "forget"), ("Sec-Fetch-Site", "cross-site")]).await;
     assert_eq!(status, 403);
-    assert_eq!(texts(&get_json(p.port, MESSAGES).await), ["a secret"], "nothing cleared yet");
-    let (status, body) = http(p.port, "POST", &path, &[("X-FoloToy-Page", "clear")]).await;
-    assert_eq!(status, 204, "{body}");
+    assert_eq!(texts(&get_json(p.port, MESSAGES).await), ["a secret"], "nothing deleted yet");
+    let (status, body) = http(p.port, "POST", &path, &[("X-FoloToy-Page", "forget")]).await;
+    assert_eq!(status, 200, "{body}");
+    let gone: Json = serde_json::from_str(&body).unwrap();
+    assert_eq!((gone["exchanges"].as_u64(), gone["sentences"].as_u64()), (Some(1), Some(1)), "{gone}");
     assert!(get_json(p.port, MESSAGES).await.as_array().unwrap().is_empty());
     p.bridge.terminate();
     p.bridge.spawn(&[]);
     p.bridge.wait_log(&["the page is at"]).await;
     let messages = wait_json(p.port, MESSAGES, |_| true).await;
     assert!(messages.as_array().unwrap().is_empty(), "{messages}");
+}
+
+fn summary(payload: &str) -> Json {
+    serde_json::from_str::<Json>(payload).unwrap()["summary"].clone()
+}
+
+#[tokio::test]
+async fn deleting_an_exchange_says_what_goes_first_and_the_sensors_and_search_follow() {
+    let p = page_with("").await;
+    let mut ha = Client::connect(&p._broker, &["folotoy/#"]).await;
+    let bunny = sn(BUNNY);
+    p.sim.heard(&bunny, 1, "Where do penguins live?").await.unwrap();
+    p.sim.said(&bunny, 1, 1, "In the south.").await.unwrap();
+    p.sim.heard(&bunny, 2, "The key is under the flowerpot").await.unwrap();
+    p.sim.said(&bunny, 2, 1, "Your flowerpot secret is safe.").await.unwrap();
+    let messages = wait_json(p.port, MESSAGES, |m| m.as_array().unwrap().len() == 4).await;
+    ha.wait_for(&state("heard"), |h| summary(h) == "The key is under the flowerpot").await;
+    ha.wait_for(&state("said"), |s| summary(s) == "Your flowerpot secret is safe.").await;
+    ha.wait_value(&state("exchanges_today"), "2").await;
+    // Named as the page names it: the time and recording of what the child said (the two
+    // questions may have come in one ms).
+    let (t, recording) = (messages[2]["t"].as_u64().unwrap(), &messages[2]["recording_id"]);
+    let path = format!("/api/forget?sn={BUNNY}&exchange={t}&recording={recording}");
+    // Asked first: what would go, and nothing goes.
+    let asked = get_json(p.port, &path).await;
+    assert_eq!((asked["exchanges"].as_u64(), asked["sentences"].as_u64()), (Some(1), Some(2)), "{asked}");
+    assert_eq!(get_json(p.port, MESSAGES).await.as_array().unwrap().len(), 4, "asking deletes nothing");
+    ha.forget();
+    let (status, body) = http(p.port, "POST", &path, &[("X-FoloToy-Page", "forget")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Json>(&body).unwrap(), asked, "what went is what it said would go");
+    assert_eq!(texts(&get_json(p.port, MESSAGES).await), ["Where do penguins live?", "In the south."]);
+    assert!(get_json(p.port, "/api/search?q=flowerpot").await.as_array().unwrap().is_empty(), "not found");
+    // Home Assistant's sensors showed the exchange that went: emptied; today counts one.
+    ha.wait_for(&state("heard"), |h| summary(h).is_null()).await;
+    ha.wait_for(&state("said"), |s| summary(s).is_null()).await;
+    ha.wait_value(&state("exchanges_today"), "1").await;
+    assert_eq!(retained(&p._broker, &state("exchanges_today")).await.as_deref(), Some("1"));
+    let heard = retained(&p._broker, &state("heard")).await.unwrap();
+    assert!(summary(&heard).is_null() && !heard.contains("flowerpot"), "{heard}");
+}
+
+#[tokio::test]
+async fn deleting_a_day_takes_that_day_and_everything_takes_every_toys() {
+    let p = page_with("").await;
+    let bunny = sn(BUNNY);
+    p.sim.heard(&bunny, 1, "today's words").await.unwrap();
+    wait_json(p.port, MESSAGES, |m| m.as_array().unwrap().len() == 1).await;
+    let days = get_json(p.port, &format!("/api/toys/{BUNNY}/days")).await;
+    let today = days[0]["day"].as_str().unwrap().to_owned();
+    let yesterday = get_json(p.port, &format!("/api/forget?sn={BUNNY}&day=2020-01-01")).await;
+    assert_eq!(yesterday["sentences"], 0, "another day holds none of it: {yesterday}");
+    let path = format!("/api/forget?sn={BUNNY}&day={today}");
+    let (status, body) = http(p.port, "POST", &path, &[("X-FoloToy-Page", "forget")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(get_json(p.port, MESSAGES).await.as_array().unwrap().is_empty());
+    p.sim.heard(&bunny, 2, "more words").await.unwrap();
+    wait_json(p.port, MESSAGES, |m| m.as_array().unwrap().len() == 1).await;
+    let (status, body) = http(p.port, "POST", "/api/forget?everything=1", &[("X-FoloToy-Page", "forget")]).await;
+    assert_eq!(status, 200, "{body}");
+    let gone: Json = serde_json::from_str(&body).unwrap();
+    assert_eq!(gone["toys"], serde_json::json!([BUNNY]), "{gone}");
+    assert!(get_json(p.port, MESSAGES).await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deletion_named_wrongly_is_refused_with_why_and_deletes_nothing() {
+    let p = page_with("").await;
+    p.sim.heard(&sn(BUNNY), 1, "kept").await.unwrap();
+    wait_json(p.port, MESSAGES, |m| m.as_array().unwrap().len() == 1).await;
+    for (path, why) in [
+        ("/api/forget".to_owned(), "name a toy"),
+        (format!("/api/forget?sn={BUNNY}&day=yesterday"), "is not a date"),
+        (format!("/api/forget?sn={BUNNY}&day=2026-12-01&exchange=5"), "not both"),
+        (format!("/api/forget?sn={BUNNY}&everything=1"), "name no toy"),
+        ("/api/forget?sn=not%2Fa%2Ftoy".to_owned(), "serial number"),
+    ] {
+        let (status, body) = http(p.port, "POST", &path, &[("X-FoloToy-Page", "forget")]).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(why), "{path}: {body}");
+    }
+    assert_eq!(texts(&get_json(p.port, MESSAGES).await), ["kept"]);
 }
 
 #[tokio::test]
@@ -412,7 +496,7 @@ async fn with_a_token_only_requests_carrying_it_are_answered_and_it_is_never_log
     p.bridge.spawn(&[("RUST_LOG", "trace")]);
     ha.wait_value("folotoy/bridge/state", "online").await;
     p.sim.heard(&sn(BUNNY), 1, "a secret").await.unwrap();
-    let clear = format!("/api/toys/{BUNNY}/clear");
+    let clear = format!("/api/forget?sn={BUNNY}");
     // Without it: nothing, not even the page itself.
     for path in ["/", "/page.js", "/api/status", "/api/updates", MESSAGES] {
         let (status, head, body) = http_full(p.port, "GET", path, &[]).await;
@@ -420,7 +504,7 @@ async fn with_a_token_only_requests_carrying_it_are_answered_and_it_is_never_log
         assert!(body.contains("?token="), "says how to open it: {body}");
         assert!(set_cookie(&head).is_none(), "{head}");
     }
-    let (status, _) = http(p.port, "POST", &clear, &[("X-FoloToy-Page", "clear")]).await;
+    let (status, _) = http(p.port, "POST", &clear, &[("X-FoloToy-Page", "forget")]).await;
     assert_eq!(status, 401);
     // With it, as a script sends it.
     let bearer = format!("Bearer {TOKEN}");
@@ -445,11 +529,11 @@ async fn with_a_token_only_requests_carrying_it_are_answered_and_it_is_never_log
     let (status, body) = http(p.port, "GET", "/api/status", &[("Cookie", &format!("theme=dark; {cookie}; b=1"))]).await;
     assert_eq!(status, 200, "among a browser's other cookies: {body}");
     assert_eq!(texts(&wait_json_with(p.port, MESSAGES, &cookie).await), ["a secret"]);
-    // Clearing still needs the page's own header on top of it.
+    // Deleting still needs the page's own header on top of it.
     let (status, _) = http(p.port, "POST", &clear, &[("Cookie", &cookie)]).await;
     assert_eq!(status, 403);
-    let (status, body) = http(p.port, "POST", &clear, &[("Cookie", &cookie), ("X-FoloToy-Page", "clear")]).await;
-    assert_eq!(status, 204, "{body}");
+    let (status, body) = http(p.port, "POST", &clear, &[("Cookie", &cookie), ("X-FoloToy-Page", "forget")]).await;
+    assert_eq!(status, 200, "{body}");
     // A wrong token, however close, in any of the three places: refused, and no cookie.
     let last = TOKEN.len() - 1;
     let wrongs = [TOKEN[..last].to_owned(), format!("{TOKEN}0"), format!("{}0", &TOKEN[..last]), String::new()];

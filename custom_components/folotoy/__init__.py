@@ -3,7 +3,8 @@
 The bridge puts each toy into Home Assistant through MQTT discovery, which has no
 media player. This integration adds one per toy, on the toy's device, from the
 configs the bridge publishes (discovery.py); it decides nothing the bridge decides. The
-action `folotoy.get_conversation` asks the bridge for a toy's exchanges of a day, and an
+action `folotoy.get_conversation` asks the bridge for a toy's exchanges of a day
+(`folotoy.delete_conversation` deletes them, forgetting.py), and an
 OpenAI-compatible endpoint lets a FoloToy role be answered by Home Assistant (brain.py):
 both from the bridge's own config, so they work with the players off. FoloToy cloud toys
 are subentries of the entry (cloud_flow.py), each with its channel to FoloToy's cloud
@@ -21,7 +22,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
-from . import brain, conversation, devices
+from . import brain, conversation, devices, forgetting
 from .cloud_toys import SIGNAL_ADDED, CloudToys, cloud_subentries
 from .const import CONF_DISCOVERY_PREFIX, DOMAIN
 from .data import FoloToyConfigEntry, FoloToyData
@@ -35,6 +36,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """The action exists from the start; it says so when the integration is not set up."""
     conversation.async_register(hass)
+    forgetting.async_register(hass)
     brain.async_register(hass)
     return True
 

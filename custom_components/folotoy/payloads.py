@@ -211,6 +211,43 @@ def day(payload: str | bytes) -> Day:
     return Day(exchanges, truncated, left_out=left_out, talk=talk)
 
 
+@dataclass(frozen=True)
+class Deleted:
+    """The bridge's answer to `folotoy.delete_conversation`: what went, or its refusal (`error`)."""
+
+    exchanges: int = 0
+    sentences: int = 0
+    # The toys it was of (serial numbers), and when what went was said (ms), if anything went.
+    toys: tuple[str, ...] = ()
+    from_ms: int | None = None
+    to_ms: int | None = None
+    error: str | None = None
+
+
+def deleted(payload: str | bytes) -> Deleted:
+    """What the bridge deleted, or why it did not; an answer that cannot be read is Unreadable."""
+    answer = _object(payload)
+    if "error" in answer:
+        error = answer["error"]
+        return Deleted(error=error[:200] if isinstance(error, str) else f"({_kind(error)})")
+    what = answer.get("deleted")
+    if not isinstance(what, dict):
+        raise Unreadable(f"deleted is {_kind(what)}, not an object")
+    for key in ("exchanges", "sentences"):
+        if not _int(what.get(key)) or what[key] < 0:
+            raise Unreadable(f"{key} is {_kind(what.get(key))}, not a count")
+    toys = what.get("toys")
+    if not isinstance(toys, list) or not all(isinstance(t, str) for t in toys):
+        raise Unreadable("toys is not a list of serial numbers")
+    times = {}
+    for key in ("from_ms", "to_ms"):
+        value = what.get(key)
+        if value is not None and (not _int(value) or not 0 <= value <= _LAST_MS):
+            raise Unreadable(f"{key} is {_kind(value)}, not a time")
+        times[key] = value
+    return Deleted(what["exchanges"], what["sentences"], tuple(toys), **times)
+
+
 # --- The bridge's configs for this integration (discovery.py follows them).
 
 
@@ -347,6 +384,9 @@ class BridgeConfig:
     conversation_topic: str
     # ...and its device's identifier in Home Assistant's MQTT, {sn_lower} for it in lower case.
     toy_node: str
+    # Where `folotoy.delete_conversation` asks (answered on conversation_response_topic);
+    # None from a bridge older than deleting.
+    conversation_delete_topic: str | None = None
     # Where the relay for FoloToy cloud toys is, {sn} standing for the toy's serial number (as
     # its QR code has it): `hello`, `notify`, `notified` and `event` below it (relay.py). None
     # from a bridge older than cloud toys.
@@ -419,7 +459,17 @@ def bridge_config(payload: str | bytes) -> BridgeConfig | None:
         _topic("cloud_topic", cloud)
         if cloud.count(SN) != 1 or SN not in cloud.split("/"):
             raise Unreadable(f"cloud_topic {cloud[:80]!r} does not have {SN} as one level")
-    return BridgeConfig(node=node, **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")}, cloud_topic=cloud)
+    delete = data.get("conversation_delete_topic")
+    if delete is not None:
+        if not isinstance(delete, str) or not delete:
+            raise Unreadable("conversation_delete_topic is not text")
+        _topic("conversation_delete_topic", delete)
+    return BridgeConfig(
+        node=node,
+        cloud_topic=cloud,
+        conversation_delete_topic=delete,
+        **{key: data[key] for key in (*_BRIDGE_TOPICS, "toy_node")},
+    )
 
 
 @dataclass(frozen=True)

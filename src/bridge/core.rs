@@ -405,6 +405,22 @@ impl Core {
         out.logs
     }
 
+    /// A parent deleted conversations (see [`Talk::forgotten`](talk::Talk)): the Heard
+    /// and Said sensors showing what went are emptied, and with `today` (what the history
+    /// keeps of today, when what went was of today) the day's tallies are counted anew.
+    pub fn forgotten(
+        &mut self,
+        what: &crate::history::Forget,
+        gone: &crate::history::Forgotten,
+        today: Option<Vec<(String, u64, crate::history::LineKind)>>,
+        at: SystemTime,
+        now: Instant,
+    ) -> Output {
+        let mut out = Output::default();
+        self.concerns.talk.forgotten(&mut self.common.cx(now, &mut out), what, gone, today, at);
+        out
+    }
+
     /// The toys deleted in Home Assistant and kept out, with when (ms since
     /// the Unix epoch), if known.
     pub fn kept_out(&self) -> impl Iterator<Item = (&Sn, Option<u64>)> {

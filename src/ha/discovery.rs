@@ -132,6 +132,7 @@ impl Discovery<'_> {
             availability: [self.topics.bridge_state()],
             conversation_request_topic: self.topics.conversation_requests(),
             conversation_response_topic: self.topics.conversation_responses(),
+            conversation_delete_topic: self.topics.conversation_deletes(),
             screen_request_topic: self.topics.screen_requests(),
             screen_response_topic: self.topics.screen_responses(),
             conversation_topic: self.topics.state_template(Key::Conversation.as_str()),

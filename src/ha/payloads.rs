@@ -242,6 +242,8 @@ pub struct BridgeConfig {
     pub availability: [String; 1],
     pub conversation_request_topic: String,
     pub conversation_response_topic: String,
+    /// `folotoy.delete_conversation`'s requests, answered on `conversation_response_topic`.
+    pub conversation_delete_topic: String,
     pub screen_request_topic: String,
     pub screen_response_topic: String,
     /// Each toy's Conversation events, `{sn}` standing for its serial number...

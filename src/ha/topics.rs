@@ -68,6 +68,12 @@ impl Topics {
         format!("{}/bridge/conversation/response", self.base)
     }
 
+    /// Where Home Assistant asks to delete conversations (`folotoy.delete_conversation`);
+    /// the answers go where [`Topics::conversation_responses`] says.
+    pub fn conversation_deletes(&self) -> String {
+        format!("{}/bridge/conversation/delete", self.base)
+    }
+
     pub fn conversation_response(&self, id: &str) -> String {
         format!("{}/{id}", self.conversation_responses())
     }

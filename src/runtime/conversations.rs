@@ -44,7 +44,7 @@ pub const MAX_WINDOW_MS: u64 = 8 * 86_400_000;
 /// The longest request id (a topic level of the answer's topic).
 pub const MAX_ID: usize = 64;
 /// The largest request accepted.
-const MAX_REQUEST: usize = 4096;
+pub(super) const MAX_REQUEST: usize = 4096;
 /// Requests read at once; more are answered "busy".
 const AT_ONCE: usize = 4;
 
@@ -73,7 +73,7 @@ pub struct Refused {
     pub reason: String,
 }
 
-fn refused(id: Option<&str>, reason: impl Into<String>) -> Refused {
+pub(super) fn refused(id: Option<&str>, reason: impl Into<String>) -> Refused {
     Refused { id: id.map(str::to_owned), reason: reason.into() }
 }
 
@@ -92,19 +92,9 @@ pub fn parse(payload: &[u8], retained: bool) -> Result<Request, Refused> {
     }
     let raw: Raw = serde_json::from_slice(payload)
         .map_err(|e| refused(None, format!("request is not a JSON object with id, sn, from_ms and to_ms: {e}")))?;
-    let id = match raw.id {
-        Some(serde_json::Value::String(id)) if valid_id(&id) => id,
-        Some(_) => {
-            return Err(refused(None, format!("request id is not 1 to {MAX_ID} of the letters, digits, - and _")))
-        }
-        None => return Err(refused(None, "request has no id, so its answer has no topic")),
-    };
+    let id = request_id(raw.id)?;
     let answer_to = Some(id.as_str());
-    let sn = match raw.sn {
-        Some(serde_json::Value::String(sn)) => sn,
-        _ => return Err(refused(answer_to, "sn is missing or not text")),
-    };
-    Sn::parse(&sn).map_err(|e| refused(answer_to, format!("sn {:?} is not a serial number: {e}", cut(&sn))))?;
+    let sn = serial_number(raw.sn, answer_to)?;
     let ms = |v: Option<serde_json::Value>, key: &str| {
         v.and_then(|v| v.as_u64()).ok_or_else(|| refused(answer_to, format!("{key} is missing or not a time in ms")))
     };
@@ -121,7 +111,24 @@ pub fn parse(payload: &[u8], retained: bool) -> Result<Request, Refused> {
     Ok(Request { id, sn, from_ms, to_ms })
 }
 
-fn cut(s: &str) -> String {
+pub(super) fn request_id(id: Option<serde_json::Value>) -> Result<String, Refused> {
+    match id {
+        Some(serde_json::Value::String(id)) if valid_id(&id) => Ok(id),
+        Some(_) => Err(refused(None, format!("request id is not 1 to {MAX_ID} of the letters, digits, - and _"))),
+        None => Err(refused(None, "request has no id, so its answer has no topic")),
+    }
+}
+
+pub(super) fn serial_number(sn: Option<serde_json::Value>, answer_to: Option<&str>) -> Result<String, Refused> {
+    let sn = match sn {
+        Some(serde_json::Value::String(sn)) => sn,
+        _ => return Err(refused(answer_to, "sn is missing or not text")),
+    };
+    Sn::parse(&sn).map_err(|e| refused(answer_to, format!("sn {:?} is not a serial number: {e}", cut(&sn))))?;
+    Ok(sn)
+}
+
+pub(super) fn cut(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
@@ -307,7 +314,7 @@ fn window_days(zone: &Zone, watching: &WatchWords, sn: &Sn, lines: &[Line]) -> V
     days.into_iter().map(|talk| WindowDay { alerts: alerts.remove(&talk.day).unwrap_or_default(), talk }).collect()
 }
 
-fn publish(client: AsyncClient, topic: String, payload: Vec<u8>) {
+pub(super) fn publish(client: AsyncClient, topic: String, payload: Vec<u8>) {
     tokio::spawn(async move {
         if let Err(e) = client.publish(topic.clone(), QoS::AtLeastOnce, false, payload).await {
             warn!(topic = %topic, "cannot publish: {e}");

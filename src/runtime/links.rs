@@ -67,6 +67,7 @@ pub(super) async fn subscribe(topics: &ha::Topics, links: &Links, role: Role) {
         filters.push(topics.command_filter());
         filters.push(topics.deletion_watch());
         filters.push(topics.conversation_requests());
+        filters.push(topics.conversation_deletes());
         filters.push(topics.screen_requests());
         filters.extend(topics.cloud_filters());
     }

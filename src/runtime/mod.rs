@@ -7,6 +7,7 @@
 //! `page` the page and the history's writer, `saver` the state file's.
 
 mod conversations;
+mod deletions;
 mod edge;
 pub mod link;
 mod links;
@@ -28,6 +29,7 @@ use crate::ha;
 use crate::repeats::{self, Repeats};
 use crate::store::{self, StoreError};
 use conversations::Conversations;
+use deletions::Deletions;
 use edge::inputs;
 use link::{LinkEvent, QoS, Role};
 use links::{connect, futures_join, Links};
@@ -74,6 +76,7 @@ struct Running {
     page: Option<Page>,
     saver: Saver,
     conversations: Conversations,
+    deletions: Deletions,
     topics: ha::Topics,
     /// Bad messages told lately, so that copies are not (see [`inputs`]).
     refused: Repeats<(String, String)>,
@@ -109,16 +112,16 @@ impl Running {
         if let Some(zone) = &zone {
             begin_day(&mut core, zone, reader);
         }
-        let conversations = Conversations::new(
-            match &page {
-                Some(p) => p.reader.clone().ok_or("history.enabled is false"),
-                None => Err("the page is off (web.enabled is false), and the history with it"),
-            },
-            zone.clone(),
-        );
+        let reader = match &page {
+            Some(p) => p.reader.clone().ok_or("history.enabled is false"),
+            None => Err("the page is off (web.enabled is false), and the history with it"),
+        };
+        let conversations = Conversations::new(reader.clone(), zone.clone());
+        let forgetting = page.as_ref().map(|p| p.forgetting.clone());
+        let deletions = Deletions::new(reader, forgetting, zone.clone().unwrap_or_else(crate::glance::Zone::utc));
         let saver = Saver::start(state_file);
         let refused = Repeats::new(repeats::EVERY);
-        Ok((Running { core, links, page, saver, conversations, topics, refused }, rx))
+        Ok((Running { core, links, page, saver, conversations, deletions, topics, refused }, rx))
     }
 
     /// The core's next deadline or the saver's, whichever is first.
@@ -130,6 +133,7 @@ impl Running {
     async fn on_links(&mut self, batch: Vec<LinkEvent>) {
         let mut out = Output::default();
         let conversation_requests = self.topics.conversation_requests();
+        let conversation_deletes = self.topics.conversation_deletes();
         for ev in batch {
             if let Some(p) = self.page.as_mut() {
                 p.saw(&ev);
@@ -138,6 +142,11 @@ impl Running {
                 if role.serves(Side::Ha) && *topic == conversation_requests {
                     let (toys, watching) = (self.core.toys(), self.core.watching());
                     self.conversations.handle(&self.topics, &self.links.ha, toys, watching, topic, payload, *retain);
+                    continue;
+                }
+                if role.serves(Side::Ha) && *topic == conversation_deletes {
+                    let toys = self.core.toys();
+                    self.deletions.handle(&self.topics, &self.links.ha, toys, topic, payload, *retain);
                     continue;
                 }
             }
@@ -172,6 +181,11 @@ impl Running {
                         let _ = reply.send(Err(why));
                     }
                 }
+            }
+            Ask::Forgot((f, reply)) => {
+                let out = self.core.forgotten(&f.what, &f.gone, f.today, f.at, std::time::Instant::now());
+                self.apply(out).await;
+                let _ = reply.send(());
             }
             Ask::LetIn((sn, reply)) => match self.core.let_back_in(&sn, std::time::Instant::now()) {
                 Ok(out) => {
@@ -251,6 +265,8 @@ enum Ask {
     WatchWords(crate::web::WatchEdit),
     /// To let a toy deleted in Home Assistant back in.
     LetIn(crate::web::LetIn),
+    /// To follow a deletion (on the page, or asked by Home Assistant).
+    Forgot(crate::web::Forgot),
 }
 
 /// The page's next request; never, without a page.
@@ -260,6 +276,7 @@ async fn page_ask(page: &mut Option<Page>) -> Option<Ask> {
             Some(reply) = p.requests.recv() => Some(Ask::Status(reply)),
             Some(edit) = p.watch_edits.recv() => Some(Ask::WatchWords(edit)),
             Some(let_in) = p.let_ins.recv() => Some(Ask::LetIn(let_in)),
+            Some(forgot) = p.forgotten.recv() => Some(Ask::Forgot(forgot)),
             else => None,
         },
         None => std::future::pending().await,

@@ -19,7 +19,7 @@ use crate::glance::Zone;
 use crate::history::{History, Limits, Line, SetAside};
 use crate::watch::WatchWords;
 use crate::web::{
-    self, Changes, Connection, Hosts, LetIn, Notice, PageState, Status, StatusRequest, WatchEdit, WatchList,
+    self, Changes, Connection, Forgot, Hosts, LetIn, Notice, PageState, Status, StatusRequest, WatchEdit, WatchList,
 };
 
 fn watch_list(core: &Core) -> WatchList {
@@ -51,6 +51,11 @@ pub struct Page {
     pub watch_edits: mpsc::Receiver<WatchEdit>,
     /// Toys a parent lets back in on the page, for the bridge's loop.
     pub let_ins: mpsc::Receiver<LetIn>,
+    /// Deletions done (on the page, or asked by Home Assistant), for the bridge's loop to
+    /// follow...
+    pub forgotten: mpsc::Receiver<Forgot>,
+    /// ...and where they are told.
+    pub forgetting: mpsc::Sender<Forgot>,
     /// The watch words in force, which mark messages on the page.
     watching: watch::Sender<WatchWords>,
 }
@@ -137,6 +142,7 @@ impl Page {
         let watching = watch::Sender::new(watch_words);
         let (edits, watch_edits) = mpsc::channel(4);
         let (let_in, let_ins) = mpsc::channel(4);
+        let (forgetting, forgotten) = mpsc::channel(4);
         let (status, requests) = mpsc::channel(16);
         let listener = listen(&config.web).await?;
         let web = &config.web;
@@ -157,6 +163,7 @@ impl Page {
             watch_words: watching.subscribe(),
             watch_edits: edits,
             let_ins: let_in,
+            forgotten: forgetting.clone(),
         };
         tokio::spawn(web::serve(listener, shared));
         let (tx, rx) = mpsc::channel(WAITING_BATCHES);
@@ -175,6 +182,8 @@ impl Page {
             reader,
             watch_edits,
             let_ins,
+            forgotten,
+            forgetting,
             watching,
         }))
     }

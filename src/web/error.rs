@@ -42,7 +42,9 @@ pub enum PageError {
 impl PageError {
     fn status(&self) -> StatusCode {
         match self {
-            PageError::Toy(_) | PageError::Refused(_) => StatusCode::BAD_REQUEST,
+            PageError::Toy(_) | PageError::Refused(_) | PageError::History(HistoryError::Ambiguous(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             PageError::UnknownHost | PageError::NotAllowedFrom | PageError::NotFromThePage(_) => StatusCode::FORBIDDEN,
             PageError::NoToken => StatusCode::UNAUTHORIZED,
             PageError::NoHistory => StatusCode::NOT_FOUND,

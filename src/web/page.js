@@ -30,12 +30,19 @@ function toyName(sn) {
 const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 const day = (ms) => new Date(ms).toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
 
-function message(m, withToy) {
+function message(m, withToy, deletable) {
   const box = el("div", `msg ${m.kind}${m.flags ? " flagged" : ""}`, m.text);
   // The watch words it holds (see watch_words), before who said it.
   if (m.flags) box.append(el("span", "flags", `⚑ ${m.flags.join(", ")}`));
   const who = m.kind === "heard" ? "Child" : `${toyName(withToy || state.sn)}${m.role ? ` · role ${m.role}` : ""}`;
   box.append(el("span", "meta", `${withToy ? `${toyName(withToy)} · ${day(m.t)} · ` : ""}${who} · ${time(m.t)}`));
+  if (deletable) {
+    const b = el("button", "forget", "Delete");
+    b.type = "button";
+    b.setAttribute("aria-label", `Delete the exchange at ${time(m.t)}`);
+    b.addEventListener("click", () => forgetExchange(m));
+    box.append(b);
+  }
   return box;
 }
 
@@ -49,7 +56,9 @@ function drawChat() {
       chat.append(el("div", "day", d));
       lastDay = d;
     }
-    chat.append(message(m));
+    // An exchange begins with what the child said, or with an answer nobody asked for.
+    const i = state.messages.indexOf(m);
+    chat.append(message(m, null, m.kind === "heard" || i === 0 || state.messages[i - 1].kind !== "heard"));
   }
   const note = $("note");
   const text = !state.history ? "No conversations are kept (history is off)."
@@ -115,7 +124,17 @@ async function loadDays() {
   if (sn !== state.sn) return;
   if (!days.length) return list.replaceChildren(row(["Nothing said yet."]));
   const named = (d) => new Date(`${d}T12:00:00`).toLocaleDateString([], { weekday: "short", month: "short", day: "numeric" });
-  list.replaceChildren(...days.map((d) => row([named(d.day), d.exchanges, `${d.talk_minutes} min`], d.day)));
+  list.replaceChildren(...days.map((d) => {
+    const tr = row([named(d.day), d.exchanges, `${d.talk_minutes} min`], d.day);
+    const b = el("button", "forget", "Delete");
+    b.type = "button";
+    b.setAttribute("aria-label", `Delete ${named(d.day)}`);
+    b.addEventListener("click", () => forgetDay(d.day));
+    const td = el("td");
+    td.append(b);
+    tr.append(td);
+    return tr;
+  }));
 }
 
 function row(cells, key) {
@@ -153,10 +172,52 @@ async function search() {
   results.hidden = false;
 }
 
-async function clearHistory() {
-  if (!state.sn || !confirm(`Delete every conversation kept of ${toyName(state.sn)}?`)) return;
-  await api(`api/toys/${encodeURIComponent(state.sn)}/clear`, { method: "POST", headers: { "X-FoloToy-Page": "clear" } });
+// Deleting: the bridge says first what would go, the parent confirms in those words,
+// then it goes for good (the search, the day counters and Home Assistant's Heard and
+// Said follow). `words` puts what would go into the question.
+const exchanges = (n) => `${n} exchange${n === 1 ? "" : "s"}`;
+const longDay = (d) => new Date(`${d}T12:00:00`).toLocaleDateString([], { day: "numeric", month: "long" });
+
+async function forget(query, words) {
+  const error = $("forget-error");
+  try {
+    const what = await api(`api/forget?${query}`);
+    if (!what.sentences) {
+      error.textContent = "Nothing to delete: it is gone already.";
+      error.hidden = false;
+      return;
+    }
+    if (!confirm(`${words(what)} This cannot be undone.`)) return;
+    await api(`api/forget?${query}`, { method: "POST", headers: { "X-FoloToy-Page": "forget" } });
+    error.hidden = true;
+  } catch (e) {
+    error.textContent = String(e.message).replace(/^[^:]*: \d+ /, "");
+    error.hidden = false;
+  }
   await loadChat(true);
+}
+
+const toyQuery = () => `sn=${encodeURIComponent(state.sn)}`;
+
+function forgetExchange(m) {
+  const what = m.kind === "heard" ? `“${m.text.slice(0, 60)}” and its answer` : "this answer";
+  const recording = m.recording_id === undefined ? "" : `&recording=${m.recording_id}`;
+  forget(`${toyQuery()}&exchange=${m.t}${recording}`, (w) =>
+    `Delete the exchange of ${toyName(state.sn)} at ${time(m.t)} on ${day(m.t)} (${what}, ${w.sentences} sentence${w.sentences === 1 ? "" : "s"})?`);
+}
+
+function forgetDay(d) {
+  forget(`${toyQuery()}&day=${d}`, (w) => `Delete ${exchanges(w.exchanges)} of ${toyName(state.sn)} on ${longDay(d)}?`);
+}
+
+function forgetToy() {
+  if (!state.sn) return;
+  forget(toyQuery(), (w) => `Delete all ${exchanges(w.exchanges)} of ${toyName(state.sn)}, every day kept?`);
+}
+
+function forgetEverything() {
+  forget("everything=1", (w) =>
+    `Delete every conversation kept, ${exchanges(w.exchanges)} of ${w.toys.length} toy${w.toys.length === 1 ? "" : "s"} (${w.toys.map(toyName).join(", ")})?`);
 }
 
 function card(title, rows) {
@@ -345,6 +406,7 @@ async function loadStatus() {
   const historyChanged = state.history !== s.history;
   state.history = s.history;
   $("clear").hidden = !s.history;
+  $("clear-all").hidden = !s.history;
   if (chosen !== state.sn) {
     state.sn = chosen;
     await loadChat(true);
@@ -418,7 +480,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   });
   let typing;
   $("search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(search, 250); });
-  $("clear").addEventListener("click", clearHistory);
+  $("clear").addEventListener("click", forgetToy);
+  $("clear-all").addEventListener("click", forgetEverything);
   $("older").addEventListener("click", loadOlder);
   await loadStatus();
   live();

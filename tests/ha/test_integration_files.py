@@ -216,7 +216,7 @@ def test_every_action_and_its_fields_have_an_english_name_and_description():
 
     services = yaml.safe_load((INTEGRATION / "services.yaml").read_text())
     en = translations("en")["services"]
-    assert set(services) == set(en) == {"get_conversation"}
+    assert set(services) == set(en) == {"get_conversation", "delete_conversation"}
     for name, service in services.items():
         assert en[name]["name"] and en[name]["description"], name
         assert set(service["fields"]) == set(en[name]["fields"]), name

@@ -313,11 +313,56 @@ def test_a_ready_list_turned_on_on_the_page_flags_its_phrases_but_one_switched_o
     expect(danger.get_by_label("Bunny")).not_to_be_checked()
 
 
-def test_clear_empties_the_toys_history_and_it_stays_empty_after_a_restart(page, page_bridge, ingress, browser):
+def test_deleting_an_exchange_asks_in_words_what_goes_and_takes_only_it(page, mqtt, dialogs):
+    expect = playwright_sync.expect
+    child_says(mqtt, 30, "My password is tulip")
+    toy_says(mqtt, 30, 1, "Keep it to yourself.")
+    child_says(mqtt, 31, "Goodbye Bunny")
+    expect(page.locator(".msg.heard").last).to_contain_text("Goodbye Bunny")
+    secret = page.locator("#chat .msg", has_text="My password is tulip")
+    # Asked first, in words that say what goes; cancelled, nothing goes.
+    dialogs["accept"] = False
+    # Asked once the bridge said what would go.
+    with page.expect_event("dialog"):
+        secret.locator("button.forget").click()
+    asked = dialogs["asked"][0]
+    assert asked.startswith("Delete the exchange of Bunny at "), asked
+    assert "(“My password is tulip” and its answer, 2 sentences)? This cannot be undone." in asked, asked
+    expect(secret).to_have_count(1)
+    dialogs["accept"] = True
+    secret.locator("button.forget").click()
+    expect(secret).to_have_count(0)
+    expect(page.locator("#chat .msg", has_text="Keep it to yourself.")).to_have_count(0)
+    expect(page.locator(".msg.heard").last).to_contain_text("Goodbye Bunny")
+    page.fill("#search", "tulip")
+    expect(page.locator("#results h2")).to_have_text("Nothing found")
+
+
+def test_deleting_a_day_asks_with_its_exchanges_and_its_date(page, dialogs):
+    expect = playwright_sync.expect
+    page.click("#days summary")
+    rows = page.locator("#day-list tr")
+    expect(rows).to_have_count(2)  # today, and three days ago
+    old = rows.last.get_attribute("data-day")
+    with page.expect_event("dialog"):
+        rows.last.locator("button.forget").click()
+    named = page.evaluate(f"new Date('{old}T12:00:00').toLocaleDateString([], {{day: 'numeric', month: 'long'}})")
+    assert dialogs["asked"] == [f"Delete 1 exchange of Bunny on {named}? This cannot be undone."], dialogs["asked"]
+    expect(rows).to_have_count(1)
+    page.fill("#search", "penguin")
+    expect(page.locator("#results h2")).to_have_text("Nothing found")
+
+
+def test_deleting_a_toys_history_empties_it_and_it_stays_empty_after_a_restart(page, page_bridge, dialogs):
     expect = playwright_sync.expect
     expect(page.locator("#chat .msg").first).to_be_visible()
+    exchanges = page.locator("#chat .msg.heard").count()
     page.click("#clear")
     expect(page.locator("#chat .msg")).to_have_count(0)
+    plural = "" if exchanges == 1 else "s"
+    assert dialogs["asked"] == [
+        f"Delete all {exchanges} exchange{plural} of Bunny, every day kept? This cannot be undone."
+    ], dialogs["asked"]
     expect(page.locator("#note")).to_have_text("Nothing said yet.")
     page_bridge.restart()
     # The same page, reloaded after the restart.
@@ -369,6 +414,20 @@ def test_a_toy_deleted_in_home_assistant_is_listed_and_a_parent_can_let_it_back_
     log = page_bridge.log_text()
     assert log.count(f"toy {BEAR} let back in on the page") == 1, log
     assert "is not kept out" not in log, log
+
+
+def test_deleting_everything_names_the_toys_and_empties_every_ones_history(page, mqtt, dialogs):
+    expect = playwright_sync.expect
+    page.select_option("#toy", BUNNY)
+    child_says(mqtt, 40, "One more thing")
+    expect(page.locator(".msg.heard").last).to_contain_text("One more thing")
+    page.click("#clear-all")
+    expect(page.locator("#chat .msg")).to_have_count(0)
+    assert len(dialogs["asked"]) == 1, dialogs["asked"]
+    assert dialogs["asked"][0].startswith("Delete every conversation kept, "), dialogs["asked"]
+    assert "Bunny" in dialogs["asked"][0] and dialogs["asked"][0].endswith("This cannot be undone."), dialogs["asked"]
+    page.select_option("#toy", BEAR)
+    expect(page.locator("#note")).to_have_text("Nothing said yet.")
 
 
 def test_a_history_that_is_not_a_database_is_said_at_the_top_of_the_page(page, page_bridge):

@@ -83,6 +83,39 @@ impl Days {
         }
     }
 
+    /// After a parent deleted sentences of `toys`: their tallies counted anew from
+    /// `sentences` (what the history keeps of today), and published where they changed.
+    pub(super) fn recount(
+        &mut self,
+        cx: &mut Cx,
+        toys: &[Sn],
+        sentences: Vec<(String, u64, LineKind)>,
+        at: SystemTime,
+    ) {
+        let cfg = cx.cfg;
+        let Some(zone) = &cfg.glance else { return };
+        let today = zone.day(unix_ms(at));
+        let mut fresh: BTreeMap<&Sn, Tally> = toys.iter().map(|sn| (sn, Tally::default())).collect();
+        for (sn, t, kind) in sentences {
+            if zone.day(t) != today {
+                continue;
+            }
+            if let Some(tally) = fresh.iter_mut().find(|(of, _)| of.as_str() == sn).map(|(_, tally)| tally) {
+                tally.add(kind, t);
+            }
+        }
+        for (sn, tally) in fresh {
+            let Some(toy) = cx.toys.find_mut(sn) else { continue };
+            let before = std::mem::replace(&mut toy.today.0, tally);
+            if before.exchanges() != tally.exchanges() {
+                cx.publish(sn, Key::ExchangesToday);
+            }
+            if before.talk_minutes() != tally.talk_minutes() {
+                cx.publish(sn, Key::TalkTimeToday);
+            }
+        }
+    }
+
     /// Midnight passed with no sentence since: every tally goes back to 0.
     pub(super) fn on_tick(&mut self, cx: &mut Cx) {
         let cfg = cx.cfg;
@@ -179,5 +212,23 @@ mod tests {
         days.count(&mut b.cx(), &bunny(), &heard_at(NOON));
         assert_eq!(exchanges(&b), 0);
         assert_eq!(days.next_deadline(), None);
+    }
+
+    #[test]
+    fn deleting_one_of_todays_exchanges_counts_the_day_anew_from_what_is_left() {
+        let mut b = Bench::new(config());
+        let mut days = Days::default();
+        for t in [NOON, NOON + 60_000, NOON + 120_000] {
+            days.count(&mut b.cx(), &bunny(), &heard_at(t));
+        }
+        assert_eq!(exchanges(&b), 3);
+        b.take();
+        let left = vec![(BUNNY.to_owned(), NOON, LineKind::Heard), (BUNNY.to_owned(), NOON + 120_000, LineKind::Heard)];
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(NOON + 180_000);
+        days.recount(&mut b.cx(), &[bunny()], left, at);
+        assert_eq!(exchanges(&b), 2);
+        assert_eq!(b.take().state_of(&bunny(), Key::ExchangesToday).as_deref(), Some("2"), "published at once");
+        days.recount(&mut b.cx(), &[bunny()], vec![(BUNNY.to_owned(), NOON - 13 * HOUR, LineKind::Heard)], at);
+        assert_eq!(exchanges(&b), 0, "yesterday's are not today's");
     }
 }

@@ -27,6 +27,15 @@ impl Player {
     pub(super) fn title(&self) -> Option<&str> {
         self.title.as_deref()
     }
+
+    /// A parent deleted the answer `said`: a title that is that answer goes. Whether it went.
+    pub(super) fn forget_title(&mut self, said: &str) -> bool {
+        let shown = self.title.as_deref().is_some_and(|t| t == said);
+        if shown {
+            self.title = None;
+        }
+        shown
+    }
 }
 
 /// Until when each playing toy is guessed to play.

@@ -5,7 +5,7 @@ use super::glance::Days;
 use super::*;
 use crate::dates::unix_ms;
 use crate::ha::states::Spoken;
-use crate::history::{Line, LineKind};
+use crate::history::{Forget, Forgotten, Line, LineKind};
 
 /// What a toy's child said last, and the toy's answer so far: changed only here.
 #[derive(Debug, Default)]
@@ -91,6 +91,61 @@ impl Talk {
     /// See [`Days::begin_day`].
     pub(super) fn begin_day(&mut self, cx: &mut Cx, sentences: Vec<(String, u64, LineKind)>, at: SystemTime) {
         self.days.begin_day(cx, sentences, at);
+    }
+
+    /// A parent deleted sentences (`gone`, by `what`): the Heard and Said sensors that
+    /// show one of them are emptied (and the state file saved at once: it holds them
+    /// too), and the day's tallies recounted from what is left of `today` (the history's
+    /// sentences of today, when what went was of today).
+    pub(super) fn forgotten(
+        &mut self,
+        cx: &mut Cx,
+        what: &Forget,
+        gone: &Forgotten,
+        today: Option<Vec<(String, u64, LineKind)>>,
+        at: SystemTime,
+    ) {
+        let whole = matches!(what, Forget::Toy(_) | Forget::Everything);
+        let toys: Vec<Sn> = match what.toy() {
+            Some(sn) => vec![sn.clone()],
+            None => cx.toys.sns().cloned().collect(),
+        };
+        for sn in &toys {
+            let Some(toy) = cx.toys.find_mut(sn) else { continue };
+            let mut lines = gone.lines.iter().filter(|(of, ..)| of == sn.as_str());
+            let talk = &mut toy.talk;
+            let heard_gone = talk.heard.as_ref().is_some_and(|h| {
+                whole
+                    || lines
+                        .clone()
+                        .any(|(_, kind, id, text)| *kind == LineKind::Heard && *id == h.recording_id && *text == h.text)
+            });
+            let said_gone = talk.answer.as_ref().is_some_and(|a| {
+                whole
+                    || lines.any(|(_, kind, id, text)| {
+                        *kind == LineKind::Said && *id == a.recording_id && a.parts.values().any(|p| p.text == *text)
+                    })
+            });
+            if heard_gone {
+                talk.heard = None;
+                cx.publish(sn, Key::Heard);
+                cx.out.save = true;
+            }
+            if said_gone {
+                let toy = cx.toys.toy_mut(sn);
+                let said = toy.talk.answer.take().map(|a| a.text()).unwrap_or_default();
+                // The media player's title, when it shows that answer: an empty retained
+                // state deletes it on the broker (a title not known is never published).
+                if toy.player.forget_title(&said) && cx.connected.ha && cx.cfg.media_player {
+                    cx.out.ha(cx.cfg.topics.state(sn, Key::PlayerTitle.as_str()), "", true);
+                }
+                cx.publish(sn, Key::Said);
+                cx.out.save = true;
+            }
+        }
+        if let Some(today) = today {
+            self.days.recount(cx, &toys, today, at);
+        }
     }
 
     /// A toy's event. Returns the toy's answer so far and how long reading
@@ -285,5 +340,75 @@ mod tests {
         let event = out.publish.iter().find(|p| p.topic.ends_with("/conversation")).expect("a Conversation event");
         assert!(event.at_most_once && !event.retain);
         assert_eq!(out.history.len(), 1, "kept for the page");
+    }
+
+    /// Bunny heard "Where is the key?" (recording 7) and answered in two sentences, at noon.
+    fn a_question_and_its_answer(b: &mut Bench, talk: &mut Talk) -> SystemTime {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1_795_608_000_000);
+        let watching = WatchWords::new(std::iter::empty());
+        let heard = ToyEvent::RecordingTranscribed { recording_id: Some(7), text: "Where is the key?".into() };
+        talk.on_event(&mut b.cx(), &watching, &bunny(), "t", heard, at);
+        for (order, text) in [(1, "Under the"), (2, " flowerpot.")] {
+            let said = ToyEvent::VoiceGenerated {
+                recording_id: Some(7),
+                order: Some(order),
+                text: text.into(),
+                voice_url: None,
+                role: Some(1),
+            };
+            talk.on_event(&mut b.cx(), &watching, &bunny(), "t", said, at);
+        }
+        b.take();
+        at
+    }
+
+    fn line(kind: LineKind, id: i64, text: &str) -> (String, LineKind, Option<i64>, String) {
+        (BUNNY.to_owned(), kind, Some(id), text.to_owned())
+    }
+
+    fn summary(out: &Output, key: Key) -> Option<serde_json::Value> {
+        out.state_of(&bunny(), key).map(|s| serde_json::from_str::<serde_json::Value>(&s).unwrap()["summary"].clone())
+    }
+
+    #[test]
+    fn deleting_the_exchange_the_heard_and_said_sensors_show_empties_them_and_saves_at_once() {
+        let mut b = Bench::new(config());
+        let mut talk = Talk::default();
+        let at = a_question_and_its_answer(&mut b, &mut talk);
+        // The media player shows the answer (the core's route starts it as the toy speaks).
+        b.cx().toys.toy_mut(&bunny()).player =
+            super::super::player::Player::from_saved(Some("Under the flowerpot.".into()));
+        let what = Forget::Exchange { sn: bunny(), from_ms: 0, to_ms: 1, recording_id: None };
+        // Another exchange of the same recording: the sensors show something else.
+        let other = Forgotten { lines: vec![line(LineKind::Heard, 7, "Hello")], ..Forgotten::default() };
+        talk.forgotten(&mut b.cx(), &what, &other, None, at);
+        let out = b.take();
+        assert!(out.publish.is_empty() && !out.save, "{:?}", out.publish);
+        let gone = Forgotten {
+            lines: vec![line(LineKind::Heard, 7, "Where is the key?"), line(LineKind::Said, 7, " flowerpot.")],
+            ..Forgotten::default()
+        };
+        talk.forgotten(&mut b.cx(), &what, &gone, None, at);
+        let out = b.take();
+        assert_eq!(summary(&out, Key::Heard), Some(serde_json::Value::Null), "Heard emptied");
+        assert_eq!(summary(&out, Key::Said), Some(serde_json::Value::Null), "Said emptied");
+        assert!(out.save, "the state file holds them too");
+        assert_eq!(out.state_of(&bunny(), Key::PlayerTitle).as_deref(), Some(""), "the title that was the answer goes");
+        assert_eq!(b.toy(&bunny()).player.title(), None);
+        assert!(b.toy(&bunny()).talk.heard().is_none() && b.toy(&bunny()).talk.answer().is_none());
+    }
+
+    #[test]
+    fn deleting_a_toys_history_empties_its_sensors_and_recounts_today() {
+        let mut b = Bench::new(config());
+        let mut talk = Talk::default();
+        let at = a_question_and_its_answer(&mut b, &mut talk);
+        assert_eq!(b.toy(&bunny()).today.tally().exchanges(), 1);
+        talk.forgotten(&mut b.cx(), &Forget::Toy(bunny()), &Forgotten::default(), Some(Vec::new()), at);
+        let out = b.take();
+        assert_eq!(summary(&out, Key::Heard), Some(serde_json::Value::Null));
+        assert_eq!(summary(&out, Key::Said), Some(serde_json::Value::Null));
+        assert_eq!(out.state_of(&bunny(), Key::ExchangesToday).as_deref(), Some("0"));
+        assert_eq!(b.toy(&bunny()).today.tally().exchanges(), 0);
     }
 }
