@@ -147,7 +147,7 @@ def test_screenshots(page, homeassistant, cloud, pairing):
     shot(page, "1-menu")
 
     # Pairing: the name (the stand-in pairing service under Advanced), the QR code, the wait.
-    page.get_by_text("Pair with FoloToy's app (QR code)").click()
+    page.get_by_text("Pair with FoloToy's app (QR code)", exact=True).click()
     field(page, "Name").fill(PIP_NAME)
     page.get_by_text("Advanced").click()
     field(page, "Pairing service").fill(pairing.url)
@@ -167,14 +167,15 @@ def test_screenshots(page, homeassistant, cloud, pairing):
 
     # By serial number and key: the form, then a wrong key.
     open_flow(page, ha)
-    page.get_by_text("Type the serial number and key").click()
+    page.get_by_text("Type the serial number and key", exact=True).click()
     field(page, "Name").fill(PIP_NAME)
     field(page, "Serial number").fill(PIP[0])
     field(page, "Key").fill("NotPipsKey")
+    page.set_viewport_size({"width": WIDTH, "height": FORM_HEIGHT})  # the whole form
+    expect(field(page, "FoloToy's cloud broker")).to_have_value("f.folotoy.cn")
+    shot(page, "4-serial-and-key")  # with FoloToy's broker, as a parent sees it
     field(page, "FoloToy's cloud broker").fill(cloud.host)
     field(page, "Port").fill(str(cloud.port))
-    page.set_viewport_size({"width": WIDTH, "height": FORM_HEIGHT})  # the whole form
-    shot(page, "4-serial-and-key")
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_text("FoloToy's cloud refused this key")).to_be_visible(timeout=20_000)
     shot(page, "5-wrong-key")
