@@ -113,9 +113,9 @@ def open_flow(page: Page, ha: HomeAssistant) -> None:
     """The FoloToy entry's page, and its *Add a FoloToy cloud toy* button."""
     page.goto(f"{ha.url}/config/integrations/integration/folotoy")
     page.get_by_role("button", name="Add a FoloToy cloud toy").first.click()
-    expect(page.get_by_text("Pair with FoloToy's app (QR code)")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("Pair with FoloToy's app (QR code)", exact=True).first).to_be_visible(timeout=20_000)
     # The menu's description comes with the integration's translations, after the menu.
-    expect(page.get_by_text("Home Assistant answers the toy in FoloToy's place")).to_be_visible()
+    expect(page.get_by_text("Home Assistant answers the toy in FoloToy's place").first).to_be_visible()
 
 
 def off_loop(call, *args, **kwargs):
@@ -133,9 +133,9 @@ def field(page: Page, label: str):
 
 def finish(page: Page, shown: str) -> None:
     """The flow's last dialog (it says `shown`), closed with its Finish button."""
-    expect(page.get_by_text(shown)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(shown).first).to_be_visible(timeout=30_000)
     page.get_by_role("button", name="Finish").click()
-    expect(page.get_by_text(shown)).to_be_hidden(timeout=10_000)
+    expect(page.get_by_text(shown)).to_have_count(0, timeout=10_000)
 
 
 def test_screenshots(page, homeassistant, cloud, pairing):
@@ -152,12 +152,12 @@ def test_screenshots(page, homeassistant, cloud, pairing):
     page.get_by_text("Advanced").click()
     field(page, "Pairing service").fill(pairing.url)
     page.get_by_role("button", name="Submit").click()
-    expect(page.get_by_text("Scan this code in FoloToy's app")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("Scan this code in FoloToy's app").first).to_be_visible(timeout=20_000)
     qr = page.locator("ha-selector-qr_code canvas, ha-qr-code canvas, ha-qr-code img").first
     expect(qr).to_be_visible(timeout=10_000)
     shot(page, "2-qr-code")
     page.get_by_role("button", name="Submit").click()
-    expect(page.get_by_text("Waiting for FoloToy's app to finish pairing")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("Waiting for FoloToy's app to finish pairing").first).to_be_visible(timeout=20_000)
     shot(page, "3-waiting")
     # The phone: FoloToy's app opens the code and scans the toy's own.
     session = list(pairing._sessions)[-1]  # the one Home Assistant just asked for
@@ -177,7 +177,7 @@ def test_screenshots(page, homeassistant, cloud, pairing):
     field(page, "FoloToy's cloud broker").fill(cloud.host)
     field(page, "Port").fill(str(cloud.port))
     page.get_by_role("button", name="Submit").click()
-    expect(page.get_by_text("FoloToy's cloud refused this key")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("FoloToy's cloud refused this key").first).to_be_visible(timeout=20_000)
     shot(page, "5-wrong-key")
     page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
     field(page, "Key").fill(PIP[1])
