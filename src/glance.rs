@@ -63,12 +63,94 @@ impl Zone {
             .map_or(0, |z| z.timestamp().as_millisecond().max(0) as u64)
     }
 
+    /// When `day` reads `time` on the family's clocks, in ms since the Unix
+    /// epoch; a time a clock change skips is taken as the hour after.
+    pub fn at(&self, day: Date, time: TimeOfDay) -> u64 {
+        let (h, m) = (time.0 / 60, time.0 % 60);
+        day.at(h as i8, m as i8, 0, 0)
+            .to_zoned_datetime(self.0.clone())
+            .map_or(0, |z| z.timestamp().as_millisecond().max(0) as u64)
+    }
+
+    /// The time of day on the family's clocks at `ms`.
+    pub fn time_of_day(&self, ms: u64) -> TimeOfDay {
+        let z = Timestamp::from_millisecond(ms as i64).unwrap_or(Timestamp::UNIX_EPOCH);
+        let z = z.to_zoned_datetime(self.0.clone());
+        TimeOfDay(z.hour() as u16 * 60 + z.minute() as u16)
+    }
+
     /// The next midnight after `ms`.
     pub fn next_midnight(&self, ms: u64) -> u64 {
         match self.day(ms).tomorrow() {
             Ok(tomorrow) => self.start_of(tomorrow),
             Err(_) => u64::MAX,
         }
+    }
+}
+
+/// A time of day on the family's clocks, to the minute: `21:30` in the
+/// state file and in Home Assistant (`21:30:00`, as a time entity sends it,
+/// is read too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct TimeOfDay(u16);
+
+impl TimeOfDay {
+    /// `h`:`m`, if a time of day.
+    pub const fn hm(h: u16, m: u16) -> Option<TimeOfDay> {
+        if h < 24 && m < 60 {
+            Some(TimeOfDay(h * 60 + m))
+        } else {
+            None
+        }
+    }
+
+    /// Minutes since midnight.
+    pub fn minutes(self) -> u16 {
+        self.0
+    }
+}
+
+/// Text that is not a time of day (shortened).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0:?} is not a time of day (HH:MM, 00:00 to 23:59)")]
+pub struct NotATime(String);
+
+impl std::str::FromStr for TimeOfDay {
+    type Err = NotATime;
+
+    fn from_str(s: &str) -> Result<TimeOfDay, NotATime> {
+        let s = s.trim();
+        let bad = || NotATime(s.chars().take(40).collect());
+        let mut parts = s.split(':');
+        let mut number = |n: usize| {
+            parts.next().filter(|p| (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && n > 0)
+        };
+        let (h, m) = (number(1).ok_or_else(bad)?, number(2).ok_or_else(bad)?);
+        if number(3).is_some_and(|sec| sec.parse::<u16>().map_or(true, |sec| sec > 59)) || parts.next().is_some() {
+            return Err(bad());
+        }
+        TimeOfDay::hm(h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?).ok_or_else(bad)
+    }
+}
+
+impl TryFrom<String> for TimeOfDay {
+    type Error = NotATime;
+
+    fn try_from(s: String) -> Result<TimeOfDay, NotATime> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02}", self.0 / 60, self.0 % 60)
+    }
+}
+
+impl Serialize for TimeOfDay {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -193,6 +275,20 @@ mod tests {
                 DaySummary { day: "2026-12-01".into(), exchanges: 1, talk_minutes: 0 },
             ]
         );
+    }
+
+    #[test]
+    fn a_time_of_day_is_hh_mm_and_nothing_else() {
+        for (text, shown) in [("21:30", "21:30"), ("7:05", "07:05"), ("07:00:00", "07:00"), (" 00:00 ", "00:00")] {
+            assert_eq!(text.parse::<TimeOfDay>().map(|t| t.to_string()).as_deref(), Ok(shown), "{text}");
+        }
+        for bad in ["24:00", "12:60", "12", "", "ab:cd", "12:00:61", "1:2:3:4", "-1:00", "123:00"] {
+            assert!(bad.parse::<TimeOfDay>().is_err(), "{bad}");
+        }
+        let berlin = Zone::named("Europe/Berlin").unwrap();
+        let day: Date = "2026-12-01".parse().unwrap();
+        assert_eq!(berlin.at(day, TimeOfDay::hm(0, 0).unwrap()), DEC_1 - 60 * MIN);
+        assert_eq!(berlin.time_of_day(DEC_1), TimeOfDay::hm(1, 0).unwrap());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::folotoy::{Settings, Sn, Value};
+use crate::glance::TimeOfDay;
 use crate::ha::entities::ToyKind;
 
 /// A toy as the state file has it: one object of every part the core keeps
@@ -50,6 +51,81 @@ pub struct ToyState {
     /// configuration's, a discovered self-hosted toy has none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Its daily limit and bedtime; left out while all is as at first, so a
+    /// state file from before them saves back as it was.
+    #[serde(skip_serializing_if = "LimitsState::is_default")]
+    pub limits: LimitsState,
+}
+
+/// A toy's daily limit and bedtime, and where they stand (see
+/// `bridge/core/limits.rs`): kept over restarts, so a limit reached stays
+/// reached and a bedtime begun stays begun.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsState {
+    /// Minutes of Talk time today; 0 for no limit.
+    pub daily_limit: u16,
+    /// What the toy says when the limit is reached; `None`: the default.
+    pub goodbye_line: Option<String>,
+    pub bedtime: bool,
+    pub bedtime_from: TimeOfDay,
+    pub bedtime_until: TimeOfDay,
+    /// What the toy says when bedtime begins; `None`: the default.
+    pub bedtime_line: Option<String>,
+    /// The day the limit was reached, if it was today (or the bridge has
+    /// not yet seen midnight since).
+    pub reached: Option<Reached>,
+    /// What made the toy quiet, when the limit or bedtime did (not a parent).
+    pub quiet_by: Option<QuietBy>,
+    /// The last bedtime boundary taken (ms since the Unix epoch): one that
+    /// passed while the bridge was stopped is taken at its start.
+    pub boundary_ms: Option<u64>,
+    /// The volume the toy had before the limit or bedtime turned it to 0.
+    pub turned_down: Option<Value>,
+    /// Whether its answers come from Home Assistant's brain (the last one
+    /// was checked by the bridge before it was said).
+    pub brain: bool,
+}
+
+/// The day a toy's daily limit was reached.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reached {
+    /// `2026-12-07`, the family's day.
+    pub day: String,
+    /// A parent let the toy talk on that day.
+    pub lifted: bool,
+}
+
+/// What made a toy quiet by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuietBy {
+    Limit,
+    Bedtime,
+}
+
+impl Default for LimitsState {
+    fn default() -> Self {
+        LimitsState {
+            daily_limit: 0,
+            goodbye_line: None,
+            bedtime: false,
+            bedtime_from: TimeOfDay::hm(20, 0).expect("a time"),
+            bedtime_until: TimeOfDay::hm(7, 0).expect("a time"),
+            bedtime_line: None,
+            reached: None,
+            quiet_by: None,
+            boundary_ms: None,
+            turned_down: None,
+            brain: false,
+        }
+    }
+}
+
+impl LimitsState {
+    pub fn is_default(&self) -> bool {
+        *self == LimitsState::default()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,6 +179,7 @@ impl Default for ToyState {
             listed: false,
             kind: ToyKind::SelfHosted,
             name: None,
+            limits: LimitsState::default(),
         }
     }
 }

@@ -17,6 +17,12 @@ pub fn joined<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     out
 }
 
+/// Whether `text` is Chinese (or Japanese or Korean) to answer in: it holds
+/// their characters. The integration's `speech.language` rule.
+pub fn east_asian(text: &str) -> bool {
+    text.chars().any(|c| matches!(u32::from(c), 0x3040..=0x30FF | 0x3400..=0x9FFF | 0xAC00..=0xD7AF))
+}
+
 /// Written without spaces between words or sentences: Chinese and Japanese
 /// characters, kana and their punctuation (fullwidth forms included).
 fn closed_up(c: char) -> bool {

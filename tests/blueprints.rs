@@ -123,8 +123,11 @@ fn the_watch_word_blueprint_reads_what_the_alert_event_really_has() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints/automation/folotoy/notify_on_watch_word.yaml");
     let bp = load(&path);
     let text = std::fs::read_to_string(&path).unwrap();
-    let Kind::Event(event_types) = Entity::of(Key::Alert).kind else { panic!("the Alert entity is an event entity") };
-    // Its sides are the Alert entity's event types, all chosen by default.
+    let Kind::Event(alert_types) = Entity::of(Key::Alert).kind else { panic!("the Alert entity is an event entity") };
+    // Its sides are the Alert entity's event types of a watch word (not the daily limit's),
+    // all chosen by default.
+    let event_types: Vec<&str> = [Speaker::Child, Speaker::Toy].map(Speaker::event_type).to_vec();
+    assert!(event_types.iter().all(|t| alert_types.contains(t)), "{alert_types:?}");
     let sides = &bp["blueprint"]["input"]["sides"];
     let options: Vec<&str> = sides["selector"]["select"]["options"]
         .as_sequence()

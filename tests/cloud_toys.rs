@@ -82,6 +82,14 @@ async fn a_cloud_toy_appears_with_only_the_entities_its_channel_allows_and_goes_
         "exchanges_today",
         "child_said",
         "toy_said",
+        // Its daily limit and bedtime: Home Assistant's brain says their lines (see limits.rs).
+        "daily_limit",
+        "goodbye_line",
+        "allow_more_talk",
+        "bedtime",
+        "bedtime_from",
+        "bedtime_until",
+        "bedtime_line",
     ]);
     assert_eq!(ids, expected);
     assert_eq!(config["device"]["name"], "Owl");

@@ -180,6 +180,15 @@ class Unsayable(Exception):
     """The answer cannot be checked, or the agent failed: the apology is said instead."""
 
 
+class Resting(Exception):
+    """The bridge says the toy's daily limit or bedtime keeps it quiet: the toy says `line`
+    (its goodbye or bedtime line) and nothing else."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 class Quiet(Exception):
     """The bridge says the toy's Quiet switch is on: the toy says nothing (a screen of a cloud
     toy's answer raises it; the answer ends there, its agent stopped)."""
@@ -325,10 +334,16 @@ class Screen:
         self.data, self.node = data, node
 
     async def start(self) -> None:
-        """Before the agent hears the question (a cloud toy's asks whether the toy is quiet)."""
+        """Before the agent hears the question: asked with nothing to check, so that a toy
+        resting by its daily limit or bedtime says its line and its agent never starts."""
+        if self.node is not None:
+            await self("")
 
     async def __call__(self, text: str) -> list[str]:
-        return (await screen(self.data, self.node, text)).phrases
+        verdict = await screen(self.data, self.node, text)
+        if verdict.line is not None:
+            raise Resting(verdict.line)
+        return verdict.phrases
 
 
 class Cut(Protocol):
@@ -368,6 +383,7 @@ class Kind(Enum):
     ANSWER = "answer"
     SAFE = "safe"
     APOLOGY = "apology"
+    LINE = "line"  # a resting toy's goodbye or bedtime line
 
 
 @dataclass(frozen=True)
@@ -390,7 +406,7 @@ async def answer(hass: HomeAssistant, entry: FoloToyConfigEntry | None, question
     said = False
     async with aclosing(toy_answer(hass, entry, question, node, Pieces(), Screen(data, node))) as answer:
         async for line in answer:
-            yield (" " if said and line.kind is Kind.SAFE else "") + line.text
+            yield (" " if said and line.kind in (Kind.SAFE, Kind.LINE) else "") + line.text
             said = True
 
 
@@ -456,6 +472,9 @@ async def _answer(
             yield Said(sentence, Kind.ANSWER)
         if not said:
             yield Said(speech.APOLOGY[language], Kind.APOLOGY)
+    except Resting as rest:  # leaving the agent's block stopped it, before the toy hears the line
+        _LOGGER.debug("%s is quiet by its daily limit or bedtime: it says its line", node)
+        yield Said(rest.line, Kind.LINE)
     except Unsayable as err:
         _LOGGER.warning("a toy's answer is not said (%s): %s", err, "it stops there" if said else "it apologizes")
         if not said:

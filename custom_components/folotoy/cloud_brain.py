@@ -74,6 +74,8 @@ class QuietScreen(brain.Screen):
     async def __call__(self, text: str) -> list[str]:
         verdict = await brain.screen(self.data, self.node, text)
         self.quiet = verdict.quiet
+        if verdict.line is not None:  # quiet by its daily limit or bedtime: it says the line
+            raise brain.Resting(verdict.line)
         if verdict.quiet:
             raise brain.Quiet
         return verdict.phrases

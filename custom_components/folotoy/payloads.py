@@ -83,6 +83,9 @@ class Verdict:
 
     phrases: list[str]
     quiet: bool = False
+    # While the toy's daily limit or bedtime keeps it quiet: the line it answers with instead
+    # (a bridge older than daily limits sends none).
+    line: str | None = None
 
 
 def verdict(payload: str | bytes) -> Verdict:
@@ -96,7 +99,18 @@ def verdict(payload: str | bytes) -> Verdict:
     quiet = data.get("quiet", False)
     if not isinstance(quiet, bool):
         raise Unreadable(f"quiet is {_kind(quiet)}, not true or false")
-    return Verdict(phrases, quiet)
+    return Verdict(phrases, quiet, verdict_line(payload))
+
+
+def verdict_line(payload: str | bytes) -> str | None:
+    """The line the toy answers with instead, while its daily limit or bedtime keeps it quiet
+    (none: the answer goes on; a bridge older than daily limits sends none)."""
+    line = _object(payload).get("line")
+    if line is not None and not isinstance(line, str):
+        raise Unreadable(f"line is {_kind(line)}, not text")
+    if line is not None and not line.strip():
+        raise Unreadable("line is blank")
+    return line
 
 
 @dataclass(frozen=True)

@@ -124,20 +124,22 @@ class Relay:
     def event(self, sn: str, identifier: str, params: dict[str, Any], bridge: BridgeConfig | None = None) -> None:
         """A cloud toy's event, as a self-hosted toy's server posts it: what the child said and
         each sentence the toy said to it (cloud_brain.py), a notification it said; to `bridge`,
-        else to every bridge. Sent in the order told."""
+        else to every bridge. Sent in the order told, at QoS 0 as the brain's checks are: on
+        Home Assistant's own broker nothing is lost, and a PUBACK would hold the next check
+        behind the broker's Nagle delay (docs/performance.md, Cloud toys)."""
         for to in [bridge] if bridge is not None else list(self._bridges.values()):
             self._msg_id = self._msg_id % (1 << 31) + 1
-            self._publish(
-                to.cloud(sn, "event"), {"msgId": self._msg_id, "identifier": identifier, "inputParams": params}
-            )
+            payload = {"msgId": self._msg_id, "identifier": identifier, "inputParams": params}
+            self._publish(to.cloud(sn, "event"), payload, qos=0)
 
     @callback
-    def _publish(self, topic: str, payload: dict[str, Any]) -> None:
-        self._hass.async_create_task(self._send(topic, json.dumps(payload, ensure_ascii=False)), eager_start=True)
+    def _publish(self, topic: str, payload: dict[str, Any], qos: int = 1) -> None:
+        send = self._send(topic, json.dumps(payload, ensure_ascii=False), qos=qos)
+        self._hass.async_create_task(send, eager_start=True)
 
-    async def _send(self, topic: str, payload: str, retain: bool = False) -> None:
+    async def _send(self, topic: str, payload: str, retain: bool = False, qos: int = 1) -> None:
         try:
-            await mqtt.async_publish(self._hass, topic, payload, qos=1, retain=retain)
+            await mqtt.async_publish(self._hass, topic, payload, qos=qos, retain=retain)
         except HomeAssistantError as err:
             _LOGGER.warning("Could not tell the bridge on %s: %s", topic, err)
 

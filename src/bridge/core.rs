@@ -311,6 +311,8 @@ struct Concerns {
     talk: talk::Talk,
     /// The configured watch words and those a parent added on the page.
     watching: watching::Watching,
+    /// The toys' daily limits and bedtimes.
+    limits: limits::Limits,
 }
 
 impl Core {
@@ -332,6 +334,7 @@ impl Core {
             announcements: Default::default(),
             talk: Default::default(),
             watching,
+            limits: Default::default(),
         };
         let core = Core {
             common: Common { cfg, connected: Connected::default(), toys, hold: Hold::new(CONVERSATION_HOLD) },
@@ -369,6 +372,7 @@ impl Core {
             self.common.hold.next_deadline(),
             c.announcements.next_deadline(),
             c.talk.next_deadline(),
+            c.limits.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -385,10 +389,20 @@ impl Core {
     }
 
     /// At start: today's sentences so far, from the history (what the bridge
-    /// counted before it stopped), at wall time `at`.
-    pub fn begin_day(&mut self, sentences: Vec<(String, u64, crate::history::LineKind)>, at: SystemTime, now: Instant) {
+    /// counted before it stopped), at wall time `at`, which the daily limits
+    /// and bedtimes count from too (what passed while the bridge was stopped
+    /// is taken now: the log lines say what).
+    pub fn begin_day(
+        &mut self,
+        sentences: Vec<(String, u64, crate::history::LineKind)>,
+        at: SystemTime,
+        now: Instant,
+    ) -> Vec<Log> {
         let mut out = Output::default();
-        self.concerns.talk.begin_day(&mut self.common.cx(now, &mut out), sentences, at);
+        let cx = &mut self.common.cx(now, &mut out);
+        self.concerns.talk.begin_day(cx, sentences, at);
+        self.concerns.limits.begin(cx, &mut self.concerns.commands, at);
+        out.logs
     }
 
     /// A parent deleted conversations (see [`Talk::forgotten`](talk::Talk)): the Heard
@@ -454,6 +468,7 @@ mod announcements;
 mod cloud;
 mod commands;
 mod glance;
+mod limits;
 mod own_settings;
 mod player;
 mod republish;

@@ -1743,14 +1743,14 @@ fn alerts(out: &Output) -> Vec<Json> {
 }
 
 #[test]
-fn the_alert_entity_is_an_event_entity_with_child_said_and_toy_said_at_qos_0() {
+fn the_alert_entity_is_an_event_entity_with_child_said_toy_said_and_limit_reached_at_qos_0() {
     let mut b = Bridge::start(config());
     let configs = b.at(secs(0), Input::HaUp).configs();
     let alert = &configs[&discovery_topic("event", "folotoy_fcb467dad0c0", "alert")];
     assert_eq!(alert["name"], "Alert");
     assert_eq!(alert["default_entity_id"], "event.folotoy_fcb467dad0c0_alert");
     assert_eq!(alert["state_topic"], "folotoy/fcb467dad0c0/alert");
-    assert_eq!(alert["event_types"], json!(["child_said", "toy_said"]));
+    assert_eq!(alert["event_types"], json!(["child_said", "toy_said", "limit_reached"]));
     assert_eq!(alert["qos"], 0, "as the events are sent");
     let conversation = &configs[&discovery_topic("event", "folotoy_fcb467dad0c0", "conversation")];
     assert_eq!(conversation["event_types"], json!(["heard", "said"]));

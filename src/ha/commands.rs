@@ -1,10 +1,11 @@
 //! Turning a command payload from Home Assistant into what the toy is asked,
 //! or a setting the bridge keeps for it.
 
-use super::entities::{Entity, Kind, PlayerPart, MAX_ANNOUNCE, MAX_TEXT};
+use super::entities::{Entity, Kind, LimitsPart, PlayerPart, MAX_ANNOUNCE, MAX_TEXT};
 use crate::catalog::Catalog;
 use crate::folotoy::settings::RangeError;
 use crate::folotoy::{Setting, Value};
+use crate::glance::TimeOfDay;
 
 /// What Home Assistant asked of a toy's entity, checked against its range:
 /// something the toy is asked, or a setting the bridge keeps for it.
@@ -12,7 +13,28 @@ use crate::folotoy::{Setting, Value};
 pub enum HaCommand {
     Toy(ToyCommand),
     Own(OwnSetting),
+    Limits(LimitSetting),
 }
+
+/// A part of a toy's daily limit or bedtime, kept by the bridge (see
+/// `bridge/core/limits.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LimitSetting {
+    /// Minutes of Talk time today; 0 for none.
+    DailyLimit(u16),
+    /// The line said when the limit is reached; `None` for the default.
+    GoodbyeLine(Option<String>),
+    /// Lifts today's limit.
+    AllowMore,
+    Bedtime(bool),
+    BedtimeFrom(TimeOfDay),
+    BedtimeUntil(TimeOfDay),
+    /// The line said when bedtime begins; `None` for the default.
+    BedtimeLine(Option<String>),
+}
+
+/// The longest daily limit, in minutes: twelve hours.
+pub const MAX_DAILY_LIMIT: u16 = 720;
 
 /// What a toy is asked to set, say or play: sent to the toy.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +102,10 @@ pub enum CommandError {
     NotUrl(String),
     #[error("play_media payload is not {{\"url\": URL, \"text\": ..., \"volume\": 0..1}} or a URL: {0}")]
     BadMedia(String),
+    #[error(transparent)]
+    NotATime(#[from] crate::glance::NotATime),
+    #[error("{0:?} is not PRESS")]
+    NotPress(String),
     #[error("this entity takes no commands")]
     ReadOnly,
 }
@@ -115,6 +141,7 @@ pub fn parse(entity: &Entity, payload: &str, catalog: &Catalog, roles: &[String]
         Kind::Quiet | Kind::AnnouncementVolume | Kind::SpeakingRole => {
             return own_setting(entity.kind, p, roles).map(HaCommand::Own)
         }
+        Kind::Limits(part) => return limit_setting(part, payload).map(HaCommand::Limits),
         Kind::LastCommand
         | Kind::Heard
         | Kind::Said
@@ -146,6 +173,40 @@ fn own_setting(kind: Kind, p: &str, roles: &[String]) -> Result<OwnSetting, Comm
             .map(|i| OwnSetting::SpeakingRole(i as u8 + 1))
             .ok_or_else(|| CommandError::NotAnOption { value: short(p), options: roles.to_vec() }),
     }
+}
+
+/// A part of the daily limit or bedtime, from its entity's payload. A line
+/// left empty is the default line again.
+fn limit_setting(part: LimitsPart, payload: &str) -> Result<LimitSetting, CommandError> {
+    let p = payload.trim();
+    let line = || -> Result<Option<String>, CommandError> {
+        match text(payload, MAX_TEXT) {
+            Ok(line) => Ok(Some(line.trim().to_owned())),
+            Err(CommandError::Empty) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    Ok(match part {
+        LimitsPart::DailyLimit => {
+            let x: f64 = p.parse().map_err(|_| CommandError::NotANumber(short(p)))?;
+            if !(0.0..=f64::from(MAX_DAILY_LIMIT)).contains(&x) || x.fract() != 0.0 {
+                let (setting, max, value) = ("daily_limit", i64::from(MAX_DAILY_LIMIT), short(p));
+                return Err(RangeError::Int { setting, min: 0, max, value }.into());
+            }
+            LimitSetting::DailyLimit(x as u16)
+        }
+        LimitsPart::GoodbyeLine => LimitSetting::GoodbyeLine(line()?),
+        LimitsPart::BedtimeLine => LimitSetting::BedtimeLine(line()?),
+        LimitsPart::AllowMore if p == "PRESS" => LimitSetting::AllowMore,
+        LimitsPart::AllowMore => return Err(CommandError::NotPress(short(p))),
+        LimitsPart::Bedtime => match p {
+            "ON" => LimitSetting::Bedtime(true),
+            "OFF" => LimitSetting::Bedtime(false),
+            _ => return Err(CommandError::NotOnOff(short(p))),
+        },
+        LimitsPart::From => LimitSetting::BedtimeFrom(p.parse()?),
+        LimitsPart::Until => LimitSetting::BedtimeUntil(p.parse()?),
+    })
 }
 
 /// A select's option, by its key or its name in the catalog's language.
@@ -298,6 +359,29 @@ mod tests {
         assert!(matches!(run("play_audio", "file:///etc/passwd"), Err(CommandError::NotUrl(_))));
         assert!(matches!(run("speaking_role", "8"), Err(CommandError::NotAnOption { .. })));
         assert_eq!(run("last_command", "x"), Err(CommandError::ReadOnly));
+    }
+
+    #[test]
+    fn the_daily_limit_and_bedtime_take_minutes_a_press_on_off_times_of_day_and_lines() {
+        let limit = |s: LimitSetting| Ok(HaCommand::Limits(s));
+        let at = |h, m| TimeOfDay::hm(h, m).unwrap();
+        assert_eq!(run("daily_limit", "90"), limit(LimitSetting::DailyLimit(90)));
+        assert_eq!(run("daily_limit", "0.0"), limit(LimitSetting::DailyLimit(0)));
+        assert_eq!(run("allow_more_talk", "PRESS"), limit(LimitSetting::AllowMore));
+        assert_eq!(run("bedtime", "ON"), limit(LimitSetting::Bedtime(true)));
+        assert_eq!(run("bedtime_from", "21:30"), limit(LimitSetting::BedtimeFrom(at(21, 30))));
+        assert_eq!(run("bedtime_until", "07:00:00"), limit(LimitSetting::BedtimeUntil(at(7, 0))));
+        assert_eq!(run("goodbye_line", " Bye! "), limit(LimitSetting::GoodbyeLine(Some("Bye!".into()))));
+        assert_eq!(run("bedtime_line", ""), limit(LimitSetting::BedtimeLine(None)), "empty: the default again");
+        for bad in ["721", "-1", "1.5", "NaN"] {
+            assert!(matches!(run("daily_limit", bad), Err(CommandError::Range(_))), "{bad}");
+        }
+        assert!(matches!(run("daily_limit", "lots"), Err(CommandError::NotANumber(_))));
+        assert!(matches!(run("allow_more_talk", "ON"), Err(CommandError::NotPress(_))));
+        assert!(matches!(run("bedtime", "yes"), Err(CommandError::NotOnOff(_))));
+        let err = run("bedtime_from", "25:00").unwrap_err();
+        assert!(matches!(err, CommandError::NotATime(_)) && err.to_string().contains("HH:MM"), "{err}");
+        assert_eq!(run("goodbye_line", &"a".repeat(256)), Err(CommandError::TooLong(256, 255)));
     }
 
     #[test]

@@ -7,8 +7,11 @@
 
 use std::collections::BTreeMap;
 
+use super::commands::MAX_DAILY_LIMIT;
 use super::discovered::Components;
-use super::entities::{Category, Entity, Key, Kind, NumberMode, PlayerPart, Today, ToyKind, MAX_TEXT, TOY, TRIGGERS};
+use super::entities::{
+    Category, Entity, Key, Kind, LimitsPart, NumberMode, PlayerPart, Today, ToyKind, MAX_TEXT, TOY, TRIGGERS,
+};
 use super::payloads::{
     to_text, Availability, BridgeConfig, BridgeDevice, Component, Device, DeviceConfig, EntityConfig, Num, Origin,
     PlayerConfig, TriggerConfig,
@@ -336,6 +339,7 @@ impl Discovery<'_> {
                     Today::Exchanges => None,
                 };
             }
+            Kind::Limits(part) => limits(c, part),
             Kind::LastActivity | Kind::Announce | Kind::Player(_) => {}
         }
     }
@@ -344,9 +348,35 @@ impl Discovery<'_> {
     pub fn offers(&self, e: &Entity) -> bool {
         match e.kind {
             Kind::Player(_) => self.media_player,
-            Kind::Today(_) => self.glance,
+            Kind::Today(_) | Kind::Limits(_) => self.glance,
             _ => true,
         }
+    }
+}
+
+/// What a part of the daily limit or bedtime adds to its configuration.
+fn limits(c: &mut EntityConfig, part: LimitsPart) {
+    match part {
+        LimitsPart::DailyLimit => {
+            c.min = Some(Num::Int(0));
+            c.max = Some(Num::Int(MAX_DAILY_LIMIT.into()));
+            c.step = Some(1.0);
+            c.mode = Some("box");
+            c.unit_of_measurement = Some("min");
+        }
+        LimitsPart::GoodbyeLine | LimitsPart::BedtimeLine => {
+            c.max = Some(Num::Int(MAX_TEXT as i64));
+            c.value_template = Some("{{ value_json.text }}");
+        }
+        // A text, not a time entity: Home Assistant 2025.10, the oldest
+        // version supported, has no MQTT time entities.
+        LimitsPart::From | LimitsPart::Until => {
+            c.max = Some(Num::Int(5));
+            c.value_template = Some("{{ value_json.text }}");
+            c.pattern = Some("([01][0-9]|2[0-3]):[0-5][0-9]");
+        }
+        LimitsPart::AllowMore => c.payload_press = Some("PRESS"),
+        LimitsPart::Bedtime => {}
     }
 }
 

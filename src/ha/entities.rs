@@ -35,10 +35,17 @@ pub enum Key {
     Alert,
     TalkTimeToday,
     ExchangesToday,
+    DailyLimit,
+    GoodbyeLine,
+    AllowMoreTalk,
+    Bedtime,
+    BedtimeFrom,
+    BedtimeUntil,
+    BedtimeLine,
 }
 
 impl Key {
-    pub const ALL: [Key; 24] = [
+    pub const ALL: [Key; 31] = [
         Key::Volume,
         Key::RecordingMode,
         Key::VolumeControl,
@@ -63,6 +70,13 @@ impl Key {
         Key::Alert,
         Key::TalkTimeToday,
         Key::ExchangesToday,
+        Key::DailyLimit,
+        Key::GoodbyeLine,
+        Key::AllowMoreTalk,
+        Key::Bedtime,
+        Key::BedtimeFrom,
+        Key::BedtimeUntil,
+        Key::BedtimeLine,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -91,6 +105,13 @@ impl Key {
             Key::Alert => "alert",
             Key::TalkTimeToday => "talk_time_today",
             Key::ExchangesToday => "exchanges_today",
+            Key::DailyLimit => "daily_limit",
+            Key::GoodbyeLine => "goodbye_line",
+            Key::AllowMoreTalk => "allow_more_talk",
+            Key::Bedtime => "bedtime",
+            Key::BedtimeFrom => "bedtime_from",
+            Key::BedtimeUntil => "bedtime_until",
+            Key::BedtimeLine => "bedtime_line",
         }
     }
 
@@ -151,6 +172,10 @@ pub enum Kind {
     /// How much the toy talked today (see `crate::glance`), from the
     /// history: offered only while one is kept.
     Today(Today),
+    /// A part of the toy's daily limit or bedtime (see `bridge/core/limits.rs`),
+    /// kept by the bridge; offered only while a history is kept (the limit
+    /// counts Talk time today, and both need the family's time zone).
+    Limits(LimitsPart),
     /// One topic of the toy's media player. Home Assistant has no MQTT media
     /// player, so these rows make one config for the project's own `folotoy`
     /// custom component rather than an entity each.
@@ -163,6 +188,23 @@ pub enum Today {
     TalkTime,
     /// What the child said, a sentence each.
     Exchanges,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsPart {
+    /// Minutes of Talk time today, 0 for no limit (a number).
+    DailyLimit,
+    /// What the toy says when the limit is reached (a text).
+    GoodbyeLine,
+    /// Lifts today's limit (a button).
+    AllowMore,
+    /// Whether bedtime is kept (a switch).
+    Bedtime,
+    /// When bedtime begins and ends (`HH:MM`, a text).
+    From,
+    Until,
+    /// What the toy says when bedtime begins (a text).
+    BedtimeLine,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,6 +354,55 @@ pub const TOY: &[Entity] = &[
         device_class: None,
     },
     Entity {
+        key: Key::DailyLimit,
+        kind: Kind::Limits(LimitsPart::DailyLimit),
+        icon: "mdi:timer-lock-outline",
+        category: None,
+        device_class: None,
+    },
+    Entity {
+        key: Key::GoodbyeLine,
+        kind: Kind::Limits(LimitsPart::GoodbyeLine),
+        icon: "mdi:hand-wave-outline",
+        category: Some(Category::Config),
+        device_class: None,
+    },
+    Entity {
+        key: Key::AllowMoreTalk,
+        kind: Kind::Limits(LimitsPart::AllowMore),
+        icon: "mdi:timer-plus-outline",
+        category: None,
+        device_class: None,
+    },
+    Entity {
+        key: Key::Bedtime,
+        kind: Kind::Limits(LimitsPart::Bedtime),
+        icon: "mdi:weather-night",
+        category: None,
+        device_class: None,
+    },
+    Entity {
+        key: Key::BedtimeFrom,
+        kind: Kind::Limits(LimitsPart::From),
+        icon: "mdi:bed-clock",
+        category: None,
+        device_class: None,
+    },
+    Entity {
+        key: Key::BedtimeUntil,
+        kind: Kind::Limits(LimitsPart::Until),
+        icon: "mdi:weather-sunset-up",
+        category: None,
+        device_class: None,
+    },
+    Entity {
+        key: Key::BedtimeLine,
+        kind: Kind::Limits(LimitsPart::BedtimeLine),
+        icon: "mdi:sleep",
+        category: Some(Category::Config),
+        device_class: None,
+    },
+    Entity {
         key: Key::Announce,
         kind: Kind::Announce,
         icon: "mdi:bullhorn-outline",
@@ -358,6 +449,13 @@ pub const CLOUD: &[Key] = &[
     Key::Alert,
     Key::TalkTimeToday,
     Key::ExchangesToday,
+    Key::DailyLimit,
+    Key::GoodbyeLine,
+    Key::AllowMoreTalk,
+    Key::Bedtime,
+    Key::BedtimeFrom,
+    Key::BedtimeUntil,
+    Key::BedtimeLine,
     Key::PlayerState,
     Key::PlayerTitle,
 ];
@@ -385,8 +483,9 @@ pub const TRIGGERS: &[(&str, &str, &str)] = &[("said", "child", "heard"), ("said
 pub const EVENT_TYPES: &[&str] = &["heard", "said"];
 
 /// The event types of the Alert entity: a watch word in what the child said,
-/// or in what the toy said (see `crate::watch`).
-pub const ALERT_EVENT_TYPES: &[&str] = &["child_said", "toy_said"];
+/// or in what the toy said (see `crate::watch`); the daily limit reached
+/// (see `bridge/core/limits.rs`).
+pub const ALERT_EVENT_TYPES: &[&str] = &["child_said", "toy_said", "limit_reached"];
 
 /// An announcement can be longer than a text entity; this bounds what one
 /// `notify.send_message` can make the toy read out.
@@ -415,8 +514,11 @@ impl Entity {
         match self.kind {
             Kind::Number { .. } | Kind::AnnouncementVolume => "number",
             Kind::Select { .. } | Kind::SpeakingRole => "select",
-            Kind::Switch { .. } | Kind::Quiet => "switch",
+            Kind::Switch { .. } | Kind::Quiet | Kind::Limits(LimitsPart::Bedtime) => "switch",
             Kind::Say | Kind::PlayAudio => "text",
+            Kind::Limits(LimitsPart::DailyLimit) => "number",
+            Kind::Limits(LimitsPart::AllowMore) => "button",
+            Kind::Limits(_) => "text",
             Kind::LastCommand | Kind::Heard | Kind::Said | Kind::LastActivity | Kind::Today(_) => "sensor",
             Kind::Event(_) => "event",
             Kind::Announce => "notify",
@@ -443,13 +545,14 @@ impl Entity {
                 | Kind::AnnouncementVolume
                 | Kind::Quiet
                 | Kind::Announce
+                | Kind::Limits(_)
                 | Kind::Player(PlayerPart::Volume | PlayerPart::Media)
         )
     }
 
     /// Whether it reads a state topic (a notify entity has none).
     pub fn has_state(&self) -> bool {
-        !matches!(self.kind, Kind::Announce | Kind::Player(PlayerPart::Media))
+        !matches!(self.kind, Kind::Announce | Kind::Limits(LimitsPart::AllowMore) | Kind::Player(PlayerPart::Media))
     }
 }
 

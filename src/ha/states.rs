@@ -1,11 +1,11 @@
 //! Entity states as Home Assistant reads them from the state topics.
 
-use super::entities::{Entity, Kind, PlayerPart, Today, MAX_TEXT};
+use super::entities::{Entity, Kind, LimitsPart, PlayerPart, Today, MAX_TEXT};
 use crate::folotoy::{Setting, Settings};
 use serde_json::json;
 
 use crate::catalog::Catalog;
-use crate::glance::Tally;
+use crate::glance::{Tally, TimeOfDay};
 use crate::saved::{Answer, Heard, LastCommand};
 use crate::watch::{Hit, Speaker};
 
@@ -43,6 +43,20 @@ pub struct StateView<'a> {
     pub playing: bool,
     /// The media player's title: what the toy played or said last.
     pub player_title: Option<&'a str>,
+    pub limits: LimitsView<'a>,
+}
+
+/// What the daily limit's and bedtime's entities show.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitsView<'a> {
+    /// Minutes, 0 for none.
+    pub daily_limit: u16,
+    /// The lines the toy says: the parent's, else the default in the toy's language.
+    pub goodbye_line: &'a str,
+    pub bedtime: bool,
+    pub from: TimeOfDay,
+    pub until: TimeOfDay,
+    pub bedtime_line: &'a str,
 }
 
 /// The state payload of `entity`, or `None` for entities that have no state
@@ -73,6 +87,7 @@ pub fn render(entity: &Entity, toy: &StateView, catalog: &Catalog, roles: &[Stri
         Kind::LastActivity => toy.last_activity_ms.map(rfc3339),
         Kind::Today(Today::TalkTime) => Some(toy.today.talk_minutes().to_string()),
         Kind::Today(Today::Exchanges) => Some(toy.today.exchanges().to_string()),
+        Kind::Limits(part) => return limits(part, &toy.limits),
         Kind::Event(_) | Kind::Announce | Kind::Player(PlayerPart::Media) => return None,
         // The media player component reads plain values. A title or volume
         // not known yet is not published, as for Say: an empty retained
@@ -84,6 +99,25 @@ pub fn render(entity: &Entity, toy: &StateView, catalog: &Catalog, roles: &[Stri
         }
     };
     Some(shown.unwrap_or_else(|| UNKNOWN.to_owned()))
+}
+
+/// The state of a part of the daily limit or bedtime; the button has none.
+fn limits(part: LimitsPart, l: &LimitsView) -> Option<String> {
+    Some(match part {
+        LimitsPart::DailyLimit => l.daily_limit.to_string(),
+        LimitsPart::GoodbyeLine => text_state(Some(l.goodbye_line)),
+        LimitsPart::BedtimeLine => text_state(Some(l.bedtime_line)),
+        LimitsPart::Bedtime => if l.bedtime { "ON" } else { "OFF" }.to_owned(),
+        LimitsPart::From => text_state(Some(&l.from.to_string())),
+        LimitsPart::Until => text_state(Some(&l.until.to_string())),
+        LimitsPart::AllowMore => return None,
+    })
+}
+
+/// The Alert event when a toy's daily limit is reached: how long it talked
+/// today, and the limit.
+pub fn limit_event(talk_minutes: u64, daily_limit: u16) -> String {
+    json!({ "event_type": "limit_reached", "talk_minutes": talk_minutes, "daily_limit": daily_limit }).to_string()
 }
 
 /// A text entity's state: `{"text": ...}`, read by its `value_template`.
@@ -300,6 +334,14 @@ mod tests {
             last_activity_ms: toy.last_activity_ms,
             playing: false,
             player_title: toy.player_title.as_deref(),
+            limits: LimitsView {
+                daily_limit: toy.limits.daily_limit,
+                goodbye_line: toy.limits.goodbye_line.as_deref().unwrap_or("Bye"),
+                bedtime: toy.limits.bedtime,
+                from: toy.limits.bedtime_from,
+                until: toy.limits.bedtime_until,
+                bedtime_line: toy.limits.bedtime_line.as_deref().unwrap_or("Good night"),
+            },
         }
     }
 

@@ -179,29 +179,12 @@ impl Deletions {
         &self,
         topics: &Topics,
         client: &AsyncClient,
-        mut toys: impl Iterator<Item = &'a Sn>,
+        toys: impl Iterator<Item = &'a Sn>,
         topic: &str,
         payload: &[u8],
         retained: bool,
     ) {
-        let request = parse_delete(payload, retained).and_then(|(id, deletion)| {
-            let what = match deletion.sn() {
-                None => Forget::Everything,
-                Some(wanted) => {
-                    let wanted = wanted.to_ascii_lowercase();
-                    let Some(sn) = toys.find(|s| s.ha_id() == wanted).cloned() else {
-                        return Err(refused(Some(&id), format!("no toy {} is known to the bridge", cut(&wanted))));
-                    };
-                    deletion.with_toy(sn)
-                }
-            };
-            match (&self.reader, &self.forgetting) {
-                (Ok(reader), Some(forgetting)) => Ok((id, deletion, what, reader.clone(), forgetting.clone())),
-                (Err(why), _) => Err(refused(Some(&id), format!("the bridge keeps no conversation history: {why}"))),
-                (_, None) => Err(refused(Some(&id), "the bridge keeps no conversation history")),
-            }
-        });
-        let (id, deletion, what, reader, forgetting) = match request {
+        let accepted = match self.accept(toys, payload, retained) {
             Ok(ok) => ok,
             Err(Refused { id, reason }) => {
                 warn!(topic = %topic, "conversation deletion refused: {reason}");
@@ -211,56 +194,100 @@ impl Deletions {
                 return;
             }
         };
-        let to = topics.conversation_response(&id);
+        let to = topics.conversation_response(&accepted.id);
         let Ok(permit) = self.one_at_a_time.clone().try_acquire_owned() else {
             warn!(topic = %topic, "conversation deletion refused: another is being made");
-            publish(client.clone(), to, error(&id, "busy: another deletion is being made; try again"));
+            publish(client.clone(), to, error(&accepted.id, "busy: another deletion is being made; try again"));
             return;
         };
         let (client, topic, zone) = (client.clone(), topic.to_owned(), self.zone.clone());
         tokio::spawn(async move {
-            let at = std::time::SystemTime::now();
-            let now = crate::dates::unix_ms(at);
-            let today_ms = zone.start_of(zone.day(now));
-            let done = {
-                let what = what.clone();
-                tokio::task::spawn_blocking(move || reader.forget_counting_today(&what, today_ms, now)).await
-            };
-            drop(permit);
-            let payload = match done {
-                Ok(Ok((gone, _))) if gone.sentences == 0 && deletion.scope() == "exchange" => {
-                    error(&id, "no exchange of that toy begins then: nothing deleted")
-                }
-                Ok(Ok((gone, today))) => {
-                    info!(
-                        topic = %topic,
-                        "deleted at Home Assistant's request ({}): {} exchanges, {} sentences",
-                        deletion.scope(),
-                        gone.exchanges,
-                        gone.sentences
-                    );
-                    let (reply, followed) = tokio::sync::oneshot::channel();
-                    let forgetting_done = Forgetting { what, gone: gone.clone(), today, at };
-                    if forgetting.send((forgetting_done, reply)).await.is_ok() {
-                        let _ = followed.await;
-                    }
-                    let deleted = DeletedWhat { scope: deletion.scope(), gone: &gone };
-                    serde_json::to_vec(&Deleted { id: &id, deleted }).expect("serializes")
-                }
-                Ok(Err(e @ HistoryError::Ambiguous(_))) => {
-                    warn!(topic = %topic, "conversation deletion {id} refused: {e}");
-                    error(&id, &e.to_string())
-                }
-                Ok(Err(e)) => {
-                    warn!(topic = %topic, "conversation deletion {id}: {e}");
-                    error(&id, &format!("deleting from the conversation history failed: {e}"))
-                }
-                Err(e) => error(&id, &format!("deleting from the conversation history failed: {e}")),
-            };
+            let payload = accepted.carry_out(&topic, &zone, permit).await;
             if let Err(e) = client.publish(to.clone(), QoS::AtLeastOnce, false, payload).await {
                 warn!(topic = %to, "cannot publish: {e}");
             }
         });
+    }
+
+    /// The request, its toy known here and a history to delete from; else why not.
+    fn accept<'a>(
+        &self,
+        mut toys: impl Iterator<Item = &'a Sn>,
+        payload: &[u8],
+        retained: bool,
+    ) -> Result<Accepted, Refused> {
+        let (id, deletion) = parse_delete(payload, retained)?;
+        let what = match deletion.sn() {
+            None => Forget::Everything,
+            Some(wanted) => {
+                let wanted = wanted.to_ascii_lowercase();
+                let Some(sn) = toys.find(|s| s.ha_id() == wanted).cloned() else {
+                    return Err(refused(Some(&id), format!("no toy {} is known to the bridge", cut(&wanted))));
+                };
+                deletion.with_toy(sn)
+            }
+        };
+        match (&self.reader, &self.forgetting) {
+            (Ok(reader), Some(forgetting)) => {
+                Ok(Accepted { id, deletion, what, reader: reader.clone(), forgetting: forgetting.clone() })
+            }
+            (Err(why), _) => Err(refused(Some(&id), format!("the bridge keeps no conversation history: {why}"))),
+            (_, None) => Err(refused(Some(&id), "the bridge keeps no conversation history")),
+        }
+    }
+}
+
+/// A deletion to carry out.
+struct Accepted {
+    id: String,
+    deletion: Deletion,
+    what: Forget,
+    reader: Reader,
+    forgetting: mpsc::Sender<Forgot>,
+}
+
+impl Accepted {
+    /// Deletes (on a blocking thread), has the bridge's loop follow, and says what went.
+    async fn carry_out(self, topic: &str, zone: &Zone, permit: tokio::sync::OwnedSemaphorePermit) -> Vec<u8> {
+        let Accepted { id, deletion, what, reader, forgetting } = self;
+        let at = std::time::SystemTime::now();
+        let now = crate::dates::unix_ms(at);
+        let today_ms = zone.start_of(zone.day(now));
+        let done = {
+            let what = what.clone();
+            tokio::task::spawn_blocking(move || reader.forget_counting_today(&what, today_ms, now)).await
+        };
+        drop(permit);
+        match done {
+            Ok(Ok((gone, _))) if gone.sentences == 0 && deletion.scope() == "exchange" => {
+                error(&id, "no exchange of that toy begins then: nothing deleted")
+            }
+            Ok(Ok((gone, today))) => {
+                info!(
+                    topic = %topic,
+                    "deleted at Home Assistant's request ({}): {} exchanges, {} sentences",
+                    deletion.scope(),
+                    gone.exchanges,
+                    gone.sentences
+                );
+                let (reply, followed) = tokio::sync::oneshot::channel();
+                let forgetting_done = Forgetting { what, gone: gone.clone(), today, at };
+                if forgetting.send((forgetting_done, reply)).await.is_ok() {
+                    let _ = followed.await;
+                }
+                let deleted = DeletedWhat { scope: deletion.scope(), gone: &gone };
+                serde_json::to_vec(&Deleted { id: &id, deleted }).expect("serializes")
+            }
+            Ok(Err(e @ HistoryError::Ambiguous(_))) => {
+                warn!(topic = %topic, "conversation deletion {id} refused: {e}");
+                error(&id, &e.to_string())
+            }
+            Ok(Err(e)) => {
+                warn!(topic = %topic, "conversation deletion {id}: {e}");
+                error(&id, &format!("deleting from the conversation history failed: {e}"))
+            }
+            Err(e) => error(&id, &format!("deleting from the conversation history failed: {e}")),
+        }
     }
 }
 

@@ -109,7 +109,7 @@ impl Running {
         let roles: &[Role] = if links.folotoy.is_some() { &[Role::Ha, Role::FoloToy] } else { &[Role::Both] };
         let page = Page::start(config, roles, zone.clone(), core.watching().clone()).await?;
         let reader = page.as_ref().and_then(|p| p.reader.as_ref());
-        if let (Some(zone), Some(reader)) = (&zone, reader) {
+        if let Some(zone) = &zone {
             begin_day(&mut core, zone, reader);
         }
         let reader = match &page {
@@ -243,16 +243,18 @@ impl Running {
 }
 
 /// The day at a glance counts today's talk from the history the bridge kept
-/// before this start.
-fn begin_day(core: &mut Core, zone: &crate::glance::Zone, reader: &crate::history::Reader) {
+/// before this start (none if it could not be opened), and the daily limits
+/// and bedtimes learn the time.
+fn begin_day(core: &mut Core, zone: &crate::glance::Zone, reader: Option<&crate::history::Reader>) {
     let at = std::time::SystemTime::now();
     let now_ms = crate::dates::unix_ms(at);
     let today = zone.start_of(zone.day(now_ms));
-    let sentences = reader.sentence_times(None, today, now_ms).unwrap_or_else(|e| {
+    let sentences = reader.map_or_else(|| Ok(Vec::new()), |r| r.sentence_times(None, today, now_ms));
+    let sentences = sentences.unwrap_or_else(|e| {
         warn!("today's talk cannot be counted from the history ({e}): the day at a glance starts from 0");
         Vec::new()
     });
-    core.begin_day(sentences, at, std::time::Instant::now());
+    emit_logs(&core.begin_day(sentences, at, std::time::Instant::now()));
 }
 
 /// What the page asks of the bridge's loop.

@@ -257,6 +257,31 @@ def test_a_quiet_cloud_toy_says_nothing_and_its_agent_never_hears_the_question(h
         bridge.start()
 
 
+@pytest.mark.ha_log_allow(r"a toy's answer is not said \(the bridge did not say within 3 s")
+def test_a_cloud_toy_resting_by_its_daily_limit_or_bedtime_says_its_line_and_its_agent_never_hears(
+    homeassistant, cloudy, bridge, mqtt
+):
+    """The bridge stopped: the test gives Home Assistant the bridge's verdicts, with the line
+    the bridge sends while the toy's daily limit or bedtime keeps it quiet."""
+    ha = homeassistant
+    choose(ha, AGENT, acknowledge=True)
+    forget_turns(ha)
+    mqtt.subscribe(SCREEN_REQUESTS)
+    line = "Time to sleep. Good night!"
+    bridge.stop()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            mark = mqtt.mark()
+            asked = pool.submit(answered, cloudy, "Tell me a story", 27)
+            request = mqtt.wait_for(SCREEN_REQUESTS, since=mark)
+            assert request.json()["text"] == "", "asked before the agent is"
+            mqtt.publish(f"{VERDICTS}/{request.json()['id']}", {"phrases": [], "quiet": True, "line": line}, qos=0)
+            assert asked.result(timeout=30) == [line], "the line and nothing else, no acknowledgment"
+        assert ha.state(TURN)["state"] == "none", "the agent never heard it"
+    finally:
+        bridge.start()
+
+
 def test_the_relayed_events_are_what_a_self_hosted_toys_server_sends(homeassistant, cloudy, relayed, mqtt):
     """Exactly the payloads of a self-hosted toy's thing/event/post (the design's table)."""
     choose(homeassistant, AGENT)

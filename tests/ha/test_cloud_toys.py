@@ -16,8 +16,14 @@ SUBENTRY_FLOW = "/api/config/config_entries/subentries/flow"
 # The bridge config published here has no bridge behind it to check an answer: a toy that asks
 # hears the brain's apology after 3 s (cloud_brain.py), with its warning; at once when it asks
 # before the entry, just reloaded, has read the bridge's config again.
+# The real bridge answers too: Home Assistant 2025.10's built-in agent fails some of the toys'
+# questions ("What is my key?" as an unknown weather intent), which the toy hears as the apology.
+# And when a cloud toy is removed, the bridge empties its device's discovery config, after which
+# Home Assistant 2025.10's MQTT discovery warns of an empty device config with no components left
+# (2026.11 does not; why 2025.10 sees a second empty config is not known).
 pytestmark = pytest.mark.ha_log_allow(
-    r"a toy's answer is not said \((the bridge did not say within 3 s|no bridge has announced where)"
+    r"a toy's answer is not said \((the bridge did not say within 3 s|no bridge has announced where|the agent failed)",
+    r"No device components to cleanup for folotoy_a1b2c3d4e5f6",
 )
 
 # Each test's toy, known to the stand-in cloud with its key.

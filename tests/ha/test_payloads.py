@@ -261,6 +261,16 @@ def test_a_verdict_names_the_watch_words_found_or_none_and_whether_the_toy_is_qu
     assert payloads.verdict('{"phrases": ["knife"], "quiet": false}') == payloads.Verdict(["knife"], quiet=False)
 
 
+def test_a_verdict_gives_the_line_a_resting_toy_says_and_a_line_that_cannot_be_said_is_refused():
+    line = "Time to sleep. Good night!"
+    assert payloads.verdict_line(json.dumps({"phrases": [], "quiet": True, "line": line})) == line
+    assert payloads.verdict_line('{"phrases": [], "quiet": true}') is None, "a parent's Quiet: no line"
+    assert payloads.verdict_line('{"phrases": []}') is None, "a bridge older than daily limits"
+    for bad, why in ((1, "line is a number"), ("  ", "line is blank"), (["x"], "line is a list")):
+        with pytest.raises(payloads.Unreadable, match=why):
+            payloads.verdict_line(json.dumps({"phrases": [], "line": bad}))
+
+
 @pytest.mark.parametrize(
     ("answer", "why"),
     [

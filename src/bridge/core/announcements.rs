@@ -196,13 +196,13 @@ impl Announcements {
                 if cx.toys.toy(sn).own.quiet() {
                     // Quiet came on while the volume was being set: nothing is played.
                     commands::set_last(cx, sn, commands::last_command(then.entity, &then.raw, Outcome::Quiet));
-                    return restore_volume(cx, commands, sn);
+                    return restore_volume(cx, commands, sn, "after the announcement");
                 }
                 // Refused or not answered, it is still played: at whatever volume the toy has.
                 let msg_id = commands.send(cx, sn, then);
                 self.media_sent(sn, msg_id);
             }
-            Step::Restore => restore_volume(cx, commands, sn),
+            Step::Restore => restore_volume(cx, commands, sn, "after the announcement"),
             Step::Wait => {}
         }
     }
@@ -210,7 +210,7 @@ impl Announcements {
     /// Announcements over by now: their toys' volumes go back.
     pub(super) fn on_tick(&mut self, cx: &mut Cx, commands: &mut Commands) {
         for sn in self.over(cx.now) {
-            restore_volume(cx, commands, &sn);
+            restore_volume(cx, commands, &sn, "after the announcement");
         }
     }
 
@@ -218,7 +218,7 @@ impl Announcements {
     /// toy was off) goes back now that it is on again.
     pub(super) fn heard_from(&self, cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
         if self.owes(sn, &cx.toys.toy(sn).owed) {
-            restore_volume(cx, commands, sn);
+            restore_volume(cx, commands, sn, "after the announcement");
         }
     }
 
@@ -226,9 +226,18 @@ impl Announcements {
     pub(super) fn restore_owed(&self, cx: &mut Cx, commands: &mut Commands) {
         let owed: Vec<Sn> = cx.toys.iter().filter(|(sn, t)| self.owes(sn, &t.owed)).map(|(sn, _)| sn.clone()).collect();
         for sn in owed {
-            restore_volume(cx, commands, &sn);
+            restore_volume(cx, commands, &sn, "after the announcement");
         }
     }
+}
+
+/// The volume the toy had before the daily limit or bedtime turned it down
+/// goes back as an announcement's does: now, or once the toy or FoloToy's
+/// broker is back (a volume already owed, from before, wins).
+pub(super) fn put_back(cx: &mut Cx, commands: &mut Commands, sn: &Sn, volume: Value) {
+    cx.toys.toy_mut(sn).owed.0.get_or_insert(volume);
+    cx.out.save = true;
+    restore_volume(cx, commands, sn, "after the limit or bedtime");
 }
 
 /// A volume put back that did not take (refused, or the toy was off) is
@@ -242,7 +251,7 @@ fn owe_again(cx: &mut Cx, ended: &Ended) {
 }
 
 /// Sends the volume the toy had before an announcement, if one is owed.
-fn restore_volume(cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
+fn restore_volume(cx: &mut Cx, commands: &mut Commands, sn: &Sn, after: &str) {
     if !cx.connected.folotoy {
         return; // owed until FoloToy's broker is back
     }
@@ -252,7 +261,7 @@ fn restore_volume(cx: &mut Cx, commands: &mut Commands, sn: &Sn) {
         entity: Key::PlayerVolume,
         request: ToyCommand::Set(Setting::Volume, volume),
         // What the Last command sensor shows.
-        raw: format!("{volume} (after the announcement)"),
+        raw: format!("{volume} ({after})"),
         restore: true,
     };
     commands.send_or_queue(cx, sn, Slot::Setting(Setting::Volume), restore);

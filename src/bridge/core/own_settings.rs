@@ -59,6 +59,19 @@ impl OwnSettings {
     }
 }
 
+/// The daily limit or bedtime turns the toy's Quiet switch on or off
+/// (`why` says which, for the log): shown and saved as a parent's change is.
+pub(super) fn set_quiet_by_rule(cx: &mut Cx, sn: &Sn, on: bool, why: &str) {
+    if cx.toys.toy(sn).own.quiet() == on {
+        return;
+    }
+    cx.toys.toy_mut(sn).own.quiet = on;
+    let topic = cx.cfg.topics.state(sn, Key::Quiet.as_str());
+    cx.log(Level::Info, &topic, format!("toy {sn} quiet {}: {why}", if on { "on" } else { "off" }));
+    cx.publish(sn, Key::Quiet);
+    cx.out.save = true;
+}
+
 /// Home Assistant set one of the toy's own settings: kept, shown and saved.
 pub(super) fn set(cx: &mut Cx, sn: &Sn, topic: &str, setting: OwnSetting) {
     let key = cx.toys.toy_mut(sn).own.set(setting);

@@ -14,6 +14,7 @@ impl Concerns {
                 self.republishing.publish_link(cx);
                 // Volumes that announcements could not put back before.
                 self.announcements.restore_owed(cx, &mut self.commands);
+                self.limits.folotoy_up(cx, &mut self.commands);
             }
             Input::FoloToyDown => self.republishing.publish_link(cx),
             Input::Ha { topic, msg, at } => self.on_ha(cx, &topic, msg, at),
@@ -35,6 +36,7 @@ impl Concerns {
         self.playing.on_tick(cx);
         cx.publish_due();
         self.announcements.on_tick(cx, &mut self.commands);
+        self.limits.on_tick(cx, &mut self.commands);
     }
 
     fn publish_all(&mut self, cx: &mut Cx) {
@@ -71,9 +73,17 @@ impl Concerns {
     /// toy spoke up, and what it heard or said is taken in.
     pub(super) fn on_event(&mut self, cx: &mut Cx, sn: &Sn, topic: &str, event: ToyEvent, at: SystemTime) {
         self.heard_from(cx, sn, at);
+        let talked = match &event {
+            ToyEvent::RecordingTranscribed { .. } => Some(false),
+            ToyEvent::VoiceGenerated { .. } => Some(true),
+            ToyEvent::Other { .. } => None,
+        };
         let said = self.talk.on_event(cx, self.watching.all(), sn, topic, event, at);
         if let Some((text, length)) = said {
             self.playing.start(cx, sn, text, length);
+        }
+        if let Some(said) = talked {
+            self.limits.talked(cx, &mut self.commands, sn, said);
         }
     }
 
@@ -90,7 +100,12 @@ impl Concerns {
                 self.server.on_command(cx, &mut self.commands, topic, &key)
             }
             HaInbound::Command { sn, key, payload } => self.on_command(cx, topic, &sn, &key, &payload),
-            HaInbound::Screen { id, sn, text } => self.watching.screen(cx, topic, &id, sn.as_deref(), &text),
+            HaInbound::Screen { id, sn, text } => {
+                if let Some(toy) = sn.as_deref().and_then(|s| Sn::parse(s).ok()).filter(|sn| cx.toys.has(sn)) {
+                    self.limits.screened(cx, &toy);
+                }
+                self.watching.screen(cx, topic, &id, sn.as_deref(), &text)
+            }
             HaInbound::Cloud { sn, msg } => self.on_cloud(cx, topic, &sn, msg, at),
             // Our own config coming back, or one we emptied ourselves.
             HaInbound::Discovery { emptied: false, .. } => {}
@@ -103,12 +118,22 @@ impl Concerns {
     fn on_command(&mut self, cx: &mut Cx, topic: &str, sn: &str, key: &str, payload: &str) {
         let Some((sn, entity, command)) = commands::read(cx, topic, sn, key, payload) else { return };
         let command = match command {
-            HaCommand::Own(setting) => return own_settings::set(cx, &sn, topic, setting),
+            HaCommand::Own(setting) => {
+                own_settings::set(cx, &sn, topic, setting);
+                if let OwnSetting::Quiet(on) = setting {
+                    self.limits.parent_quiet(cx, &mut self.commands, &sn, on);
+                }
+                return;
+            }
+            HaCommand::Limits(setting) => return self.limits.set(cx, &mut self.commands, &sn, setting),
             HaCommand::Toy(command) => command,
         };
         match self.commands.on_command(cx, topic, &sn, entity, command, payload) {
             Some(Asked::Announcement(cmd)) => self.announcements.announce(cx, &mut self.commands, &sn, topic, cmd),
-            Some(Asked::Volume) => self.announcements.volume_set(cx, &sn, topic),
+            Some(Asked::Volume) => {
+                self.announcements.volume_set(cx, &sn, topic);
+                self.limits.volume_set(cx, &sn);
+            }
             None => {}
         }
     }
@@ -147,6 +172,7 @@ impl Concerns {
     /// What a command's end means for the media player and for an announcement.
     pub(super) fn ended(&mut self, cx: &mut Cx, ended: Ended) {
         let length = self.playing.command_ended(cx, &ended);
+        self.limits.answered(cx, &ended);
         self.announcements.answered(cx, &mut self.commands, &ended, length);
     }
 
@@ -160,6 +186,7 @@ impl Concerns {
         self.commands.forget(&sn);
         self.playing.forget(&sn);
         self.announcements.forget(&sn);
+        self.limits.forget(&sn);
         self.republishing.forget_toy(cx, topic, node);
     }
 }

@@ -129,6 +129,7 @@ pub(super) fn concerns() -> Concerns {
         announcements: Default::default(),
         talk: Default::default(),
         watching: watching::Watching::new(&[], Vec::new(), Default::default(), &mut logs),
+        limits: Default::default(),
     }
 }
 

@@ -47,6 +47,8 @@ pub(super) struct Toy {
     pub(super) today: glance::DayTally,
     /// What its media player shows (`player.rs`).
     pub(super) player: player::Player,
+    /// Its daily limit and bedtime (`limits.rs`).
+    pub(super) limits: limits::ToyLimits,
 }
 
 impl Toy {
@@ -69,6 +71,7 @@ impl Toy {
             listed,
             kind,
             name: cloud_name,
+            limits,
         } = saved;
         // The relay names a cloud toy (the integration's title for it).
         let name = if kind == ToyKind::Cloud { cloud_name.or(name) } else { name };
@@ -83,6 +86,7 @@ impl Toy {
             talk: talk::ToyTalk::from_saved(heard, answer),
             today: Default::default(),
             player: player::Player::from_saved(player_title),
+            limits: limits::ToyLimits::from_saved(limits),
         }
     }
 
@@ -105,6 +109,7 @@ impl Toy {
             listed: self.listed,
             kind: self.kind,
             name: self.name.clone().filter(|_| self.kind == ToyKind::Cloud),
+            limits: self.limits.saved().clone(),
         }
     }
 
@@ -125,6 +130,7 @@ impl Toy {
             last_activity_ms: self.last_activity_ms,
             playing: self.player.playing(),
             player_title: self.player.title(),
+            limits: self.limits.view(self.talk.heard().is_some_and(|h| crate::text::east_asian(&h.text))),
         }
     }
 

@@ -78,7 +78,9 @@ impl Watching {
     /// the watch words it holds, none meaning yes. One held back fires the
     /// toy's Alert event (`toy_said`, `held_back`), as a sentence said would.
     /// The verdict says too whether the toy's Quiet switch is on (false for a
-    /// toy not known here): a quiet cloud toy is told nothing.
+    /// toy not known here): a quiet cloud toy is told nothing; and while
+    /// the daily limit or bedtime keeps it quiet, the `line` the toy
+    /// answers with instead (see `limits.rs`).
     pub(super) fn screen(&self, cx: &mut Cx, topic: &str, id: &str, sn: Option<&str>, text: &str) {
         let toy = sn.and_then(|s| Sn::parse(s).ok()).filter(|sn| cx.toys.has(sn));
         let phrases = self.all.found(toy.as_ref().map(Sn::as_str), Speaker::Toy, text);
@@ -101,7 +103,14 @@ impl Watching {
         // is lost, and an acknowledgement would hold the next message back behind Nagle's delay.
         let named: Vec<&str> = phrases.iter().map(|h| h.phrase).collect();
         let quiet = toy.as_ref().is_some_and(|sn| cx.toys.toy(sn).own.quiet());
-        let verdict = serde_json::json!({ "phrases": named, "quiet": quiet }).to_string();
+        let mut verdict = serde_json::json!({ "phrases": named, "quiet": quiet });
+        // Quiet by the daily limit or bedtime: the toy answers with its line and nothing else.
+        if let Some(line) =
+            toy.as_ref().and_then(|sn| cx.toys.toy(sn).limits.quiet_line(quiet, limits::chinese(cx.toys.toy(sn))))
+        {
+            verdict["line"] = line.into();
+        }
+        let verdict = verdict.to_string();
         cx.out.event(cx.cfg.topics.screen_response(id), verdict);
     }
 }
