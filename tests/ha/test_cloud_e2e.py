@@ -92,6 +92,14 @@ def test_a_cloud_toy_added_by_serial_and_key_gets_its_device_from_the_bridge_wit
         f"text.{NODE}_say",
         f"notify.{NODE}_announce",
         f"switch.{NODE}_quiet",
+        # The daily limit and bedtime, which the bridge keeps for a cloud toy too.
+        f"number.{NODE}_daily_limit",
+        f"text.{NODE}_goodbye_line",
+        f"button.{NODE}_allow_more_talk",
+        f"switch.{NODE}_bedtime",
+        f"text.{NODE}_bedtime_from",
+        f"text.{NODE}_bedtime_until",
+        f"text.{NODE}_bedtime_line",
         PLAYER,
         connection(SN),
     }
