@@ -123,7 +123,7 @@ def test_a_watch_word_the_child_says_fires_the_alert_event_and_other_words_do_no
     ha = homeassistant
     entry = ha.entity_entry(ALERT)
     assert (entry["original_name"], entry["device_id"]) == ("Alert", toy_device["id"])
-    assert ha.state(ALERT)["attributes"]["event_types"] == ["child_said", "toy_said"]
+    assert ha.state(ALERT)["attributes"]["event_types"] == ["child_said", "toy_said", "limit_reached"]
     mark = ha.probe.mark()
     # Misses first: "knife" is a whole word, and "刀" is watched in the child's words only.
     child_says(mqtt, 50, "Look at my penknife")
