@@ -215,6 +215,12 @@ def test_what_a_cloud_toy_is_asked_and_answers_shows_in_heard_said_the_conversat
     asked = history("the exchange", lambda m: [x["text"] for x in m][-len(sentences) :] == sentences)
     exchange = [(x["kind"], x["text"]) for x in asked[-len(sentences) - 1 :]]
     assert exchange == [("heard", "Why do owls hoot?"), *(("said", t) for t in sentences)]
+    # The digest's action gives the cloud toy's day as any toy's: the question, then what it said.
+    day = ha.call_service("folotoy", "get_conversation", {"device_id": device(ha)["id"]}, return_response=True)
+    spoken = [(e["speaker"], e["text"]) for e in day["exchanges"]]
+    asked_at = max(i for i, (who, text) in enumerate(spoken) if (who, text) == ("child", "Why do owls hoot?"))
+    assert [text for _, text in spoken[asked_at + 1 :]] in (sentences, [" ".join(sentences)]), spoken
+    assert day["toy"] == "Kit" and day["days"][0]["exchanges"] >= 1, day
 
 
 def test_a_cloud_toys_player_is_kept_from_assist_so_greeting_the_toy_by_name_turns_nothing_on(homeassistant, kit):
