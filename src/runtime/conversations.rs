@@ -231,11 +231,7 @@ impl Conversations {
         let (request, sn, reader) = match request {
             Ok(ok) => ok,
             Err(Refused { id, reason }) => {
-                warn!(topic = %topic, "conversation request refused: {reason}");
-                if let Some(id) = id {
-                    publish(client.clone(), topics.conversation_response(&id), error(&id, &reason));
-                }
-                return;
+                return refuse(topics, client, topic, "conversation request", id, &reason);
             }
         };
         let to = topics.conversation_response(&request.id);
@@ -263,9 +259,7 @@ impl Conversations {
                 }
                 Err(e) => error(&request.id, &format!("reading the conversation history failed: {e}")),
             };
-            if let Err(e) = client.publish(to.clone(), QoS::AtLeastOnce, false, payload).await {
-                warn!(topic = %to, "cannot publish: {e}");
-            }
+            send(&client, to, payload).await;
         });
     }
 }
@@ -314,12 +308,23 @@ fn window_days(zone: &Zone, watching: &WatchWords, sn: &Sn, lines: &[Line]) -> V
     days.into_iter().map(|talk| WindowDay { alerts: alerts.remove(&talk.day).unwrap_or_default(), talk }).collect()
 }
 
+/// A request refused: warned about, naming `what` and why, and answered when it has an id.
+pub(super) fn refuse(topics: &Topics, client: &AsyncClient, topic: &str, what: &str, id: Option<String>, why: &str) {
+    warn!(topic = %topic, "{what} refused: {why}");
+    if let Some(id) = id {
+        publish(client.clone(), topics.conversation_response(&id), error(&id, why));
+    }
+}
+
 pub(super) fn publish(client: AsyncClient, topic: String, payload: Vec<u8>) {
-    tokio::spawn(async move {
-        if let Err(e) = client.publish(topic.clone(), QoS::AtLeastOnce, false, payload).await {
-            warn!(topic = %topic, "cannot publish: {e}");
-        }
-    });
+    tokio::spawn(async move { send(&client, topic, payload).await });
+}
+
+/// An answer sent (not retained), or a warning naming its topic.
+pub(super) async fn send(client: &AsyncClient, topic: String, payload: Vec<u8>) {
+    if let Err(e) = client.publish(topic.clone(), QoS::AtLeastOnce, false, payload).await {
+        warn!(topic = %topic, "cannot publish: {e}");
+    }
 }
 
 #[cfg(test)]

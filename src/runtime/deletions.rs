@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{info, warn};
 
-use super::conversations::{cut, error, publish, refused, request_id, serial_number, Refused, MAX_REQUEST};
-use super::link::{AsyncClient, QoS};
+use super::conversations::{
+    cut, error, publish, refuse, refused, request_id, send, serial_number, Refused, MAX_REQUEST,
+};
+use super::link::AsyncClient;
 use crate::folotoy::Sn;
 use crate::glance::Zone;
 use crate::ha::Topics;
@@ -187,11 +189,7 @@ impl Deletions {
         let accepted = match self.accept(toys, payload, retained) {
             Ok(ok) => ok,
             Err(Refused { id, reason }) => {
-                warn!(topic = %topic, "conversation deletion refused: {reason}");
-                if let Some(id) = id {
-                    publish(client.clone(), topics.conversation_response(&id), error(&id, &reason));
-                }
-                return;
+                return refuse(topics, client, topic, "conversation deletion", id, &reason);
             }
         };
         let to = topics.conversation_response(&accepted.id);
@@ -203,9 +201,7 @@ impl Deletions {
         let (client, topic, zone) = (client.clone(), topic.to_owned(), self.zone.clone());
         tokio::spawn(async move {
             let payload = accepted.carry_out(&topic, &zone, permit).await;
-            if let Err(e) = client.publish(to.clone(), QoS::AtLeastOnce, false, payload).await {
-                warn!(topic = %to, "cannot publish: {e}");
-            }
+            send(&client, to, payload).await;
         });
     }
 
