@@ -90,8 +90,8 @@ class Relay:
 
     @callback
     def _notify_received(self, msg: mqtt.ReceiveMessage) -> None:
-        bridge = next((b for b in self._bridges.values() if b.cloud_sn(msg.topic, "notify") is not None), None)
-        sn = bridge.cloud_sn(msg.topic, "notify") if bridge is not None else None
+        found = ((b, b.cloud_sn(msg.topic, "notify")) for b in self._bridges.values())
+        bridge, sn = next(((b, sn) for b, sn in found if sn is not None), (None, None))
         if bridge is None or sn is None:
             return  # a message of a subscription just replaced
         if not msg.payload:
