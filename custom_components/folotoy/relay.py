@@ -35,7 +35,8 @@ KNOWN_BRIDGES: HassKey[set[BridgeConfig]] = HassKey(f"{DOMAIN}_cloud_bridges")
 
 class Relay:
     """hello, notify and notified for the entry's cloud toys, under every cloud topic the
-    bridges announce (bridges that share one are told once)."""
+    bridges announce (bridges that share one are told once). Its loops that wait on the
+    broker walk copies: bridges come and go, and toys start, while a hello waits."""
 
     def __init__(self, hass: HomeAssistant, link: Callable[[str], Any]) -> None:
         self._hass = hass
@@ -61,20 +62,20 @@ class Relay:
             self._unsubscribe[topic] = await mqtt.async_subscribe(
                 self._hass, _wildcard(bridge), self._notify_received, qos=1
             )
-            for subentry in self._toys.values():
+            for subentry in list(self._toys.values()):
                 await self._hello(bridge, subentry)
 
     async def async_toy_started(self, subentry: ConfigSubentry) -> None:
         """A cloud toy whose channel started: hello under every cloud topic."""
         self._toys[subentry.data[CONF_SN]] = subentry
-        for bridge in self._bridges.values():
+        for bridge in list(self._bridges.values()):
             await self._hello(bridge, subentry)
 
     async def async_toy_removed(self, subentry: ConfigSubentry) -> None:
         """A cloud toy removed: its hello emptied, so that the bridges forget it."""
         sn = subentry.data[CONF_SN]
         self._toys.pop(sn, None)
-        for bridge in self._bridges.values():
+        for bridge in list(self._bridges.values()):
             await self._send(bridge.cloud(sn, "hello"), "", retain=True)
 
     @callback

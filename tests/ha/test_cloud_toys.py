@@ -7,6 +7,8 @@ Flows are driven over Home Assistant's REST API, as its frontend does.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from folotoy_cloud import CloudToy, login_as_toy, scan, toy_qr
@@ -371,6 +373,36 @@ def test_a_cloud_toy_is_connected_again_when_the_integration_is_reloaded(homeass
         assert answer.outputs[-1]["is_finished"] is True
     finally:
         remove(ha, entry_id, subentry)
+
+
+def test_a_cloud_toy_says_hello_to_every_bridge_however_many_appear_while_it_starts(
+    homeassistant, entry_id, cloud, pip, mqtt, mosquitto
+):
+    """Bridges announced while the toy's hellos wait on the broker (a reload with many
+    bridges) are told too, and nothing fails (the toy's loop once walked a list that grew)."""
+    ha = homeassistant
+    crowd = [f"crowd{i}" for i in range(12)]
+    probe = MqttProbe(mosquitto.host, mosquitto.port).connect()
+    for name in crowd:
+        config = {**BRIDGE_CONFIG, "device": {"identifiers": [name]}, "cloud_topic": f"{name}/{{sn}}/cloud"}
+        probe.publish(f"homeassistant/folotoy/{name}/bridge/config", config, retain=True)
+    mqtt.subscribe("+/a1b2c3d4e5f6/cloud/hello")
+    assert add_by_key(ha, entry_id, cloud, *PIP, name="Pip")["type"] == "create_entry"
+    [subentry] = [s for s in cloud_toys(ha, entry_id) if s["unique_id"] == PIP[0]]
+    try:
+        wait_for_channel(ha, PIP[0])
+        mark = mqtt.mark()
+        ha.api("POST", f"/api/config/config_entries/entry/{entry_id}/reload")
+        for name in crowd:
+            hello = mqtt.wait_for(f"{name}/{PIP[0]}/cloud/hello", since=mark, predicate=lambda m: m.payload)
+            assert json.loads(hello.payload) == {"name": "Pip"}
+        wait_for_channel(ha, PIP[0])
+    finally:
+        remove(ha, entry_id, subentry)
+        for name in crowd:
+            probe.publish(f"homeassistant/folotoy/{name}/bridge/config", "", retain=True)
+            probe.publish(f"{name}/{PIP[0]}/cloud/hello", "", retain=True)
+        probe.close()
 
 
 @pytest.mark.ha_log_allow(r"Toy a1b2c3d4e5f6's channel in FoloToy's cloud is used by another client")
