@@ -180,12 +180,22 @@ class Mosquitto:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_for_subscription(self, topic: str, timeout: float = 10) -> None:
-        """Wait until some client subscribed to exactly `topic`. From then on, a message
-        published on it reaches that client: the way to know Home Assistant listens to a
-        topic whose messages are not retained (an event missed before is lost for good)."""
+    def mark(self) -> int:
+        """Where the broker's log ends now; pass it as `since` to see only later records."""
+        return len(self.log_text())
+
+    def wait_for_subscription(self, topic: str, timeout: float = 10, since: int = 0) -> None:
+        """Wait until some client subscribed to exactly `topic` (after `since`, a mark: a
+        client that subscribes again, as Home Assistant's integration when it is reloaded).
+        From then on, a message published on it reaches that client: the way to know Home
+        Assistant listens to a topic whose messages are not retained (an event missed before
+        is lost for good)."""
         suffix = re.compile(rf" \d {re.escape(topic)}$", re.MULTILINE)
-        wait_until(lambda: suffix.search(self.log_text()), timeout, f"a subscription to {topic}", interval=0.1)
+
+        def found() -> re.Match | None:
+            return suffix.search(self.log_text()[since:])
+
+        wait_until(found, timeout, f"a subscription to {topic}", interval=0.1)
 
 
 # --------------------------------------------------------------------------- MQTT probe

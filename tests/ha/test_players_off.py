@@ -93,11 +93,13 @@ def said(completion) -> str:
     return completion.choices[0].message.content
 
 
-def following(ha: HomeAssistant, mosquitto, since: int = 0) -> None:
-    """The integration has the bridge's config, and follows every toy's Conversation events."""
+def following(ha: HomeAssistant, mosquitto, since: tuple[int, int] = (0, 0)) -> None:
+    """The integration has the bridge's config, follows every toy's Conversation events and
+    hears the bridge's verdicts (after `since`: marks of Home Assistant's log and the broker's)."""
     line = "Following what the toys of folotoy_bridge hear, on folotoy/+/conversation"
-    wait_until(lambda: any(line in r.message for r in ha.log.records(since)), 20, line)
-    mosquitto.wait_for_subscription("folotoy/+/conversation")
+    wait_until(lambda: any(line in r.message for r in ha.log.records(since[0])), 20, line)
+    for topic in ("folotoy/+/conversation", "folotoy/bridge/screen/verdict/+"):
+        mosquitto.wait_for_subscription(topic, since=since[1])
 
 
 def test_with_the_players_off_the_toys_brain_answers_each_toy_from_its_room_and_checks_its_answers(
@@ -146,9 +148,9 @@ def test_a_reloaded_integration_starts_each_toys_conversation_afresh(homeassista
     following(ha, mosquitto)
     first = asked(ha, client, mqtt, BUNNY, 40, "Where am I")
     assert asked(ha, client, mqtt, BUNNY, 41, "Where am I").id == first.id, "the toy's conversation goes on"
-    mark = ha.log.mark()
+    marks = ha.log.mark(), mosquitto.mark()
     ha.api("POST", f"/api/config/config_entries/entry/{entry['id']}/reload")
-    following(ha, mosquitto, since=mark)
+    following(ha, mosquitto, since=marks)
     recording_ids = iter(range(42, 100))
 
     def bunny_found():
