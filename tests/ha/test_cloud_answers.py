@@ -303,7 +303,7 @@ def test_the_integration_reloaded_mid_answer_has_the_cloud_toy_apologize_and_fin
     choose(ha, AGENT, acknowledge=False)
     msg_id = cloudy.ask("Wait for me Cloudy", 27)
     ha.wait_for_state(WAITING, state="1", timeout=15)
-    log_mark, ha_mark, broker_mark = len(cloud.log_text()), ha.log.mark(), len(mosquitto.log_text())
+    log_mark, ha_mark, broker_mark = len(cloud.log_text()), ha.log.mark(), mosquitto.mark()
     ha.api("POST", f"/api/config/config_entries/entry/{folotoy_entry(ha)['entry_id']}/reload")
     assert cloudy.wait_for_answer(msg_id, timeout=10).contents == [APOLOGY]
     # The channel is back for the next question, and the entry knows the bridge again (a question
@@ -313,8 +313,7 @@ def test_the_integration_reloaded_mid_answer_has_the_cloud_toy_apologize_and_fin
     wait_until(
         lambda: any("The bridges announced" in r.message for r in ha.log.records(ha_mark)), 10, "the bridge's config"
     )
-    verdicts = re.compile(rf" \d {re.escape(VERDICTS)}/\+$", re.MULTILINE)
-    wait_until(lambda: verdicts.search(mosquitto.log_text()[broker_mark:]), 10, "the bridge's verdicts subscribed")
+    mosquitto.wait_for_subscription(f"{VERDICTS}/+", since=broker_mark)
     ha.wait_for_state(WAITING, state="0", timeout=15)
 
 
