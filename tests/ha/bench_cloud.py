@@ -27,11 +27,12 @@ import statistics
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from test_cloud_answers import choose, folotoy_entry
 from test_cloud_toys import add_by_key, wait_for_channel
 
-from folotoy_cloud import CloudToy
+from folotoy_cloud import CloudBroker, CloudToy
 from ha_harness import wait_until
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "100"))
@@ -46,8 +47,22 @@ TUNED = os.environ.get("BENCH_BROKER") == "tuned"
 MOSQUITTO_PERSISTENCE = not TUNED
 MOSQUITTO_EXTRA = ("set_tcp_nodelay true",) if TUNED else ("max_queued_messages 8192",)
 BROKER = "tuned broker" if TUNED else "the add-on's broker"
+# FoloToy's own broker: what runs it, and how, is not known (docs/folotoy-cloud-openapi.md,
+# Unknown): Mosquitto's defaults, Nagle on. BENCH_CLOUD=tuned: Nagle off there too.
+CLOUD_TUNED = os.environ.get("BENCH_CLOUD") == "tuned"
+CLOUD = "tuned cloud broker" if CLOUD_TUNED else "cloud broker as Mosquitto's defaults"
 # As users run Home Assistant: MQTT's and the integration's debug records would be measured too.
 HA_LOG_LEVELS = {"homeassistant.components.mqtt": "warning", "custom_components.folotoy": "warning"}
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory) -> CloudBroker:
+    """FoloToy's cloud broker (conftest.py's), tuned if BENCH_CLOUD says so."""
+    broker = CloudBroker(tmp_path_factory.mktemp("cloud"))
+    broker.extra = ("set_tcp_nodelay true",) if CLOUD_TUNED else ()
+    broker.start()
+    yield broker
+    broker.close()
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -139,7 +154,8 @@ def test_measure_how_soon_a_cloud_toy_hears_the_answer_against_the_agent_directl
     def cell(values: list[float]) -> str:
         return f"{statistics.median(values):.1f} / {percentile(values, 0.99):.1f} ms"
 
-    print(f"\nHome Assistant {ha.version}, {BROKER}, {TOYS} cloud toys, acknowledgment off; {' -> '.join(loads)}")
+    setup = f"{BROKER}, {CLOUD}, {TOYS} cloud toys, acknowledgment off"
+    print(f"\nHome Assistant {ha.version}, {setup}; {' -> '.join(loads)}")
     print("| measurement | p50 / p99 | overhead over the agent directly (p50) |")
     print("|---|---|---|")
     print(f"| Assist's answer to {QUESTION!r} asked directly (REST), {ROUNDS} rounds | {cell(direct)} | |")
