@@ -211,6 +211,27 @@ def test_toys_and_connections_show_what_the_bridge_knows(page, mqtt):
     expect(page.locator("#connection-list .card .up")).to_have_text("up")
 
 
+def test_a_toys_card_says_its_daily_limit_and_that_it_is_quiet(page, mqtt):
+    """As Home Assistant's entities set them (their command topics): the card follows."""
+    expect = playwright_sync.expect
+    mqtt.publish(f"folotoy/{BUNNY}/daily_limit/set", "45")
+    mqtt.publish(f"folotoy/{BUNNY}/quiet/set", "ON")
+    try:
+        page.click("nav button[data-tab=toys]")
+        card = page.locator("#toy-list .card", has_text=BUNNY)
+
+        def shown(name: str):
+            return card.locator("dt", has_text=name).locator("xpath=following-sibling::dd[1]")
+
+        # The page asks for the toys every 5 s.
+        expect(shown("Daily limit")).to_have_text("45 min", timeout=15_000)
+        expect(shown("Quiet")).to_have_text("ON", timeout=15_000)
+        expect(shown("Bedtime")).to_have_text("OFF")
+    finally:
+        mqtt.publish(f"folotoy/{BUNNY}/quiet/set", "OFF")
+        mqtt.publish(f"folotoy/{BUNNY}/daily_limit/set", "0")
+
+
 def test_only_flagged_shows_the_exchanges_with_a_watch_word_marked_with_it(page, mqtt):
     expect = playwright_sync.expect
     child_says(mqtt, 13, "Can I play with the knife?")

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::*;
+use crate::saved::QuietBy;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct View {
@@ -29,7 +30,8 @@ pub struct ToyView {
     pub name: Option<String>,
     pub last_activity_ms: Option<u64>,
     /// Each confirmed setting by its entity's name, shown as Home Assistant
-    /// shows it (labels, not codes); unknown ones are left out.
+    /// shows it (labels, not codes); unknown ones are left out. Then the
+    /// parent's rules (see [`rules`]).
     pub settings: Vec<(String, String)>,
     /// The Last command sensor's text, if anything was sent.
     pub last_command: Option<String>,
@@ -63,6 +65,7 @@ fn of(cfg: &CoreConfig, toys: &toys::Toys) -> View {
                     let shown = ha::states::render(e, &toy.state_view(), catalog, &cfg.roles)?;
                     (shown != ha::states::UNKNOWN).then(|| (catalog.entity(e.key.as_str()).to_owned(), shown))
                 })
+                .chain(rules(cfg, toy))
                 .collect(),
             last_command: toy.confirmed.last_command().map(|c| ha::states::last_command_summary(c, catalog)),
         })
@@ -77,10 +80,40 @@ fn of(cfg: &CoreConfig, toys: &toys::Toys) -> View {
     View { toys: known, kept_out, refused }
 }
 
+/// The rules a parent set for the toy, by their entities' names, so that the
+/// page says at a glance why a toy is silent: Quiet, with the rule that made
+/// it quiet; and where a history is kept (the rules count on it) the daily
+/// limit and bedtime.
+fn rules(cfg: &CoreConfig, toy: &toys::Toy) -> Vec<(String, String)> {
+    let name = |key: Key| cfg.catalog.entity(key.as_str()).to_owned();
+    let saved = toy.limits.saved();
+    let on_off = |on: bool| if on { "ON" } else { "OFF" }.to_owned();
+    let quiet = match saved.quiet_by.filter(|_| toy.state_view().quiet) {
+        Some(QuietBy::Limit) => format!("ON ({})", name(Key::DailyLimit)),
+        Some(QuietBy::Bedtime) => format!("ON ({})", name(Key::Bedtime)),
+        None => on_off(toy.state_view().quiet),
+    };
+    let mut rows = vec![(Key::Quiet, quiet)];
+    if cfg.glance.is_some() {
+        let limit = match saved.daily_limit {
+            0 => on_off(false),
+            minutes => format!("{minutes} min"),
+        };
+        let bedtime = match saved.bedtime {
+            true => format!("{}\u{2013}{}", saved.bedtime_from, saved.bedtime_until),
+            false => on_off(false),
+        };
+        rows.extend([(Key::DailyLimit, limit), (Key::Bedtime, bedtime)]);
+    }
+    rows.into_iter().filter(|(key, _)| toy.kind().has(*key)).map(|(key, shown)| (name(key), shown)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
     use super::*;
+    use crate::glance::TimeOfDay;
+    use crate::saved::LimitsState;
 
     #[test]
     fn the_page_shows_what_the_toy_confirmed_by_name_and_leaves_out_what_it_did_not() {
@@ -95,8 +128,36 @@ mod tests {
         assert_eq!((toy.sn.as_str(), toy.name.as_deref(), toy.last_activity_ms), (BUNNY, Some("Bunny"), Some(1)));
         let catalog = &b.cfg().catalog;
         let named = |key: &str, shown: &str| (catalog.entity(key).to_owned(), shown.to_owned());
-        assert_eq!(toy.settings, [named("volume", "30"), named("speaking_role", "Role 3")]);
+        let rules = [named("quiet", "OFF"), named("daily_limit", "OFF"), named("bedtime", "OFF")];
+        assert_eq!(
+            toy.settings,
+            [[named("volume", "30"), named("speaking_role", "Role 3")].as_slice(), &rules].concat()
+        );
         assert_eq!(toy.last_command.as_deref(), Some("Volume 30: done"));
+    }
+
+    #[test]
+    fn the_page_says_which_rule_keeps_a_toy_quiet_and_what_the_rules_are() {
+        let shown = |quiet: bool, limits: LimitsState| {
+            let mut saved = bunny_at_volume(30);
+            let bunny_saved = saved.get_mut(&bunny()).unwrap();
+            (bunny_saved.quiet, bunny_saved.limits) = (quiet, limits);
+            let b = Bench::saved(config(), saved, BTreeMap::new());
+            of(b.cfg(), b.toys()).toys[0].settings[2..].iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>()
+        };
+        let limit = LimitsState { daily_limit: 60, quiet_by: Some(QuietBy::Limit), ..LimitsState::default() };
+        assert_eq!(shown(true, limit.clone()), ["Quiet: ON (Daily limit)", "Daily limit: 60 min", "Bedtime: OFF"]);
+        // A parent's Quiet off wins: the rule is not said to hold.
+        assert_eq!(shown(false, limit)[0], "Quiet: OFF");
+        let bedtime = LimitsState {
+            bedtime: true,
+            bedtime_from: TimeOfDay::hm(19, 30).unwrap(),
+            bedtime_until: TimeOfDay::hm(7, 0).unwrap(),
+            quiet_by: Some(QuietBy::Bedtime),
+            ..LimitsState::default()
+        };
+        assert_eq!(shown(true, bedtime), ["Quiet: ON (Bedtime)", "Daily limit: OFF", "Bedtime: 19:30\u{2013}07:00"]);
+        assert_eq!(shown(true, LimitsState::default())[0], "Quiet: ON", "a parent's own Quiet");
     }
 
     #[test]
