@@ -205,38 +205,27 @@ async def deliver(
     """Sends each line as it comes; the acknowledgment at `ack_at` (the loop's time) if nothing
     came by then and the bridge said the toy is not quiet; the apology if the answer is not
     over at `finish_by` or is called off; and the final message, always."""
+    loop = asyncio.get_running_loop()
     try:
-        await _deliver(lines, voice, checks, language, ack_at, finish_by)
+        while True:
+            try:
+                async with asyncio.timeout_at(min(ack_at, finish_by)):
+                    line = await lines.get()
+            except TimeoutError:
+                if loop.time() >= finish_by:
+                    voice.give_up(checks, f"not over within {FINISH_WITHIN:g} s")
+                    return
+                ack_at = math.inf
+                if checks.quiet is False and voice.order == 0:
+                    voice.say(speech.ACKNOWLEDGMENT[language], answer=False)
+                continue
+            if line is None:
+                if not voice.answered and checks.quiet is not True:
+                    voice.give_up(checks, "the brain said nothing")  # only a fault gets here
+                return
+            voice.say(line.text)
     except asyncio.CancelledError:
         voice.give_up(checks, "called off")
         raise
     finally:
         voice.finish()
-
-
-async def _deliver(
-    lines: asyncio.Queue[brain.Said | None],
-    voice: Voice,
-    checks: QuietScreen,
-    language: str,
-    ack_at: float,
-    finish_by: float,
-) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            async with asyncio.timeout_at(min(ack_at, finish_by)):
-                line = await lines.get()
-        except TimeoutError:
-            if loop.time() >= finish_by:
-                voice.give_up(checks, f"not over within {FINISH_WITHIN:g} s")
-                return
-            ack_at = math.inf
-            if checks.quiet is False and voice.order == 0:
-                voice.say(speech.ACKNOWLEDGMENT[language], answer=False)
-            continue
-        if line is None:
-            if not voice.answered and checks.quiet is not True:
-                voice.give_up(checks, "the brain said nothing")  # only a fault gets here
-            return
-        voice.say(line.text)

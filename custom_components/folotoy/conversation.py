@@ -270,9 +270,10 @@ def _days(first: date, count: int, talk: list[payloads.Talk]) -> list[dict[str, 
 
 @callback
 def async_register(hass: HomeAssistant) -> None:
-    async def handle(call: ServiceCall) -> ServiceResponse:
-        return await get_conversation(hass, call)
-
     hass.services.async_register(
-        DOMAIN, SERVICE_GET_CONVERSATION, handle, schema=SCHEMA, supports_response=SupportsResponse.ONLY
+        DOMAIN,
+        SERVICE_GET_CONVERSATION,
+        partial(get_conversation, hass),
+        schema=SCHEMA,
+        supports_response=SupportsResponse.ONLY,
     )

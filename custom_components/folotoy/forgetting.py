@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import voluptuous as vol
@@ -155,9 +156,10 @@ async def delete_conversation(hass: HomeAssistant, call: ServiceCall) -> Service
 
 @callback
 def async_register(hass: HomeAssistant) -> None:
-    async def handle(call: ServiceCall) -> ServiceResponse:
-        return await delete_conversation(hass, call)
-
     hass.services.async_register(
-        DOMAIN, SERVICE_DELETE_CONVERSATION, handle, schema=SCHEMA, supports_response=SupportsResponse.OPTIONAL
+        DOMAIN,
+        SERVICE_DELETE_CONVERSATION,
+        partial(delete_conversation, hass),
+        schema=SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
     )
