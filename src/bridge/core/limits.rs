@@ -615,6 +615,20 @@ mod tests {
     }
 
     #[test]
+    fn deleting_todays_history_recounts_talk_time_but_leaves_the_reached_limit_in_place() {
+        let mut t = Toy::new(limit(1));
+        a_minute_of_talk(&mut t, 0);
+        assert!(t.quiet());
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(NOON + 10_000);
+        let forget = crate::history::Forget::Toy(bunny());
+        t.c.talk.forgotten(&mut t.b.cx(), &forget, &Default::default(), Some(Vec::new()), at);
+        let out = t.b.take();
+        assert_eq!(out.state_of(&bunny(), Key::TalkTimeToday).as_deref(), Some("0"), "recounted");
+        assert!(t.quiet() && t.saved().reached.is_some(), "only Allow more talk today lifts it");
+        assert!(t.saved().quiet_by == Some(QuietBy::Limit));
+    }
+
+    #[test]
     fn midnight_ends_the_limit_and_puts_the_volume_back_whatever_a_parent_switched_on_meanwhile() {
         let mut t = Toy::new(limit(1));
         a_minute_of_talk(&mut t, 0);
