@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from folotoy_parts import BUNNY, Bridge
 from ha_harness import wait_until
 
@@ -44,6 +46,13 @@ def _discovery_topics(ha, identifier: str) -> set[str]:
     return set(found + [t["discovery_data"]["topic"] for t in info["triggers"]])
 
 
+# Home Assistant 2025.10 once (in many runs) failed to set up one of the old release's configs
+# as its MQTT platform was being set up: a KeyError for `payload_available` inside its entity's
+# init, although its schema gives that default. Not the bridge's doing (the config is the one
+# that works every other time); a config it failed on is published again below.
+@pytest.mark.ha_log_allow(
+    r"Exception in _async_setup_entity_entry_from_discovery when dispatching 'mqtt_discovery_new_"
+)
 def test_an_install_of_the_release_before_moves_to_one_device_config_keeping_ids_names_and_history(
     homeassistant, mosquitto, mqtt, tmp_path
 ):
@@ -56,10 +65,23 @@ def test_an_install_of_the_release_before_moves_to_one_device_config_keeping_ids
     mqtt.publish(f"folotoy/{BUNNY}/volume", "30", retain=True)
     mqtt.publish("folotoy/bridge/state", "online", retain=True)
     ha.wait_for_state(VOLUME, state="30", timeout=30)
-    entities = [
-        c for c in OLD["retained"].values() if "unique_id" in c and not c["unique_id"].endswith("_media_player")
-    ]
-    wait_until(lambda: len(_registry(ha)) == len(entities) or None, 10, "every entity of the old release")
+    entities = {
+        topic: c
+        for topic, c in OLD["retained"].items()
+        if "unique_id" in c and not c["unique_id"].endswith("_media_player")
+    }
+    for attempt in range(3):
+        try:
+            wait_until(lambda: len(_registry(ha)) == len(entities) or None, 10, "every entity of the old release")
+            break
+        except TimeoutError:
+            if attempt == 2:
+                raise
+            registered = _registry(ha)
+            for topic, config in entities.items():
+                if config["unique_id"] not in registered:
+                    mqtt.publish(topic, "", retain=True)
+                    mqtt.publish(topic, config, retain=True)
 
     # What a user did with it: a name, an entity id of their own, an entity disabled.
     ha.ws("config/entity_registry/update", entity_id=VOLUME, name="Bunny loudness")
