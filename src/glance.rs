@@ -160,8 +160,27 @@ pub struct Tally {
     exchanges: u32,
     /// Talk time of the conversations that ended.
     ended_ms: u64,
-    /// The conversation going on: its first and last sentence.
-    current: Option<(u64, u64)>,
+    /// The conversation going on.
+    current: Option<Span>,
+}
+
+/// A conversation's first and last sentence, and whether there was more than
+/// one: a question answered within the same millisecond is talk too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    first: u64,
+    last: u64,
+    more: bool,
+}
+
+impl Span {
+    fn ms(self) -> u64 {
+        if self.more {
+            (self.last - self.first).max(1)
+        } else {
+            0
+        }
+    }
 }
 
 impl Tally {
@@ -172,13 +191,16 @@ impl Tally {
         if kind == LineKind::Heard {
             self.exchanges = self.exchanges.saturating_add(1);
         }
+        let alone = Span { first: t, last: t, more: false };
         self.current = Some(match self.current {
-            Some((first, last)) if t <= last.saturating_add(SESSION_GAP_MS) => (first.min(t), last.max(t)),
-            Some((first, last)) => {
-                self.ended_ms += last - first;
-                (t, t)
+            Some(s) if t <= s.last.saturating_add(SESSION_GAP_MS) => {
+                Span { first: s.first.min(t), last: s.last.max(t), more: true }
             }
-            None => (t, t),
+            Some(s) => {
+                self.ended_ms += s.ms();
+                alone
+            }
+            None => alone,
         });
     }
 
@@ -189,7 +211,7 @@ impl Tally {
     /// Minutes of conversation, rounded up: a short "hello" and its answer
     /// is a minute, a lone sentence nothing.
     pub fn talk_minutes(&self) -> u64 {
-        let going = self.current.map_or(0, |(first, last)| last - first);
+        let going = self.current.map_or(0, Span::ms);
         (self.ended_ms + going).div_ceil(60_000)
     }
 }
@@ -238,6 +260,10 @@ mod tests {
         t.add(LineKind::Heard, DEC_1);
         t.add(LineKind::Said, DEC_1 + 3_000);
         assert_eq!((t.exchanges(), t.talk_minutes()), (1, 1), "a short exchange is a minute");
+        let mut quick = Tally::default();
+        quick.add(LineKind::Heard, DEC_1);
+        quick.add(LineKind::Said, DEC_1);
+        assert_eq!(quick.talk_minutes(), 1, "an answer within the same millisecond too");
         t.add(LineKind::Heard, DEC_1 + 4 * MIN);
         t.add(LineKind::Said, DEC_1 + 9 * MIN);
         assert_eq!((t.exchanges(), t.talk_minutes()), (2, 9), "gaps under five minutes are talk");
