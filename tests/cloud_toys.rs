@@ -93,7 +93,9 @@ async fn a_cloud_toy_appears_with_only_the_entities_its_channel_allows_and_goes_
     ]);
     assert_eq!(ids, expected);
     assert_eq!(config["device"]["name"], "Owl");
-    assert_eq!(config["availability"], json!([{"topic": "folotoy/bridge/state"}]), "not FoloToy's broker");
+    let by_bridge =
+        json!({"topic": "folotoy/bridge/state", "payload_available": "online", "payload_not_available": "offline"});
+    assert_eq!(config["availability"], json!([by_bridge]), "not FoloToy's broker");
 
     // The integration removed the toy: its hello emptied.
     s.ha.publish_retained(&cloud("hello"), b"").await;

@@ -387,7 +387,8 @@ fn connecting_to_home_assistant_publishes_discovery_availability_and_every_state
     assert_eq!(volume["device"]["serial_number"], SN);
     assert_eq!(volume["device"]["manufacturer"], "FoloToy");
     assert_eq!(volume["device"]["via_device"], "folotoy_bridge");
-    let availability = json!([{"topic": "folotoy/bridge/state"}, {"topic": "folotoy/bridge/folotoy"}]);
+    let by = |topic: &str| json!({"topic": topic, "payload_available": "online", "payload_not_available": "offline"});
+    let availability = json!([by("folotoy/bridge/state"), by("folotoy/bridge/folotoy")]);
     assert_eq!(volume["availability"], availability);
     assert_eq!(volume["availability_mode"], "all");
     assert_eq!(volume["origin"]["name"], "folotoy-ha-bridge");
@@ -424,7 +425,9 @@ fn the_bridges_own_device_and_every_state(out: &Output, configs: &BTreeMap<Strin
     assert!(connection.get("availability").is_none(), "{connection}");
     let link = &configs[&discovery_topic("binary_sensor", "folotoy_bridge", "folotoy_connection")];
     assert_eq!(link["state_topic"], "folotoy/bridge/folotoy");
-    assert_eq!(link["availability"], json!([{"topic": "folotoy/bridge/state"}]));
+    let by_bridge =
+        json!({"topic": "folotoy/bridge/state", "payload_available": "online", "payload_not_available": "offline"});
+    assert_eq!(link["availability"], json!([by_bridge]));
 
     assert_eq!(out.retained("folotoy/bridge/state").as_deref(), Some("online"));
     assert_eq!(out.retained("folotoy/bridge/folotoy").as_deref(), Some("offline"), "FoloToy is not connected yet");

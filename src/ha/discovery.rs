@@ -117,7 +117,7 @@ impl Discovery<'_> {
             c.payload_off = Some("offline");
             c.device_class = Some("connectivity");
             c.entity_category = Some("diagnostic");
-            c.availability = availability.into_iter().map(|topic| Availability { topic }).collect();
+            c.availability = availability.into_iter().map(Availability::of).collect();
             bridge.add(key, Component::Entity(Box::new(c)));
         }
         [bridge, self.server()]
@@ -175,7 +175,7 @@ impl Discovery<'_> {
 
     /// Usable only while the bridge is up and reaches FoloToy.
     fn availability(&self) -> Vec<Availability> {
-        vec![Availability { topic: self.topics.bridge_state() }, Availability { topic: self.topics.folotoy_link() }]
+        vec![Availability::of(self.topics.bridge_state()), Availability::of(self.topics.folotoy_link())]
     }
 
     /// Every entity of one toy that a toy of its `kind` has. `name` is the
@@ -195,7 +195,7 @@ impl Discovery<'_> {
         let availability = match kind {
             ToyKind::SelfHosted => self.availability(),
             // Not FoloToy's broker: the integration's relay, while the bridge runs.
-            ToyKind::Cloud => vec![Availability { topic: self.topics.bridge_state() }],
+            ToyKind::Cloud => vec![Availability::of(self.topics.bridge_state())],
         };
         let mut toy = DeviceDiscovery::new(self.topics, &node, device, availability);
         for e in TOY.iter().filter(|e| self.offers(e) && kind.has(e.key) && !matches!(e.kind, Kind::Player(_))) {

@@ -38,9 +38,22 @@ impl Origin {
         Origin { name: "folotoy-ha-bridge", sw_version: env!("CARGO_PKG_VERSION"), support_url: SUPPORT_URL };
 }
 
+/// A topic the entity is available by. The payloads are Home Assistant's
+/// defaults, said anyway: Home Assistant 2025.10 now and then set up an
+/// entity from a discovery config without them (a `KeyError` for
+/// `payload_available` in its MQTT entity's init; the entity was missing
+/// until its next start).
 #[derive(Debug, Clone, Serialize)]
 pub struct Availability {
     pub topic: String,
+    pub payload_available: &'static str,
+    pub payload_not_available: &'static str,
+}
+
+impl Availability {
+    pub fn of(topic: String) -> Availability {
+        Availability { topic, payload_available: "online", payload_not_available: "offline" }
+    }
 }
 
 /// A number as Home Assistant expects it: a text's `max` is whole, a number

@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(components, expected);
         assert_eq!(
             device["availability"],
-            serde_json::json!([{"topic": "folotoy/bridge/state"}]),
+            serde_json::json!([{"topic": "folotoy/bridge/state", "payload_available": "online", "payload_not_available": "offline"}]),
             "not FoloToy's broker"
         );
         let player =
