@@ -27,12 +27,11 @@ import statistics
 import time
 from pathlib import Path
 
-import pytest
 import requests
 from test_cloud_answers import choose, folotoy_entry
 from test_cloud_toys import add_by_key, wait_for_channel
 
-from folotoy_cloud import CloudBroker, CloudToy
+from folotoy_cloud import CloudToy
 from ha_harness import wait_until
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "100"))
@@ -50,19 +49,10 @@ BROKER = "tuned broker" if TUNED else "the add-on's broker"
 # FoloToy's own broker: what runs it, and how, is not known (docs/folotoy-cloud-openapi.md,
 # Unknown): Mosquitto's defaults, Nagle on. BENCH_CLOUD=tuned: Nagle off there too.
 CLOUD_TUNED = os.environ.get("BENCH_CLOUD") == "tuned"
+CLOUD_EXTRA = ("set_tcp_nodelay true",) if CLOUD_TUNED else ()
 CLOUD = "tuned cloud broker" if CLOUD_TUNED else "cloud broker as Mosquitto's defaults"
 # As users run Home Assistant: MQTT's and the integration's debug records would be measured too.
 HA_LOG_LEVELS = {"homeassistant.components.mqtt": "warning", "custom_components.folotoy": "warning"}
-
-
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory) -> CloudBroker:
-    """FoloToy's cloud broker (conftest.py's), tuned if BENCH_CLOUD says so."""
-    broker = CloudBroker(tmp_path_factory.mktemp("cloud"))
-    broker.extra = ("set_tcp_nodelay true",) if CLOUD_TUNED else ()
-    broker.start()
-    yield broker
-    broker.close()
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -170,9 +170,11 @@ def mqtt(mosquitto) -> MqttProbe:
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory) -> CloudBroker:
-    """FoloToy's cloud broker, apart from `mosquitto` (Home Assistant's) as it is for users."""
-    broker = CloudBroker(tmp_path_factory.mktemp("cloud")).start()
+def cloud(request, tmp_path_factory) -> CloudBroker:
+    """FoloToy's cloud broker, apart from `mosquitto` (Home Assistant's) as it is for users;
+    CLOUD_EXTRA (conf lines) sets it up otherwise."""
+    extra = tuple(getattr(request.module, "CLOUD_EXTRA", ()))
+    broker = CloudBroker(tmp_path_factory.mktemp("cloud"), extra=extra).start()
     yield broker
     broker.close()
 

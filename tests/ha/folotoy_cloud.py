@@ -160,8 +160,8 @@ class CloudBroker(Mosquitto):
 
     The logins are kept in <workdir>/dynamic-security.json and survive restart()."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        super().__init__(workdir, port=port)
+    def __init__(self, workdir: Path, port: int | None = None, extra: tuple[str, ...] = ()) -> None:
+        super().__init__(workdir, port=port, extra=extra)
         self.dynsec_path = self.workdir / "dynamic-security.json"
         self.admin_password = secrets.token_urlsafe(16)
         self.cloud_password = secrets.token_urlsafe(16)
