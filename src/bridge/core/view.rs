@@ -88,10 +88,11 @@ fn rules(cfg: &CoreConfig, toy: &toys::Toy) -> Vec<(String, String)> {
     let name = |key: Key| cfg.catalog.entity(key.as_str()).to_owned();
     let saved = toy.limits.saved();
     let on_off = |on: bool| if on { "ON" } else { "OFF" }.to_owned();
-    let quiet = match saved.quiet_by.filter(|_| toy.state_view().quiet) {
+    let quiet = toy.own.quiet();
+    let quiet = match saved.quiet_by.filter(|_| quiet) {
         Some(QuietBy::Limit) => format!("ON ({})", name(Key::DailyLimit)),
         Some(QuietBy::Bedtime) => format!("ON ({})", name(Key::Bedtime)),
-        None => on_off(toy.state_view().quiet),
+        None => on_off(quiet),
     };
     let mut rows = vec![(Key::Quiet, quiet)];
     if cfg.glance.is_some() {
