@@ -14,7 +14,7 @@ use super::entities::{
 };
 use super::payloads::{
     to_text, Availability, BridgeConfig, BridgeDevice, Component, Device, DeviceConfig, EntityConfig, Num, Origin,
-    PlayerConfig, TriggerConfig,
+    PlayerConfig, TriggerConfig, OFFLINE, ONLINE,
 };
 use super::topics::{toy_node, toy_node_template, Topics};
 use crate::catalog::Catalog;
@@ -113,8 +113,8 @@ impl Discovery<'_> {
         ] {
             let mut c = EntityConfig::new(&id, key, "binary_sensor", self.catalog.entity(key));
             c.state_topic = Some(state_topic);
-            c.payload_on = Some("online");
-            c.payload_off = Some("offline");
+            c.payload_on = Some(ONLINE);
+            c.payload_off = Some(OFFLINE);
             c.device_class = Some("connectivity");
             c.entity_category = Some("diagnostic");
             c.availability = availability.into_iter().map(Availability::of).collect();

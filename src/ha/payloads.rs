@@ -38,6 +38,11 @@ impl Origin {
         Origin { name: "folotoy-ha-bridge", sw_version: env!("CARGO_PKG_VERSION"), support_url: SUPPORT_URL };
 }
 
+/// What the bridge publishes on its availability topics (its own state, its
+/// link to FoloToy's broker), and what its discovery says they mean.
+pub const ONLINE: &str = "online";
+pub const OFFLINE: &str = "offline";
+
 /// A topic the entity is available by. The payloads are Home Assistant's
 /// defaults, said anyway: Home Assistant 2025.10 now and then set up an
 /// entity from a discovery config without them (a `KeyError` for
@@ -52,7 +57,7 @@ pub struct Availability {
 
 impl Availability {
     pub fn of(topic: String) -> Availability {
-        Availability { topic, payload_available: "online", payload_not_available: "offline" }
+        Availability { topic, payload_available: ONLINE, payload_not_available: OFFLINE }
     }
 }
 

@@ -132,7 +132,7 @@ pub fn peer_client(cfg: &MqttConfig, key: &str) -> Result<(rumqttc::AsyncClient,
 }
 
 pub fn will(topic: String) -> LastWill {
-    LastWill::new(topic, "offline", QoS::AtLeastOnce, true, None)
+    LastWill::new(topic, crate::ha::payloads::OFFLINE, QoS::AtLeastOnce, true, None)
 }
 
 /// Polls `eventloop` until the bridge task goes away.

@@ -230,7 +230,8 @@ impl Running {
     async fn stop(self) {
         info!("stopping: telling Home Assistant the bridge is offline");
         let links = self.links;
-        let _ = links.ha.publish(self.topics.bridge_state(), QoS::AtLeastOnce, true, "offline").await;
+        let _ =
+            links.ha.publish(self.topics.bridge_state(), QoS::AtLeastOnce, true, crate::ha::payloads::OFFLINE).await;
         for c in std::iter::once(&links.ha).chain(links.folotoy.as_ref()) {
             let _ = c.disconnect().await;
         }

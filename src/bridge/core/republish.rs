@@ -4,6 +4,7 @@
 use super::*;
 use crate::ha::discovered::PLATFORMS;
 use crate::ha::discovery::{DeviceDiscovery, ToyDiscovery, PLAYER_COMPONENT};
+use crate::ha::payloads::{OFFLINE, ONLINE};
 
 /// What Home Assistant has of the discovery, and a republish under way.
 #[derive(Debug)]
@@ -91,7 +92,7 @@ impl Republishing {
     /// Whether FoloToy's broker is connected, for the toys' availability.
     pub(super) fn publish_link(&self, cx: &mut Cx) {
         if cx.connected.ha {
-            let link = if cx.connected.folotoy { "online" } else { "offline" };
+            let link = if cx.connected.folotoy { ONLINE } else { OFFLINE };
             cx.out.ha(cx.cfg.topics.folotoy_link(), link, true);
         }
     }
@@ -231,7 +232,7 @@ impl Republishing {
             cx.out.save = true;
         }
         server.publish(cx);
-        cx.out.ha(cx.cfg.topics.bridge_state(), "online", true);
+        cx.out.ha(cx.cfg.topics.bridge_state(), ONLINE, true);
         self.publish_link(cx);
     }
 
