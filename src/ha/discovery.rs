@@ -155,7 +155,7 @@ impl Discovery<'_> {
             sw_version: None,
             via_device: Some(self.topics.bridge_id()),
         };
-        let mut server = DeviceDiscovery::new(self.topics, &id, device, self.availability());
+        let mut server = DeviceDiscovery::new(self.topics, &id, device, self.availability(ToyKind::SelfHosted));
         let mut button = EntityConfig::new(&id, "reload_roles", "button", self.catalog.entity("reload_roles"));
         button.command_topic = Some(self.topics.server_command("reload_roles"));
         button.payload_press = Some("PRESS");
@@ -173,9 +173,19 @@ impl Discovery<'_> {
         server
     }
 
-    /// Usable only while the bridge is up and reaches FoloToy.
-    fn availability(&self) -> Vec<Availability> {
-        vec![Availability::of(self.topics.bridge_state()), Availability::of(self.topics.folotoy_link())]
+    /// The topics that must all say online for a toy of `kind` (or the
+    /// server, as a self-hosted toy) to be usable: the bridge's, and for a
+    /// self-hosted toy its link to FoloToy's broker; a cloud toy comes
+    /// through the integration's relay instead, while the bridge runs.
+    fn availability_topics(&self, kind: ToyKind) -> Vec<String> {
+        match kind {
+            ToyKind::SelfHosted => vec![self.topics.bridge_state(), self.topics.folotoy_link()],
+            ToyKind::Cloud => vec![self.topics.bridge_state()],
+        }
+    }
+
+    fn availability(&self, kind: ToyKind) -> Vec<Availability> {
+        self.availability_topics(kind).into_iter().map(Availability::of).collect()
     }
 
     /// Every entity of one toy that a toy of its `kind` has. `name` is the
@@ -192,12 +202,7 @@ impl Discovery<'_> {
             via_device: Some(self.topics.bridge_id()),
         };
         let player = self.media_player.then(|| self.media_player(sn, &node, &device, kind));
-        let availability = match kind {
-            ToyKind::SelfHosted => self.availability(),
-            // Not FoloToy's broker: the integration's relay, while the bridge runs.
-            ToyKind::Cloud => vec![Availability::of(self.topics.bridge_state())],
-        };
-        let mut toy = DeviceDiscovery::new(self.topics, &node, device, availability);
+        let mut toy = DeviceDiscovery::new(self.topics, &node, device, self.availability(kind));
         for e in TOY.iter().filter(|e| self.offers(e) && kind.has(e.key) && !matches!(e.kind, Kind::Player(_))) {
             toy.add(e.key.as_str(), Component::Entity(Box::new(self.entity(e, sn, &node))));
         }
@@ -236,17 +241,13 @@ impl Discovery<'_> {
             (self.topics.state(sn, e.key.as_str()), self.topics.command(sn, e.key.as_str()))
         };
         let self_hosted = kind == ToyKind::SelfHosted;
-        let (availability, kind) = match kind {
-            ToyKind::SelfHosted => (vec![self.topics.bridge_state(), self.topics.folotoy_link()], None),
-            ToyKind::Cloud => (vec![self.topics.bridge_state()], Some("cloud")),
-        };
         let payload = PlayerConfig {
             name: device.name.clone(),
             unique_id: format!("{node}_media_player"),
             default_entity_id: format!("media_player.{node}"),
             device: device.clone(),
-            kind,
-            availability,
+            kind: (!self_hosted).then_some("cloud"),
+            availability: self.availability_topics(kind),
             state_topic: topic(PlayerPart::State).0,
             title_topic: topic(PlayerPart::Title).0,
             volume_topic: self_hosted.then(|| topic(PlayerPart::Volume).0),
